@@ -1,0 +1,214 @@
+"""Built-in parameter sets, each value with its unit and source.
+
+Tables are long-format CSV (``name, parameter, value, unit, source``) after PyPSA's component
+tables; rows under the name ``*`` apply to every entry unless the entry overrides them. Loss curves
+are YAML. The loaders return frozen dataclasses; an unknown name raises
+:class:`~twin.errors.UnknownNameError` listing the valid names.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, fields, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from twin.errors import TwinError, UnknownNameError
+
+CATALOG_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """One accelerator SKU. Units are in the field names (see ``accelerators.csv`` for sources)."""
+
+    name: str
+    max_power_w: float
+    idle_power_w: float
+    hbm_bytes: float
+    hbm_bandwidth_b_s: float
+    bf16_flop_s: float
+    fp8_flop_s: float
+    power_cap_min_w: float
+    power_cap_max_w: float
+    slowdown_temp_c: float
+    shutdown_temp_c: float
+    max_operating_temp_c: float
+    static_power_fraction: float
+    mem_power_fraction: float
+    clock_exponent: float
+    min_clock_fraction: float
+    thermal_resistance_liquid_k_w: float
+    thermal_resistance_air_k_w: float
+    die_time_constant_s: float
+    achieved_bandwidth_fraction: float
+    achieved_flop_fraction: float
+    step_overhead_s: float
+
+    @property
+    def sm_power_fraction(self) -> float:
+        """Share of the dynamic range drawn by the SMs at full activity and boost clock."""
+        return 1.0 - self.static_power_fraction - self.mem_power_fraction
+
+    def with_overrides(self, **values: float) -> AcceleratorSpec:
+        """Return a copy with some parameters replaced (unknown keys raise ``UnknownNameError``)."""
+        valid = {f.name for f in fields(self)} - {"name"}
+        for key in values:
+            if key not in valid:
+                raise UnknownNameError("accelerator parameter", key, sorted(valid))
+        return replace(self, **values)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One LLM architecture (see ``models.csv`` for sources)."""
+
+    name: str
+    params: float
+    active_params: float
+    n_layers: float
+    d_model: float
+    n_kv_heads: float
+    head_dim: float
+    n_experts: float
+    experts_per_token: float
+    expert_params: float
+
+    def kv_bytes_per_token(self, bytes_per_value: float = 2.0) -> float:
+        """KV-cache bytes per token: 2 (K and V) x layers x KV heads x head dim x bytes.
+
+        Examples
+        --------
+        >>> round(model_spec("Llama-3.1-8B").kv_bytes_per_token())  # parameters.md 6: 131 kB
+        131072
+        """
+        return 2.0 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_value
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """A conversion-stage loss curve (``loss_curves.yaml``)."""
+
+    name: str
+    kind: str
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+    load_fraction: tuple[float, ...] = ()
+    efficiency: tuple[float, ...] = ()
+    source: str = ""
+
+
+def _read_long_csv(path: Path, key: str) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    with path.open(newline="") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                value = float(row["value"])
+            except (TypeError, ValueError) as exc:
+                raise TwinError(f"{path}, line {lineno}: value {row['value']!r} is not a number") from exc
+            table.setdefault(row[key], {})[row["parameter"]] = value
+    return table
+
+
+def _build(cls: type, name: str, params: dict[str, Any], source: str) -> Any:
+    names = [f.name for f in fields(cls) if f.name != "name"]
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise TwinError(f"{source}: entry {name!r} lacks {', '.join(missing)}")
+    return cls(name=name, **{n: float(params[n]) for n in names})
+
+
+@cache
+def _accelerators() -> dict[str, AcceleratorSpec]:
+    path = CATALOG_DIR / "accelerators.csv"
+    table = _read_long_csv(path, "accelerator")
+    common = table.pop("*", {})
+    return {
+        name: _build(AcceleratorSpec, name, {**common, **params}, str(path))
+        for name, params in table.items()
+    }
+
+
+@cache
+def _models() -> dict[str, ModelSpec]:
+    path = CATALOG_DIR / "models.csv"
+    return {
+        name: _build(ModelSpec, name, params, str(path))
+        for name, params in _read_long_csv(path, "model").items()
+    }
+
+
+@cache
+def _loss_curves() -> dict[str, LossCurve]:
+    raw = yaml.safe_load((CATALOG_DIR / "loss_curves.yaml").read_text())
+    out = {}
+    for name, entry in raw.items():
+        entry = dict(entry)
+        for key in ("load_fraction", "efficiency"):
+            if key in entry:
+                entry[key] = tuple(float(v) for v in entry[key])
+        out[name] = LossCurve(name=name, **entry)
+    return out
+
+
+def accelerator_names() -> list[str]:
+    """Names of the built-in accelerators."""
+    return sorted(_accelerators())
+
+
+def accelerator_spec(name: str) -> AcceleratorSpec:
+    """Return the built-in accelerator ``name`` (e.g. ``"H100-SXM"``)."""
+    try:
+        return _accelerators()[name]
+    except KeyError:
+        raise UnknownNameError("accelerator", name, accelerator_names()) from None
+
+
+def accelerator_from_mapping(name: str, values: dict[str, Any], source: str) -> AcceleratorSpec:
+    """Build an accelerator from a mapping (a calibration file); unset model fields use defaults."""
+    common = _read_long_csv(CATALOG_DIR / "accelerators.csv", "accelerator").get("*", {})
+    return _build(AcceleratorSpec, name, {**common, **values}, source)
+
+
+def model_names() -> list[str]:
+    """Names of the built-in LLMs."""
+    return sorted(_models())
+
+
+def model_spec(name: str) -> ModelSpec:
+    """Return the built-in LLM ``name`` (e.g. ``"Llama-3.1-8B"``)."""
+    try:
+        return _models()[name]
+    except KeyError:
+        raise UnknownNameError("model", name, model_names()) from None
+
+
+def loss_curve_names() -> list[str]:
+    """Names of the built-in loss curves."""
+    return sorted(_loss_curves())
+
+
+def loss_curve(name: str) -> LossCurve:
+    """Return the built-in loss curve ``name`` (e.g. ``"ups-double-conversion"``)."""
+    try:
+        return _loss_curves()[name]
+    except KeyError:
+        raise UnknownNameError("loss curve", name, loss_curve_names()) from None
+
+
+__all__ = [
+    "AcceleratorSpec",
+    "LossCurve",
+    "ModelSpec",
+    "accelerator_from_mapping",
+    "accelerator_names",
+    "accelerator_spec",
+    "loss_curve",
+    "loss_curve_names",
+    "model_names",
+    "model_spec",
+]
