@@ -127,19 +127,13 @@ def _accelerators() -> dict[str, AcceleratorSpec]:
     path = CATALOG_DIR / "accelerators.csv"
     table = _read_long_csv(path, "accelerator")
     common = table.pop("*", {})
-    return {
-        name: _build(AcceleratorSpec, name, {**common, **params}, str(path))
-        for name, params in table.items()
-    }
+    return {name: _build(AcceleratorSpec, name, {**common, **params}, str(path)) for name, params in table.items()}
 
 
 @cache
 def _models() -> dict[str, ModelSpec]:
     path = CATALOG_DIR / "models.csv"
-    return {
-        name: _build(ModelSpec, name, params, str(path))
-        for name, params in _read_long_csv(path, "model").items()
-    }
+    return {name: _build(ModelSpec, name, params, str(path)) for name, params in _read_long_csv(path, "model").items()}
 
 
 @cache

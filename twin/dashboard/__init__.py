@@ -1,0 +1,1 @@
+"""The Streamlit what-if dashboard (optional extra ``dashboard``)."""

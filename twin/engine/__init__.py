@@ -1,0 +1,1 @@
+"""The engine: simpy event kernel, fleet state as arrays, serving, telemetry."""

@@ -1,0 +1,1 @@
+"""The CUDA workload harness (optional extra ``harness``): a real PyTorch decode loop with NVML energy."""

@@ -1,0 +1,1 @@
+"""Pure, vectorised physics: numpy arrays in, numpy arrays out, SI units in every name."""

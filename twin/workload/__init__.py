@@ -1,0 +1,1 @@
+"""Workloads: trace readers into one schema, synthetic generators, fluid arrivals."""

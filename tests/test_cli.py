@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from twin.results import Result
+
+TWIN = [sys.executable, "-m", "twin.cli"]
+
+
+def test_readme_run_command_on_default(tmp_path):
+    # The README's first command (`twin run --out DIR`) on the built-in default, full 24 h.
+    out = tmp_path / "default"
+    proc = subprocess.run([*TWIN, "run", "--out", str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Tokens per kWh" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    k = summary["kpis"]
+    for key in (
+        "facility_energy_j",
+        "facility_energy_kwh",
+        "it_energy_j",
+        "tokens_out",
+        "tokens_per_kwh",
+        "j_per_token_facility",
+        "j_per_token_it",
+        "pue",
+        "peak_facility_power_w",
+        "ledger_residual_j",
+    ):
+        assert key in k
+    assert abs(k["ledger_residual_j"]) < 1e-9 * k["facility_energy_j"]
+    # About 1 MW: the default pod's mean draw lies between 0.7 and 1.3 MW.
+    assert 0.7e6 < k["mean_facility_power_w"] < 1.3e6
+    ts = pd.read_parquet(out / "timeseries.parquet")
+    assert len(ts) == 1440 and "facility_power_w" in ts.columns
+    png = (out / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert Result.load(out).kpis == k
+
+
+def test_bad_scenario_exit_2_and_nothing_written(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: default\nfleet:\n  racks: -3\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([*TWIN, "run", str(bad), "--out", str(out)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert "fleet.racks (line 3): unknown field" in proc.stderr
+    assert not out.exists()
+    proc = subprocess.run([*TWIN, "validate", str(bad)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+
+
+def test_validate_and_set(tmp_path):
+    proc = subprocess.run(
+        [*TWIN, "validate", "default", "--set", "fleet.power_cap_w=100"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0
+    assert "outside H100-SXM's settable range 200-700 W" in proc.stdout
+    proc = subprocess.run(
+        [*TWIN, "run", "--set", "fleet.rows=0", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "fleet.rows" in proc.stderr
+
+
+@pytest.mark.parametrize("cmd", [["catalog"], ["--help"]])
+def test_other_commands(cmd):
+    proc = subprocess.run([*TWIN, *cmd], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0

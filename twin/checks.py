@@ -1,0 +1,83 @@
+"""Consistency checks of a built facility: ``check_*(facility) -> list[str]``.
+
+They run after building and before simulating (PyPSA's ``consistency_check`` pattern). A finding is
+a warning by default, since oversubscription is a legitimate what-if; ``strict=True`` raises
+:class:`~twin.errors.ConsistencyError`.
+"""
+
+from __future__ import annotations
+
+from twin.errors import ConsistencyError
+from twin.facility import Facility
+
+
+def check_power_cap(fac: Facility) -> list[str]:
+    """The GPU power cap lies within the accelerator's settable range."""
+    cap = fac.scenario.fleet.power_cap_w
+    acc = fac.accelerator
+    if cap is None or acc.power_cap_min_w <= cap <= acc.power_cap_max_w:
+        return []
+    return [
+        f"fleet.power_cap_w = {cap:g} W is outside {acc.name}'s settable range "
+        f"{acc.power_cap_min_w:g}-{acc.power_cap_max_w:g} W"
+    ]
+
+
+def check_model_fits(fac: Facility) -> list[str]:
+    """Each replica's weights (and its KV cache at max batch) fit the HBM of its GPUs."""
+    issues = []
+    hbm = fac.accelerator.hbm_bytes
+    for pool in fac.pools:
+        if pool.kind != "inference" or pool.spec is None:
+            continue
+        arr = pool.spec.arrivals  # type: ignore[union-attr]
+        ctx = arr.prompt_tokens + arr.output_tokens
+        need = pool.weight_bytes + pool.max_batch * ctx * pool.kv_bytes_per_token
+        have = hbm * pool.gpus_per_replica
+        if pool.weight_bytes > have:
+            issues.append(
+                f"workload {pool.name}: weights {pool.weight_bytes / 1e9:.0f} GB do not fit "
+                f"{pool.gpus_per_replica} x {hbm / 1e9:.0f} GB; raise tensor_parallel"
+            )
+        elif need > have:
+            issues.append(
+                f"workload {pool.name}: weights + KV cache at max_batch {pool.max_batch:g} need "
+                f"{need / 1e9:.0f} GB > {have / 1e9:.0f} GB per replica; lower max_batch"
+            )
+    return issues
+
+
+def check_power_chain_capacity(fac: Facility) -> list[str]:
+    """Each stage, with its redundant units out, carries the nameplate peak of what it feeds."""
+    sc = fac.scenario
+    acc = fac.accelerator
+    server_w = fac.gpus_per_server * acc.max_power_w + sc.fleet.server.other_max_power_w
+    rack_w = server_w * fac.servers_per_rack
+    site_w = rack_w * fac.n_racks
+    issues = []
+    for name, load_w, per in (("psu", server_w, "server"), ("pdu", rack_w, "rack"), ("ups", site_w, "site")):
+        st = getattr(sc.power, name)
+        capacity = st.units_needed_for_load * st.rated_w
+        if load_w > capacity:
+            issues.append(
+                f"power.{name}: nameplate peak {load_w / 1e3:,.1f} kW per {per} exceeds "
+                f"{st.units_needed_for_load} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy} "
+                f"({load_w / capacity - 1:.0%} oversubscribed)"
+            )
+    tx = sc.power.transformer
+    if site_w > tx.count * tx.rated_w:
+        issues.append(
+            f"power.transformer: nameplate IT peak {site_w / 1e6:.2f} MW exceeds {tx.count * tx.rated_w / 1e6:.2f} MW"
+        )
+    return issues
+
+
+CHECKS = (check_power_cap, check_model_fits, check_power_chain_capacity)
+
+
+def run_checks(fac: Facility, strict: bool = False) -> list[str]:
+    """Run every check; with ``strict`` raise :class:`ConsistencyError` on any finding."""
+    issues = [issue for check in CHECKS for issue in check(fac)]
+    if strict and issues:
+        raise ConsistencyError("; ".join(issues))
+    return issues

@@ -1,0 +1,163 @@
+"""The command line: ``twin run | validate | catalog`` (and the subsystems' commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from twin.errors import ScenarioError, TwinError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="The AI-factory twin: energy in, tokens out.")
+console = Console()
+err_console = Console(stderr=True)
+
+#: Exit code for invalid input (a scenario, spec or trace that does not validate).
+EXIT_INVALID = 2
+
+KPI_ROWS = [
+    ("facility_energy_kwh", "Facility energy", "kWh", "{:,.1f}"),
+    ("it_energy_kwh", "IT energy", "kWh", "{:,.1f}"),
+    ("pue", "PUE", "", "{:.3f}"),
+    ("tokens_out", "Tokens out", "", "{:,.0f}"),
+    ("tokens_per_kwh", "Tokens per kWh (facility)", "1/kWh", "{:,.0f}"),
+    ("j_per_token_facility", "Energy per token (facility)", "J", "{:.4g}"),
+    ("j_per_token_it", "Energy per token (IT)", "J", "{:.4g}"),
+    ("mean_facility_power_w", "Mean facility power", "W", "{:,.0f}"),
+    ("peak_facility_power_w", "Peak facility power", "W", "{:,.0f}"),
+    ("cooling_energy_j", "Cooling energy", "J", "{:.4g}"),
+    ("conversion_loss_energy_j", "Conversion losses", "J", "{:.4g}"),
+    ("max_die_temp_c", "Max die temperature", "°C", "{:.1f}"),
+    ("throttled_gpu_h", "Throttled GPU-hours", "h", "{:,.1f}"),
+    ("carbon_kg", "Carbon (location-based)", "kg CO2e", "{:,.0f}"),
+    ("ledger_residual_j", "Ledger residual", "J", "{:.3g}"),
+]
+
+
+def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _load(scenario: str | None, sets: list[str] | None) -> Any:
+    from twin.scenario import load_scenario
+
+    try:
+        return load_scenario(scenario, _parse_sets(sets))
+    except ScenarioError as exc:
+        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def kpi_table(kpis: dict[str, float], title: str) -> Table:
+    """A rich table of the headline KPIs."""
+    table = Table(title=title)
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for key, label, unit, fmt in KPI_ROWS:
+        if key in kpis:
+            table.add_row(label, fmt.format(kpis[key]), unit)
+    return table
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for summary.json, timeseries.parquet, report.png.")
+    ] = Path("out"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set fleet.rows=2")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    debug: Annotated[bool, typer.Option(help="Check the energy ledger after every interval.")] = False,
+) -> None:
+    """Run a scenario and write its report."""
+    from twin.report import write_report
+    from twin.simulation import simulate
+
+    sc = _load(scenario, set_)
+    try:
+        if quiet:
+            result = simulate(sc, debug=debug)
+        else:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>5.1f}%"),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(f"simulating {sc.name}", total=sc.duration_s)
+                result = simulate(sc, debug=debug, progress=lambda t, total: bar.update(task, completed=t))
+    except TwinError as exc:
+        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    result.save(out)
+    write_report(result, out / "report.png")
+    if not quiet:
+        console.print(kpi_table(result.kpis, f"{sc.name} — {result.meta['n_gpus']} GPUs, {sc.duration_s / 3600:.1f} h"))
+        console.print(
+            f"wrote {out}/summary.json, timeseries.parquet, ledger.parquet, report.png "
+            f"(simulated in {result.meta['wall_time_s']:.2f} s)"
+        )
+
+
+@app.command()
+def validate(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML or preset name.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set fleet.rows=2")] = None,
+) -> None:
+    """Check a scenario file without running it."""
+    from twin.checks import run_checks
+    from twin.facility import build_facility
+
+    sc = _load(scenario, set_)
+    try:
+        fac = build_facility(sc)
+    except ScenarioError as exc:
+        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    issues = run_checks(fac)
+    console.print(
+        f"[green]valid[/] {sc.name}: {fac.n_gpus} x {fac.accelerator.name} in {fac.n_servers} servers, "
+        f"{len(fac.pools)} workload(s), {sc.duration_s:g} s at {sc.step_s:g} s ticks"
+    )
+    for issue in issues:
+        console.print(f"[yellow]warning[/] {issue}")
+
+
+@app.command("catalog")
+def catalog_cmd() -> None:
+    """List the built-in accelerators, models, loss curves and scenario presets."""
+    from twin import catalog
+    from twin.scenario import preset_names
+
+    for title, names in (
+        ("accelerators", catalog.accelerator_names()),
+        ("models", catalog.model_names()),
+        ("loss curves", catalog.loss_curve_names()),
+        ("presets", preset_names()),
+    ):
+        console.print(f"[bold]{title}[/]: {', '.join(names)}")
+
+
+def main() -> None:
+    """Entry point of the ``twin`` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The energy ledger: every joule drawn is booked to exactly one category, per report interval.
+
+``metered_j`` is what the utility meter (plus any generator) delivered; the categories are where it
+went. The invariant ``metered_j == sum(categories)`` holds in every interval to ``rtol = 1e-9``
+(:meth:`Ledger.check`); a run with ``debug=True`` checks it as it goes. A battery that discharges
+books negative energy (``battery_net_j``): the load was met by stored energy, not by the meter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from twin._types import FloatArray
+from twin.errors import TwinError
+
+#: Categories every facility has, in report order (cooling components are added per plant).
+BASE_CATEGORIES: tuple[str, ...] = (
+    "accelerators",
+    "server_other",
+    "psu_loss",
+    "pdu_loss",
+    "ups_loss",
+    "transformer_loss",
+    "other_facility",
+)
+#: Categories that are IT load (the denominator of PUE).
+IT_CATEGORIES: tuple[str, ...] = ("accelerators", "server_other")
+#: Conversion-loss categories.
+LOSS_CATEGORIES: tuple[str, ...] = ("psu_loss", "pdu_loss", "ups_loss", "transformer_loss")
+
+
+class LedgerImbalanceError(TwinError):
+    """The booked energy does not add up to the metered energy."""
+
+
+class Ledger:
+    """Preallocated per-interval energy accounts.
+
+    Parameters
+    ----------
+    n_intervals : int
+        Report intervals in the run.
+    categories : sequence of str
+        Booking categories (without the ``_j`` suffix).
+    """
+
+    def __init__(self, n_intervals: int, categories: tuple[str, ...]) -> None:
+        self.categories = tuple(categories)
+        self._index = {c: i for i, c in enumerate(self.categories)}
+        self.booked_j = np.zeros((n_intervals, len(self.categories)))
+        self.metered_j = np.zeros(n_intervals)
+
+    def book(self, interval: int, category: str, energy_j: float) -> None:
+        """Add ``energy_j`` to ``category`` in ``interval``."""
+        self.booked_j[interval, self._index[category]] += energy_j
+
+    def meter(self, interval: int, energy_j: float) -> None:
+        """Add metered input energy in ``interval``."""
+        self.metered_j[interval] += energy_j
+
+    def residual_j(self) -> FloatArray:
+        """Metered minus booked energy per interval. [J]"""
+        return np.asarray(self.metered_j - self.booked_j.sum(axis=1))
+
+    def check(self, rtol: float = 1e-9, upto: int | None = None) -> None:
+        """Raise :class:`LedgerImbalanceError` if any interval does not balance to ``rtol``."""
+        res = self.residual_j()[:upto]
+        scale = np.maximum(np.abs(self.metered_j[:upto]), 1.0)
+        bad = np.flatnonzero(np.abs(res) > rtol * scale)
+        if bad.size:
+            i = int(bad[0])
+            raise LedgerImbalanceError(
+                f"interval {i}: metered {self.metered_j[i]:.6e} J but booked "
+                f"{self.booked_j[i].sum():.6e} J (residual {res[i]:.3e} J)"
+            )
+
+    def frame(self, time_s: FloatArray) -> pd.DataFrame:
+        """Per-interval accounts as a DataFrame with ``_j`` columns."""
+        data = {"time_s": time_s, "metered_j": self.metered_j}
+        data.update({f"{c}_j": self.booked_j[:, i] for i, c in enumerate(self.categories)})
+        data["residual_j"] = self.residual_j()
+        return pd.DataFrame(data)

@@ -1,0 +1,250 @@
+"""The scenario schema: every input of one simulation, validated and typed.
+
+Units are in the field names. A scenario is frozen once loaded; build variants with
+:meth:`Scenario.with_updates` (dotted paths), which re-validates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from twin import catalog
+
+
+def _known(name: str, valid: list[str], kind: str) -> str:
+    if name not in valid:
+        raise ValueError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
+    return name
+
+
+class StrictModel(BaseModel):
+    """Base model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(StrictModel):
+    """Where the facility is and what its energy costs."""
+
+    name: str = "site"
+    carbon_intensity_g_per_kwh: float = Field(
+        370.0, ge=0, description="Grid carbon intensity (US average 370 g/kWh, parameters.md 3.5)."
+    )
+    electricity_price_per_kwh: float = Field(0.08, ge=0, description="Energy price per kWh.")
+    other_facility_power_w: float = Field(
+        0.0, ge=0, description="Lighting, offices, security: constant load on the transformer."
+    )
+
+
+class ServerSpec(StrictModel):
+    """Non-accelerator power of one server (CPUs, memory, NICs, NVSwitch, fans)."""
+
+    other_idle_power_w: float = Field(1400.0, ge=0)
+    other_max_power_w: float = Field(2800.0, ge=0)
+
+    @model_validator(mode="after")
+    def _max_above_idle(self) -> ServerSpec:
+        if self.other_max_power_w < self.other_idle_power_w:
+            raise ValueError(
+                f"other_max_power_w ({self.other_max_power_w}) must be >= other_idle_power_w "
+                f"({self.other_idle_power_w})"
+            )
+        return self
+
+
+class Fleet(StrictModel):
+    """Accelerators in servers in racks in rows."""
+
+    accelerator: str = Field("H100-SXM", description="Catalog name (twin.catalog).")
+    accelerator_file: Path | None = Field(
+        None, description="YAML accelerator entry (e.g. from `twin calibrate`), relative to the scenario."
+    )
+    accelerator_overrides: dict[str, float] = Field(default_factory=dict)
+    gpus_per_server: int = Field(8, gt=0)
+    servers_per_rack: int = Field(4, gt=0)
+    racks_per_row: int = Field(8, gt=0)
+    rows: int = Field(4, gt=0)
+    server: ServerSpec = ServerSpec()
+    power_cap_w: float | None = Field(None, gt=0, description="GPU power limit (nvidia-smi -pl).")
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, name: str) -> str:
+        return _known(name, catalog.accelerator_names(), "accelerator")
+
+    @property
+    def n_racks(self) -> int:
+        """Racks in the fleet."""
+        return self.racks_per_row * self.rows
+
+    @property
+    def n_servers(self) -> int:
+        """Servers in the fleet."""
+        return self.servers_per_rack * self.n_racks
+
+    @property
+    def n_gpus(self) -> int:
+        """Accelerators in the fleet."""
+        return self.gpus_per_server * self.n_servers
+
+
+class Stage(StrictModel):
+    """One conversion stage: ``count`` identical units sharing the load equally."""
+
+    rated_w: float = Field(gt=0, description="Rated output power of one unit.")
+    count: int = Field(1, gt=0, description="Units installed at this level (per server for PSUs, per rack for PDUs).")
+    curve: str = Field(description="Loss curve name (twin/catalog/loss_curves.yaml).")
+    redundancy: Literal["N", "N+1", "2N"] = "N"
+
+    @field_validator("curve")
+    @classmethod
+    def _known_curve(cls, name: str) -> str:
+        return _known(name, catalog.loss_curve_names(), "loss curve")
+
+    @property
+    def units_needed_for_load(self) -> int:
+        """Units that must stay up to carry the design load under the redundancy scheme."""
+        if self.redundancy == "2N":
+            return max(self.count // 2, 1)
+        if self.redundancy == "N+1":
+            return max(self.count - 1, 1)
+        return self.count
+
+
+class PowerChain(StrictModel):
+    """Utility -> transformer -> UPS -> PDU -> PSU -> IT."""
+
+    transformer: Stage = Stage(rated_w=2.5e6, count=1, curve="transformer-mv-default")
+    ups: Stage = Stage(rated_w=750e3, count=2, curve="ups-double-conversion", redundancy="2N")
+    pdu: Stage = Stage(rated_w=40e3, count=2, curve="pdu-with-transformer", redundancy="2N")
+    psu: Stage = Stage(rated_w=3300.0, count=6, curve="80plus-titanium-230v-redundant", redundancy="N+1")
+    cooling_on_ups: bool = Field(
+        False, description="Feed the cooling plant through the UPS (else from the transformer)."
+    )
+
+
+class FixedOverheadCooling(StrictModel):
+    """Placeholder cooling: electric power proportional to the heat removed."""
+
+    model: Literal["fixed_overhead"] = "fixed_overhead"
+    overhead_fraction: float = Field(0.15, ge=0, description="Cooling W per W of heat removed.")
+    supply_temp_c: float = Field(30.0, description="Coolant/air inlet temperature at the devices.")
+    liquid_fraction: float = Field(0.85, ge=0, le=1)
+
+
+CoolingSpec = FixedOverheadCooling
+
+
+class Arrivals(StrictModel):
+    """Synthetic request arrivals (expected values; a fluid model of the request stream)."""
+
+    kind: Literal["constant", "diurnal"] = "diurnal"
+    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole workload.")
+    peak_to_mean: float = Field(1.0, ge=1.0, le=2.0, description="Diurnal peak rate / mean rate.")
+    peak_hour: float = Field(14.0, ge=0, lt=24, description="Local hour of the diurnal peak.")
+    prompt_tokens: float = Field(1000.0, ge=0, description="Mean prompt tokens per request.")
+    output_tokens: float = Field(250.0, gt=0, description="Mean generated tokens per request.")
+
+
+class InferenceWorkload(StrictModel):
+    """An LLM served on a pool of servers."""
+
+    kind: Literal["inference"] = "inference"
+    name: str
+    model: str = Field(description="Catalog model name (twin.catalog).")
+    servers: int | None = Field(None, gt=0, description="Servers in the pool (None: all not yet taken).")
+    tensor_parallel: int = Field(1, gt=0)
+    max_batch: int = Field(256, gt=0)
+    precision: Literal["bf16", "fp8"] = "bf16"
+    arrivals: Arrivals
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _known(name, catalog.model_names(), "model")
+
+
+class TrainingWorkload(StrictModel):
+    """A training job: throughput from 6N FLOPs per token at an achieved MFU."""
+
+    kind: Literal["training"] = "training"
+    name: str
+    model: str
+    servers: int | None = Field(None, gt=0)
+    mfu: float = Field(0.40, gt=0, le=1)
+    mem_activity: float = Field(
+        0.5, ge=0, le=1, description="[EST] HBM activity of training steps (fraction of achievable bandwidth)."
+    )
+    precision: Literal["bf16", "fp8"] = "bf16"
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        return _known(name, catalog.model_names(), "model")
+
+
+Workload = Annotated[InferenceWorkload | TrainingWorkload, Field(discriminator="kind")]
+
+
+class Scenario(StrictModel):
+    """Everything one simulation needs."""
+
+    name: str = "scenario"
+    description: str = ""
+    seed: int = Field(42, ge=0)
+    start: datetime = Field(datetime(2024, 7, 15), description="Wall-clock time of t = 0 (local).")
+    duration_s: float = Field(86400.0, gt=0)
+    step_s: float = Field(1.0, gt=0, description="Physics tick: resolution of time-varying inputs.")
+    report_interval_s: float = Field(60.0, gt=0)
+    site: Site = Site()
+    fleet: Fleet = Fleet()
+    power: PowerChain = PowerChain()
+    cooling: CoolingSpec = FixedOverheadCooling()
+    workloads: list[Workload] = Field(default_factory=list)
+    source_dir: Path | None = Field(None, exclude=True, description="Folder of the scenario file.")
+
+    @model_validator(mode="after")
+    def _times_and_pools(self) -> Scenario:
+        ratio = self.report_interval_s / self.step_s
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ValueError(
+                f"report_interval_s ({self.report_interval_s}) must be a whole multiple of step_s ({self.step_s})"
+            )
+        taken = sum(w.servers or 0 for w in self.workloads)
+        if taken > self.fleet.n_servers:
+            raise ValueError(f"workloads ask for {taken} servers but the fleet has {self.fleet.n_servers}")
+        names = [w.name for w in self.workloads]
+        if len(set(names)) != len(names):
+            raise ValueError(f"workload names must be unique, got {names}")
+        return self
+
+    def with_updates(self, updates: dict[str, Any]) -> Scenario:
+        """Return a validated copy with dotted-path fields replaced, e.g. ``{"fleet.rows": 2}``."""
+        data = self.model_dump(mode="python")
+        for path, value in updates.items():
+            set_dotted(data, path, value)
+        data["source_dir"] = self.source_dir
+        return Scenario.model_validate(data)
+
+
+def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``data[a][b][0][c] = value`` for ``path = "a.b.0.c"`` (list indices are integers)."""
+    keys = path.split(".")
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        nxt = keys[i + 1]
+        if isinstance(node, list):
+            node = node[int(key)]
+        else:
+            if key not in node or node[key] is None:
+                node[key] = [] if nxt.isdigit() else {}
+            node = node[key]
+    last = keys[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
