@@ -1,0 +1,1 @@
+"""Pure, vectorised physics of the twin: numpy arrays in and out, SI units in the names."""
