@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from twin.catalog.cooling import chiller_curve, chiller_names
 from twin.errors import UnknownNameError
-from twin.physics import cooling as cl
 from twin.physics.cooling_plant import (
     ASHRAE_AIR_CLASSES,
     ASHRAE_LIQUID_CLASSES,
@@ -108,51 +107,25 @@ def test_hand_calculated_crah_fans() -> None:
 
 
 def test_staging_picks_the_least_power() -> None:
-    # 3 x 742 kW Carrier VSD chillers, no economiser: at 0.7 MW the plant compares 1, 2, 3 units.
+    # 3 x 742 kW Carrier VSD chillers, no economiser: at 0.7 MW the plant compares 1, 2, 3 units
+    # and runs 2 (two at PLR ~0.5 beat one near full load for this VSD machine).
     index = chiller_names().index("Carrier 19XR 742kW/5.42COP/VSD")
     p = _preset(index, n_chillers=3, economiser_enabled=False)
-    c = chiller_curve("Carrier 19XR 742kW/5.42COP/VSD")
     t_source = 26.0 + p.tower_approach_k
-    load = 0.7e6
-    r = plant_power(load, 0.0, 35.0, 26.0, p, chillers_available=3)
-    unit_cap = float(
-        cl.chiller_capacity_w(
-            p.chw_supply_c,
-            t_source,
-            c.q_ref_w,
-            c.capft,
-            c.t_cond_min_c,
-            c.t_cond_max_c,
-            t_chw_min_c=c.t_chw_min_c,
-            t_chw_max_c=c.t_chw_max_c,
-        )
-    )
-    demand = float(r.chiller_load_w)
+    r = plant_power(0.7e6, 0.0, 35.0, 26.0, p, chillers_available=3)
+    assert float(r.chiller_load_w) == pytest.approx(0.7e6)
     candidates = {
-        k: k
-        * float(
-            cl.chiller_power_w(
-                demand / k,
-                p.chw_supply_c,
-                t_source,
-                c.q_ref_w,
-                c.cop_ref,
-                c.capft,
-                c.eirft,
-                c.eirfplr,
-                c.plr_min,
-                c.t_cond_min_c,
-                c.t_cond_max_c,
-                t_chw_min_c=c.t_chw_min_c,
-                t_chw_max_c=c.t_chw_max_c,
-            )
-        )
+        k: k * float(p.unit_power_w(0.7e6 / k, t_source))
         for k in (1, 2, 3)
-        if demand <= k * unit_cap
+        if k * float(p.unit_capacity_w(t_source)) >= 0.7e6
     }
-    best = min(candidates, key=candidates.__getitem__)
-    assert float(r.chillers_running) == best
-    assert float(r.chiller_power_w) == pytest.approx(candidates[best])
+    assert min(candidates, key=candidates.__getitem__) == 2
+    assert float(r.chillers_running) == 2.0
+    assert float(r.chiller_power_w) == pytest.approx(candidates[2])
+    # with one chiller available the plant must run it at full load
+    one = plant_power(0.7e6, 0.0, 35.0, 26.0, p, chillers_available=1)
+    assert float(one.chillers_running) == 1.0
+    assert float(one.chiller_power_w) == pytest.approx(candidates[1])
 
 
 @settings(max_examples=300, deadline=None)

@@ -127,6 +127,21 @@ def _f64(value: Numeric) -> FloatArray:
     return np.asarray(value, dtype=np.float64)
 
 
+def _clamped(
+    t_chw_supply_c: Numeric,
+    t_cond_in_c: Numeric,
+    t_chw_min_c: float,
+    t_chw_max_c: float,
+    t_cond_min_c: float,
+    t_cond_max_c: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Chiller curve inputs clamped to the fitted ranges, as EnergyPlus does."""
+    return (
+        np.clip(_f64(t_chw_supply_c), t_chw_min_c, t_chw_max_c),
+        np.clip(_f64(t_cond_in_c), t_cond_min_c, t_cond_max_c),
+    )
+
+
 def _divide(num: Numeric, den: Numeric, fill: float) -> FloatArray:
     """``num / den`` where ``den > 0``, else ``fill``; broadcast, no warnings."""
     n, d = _f64(num), _f64(den)
@@ -248,8 +263,9 @@ def chiller_capacity_w(
     >>> float(chiller_capacity_w(7.0, 30.0, 1e6, (1.0, 0, 0, 0, 0, 0)))
     1000000.0
     """
-    x = np.clip(_f64(t_chw_supply_c), t_chw_min_c, t_chw_max_c)
-    y = np.clip(_f64(t_cond_in_c), t_cond_min_c, t_cond_max_c)
+    x, y = _clamped(
+        t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c
+    )
     return _f64(q_ref_w) * np.maximum(biquadratic(x, y, capft), 0.0)
 
 
@@ -308,8 +324,9 @@ def chiller_cop(
     6.0
     """
     p = np.maximum(np.maximum(_f64(plr), 0.0), plr_min)
-    x = np.clip(_f64(t_chw_supply_c), t_chw_min_c, t_chw_max_c)
-    y = np.clip(_f64(t_cond_in_c), t_cond_min_c, t_cond_max_c)
+    x, y = _clamped(
+        t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c
+    )
     eir = biquadratic(x, y, eirft) * quadratic(p, eirfplr)
     return _divide(p * _f64(cop_ref), eir, 0.0)
 
@@ -401,11 +418,21 @@ def chiller_power_w(
         t_chw_max_c=t_chw_max_c,
     )
     plr = np.clip(_divide(np.maximum(_f64(heat_load_w), 0.0), cap, 0.0), 0.0, plr_max)
-    cycling = np.minimum(_divide(plr, plr_min, 1.0), 1.0)
-    x = np.clip(_f64(t_chw_supply_c), t_chw_min_c, t_chw_max_c)
-    y = np.clip(_f64(t_cond_in_c), t_cond_min_c, t_cond_max_c)
-    eir = biquadratic(x, y, eirft) * quadratic(np.maximum(plr, plr_min), eirfplr)
-    return np.maximum(_divide(cap, cop_ref, 0.0) * eir * cycling, 0.0)
+    cop = chiller_cop(
+        plr,
+        t_chw_supply_c,
+        t_cond_in_c,
+        cop_ref,
+        eirft,
+        eirfplr,
+        plr_min,
+        t_cond_min_c,
+        t_cond_max_c,
+        t_chw_min_c=t_chw_min_c,
+        t_chw_max_c=t_chw_max_c,
+    )
+    # PLR Q_avail / COP is the formula above: PLR / max(PLR, PLR_min) is the cycling ratio.
+    return _divide(plr * cap, cop, 0.0)
 
 
 # === heat rejection ===========================================================================

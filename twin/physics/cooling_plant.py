@@ -263,6 +263,38 @@ class PlantParams:
             )
         )
 
+    def unit_capacity_w(self, t_cond_in_c: Numeric) -> FloatArray:
+        """Cooling [W] one chiller can deliver at ``chw_supply_c``: ``Q_ref CAPFT PLR_max``."""
+        return self.chiller_plr_max * cl.chiller_capacity_w(
+            self.chw_supply_c,
+            t_cond_in_c,
+            self.chiller_q_ref_w,
+            self.chiller_capft,
+            self.chiller_t_cond_min_c,
+            self.chiller_t_cond_max_c,
+            t_chw_min_c=self.chiller_t_chw_min_c,
+            t_chw_max_c=self.chiller_t_chw_max_c,
+        )
+
+    def unit_power_w(self, heat_load_w: Numeric, t_cond_in_c: Numeric) -> FloatArray:
+        """Electric power [W] of one chiller carrying ``heat_load_w`` at ``chw_supply_c``."""
+        return cl.chiller_power_w(
+            heat_load_w,
+            self.chw_supply_c,
+            t_cond_in_c,
+            self.chiller_q_ref_w,
+            self.chiller_cop_ref,
+            self.chiller_capft,
+            self.chiller_eirft,
+            self.chiller_eirfplr,
+            self.chiller_plr_min,
+            self.chiller_t_cond_min_c,
+            self.chiller_t_cond_max_c,
+            plr_max=self.chiller_plr_max,
+            t_chw_min_c=self.chiller_t_chw_min_c,
+            t_chw_max_c=self.chiller_t_chw_max_c,
+        )
+
     @classmethod
     def from_presets(
         cls,
@@ -433,22 +465,7 @@ def _staged_chiller_power_w(
         feasible = (
             (load_w > 0.0) & (k <= n_available) & (load_w <= k * unit_capacity_w * (1.0 + 1e-12))
         )
-        power_w = k * cl.chiller_power_w(
-            load_w / k,
-            params.chw_supply_c,
-            t_cond_c,
-            params.chiller_q_ref_w,
-            params.chiller_cop_ref,
-            params.chiller_capft,
-            params.chiller_eirft,
-            params.chiller_eirfplr,
-            params.chiller_plr_min,
-            params.chiller_t_cond_min_c,
-            params.chiller_t_cond_max_c,
-            plr_max=params.chiller_plr_max,
-            t_chw_min_c=params.chiller_t_chw_min_c,
-            t_chw_max_c=params.chiller_t_chw_max_c,
-        )
+        power_w = k * params.unit_power_w(load_w / k, t_cond_c)
         # ties (all units cycling below PLR_min draw the same) go to the fewer chillers
         better = feasible & (power_w < best_w * (1.0 - 1e-9))
         best_w = np.where(better, power_w, best_w)
@@ -575,16 +592,7 @@ def plant_power(
             np.floor(np.maximum(np.asarray(chillers_available, dtype=np.float64), 0.0)),
             demand_w.shape,
         )
-    unit_capacity_w = params.chiller_plr_max * cl.chiller_capacity_w(
-        params.chw_supply_c,
-        t_source,
-        params.chiller_q_ref_w,
-        params.chiller_capft,
-        params.chiller_t_cond_min_c,
-        params.chiller_t_cond_max_c,
-        t_chw_min_c=params.chiller_t_chw_min_c,
-        t_chw_max_c=params.chiller_t_chw_max_c,
-    )
+    unit_capacity_w = params.unit_capacity_w(t_source)
     chiller_load_w = np.minimum(demand_w, n_available * unit_capacity_w)
     shortfall_w = demand_w - chiller_load_w
     liq_share = np.divide(demand_liq_w, demand_w, out=np.zeros_like(demand_w), where=demand_w > 0.0)
