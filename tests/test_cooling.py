@@ -31,9 +31,7 @@ def _cop(c: ChillerCurve, plr: float, t_cond_c: object, t_chw_c: float | None = 
     )
 
 
-def _power(
-    c: ChillerCurve, load_w: object, t_cond_c: object, t_chw_c: float | None = None
-) -> np.ndarray:
+def _power(c: ChillerCurve, load_w: object, t_cond_c: object, t_chw_c: float | None = None) -> np.ndarray:
     return cl.chiller_power_w(
         load_w,
         c.t_chw_ref_c if t_chw_c is None else t_chw_c,
@@ -112,9 +110,7 @@ COP_TABLE = [
 
 
 @pytest.mark.parametrize(("name", "plr", "t_cond_c", "table_cop"), COP_TABLE)
-def test_cop_matches_parameters_md_table(
-    name: str, plr: float, t_cond_c: float, table_cop: float
-) -> None:
+def test_cop_matches_parameters_md_table(name: str, plr: float, t_cond_c: float, table_cop: float) -> None:
     c = chiller_curve(name)
     assert float(_cop(c, plr, t_cond_c)) == pytest.approx(table_cop, abs=0.055)
 
@@ -138,9 +134,7 @@ def test_wsc_reference_power_by_hand() -> None:
     u_a=st.floats(0.0, 1.0),
     u_b=st.floats(0.0, 1.0),
 )
-def test_cop_falls_as_condenser_temperature_rises(
-    index: int, plr: float, u_chw: float, u_a: float, u_b: float
-) -> None:
+def test_cop_falls_as_condenser_temperature_rises(index: int, plr: float, u_chw: float, u_a: float, u_b: float) -> None:
     c = chiller_curve(chiller_names()[index])
     t_chw = c.t_chw_min_c + u_chw * (c.t_chw_max_c - c.t_chw_min_c)
     span = c.t_cond_max_c - c.t_cond_min_c
@@ -158,11 +152,7 @@ def test_cop_falls_as_condenser_temperature_rises(
 def test_power_times_cop_is_the_load(index: int, plr: float, u: float) -> None:
     c = chiller_curve(chiller_names()[index])
     t_cond = c.t_cond_min_c + u * (c.t_cond_max_c - c.t_cond_min_c)
-    capacity = float(
-        cl.chiller_capacity_w(
-            c.t_chw_ref_c, t_cond, c.q_ref_w, c.capft, c.t_cond_min_c, c.t_cond_max_c
-        )
-    )
+    capacity = float(cl.chiller_capacity_w(c.t_chw_ref_c, t_cond, c.q_ref_w, c.capft, c.t_cond_min_c, c.t_cond_max_c))
     load = plr * capacity
     power = float(_power(c, load, t_cond))
     assert power > 0.0
@@ -183,15 +173,11 @@ def test_temperatures_clamp_to_the_curve_range() -> None:
     c = chiller_curve("McQuay WSC 471kW/5.89COP/Vanes")  # condenser 12.78 .. 26.67 C
     assert float(_power(c, 300e3, 35.0)) == pytest.approx(float(_power(c, 300e3, c.t_cond_max_c)))
     assert float(_power(c, 300e3, 5.0)) == pytest.approx(float(_power(c, 300e3, c.t_cond_min_c)))
-    assert float(_cop(c, 1.0, 20.0, t_chw_c=18.0)) == pytest.approx(
-        float(_cop(c, 1.0, 20.0, c.t_chw_max_c))
-    )
+    assert float(_cop(c, 1.0, 20.0, t_chw_c=18.0)) == pytest.approx(float(_cop(c, 1.0, 20.0, c.t_chw_max_c)))
 
 
 def test_load_above_capacity_is_cut_to_capacity() -> None:
-    flat_power = cl.chiller_power_w(
-        np.array([1e6, 2e6, 5e6]), 7.0, 30.0, 1e6, 5.0, FLAT, FLAT, LINEAR, 0.1
-    )
+    flat_power = cl.chiller_power_w(np.array([1e6, 2e6, 5e6]), 7.0, 30.0, 1e6, 5.0, FLAT, FLAT, LINEAR, 0.1)
     np.testing.assert_allclose(flat_power, [200e3, 200e3, 200e3])
     over = cl.chiller_power_w(2e6, 7.0, 30.0, 1e6, 5.0, FLAT, FLAT, LINEAR, 0.1, plr_max=1.15)
     assert float(over) == pytest.approx(1.15e6 / 5.0)
@@ -223,9 +209,7 @@ def test_tower_fan_default_from_ashrae_90_1() -> None:
     assert 0.012 <= cl.TOWER_FAN_POWER_FRACTION <= 0.021
 
 
-@pytest.mark.parametrize(
-    ("fraction", "expected"), [(0.0, 0.0), (0.5, 0.125), (1.0, 1.0), (1.5, 1.0)]
-)
+@pytest.mark.parametrize(("fraction", "expected"), [(0.0, 0.0), (0.5, 0.125), (1.0, 1.0), (1.5, 1.0)])
 def test_heat_rejection_fans_follow_the_cube_law(fraction: float, expected: float) -> None:
     rated_heat, f = 2e6, 0.02
     power = float(cl.heat_rejection_fan_power_w(fraction * rated_heat, rated_heat, f))
@@ -263,9 +247,7 @@ def test_economiser_full_partial_none(source_c: float, expected: float) -> None:
     supply=st.floats(5.0, 45.0),
     rise=st.floats(0.0, 15.0),
 )
-def test_economiser_share_falls_with_source_temperature(
-    a: float, b: float, supply: float, rise: float
-) -> None:
+def test_economiser_share_falls_with_source_temperature(a: float, b: float, supply: float, rise: float) -> None:
     cold, warm = sorted((a, b))
     f_cold = float(cl.economiser_fraction(cold, supply + rise, supply))
     f_warm = float(cl.economiser_fraction(warm, supply + rise, supply))
@@ -295,9 +277,7 @@ def test_crah_example_dchuddle() -> None:
 def test_air_flow_against_the_cfm_rule() -> None:
     # comairrotron: CFM = 3.16 x W / dT(F). 1000 W at 18 F (10 K): 175.6 CFM = 0.08287 m3/s;
     # rho cp from ASHRAE gives 1000 / (1.204 x 1006 x 10) = 0.08256 m3/s: within 0.5 %.
-    assert float(cl.air_flow_m3_s(1000.0, 10.0)) == pytest.approx(
-        3.16 * 1000 / 18 * 0.000471947, rel=5e-3
-    )
+    assert float(cl.air_flow_m3_s(1000.0, 10.0)) == pytest.approx(3.16 * 1000 / 18 * 0.000471947, rel=5e-3)
     assert np.isinf(cl.air_flow_m3_s(1000.0, 0.0))
 
 
@@ -306,12 +286,8 @@ def test_pump_power_by_hand() -> None:
     assert float(cl.pump_power_w(0.1, 250e3, 0.72)) == pytest.approx(34_722.22, rel=1e-6)
     # ASHRAE 90.1 App. G: 22 W/gpm chilled water, 19 W/gpm condenser water
     gpm = 6.30902e-5
-    assert float(cl.pump_power_w(gpm, cl.CHW_PUMP_HEAD_PA, cl.PUMP_EFFICIENCY)) == pytest.approx(
-        22.0, rel=1e-5
-    )
-    assert float(cl.pump_power_w(gpm, cl.CW_PUMP_HEAD_PA, cl.PUMP_EFFICIENCY)) == pytest.approx(
-        19.0, rel=1e-5
-    )
+    assert float(cl.pump_power_w(gpm, cl.CHW_PUMP_HEAD_PA, cl.PUMP_EFFICIENCY)) == pytest.approx(22.0, rel=1e-5)
+    assert float(cl.pump_power_w(gpm, cl.CW_PUMP_HEAD_PA, cl.PUMP_EFFICIENCY)) == pytest.approx(19.0, rel=1e-5)
 
 
 def test_cdu_flow_and_pump_at_ocp_guideline() -> None:
@@ -333,9 +309,7 @@ def test_coolant_rise_at_ocp_flow() -> None:
 
 
 def test_cdu_approach_is_heat_over_ua() -> None:
-    np.testing.assert_allclose(
-        cl.cdu_approach_k(np.array([0.0, 50e3, 100e3]), 20e3), [0.0, 2.5, 5.0]
-    )
+    np.testing.assert_allclose(cl.cdu_approach_k(np.array([0.0, 50e3, 100e3]), 20e3), [0.0, 2.5, 5.0])
 
 
 def test_water_flow_by_hand() -> None:

@@ -57,9 +57,7 @@ def _flat_plant(**overrides: object) -> PlantParams:
 
 def _preset(index: int = 0, liquid_class: str = "W32", **overrides: object) -> PlantParams:
     chiller = chiller_curve(chiller_names()[index])
-    return PlantParams.from_presets(
-        liquid_class, "A1", chiller=chiller, design_heat_w=DESIGN_W, **overrides
-    )
+    return PlantParams.from_presets(liquid_class, "A1", chiller=chiller, design_heat_w=DESIGN_W, **overrides)
 
 
 def test_hand_calculated_plant() -> None:
@@ -150,13 +148,9 @@ def test_heat_is_conserved_and_powers_are_non_negative(
     economiser: bool,
 ) -> None:
     p = _preset(index, heat_rejection=kind, economiser_enabled=economiser)
-    r = plant_power(
-        heat_liquid, heat_air, wet_bulb + depression, wet_bulb, p, chillers_available=available
-    )
+    r = plant_power(heat_liquid, heat_air, wet_bulb + depression, wet_bulb, p, chillers_available=available)
     removed = float(r.free_cooling_w + r.chiller_load_w)
-    assert removed + float(r.unmet_heat_w) == pytest.approx(
-        heat_liquid + heat_air, rel=1e-9, abs=1e-6
-    )
+    assert removed + float(r.unmet_heat_w) == pytest.approx(heat_liquid + heat_air, rel=1e-9, abs=1e-6)
     for name in POWER_FIELDS:
         assert float(getattr(r, name)) >= 0.0, name
     assert float(r.unmet_liquid_w) >= 0.0
@@ -165,9 +159,7 @@ def test_heat_is_conserved_and_powers_are_non_negative(
     assert float(r.water_kg_s) >= 0.0
     assert 0.0 <= float(r.chillers_running) <= available
     # the condenser side rejects the heat removed plus the compressor work
-    assert float(r.heat_rejected_w) == pytest.approx(
-        removed + float(r.chiller_power_w), rel=1e-9, abs=1e-6
-    )
+    assert float(r.heat_rejected_w) == pytest.approx(removed + float(r.chiller_power_w), rel=1e-9, abs=1e-6)
 
 
 @settings(max_examples=300, deadline=None)
@@ -265,13 +257,9 @@ def test_scalar_equals_vector() -> None:
     available = np.array([6, 6, 6, 2, 0])
     vector = plant_power(heat_liquid, heat_air, dry, wet, p, chillers_available=available)
     for i in range(len(dry)):
-        scalar = plant_power(
-            heat_liquid[i], heat_air[i], dry[i], wet[i], p, chillers_available=available[i]
-        )
+        scalar = plant_power(heat_liquid[i], heat_air[i], dry[i], wet[i], p, chillers_available=available[i])
         for f in fields(PlantResult):
-            assert float(getattr(scalar, f.name)) == pytest.approx(
-                getattr(vector, f.name)[i], rel=1e-12
-            )
+            assert float(getattr(scalar, f.name)) == pytest.approx(getattr(vector, f.name)[i], rel=1e-12)
 
 
 def test_chiller_outage_leaves_heat_unmet() -> None:
@@ -325,10 +313,7 @@ def test_presets() -> None:
     assert p.design_chiller_capacity_w == 5 * 2.124e6 >= DESIGN_W
     assert p.chiller_t_cond_max_c == 29.44
     # W17: chilled water must sit an HX approach below the facility water: 17 - 2 = 15 C
-    assert (
-        PlantParams.from_presets("W17", chiller=chiller, design_heat_w=DESIGN_W).chw_supply_c
-        == 15.0
-    )
+    assert PlantParams.from_presets("W17", chiller=chiller, design_heat_w=DESIGN_W).chw_supply_c == 15.0
     custom = PlantParams.from_presets("W32", chiller=chiller, design_heat_w=DESIGN_W, n_chillers=9)
     assert custom.n_chillers == 9
     with pytest.raises(UnknownNameError, match="W45"):
@@ -336,12 +321,8 @@ def test_presets() -> None:
     with pytest.raises(UnknownNameError, match="A4"):
         PlantParams.from_presets("W32", "A9", chiller=chiller, design_heat_w=DESIGN_W)
     with pytest.raises(UnknownNameError, match="tower_approach_k"):
-        PlantParams.from_presets(
-            "W32", chiller=chiller, design_heat_w=DESIGN_W, tower_aproach_k=3.0
-        )
+        PlantParams.from_presets("W32", chiller=chiller, design_heat_w=DESIGN_W, tower_aproach_k=3.0)
     with pytest.raises(UnknownNameError, match="dry_cooler"):
-        PlantParams.from_presets(
-            "W32", chiller=chiller, design_heat_w=DESIGN_W, heat_rejection="lake"
-        )
+        PlantParams.from_presets("W32", chiller=chiller, design_heat_w=DESIGN_W, heat_rejection="lake")
     with pytest.raises(ValueError, match="design_heat_w"):
         _flat_plant(design_heat_w=0.0)

@@ -96,18 +96,14 @@ def test_scalar_equals_vector() -> None:
     pressure = np.array([101_325.0, 95_000.0, 99_000.0, 85_000.0])
     vector = psy.wet_bulb_c(dry, dew, pressure)
     for i in range(len(dry)):
-        assert float(psy.wet_bulb_c(dry[i], dew[i], pressure[i])) == pytest.approx(
-            vector[i], abs=1e-9
-        )
+        assert float(psy.wet_bulb_c(dry[i], dew[i], pressure[i])) == pytest.approx(vector[i], abs=1e-9)
 
 
 def test_no_warnings_at_edges() -> None:
     # Warnings are errors: zero humidity, extreme temperatures, vapour pressure = total pressure.
     assert float(psy.dew_point_c(0.0)) == pytest.approx(-100.0, abs=1e-6)
     assert np.isinf(psy.humidity_ratio(1000.0, 1000.0))
-    assert np.all(
-        np.isfinite(psy.wet_bulb_from_rh_c(np.array([-40.0, 60.0]), np.array([0.0, 1.0])))
-    )
+    assert np.all(np.isfinite(psy.wet_bulb_from_rh_c(np.array([-40.0, 60.0]), np.array([0.0, 1.0]))))
 
 
 @settings(max_examples=200, deadline=None)
@@ -116,9 +112,7 @@ def test_no_warnings_at_edges() -> None:
     depression=st.floats(0.0, 40.0),
     pressure=st.floats(70_000.0, 105_000.0),
 )
-def test_wet_bulb_lies_between_dew_point_and_dry_bulb(
-    dry: float, depression: float, pressure: float
-) -> None:
+def test_wet_bulb_lies_between_dew_point_and_dry_bulb(dry: float, depression: float, pressure: float) -> None:
     dew = dry - depression
     wet = float(psy.wet_bulb_c(dry, dew, pressure))
     assert dew - 1e-6 <= wet <= dry + 1e-6
@@ -134,9 +128,7 @@ def test_wet_bulb_rises_with_dew_point(dry: float, dew_a: float, dew_b: float) -
 @settings(max_examples=200, deadline=None)
 @given(temp=st.floats(-90.0, 190.0))
 def test_dew_point_inverts_saturation_pressure(temp: float) -> None:
-    assert float(psy.dew_point_c(psy.saturation_vapor_pressure_pa(temp))) == pytest.approx(
-        temp, abs=1e-6
-    )
+    assert float(psy.dew_point_c(psy.saturation_vapor_pressure_pa(temp))) == pytest.approx(temp, abs=1e-6)
 
 
 @settings(max_examples=100, deadline=None)

@@ -6,6 +6,7 @@ from twin.catalog import accelerator_spec, loss_curve
 from twin.physics.power import tabulated_loss_w
 
 LOSSLESS = {f"power.{s}.curve": "lossless" for s in ("transformer", "ups", "pdu", "psu")}
+IDEAL = {"cooling": {"model": "ideal", "supply_temp_c": 30.0}}
 
 
 def test_ledger_balances_default(short_default):
@@ -29,7 +30,7 @@ def test_idle_fleet_hand_calculation():
             "workloads": [],
             "duration_s": 3600,
             "report_interval_s": 600,
-            "cooling.overhead_fraction": 0.0,
+            **IDEAL,
             "site.other_facility_power_w": 0.0,
         },
     )
@@ -51,7 +52,7 @@ def test_psu_loss_hand_calculation():
             "workloads": [],
             "duration_s": 600,
             "report_interval_s": 600,
-            "cooling.overhead_fraction": 0.0,
+            **IDEAL,
             "site.other_facility_power_w": 0.0,
         },
     )
@@ -65,22 +66,6 @@ def test_psu_loss_hand_calculation():
     assert r.kpis["energy_psu_loss_j"] / 600 == pytest.approx(expected_w, rel=1e-9)
     c = loss_curve("80plus-titanium-230v-redundant")
     assert expected_w == pytest.approx(128 * 6 * float(tabulated_loss_w(1960 / 6, 3300, c.load_fraction, c.efficiency)))
-
-
-def test_cooling_overhead_scales_heat():
-    sc = load_scenario(
-        "default",
-        {
-            **LOSSLESS,
-            "duration_s": 1800,
-            "step_s": 10,
-            "report_interval_s": 300,
-            "cooling.overhead_fraction": 0.25,
-            "site.other_facility_power_w": 0.0,
-        },
-    )
-    r = simulate(sc)
-    assert r.kpis["pue"] == pytest.approx(1.25, rel=1e-9)
 
 
 def test_tokens_equal_demand_with_ample_capacity(one_server):
@@ -141,7 +126,7 @@ def test_power_cap_lowers_energy_and_tokens():
 def test_hot_inlet_throttles_and_holds_slowdown_temperature():
     # Inlet 70 C with a 0.04 K/W cold plate: the die may draw (89-70)/0.04 = 475 W before slowdown.
     cool = simulate(training_scenario())
-    hot = simulate(training_scenario(**{"cooling.supply_temp_c": 70.0}))
+    hot = simulate(training_scenario(cooling={"model": "ideal", "supply_temp_c": 70.0}))
     assert cool.kpis["throttled_gpu_h"] == 0
     assert hot.kpis["throttled_gpu_h"] == pytest.approx(16 * 600 / 3600)
     assert hot.timeseries["gpu_power_mean_w"].max() == pytest.approx(475.0, rel=1e-6)

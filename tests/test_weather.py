@@ -82,9 +82,7 @@ def test_july_warmer_than_january(greensboro: pd.DataFrame) -> None:
     assert july.dry_bulb_c.mean() > january.dry_bulb_c.mean() + 15.0
 
 
-def test_sand_point_has_more_cool_wet_bulb_hours(
-    greensboro: pd.DataFrame, sand_point: pd.DataFrame
-) -> None:
+def test_sand_point_has_more_cool_wet_bulb_hours(greensboro: pd.DataFrame, sand_point: pd.DataFrame) -> None:
     assert (sand_point.wet_bulb_c < 10.0).sum() > (greensboro.wet_bulb_c < 10.0).sum()
 
 
@@ -116,9 +114,7 @@ TMY3_DRY_BULB, TMY3_PRESSURE = 31, 40
 def test_tmy3_corrupted_row_names_file_line_and_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     _rewrite_line(GREENSBORO, bad, 100, TMY3_DRY_BULB, "abc")
-    with pytest.raises(
-        TraceFormatError, match=r"bad\.csv, line 100, field 'Dry-bulb \(C\)'"
-    ) as err:
+    with pytest.raises(TraceFormatError, match=r"bad\.csv, line 100, field 'Dry-bulb \(C\)'") as err:
         read_tmy3(bad)
     assert err.value.line == 100
     assert err.value.field == "Dry-bulb (C)"
@@ -191,9 +187,7 @@ def test_epw_errors_name_line_and_field(tmp_path: Path) -> None:
     with pytest.raises(TraceFormatError, match="line 4, field 'GROUND TEMPERATURES'"):
         read_epw(header)
     sub_hourly = tmp_path / "sub.epw"
-    sub_hourly.write_text(
-        "".join([*lines[:7], "DATA PERIODS,1,4,Data,Sunday, 1/ 1, 1/ 2\n", *lines[8:]])
-    )
+    sub_hourly.write_text("".join([*lines[:7], "DATA PERIODS,1,4,Data,Sunday, 1/ 1, 1/ 2\n", *lines[8:]]))
     with pytest.raises(TraceFormatError, match="records per hour"):
         read_epw(sub_hourly)
     short = tmp_path / "short.epw"
@@ -259,9 +253,7 @@ def test_weather_at_scalar_equals_vector(greensboro: pd.DataFrame) -> None:
 
 
 def test_weather_at_repeats_a_synthetic_day_by_clock_hour() -> None:
-    day, _ = synthetic_weather(
-        "diurnal", hours=24, dry_bulb_c=20.0, amplitude_k=5.0, peak_hour=15.0
-    )
+    day, _ = synthetic_weather("diurnal", hours=24, dry_bulb_c=20.0, amplitude_k=5.0, peak_hour=15.0)
     got = weather_at(day, datetime(2025, 8, 3, 15, 10), np.array([0.0, 86400.0, 12 * 3600.0]))
     np.testing.assert_allclose(got["dry_bulb_c"], [25.0, 25.0, 15.0])
 

@@ -103,6 +103,21 @@ class Facility:
         return self.n_servers * self.gpus_per_server
 
     @property
+    def nameplate_it_power_w(self) -> float:
+        """IT power with every GPU at TDP and every host at its maximum. [W]"""
+        server = self.gpus_per_server * self.accelerator.max_power_w + self.scenario.fleet.server.other_max_power_w
+        return self.n_servers * server
+
+    def nameplate_losses_w(self) -> float:
+        """PSU, PDU and UPS losses with the IT at nameplate: heat the air side must also carry. [W]"""
+        server_w = self.nameplate_it_power_w / self.n_servers
+        psu = float(self.stages["psu"].loss_w(np.array(server_w)))
+        rack_w = (server_w + psu) * self.servers_per_rack
+        pdu = float(self.stages["pdu"].loss_w(np.array(rack_w)))
+        ups = float(self.stages["ups"].loss_w(np.array((rack_w + pdu) * self.n_racks)))
+        return psu * self.n_servers + pdu * self.n_racks + ups
+
+    @property
     def thermal_resistance_k_w(self) -> float:
         """Die-to-inlet thermal resistance for the cooling type. [K/W]"""
         acc = self.accelerator
@@ -124,8 +139,7 @@ def build_facility(scenario: Scenario) -> Facility:
         name: StageModel(name, s.rated_w, s.count, catalog.loss_curve(s.curve), s.redundancy)
         for name, s in _stages(scenario).items()
     }
-    cooling = scenario.cooling
-    liquid = getattr(cooling, "liquid_fraction", 0.0) >= 0.5
+    liquid = scenario.cooling.type != "air"
     return Facility(
         scenario=scenario,
         accelerator=acc,

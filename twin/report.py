@@ -49,7 +49,7 @@ def report_figure(result: Result) -> Figure:
     ax.set_title(f"Where {k['facility_energy_kwh']:,.0f} kWh went (ledger residual {k['ledger_residual_j']:.2g} J)")
     ax = axes[1, 1]
     ax.plot(hours, ts["die_temp_max_c"], label="max die temperature", color="tab:orange")
-    ax.plot(hours, ts["inlet_temp_mean_c"], label="mean inlet temperature", color="tab:green")
+    ax.plot(hours, ts["inlet_temp_max_c"], label="max inlet temperature", color="tab:green")
     ax.set_xlabel("time [h]")
     ax.set_ylabel("temperature [°C]")
     ax3 = ax.twinx()

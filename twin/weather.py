@@ -134,9 +134,7 @@ def _floats(values: Sequence[str], lines: Sequence[int], path: Path, field: str)
             try:
                 float(value)
             except ValueError:
-                raise TraceFormatError(
-                    str(path), f"{value!r} is not a number", line=line, field=field
-                ) from None
+                raise TraceFormatError(str(path), f"{value!r} is not a number", line=line, field=field) from None
         raise
 
 
@@ -191,9 +189,7 @@ def _finish(
         bad = ~missing & ((v < lo) | (v > hi))
         if bad.any():
             i = int(np.argmax(bad))
-            raise TraceFormatError(
-                str(path), f"{v[i]!r} is outside {lo}..{hi} [{col}]", line=lines[i], field=col
-            )
+            raise TraceFormatError(str(path), f"{v[i]!r} is outside {lo}..{hi} [{col}]", line=lines[i], field=col)
         if missing.all():
             raise TraceFormatError(str(path), "every value is missing", field=col)
         if missing.any():
@@ -246,9 +242,7 @@ def _data_rows(
             continue
         line = first_line + offset
         if len(row) < min_fields:
-            raise TraceFormatError(
-                str(path), f"row has {len(row)} fields, expected at least {min_fields}", line, field
-            )
+            raise TraceFormatError(str(path), f"row has {len(row)} fields, expected at least {min_fields}", line, field)
         data.append(row)
         lines.append(line)
     if not data:
@@ -293,9 +287,7 @@ def read_tmy3(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
     site = rows[0]
     site_fields = ("usaf", "name", "state", "utc_offset_h", "latitude", "longitude", "elevation_m")
     if len(site) < len(site_fields):
-        raise TraceFormatError(
-            str(path), f"site line has {len(site)} fields, expected {len(site_fields)}", line=1
-        )
+        raise TraceFormatError(str(path), f"site line has {len(site)} fields, expected {len(site_fields)}", line=1)
     extra: dict[str, object] = {}
     for key, text in zip(site_fields, site, strict=False):
         if key in ("usaf", "name", "state"):
@@ -316,9 +308,7 @@ def read_tmy3(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
         try:
             month[i], day[i], year[i] = (int(p) for p in date.split("/"))
         except ValueError:
-            raise TraceFormatError(
-                str(path), f"{date!r} is not MM/DD/YYYY", line, _TMY3_DATE
-            ) from None
+            raise TraceFormatError(str(path), f"{date!r} is not MM/DD/YYYY", line, _TMY3_DATE) from None
         hh, _, mm = clock.partition(":")
         if not (hh.strip().isdigit() and mm.strip() == "00"):
             raise TraceFormatError(str(path), f"{clock!r} is not HH:00", line, _TMY3_TIME)
@@ -332,9 +322,7 @@ def read_tmy3(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
         values[col] = raw[keep]
     extra["source_years"] = sorted({int(y) for y in year})
     extra["dropped_feb29"] = int((~keep).sum())
-    return _finish(
-        path, "tmy3", time_s, values, [ln for ln, k in zip(lines, keep, strict=True) if k], extra
-    )
+    return _finish(path, "tmy3", time_s, values, [ln for ln, k in zip(lines, keep, strict=True) if k], extra)
 
 
 # === EPW ======================================================================================
@@ -383,23 +371,18 @@ def read_epw(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
     num_fields = ("latitude", "longitude", "utc_offset_h", "elevation_m")
     if len(location) < 1 + len(loc_fields) + len(num_fields):
         raise TraceFormatError(str(path), "LOCATION record has too few fields", 1, "LOCATION")
-    extra: dict[str, object] = {
-        k: v.strip() for k, v in zip(loc_fields, location[1:6], strict=True)
-    }
+    extra: dict[str, object] = {k: v.strip() for k, v in zip(loc_fields, location[1:6], strict=True)}
     for key, text in zip(num_fields, location[6:10], strict=True):
         extra[key] = float(_floats([text], [1], path, key)[0])
     periods = rows[len(EPW_HEADER) - 1]
     per_hour = _floats(periods[2:3] or ["nan"], [len(EPW_HEADER)], path, "records per hour")
     if per_hour[0] != 1.0:
-        raise TraceFormatError(
-            str(path), "only hourly files (1 record per hour) are supported", 8, "records per hour"
-        )
+        raise TraceFormatError(str(path), "only hourly files (1 record per hour) are supported", 8, "records per hour")
 
     first = len(EPW_HEADER) + 1
     data, lines = _data_rows(rows[len(EPW_HEADER) :], first, _EPW_MIN_FIELDS, path, "row")
     year, month, day, hour = (
-        _floats([row[i] for row in data], lines, path, name)
-        for i, name in enumerate(_EPW_TIME_FIELDS)
+        _floats([row[i] for row in data], lines, path, name) for i, name in enumerate(_EPW_TIME_FIELDS)
     )
     time_s, keep = _time_of_year_s(month, day, hour, lines, path)
     values: dict[str, FloatArray] = {}
@@ -409,9 +392,7 @@ def read_epw(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
         values[col] = raw[keep]
     extra["source_years"] = sorted({int(y) for y in year})
     extra["dropped_feb29"] = int((~keep).sum())
-    return _finish(
-        path, "epw", time_s, values, [ln for ln, k in zip(lines, keep, strict=True) if k], extra
-    )
+    return _finish(path, "epw", time_s, values, [ln for ln, k in zip(lines, keep, strict=True) if k], extra)
 
 
 # === packaged and synthetic weather ==========================================================
@@ -438,9 +419,7 @@ def _constant_profile(hours: int, options: dict[str, float]) -> tuple[FloatArray
     w = psy.humidity_ratio_from_wet_bulb(dry, wet, options["pressure_pa"])
     if (w < 0.0).any():
         raise ValueError(f"wet_bulb_c {wet} is below the driest possible air at {dry[0]} C")
-    return dry, psy.dew_point_c(
-        psy.vapor_pressure_from_humidity_ratio_pa(w, options["pressure_pa"])
-    )
+    return dry, psy.dew_point_c(psy.vapor_pressure_from_humidity_ratio_pa(w, options["pressure_pa"]))
 
 
 def _diurnal_profile(hours: int, options: dict[str, float]) -> tuple[FloatArray, FloatArray]:
@@ -544,9 +523,7 @@ def synthetic_weather(
 def _seconds_into_year(start: datetime) -> float:
     """Seconds from 1 January 00:00 to ``start`` on a 365-day calendar (29 Feb reads as 1 Mar)."""
     day_of_year = int(_DAYS_BEFORE_MONTH[start.month - 1]) + start.day - 1
-    seconds = (
-        start.hour * S_PER_HOUR + start.minute * 60.0 + start.second + start.microsecond * 1e-6
-    )
+    seconds = start.hour * S_PER_HOUR + start.minute * 60.0 + start.second + start.microsecond * 1e-6
     return day_of_year * _HOURS_PER_DAY * S_PER_HOUR + seconds
 
 
@@ -582,11 +559,7 @@ def weather_at(weather: pd.DataFrame, start: datetime, t_s: Numeric) -> dict[str
     year_s = _seconds_into_year(start) + np.asarray(t_s, dtype=np.float64)
     wrapped = first + np.mod(year_s - first, span)
     row = np.clip(np.searchsorted(time_s, wrapped, side="right") - 1, 0, len(time_s) - 1)
-    return {
-        col: weather[col].to_numpy(dtype=np.float64)[row]
-        for col in WEATHER_COLUMNS
-        if col != "time_s"
-    }
+    return {col: weather[col].to_numpy(dtype=np.float64)[row] for col in WEATHER_COLUMNS if col != "time_s"}
 
 
 __all__ = [

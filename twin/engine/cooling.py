@@ -1,41 +1,246 @@
-"""Cooling models as the engine sees them: heat in, electric power and inlet temperature out."""
+"""Cooling as the engine sees it: heat in; electric power, water and inlet temperatures out.
+
+:class:`PhysicalPlant` wraps :func:`twin.physics.cooling_plant.plant_power` and adds the thermal
+dynamics the plant function has no memory for, as lumped RC nodes (exact steps,
+:mod:`twin.physics.thermal`):
+
+* the technology coolant loop (TCS: cold plates, CDU secondary), heat capacity ``C_loop`` =
+  loop volume x rho x cp (1 L per kW of design liquid heat, parameters.md 4);
+* the room air, ``C_room`` = air volume x rho x cp plus any rack/building mass;
+* optional chilled-water storage, an energy buffer of ``V rho cp dT_chw``.
+
+Each node is described by its excess temperature ``dT`` above the setpoint the plant holds. The
+plant controller asks for the node's heat plus ``C dT / tau_ctrl`` (a proportional pull-back); what
+it cannot remove (``unmet``) warms the node::
+
+    C d(dT)/dt = unmet - C dT / tau_ctrl   ->   dT_ss = unmet tau_ctrl / C,  time constant tau_ctrl
+
+so with spare capacity a warm loop relaxes to its setpoint with ``tau_ctrl``, and with a shortfall
+it warms until throttled GPUs shed enough heat. Device inlets are the TCS supply (facility supply +
+CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the CRAH supply air plus ``dT_room`` for
+air-cooled ones.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from twin._types import FloatArray
-from twin.scenario.schema import FixedOverheadCooling
+from twin.catalog.cooling import chiller_curve
+from twin.physics.cooling_plant import PlantParams, plant_power
+from twin.physics.thermal import rc_step
+from twin.scenario.schema import IdealCooling, PlantCooling
+from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
+
+#: Node excess temperature below which a node counts as at its setpoint. [K]
+AT_SETPOINT_K = 1e-6
+#: A node changing faster than this needs tick-by-tick feedback. [K/s]
+FINE_RATE_K_S = 1e-3
+#: Largest node drift accepted within one vectorised block (inlets are held at their start value). [K]
+DRIFT_K = 0.1
 
 
-class FixedOverheadPlant:
-    """Placeholder plant: cooling power is a fixed fraction of the heat removed.
+@dataclass
+class PlantStep:
+    """What the plant did over a block of ``K`` ticks (arrays of length ``K``)."""
 
-    Its inlet temperature is constant and it never runs short of capacity.
-    """
+    powers_w: dict[str, FloatArray]
+    water_kg_s: FloatArray
+    free_cooling_fraction: FloatArray
+    unmet_w: FloatArray
+    loop_excess_k: float = 0.0
+    room_excess_k: float = 0.0
+    storage_j: float = 0.0
+    drift_k: FloatArray | None = None
+    rate_k_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
 
-    components: tuple[str, ...] = ("cooling",)
+    def first_drift_tick(self) -> int | None:
+        """Index of the first tick whose node drift from the block start exceeds :data:`DRIFT_K`."""
+        if self.drift_k is None:
+            return None
+        over = np.flatnonzero(self.drift_k > DRIFT_K)
+        return int(over[0]) if over.size else None
 
-    def __init__(self, spec: FixedOverheadCooling) -> None:
+
+class IdealPlant:
+    """Limiting case: no cooling energy, inlets fixed at ``supply_temp_c``."""
+
+    components: tuple[str, ...] = ()
+
+    def __init__(self, spec: IdealCooling) -> None:
         self.spec = spec
+        self.liquid_fraction = spec.liquid_share
+        self.liquid_cooled = spec.type != "air"
 
     @property
-    def liquid_fraction(self) -> float:
-        """Share of server heat taken by liquid."""
-        return self.spec.liquid_fraction
+    def transient(self) -> bool:
+        """Never away from its setpoints."""
+        return False
 
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server. [C]"""
         return np.full(n_servers, self.spec.supply_temp_c)
 
-    def step(
-        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, t0_s: FloatArray, dts: FloatArray
-    ) -> dict[str, FloatArray]:
-        """Electric power of each component per tick. [W]"""
-        del t0_s, dts
-        return {"cooling": self.spec.overhead_fraction * (heat_liquid_w + heat_air_w)}
+    def compute(
+        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, weather: dict[str, float]
+    ) -> PlantStep:
+        """Remove all heat at no cost."""
+        zeros = np.zeros_like(dts)
+        return PlantStep({}, zeros, np.ones_like(dts), zeros.copy())
+
+    def commit(self, step: PlantStep) -> None:
+        """Nothing to remember."""
 
 
-def build_plant(spec: FixedOverheadCooling) -> FixedOverheadPlant:
+class PhysicalPlant:
+    """The facility cooling plant with loop, room and storage thermal nodes."""
+
+    components: tuple[str, ...] = ("chiller", "heat_rejection_fans", "pumps", "cdu_pumps", "crah_fans")
+
+    def __init__(self, spec: PlantCooling, design_it_w: float, design_losses_w: float, n_racks: int) -> None:
+        self.spec = spec
+        self.liquid_fraction = spec.liquid_share
+        self.liquid_cooled = spec.type != "air"
+        # The air side carries the IT heat not taken by liquid plus every conversion loss indoors.
+        design_heat_w = spec.design_heat_w or design_it_w + design_losses_w
+        air_w = (1.0 - self.liquid_fraction) * design_it_w + design_losses_w
+        overrides: dict[str, object] = {
+            "economiser_enabled": spec.economiser,
+            "crah_supply_air_c": spec.crah_supply_air_c,
+            "design_air_fraction": min(air_w / (design_it_w + design_losses_w), 1.0),
+            **spec.plant_overrides,
+        }
+        if spec.facility_supply_c is not None:
+            overrides["facility_supply_c"] = spec.facility_supply_c
+        if spec.n_chillers is not None:
+            overrides["n_chillers"] = spec.n_chillers
+        self.params = PlantParams.from_presets(
+            spec.liquid_class,
+            spec.air_class,
+            chiller=chiller_curve(spec.chiller),
+            design_heat_w=design_heat_w,
+            heat_rejection=spec.heat_rejection,
+            **overrides,
+        )
+        p = self.params
+        liquid_kw = max(design_heat_w * self.liquid_fraction / 1e3, 1.0)
+        self.loop_capacity_j_k = (
+            spec.loop_volume_l_per_kw * liquid_kw / L_PER_M3 * WATER_DENSITY_KG_M3 * WATER_CP_J_KG_K
+        )
+        self.room_capacity_j_k = n_racks * (
+            spec.room_volume_m3_per_rack * AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K
+            + spec.room_extra_heat_capacity_j_k_per_rack
+        )
+        self.storage_capacity_j = spec.chw_storage_m3 * WATER_DENSITY_KG_M3 * WATER_CP_J_KG_K * p.chw_delta_t_k
+        self.tau_s = spec.control_time_constant_s
+        self.tcs_supply_c = p.facility_supply_c + p.cdu_approach_k
+        self.loop_excess_k = 0.0
+        self.room_excess_k = 0.0
+        self.storage_j = self.storage_capacity_j
+        self.chillers_available: float | None = None
+        self._rate_k_s = 0.0
+
+    @property
+    def transient(self) -> bool:
+        """True while a node changes faster than :data:`FINE_RATE_K_S`.
+
+        The engine then steps tick by tick, so temperature, throttling and heat feed back every tick.
+        """
+        return self._rate_k_s > FINE_RATE_K_S
+
+    def inlet_temp_c(self, n_servers: int) -> FloatArray:
+        """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
+        if self.liquid_cooled:
+            return np.full(n_servers, self.tcs_supply_c + self.loop_excess_k)
+        return np.full(n_servers, self.spec.crah_supply_air_c + self.room_excess_k)
+
+    def compute(
+        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, weather: dict[str, float]
+    ) -> PlantStep:
+        """Plant power and node evolution over a block (state is changed only by :meth:`commit`)."""
+        q_rec_l = self.loop_capacity_j_k * self.loop_excess_k / self.tau_s
+        q_rec_a = self.room_capacity_j_k * self.room_excess_k / self.tau_s
+        recharge = 0.0
+        if self.storage_j < self.storage_capacity_j:
+            recharge = (self.storage_capacity_j - self.storage_j) / self.tau_s
+        res = self._run(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a + recharge, weather)
+        if recharge > 0 and np.any(res.unmet_heat_w > 0):
+            recharge = 0.0  # no spare capacity: do not recharge the store now
+            res = self._run(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a, weather)
+        unmet_l = np.asarray(res.unmet_liquid_w, dtype=np.float64) * np.ones_like(dts)
+        unmet_a = np.asarray(res.unmet_air_w, dtype=np.float64) * np.ones_like(dts)
+        # Chilled-water storage carries unmet heat while it holds cold water.
+        storage = self.storage_j + recharge * float(dts.sum())
+        from_store = np.zeros_like(dts)
+        if self.storage_capacity_j > 0:
+            want = (unmet_l + unmet_a) * dts
+            supplied = np.minimum(want, np.maximum(storage - np.concatenate(([0.0], np.cumsum(want)[:-1])), 0.0))
+            from_store = np.divide(supplied, dts, out=np.zeros_like(dts), where=dts > 0)
+            share_l = np.divide(unmet_l, unmet_l + unmet_a, out=np.zeros_like(dts), where=(unmet_l + unmet_a) > 0)
+            unmet_l = unmet_l - from_store * share_l
+            unmet_a = unmet_a - from_store * (1.0 - share_l)
+            storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
+        loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
+        room = self._node(self.room_excess_k, unmet_a, self.room_capacity_j_k, dts)
+        drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
+        prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
+        rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])
+        ones = np.ones_like(dts)
+        powers = {
+            "chiller": res.chiller_power_w * ones,
+            "heat_rejection_fans": (res.tower_fan_power_w + res.dry_cooler_fan_power_w) * ones,
+            "pumps": res.pump_power_w * ones,
+            "cdu_pumps": res.cdu_pump_power_w * ones,
+            "crah_fans": res.crah_fan_power_w * ones,
+        }
+        return PlantStep(
+            powers_w=powers,
+            water_kg_s=res.water_kg_s * ones,
+            free_cooling_fraction=res.free_cooling_fraction * ones,
+            unmet_w=unmet_l + unmet_a,
+            loop_excess_k=float(loop[-1]),
+            room_excess_k=float(room[-1]),
+            storage_j=storage,
+            drift_k=drift,
+            rate_k_s=rate,
+        )
+
+    def commit(self, step: PlantStep) -> None:
+        """Accept a computed block: move the nodes to their new state."""
+        self.loop_excess_k = step.loop_excess_k
+        self.room_excess_k = step.room_excess_k
+        self.storage_j = step.storage_j
+        self._rate_k_s = step.rate_k_s
+
+    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]):
+        return plant_power(
+            heat_liquid_w,
+            heat_air_w,
+            weather["dry_bulb_c"],
+            weather["wet_bulb_c"],
+            self.params,
+            chillers_available=self.chillers_available,
+        )
+
+    def _node(self, excess_k: float, unmet_w: FloatArray, capacity_j_k: float, dts: FloatArray) -> FloatArray:
+        """Excess temperature of a node after each tick (exact RC steps, see the module docstring)."""
+        if excess_k <= AT_SETPOINT_K and not np.any(unmet_w > 0):
+            return np.zeros_like(dts)
+        out = np.empty_like(dts)
+        dt = excess_k
+        for k in range(dts.size):
+            dt = max(float(rc_step(dt, unmet_w[k] * self.tau_s / capacity_j_k, self.tau_s, dts[k])), 0.0)
+            out[k] = dt
+        return out
+
+
+def build_plant(
+    spec: PlantCooling | IdealCooling, design_it_w: float, design_losses_w: float, n_racks: int
+) -> IdealPlant | PhysicalPlant:
     """The engine's cooling model for a scenario's cooling section."""
-    return FixedOverheadPlant(spec)
+    if isinstance(spec, IdealCooling):
+        return IdealPlant(spec)
+    return PhysicalPlant(spec, design_it_w, design_losses_w, n_racks)

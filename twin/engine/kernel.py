@@ -1,10 +1,17 @@
 """The engine: a simpy event kernel with the fleet advanced in closed form between events.
 
-simpy holds the discrete events (report boundaries now; weather, faults and controls as later
-subsystems register processes). The loop is SimPy's documented ``peek``/``step`` pattern: before
-each event the continuous state is advanced from ``state.t_s`` to ``env.peek()`` in vectorised
-blocks of ticks, then the event is processed. Ticks exist only where inputs vary (``step_s``);
-with constant inputs a whole inter-event span is one step.
+simpy holds the discrete events: report boundaries, weather hours, thermal shutdowns (and the
+faults and controls later subsystems register). The loop is SimPy's documented ``peek``/``step``
+pattern: before each event the continuous state is advanced from ``state.t_s`` to ``env.peek()``,
+then the event is processed.
+
+Advancing is done in blocks of ticks computed as ``(K ticks x S servers)`` arrays. Ticks exist only
+where inputs vary (``step_s``); with constant inputs a whole inter-event span is one step. A block is
+*computed* without touching the state and then *committed*; when a block reveals a change of regime
+(the cooling plant runs short of capacity, or a die reaches its shutdown temperature) it is cut at
+that tick. While a thermal node is away from its setpoint the engine steps one tick at a time so that
+temperatures, throttling and heat feed back each tick; a die crossing its shutdown temperature inside
+a tick is solved for exactly and scheduled as an event at that instant.
 """
 
 from __future__ import annotations
@@ -18,36 +25,63 @@ import numpy as np
 import simpy
 
 from twin._types import FloatArray
-from twin.engine.cooling import build_plant
+from twin.engine.boundary import WeatherBoundary
+from twin.engine.cooling import PlantStep, build_plant
 from twin.engine.demand import DemandModel
-from twin.engine.serving import ServerConstants, serve_block
+from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.telemetry import Recorder
 from twin.facility import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
-from twin.physics.accelerator import (
-    accelerator_power_w,
-    clock_for_power_limit,
-    thermal_power_limit_w,
-)
-from twin.physics.thermal import rc_step
+from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit, thermal_power_limit_w
+from twin.physics.thermal import rc_step, rc_time_to_threshold_s
+from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
 #: Most (tick x server) cells handled in one vectorised block (bounds memory per block).
 MAX_BLOCK_CELLS = 2_000_000
+#: Times closer than this are the same instant. [s]
+TIME_EPS_S = 1e-9
 
 
 @dataclass
 class Interval:
-    """Sums over the current report interval."""
+    """Sums and extremes over the current report interval."""
 
     duration_s: float = 0.0
     peak_facility_power_w: float = 0.0
     max_die_temp_c: float = -np.inf
+    max_inlet_temp_c: float = -np.inf
     throttled_gpu_s: float = 0.0
     capped_gpu_s: float = 0.0
     clock_gpu_s: float = 0.0
     gpu_s: float = 0.0
+    water_kg: float = 0.0
+    free_cooling_s: float = 0.0
+    unmet_heat_j: float = 0.0
+    energy_j: dict[str, float] = field(default_factory=dict)
+    metered_j: float = 0.0
     tokens: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Block:
+    """Everything computed for a block of ticks, before it is committed."""
+
+    t0: FloatArray
+    t1: FloatArray
+    dts: FloatArray
+    site_w: dict[str, FloatArray]
+    metered_w: FloatArray
+    serve: ServeResult
+    requests: FloatArray
+    gpus: FloatArray
+    clock: FloatArray
+    throttled: Any
+    capped: Any
+    die_end: FloatArray
+    die_max: FloatArray
+    inlet_c: FloatArray
+    plant: PlantStep
 
 
 class Engine:
@@ -82,22 +116,24 @@ class Engine:
         self.step_s = sc.step_s
         self.report_s = sc.report_interval_s
         self.n_reports = math.ceil(self.duration_s / self.report_s - 1e-9)
-        self.plant = build_plant(sc.cooling)
+        self.plant = build_plant(sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks)
+        self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir)
+        self.boundary = self.weather.at(0.0)
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
-        self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet.mean()), sc.fleet.power_cap_w)
-        self.state.inlet_temp_c = inlet
-        self.state.die_temp_c = inlet.copy()
-        self.categories = (*BASE_CATEGORIES, *(f"cooling_{c}" if c != "cooling" else c for c in self.plant.components))
+        self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), sc.fleet.power_cap_w)
+        cooling_cats = tuple(f"cooling_{c}" for c in self.plant.components)
+        self.categories = (*BASE_CATEGORIES, *cooling_cats)
         self.ledger = Ledger(self.n_reports, self.categories)
         self.pool_names = [p.name for p in fac.pools]
         self.recorder = Recorder(self.n_reports, self._columns())
+        self.events: list[dict[str, Any]] = []
         self.interval_index = 0
-        self.acc = Interval()
-        self._energy: dict[str, float] = dict.fromkeys(self.categories, 0.0)
-        self._metered = 0.0
+        self.acc = self._new_interval()
         self.env.process(self._reporter())
+        if not self.weather.constant:
+            self.env.process(self._weather_hours())
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -105,7 +141,7 @@ class Engine:
         end = self.duration_s
         while True:
             t_next = min(self.env.peek(), end)
-            if t_next > self.state.t_s:
+            if t_next > self.state.t_s + TIME_EPS_S:
                 self._advance(self.state.t_s, t_next)
             if self.env.peek() > end:
                 break
@@ -113,49 +149,119 @@ class Engine:
         if self.acc.duration_s > 0 and self.interval_index < self.n_reports:
             self._flush()
 
+    def log_event(self, kind: str, **detail: Any) -> None:
+        """Record a discrete event (thermal shutdown, fault, control action) with its time."""
+        self.events.append({"time_s": float(self.env.now), "event": kind, **detail})
+
     def _reporter(self) -> Generator[simpy.Event, Any, None]:
         while True:
             yield self.env.timeout(self.report_s)
             self._flush()
 
+    def _weather_hours(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(self.weather.next_change_s(self.env.now) - self.env.now)
+            self.boundary = self.weather.at(self.env.now)
+
+    def _shutdown_at(self, delay_s: float, servers: np.ndarray) -> None:
+        def handler(_: simpy.Event) -> None:
+            st = self.state
+            newly = servers & st.server_up
+            st.server_up &= ~servers
+            if newly.any():
+                self.log_event(
+                    "thermal_shutdown", servers=int(newly.sum()), die_temp_c=float(st.die_temp_c[newly].max())
+                )
+
+        self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
+
     # ------------------------------------------------------------- continuous part
-    def _tick_edges(self, t_from: float, t_to: float) -> FloatArray:
-        if not self.demand.varies:
+    def _tick_edges(self, t_from: float, t_to: float, fine: bool) -> FloatArray:
+        if not (fine or self.demand.varies):
             return np.array([t_from, t_to])
         first = math.floor(t_from / self.step_s + 1e-9) + 1
         last = math.ceil(t_to / self.step_s - 1e-9)
         inner = np.arange(first, last, dtype=np.float64) * self.step_s
-        return np.concatenate(([t_from], inner[(inner > t_from) & (inner < t_to)], [t_to]))
+        return np.concatenate(([t_from], inner[(inner > t_from + TIME_EPS_S) & (inner < t_to - TIME_EPS_S)], [t_to]))
 
     def _advance(self, t_from: float, t_to: float) -> None:
-        edges = self._tick_edges(t_from, t_to)
         k_max = max(1, MAX_BLOCK_CELLS // max(self.fac.n_servers, 1))
-        for i in range(0, edges.size - 1, k_max):
-            e = edges[i : i + k_max + 1]
-            self._block(e[:-1], e[1:])
-        self.state.t_s = t_to
+        t = t_from
+        # An event scheduled while advancing (a shutdown crossing) ends the advance at its time.
+        while t < min(t_to, self.env.peek()) - TIME_EPS_S:
+            stop = min(t_to, self.env.peek())
+            transient = self.plant.transient
+            edges = self._tick_edges(t, stop, fine=transient)
+            n = 1 if transient else min(k_max, edges.size - 1)
+            block = self._compute(edges[:n], edges[1 : n + 1])
+            cut = self._first_regime_change(block, transient)
+            if cut is not None:
+                block = self._cut(block, cut)
+                if block is None:  # a shutdown crossing at this very instant: the event handles it
+                    break
+            self._commit(block)
+            t = float(block.t1[-1])
+        self.state.t_s = t
 
-    def _block(self, t0: FloatArray, t1: FloatArray) -> None:
+    def _first_regime_change(self, b: Block, transient: bool) -> int | None:
+        """First tick where a die reaches shutdown or (outside a transient) a thermal node drifts."""
+        hot = np.flatnonzero(b.die_max >= self.fac.accelerator.shutdown_temp_c)
+        if hot.size:
+            return int(hot[0])
+        if transient:
+            return None
+        k = b.plant.first_drift_tick()
+        if k is None or (k == 0 and b.dts.size == 1 and b.dts[0] <= self.step_s + TIME_EPS_S):
+            return None  # no drift, or already a single fine tick: commit it
+        return k
+
+    def _cut(self, b: Block, k: int) -> Block | None:
+        """Recompute the block up to tick ``k``; at a die crossing, up to the crossing instant."""
+        if k > 0:
+            return self._compute(b.t0[:k], b.t1[:k])
+        shut = self.fac.accelerator.shutdown_temp_c
+        st = self.state
+        if b.die_max[0] < shut:  # a node drifts fast from the first tick: step one fine tick
+            t1 = min(b.t1[0], b.t0[0] + self.step_s)
+            return self._compute(b.t0[:1], np.array([t1]))
+        p_gpu = b.site_w["_gpu_w"][0]
+        tss = b.inlet_c + self.fac.thermal_resistance_k_w * p_gpu
+        t_cross = rc_time_to_threshold_s(st.die_temp_c, tss, self.fac.accelerator.die_time_constant_s, shut)
+        t_cross = np.where(st.server_up, t_cross, np.inf)
+        dt_c = float(np.min(t_cross))
+        if not np.isfinite(dt_c):  # reached only through the tick's rising inlet: stop at the tick end
+            dt_c = float(b.dts[0])
+        hit = st.server_up & (t_cross <= dt_c + 1e-6)
+        if not hit.any():
+            hit = st.server_up & (b.die_end >= shut)
+        self._shutdown_at(float(b.t0[0]) + dt_c - self.env.now, hit)
+        if dt_c <= TIME_EPS_S:
+            return None
+        return self._compute(b.t0[:1], b.t0[:1] + dt_c)
+
+    def _compute(self, t0: FloatArray, t1: FloatArray) -> Block:
         fac, st, c, acc = self.fac, self.state, self.const, self.fac.accelerator
         dts = t1 - t0
         dem = self.demand.block(t0, t1)
-        ones = np.ones_like(dem.requests)
-        clock = ones
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
-        res = serve_block(c, *serve_args, clock, st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
-        pw_args = (acc.idle_power_w, acc.max_power_w)
-        k_args = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
-        p_full = accelerator_power_w(*pw_args, res.busy, res.mem_activity, res.sm_activity, 1.0, *k_args)
+        queues = (st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
+        ones = np.ones_like(dem.requests)
+        res = serve_block(c, *serve_args, ones, *queues)
+        pw = (acc.idle_power_w, acc.max_power_w)
+        ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
+        p_full = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, 1.0, *ks)
         r_th = fac.thermal_resistance_k_w
-        thermal_w = thermal_power_limit_w(st.inlet_temp_c, acc.slowdown_temp_c, r_th)
+        inlet = self.plant.inlet_temp_c(fac.n_servers)
+        thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
         limit_w = np.minimum(st.power_cap_w, thermal_w)
+        clock = ones
         if np.any(p_full > limit_w):
             clock = clock_for_power_limit(
-                limit_w, *pw_args, res.busy, res.mem_activity, res.sm_activity, *k_args, acc.min_clock_fraction
+                limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction
             )
             clock = np.where(p_full > limit_w, clock, 1.0)
-            res = serve_block(c, *serve_args, clock, st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
-        p_gpu = accelerator_power_w(*pw_args, res.busy, res.mem_activity, res.sm_activity, clock, *k_args)
+            res = serve_block(c, *serve_args, clock, *queues)
+        p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks)
         up = st.server_up.astype(np.float64)
         gpus = st.gpus_up * up
         server = fac.scenario.fleet.server
@@ -163,8 +269,7 @@ class Engine:
         other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
         it_w = gpu_w + other_w
         psu_loss = fac.stages["psu"].loss_w(it_w) * up
-        rack_in = fac.rack_sum(it_w + psu_loss)
-        pdu_loss = fac.stages["pdu"].loss_w(rack_in)
+        pdu_loss = fac.stages["pdu"].loss_w(fac.rack_sum(it_w + psu_loss))
         site = {
             "accelerators": gpu_w.sum(axis=1),
             "server_other": other_w.sum(axis=1),
@@ -173,128 +278,145 @@ class Engine:
         }
         ups_out = site["accelerators"] + site["server_other"] + site["psu_loss"] + site["pdu_loss"]
         site["ups_loss"] = fac.stages["ups"].loss_w(ups_out)
-        heat_liquid = self.plant.liquid_fraction * site["accelerators"]
+        heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
         heat_air = ups_out + site["ups_loss"] - heat_liquid
-        cooling = self.plant.step(heat_liquid, heat_air, t0, dts)
-        for name, power in cooling.items():
-            site[name if name == "cooling" else f"cooling_{name}"] = power
+        plant = self.plant.compute(heat_liquid, heat_air, dts, self.boundary)
+        cooling_w = np.zeros_like(dts)
+        for name, power in plant.powers_w.items():
+            site[f"cooling_{name}"] = power
+            cooling_w = cooling_w + power
         site["other_facility"] = np.full(dts.size, fac.scenario.site.other_facility_power_w)
-        cooling_w = sum(cooling.values(), start=np.zeros(dts.size))
         tx_out = ups_out + site["ups_loss"] + cooling_w + site["other_facility"]
         site["transformer_loss"] = fac.stages["transformer"].loss_w(tx_out)
         metered_w = tx_out + site["transformer_loss"]
         # Die temperature: exact RC step per tick with the tick's power.
-        tau = acc.die_time_constant_s
         die = st.die_temp_c
         die_max = np.empty(dts.size)
+        tau, live = acc.die_time_constant_s, st.server_up
         for k in range(dts.size):
-            die = rc_step(die, st.inlet_temp_c + r_th * p_gpu[k], tau, dts[k])
-            die_max[k] = np.max(np.where(st.server_up, die, -np.inf))
-        st.die_temp_c = die
-        st.clock_fraction = clock[-1]
-        st.backlog_prefill_tokens = res.backlog_prefill_tokens[-1]
-        st.backlog_decode_tokens = res.backlog_decode_tokens[-1]
-        # Book the block into the current interval.
-        a = self.acc
+            die = rc_step(die, inlet + r_th * p_gpu[k], tau, dts[k])
+            die_max[k] = np.max(die, where=live, initial=-np.inf)
+        site["_gpu_w"] = p_gpu
+        return Block(
+            t0=t0,
+            t1=t1,
+            dts=dts,
+            site_w=site,
+            metered_w=metered_w,
+            serve=res,
+            requests=dem.requests,
+            gpus=gpus,
+            clock=clock,
+            throttled=(p_full > thermal_w) & (thermal_w <= st.power_cap_w),
+            capped=(p_full > st.power_cap_w) & (st.power_cap_w < thermal_w),
+            die_end=die,
+            die_max=die_max,
+            inlet_c=inlet,
+            plant=plant,
+        )
+
+    def _commit(self, b: Block) -> None:
+        st, a, dts = self.state, self.acc, b.dts
+        self.plant.commit(b.plant)
+        st.die_temp_c = b.die_end
+        st.inlet_temp_c = self.plant.inlet_temp_c(self.fac.n_servers)
+        st.clock_fraction = b.clock[-1] * np.ones(self.fac.n_servers)
+        st.backlog_prefill_tokens = b.serve.backlog_prefill_tokens[-1]
+        st.backlog_decode_tokens = b.serve.backlog_decode_tokens[-1]
         a.duration_s += float(dts.sum())
-        for name, power in site.items():
-            self._energy[name] += float(power @ dts)
-        self._metered += float(metered_w @ dts)
-        a.peak_facility_power_w = max(a.peak_facility_power_w, float(metered_w.max()))
-        a.max_die_temp_c = max(a.max_die_temp_c, float(die_max.max()))
-        gpu_dt = gpus * dts[:, None]
-        throttled = (p_full > thermal_w) & (thermal_w <= st.power_cap_w)
-        capped = (p_full > st.power_cap_w) & (st.power_cap_w < thermal_w)
-        a.throttled_gpu_s += float(np.sum(gpu_dt * throttled))
-        a.capped_gpu_s += float(np.sum(gpu_dt * capped))
-        a.clock_gpu_s += float(np.sum(gpu_dt * clock))
+        for name in self.categories:
+            a.energy_j[name] += float(b.site_w[name] @ dts)
+        a.metered_j += float(b.metered_w @ dts)
+        a.peak_facility_power_w = max(a.peak_facility_power_w, float(b.metered_w.max()))
+        a.max_die_temp_c = max(a.max_die_temp_c, float(b.die_max.max()))
+        a.max_inlet_temp_c = max(a.max_inlet_temp_c, float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
+        gpu_dt = b.gpus * dts[:, None]
+        a.throttled_gpu_s += float(np.sum(gpu_dt * b.throttled))
+        a.capped_gpu_s += float(np.sum(gpu_dt * b.capped))
+        a.clock_gpu_s += float(np.sum(gpu_dt * b.clock))
         a.gpu_s += float(np.sum(gpu_dt))
-        for pool in fac.pools:
+        a.water_kg += float(b.plant.water_kg_s @ dts)
+        a.free_cooling_s += float(b.plant.free_cooling_fraction @ dts)
+        a.unmet_heat_j += float(b.plant.unmet_w @ dts)
+        res = b.serve
+        tok = a.tokens
+        for pool in self.fac.pools:
             s = slice(int(pool.servers[0]), int(pool.servers[-1]) + 1)
-            tok = a.tokens
-            for kind, arr in (
+            for key, arr in (
                 ("prefill", res.prefill_tokens),
                 ("generated", res.decode_tokens),
-                ("training", res.training_tokens * gpus),
+                ("training", res.training_tokens * b.gpus),
+                ("step_x_tokens", res.step_time_s * res.decode_tokens),
+                ("batch_x_tokens", res.batch * res.decode_tokens),
+                ("requests", b.requests),
             ):
-                key = f"{pool.name}:{kind}"
-                tok[key] = tok.get(key, 0.0) + float(arr[:, s].sum())
-            key = f"{pool.name}:step_x_tokens"
-            tok[key] = tok.get(key, 0.0) + float(np.sum(res.step_time_s[:, s] * res.decode_tokens[:, s]))
-            key = f"{pool.name}:batch_x_tokens"
-            tok[key] = tok.get(key, 0.0) + float(np.sum(res.batch[:, s] * res.decode_tokens[:, s]))
-            key = f"{pool.name}:requests"
-            tok[key] = tok.get(key, 0.0) + float(dem.requests[:, s].sum())
+                k = f"{pool.name}:{key}"
+                tok[k] = tok.get(k, 0.0) + float(arr[:, s].sum())
 
     # -------------------------------------------------------------------- reports
+    def _new_interval(self) -> Interval:
+        return Interval(energy_j=dict.fromkeys(self.categories, 0.0))
+
     def _columns(self) -> list[str]:
         cols = [
-            "time_s",
-            "duration_s",
-            "facility_power_w",
-            "facility_peak_power_w",
-            "it_power_w",
-            "cooling_power_w",
-            "losses_power_w",
-            "pue",
-            "gpu_power_mean_w",
-            "clock_fraction_mean",
-            "die_temp_max_c",
-            "inlet_temp_mean_c",
-            "throttled_gpu_s",
-            "capped_gpu_s",
-            "tokens_generated",
-            "tokens_prefill",
-            "tokens_training",
-            "tokens_out",
-        ]
+            "time_s", "duration_s", "facility_power_w", "facility_peak_power_w", "it_power_w",
+            "cooling_power_w", "losses_power_w", "pue", "gpu_power_mean_w", "clock_fraction_mean",
+            "die_temp_max_c", "inlet_temp_max_c", "throttled_gpu_s", "capped_gpu_s", "servers_up",
+            "dry_bulb_c", "wet_bulb_c", "free_cooling_fraction", "water_l", "unmet_heat_w",
+            "loop_excess_k", "room_excess_k",
+            "tokens_generated", "tokens_prefill", "tokens_training", "tokens_out",
+        ]  # fmt: skip
         cols += [f"{c}_power_w" for c in self.categories]
         for name in self.pool_names:
             cols += [
-                f"{name}_requests",
-                f"{name}_tokens_prefill",
-                f"{name}_tokens_generated",
-                f"{name}_tokens_training",
-                f"{name}_backlog_tokens",
-                f"{name}_batch_mean",
+                f"{name}_requests", f"{name}_tokens_prefill", f"{name}_tokens_generated",
+                f"{name}_tokens_training", f"{name}_backlog_tokens", f"{name}_batch_mean",
                 f"{name}_step_time_mean_s",
-            ]
+            ]  # fmt: skip
         return cols
 
     def _flush(self) -> None:
-        i = self.interval_index
-        a = self.acc
+        i, a = self.interval_index, self.acc
         dur = a.duration_s
-        for name, energy in self._energy.items():
+        e = a.energy_j
+        for name, energy in e.items():
             self.ledger.book(i, name, energy)
-        self.ledger.meter(i, self._metered)
+        self.ledger.meter(i, a.metered_j)
         if self.debug:
             self.ledger.check(upto=i + 1)
-        e = self._energy
-        it_j = sum(e[c] for c in ("accelerators", "server_other"))
+        it_j = e["accelerators"] + e["server_other"]
         cooling_j = sum(v for k, v in e.items() if k.startswith("cooling"))
-        losses_j = sum(e[c] for c in ("psu_loss", "pdu_loss", "ups_loss", "transformer_loss"))
+        losses_j = e["psu_loss"] + e["pdu_loss"] + e["ups_loss"] + e["transformer_loss"]
+        plant = self.plant
         row: dict[str, float] = {
             "time_s": i * self.report_s,
             "duration_s": dur,
-            "facility_power_w": self._metered / dur,
+            "facility_power_w": a.metered_j / dur,
             "facility_peak_power_w": a.peak_facility_power_w,
             "it_power_w": it_j / dur,
             "cooling_power_w": cooling_j / dur,
             "losses_power_w": losses_j / dur,
-            "pue": self._metered / it_j if it_j > 0 else np.nan,
+            "pue": a.metered_j / it_j if it_j > 0 else np.nan,
             "gpu_power_mean_w": e["accelerators"] / a.gpu_s if a.gpu_s > 0 else 0.0,
             "clock_fraction_mean": a.clock_gpu_s / a.gpu_s if a.gpu_s > 0 else np.nan,
             "die_temp_max_c": a.max_die_temp_c,
-            "inlet_temp_mean_c": float(np.mean(self.state.inlet_temp_c)),
+            "inlet_temp_max_c": a.max_inlet_temp_c,
             "throttled_gpu_s": a.throttled_gpu_s,
             "capped_gpu_s": a.capped_gpu_s,
+            "servers_up": float(self.state.server_up.sum()),
+            "dry_bulb_c": self.boundary["dry_bulb_c"],
+            "wet_bulb_c": self.boundary["wet_bulb_c"],
+            "free_cooling_fraction": a.free_cooling_s / dur,
+            "water_l": a.water_kg / WATER_DENSITY_KG_M3 * L_PER_M3,
+            "unmet_heat_w": a.unmet_heat_j / dur,
+            "loop_excess_k": getattr(plant, "loop_excess_k", 0.0),
+            "room_excess_k": getattr(plant, "room_excess_k", 0.0),
         }
         row.update({f"{c}_power_w": e[c] / dur for c in self.categories})
         totals = {"prefill": 0.0, "generated": 0.0, "training": 0.0}
+        t = a.tokens
         for pool in self.fac.pools:
             n = pool.name
-            t = a.tokens
             for kind in totals:
                 v = t.get(f"{n}:{kind}", 0.0)
                 totals[kind] += v
@@ -313,8 +435,6 @@ class Engine:
         row["tokens_out"] = totals["generated"] + totals["training"]
         self.recorder.record(i, row)
         self.interval_index += 1
-        self.acc = Interval()
-        self._energy = dict.fromkeys(self.categories, 0.0)
-        self._metered = 0.0
+        self.acc = self._new_interval()
         if self.progress is not None:
             self.progress(min(self.env.now, self.duration_s), self.duration_s)

@@ -263,9 +263,7 @@ def chiller_capacity_w(
     >>> float(chiller_capacity_w(7.0, 30.0, 1e6, (1.0, 0, 0, 0, 0, 0)))
     1000000.0
     """
-    x, y = _clamped(
-        t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c
-    )
+    x, y = _clamped(t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c)
     return _f64(q_ref_w) * np.maximum(biquadratic(x, y, capft), 0.0)
 
 
@@ -324,9 +322,7 @@ def chiller_cop(
     6.0
     """
     p = np.maximum(np.maximum(_f64(plr), 0.0), plr_min)
-    x, y = _clamped(
-        t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c
-    )
+    x, y = _clamped(t_chw_supply_c, t_cond_in_c, t_chw_min_c, t_chw_max_c, t_cond_min_c, t_cond_max_c)
     eir = biquadratic(x, y, eirft) * quadratic(p, eirfplr)
     return _divide(p * _f64(cop_ref), eir, 0.0)
 
@@ -438,9 +434,7 @@ def chiller_power_w(
 # === heat rejection ===========================================================================
 
 
-def tower_leaving_water_c(
-    wet_bulb_c: Numeric, approach_k: Numeric = TOWER_APPROACH_K
-) -> FloatArray:
+def tower_leaving_water_c(wet_bulb_c: Numeric, approach_k: Numeric = TOWER_APPROACH_K) -> FloatArray:
     """Cold-water temperature leaving a cooling tower: wet-bulb plus approach.
 
     Parameters
@@ -472,9 +466,7 @@ def tower_leaving_water_c(
     return _f64(wet_bulb_c) + _f64(approach_k)
 
 
-def dry_cooler_leaving_c(
-    dry_bulb_c: Numeric, approach_k: Numeric = DRY_COOLER_APPROACH_K
-) -> FloatArray:
+def dry_cooler_leaving_c(dry_bulb_c: Numeric, approach_k: Numeric = DRY_COOLER_APPROACH_K) -> FloatArray:
     """Fluid temperature leaving a dry cooler: dry-bulb plus approach.
 
     Parameters
@@ -530,9 +522,7 @@ def fan_power_w(flow_fraction: Numeric, rated_power_w: Numeric) -> FloatArray:
     return _f64(rated_power_w) * np.maximum(_f64(flow_fraction), 0.0) ** 3
 
 
-def heat_rejection_fan_power_w(
-    heat_w: Numeric, rated_heat_w: Numeric, fan_power_fraction: Numeric
-) -> FloatArray:
+def heat_rejection_fan_power_w(heat_w: Numeric, rated_heat_w: Numeric, fan_power_fraction: Numeric) -> FloatArray:
     """Fan power of a variable-speed tower or dry cooler rejecting a heat flow.
 
     Parameters
@@ -936,9 +926,7 @@ def cdu_approach_k(heat_w: Numeric, ua_w_k: Numeric) -> FloatArray:
     return _divide(np.maximum(_f64(heat_w), 0.0), ua_w_k, np.inf)
 
 
-def cdu_flow_m3_s(
-    heat_w: Numeric, flow_l_min_per_kw: Numeric = CDU_FLOW_L_MIN_PER_KW
-) -> FloatArray:
+def cdu_flow_m3_s(heat_w: Numeric, flow_l_min_per_kw: Numeric = CDU_FLOW_L_MIN_PER_KW) -> FloatArray:
     """Secondary-loop coolant flow for a liquid heat load at a flow per kW.
 
     Parameters

@@ -211,9 +211,7 @@ class PlantParams:
 
     def __post_init__(self) -> None:
         if self.heat_rejection not in HEAT_REJECTION_KINDS:
-            raise UnknownNameError(
-                "heat rejection kind", self.heat_rejection, list(HEAT_REJECTION_KINDS)
-            )
+            raise UnknownNameError("heat rejection kind", self.heat_rejection, list(HEAT_REJECTION_KINDS))
         lengths = {"chiller_capft": 6, "chiller_eirft": 6, "chiller_eirfplr": 3}
         for name, length in lengths.items():
             if len(getattr(self, name)) != length:
@@ -250,18 +248,12 @@ class PlantParams:
     def crah_rated_flow_m3_s(self) -> float:
         """Total rated CRAH air flow [m3/s]."""
         design_air_w = self.design_heat_w * self.design_air_fraction
-        return (
-            float(cl.air_flow_m3_s(design_air_w, self.crah_delta_t_k)) * self.crah_capacity_factor
-        )
+        return float(cl.air_flow_m3_s(design_air_w, self.crah_delta_t_k)) * self.crah_capacity_factor
 
     @property
     def crah_rated_fan_power_w(self) -> float:
         """Total CRAH fan power [W] at rated flow, ``V dp / eta`` (the pump law holds for fans)."""
-        return float(
-            cl.pump_power_w(
-                self.crah_rated_flow_m3_s, self.crah_fan_pressure_pa, self.crah_fan_efficiency
-            )
-        )
+        return float(cl.pump_power_w(self.crah_rated_flow_m3_s, self.crah_fan_pressure_pa, self.crah_fan_efficiency))
 
     def unit_capacity_w(self, t_cond_in_c: Numeric) -> FloatArray:
         """Cooling [W] one chiller can deliver at ``chw_supply_c``: ``Q_ref CAPFT PLR_max``."""
@@ -462,9 +454,7 @@ def _staged_chiller_power_w(
     running = np.zeros_like(load_w)
     n_max = int(np.max(n_available, initial=0.0))
     for k in range(1, n_max + 1):
-        feasible = (
-            (load_w > 0.0) & (k <= n_available) & (load_w <= k * unit_capacity_w * (1.0 + 1e-12))
-        )
+        feasible = (load_w > 0.0) & (k <= n_available) & (load_w <= k * unit_capacity_w * (1.0 + 1e-12))
         power_w = k * params.unit_power_w(load_w / k, t_cond_c)
         # ties (all units cycling below PLR_min draw the same) go to the fewer chillers
         better = feasible & (power_w < best_w * (1.0 - 1e-9))
@@ -574,9 +564,7 @@ def plant_power(
     )
 
     # 3. CRAH air-flow limit
-    crah_max_w = (
-        params.crah_rated_flow_m3_s * AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K * params.crah_delta_t_k
-    )
+    crah_max_w = params.crah_rated_flow_m3_s * AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K * params.crah_delta_t_k
     q_air_served = np.minimum(q_air, crah_max_w)
 
     # 4. chiller demand, capacity and shortfall
@@ -600,9 +588,7 @@ def plant_power(
     unmet_air_w = (shortfall_w - unmet_liq_w) + (q_air - q_air_served)
 
     # 5. staged chillers
-    chiller_power_w, running = _staged_chiller_power_w(
-        chiller_load_w, n_available, t_source, unit_capacity_w, params
-    )
+    chiller_power_w, running = _staged_chiller_power_w(chiller_load_w, n_available, t_source, unit_capacity_w, params)
 
     # 6. heat rejection
     free_w = free_liq_w + free_air_w

@@ -79,9 +79,7 @@ def saturation_vapor_pressure_pa(temp_c: Numeric) -> FloatArray:
     return np.exp(np.where(t_c <= TRIPLE_POINT_C, ln_ice, ln_liq))
 
 
-def humidity_ratio(
-    vapor_pressure_pa: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA
-) -> FloatArray:
+def humidity_ratio(vapor_pressure_pa: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA) -> FloatArray:
     """Humidity ratio of moist air from its water-vapour partial pressure.
 
     Parameters
@@ -237,9 +235,7 @@ def humidity_ratio_from_wet_bulb(
     return np.where(ts >= 0.0, above, below)
 
 
-def wet_bulb_c(
-    dry_bulb_c: Numeric, dew_point_c: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA
-) -> FloatArray:
+def wet_bulb_c(dry_bulb_c: Numeric, dew_point_c: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA) -> FloatArray:
     """Thermodynamic wet-bulb temperature from dry-bulb and dew-point temperatures.
 
     Parameters
@@ -318,9 +314,7 @@ def dew_point_from_rh_c(dry_bulb_c: Numeric, rh: Numeric) -> FloatArray:
     return np.minimum(dew_point_c(phi * saturation_vapor_pressure_pa(dry_bulb_c)), dry_bulb_c)
 
 
-def wet_bulb_from_rh_c(
-    dry_bulb_c: Numeric, rh: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA
-) -> FloatArray:
+def wet_bulb_from_rh_c(dry_bulb_c: Numeric, rh: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA) -> FloatArray:
     """Thermodynamic wet-bulb temperature from dry-bulb temperature and relative humidity.
 
     Parameters

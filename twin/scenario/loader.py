@@ -158,12 +158,17 @@ def _line_map(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, 
     return lines
 
 
+#: Tags pydantic inserts into error locations for discriminated unions, by parent field.
+_UNION_TAGS = {"cooling": ("plant", "ideal"), "workloads": ("inference", "training")}
+
+
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[str, ...]:
-    # Drop discriminator tags pydantic inserts for tagged unions (e.g. 'inference').
+    """Drop the discriminator tags pydantic inserts (``cooling.plant.x`` -> ``cooling.x``)."""
     out: list[str] = []
     for part in loc:
         text = str(part)
-        if out and out[-2:-1] == ["workloads"] and text in ("inference", "training"):
+        parent = out[-2] if out and out[-1].isdigit() and len(out) >= 2 else (out[-1] if out else "")
+        if text in _UNION_TAGS.get(parent, ()):
             continue
         out.append(text)
     return tuple(out)

@@ -127,16 +127,97 @@ class PowerChain(StrictModel):
     )
 
 
-class FixedOverheadCooling(StrictModel):
-    """Placeholder cooling: electric power proportional to the heat removed."""
-
-    model: Literal["fixed_overhead"] = "fixed_overhead"
-    overhead_fraction: float = Field(0.15, ge=0, description="Cooling W per W of heat removed.")
-    supply_temp_c: float = Field(30.0, description="Coolant/air inlet temperature at the devices.")
-    liquid_fraction: float = Field(0.85, ge=0, le=1)
+#: Share of server heat captured by liquid for each cooling type: 85-95 % for direct-to-chip
+#: (yobitel.com, parameters.md 3.4), midpoint 0.90 for "liquid"; [EST] 0.75 for a hybrid row
+#: with GPU cold plates only (GPUs are ~75 % of an HGX node's IT power in parameters.md 1.2).
+LIQUID_FRACTION_BY_TYPE: dict[str, float] = {"air": 0.0, "hybrid": 0.75, "liquid": 0.90}
 
 
-CoolingSpec = FixedOverheadCooling
+class PlantCooling(StrictModel):
+    """A cooling plant whose energy comes from physics (``twin.physics.cooling_plant``)."""
+
+    model: Literal["plant"] = "plant"
+    type: Literal["air", "hybrid", "liquid"] = Field(
+        "liquid", description="air: CRAHs only; hybrid/liquid: GPU cold plates -> CDU -> facility water."
+    )
+    liquid_fraction: float | None = Field(None, ge=0, le=1, description="Server heat to liquid (default by type).")
+    liquid_class: Literal["W17", "W27", "W32", "W40", "W45"] = Field(
+        "W32", description="ASHRAE liquid class: facility-water supply setpoint in C."
+    )
+    facility_supply_c: float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
+    air_class: Literal["A1", "A2", "A3", "A4"] = "A1"
+    crah_supply_air_c: float = Field(24.0, ge=10, le=45, description="CRAH supply-air setpoint.")
+    heat_rejection: Literal["tower", "dry_cooler"] = "tower"
+    chiller: str = Field("Carrier 19XR 742kW/5.42COP/VSD", description="Catalog chiller (twin/catalog/chillers.yaml).")
+    n_chillers: int | None = Field(None, gt=0, description="Chillers installed (default: N+1 on the design heat).")
+    economiser: bool = True
+    design_heat_w: float | None = Field(None, gt=0, description="Design heat (default: nameplate IT power).")
+    loop_volume_l_per_kw: float = Field(
+        1.0, gt=0, description="TCS coolant per kW of design liquid heat (parameters.md 4: 100 L per 100 kW rack)."
+    )
+    room_volume_m3_per_rack: float = Field(
+        12.0, gt=0, description="[EST] white-space air per rack: about 3 m2 of floor (rack + aisles) x 4 m."
+    )
+    room_extra_heat_capacity_j_k_per_rack: float = Field(
+        0.0, ge=0, description="Rack and building mass coupled to the room air (0: air alone, the fastest rise)."
+    )
+    chw_storage_m3: float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
+    control_time_constant_s: float = Field(
+        60.0, gt=0, description="[EST] time the plant controls take to pull a warm loop back to setpoint."
+    )
+    plant_overrides: dict[str, float | str | bool] = Field(
+        default_factory=dict, description="Any twin.physics.cooling_plant.PlantParams field."
+    )
+
+    @field_validator("chiller")
+    @classmethod
+    def _known_chiller(cls, name: str) -> str:
+        from twin.catalog.cooling import chiller_names
+
+        return _known(name, chiller_names(), "chiller")
+
+    @property
+    def liquid_share(self) -> float:
+        """Share of server heat taken by liquid."""
+        if self.liquid_fraction is not None:
+            return 0.0 if self.type == "air" else self.liquid_fraction
+        return LIQUID_FRACTION_BY_TYPE[self.type]
+
+
+class IdealCooling(StrictModel):
+    """Limiting case: heat vanishes at no energy cost and inlets stay at their setpoints."""
+
+    model: Literal["ideal"] = "ideal"
+    type: Literal["air", "hybrid", "liquid"] = "liquid"
+    supply_temp_c: float = Field(30.0, description="Device inlet temperature (coolant or air).")
+
+    @property
+    def liquid_share(self) -> float:
+        """Share of server heat taken by liquid."""
+        return LIQUID_FRACTION_BY_TYPE[self.type]
+
+
+CoolingSpec = Annotated[PlantCooling | IdealCooling, Field(discriminator="model")]
+
+
+class Weather(StrictModel):
+    """Outdoor conditions driving heat rejection."""
+
+    source: str = Field(
+        "constant",
+        description="constant | diurnal | a built-in TMY3 name (greensboro-nc, sand-point-ak) | a TMY3/EPW path.",
+    )
+    dry_bulb_c: float = Field(25.0, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
+    wet_bulb_c: float = Field(18.0, ge=-60, le=40, description="constant: wet-bulb.")
+    dew_point_c: float = Field(12.0, ge=-60, le=40, description="diurnal: dew point.")
+    amplitude_k: float = Field(5.0, ge=0, le=25, description="diurnal: half the daily swing.")
+    peak_hour: float = Field(15.0, ge=0, lt=24, description="diurnal: hour of the warmest air.")
+
+    @model_validator(mode="after")
+    def _wet_below_dry(self) -> Weather:
+        if self.source == "constant" and self.wet_bulb_c > self.dry_bulb_c:
+            raise ValueError(f"wet_bulb_c ({self.wet_bulb_c}) must be <= dry_bulb_c ({self.dry_bulb_c})")
+        return self
 
 
 class Arrivals(StrictModel):
@@ -203,7 +284,8 @@ class Scenario(StrictModel):
     site: Site = Site()
     fleet: Fleet = Fleet()
     power: PowerChain = PowerChain()
-    cooling: CoolingSpec = FixedOverheadCooling()
+    cooling: CoolingSpec = PlantCooling()
+    weather: Weather = Weather()
     workloads: list[Workload] = Field(default_factory=list)
     source_dir: Path | None = Field(None, exclude=True, description="Folder of the scenario file.")
 

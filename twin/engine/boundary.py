@@ -1,0 +1,59 @@
+"""Boundary conditions: the outdoor weather the plant rejects heat into."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from twin.errors import FieldProblem, ScenarioError
+from twin.scenario.schema import Weather
+from twin.units import S_PER_HOUR
+from twin.weather import builtin_weather, builtin_weather_names, read_epw, read_tmy3, synthetic_weather, weather_at
+
+
+class WeatherBoundary:
+    """Hourly outdoor conditions at simulation times (constant within each weather hour)."""
+
+    def __init__(self, spec: Weather, start: datetime, source_dir: Path | None) -> None:
+        self.spec = spec
+        self.start = start
+        self.frame = _load(spec, source_dir)
+        self.constant = spec.source == "constant"
+
+    def at(self, t_s: float) -> dict[str, float]:
+        """Dry-bulb, wet-bulb (and the rest) at simulation time ``t_s``. [C]"""
+        values = weather_at(self.frame, self.start, t_s)
+        return {k: float(v) for k, v in values.items()}
+
+    def next_change_s(self, t_s: float) -> float:
+        """Simulation time of the next hour boundary of the weather record after ``t_s``."""
+        offset = (self.start.minute * 60 + self.start.second + self.start.microsecond * 1e-6) % S_PER_HOUR
+        k = (t_s + offset) // S_PER_HOUR + 1
+        return k * S_PER_HOUR - offset
+
+
+def _load(spec: Weather, source_dir: Path | None) -> pd.DataFrame:
+    src = spec.source
+    if src == "constant":
+        return synthetic_weather("constant", hours=1, dry_bulb_c=spec.dry_bulb_c, wet_bulb_c=spec.wet_bulb_c)[0]
+    if src == "diurnal":
+        return synthetic_weather(
+            "diurnal",
+            hours=24,
+            dry_bulb_c=spec.dry_bulb_c,
+            dew_point_c=spec.dew_point_c,
+            amplitude_k=spec.amplitude_k,
+            peak_hour=spec.peak_hour,
+        )[0]
+    if src in builtin_weather_names():
+        return builtin_weather(src)[0]
+    path = Path(src)
+    if not path.is_absolute() and source_dir is not None:
+        path = source_dir / path
+    if not path.exists():
+        valid = ", ".join(["constant", "diurnal", *builtin_weather_names()])
+        raise ScenarioError(str(path), [FieldProblem("weather.source", f"no such file; or use one of {valid}")])
+    reader = read_epw if path.suffix.lower() == ".epw" else read_tmy3
+    return reader(path)[0]
