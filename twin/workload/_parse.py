@@ -286,7 +286,7 @@ def regex_groups(text: pd.Series, pattern: str) -> dict[str, pd.Series]:
     gives ``""``. (pandas' ``str.extract`` loops in Python; ``pyarrow.compute.extract_regex``
     does not. ``pattern`` uses RE2 syntax.)
     """
-    arr = pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+    arr = pa.array(text, type=pa.string(), from_pandas=True)
     matched = pc.extract_regex(arr, pattern)
     out = {}
     for name in re.compile(pattern).groupindex:
