@@ -1,0 +1,665 @@
+"""Shared machinery of the trace readers: reading, vectorised field checks, located errors.
+
+Every field is parsed for the whole column at once with pandas. Only when a bad value is found
+is the file scanned a second time (with :mod:`csv`, or line by line for JSON lines) to turn the
+row's position into its 1-based line number, so good files never pay for a Python loop over rows.
+
+Positions are the 0-based record numbers pandas gives the data rows in file order; blank lines
+are skipped, as pandas skips them, and the header is record ``-1``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple, NoReturn
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from twin._types import FloatArray, IntArray
+from twin.errors import TraceFormatError
+from twin.workload.schema import TELEMETRY_COLUMNS, TraceMeta
+
+PathLike = str | Path
+
+#: Cell texts that mean "no value" in telemetry; any text in square brackets (nvidia-smi's
+#: ``[N/A]``, ``[Not Supported]``, ``[Unknown Error]``) means the same.
+MISSING_TEXTS: frozenset[str] = frozenset({"", "N/A", "NA", "n/a", "nan", "NaN", "None", "null"})
+
+_NUMBER_UNIT = re.compile(r"^(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>\S.*)?$")
+_BRACKETED = r"^\[.*\]$"
+_TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
+#: Formats tried, in order, for timestamps that ISO 8601 parsing rejects.
+_FALLBACK_TIME_FORMATS: tuple[str, ...] = (
+    "%Y/%m/%d %H:%M:%S.%f",
+    "%Y/%m/%d %H:%M:%S",
+    "%m/%d/%Y %H:%M:%S.%f",
+    "%m/%d/%Y %H:%M:%S",
+)
+
+
+# --------------------------------------------------------------------------- locating errors
+
+
+def _is_blank(row: Sequence[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def record_lines(
+    path: PathLike, positions: Iterable[int], *, jsonl: bool = False, header: bool = True
+) -> dict[int, int]:
+    """Map record positions to 1-based line numbers in the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The trace file.
+    positions : iterable of int
+        0-based data-record positions in file order (as pandas numbers rows); ``-1`` is the
+        header.
+    jsonl : bool
+        The file is JSON lines (one record per non-blank line, no header).
+    header : bool
+        The first non-blank CSV record is a header.
+
+    Returns
+    -------
+    dict of int to int
+        Line of the first line of each requested record (records not found are left out).
+    """
+    wanted = set(positions)
+    found: dict[int, int] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    record = -1 if (header and not jsonl) else 0
+    with Path(path).open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        if jsonl:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                if record in wanted:
+                    found[record] = line_no
+                if record >= last:
+                    break
+                record += 1
+            return found
+        reader = csv.reader(fh)
+        previous_end = 0
+        for row in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if _is_blank(row):
+                continue
+            if record in wanted:
+                found[record] = start
+            if record >= last:
+                break
+            record += 1
+    return found
+
+
+def fail(
+    path: PathLike,
+    position: int | None,
+    field: str | None,
+    message: str,
+    *,
+    jsonl: bool = False,
+    header: bool = True,
+) -> NoReturn:
+    """Raise :class:`TraceFormatError` for the record at ``position`` (``None``: whole file)."""
+    line = None
+    if position is not None:
+        line = record_lines(path, [position], jsonl=jsonl, header=header).get(position)
+    raise TraceFormatError(str(path), message, line=line, field=field)
+
+
+def describe(value: object) -> str:
+    """Return how a raw cell is quoted in an error message."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "an empty value"
+    return repr(str(value))
+
+
+class Source:
+    """A trace file being read: its path and how its records map to lines.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    jsonl : bool
+        JSON lines instead of CSV.
+    header : bool
+        The CSV file has a header record.
+    """
+
+    def __init__(self, path: PathLike, *, jsonl: bool = False, header: bool = True) -> None:
+        self.path = path
+        self.jsonl = jsonl
+        self.header = header
+
+    def fail(self, position: int | None, field: str | None, message: str) -> NoReturn:
+        """Raise a located :class:`TraceFormatError` (see :func:`fail`)."""
+        fail(self.path, position, field, message, jsonl=self.jsonl, header=self.header)
+
+    def fail_first(
+        self,
+        bad: np.ndarray | pd.Series,
+        raw: pd.Series,
+        field: str,
+        expected: str,
+        positions: np.ndarray | None = None,
+    ) -> None:
+        """Raise for the first row where ``bad`` is true, quoting the raw value; else return."""
+        bad_arr = np.asarray(bad, dtype=bool)
+        if not bad_arr.any():
+            return
+        i = int(np.argmax(bad_arr))
+        pos = int(positions[i]) if positions is not None else i
+        self.fail(pos, field, f"expected {expected}, got {describe(raw.iloc[i])}")
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def read_csv(source: Source, **kwargs: Any) -> pd.DataFrame:
+    """Read a CSV file with pandas, turning parser failures into located errors.
+
+    Blank lines are skipped. Only empty cells are missing values (``NA`` stays text), so a bad
+    cell is reported as written.
+    """
+    path = source.path
+    try:
+        frame = pd.read_csv(
+            path,
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=True,
+            **kwargs,
+        )
+    except pd.errors.EmptyDataError:
+        source.fail(None, None, "expected a CSV header and rows, got an empty file")
+    except pd.errors.ParserError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        line = int(match.group(1)) if match else None
+        raise TraceFormatError(str(path), f"malformed CSV: {exc}", line=line) from exc
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(path), f"expected UTF-8 text: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def read_jsonl(source: Source) -> pd.DataFrame:
+    """Read a JSON-lines file; a malformed line raises an error naming that line."""
+    path = source.path
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
+    except ValueError as exc:
+        with Path(path).open(encoding="utf-8", errors="replace") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as bad:
+                    raise TraceFormatError(
+                        str(path),
+                        f"expected a JSON object, got invalid JSON ({bad.msg})",
+                        line=line_no,
+                    ) from exc
+                if not isinstance(obj, dict):
+                    raise TraceFormatError(
+                        str(path), f"expected a JSON object, got {type(obj).__name__}", line=line_no
+                    ) from exc
+        raise TraceFormatError(str(path), f"could not read JSON lines: {exc}") from exc
+    return frame
+
+
+def require_columns(
+    source: Source, frame: pd.DataFrame, required: Iterable[str], what: str
+) -> None:
+    """Raise, naming the header line, when a required column is missing."""
+    for name in required:
+        if name not in frame.columns:
+            found = ", ".join(repr(c) for c in frame.columns)
+            source.fail(0 if source.jsonl else -1, name, f"missing {what} column; found {found}")
+
+
+def pick_columns(frame: pd.DataFrame, variable_map: Mapping[str, str]) -> dict[str, str]:
+    """Choose, for each standard name, the first source column of ``variable_map`` present.
+
+    Source names are matched case-insensitively after stripping a bracketed unit, so
+    ``power.draw [W]`` matches ``power.draw``.
+    """
+    by_key: dict[str, str] = {}
+    for col in frame.columns:
+        by_key.setdefault(strip_unit(col)[0].lower(), col)
+    chosen: dict[str, str] = {}
+    for source_name, standard in variable_map.items():
+        found = by_key.get(source_name.lower())
+        if found is not None and standard not in chosen:
+            chosen[standard] = found
+    return chosen
+
+
+def strip_unit(name: str) -> tuple[str, str | None]:
+    """Split ``'power.draw [W]'`` into ``('power.draw', 'W')``."""
+    match = re.fullmatch(r"\s*(.*?)\s*\[([^\]]*)\]\s*", name)
+    if match:
+        return match.group(1), match.group(2).strip()
+    return name.strip(), None
+
+
+# --------------------------------------------------------------------------- vectorised fields
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    return raw.astype("str").str.strip()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_dtype(raw: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype)
+
+
+def regex_groups(text: pd.Series, pattern: str) -> dict[str, pd.Series]:
+    """Extract the named groups of ``pattern`` from every cell, vectorised with pyarrow.
+
+    Cells that do not match give NaN in every group; an optional group that did not take part
+    gives ``""``. (pandas' ``str.extract`` loops in Python; ``pyarrow.compute.extract_regex``
+    does not. ``pattern`` uses RE2 syntax.)
+    """
+    arr = pa.array(text, type=pa.string(), from_pandas=True)
+    matched = pc.extract_regex(arr, pattern)
+    out = {}
+    for name in re.compile(pattern).groupindex:
+        values = pc.struct_field(matched, name).to_numpy(zero_copy_only=False)
+        out[name] = pd.Series(values, index=text.index, dtype="str")
+    return out
+
+
+def _number_and_unit(text: pd.Series) -> tuple[FloatArray, pd.Series]:
+    parts = regex_groups(text, _NUMBER_UNIT.pattern)
+    num = pd.to_numeric(parts["num"], errors="coerce").to_numpy(dtype=np.float64)
+    return num, parts["unit"].fillna("")
+
+
+def nonneg_ints(
+    source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None
+) -> IntArray:
+    """Parse a column of counts; raise at the first missing, negative or non-integer value."""
+    expected = "a non-negative integer"
+    if pd.api.types.is_integer_dtype(raw.dtype):
+        values = raw.to_numpy(dtype=np.int64)
+        source.fail_first(values < 0, raw, field, expected, positions)
+        return values
+    if _numeric_dtype(raw):
+        num = raw.to_numpy(dtype=np.float64)
+    else:
+        num = pd.to_numeric(_text(raw), errors="coerce").to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(num) | (num < 0) | (num != np.floor(num))
+    source.fail_first(bad, raw, field, expected, positions)
+    return num.astype(np.int64)
+
+
+def counts(
+    source: Source,
+    raw: pd.Series,
+    field: str,
+    *,
+    factor: float = 1.0,
+    positions: np.ndarray | None = None,
+) -> IntArray:
+    """Parse a column of counts, optionally scaled (``factor=1000`` for thousands).
+
+    A scaled value must still be a non-negative integer (to 1e-9 relative); the error quotes
+    the raw cell.
+    """
+    if factor == 1.0:
+        return nonneg_ints(source, raw, field, positions)
+    expected = f"a non-negative count (x {factor:g} an integer)"
+    values = numbers(source, raw, field, factor=factor, positions=positions, expected=expected)
+    rounded = np.rint(values)
+    bad = (values < 0) | (np.abs(values - rounded) > 1e-9 * np.maximum(1.0, np.abs(values)))
+    source.fail_first(bad, raw, field, expected, positions)
+    return rounded.astype(np.int64)
+
+
+def numbers(
+    source: Source,
+    raw: pd.Series,
+    field: str,
+    *,
+    units: Mapping[str, float] | None = None,
+    factor: float = 1.0,
+    allow_missing: bool = False,
+    positions: np.ndarray | None = None,
+    expected: str = "a number",
+) -> FloatArray:
+    """Parse a numeric column, optionally with a unit after each value, to SI.
+
+    Parameters
+    ----------
+    source : Source
+        The file, for error messages.
+    raw : pandas.Series
+        Raw cells.
+    field : str
+        Source column name.
+    units : mapping of str to float, optional
+        Unit suffixes allowed after a value and the factor each converts to SI
+        (``{"W": 1.0, "mW": 1e-3}``). ``None`` allows no suffix.
+    factor : float
+        Factor applied to values written without a unit.
+    allow_missing : bool
+        Empty cells, :data:`MISSING_TEXTS` and bracketed texts (``[N/A]``) become NaN instead
+        of raising.
+    positions : numpy.ndarray, optional
+        Record position of each row (default: the row number).
+    expected : str
+        What a good value looks like, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Values in SI units; NaN where missing.
+    """
+    if _numeric_dtype(raw):
+        values = raw.to_numpy(dtype=np.float64) * factor
+        missing = np.isnan(values)
+        bad = ~np.isfinite(values) & ~missing
+        if not allow_missing:
+            bad |= missing
+        source.fail_first(bad, raw, field, expected, positions)
+        return values
+    text = _text(raw)
+    missing = (raw.isna() | text.isin(MISSING_TEXTS) | text.str.match(_BRACKETED)).to_numpy(
+        dtype=bool
+    )
+    num, unit = _number_and_unit(text)
+    if units is None:
+        unit_ok = (unit == "").to_numpy(dtype=bool)
+        scale = np.full(len(raw), factor)
+    else:
+        unit_ok = (unit.isin(list(units)) | (unit == "")).to_numpy(dtype=bool)
+        scale = unit.map(dict(units)).astype("float64").fillna(factor).to_numpy(dtype=np.float64)
+    bad = ~missing & (~np.isfinite(num) | ~unit_ok)
+    if not allow_missing:
+        bad |= missing
+    if units is not None:
+        expected = f"{expected} (units: {', '.join(units)})"
+    source.fail_first(bad, raw, field, expected, positions)
+    values = num * scale
+    values[missing] = np.nan
+    return values
+
+
+class TimeOrigin(NamedTuple):
+    """Wall-clock time of ``t = 0`` for a column of date-time text.
+
+    Attributes
+    ----------
+    timestamp : pandas.Timestamp
+        The origin, timezone-aware (UTC).
+    aware : bool
+        The source text carried a UTC offset; otherwise it was local or unspecified time.
+    """
+
+    timestamp: pd.Timestamp
+    aware: bool
+
+    def to_datetime(self) -> datetime:
+        """Return the origin as a :class:`datetime` (naive when the source had no offset)."""
+        start = self.timestamp.to_pydatetime()
+        return start if self.aware else start.replace(tzinfo=None)
+
+
+def times(
+    source: Source,
+    raw: pd.Series,
+    field: str,
+    *,
+    time_format: str | None = None,
+    numeric_unit_s: float = 1.0,
+    origin: TimeOrigin | None = None,
+    numeric_only: bool = False,
+    positions: np.ndarray | None = None,
+) -> tuple[FloatArray, TimeOrigin | None]:
+    """Parse a time column given as numbers or as date-time text.
+
+    The first value decides the kind of column. Numbers are multiplied by ``numeric_unit_s``
+    and returned as they are. Date-time text is
+    parsed as ISO 8601 (any number of fractional digits, optional UTC offset), then by
+    ``time_format`` or a few common layouts (``2024/05/01 12:00:00.123``), and returned as
+    seconds after ``origin`` (default: the earliest time), computed from integer nanoseconds
+    so that no digit is lost to a large epoch offset. With ``numeric_only`` text is an error.
+
+    Returns
+    -------
+    seconds : numpy.ndarray of float64
+        Times [s].
+    origin : TimeOrigin or None
+        Wall-clock time of 0 s for date-time text, else None.
+    """
+    if len(raw) == 0:
+        return np.empty(0), origin
+    expected_num = (
+        "a time in seconds" if numeric_unit_s == 1.0 else f"a time in units of {numeric_unit_s:g} s"
+    )
+    if _numeric_dtype(raw):
+        values = numbers(source, raw, field, expected=expected_num, positions=positions)
+        return values * numeric_unit_s, None
+    text = _text(raw)
+    # The first value decides whether the column holds numbers or date-time text.
+    present = raw.notna().to_numpy(dtype=bool)
+    first = str(text.iloc[int(np.argmax(present))]) if present.any() else ""
+    if numeric_only or not present.any() or _is_number(first):
+        values = numbers(source, raw, field, expected=expected_num, positions=positions)
+        return values * numeric_unit_s, None
+    expected = f"a timestamp like {time_format!r}" if time_format else "a date-time timestamp"
+    missing = raw.isna().to_numpy(dtype=bool)
+    if time_format is not None:
+        parsed = pd.to_datetime(text, format=time_format, utc=True, errors="coerce")
+    else:
+        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        for fmt in _FALLBACK_TIME_FORMATS:
+            left = parsed.isna() & ~raw.isna()
+            if not left.any():
+                break
+            parsed = parsed.where(
+                ~left, pd.to_datetime(text.where(left), format=fmt, utc=True, errors="coerce")
+            )
+    source.fail_first(parsed.isna().to_numpy(dtype=bool) | missing, raw, field, expected, positions)
+    if origin is None:
+        aware = bool(text.str.contains(_TZ_SUFFIX, regex=True).any())
+        origin = TimeOrigin(parsed.min(), aware)
+    seconds = np.asarray((parsed - origin.timestamp) / pd.Timedelta(seconds=1), dtype=np.float64)
+    return seconds, origin
+
+
+# --------------------------------------------------------------------------- standard frames
+
+
+def _start(origin: TimeOrigin | None, t0_s: float) -> datetime | None:
+    if origin is None:
+        return None
+    return origin.to_datetime() + timedelta(seconds=t0_s)
+
+
+def request_frame(
+    arrival_s: FloatArray,
+    prompt_tokens: IntArray,
+    output_tokens: IntArray,
+    *,
+    path: PathLike,
+    fmt: str,
+    origin: TimeOrigin | None,
+    extra: dict[str, object] | None = None,
+) -> tuple[pd.DataFrame, TraceMeta]:
+    """Build the standard request frame: times after the first request, stably sorted.
+
+    Rows out of time order are sorted (stable), not rejected: request logs merged from several
+    front ends are legitimately out of order by a few milliseconds. Their count is reported in
+    ``meta.extra["rows_out_of_order"]``. When the source times are plain numbers, the source
+    value of ``t = 0`` is kept in ``meta.extra["source_t0_s"]``.
+    """
+    extra = dict(extra or {})
+    t = np.asarray(arrival_s, dtype=np.float64)
+    n = len(t)
+    t0 = float(t.min()) if n else 0.0
+    if origin is None:
+        extra["source_t0_s"] = t0
+    t = t - t0
+    extra["rows_out_of_order"] = int(np.count_nonzero(np.diff(t) < 0))
+    order = np.argsort(t, kind="stable")
+    frame = pd.DataFrame(
+        {
+            "arrival_s": t[order],
+            "prompt_tokens": np.asarray(prompt_tokens, dtype=np.int64)[order],
+            "output_tokens": np.asarray(output_tokens, dtype=np.int64)[order],
+        }
+    )
+    meta = TraceMeta(
+        source=str(path),
+        format=fmt,
+        start=_start(origin, t0),
+        duration_s=float(t.max()) if n else 0.0,
+        extra=extra,
+    )
+    return frame, meta
+
+
+def telemetry_frame(
+    source: Source,
+    columns: Mapping[str, np.ndarray],
+    *,
+    fmt: str,
+    origin: TimeOrigin | None,
+    positions: np.ndarray | None = None,
+    extra: dict[str, object] | None = None,
+) -> tuple[pd.DataFrame, TraceMeta]:
+    """Build the standard telemetry frame from parsed SI columns.
+
+    ``columns`` must hold ``time_s`` and ``gpu_index``; absent measurement columns become NaN.
+    Rows are sorted by time then GPU (stable). A cumulative energy counter is rebased to 0 J at
+    each GPU's first sample with a value; a counter that decreases within a GPU (a reset or a
+    corrupt row) raises a :class:`TraceFormatError` naming the line.
+    """
+    extra = dict(extra or {})
+    t = np.asarray(columns["time_s"], dtype=np.float64)
+    n = len(t)
+    gpu = np.asarray(columns["gpu_index"], dtype=np.int64)
+    pos = np.arange(n) if positions is None else np.asarray(positions)
+    data = {
+        name: np.asarray(columns.get(name, np.full(n, np.nan)), dtype=np.float64)
+        for name in TELEMETRY_COLUMNS
+        if name not in ("time_s", "gpu_index")
+    }
+    t0 = float(t.min()) if n else 0.0
+    if origin is None:
+        extra["source_t0_s"] = t0
+    t = t - t0
+    energy = data["energy_j"]
+    if n and not np.isnan(energy).all():
+        by_gpu = np.lexsort((t, gpu))
+        e = energy[by_gpu]
+        valid = ~np.isnan(e)
+        ev, gv, pv = e[valid], gpu[by_gpu][valid], pos[by_gpu][valid]
+        drop = (np.diff(ev) < 0) & (gv[1:] == gv[:-1])
+        if drop.any():
+            j = int(np.argmax(drop)) + 1
+            source.fail(
+                int(pv[j]),
+                str(extra.get("energy_field", "energy")),
+                f"expected a non-decreasing cumulative energy counter for GPU {gv[j]}, "
+                f"got {ev[j]:.6g} J after {ev[j - 1]:.6g} J (counter reset?)",
+            )
+        base = pd.Series(energy).groupby(gpu).transform("first").to_numpy(dtype=np.float64)
+        data["energy_j"] = energy - base
+    order = np.lexsort((gpu, t))
+    frame = pd.DataFrame({"time_s": t[order], "gpu_index": gpu[order]})
+    for name, values in data.items():
+        frame[name] = values[order]
+    frame = frame[list(TELEMETRY_COLUMNS)]
+    extra["gpus"] = sorted(int(g) for g in np.unique(gpu))
+    meta = TraceMeta(
+        source=str(source.path),
+        format=fmt,
+        start=_start(origin, t0),
+        duration_s=float(t.max()) if n else 0.0,
+        extra=extra,
+    )
+    return frame, meta
+
+
+def job_frame(
+    source: Source,
+    job_id: np.ndarray,
+    start_s: FloatArray,
+    end_s: FloatArray,
+    gpus: IntArray,
+    *,
+    fmt: str,
+    origin: TimeOrigin | None,
+    positions: np.ndarray,
+    fields: Mapping[str, str],
+    extra: dict[str, object] | None = None,
+) -> tuple[pd.DataFrame, TraceMeta]:
+    """Build the standard job frame; raise where a job ends before it starts or holds no GPU."""
+    extra = dict(extra or {})
+    start = np.asarray(start_s, dtype=np.float64)
+    end = np.asarray(end_s, dtype=np.float64)
+    gpus = np.asarray(gpus, dtype=np.int64)
+    bad = ~(end > start)
+    if bad.any():
+        i = int(np.argmax(bad))
+        source.fail(
+            int(positions[i]),
+            fields.get("end_s", "end"),
+            f"expected an end time after the start, got a duration of {end[i] - start[i]:.6g} s",
+        )
+    bad = gpus < 1
+    if bad.any():
+        i = int(np.argmax(bad))
+        source.fail(
+            int(positions[i]), fields.get("gpus", "gpus"), f"expected at least 1 GPU, got {gpus[i]}"
+        )
+    n = len(start)
+    t0 = float(start.min()) if n else 0.0
+    if origin is None:
+        extra["source_t0_s"] = t0
+    order = np.argsort(start, kind="stable")
+    frame = pd.DataFrame(
+        {
+            "job_id": pd.array(np.asarray(job_id, dtype=object)[order], dtype="str"),
+            "start_s": start[order] - t0,
+            "end_s": end[order] - t0,
+            "gpus": gpus[order],
+        }
+    )
+    meta = TraceMeta(
+        source=str(source.path),
+        format=fmt,
+        start=_start(origin, t0),
+        duration_s=float(end.max() - t0) if n else 0.0,
+        extra=extra,
+    )
+    return frame, meta

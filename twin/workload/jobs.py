@@ -1,0 +1,222 @@
+"""Reader of job traces (training or batch jobs): start, end and GPU count per job.
+
+The reader takes CSV with one row per job. Column names are found through :data:`VARIABLE_MAP`
+(Helios-, Philly- and PAI-style names are built in) or given explicitly with ``columns``. Times
+may be date-time text or numbers (seconds, or another unit through ``time_unit_s``); an end time
+may be replaced by a duration column.
+
+Jobs are sorted by start (stable); ``start_s`` and ``end_s`` are seconds after the first start.
+A job that ends at or before its start, holds fewer than one GPU (after ``drop_cpu_jobs``), or
+has an unparsable or missing field raises :class:`~twin.errors.TraceFormatError` naming the line.
+
+References
+----------
+.. [1] Q. Hu et al., "Characterization and prediction of deep learning workloads in large-scale
+   GPU datacenters", SC 2021 (Helios traces, ``cluster_log.csv``: ``job_id``, ``gpu_num``,
+   ``submit_time``, ``start_time``, ``end_time``, ``duration``).
+.. [2] M. Jeon et al., "Analysis of large-scale multi-tenant GPU clusters for DNN training
+   workloads", USENIX ATC 2019 (Philly traces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from twin.workload._parse import (
+    PathLike,
+    Source,
+    counts,
+    job_frame,
+    numbers,
+    pick_columns,
+    read_csv,
+    times,
+)
+from twin.workload.schema import TraceMeta
+
+#: Source column -> standard column. For each standard column the first name present in the
+#: file is used (case-insensitive). ``duration_s`` is used only when no end column is found.
+VARIABLE_MAP: dict[str, dict[str, str]] = {
+    "jobs": {
+        "job_id": "job_id",
+        "jobid": "job_id",
+        "job_name": "job_id",
+        "id": "job_id",
+        "start_s": "start_s",
+        "start_time": "start_s",
+        "start": "start_s",
+        "started": "start_s",
+        "end_s": "end_s",
+        "end_time": "end_s",
+        "end": "end_s",
+        "finish_time": "end_s",
+        "finished_time": "end_s",
+        "duration_s": "duration_s",
+        "duration": "duration_s",
+        "run_time": "duration_s",
+        "gpus": "gpus",
+        "gpu_num": "gpus",
+        "num_gpu": "gpus",
+        "num_gpus": "gpus",
+        "gpu_count": "gpus",
+        "ngpus": "gpus",
+    },
+}
+
+
+def parse_jobs(
+    source: Source,
+    frame: pd.DataFrame,
+    chosen: Mapping[str, str],
+    *,
+    fmt: str,
+    scale: Mapping[str, float] | None = None,
+    time_unit_s: float = 1.0,
+    time_format: str | None = None,
+    drop_cpu_jobs: bool = True,
+    drop_incomplete: bool = False,
+) -> tuple[pd.DataFrame, TraceMeta]:
+    """Turn a raw job table with known source columns into the standard job frame.
+
+    Shared by :func:`read_jobs` and :func:`twin.workload.generic.read_generic`; ``chosen``
+    maps standard names (``start_s``, ``end_s`` or ``duration_s``, ``gpus``, optional
+    ``job_id``) to source columns, ``scale`` multiplies numeric times, durations and counts.
+    """
+    scale = dict(scale or {})
+    if (
+        "start_s" not in chosen
+        or "gpus" not in chosen
+        or not ("end_s" in chosen or "duration_s" in chosen)
+    ):
+        need = [n for n in ("start_s", "end_s", "gpus") if n not in chosen]
+        if "duration_s" in chosen:
+            need = [n for n in need if n != "end_s"]
+        found = ", ".join(repr(c) for c in frame.columns)
+        source.fail(
+            -1,
+            need[0],
+            f"missing job column(s) {need} (map them with columns=...); found {found}",
+        )
+    end_key = "end_s" if "end_s" in chosen else "duration_s"
+    extra: dict[str, object] = {"columns": dict(chosen)}
+    positions = np.arange(len(frame))
+    if drop_incomplete:
+        complete = frame[[chosen["start_s"], chosen[end_key]]].notna().all(axis=1)
+        extra["incomplete_dropped"] = int((~complete).sum())
+        frame, positions = frame.loc[complete], positions[complete.to_numpy(dtype=bool)]
+    gpus = counts(
+        source,
+        frame[chosen["gpus"]],
+        chosen["gpus"],
+        factor=scale.get("gpus", 1.0),
+        positions=positions,
+    )
+    if drop_cpu_jobs:
+        keep = gpus > 0
+        extra["cpu_jobs_dropped"] = int(np.count_nonzero(~keep))
+        frame, positions, gpus = frame.loc[keep], positions[keep], gpus[keep]
+    start, origin = times(
+        source,
+        frame[chosen["start_s"]],
+        chosen["start_s"],
+        time_format=time_format,
+        numeric_unit_s=time_unit_s * scale.get("start_s", 1.0),
+        positions=positions,
+    )
+    if end_key == "end_s":
+        end, _ = times(
+            source,
+            frame[chosen["end_s"]],
+            chosen["end_s"],
+            time_format=time_format,
+            numeric_unit_s=time_unit_s * scale.get("end_s", 1.0),
+            origin=origin,
+            positions=positions,
+        )
+    else:
+        end = start + numbers(
+            source,
+            frame[chosen["duration_s"]],
+            chosen["duration_s"],
+            factor=time_unit_s * scale.get("duration_s", 1.0),
+            positions=positions,
+            expected="a duration",
+        )
+    if "job_id" in chosen:
+        job_id = frame[chosen["job_id"]].astype("str").to_numpy(dtype=object)
+    else:
+        job_id = np.array([str(p) for p in positions], dtype=object)
+    fields = dict(chosen)
+    fields.setdefault("end_s", chosen.get("duration_s", "end"))
+    return job_frame(
+        source,
+        job_id,
+        start,
+        end,
+        gpus,
+        fmt=fmt,
+        origin=origin,
+        positions=positions,
+        fields=fields,
+        extra=extra,
+    )
+
+
+def read_jobs(
+    path: PathLike,
+    *,
+    columns: Mapping[str, str] | None = None,
+    time_unit_s: float = 1.0,
+    time_format: str | None = None,
+    drop_cpu_jobs: bool = True,
+    drop_incomplete: bool = False,
+) -> tuple[pd.DataFrame, TraceMeta]:
+    """Read a job trace CSV.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV, one row per job.
+    columns : mapping of str to str, optional
+        Standard name -> source column, overriding the built-in names of :data:`VARIABLE_MAP`
+        (e.g. ``{"gpus": "plan_gpu_count"}``). Standard names: ``job_id``, ``start_s``,
+        ``end_s``, ``duration_s``, ``gpus``.
+    time_unit_s : float
+        Seconds per unit of numeric time and duration columns (e.g. 60 for minutes).
+    time_format : str, optional
+        strftime layout of date-time text, when it is not ISO 8601.
+    drop_cpu_jobs : bool
+        Drop jobs with 0 GPUs (CPU-only jobs, common in cluster logs) instead of raising.
+    drop_incomplete : bool
+        Drop jobs with an empty start or end (never started, still running) instead of raising.
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        Job frame (``job_id``, ``start_s``, ``end_s`` [s], ``gpus``).
+    meta : TraceMeta
+        ``extra["columns"]`` maps standard names to the source columns read; counts of dropped
+        rows are in ``extra``.
+    """
+    fmt = "jobs"
+    source = Source(path)
+    frame = read_csv(source, dtype="str")
+    chosen = pick_columns(frame, VARIABLE_MAP[fmt])
+    for standard, col in (columns or {}).items():
+        if col not in frame.columns:
+            found = ", ".join(repr(c) for c in frame.columns)
+            source.fail(-1, col, f"missing column mapped to {standard!r}; found {found}")
+        chosen[standard] = col
+    return parse_jobs(
+        source,
+        frame,
+        chosen,
+        fmt=fmt,
+        time_unit_s=time_unit_s,
+        time_format=time_format,
+        drop_cpu_jobs=drop_cpu_jobs,
+        drop_incomplete=drop_incomplete,
+    )
