@@ -233,3 +233,20 @@ def test_sampler_reraises_meter_failure(tmp_path):
     with pytest.raises(RuntimeError, match="meter broke"):
         sampler.stop()
     writer.close()
+
+
+def test_zeus_windows_never_stop_a_run():
+    from twin.harness.nvml import ZeusWindows
+
+    off = ZeusWindows(None)
+    off.begin("load")
+    off.end("load")
+    assert off.result is None
+    assert off.problems == []
+    # On a machine without a GPU (or without Zeus) the windows report why and do nothing.
+    probe = ZeusWindows(0)
+    probe.begin("load")
+    probe.end("load")
+    assert probe.result is None or set(probe.result) == {"load"}
+    if probe.result is None:
+        assert probe.problems

@@ -199,28 +199,50 @@ def nvml_index_of_cuda_device(cuda_index: int, env: Mapping[str, str] | None = N
 
 
 class ZeusWindows:
-    """Per-phase GPU energy from Zeus's ``ZeusMonitor`` (a cross-check of the NVML sampler).
+    """Per-phase GPU energy from Zeus's ``ZeusMonitor``, a cross-check of the NVML sampler.
+
+    Zeus is optional: when it is missing or fails, the windows do nothing and ``problems`` says
+    why, so a cross-check never stops a run.
 
     Parameters
     ----------
-    cuda_index : int
-        CUDA device index (Zeus follows ``CUDA_VISIBLE_DEVICES``).
+    cuda_index : int or None
+        CUDA device index (Zeus follows ``CUDA_VISIBLE_DEVICES``); None disables the windows.
     """
 
-    def __init__(self, cuda_index: int) -> None:
-        from zeus.monitor import ZeusMonitor
-
-        self._monitor = ZeusMonitor(gpu_indices=[cuda_index], sync_execution_with="torch")
+    def __init__(self, cuda_index: int | None) -> None:
         self.energy_j: dict[str, float] = {}
+        self.problems: list[str] = []
+        self._monitor: Any = None
+        if cuda_index is None:
+            return
+        try:
+            from zeus.monitor import ZeusMonitor
+
+            self._monitor = ZeusMonitor(gpu_indices=[cuda_index], sync_execution_with="torch")
+        except Exception as exc:
+            self.problems.append(f"Zeus windows unavailable: {exc}")
 
     def begin(self, key: str) -> None:
         """Open window ``key`` (Zeus synchronises CUDA first)."""
-        self._monitor.begin_window(key)
+        if self._monitor is not None:
+            try:
+                self._monitor.begin_window(key)
+            except Exception as exc:
+                self.problems.append(f"Zeus window {key!r} failed to open: {exc}")
 
-    def end(self, key: str) -> float:
-        """Close window ``key``; return and remember its GPU energy [J]."""
-        self.energy_j[key] = float(self._monitor.end_window(key).total_energy)
-        return self.energy_j[key]
+    def end(self, key: str) -> None:
+        """Close window ``key`` and remember its GPU energy [J]."""
+        if self._monitor is not None:
+            try:
+                self.energy_j[key] = float(self._monitor.end_window(key).total_energy)
+            except Exception as exc:
+                self.problems.append(f"Zeus window {key!r} failed to close: {exc}")
+
+    @property
+    def result(self) -> dict[str, float] | None:
+        """Energy per window [J], or None when Zeus was not used."""
+        return dict(self.energy_j) if self._monitor is not None else None
 
 
 __all__ = ["NvmlMeter", "ZeusWindows", "nvml_index_of_cuda_device"]

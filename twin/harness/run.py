@@ -366,13 +366,7 @@ def run_harness(
     cuda_index = (net.device.index or 0) if net.device.type == "cuda" else 0
     own_meter = meter is None
     meter = meter or auto_meter(device, cuda_index)
-    notes: list[str] = []
-    zeus: ZeusWindows | None = None
-    if use_zeus and net.device.type == "cuda":
-        try:
-            zeus = ZeusWindows(cuda_index)
-        except Exception as exc:  # Zeus is a cross-check; its absence must not stop a run
-            notes.append(f"Zeus windows unavailable: {exc}")
+    zeus = ZeusWindows(cuda_index if use_zeus and net.device.type == "cuda" else None)
     out = Path(out)
     summary_path(out).unlink(missing_ok=True)  # a stale summary would end a follower at once
     writer = LiveCsvWriter(live_csv_path(out))
@@ -383,19 +377,16 @@ def run_harness(
         if power_limit_w is not None:
             status = meter.set_power_limit(power_limit_w)
         sampler.start()
-        if zeus:
-            zeus.begin("idle")
+        zeus.begin("idle")
         time.sleep(idle_s)
-        if zeus:
-            zeus.end("idle")
+        zeus.end("idle")
         sampler.sample(then_phase="prefill")  # boundary row: the load window starts here
         boundary = sampler.n_samples - 1
-        if zeus:
-            zeus.begin("load")
+        zeus.begin("load")
         work = _workload(net, counter, seconds, batch, prompt_len, gen_len, seed)
-        if zeus:
-            zeus.end("load")
+        zeus.end("load")
         sampler.stop()
+        info = meter.describe()
     finally:
         writer.close()
         meter.restore_power_limit()
@@ -403,9 +394,9 @@ def run_harness(
             meter.close()
     frame = writer.frame()
     stats = _window_stats(frame, boundary)
-    if status != "default" and status != "set":
+    notes = list(zeus.problems)
+    if status not in ("default", "set"):
         notes.append(f"power limit {power_limit_w} W {status}")
-    info = meter.describe()
     summary = HarnessSummary(
         out=str(out),
         device=device,
@@ -442,7 +433,7 @@ def run_harness(
         started_at=started_at,
         model={**asdict(net.cfg), **model_cost(net).as_dict()},
         meter={**info, "host": platform.node(), "torch_threads": torch.get_num_threads()},
-        zeus_energy_j=dict(zeus.energy_j) if zeus else None,
+        zeus_energy_j=zeus.result,
         notes=notes,
     )
     if out.suffix == ".parquet":
