@@ -173,7 +173,8 @@ def test_guess_base():
 
 def test_cpu_entry_from_a_real_run_is_labelled(tmp_path):
     pytest.importorskip("torch")
-    from twin.harness.run import read_summary, run_harness_sweep
+    from twin.harness.run import run_harness_sweep
+    from twin.harness.summary import read_summary
 
     run_harness_sweep("cpu", 0.5, [1, 4], None, tmp_path, idle_s=0.3, prompt_len=16, gen_len=16)
     doc = calibrate(tmp_path)  # a sweep directory: files from sweep.csv

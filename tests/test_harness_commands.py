@@ -86,6 +86,7 @@ def test_core_modules_import_without_torch():
         "import sys; sys.modules['torch'] = None\n"
         "import twin.harness.commands, twin.harness.calibrate, twin.harness.follow\n"
         "import twin.harness.meter, twin.harness.cpu, twin.harness.nvml, twin.harness.run\n"
+        "import twin.harness.summary, twin.harness.sampler, twin.harness.io\n"
         "from twin.harness import HarnessError\n"
         "from twin.harness.run import require_device\n"
         "try:\n"

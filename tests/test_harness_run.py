@@ -18,12 +18,8 @@ from twin.harness.cpu import find_rapl_zones  # noqa: E402
 from twin.harness.follow import follow  # noqa: E402
 from twin.harness.io import HARNESS_COLUMNS, read_harness, summary_path, write_json  # noqa: E402
 from twin.harness.nvml import NvmlMeter  # noqa: E402
-from twin.harness.run import (  # noqa: E402
-    SWEEP_COLUMNS,
-    read_summary,
-    run_harness,
-    run_harness_sweep,
-)
+from twin.harness.run import SWEEP_COLUMNS, run_harness, run_harness_sweep  # noqa: E402
+from twin.harness.summary import read_summary  # noqa: E402
 
 FAST = {"prompt_len": 16, "gen_len": 16}
 

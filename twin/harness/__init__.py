@@ -8,6 +8,7 @@ imports it lazily, inside its functions):
   :mod:`~twin.harness.nvml` (GPU) and :mod:`~twin.harness.cpu` (RAPL, estimated) implement it.
 - :mod:`~twin.harness.sampler`: the fixed-rate sampler thread and the token counter it reads.
 - :mod:`~twin.harness.run`: ``run_harness`` and ``run_harness_sweep``.
+- :mod:`~twin.harness.summary`: ``HarnessSummary``, the run summary, and ``read_summary``.
 - :mod:`~twin.harness.calibrate`: fits an accelerator catalog entry from harness output.
 - :mod:`~twin.harness.follow`: tails a running harness's CSV.
 - :mod:`~twin.harness.io`: file layout, atomic writes, reading harness output.
