@@ -248,59 +248,23 @@ def calibrate(
     else:
         base = None
 
-    # Samples: every row but each file's first (its power covers no interval). Runs under a
-    # lowered power cap are left out of the power line when default-limit runs exist.
+    # Runs under a lowered power cap are left out of the fits when default-limit runs exist.
     default_runs = [r for r in runs if r[2].get("power_limit_status", "default") == "default"]
-    power_runs = default_runs or runs
-    if len(power_runs) < len(runs):
+    used_runs = default_runs or runs
+    if len(used_runs) < len(runs):
         notes.append(
-            f"power fit uses the {len(power_runs)} default-limit runs; "
-            f"{len(runs) - len(power_runs)} capped runs left out"
+            f"the fits use the {len(used_runs)} default-limit runs; "
+            f"{len(runs) - len(used_runs)} capped runs left out"
         )
-    rows = pd.concat([f.iloc[1:] for _, f, _ in power_runs], ignore_index=True)
-    power = rows["power_w"].to_numpy(dtype=float)
-    util = rows["utilization"].to_numpy(dtype=float)
-    idle = power[(rows["phase"] == "idle").to_numpy() & np.isfinite(power)]
-
     fitted: dict[str, float] = {}
     field_sources: dict[str, str] = {}
     fit_info: dict[str, Any] = {}
     label = "ESTIMATED energy (a model, not a measurement): " if estimated else ""
-    energy_words = "/".join(sources_seen)
-
-    try:
-        line = fit_line(util, power)
-    except ValueError as exc:
-        line = None
-        notes.append(f"power vs utilisation not fitted: {exc}")
-    if line is not None:
-        fit_info["power_vs_utilization"] = {
-            "intercept_w": line.intercept,
-            "slope_w": line.slope,
-            "r2": line.r2,
-            "n_samples": line.n,
-        }
-        fitted["max_power_w"] = line.intercept + line.slope
-        field_sources["max_power_w"] = (
-            f"{label}P at u=1 of a least-squares line P = P0 + k u over {line.n} {energy_words} "
-            f"samples (R2 {line.r2:.3f}); a lower bound of TDP where decode saturates u"
-        )
-    if idle.size:
-        fitted["idle_power_w"] = float(idle.mean())
-        fit_info["idle_power"] = {
-            "mean_w": float(idle.mean()),
-            "std_w": float(idle.std()),
-            "n_samples": int(idle.size),
-        }
-        field_sources["idle_power_w"] = (
-            f"{label}mean of {idle.size} idle-phase {energy_words} samples"
-        )
-    elif line is not None:
-        fitted["idle_power_w"] = line.intercept
-        field_sources["idle_power_w"] = f"{label}intercept of the power line (no idle samples)"
-
-    bw_b_s, overhead_s = _fit_decode(default_runs or runs, fit_info, notes)
-    flop_s = _fit_prefill(default_runs or runs, fit_info)
+    _fit_power(
+        used_runs, f"{label}{'/'.join(sources_seen)}", fitted, field_sources, fit_info, notes
+    )
+    bw_b_s, overhead_s = _fit_decode(used_runs, fit_info, notes)
+    flop_s = _fit_prefill(used_runs, fit_info)
 
     params: dict[str, float] = {}
     if base_spec is not None:
@@ -349,7 +313,7 @@ def calibrate(
         "base": base,
         "device": kind,
         "device_name": device_name,
-        "energy_source": energy_words,
+        "energy_source": "/".join(sources_seen),
         "fitted": sorted(fitted),
         "sources": {k: field_sources[k] for k in _SPEC_FIELDS if k in params},
         "fit": fit_info,
@@ -359,6 +323,52 @@ def calibrate(
     out = calibration_path(path_or_paths) if out is None else out
     atomic_write_text(out, yaml.safe_dump(_plain(doc), sort_keys=False, allow_unicode=True))
     return doc
+
+
+def _fit_power(
+    runs: list[tuple[Path, pd.DataFrame, dict[str, Any]]],
+    what: str,
+    fitted: dict[str, float],
+    sources: dict[str, str],
+    fit_info: dict[str, Any],
+    notes: list[str],
+) -> None:
+    """Fit ``idle_power_w`` and ``max_power_w`` from the samples of ``runs``.
+
+    Every row but each file's first is used (the first sample's power covers no interval);
+    ``what`` names the samples in the source notes (energy source, estimate label).
+    """
+    rows = pd.concat([f.iloc[1:] for _, f, _ in runs], ignore_index=True)
+    power = rows["power_w"].to_numpy(dtype=float)
+    idle = power[(rows["phase"] == "idle").to_numpy() & np.isfinite(power)]
+    try:
+        line = fit_line(rows["utilization"].to_numpy(dtype=float), power)
+    except ValueError as exc:
+        line = None
+        notes.append(f"power vs utilisation not fitted: {exc}")
+    if line is not None:
+        fit_info["power_vs_utilization"] = {
+            "intercept_w": line.intercept,
+            "slope_w": line.slope,
+            "r2": line.r2,
+            "n_samples": line.n,
+        }
+        fitted["max_power_w"] = line.intercept + line.slope
+        sources["max_power_w"] = (
+            f"{what}: P at u=1 of a least-squares line P = P0 + k u over {line.n} samples "
+            f"(R2 {line.r2:.3f}); a lower bound of TDP where decode saturates u"
+        )
+    if idle.size:
+        fitted["idle_power_w"] = float(idle.mean())
+        fit_info["idle_power"] = {
+            "mean_w": float(idle.mean()),
+            "std_w": float(idle.std()),
+            "n_samples": int(idle.size),
+        }
+        sources["idle_power_w"] = f"{what}: mean of {idle.size} idle-phase samples"
+    elif line is not None:
+        fitted["idle_power_w"] = line.intercept
+        sources["idle_power_w"] = f"{what}: intercept of the power line (no idle samples)"
 
 
 def _fit_decode(
