@@ -171,7 +171,36 @@ class CpuPowerModel:
         )
 
 
-class ModelMeter(MeterBase):
+class _CpuMeter(MeterBase):
+    """What the CPU meters share: utilisation, sensors, the clock of the last read, the total."""
+
+    def __init__(self, utilization: CpuUtilization | None, sensors: CpuSensors | None) -> None:
+        self._util = utilization or CpuUtilization()
+        self._sensors = sensors or CpuSensors()
+        self.device_name = cpu_name()
+        self._last_t = self._util.sample()[0]
+        self._energy_j = 0.0
+
+    def _tick(self) -> tuple[float, float, float]:
+        """Return ``(now, seconds since the previous read, utilisation over them)``."""
+        now, u = self._util.sample()
+        dt, self._last_t = now - self._last_t, now
+        return now, dt, u
+
+    def _reading(self, now: float, u: float, power_w: float, delta_j: float) -> MeterReading:
+        """Add ``delta_j`` to the total and build the reading."""
+        self._energy_j += delta_j
+        return MeterReading(
+            time_s=now,
+            power_w=power_w,
+            energy_j=self._energy_j,
+            utilization=u,
+            temperature_c=self._sensors.temperature_c(),
+            sm_clock_hz=self._sensors.clock_hz(),
+        )
+
+
+class ModelMeter(_CpuMeter):
     """Energy **estimated** from CPU utilisation with a :class:`CpuPowerModel` (not measured).
 
     Parameters
@@ -192,12 +221,8 @@ class ModelMeter(MeterBase):
         utilization: CpuUtilization | None = None,
         sensors: CpuSensors | None = None,
     ) -> None:
-        self._util = utilization or CpuUtilization()
+        super().__init__(utilization, sensors)
         self.model = model or CpuPowerModel.default(self._util.n_cpus)
-        self._sensors = sensors or CpuSensors()
-        self.device_name = cpu_name()
-        self._last_t = self._util.sample()[0]
-        self._energy_j = 0.0
         self.note = (
             "ENERGY IS ESTIMATED, NOT MEASURED: no energy counter was read (no NVML GPU, no "
             "readable RAPL). "
@@ -207,18 +232,9 @@ class ModelMeter(MeterBase):
 
     def read(self) -> MeterReading:
         """Model the power since the previous read and integrate it."""
-        now, u = self._util.sample()
+        now, dt, u = self._tick()
         power_w = self.model.power_w(u)
-        self._energy_j += power_w * max(now - self._last_t, 0.0)
-        self._last_t = now
-        return MeterReading(
-            time_s=now,
-            power_w=power_w,
-            energy_j=self._energy_j,
-            utilization=u,
-            temperature_c=self._sensors.temperature_c(),
-            sm_clock_hz=self._sensors.clock_hz(),
-        )
+        return self._reading(now, u, power_w, power_w * max(dt, 0.0))
 
     def describe(self) -> dict[str, Any]:
         """Source, note, and the model's parameters."""
@@ -307,7 +323,7 @@ def find_rapl_zones(root: Path = POWERCAP_ROOT) -> list[RaplZone]:
     return zones
 
 
-class RaplMeter(MeterBase):
+class RaplMeter(_CpuMeter):
     """CPU energy measured by RAPL counters (summed over zones, wraparound handled).
 
     Parameters
@@ -334,12 +350,8 @@ class RaplMeter(MeterBase):
         self.zones = zones if zones is not None else find_rapl_zones(root)
         if not self.zones:
             raise HarnessError(f"no readable RAPL energy counter under {root}")
-        self._util = utilization or CpuUtilization()
-        self._sensors = sensors or CpuSensors()
-        self.device_name = cpu_name()
+        super().__init__(utilization, sensors)
         self._last = [self._raw(z) for z in self.zones]
-        self._last_t = self._util.sample()[0]
-        self._energy_j = 0.0
         names = ", ".join(z.name for z in self.zones)
         self.note = (
             f"measured by RAPL ({names}): CPU package/DRAM counters only, not the whole machine"
@@ -354,24 +366,14 @@ class RaplMeter(MeterBase):
 
     def read(self) -> MeterReading:
         """Read every counter, add the wrap-corrected increments, derive the mean power."""
-        now, u = self._util.sample()
+        now, dt, u = self._tick()
         raw = [self._raw(z) for z in self.zones]
         delta_j = 1e-6 * sum(
             rapl_delta_uj(prev, cur, z.max_energy_range_uj)
             for prev, cur, z in zip(self._last, raw, self.zones, strict=True)
         )
-        dt = now - self._last_t
-        power_w = delta_j / dt if dt > 0 else NAN
-        self._energy_j += delta_j
-        self._last, self._last_t = raw, now
-        return MeterReading(
-            time_s=now,
-            power_w=power_w,
-            energy_j=self._energy_j,
-            utilization=u,
-            temperature_c=self._sensors.temperature_c(),
-            sm_clock_hz=self._sensors.clock_hz(),
-        )
+        self._last = raw
+        return self._reading(now, u, delta_j / dt if dt > 0 else NAN, delta_j)
 
 
 __all__ = [
