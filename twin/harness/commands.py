@@ -1,0 +1,164 @@
+"""CLI functions for ``twin harness``, ``twin calibrate`` and ``twin follow``.
+
+Plain functions with typer annotations; the main CLI registers them (``app.command()(harness)``).
+torch is imported only when a harness actually runs, so importing this module needs no torch.
+Bad input ends with a one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from twin.errors import TwinError
+
+T = TypeVar("T")
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _parse_list(text: str, cast: Callable[[str], T], flag: str, kind: str) -> list[T]:
+    """Parse ``"1,2,4"``; exit with a message naming ``flag`` on anything else."""
+    try:
+        values = [cast(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        _fail(f"bad {flag} {text!r}: expected comma-separated {kind}, e.g. {flag} 1,8,32")
+    return values
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}g}{(' ' + unit) if unit else ''}"
+
+
+def _echo_summary(s: Any) -> None:
+    typer.echo(
+        f"{s.device_name} ({s.device}, {s.dtype}), batch {s.batch}: {s.tokens} tokens in "
+        f"{s.duration_s:.2f} s = {_fmt(s.tokens_per_s, 'tokens/s')}"
+    )
+    typer.echo(
+        f"  energy {_fmt(s.energy_j, 'J')}, {_fmt(s.j_per_token, 'J/token')}, mean "
+        f"{_fmt(s.mean_power_w, 'W')}, peak {_fmt(s.peak_power_w, 'W')}, idle "
+        f"{_fmt(s.idle_power_w, 'W')}  [energy_source: {s.energy_source}]"
+    )
+    if s.energy_source == "estimated":
+        typer.echo(f"  {s.energy_note}")
+    if s.power_limit_status not in ("default", "set"):
+        typer.echo(f"  power limit: {s.power_limit_status}")
+
+
+def harness(
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    seconds: Annotated[
+        float, typer.Option(help="load seconds per run (after the idle baseline)")
+    ] = 10.0,
+    batch: Annotated[int, typer.Option(help="sequences decoded together")] = 8,
+    out: Annotated[
+        Path, typer.Option(help="telemetry file (.csv or .parquet); a directory in sweep mode")
+    ] = Path("harness.csv"),
+    prompt_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 128,
+    gen_len: Annotated[int, typer.Option(help="tokens generated per sequence per round")] = 128,
+    sample_hz: Annotated[float, typer.Option(help="sampling rate [Hz]")] = 10.0,
+    idle_seconds: Annotated[float, typer.Option(help="idle baseline before the load [s]")] = 2.0,
+    model: Annotated[str, typer.Option(help="model size: tiny, small or 7b")] = "tiny",
+    sweep_batches: Annotated[
+        str | None, typer.Option(help="sweep these batch sizes, e.g. 1,8,32 (out = directory)")
+    ] = None,
+    power_limits: Annotated[
+        str | None, typer.Option(help="sweep GPU power caps [W], e.g. 300,450,700 (needs root)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of weights and prompts")] = 0,
+) -> None:
+    """Run the decode workload and record power, energy and tokens (or sweep batch and cap)."""
+    from twin.harness.run import require_device, run_harness, run_harness_sweep
+
+    if device != "cpu" and not device.startswith("cuda"):
+        _fail(f"unknown --device {device!r}; use cpu or cuda")
+    batches = (
+        _parse_list(sweep_batches, int, "--sweep-batches", "integers") if sweep_batches else None
+    )
+    caps = _parse_list(power_limits, float, "--power-limits", "watts") if power_limits else None
+    try:
+        require_device(device)
+        options: dict[str, Any] = {
+            "prompt_len": prompt_len,
+            "gen_len": gen_len,
+            "sample_hz": sample_hz,
+            "idle_s": idle_seconds,
+            "model": model,
+            "seed": seed,
+        }
+        if batches or caps:
+            table = run_harness_sweep(device, seconds, batches or [batch], caps, out, **options)
+            typer.echo(table.to_string(index=False))
+            typer.echo(f"wrote {out / 'sweep.csv'} and {len(table)} point(s)")
+            if (table["energy_source"] == "estimated").any():
+                typer.echo("ENERGY IS ESTIMATED, NOT MEASURED (see each point's summary JSON)")
+        else:
+            summary = run_harness(device, seconds, batch, out, **options)
+            _echo_summary(summary)
+            typer.echo(f"wrote {out}")
+    except (TwinError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def calibrate(
+    file: Annotated[Path, typer.Argument(help="harness output file, or a sweep directory")],
+    out: Annotated[Path | None, typer.Option(help="YAML entry to write")] = None,
+    base: Annotated[
+        str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
+) -> None:
+    """Fit idle/max power and achieved bandwidth/FLOP fractions; write a catalog entry."""
+    from twin.harness.calibrate import calibrate as fit
+    from twin.harness.calibrate import calibration_path
+
+    if not file.exists():
+        _fail(f"{file} does not exist")
+    try:
+        doc = fit(file, accelerator_base=base, name=name, out=out)
+    except TwinError as exc:
+        _fail(str(exc))
+    typer.echo(f"{doc['name']} (base {doc['base'] or 'none: CPU'}, energy {doc['energy_source']})")
+    for key in doc["fitted"]:
+        typer.echo(f"  {key} = {_fmt(doc[key])}")
+    for note in doc["notes"]:
+        typer.echo(f"  note: {note}")
+    typer.echo(f"wrote {out or calibration_path(file)}")
+
+
+def follow(
+    file: Annotated[Path, typer.Argument(help="harness output file being written")],
+    poll: Annotated[float, typer.Option(help="seconds between looks")] = 0.5,
+) -> None:
+    """Print a running harness's samples as they arrive; ends when its summary is written."""
+    from twin.harness.follow import follow as tail
+
+    last_t = math.nan
+    try:
+        for frame in tail(file, poll_s=poll):
+            for row in frame.to_dict("records"):
+                t = float(row["time_s"])
+                rate = float(row["tokens"]) / (t - last_t) if t > last_t else math.nan
+                last_t = t
+                typer.echo(
+                    f"t={t:8.2f} s  {row['phase']:7s}  P={_fmt(row['power_w'], 'W')}  "
+                    f"E={_fmt(row['energy_j'], 'J')}  u={_fmt(row['utilization'])}  "
+                    f"tokens/s={_fmt(rate)}"
+                )
+    except TwinError as exc:
+        _fail(str(exc))
+
+
+__all__ = ["calibrate", "follow", "harness"]

@@ -1,0 +1,212 @@
+"""Files the harness writes and reads: the live telemetry CSV, the summary JSON, atomic writes.
+
+File layout of one run with ``--out run.csv`` (or ``run.parquet``):
+
+- ``run.csv``: one row per sample in :data:`HARNESS_COLUMNS` (the twin's telemetry schema plus
+  ``tokens`` and ``phase``), appended and flushed row by row while the run goes, so that
+  :func:`twin.harness.follow.follow` can tail it.
+- ``run.parquet``: the same rows, written once at the end (only when ``--out`` ends in
+  ``.parquet``).
+- ``run.summary.json``: the run summary, written once at the end. Its presence marks the run as
+  finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from twin.errors import TraceFormatError
+from twin.workload.schema import HARNESS_EXTRA_COLUMNS, TELEMETRY_COLUMNS
+
+#: Column order of every harness telemetry file.
+HARNESS_COLUMNS: tuple[str, ...] = TELEMETRY_COLUMNS + HARNESS_EXTRA_COLUMNS
+#: Phases a harness row can carry.
+PHASES: tuple[str, ...] = ("idle", "prefill", "decode")
+
+_INT_COLUMNS = ("gpu_index",)
+_STR_COLUMNS = ("phase",)
+FLOAT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in HARNESS_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS
+)
+
+
+def summary_path(out: Path | str) -> Path:
+    """Return the summary path of a run written to ``out`` (``run.csv`` -> ``run.summary.json``)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".summary.json")
+
+
+def live_csv_path(out: Path | str) -> Path:
+    """Return the CSV a run appends to while it goes (``out`` itself unless it is Parquet)."""
+    out = Path(out)
+    return out.with_suffix(".csv") if out.suffix == ".parquet" else out
+
+
+@contextmanager
+def _atomic_handle(path: Path, mode: str) -> Iterator[IO[Any]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    with _atomic_handle(Path(path), "w") as fh:
+        fh.write(text)
+
+
+def atomic_write_frame(path: Path | str, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as Parquet (``.parquet``) or CSV (anything else), atomically."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        with _atomic_handle(path, "wb") as fh:
+            frame.to_parquet(fh, index=False)
+    else:
+        with _atomic_handle(path, "w") as fh:
+            frame.to_csv(fh, index=False)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path | str, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically; non-finite floats become ``null``."""
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=True) + "\n")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+class LiveCsvWriter:
+    """Append harness rows to a CSV, one flushed line per row, so a follower can tail it.
+
+    Parameters
+    ----------
+    path : Path
+        File to create (replaced if it exists).
+    columns : tuple of str
+        Column order; every row must have exactly these keys.
+    """
+
+    def __init__(self, path: Path | str, columns: tuple[str, ...] = HARNESS_COLUMNS) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("w", newline="")
+        self._lock = threading.Lock()
+        self.rows: list[dict[str, Any]] = []
+        self._write_line(",".join(columns))
+
+    def _write_line(self, line: str) -> None:
+        self._fh.write(line + "\n")
+        self._fh.flush()
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        """Append one row (keys = ``columns``) and flush it to the file."""
+        missing = set(self.columns) - set(row)
+        if missing:
+            raise ValueError(f"row lacks columns {sorted(missing)}")
+        with self._lock:
+            self.rows.append(dict(row))
+            self._write_line(",".join(_format(row[c]) for c in self.columns))
+
+    def frame(self) -> pd.DataFrame:
+        """Every row written so far, as a frame with the schema's dtypes."""
+        with self._lock:
+            rows = list(self.rows)
+        return coerce_frame(pd.DataFrame(rows, columns=list(self.columns)))
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+
+def coerce_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast harness columns to the schema's dtypes (float64, int64 ``gpu_index``, str ``phase``)."""
+    out = frame.copy()
+    for col in FLOAT_COLUMNS:
+        out[col] = pd.to_numeric(out[col], errors="raise").astype("float64")
+    out["gpu_index"] = out["gpu_index"].astype("int64")
+    out["phase"] = out["phase"].astype(str)
+    return out
+
+
+def read_harness(path: Path | str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Read a harness telemetry file (CSV or Parquet) and its summary.
+
+    Parameters
+    ----------
+    path : Path or str
+        The ``--out`` file of a run.
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        Rows in :data:`HARNESS_COLUMNS` with the schema's dtypes.
+    summary : dict
+        The run summary (empty if the run has not finished: no summary file).
+
+    Raises
+    ------
+    TraceFormatError
+        If the file lacks a schema column or holds a value that is not a number.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TraceFormatError(str(path), "no such file")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in HARNESS_COLUMNS if c not in frame.columns]
+    if missing:
+        raise TraceFormatError(str(path), f"not a harness file: lacks columns {', '.join(missing)}")
+    try:
+        frame = coerce_frame(frame[list(HARNESS_COLUMNS)])
+    except (ValueError, TypeError) as exc:
+        raise TraceFormatError(str(path), f"bad value: {exc}") from exc
+    spath = summary_path(path)
+    summary = json.loads(spath.read_text()) if spath.exists() else {}
+    return frame, summary
+
+
+__all__ = [
+    "FLOAT_COLUMNS",
+    "HARNESS_COLUMNS",
+    "PHASES",
+    "LiveCsvWriter",
+    "atomic_write_frame",
+    "atomic_write_text",
+    "coerce_frame",
+    "live_csv_path",
+    "read_harness",
+    "summary_path",
+    "write_json",
+]
