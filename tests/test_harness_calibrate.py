@@ -101,10 +101,7 @@ def test_recovers_idle_power_and_slope_within_one_percent(tmp_path):
 
 def test_batch_sweep_separates_step_overhead_from_bandwidth(tmp_path):
     rng = np.random.default_rng(1)
-    files = [
-        _write_run(tmp_path / f"b{b}.csv", rng, batch=b, step_bytes=2e9 + b * 1e8)
-        for b in (1, 8, 32)
-    ]
+    files = [_write_run(tmp_path / f"b{b}.csv", rng, batch=b, step_bytes=2e9 + b * 1e8) for b in (1, 8, 32)]
     doc = calibrate(files, accelerator_base="H100-SXM", out=tmp_path / "sweep.yaml")
     assert doc["step_overhead_s"] == pytest.approx(OVERHEAD_S, rel=1e-6)
     assert doc["achieved_bandwidth_fraction"] == pytest.approx(BW_B_S / 3.35e12, rel=1e-6)
@@ -137,9 +134,7 @@ def test_entry_loads_through_accelerator_from_mapping(tmp_path):
 def test_capped_runs_are_left_out_of_the_power_line(tmp_path):
     rng = np.random.default_rng(3)
     a = _write_run(tmp_path / "a.csv", rng)
-    b = _write_run(
-        tmp_path / "b.csv", rng, summary={"power_limit_status": "set", "power_limit_w": 300.0}
-    )
+    b = _write_run(tmp_path / "b.csv", rng, summary={"power_limit_status": "set", "power_limit_w": 300.0})
     doc = calibrate([a, b], accelerator_base="H100-SXM", out=tmp_path / "e.yaml")
     assert doc["fit"]["power_vs_utilization"]["n_samples"] == 239
     assert any("capped" in n for n in doc["notes"])

@@ -94,8 +94,6 @@ def test_core_modules_import_without_torch():
         "except HarnessError as exc:\n"
         "    print(exc)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert "torch is not installed" in result.stdout
     assert "ai-factory-twin[harness]" in result.stdout

@@ -107,9 +107,7 @@ def test_fake_nvml_run_energy_per_token_by_hand(tmp_path):
 
 def test_power_cap_refused_is_recorded(tmp_path):
     meter = NvmlMeter(nvml=FakeNvml(allow_set_limit=False))
-    s = run_harness(
-        "cpu", 0.3, 1, tmp_path / "cap.csv", idle_s=0.0, meter=meter, power_limit_w=300.0, **FAST
-    )
+    s = run_harness("cpu", 0.3, 1, tmp_path / "cap.csv", idle_s=0.0, meter=meter, power_limit_w=300.0, **FAST)
     assert s.power_limit_status.startswith("not permitted")
     assert s.power_limit_requested_w == 300.0
     assert s.power_limit_w == 700.0  # the run went on at the default limit
@@ -129,9 +127,7 @@ def test_parquet_output_has_live_csv_beside_it(tmp_path):
 
 def test_sweep_over_batches_and_refused_caps(tmp_path):
     meter = NvmlMeter(nvml=FakeNvml(tick=True, allow_set_limit=False))
-    table = run_harness_sweep(
-        "cpu", 0.3, [1, 4], [300.0, 500.0], tmp_path, meter=meter, idle_s=0.0, **FAST
-    )
+    table = run_harness_sweep("cpu", 0.3, [1, 4], [300.0, 500.0], tmp_path, meter=meter, idle_s=0.0, **FAST)
     assert tuple(table.columns) == SWEEP_COLUMNS
     on_disk = pd.read_csv(tmp_path / "sweep.csv", keep_default_na=False, na_values=[""])
     assert len(on_disk) == len(table) == 2 + 4  # two runs at the default limit, four refused caps
@@ -171,9 +167,7 @@ def test_bad_arguments_and_missing_cuda(tmp_path):
 def test_follow_a_live_run_over_a_stale_summary(tmp_path):
     out = tmp_path / "live.csv"
     write_json(summary_path(out), {"stale": True})  # left by an earlier run into the same file
-    thread = threading.Thread(
-        target=run_harness, args=("cpu", 1.0, 1, out), kwargs={"idle_s": 0.2, **FAST}
-    )
+    thread = threading.Thread(target=run_harness, args=("cpu", 1.0, 1, out), kwargs={"idle_s": 0.2, **FAST})
     thread.start()
     deadline = time.monotonic() + 60
     while not out.exists() and time.monotonic() < deadline:

@@ -111,9 +111,7 @@ def test_loop_trace_count(code: pd.DataFrame) -> None:
 
 
 def test_loop_trace_small_example() -> None:
-    df = pd.DataFrame(
-        {"arrival_s": [0.0, 1.0, 2.0], "prompt_tokens": [1, 2, 3], "output_tokens": [4, 5, 6]}
-    )
+    df = pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0], "prompt_tokens": [1, 2, 3], "output_tokens": [4, 5, 6]})
     out = loop_trace(df, 7.5)  # period 3 s: copies at 0, 3, 6
     assert out["arrival_s"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
     assert out["prompt_tokens"].tolist() == [1, 2, 3, 1, 2, 3, 1, 2]

@@ -137,11 +137,7 @@ def test_generic_scaled_tokens_must_be_integers(tmp_path: Path) -> None:
 
 def test_generic_telemetry_units_and_energy(tmp_path: Path) -> None:
     path = tmp_path / "power.csv"
-    path.write_text(
-        "when,dev,watts,kwh,busy_pct\n"
-        "2024-01-01T00:00:00,0,500,1.0,50\n"
-        "2024-01-01T00:00:10,0,600,1.5,60\n"
-    )
+    path.write_text("when,dev,watts,kwh,busy_pct\n2024-01-01T00:00:00,0,500,1.0,50\n2024-01-01T00:00:10,0,600,1.5,60\n")
     df, meta = read_generic(
         path,
         kind="telemetry",

@@ -282,9 +282,7 @@ def test_mooncake_sample() -> None:
         ('{"timestamp": 10, "input_length": 5, "output_length": 1', None, "invalid JSON"),
     ],
 )
-def test_mooncake_malformed_lines(
-    tmp_path: Path, bad_line: str, field: str | None, fragment: str
-) -> None:
+def test_mooncake_malformed_lines(tmp_path: Path, bad_line: str, field: str | None, fragment: str) -> None:
     lines = (DATA / "mooncake_sample.jsonl").read_text().splitlines()
     lines.insert(3, "")  # a blank line before the bad one must not shift the count
     lines.insert(4, bad_line)

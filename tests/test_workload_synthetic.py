@@ -75,10 +75,7 @@ def test_expected_requests_is_the_integral_of_the_rate() -> None:
     fine = np.linspace(0.0, DAY_S, 96 * 200 + 1)
     r = expected_rate(fine, 3.0, peak_to_mean=1.8, peak_hour=15.0)
     numeric = np.array(
-        [
-            np.trapezoid(r[i * 200 : (i + 1) * 200 + 1], fine[i * 200 : (i + 1) * 200 + 1])
-            for i in range(96)
-        ]
+        [np.trapezoid(r[i * 200 : (i + 1) * 200 + 1], fine[i * 200 : (i + 1) * 200 + 1]) for i in range(96)]
     )
     np.testing.assert_allclose(n, numeric, rtol=1e-6)
     # Over whole days the cosine integrates to zero: mean rate x duration.
@@ -148,8 +145,6 @@ def test_lognormal_fit_recovers_the_trace_means() -> None:
     conv = read_azure_llm(AZURE_LLM_2023["conv"])[0]
     fit = LognormalTokens.fit(conv)
     assert fit.mean_prompt_tokens == pytest.approx(conv["prompt_tokens"].mean())
-    assert fit.mean_output_tokens == pytest.approx(
-        conv.loc[conv["output_tokens"] > 0, "output_tokens"].mean()
-    )
+    assert fit.mean_output_tokens == pytest.approx(conv.loc[conv["output_tokens"] > 0, "output_tokens"].mean())
     p, _ = fit.sample(200_000, np.random.default_rng(0))
     assert p.mean() == pytest.approx(fit.mean_prompt_tokens, rel=0.05)

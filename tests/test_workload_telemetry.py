@@ -101,9 +101,7 @@ def test_nvidia_smi_subset_and_order_of_fields(tmp_path: Path) -> None:
         ("lots W", "power.draw [W]", "got 'lots W'"),
     ],
 )
-def test_nvidia_smi_bad_value_is_located(
-    tmp_path: Path, cell: str, field: str, fragment: str
-) -> None:
+def test_nvidia_smi_bad_value_is_located(tmp_path: Path, cell: str, field: str, fragment: str) -> None:
     lines = (DATA / "nvidia_smi_units.csv").read_text().splitlines()
     parts = lines[4].split(", ")
     parts[2] = cell

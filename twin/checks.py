@@ -64,6 +64,13 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
                 f"{st.units_needed_for_load} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy} "
                 f"({load_w / capacity - 1:.0%} oversubscribed)"
             )
+    for name in ("ups", "transformer"):
+        st = getattr(sc.power, name)
+        if site_w < 0.1 * st.count * st.rated_w:
+            issues.append(
+                f"power.{name}: nameplate peak {site_w / 1e3:,.0f} kW is under 10 % of the "
+                f"{st.count} x {st.rated_w / 1e3:,.0f} kW installed; its no-load loss will dominate"
+            )
     tx = sc.power.transformer
     if site_w > tx.count * tx.rated_w:
         issues.append(

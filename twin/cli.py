@@ -33,6 +33,9 @@ KPI_ROWS = [
     ("cooling_energy_j", "Cooling energy", "J", "{:.4g}"),
     ("conversion_loss_energy_j", "Conversion losses", "J", "{:.4g}"),
     ("max_die_temp_c", "Max die temperature", "°C", "{:.1f}"),
+    ("water_l", "Water (towers)", "L", "{:,.0f}"),
+    ("wue_l_per_kwh", "WUE", "L/kWh", "{:.3f}"),
+    ("free_cooling_h", "Free-cooling hours (equivalent)", "h", "{:,.1f}"),
     ("throttled_gpu_h", "Throttled GPU-hours", "h", "{:,.1f}"),
     ("carbon_kg", "Carbon (location-based)", "kg CO2e", "{:,.0f}"),
     ("ledger_residual_j", "Ledger residual", "J", "{:.3g}"),
@@ -152,6 +155,18 @@ def catalog_cmd() -> None:
         ("presets", preset_names()),
     ):
         console.print(f"[bold]{title}[/]: {', '.join(names)}")
+
+
+def _register_harness() -> None:
+    """Add the harness commands (their torch import is deferred to when they run)."""
+    from twin.harness import commands
+
+    app.command("harness", help="Run the real PyTorch workload and record power/energy/tokens.")(commands.harness)
+    app.command("calibrate", help="Fit an accelerator catalog entry from harness output.")(commands.calibrate)
+    app.command("follow", help="Watch a running harness's samples as they are written.")(commands.follow)
+
+
+_register_harness()
 
 
 def main() -> None:

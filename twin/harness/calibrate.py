@@ -94,9 +94,7 @@ class LineFit:
 def _sku_rows(sku: str) -> dict[str, float]:
     """Return the parameters the catalog gives ``sku`` itself (not the shared ``*`` defaults)."""
     with (CATALOG_DIR / "accelerators.csv").open(newline="") as fh:
-        return {
-            r["parameter"]: float(r["value"]) for r in csv.DictReader(fh) if r["accelerator"] == sku
-        }
+        return {r["parameter"]: float(r["value"]) for r in csv.DictReader(fh) if r["accelerator"] == sku}
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> LineFit:
@@ -174,9 +172,7 @@ def _load_runs(paths: list[Path]) -> list[tuple[Path, pd.DataFrame, dict[str, An
     for path in paths:
         frame, summary = read_harness(path)
         if not summary:
-            raise TraceFormatError(
-                str(path), "no summary JSON beside it: the run did not finish, cannot calibrate"
-            )
+            raise TraceFormatError(str(path), "no summary JSON beside it: the run did not finish, cannot calibrate")
         runs.append((path, frame, summary))
     return runs
 
@@ -253,16 +249,13 @@ def calibrate(
     used_runs = default_runs or runs
     if len(used_runs) < len(runs):
         notes.append(
-            f"the fits use the {len(used_runs)} default-limit runs; "
-            f"{len(runs) - len(used_runs)} capped runs left out"
+            f"the fits use the {len(used_runs)} default-limit runs; {len(runs) - len(used_runs)} capped runs left out"
         )
     fitted: dict[str, float] = {}
     field_sources: dict[str, str] = {}
     fit_info: dict[str, Any] = {}
     label = "ESTIMATED energy (a model, not a measurement): " if estimated else ""
-    _fit_power(
-        used_runs, f"{label}{'/'.join(sources_seen)}", fitted, field_sources, fit_info, notes
-    )
+    _fit_power(used_runs, f"{label}{'/'.join(sources_seen)}", fitted, field_sources, fit_info, notes)
     bw_b_s, overhead_s = _fit_decode(used_runs, fit_info, notes)
     flop_s = _fit_prefill(used_runs, fit_info)
 
@@ -273,14 +266,12 @@ def calibrate(
         if math.isfinite(bw_b_s):
             fitted["achieved_bandwidth_fraction"] = bw_b_s / base_spec.hbm_bandwidth_b_s
             field_sources["achieved_bandwidth_fraction"] = (
-                f"decode: achieved {bw_b_s:.4g} B/s over {base} peak "
-                f"{base_spec.hbm_bandwidth_b_s:.4g} B/s"
+                f"decode: achieved {bw_b_s:.4g} B/s over {base} peak {base_spec.hbm_bandwidth_b_s:.4g} B/s"
             )
         if math.isfinite(flop_s):
             fitted["achieved_flop_fraction"] = flop_s / base_spec.bf16_flop_s
             field_sources["achieved_flop_fraction"] = (
-                f"prefill: achieved {flop_s:.4g} FLOP/s over {base} bf16 peak "
-                f"{base_spec.bf16_flop_s:.4g} FLOP/s"
+                f"prefill: achieved {flop_s:.4g} FLOP/s over {base} bf16 peak {base_spec.bf16_flop_s:.4g} FLOP/s"
             )
         fraction_max = max(
             fitted.get("achieved_bandwidth_fraction", 0.0),
@@ -412,14 +403,10 @@ def _fit_decode(
     return best, math.nan
 
 
-def _fit_prefill(
-    runs: list[tuple[Path, pd.DataFrame, dict[str, Any]]], fit_info: dict[str, Any]
-) -> float:
+def _fit_prefill(runs: list[tuple[Path, pd.DataFrame, dict[str, Any]]], fit_info: dict[str, Any]) -> float:
     """Best achieved prefill FLOP/s over the runs (NaN with no prefill)."""
     rates = [
-        _num(s, "prefill_flops_total") / _num(s, "prefill_time_s")
-        for _, _, s in runs
-        if _num(s, "prefill_time_s") > 0
+        _num(s, "prefill_flops_total") / _num(s, "prefill_time_s") for _, _, s in runs if _num(s, "prefill_time_s") > 0
     ]
     if not rates:
         return math.nan
@@ -502,9 +489,7 @@ def load_calibration(path: Path | str) -> AcceleratorSpec:
     doc = yaml.safe_load(path.read_text())
     if not isinstance(doc, dict) or "name" not in doc:
         raise TwinError(f"{path}: not an accelerator entry (no 'name')")
-    numeric = {
-        k: v for k, v in doc.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    numeric = {k: v for k, v in doc.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     return accelerator_from_mapping(str(doc["name"]), numeric, str(path))
 
 

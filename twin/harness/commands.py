@@ -59,13 +59,11 @@ def _echo_summary(s: Any) -> None:
 
 def harness(
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
-    seconds: Annotated[
-        float, typer.Option(help="load seconds per run (after the idle baseline)")
-    ] = 10.0,
+    seconds: Annotated[float, typer.Option(help="load seconds per run (after the idle baseline)")] = 10.0,
     batch: Annotated[int, typer.Option(help="sequences decoded together")] = 8,
-    out: Annotated[
-        Path, typer.Option(help="telemetry file (.csv or .parquet); a directory in sweep mode")
-    ] = Path("harness.csv"),
+    out: Annotated[Path, typer.Option(help="telemetry file (.csv or .parquet); a directory in sweep mode")] = Path(
+        "harness.csv"
+    ),
     prompt_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 128,
     gen_len: Annotated[int, typer.Option(help="tokens generated per sequence per round")] = 128,
     sample_hz: Annotated[float, typer.Option(help="sampling rate [Hz]")] = 10.0,
@@ -84,9 +82,7 @@ def harness(
 
     if device != "cpu" and not device.startswith("cuda"):
         _fail(f"unknown --device {device!r}; use cpu or cuda")
-    batches = (
-        _parse_list(sweep_batches, int, "--sweep-batches", "integers") if sweep_batches else None
-    )
+    batches = _parse_list(sweep_batches, int, "--sweep-batches", "integers") if sweep_batches else None
     caps = _parse_list(power_limits, float, "--power-limits", "watts") if power_limits else None
     try:
         require_device(device)
@@ -115,9 +111,7 @@ def harness(
 def calibrate(
     file: Annotated[Path, typer.Argument(help="harness output file, or a sweep directory")],
     out: Annotated[Path | None, typer.Option(help="YAML entry to write")] = None,
-    base: Annotated[
-        str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")
-    ] = None,
+    base: Annotated[str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")] = None,
     name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
 ) -> None:
     """Fit idle/max power and achieved bandwidth/FLOP fractions; write a catalog entry."""

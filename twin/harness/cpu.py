@@ -165,10 +165,7 @@ class CpuPowerModel:
     @property
     def formula(self) -> str:
         """The model as text, with its numbers."""
-        return (
-            f"P = {self.idle_power_w:.3g} W + ({self.max_power_w:.3g} - "
-            f"{self.idle_power_w:.3g}) W x u_cpu"
-        )
+        return f"P = {self.idle_power_w:.3g} W + ({self.max_power_w:.3g} - {self.idle_power_w:.3g}) W x u_cpu"
 
 
 class _CpuMeter(MeterBase):
@@ -353,9 +350,7 @@ class RaplMeter(_CpuMeter):
         super().__init__(utilization, sensors)
         self._last = [self._raw(z) for z in self.zones]
         names = ", ".join(z.name for z in self.zones)
-        self.note = (
-            f"measured by RAPL ({names}): CPU package/DRAM counters only, not the whole machine"
-        )
+        self.note = f"measured by RAPL ({names}): CPU package/DRAM counters only, not the whole machine"
 
     @staticmethod
     def _raw(zone: RaplZone) -> float:

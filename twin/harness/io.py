@@ -35,9 +35,7 @@ PHASES: tuple[str, ...] = ("idle", "prefill", "decode")
 
 _INT_COLUMNS = ("gpu_index",)
 _STR_COLUMNS = ("phase",)
-FLOAT_COLUMNS: tuple[str, ...] = tuple(
-    c for c in HARNESS_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS
-)
+FLOAT_COLUMNS: tuple[str, ...] = tuple(c for c in HARNESS_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS)
 
 
 def summary_path(out: Path | str) -> Path:

@@ -125,9 +125,7 @@ class MeterBase:
         self.restore_power_limit()
 
 
-def auto_meter(
-    device: str, cuda_index: int = 0, powercap_root: Path = POWERCAP_ROOT
-) -> EnergyMeter:
+def auto_meter(device: str, cuda_index: int = 0, powercap_root: Path = POWERCAP_ROOT) -> EnergyMeter:
     """Pick the meter for ``device``: NVML on CUDA; on the CPU RAPL if readable, else the model.
 
     Raises

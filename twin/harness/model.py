@@ -50,9 +50,7 @@ class GPTConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"GPTConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.n_heads:
-            raise ValueError(
-                f"GPTConfig.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})"
-            )
+            raise ValueError(f"GPTConfig.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
 
     @property
     def head_dim(self) -> int:
@@ -106,9 +104,7 @@ class _Block(nn.Module):
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             # Decode: one query against every cached key, so no mask is needed.
-            att = F.scaled_dot_product_attention(
-                q, k_cache[:, :, : pos + t], v_cache[:, :, : pos + t]
-            )
+            att = F.scaled_dot_product_attention(q, k_cache[:, :, : pos + t], v_cache[:, :, : pos + t])
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
         return x + self.out(F.gelu(self.fc(self.ln2(x))))
 
@@ -160,9 +156,7 @@ class TinyGPT(nn.Module):
             for _ in self.blocks
         ]
 
-    def forward(
-        self, tokens: torch.Tensor, cache: list[tuple[torch.Tensor, torch.Tensor]], pos: int
-    ) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cache: list[tuple[torch.Tensor, torch.Tensor]], pos: int) -> torch.Tensor:
         """Return the logits of the last position for ``tokens`` (batch, new) at ``pos``."""
         t = tokens.shape[1]
         positions = torch.arange(pos, pos + t, device=tokens.device)

@@ -48,9 +48,7 @@ class NvmlMeter(MeterBase):
             try:
                 import pynvml  # nvidia-ml-py
             except ImportError as exc:
-                raise HarnessError(
-                    "nvidia-ml-py is not installed: pip install 'ai-factory-twin[harness]'"
-                ) from exc
+                raise HarnessError("nvidia-ml-py is not installed: pip install 'ai-factory-twin[harness]'") from exc
             nvml = pynvml
         self._nvml = nvml
         self._clock = clock
@@ -71,8 +69,7 @@ class NvmlMeter(MeterBase):
         self.note = (
             "measured by NVML: board energy counter (mJ, rebased to the first sample)"
             if self._has_counter
-            else "measured by NVML: power samples integrated over time (this GPU has no energy "
-            "counter)"
+            else "measured by NVML: power samples integrated over time (this GPU has no energy counter)"
         )
 
     def _query(self, fn: Callable[..., Any], *args: Any) -> float:
@@ -88,9 +85,7 @@ class NvmlMeter(MeterBase):
         now = self._clock()
         power_w = self._query(nvml.nvmlDeviceGetPowerUsage) / 1e3
         if self._has_counter:
-            energy_j = (
-                self._query(nvml.nvmlDeviceGetTotalEnergyConsumption) - self._energy0_mj
-            ) / 1e3
+            energy_j = (self._query(nvml.nvmlDeviceGetTotalEnergyConsumption) - self._energy0_mj) / 1e3
         else:
             if self._last_power is not None and math.isfinite(power_w):
                 t0, p0 = self._last_power
@@ -136,9 +131,7 @@ class NvmlMeter(MeterBase):
         """
         lo, hi = self.power_limit_range_w()
         if math.isfinite(lo) and not lo <= power_w <= hi:
-            raise HarnessError(
-                f"power limit {power_w:g} W is outside this GPU's range {lo:g}-{hi:g} W"
-            )
+            raise HarnessError(f"power limit {power_w:g} W is outside this GPU's range {lo:g}-{hi:g} W")
         no_permission = _nvml_error_class(self._nvml, "NVMLError_NoPermission")
         not_supported = _nvml_error_class(self._nvml, "NVMLError_NotSupported")
         try:

@@ -82,8 +82,7 @@ def require_device(device: str) -> None:
         import torch
     except ImportError as exc:
         raise HarnessError(
-            "torch is not installed; install the harness extra: pip install "
-            "'ai-factory-twin[harness]'"
+            "torch is not installed; install the harness extra: pip install 'ai-factory-twin[harness]'"
         ) from exc
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HarnessError("CUDA not available on this machine; use --device cpu")
@@ -273,8 +272,7 @@ def run_harness(
     net = _resolve_model(model, device, seed)
     if prompt_len + gen_len > net.cfg.max_seq:
         raise HarnessError(
-            f"prompt_len + gen_len = {prompt_len + gen_len} exceeds the model's max_seq "
-            f"{net.cfg.max_seq}"
+            f"prompt_len + gen_len = {prompt_len + gen_len} exceeds the model's max_seq {net.cfg.max_seq}"
         )
     from twin.harness.model import model_cost
 

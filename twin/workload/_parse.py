@@ -225,9 +225,7 @@ def read_jsonl(source: Source) -> pd.DataFrame:
     return frame
 
 
-def require_columns(
-    source: Source, frame: pd.DataFrame, required: Iterable[str], what: str
-) -> None:
+def require_columns(source: Source, frame: pd.DataFrame, required: Iterable[str], what: str) -> None:
     """Raise, naming the header line, when a required column is missing."""
     for name in required:
         if name not in frame.columns:
@@ -301,9 +299,7 @@ def _number_and_unit(text: pd.Series) -> tuple[FloatArray, pd.Series]:
     return num, parts["unit"].fillna("")
 
 
-def nonneg_ints(
-    source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None
-) -> IntArray:
+def nonneg_ints(source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None) -> IntArray:
     """Parse a column of counts; raise at the first missing, negative or non-integer value."""
     expected = "a non-negative integer"
     if pd.api.types.is_integer_dtype(raw.dtype):
@@ -391,9 +387,7 @@ def numbers(
         source.fail_first(bad, raw, field, expected, positions)
         return values
     text = _text(raw)
-    missing = (raw.isna() | text.isin(MISSING_TEXTS) | text.str.match(_BRACKETED)).to_numpy(
-        dtype=bool
-    )
+    missing = (raw.isna() | text.isin(MISSING_TEXTS) | text.str.match(_BRACKETED)).to_numpy(dtype=bool)
     num, unit = _number_and_unit(text)
     if units is None:
         unit_ok = (unit == "").to_numpy(dtype=bool)
@@ -461,9 +455,7 @@ def times(
     """
     if len(raw) == 0:
         return np.empty(0), origin
-    expected_num = (
-        "a time in seconds" if numeric_unit_s == 1.0 else f"a time in units of {numeric_unit_s:g} s"
-    )
+    expected_num = "a time in seconds" if numeric_unit_s == 1.0 else f"a time in units of {numeric_unit_s:g} s"
     if _numeric_dtype(raw):
         values = numbers(source, raw, field, expected=expected_num, positions=positions)
         return values * numeric_unit_s, None
@@ -484,9 +476,7 @@ def times(
             left = parsed.isna() & ~raw.isna()
             if not left.any():
                 break
-            parsed = parsed.where(
-                ~left, pd.to_datetime(text.where(left), format=fmt, utc=True, errors="coerce")
-            )
+            parsed = parsed.where(~left, pd.to_datetime(text.where(left), format=fmt, utc=True, errors="coerce"))
     source.fail_first(parsed.isna().to_numpy(dtype=bool) | missing, raw, field, expected, positions)
     if origin is None:
         aware = bool(text.str.contains(_TZ_SUFFIX, regex=True).any())
@@ -639,9 +629,7 @@ def job_frame(
     bad = gpus < 1
     if bad.any():
         i = int(np.argmax(bad))
-        source.fail(
-            int(positions[i]), fields.get("gpus", "gpus"), f"expected at least 1 GPU, got {gpus[i]}"
-        )
+        source.fail(int(positions[i]), fields.get("gpus", "gpus"), f"expected at least 1 GPU, got {gpus[i]}")
     n = len(start)
     t0 = float(start.min()) if n else 0.0
     if origin is None:

@@ -74,9 +74,7 @@ def scale_time(df: pd.DataFrame, factor: float) -> pd.DataFrame:
     return _sorted(out)
 
 
-def _circular_shift(
-    t: FloatArray, offset_s: float | FloatArray, t0: float, period_s: float
-) -> FloatArray:
+def _circular_shift(t: FloatArray, offset_s: float | FloatArray, t0: float, period_s: float) -> FloatArray:
     return t0 + np.mod(t - t0 + offset_s, period_s)
 
 
@@ -122,9 +120,7 @@ def scale_rate(df: pd.DataFrame, factor: float, rng: np.random.Generator) -> pd.
         if k > 0:
             copy = copy.copy()
             shift = rng.uniform(0.0, period)
-            copy["arrival_s"] = _circular_shift(
-                copy["arrival_s"].to_numpy(dtype=np.float64), shift, t0, period
-            )
+            copy["arrival_s"] = _circular_shift(copy["arrival_s"].to_numpy(dtype=np.float64), shift, t0, period)
         parts.append(copy)
     return _sorted(pd.concat(parts, ignore_index=True))
 

@@ -107,9 +107,7 @@ def read_generic(
     extra: dict[str, object] = {"kind": kind, "columns": dict(columns), "scale": scale}
     fmt = "generic"
     if kind == "jobs":
-        jobs, meta = parse_jobs(
-            source, frame, columns, fmt=fmt, scale=scale, time_format=time_format
-        )
+        jobs, meta = parse_jobs(source, frame, columns, fmt=fmt, scale=scale, time_format=time_format)
         meta.extra.update(extra)
         return jobs, meta
     time_key = "arrival_s" if kind == "requests" else "time_s"

@@ -86,11 +86,7 @@ def parse_jobs(
     ``job_id``) to source columns, ``scale`` multiplies numeric times, durations and counts.
     """
     scale = dict(scale or {})
-    if (
-        "start_s" not in chosen
-        or "gpus" not in chosen
-        or not ("end_s" in chosen or "duration_s" in chosen)
-    ):
+    if "start_s" not in chosen or "gpus" not in chosen or not ("end_s" in chosen or "duration_s" in chosen):
         need = [n for n in ("start_s", "end_s", "gpus") if n not in chosen]
         if "duration_s" in chosen:
             need = [n for n in need if n != "end_s"]

@@ -103,9 +103,7 @@ def sniff_format(path: PathLike) -> str:
     )
 
 
-def read_trace(
-    path: PathLike, format: str | None = None, **kwargs: Any
-) -> tuple[pd.DataFrame, TraceMeta]:
+def read_trace(path: PathLike, format: str | None = None, **kwargs: Any) -> tuple[pd.DataFrame, TraceMeta]:
     """Read any supported trace into the standard schema.
 
     Parameters

@@ -166,16 +166,12 @@ def read_burstgpt(
     c_time, _, _ = _columns(fmt)
     require_columns(source, frame, VARIABLE_MAP[fmt], "BurstGPT")
     prompt, output = _tokens(source, frame, fmt)
-    arrival, _ = times(
-        source, frame[c_time], c_time, numeric_unit_s=TIME_UNIT_S[fmt], numeric_only=True
-    )
+    arrival, _ = times(source, frame[c_time], c_time, numeric_unit_s=TIME_UNIT_S[fmt], numeric_only=True)
     keep = np.ones(len(frame), dtype=bool)
     extra: dict[str, object] = {}
     for column, wanted in (("Model", model), ("Log Type", log_type)):
         if column in frame.columns:
-            extra[column.lower().replace(" ", "_") + "s"] = sorted(
-                str(v) for v in frame[column].dropna().unique()
-            )
+            extra[column.lower().replace(" ", "_") + "s"] = sorted(str(v) for v in frame[column].dropna().unique())
         if wanted is not None:
             require_columns(source, frame, [column], "BurstGPT")
             keep &= (frame[column].astype("str").str.strip() == wanted).to_numpy(dtype=bool)
@@ -183,9 +179,7 @@ def read_burstgpt(
         extra["failed_dropped"] = int(np.count_nonzero(keep & (output == 0)))
         keep &= output > 0
     extra["filters"] = {"model": model, "log_type": log_type, "drop_failed": drop_failed}
-    return request_frame(
-        arrival[keep], prompt[keep], output[keep], path=path, fmt=fmt, origin=None, extra=extra
-    )
+    return request_frame(arrival[keep], prompt[keep], output[keep], path=path, fmt=fmt, origin=None, extra=extra)
 
 
 def read_mooncake(path: PathLike) -> tuple[pd.DataFrame, TraceMeta]:
@@ -212,9 +206,7 @@ def read_mooncake(path: PathLike) -> tuple[pd.DataFrame, TraceMeta]:
     c_time, _, _ = _columns(fmt)
     require_columns(source, frame, VARIABLE_MAP[fmt], "Mooncake")
     prompt, output = _tokens(source, frame, fmt)
-    arrival, _ = times(
-        source, frame[c_time], c_time, numeric_unit_s=TIME_UNIT_S[fmt], numeric_only=True
-    )
+    arrival, _ = times(source, frame[c_time], c_time, numeric_unit_s=TIME_UNIT_S[fmt], numeric_only=True)
     extra: dict[str, object] = {}
     if "hash_ids" in frame.columns:
         blocks = frame["hash_ids"].explode().dropna()

@@ -149,9 +149,7 @@ def _check_positive(**values: float) -> None:
             raise ValueError(f"{name} must be > 0, got {value}")
 
 
-def poisson_arrivals_s(
-    rate_per_s: float, duration_s: float, rng: np.random.Generator
-) -> FloatArray:
+def poisson_arrivals_s(rate_per_s: float, duration_s: float, rng: np.random.Generator) -> FloatArray:
     """Draw the arrival times of a homogeneous Poisson process on ``[0, duration_s)`` [s]."""
     if rate_per_s < 0:
         raise ValueError(f"rate_per_s must be >= 0, got {rate_per_s}")
@@ -279,9 +277,7 @@ def expected_request_bins(
     :func:`~twin.workload.binning.bin_requests` gives for a sampled trace, with fractional
     counts: requests from :func:`expected_requests`, tokens = requests x mean length.
     """
-    n = expected_requests(
-        t0_s, step_s, n_steps, mean_rate_per_s, peak_to_mean, peak_hour, start_s_of_day
-    )
+    n = expected_requests(t0_s, step_s, n_steps, mean_rate_per_s, peak_to_mean, peak_hour, start_s_of_day)
     return RequestBins(
         t0_s=float(t0_s),
         step_s=float(step_s),
@@ -446,7 +442,5 @@ def mmpp2_requests(
     length = np.minimum(length[inside], duration_s - start)
     rate = np.where(is_high, rate_high_per_s, rate_low_per_s)
     count = rng.poisson(rate * length)
-    t = np.repeat(start, count) + rng.uniform(0.0, 1.0, size=int(count.sum())) * np.repeat(
-        length, count
-    )
+    t = np.repeat(start, count) + rng.uniform(0.0, 1.0, size=int(count.sum())) * np.repeat(length, count)
     return _frame(t, tokens, rng)

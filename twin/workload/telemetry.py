@@ -131,22 +131,16 @@ DCGM_LONG_FIELD_COLUMNS: tuple[str, ...] = ("field", "metric", "__name__", "fiel
 _GPU_LABEL = r"(?i)^\s*(?:gpu|nvidia)?\s*[-_:#]?\s*(?P<index>\d+)\s*$"
 
 
-def _gpu_indices(
-    source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None
-) -> IntArray:
+def _gpu_indices(source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None) -> IntArray:
     """Parse GPU indices written as ``0`` or labelled ``GPU 0`` / ``gpu0`` / ``nvidia0``."""
     if pd.api.types.is_numeric_dtype(raw.dtype):
         return nonneg_ints(source, raw, field, positions)
     digits = regex_groups(raw.astype("str"), _GPU_LABEL)["index"]
-    source.fail_first(
-        digits.isna().to_numpy(dtype=bool), raw, field, "a GPU index like 0 or 'GPU 0'", positions
-    )
+    source.fail_first(digits.isna().to_numpy(dtype=bool), raw, field, "a GPU index like 0 or 'GPU 0'", positions)
     return np.asarray(digits.astype("int64"), dtype=np.int64)
 
 
-def read_nvidia_smi(
-    path: PathLike, *, fields: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, TraceMeta]:
+def read_nvidia_smi(path: PathLike, *, fields: Sequence[str] | None = None) -> tuple[pd.DataFrame, TraceMeta]:
     """Read the CSV written by ``nvidia-smi --query-gpu=... --format=csv``.
 
     Parameters
@@ -172,9 +166,7 @@ def read_nvidia_smi(
     if fields is None:
         frame = read_csv(source, skipinitialspace=True, dtype="str")
     else:
-        frame = read_csv(
-            source, skipinitialspace=True, dtype="str", header=None, names=list(fields)
-        )
+        frame = read_csv(source, skipinitialspace=True, dtype="str", header=None, names=list(fields))
     chosen = pick_columns(frame, VARIABLE_MAP[fmt])
     if "time_s" not in chosen:
         found = ", ".join(repr(c) for c in frame.columns)
@@ -197,9 +189,7 @@ def read_nvidia_smi(
                 col,
                 f"expected a unit in {sorted(units)} for {standard}, got {unit!r}",
             )
-        columns[standard] = numbers(
-            source, frame[col], col, units=units, factor=units[unit], allow_missing=True
-        )
+        columns[standard] = numbers(source, frame[col], col, units=units, factor=units[unit], allow_missing=True)
     return telemetry_frame(source, columns, fmt=fmt, origin=origin, extra={"columns": dict(chosen)})
 
 
@@ -215,9 +205,7 @@ def _time_and_gpu(
         found = ", ".join(repr(c) for c in frame.columns)
         source.fail(-1, "timestamp", f"missing time column; found {found}")
     c_time = chosen["time_s"]
-    t, origin = times(
-        source, frame[c_time], c_time, time_format=time_format, numeric_unit_s=time_unit_s
-    )
+    t, origin = times(source, frame[c_time], c_time, time_format=time_format, numeric_unit_s=time_unit_s)
     if "gpu_index" in chosen:
         gpu = _gpu_indices(source, frame[chosen["gpu_index"]], chosen["gpu_index"])
     else:
@@ -255,9 +243,7 @@ def read_dcgm(
     source = Source(path)
     frame = read_csv(source, dtype="str")
     chosen = pick_columns(frame, VARIABLE_MAP[fmt])
-    t, gpu, origin = _time_and_gpu(
-        source, frame, chosen, time_unit_s=time_unit_s, time_format=time_format
-    )
+    t, gpu, origin = _time_and_gpu(source, frame, chosen, time_unit_s=time_unit_s, time_format=time_format)
     lower = {c.lower(): c for c in frame.columns}
     field_col = next((lower[c] for c in DCGM_LONG_FIELD_COLUMNS if c in lower), None)
     columns: dict[str, np.ndarray] = {}
@@ -276,9 +262,7 @@ def read_dcgm(
         positions = long.groupby(["t", "gpu"])["pos"].min().reindex(wide.index).to_numpy()
         columns["time_s"] = wide.index.get_level_values("t").to_numpy(dtype=np.float64)
         columns["gpu_index"] = wide.index.get_level_values("gpu").to_numpy(dtype=np.int64)
-        fields = pick_columns(
-            wide, {k: v for k, v in VARIABLE_MAP[fmt].items() if k in DCGM_FACTOR}
-        )
+        fields = pick_columns(wide, {k: v for k, v in VARIABLE_MAP[fmt].items() if k in DCGM_FACTOR})
         for standard, col in fields.items():
             columns[standard] = wide[col].to_numpy(dtype=np.float64)
         extra["layout"] = "long"
@@ -286,13 +270,9 @@ def read_dcgm(
         columns["time_s"], columns["gpu_index"] = t, gpu
         fields = {k: v for k, v in chosen.items() if k not in ("time_s", "gpu_index")}
         for standard, col in fields.items():
-            columns[standard] = numbers(
-                source, frame[col], col, factor=DCGM_FACTOR[col.upper()], allow_missing=True
-            )
+            columns[standard] = numbers(source, frame[col], col, factor=DCGM_FACTOR[col.upper()], allow_missing=True)
         extra["layout"] = "wide"
     extra["columns"] = dict(fields)
     if "energy_j" in fields:
         extra["energy_field"] = fields["energy_j"]
-    return telemetry_frame(
-        source, columns, fmt=fmt, origin=origin, positions=positions, extra=extra
-    )
+    return telemetry_frame(source, columns, fmt=fmt, origin=origin, positions=positions, extra=extra)
