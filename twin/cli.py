@@ -157,6 +157,102 @@ def catalog_cmd() -> None:
         console.print(f"[bold]{title}[/]: {', '.join(names)}")
 
 
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec YAML (base scenario + grid/points of dotted paths).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep folder (default: sweeps/<spec name>).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="LocalCluster worker processes (default: CPU count); 0 runs in this process."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the points; run nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+) -> None:
+    """Run every point of a sweep on Dask; one Parquet per point and a summary table.
+
+    Finished points are skipped and failed ones retried when the sweep is run again. Exit codes:
+    0 every point finished, 1 a point failed, 2 the spec is invalid, 130 interrupted.
+    """
+    from twin.sweep import load_sweep, run_sweep
+    from twin.sweep.store import status
+
+    try:
+        sw = load_sweep(spec)
+    except ScenarioError as exc:
+        err_console.print(f"[bold red]invalid sweep spec[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    folder = out if out is not None else Path("sweeps") / sw.name
+    if dry_run:
+        for p in sw.points:
+            console.print(f"{p.index:>4}  {p.key}  {status(folder, p.key):<7}  {p.label()}", highlight=False)
+        console.print(f"{len(sw.points)} points, folder {folder}")
+        return
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[failed]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=quiet,
+        ) as bar:
+            task = bar.add_task(f"sweep {sw.name}", total=None, failed="")
+            n_failed = 0
+
+            def advance(done: int, total: int, point: Any, state: str) -> None:
+                nonlocal n_failed
+                n_failed += state == "failed"
+                bar.update(task, completed=done, total=total, failed=f"[red]{n_failed} failed[/]" if n_failed else "")
+
+            report = run_sweep(sw, folder, scheduler=scheduler, workers=workers, progress=advance)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished points are kept in {folder}; run again to resume")
+        raise typer.Exit(130) from None
+    except TwinError as exc:
+        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    if not quiet:
+        _print_sweep(report)
+    for p in report.failed:
+        err_console.print(f"[bold red]failed[/] point {p.index} ({p.label()}): see {folder}/points/{p.key}.error.json")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _print_sweep(report: Any) -> None:
+    """A table of the swept values and headline KPIs (the first 30 points), then the counts."""
+    frame = report.summary
+    first = list(frame.columns).index("status")
+    fields = list(frame.columns[2:first])
+    formats = {
+        "pue": ("PUE", "{:.3f}"),
+        "tokens_per_kwh": ("tokens/kWh", "{:,.0f}"),
+        "facility_energy_kwh": ("kWh", "{:,.0f}"),
+        "water_l": ("water L", "{:,.0f}"),
+    }
+    kpis = [k for k in formats if k in frame.columns]
+    table = Table(title=f"{len(frame)} points" + (" (first 30)" if len(frame) > 30 else ""))
+    table.add_column("#", justify="right")
+    for f in fields:
+        table.add_column(f.rsplit(".", 1)[-1], overflow="fold")
+    table.add_column("status")
+    for k in kpis:
+        table.add_column(formats[k][0], justify="right", no_wrap=True)
+    for _, row in frame.head(30).iterrows():
+        cells = [str(row["point"]), *(str(row[f]) for f in fields), str(row["status"])]
+        cells += [formats[k][1].format(row[k]) if row["status"] == "ok" else "" for k in kpis]
+        table.add_row(*cells)
+    console.print(table)
+    console.print(
+        f"ran {report.ran}, skipped {report.skipped} finished, failed {len(report.failed)} "
+        f"in {report.wall_time_s:.1f} s; wrote {report.out}/summary.parquet, summary.csv, points/"
+    )
+
+
 def _register_harness() -> None:
     """Add the harness commands (their torch import is deferred to when they run)."""
     from twin.harness import commands
