@@ -21,10 +21,26 @@ from typing import Any
 import numpy as np
 
 from twin import catalog
+from twin.scenario.schema import TrainingWorkload
 from twin.validation.compare import AnchorResult, NotExpressible
-from twin.validation.setups import decode_point, first_event_s, inference, node, run, scenario
+from twin.validation.setups import decode_point, first_shutdown, inference, node, run, scenario
 
 PARAMS = "parameters.md"
+
+
+def _acc(name: str) -> catalog.AcceleratorSpec:
+    return catalog.accelerator_spec(name)
+
+
+def _host_max_kw() -> float:
+    """The default preset's host (non-GPU) power at full load. [kW]"""
+    return scenario({}).fleet.server.other_max_power_w / 1e3
+
+
+def _training_defaults() -> str:
+    """The schema's default MFU and HBM activity of a training job, as text."""
+    fields = TrainingWorkload.model_fields
+    return f"MFU {fields['mfu'].default:.2f} and HBM activity {fields['mem_activity'].default:.1f}"
 
 
 # ----------------------------------------------------------------------------------- serving
@@ -61,7 +77,8 @@ def ml_energy_llama8b_h100() -> AnchorResult:
         ),
         notes=(
             f"Prompt length not published with the figure; with 500-token prompts the twin gives "
-            f"{j_500:.3f} J/token. The vLLM step overhead is the catalog's 3 ms [EST]."
+            f"{j_500:.3f} J/token. The vLLM step overhead is the catalog's "
+            f"{1e3 * _acc('H100-SXM').step_overhead_s:.0f} ms [EST]."
         ),
         miss_reason="the twin's J/token depends on the unpublished prompt length (see notes).",
         fmt="{:.3f}",
@@ -186,7 +203,7 @@ def mlperf_h200_llama2_70b() -> AnchorResult:
         notes=(
             f"Prompt length not in our sources; with prompts twice as long the twin gives "
             f"{k2['tokens_generated'] / k2['duration_s']:,.0f} tokens/s (compute-bound prefill at the "
-            "catalog's MFU 0.5 [EST])."
+            f"catalog's MFU {_acc('H200-SXM').achieved_flop_fraction:.2f} [EST])."
         ),
         miss_reason="throughput depends on the unretrieved prompt length (see notes).",
         fmt="{:,.0f}",
@@ -209,8 +226,8 @@ def latif_dgx_h100_training() -> AnchorResult:
         source=f"Latif et al., IEEE Access 13 (2025) 61740 ({PARAMS} 1.2, 7.1)",
         conditions=(
             "one 8x H100 SXM server, air cooled at 24 C inlet, a training job at the twin's default "
-            "MFU 0.40 and HBM activity 0.5 (the model, Llama2-13B in the paper, sets tokens, not power); "
-            "GPUs + host (CPUs, NICs, NVSwitch, fans: catalog 2.8 kW at full load [EST]) + PSU loss"
+            f"{_training_defaults()} (the model, Llama2-13B in the paper, sets tokens, not power); "
+            f"GPUs + host (CPUs, NICs, NVSwitch, fans: {_host_max_kw():.1f} kW at full load [EST]) + PSU loss"
         ),
         notes=(
             "Published value is the maximum instantaneous node power; the twin's training power is "
@@ -235,12 +252,12 @@ def smc_immersion_h100_lora() -> AnchorResult:
         source=f"smc.co/mlperfv40/results/llama2-70b-lora ({PARAMS} 1.2, 7.15)",
         conditions=(
             "one 8x H100 SXM server in immersion (coolant at 30 C, the liquid die resistance), a "
-            "training job at the default MFU 0.40 and HBM activity 0.5; DC power = GPUs + host, "
+            f"training job at the default {_training_defaults()}; DC power = GPUs + host, "
             "no PSU loss"
         ),
         notes=(
-            "Immersion servers run without fans; the twin's host power (2.8 kW at full load [EST]) "
-            "includes them, so the twin should read slightly high."
+            f"Immersion servers run without fans; the twin's host power ({_host_max_kw():.1f} kW at full "
+            "load [EST]) includes them, so the twin should read slightly high."
         ),
         miss_reason="node power under training is off by more than 25 %.",
         fmt="{:.2f}",
@@ -288,9 +305,10 @@ _SAMSI_CONDITIONS = (
     f"the batch (not stated) most favourable to the twin among {SAMSI_BATCHES[0]}-{SAMSI_BATCHES[-1]}"
 )
 _SAMSI_MISS = (
-    "under the twin's power model a memory-bound decode cannot get under 175 W by lowering the SM "
-    "clock (HBM and static power do not scale with it), so the cap saves little energy, and where "
-    "it binds it slows compute-bound prefill by up to 4x."
+    "in the twin's power model only SM power falls with the clock (HBM and static power do not), so "
+    "a memory-bound decode saves little energy under the cap, and where the cap binds the clock cut "
+    f"slows compute-bound prefill (up to {1 / _acc('A100-SXM4-80GB').min_clock_fraction:.0f}x at the "
+    "governor's floor)."
 )
 
 
@@ -441,16 +459,21 @@ _OPENGATE_CONDITIONS = (
     "PSU inputs; room air 12 m3 per rack and no rack/building mass (schema defaults); shutdown = "
     "the first GPU die at 92 C after throttling at 89 C"
 )
-_OPENGATE_NOTES = (
-    "Stand-in servers: the study's 2007 servers shut down on their own sensors; the twin's GPU die "
-    "(R_th 0.085 K/W air [EST]) reaches 92 C only with the room air near 70 C, while the air-only room "
-    "heats quickly: the two [EST] defaults pull in opposite directions."
-)
+
+
+def _opengate_notes(room_c: float) -> str:
+    r_th = _acc("H100-SXM").thermal_resistance_air_k_w
+    return (
+        "Stand-in servers: the study's 2007 servers shut down on their own sensors; the twin's GPU die "
+        f"(R_th {r_th:g} K/W in air [EST]) reaches its shutdown temperature only once the room air is at "
+        f"{room_c:.0f} C, while the air-only room heats fast: the two [EST] defaults pull in opposite "
+        "directions."
+    )
 
 
 def opengate_5kw_shutdown() -> AnchorResult:
     """Opengate 2007: 5 kW/cabinet air room reaches thermal shutdown 3 min 09 s after cooling loss."""
-    t = first_event_s(_cooling_loss_scenario(1, 900.0), "thermal_shutdown")
+    t, room_c = first_shutdown(_cooling_loss_scenario(1, 900.0))
     return AnchorResult(
         key="opengate-5kw-shutdown",
         quantity="time from cooling loss to thermal shutdown, air room at 5 kW/rack",
@@ -459,7 +482,7 @@ def opengate_5kw_shutdown() -> AnchorResult:
         unit="s",
         source=_OPENGATE_SOURCE,
         conditions=_OPENGATE_CONDITIONS + "; one server per rack (5 kW/rack)",
-        notes=_OPENGATE_NOTES,
+        notes=_opengate_notes(room_c),
         miss_reason=(
             "the room node holds air only (schema default: no rack or building mass), so it heats at IT "
             "power over the air's heat capacity; the heat capacity of servers, racks and walls, which sets "
@@ -471,7 +494,7 @@ def opengate_5kw_shutdown() -> AnchorResult:
 
 def opengate_10kw_shutdown() -> AnchorResult:
     """Opengate 2007: at 10 kW/cabinet and more, shutdown comes in under a minute."""
-    t = first_event_s(_cooling_loss_scenario(2, 300.0), "thermal_shutdown")
+    t, room_c = first_shutdown(_cooling_loss_scenario(2, 300.0))
     return AnchorResult(
         key="opengate-10kw-shutdown",
         quantity="time from cooling loss to thermal shutdown, air room at 10 kW/rack",
@@ -480,7 +503,7 @@ def opengate_10kw_shutdown() -> AnchorResult:
         unit="s",
         source=_OPENGATE_SOURCE,
         conditions=_OPENGATE_CONDITIONS + "; two servers per rack (10 kW/rack)",
-        notes=_OPENGATE_NOTES + " The published value is a bound (< 1 min); the error is the excess over it.",
+        notes=_opengate_notes(room_c) + " The published value is a bound (< 1 min); the error is the excess over it.",
         miss_reason="the room heats at IT power over air heat capacity; the die needs a very hot room to trip.",
         fmt="{:.0f}",
     )

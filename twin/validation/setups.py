@@ -103,13 +103,22 @@ def run(overrides: dict[str, Any]) -> Result:
     return simulate(scenario(overrides))
 
 
-def first_event_s(sc: Scenario, kind: str) -> float:
-    """Time of the first engine event of ``kind`` (``inf`` if none happens in the run). [s]"""
+def first_shutdown(sc: Scenario) -> tuple[float, float]:
+    """Time of the first thermal shutdown and the hottest device inlet up to it.
+
+    Returns
+    -------
+    time_s, inlet_c : float
+        ``inf`` and the run's hottest inlet when no server shuts down. [s], [C]
+    """
     fac = build_facility(sc)
     engine = Engine(fac, np.random.default_rng(sc.seed))
     engine.run()
-    times = [e["time_s"] for e in engine.events if e["event"] == kind]
-    return min(times) if times else float("inf")
+    times = [e["time_s"] for e in engine.events if e["event"] == "thermal_shutdown"]
+    t = min(times) if times else float("inf")
+    ts = engine.recorder.frame()
+    upto = ts[ts["time_s"] <= t]
+    return t, float(upto["inlet_temp_max_c"].max())
 
 
 def decode_point(
@@ -177,7 +186,7 @@ def decode_point(
 __all__ = [
     "SATURATING_RATE",
     "decode_point",
-    "first_event_s",
+    "first_shutdown",
     "inference",
     "node",
     "run",
