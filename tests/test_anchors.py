@@ -155,6 +155,16 @@ def test_power_mape_on_nvidia_smi_by_hand(smi_file):
     assert compare_power_file(smi_file, "H100-SXM", boost_clock_hz=1980e6).mape_pct == pytest.approx(HAND_MAPE)
 
 
+def test_power_model_on_dcgm_by_hand():
+    # First row of tests/data/dcgm_wide.csv, GPU 0: GPU_UTIL 98 %, DRAM_ACTIVE 0.625, SM clock 1830 MHz,
+    # the file's highest (f = 1): 70 + 630 (0.15 x 0.98 + 0.30 x 0.625 + 0.55 x 0.98) = 620.305 W.
+    c = compare_power_file(DATA / "dcgm_wide.csv", "H100-SXM")
+    first = c.samples.iloc[0]
+    assert (first["gpu_index"], first["power_w"]) == (0, 612.5)
+    assert first["model_power_w"] == pytest.approx(620.305, rel=1e-12)
+    assert c.n_samples == 5  # GPU 1 at t = 1 s has no DRAM_ACTIVE: left out
+
+
 def test_model_power_limits_and_scalar_equals_vector():
     from twin.catalog import accelerator_spec
 
@@ -247,6 +257,8 @@ def test_cli_telemetry_only(tmp_path, smi_file):
         ["--only", "no-such-anchor"],
         ["--only", "smc-immersion-h100-lora", "--out", "table.txt"],
         ["--no-anchors", "--telemetry", str(DATA / "burstgpt_sample.csv"), "--accelerator", "H100-SXM"],
+        ["--no-anchors", "--telemetry", str(DATA / "nvidia_smi_units.csv"), "--accelerator", "missing.yaml"],
+        ["--no-anchors", "--telemetry", str(DATA / "nvidia_smi_units.csv")],  # no accelerator named
     ],
 )
 def test_cli_rejects_bad_input(extra):

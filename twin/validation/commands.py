@@ -71,7 +71,7 @@ def validate_anchors(
                 )
             )
         except (TraceFormatError, TwinError) as exc:
-            err_console.print(f"[bold red]invalid telemetry[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error[/] {path}: {exc}", highlight=False)
             raise typer.Exit(EXIT_INVALID) from None
     skipped = NOT_EXPRESSIBLE if not (only or no_anchors) else ()
     if results:

@@ -20,9 +20,9 @@ SM activity at the measured clock
     bound for memory-bound work). The model's ``s_1`` (activity at boost clock) is that times the
     clock fraction, so the model's ``s_f`` equals the measured activity.
 ``clock_fraction``
-    ``sm_clock_hz / boost_clock_hz``; the boost clock defaults to the highest SM clock each GPU
-    shows in the file (an underestimate of the boost clock if the GPU never reached it). Without a
-    clock column the clock fraction is 1.
+    ``sm_clock_hz / boost_clock_hz``; the boost clock defaults to the highest SM clock in the file
+    (one SKU per file; an underestimate of the boost clock if no GPU reached it). Without a clock
+    column the clock fraction is 1.
 
 Rows without a measured power above 0 W, or without a utilisation, are left out. In a harness
 file the first sample of each GPU is left out too (its power covers no interval), and a file whose
@@ -163,7 +163,7 @@ def compare_power(
     spec : AcceleratorSpec
         The accelerator the samples come from.
     boost_clock_hz : float, optional
-        SM boost clock; by default the highest SM clock of each GPU in the frame.
+        SM boost clock; by default the highest SM clock in the frame.
     sm_activity_per_busy : float
         See :func:`modelled_power_w`.
     source : str
@@ -204,11 +204,11 @@ def compare_power(
         clock = clock_col.to_numpy(dtype=np.float64)
         keep &= np.isfinite(clock)
         if boost_clock_hz is None:
-            peak = pd.Series(clock).groupby(gpu).transform("max").to_numpy(dtype=np.float64)
-            notes.append("boost clock = highest SM clock of each GPU in the file.")
+            peak = float(np.nanmax(clock))
+            notes.append(f"boost clock = highest SM clock in the file ({peak / 1e6:.0f} MHz).")
         else:
-            peak = np.full(len(frame), float(boost_clock_hz))
-        f = np.divide(clock, peak, out=np.ones_like(clock), where=peak > 0)
+            peak = float(boost_clock_hz)
+        f = clock / peak if peak > 0 else np.ones_like(clock)
     if sm_activity_per_busy != 1.0:
         notes.append(f"SM activity = {sm_activity_per_busy:g} x utilisation.")
     if not measured:
@@ -302,6 +302,8 @@ def resolve_accelerator(accelerator: str | AcceleratorSpec | None, device_name: 
     if accelerator.endswith((".yaml", ".yml")) or Path(accelerator).is_file():
         from twin.harness.calibrate import load_calibration
 
+        if not Path(accelerator).is_file():
+            raise TwinError(f"{accelerator}: no such accelerator file (expected a `twin calibrate` YAML)")
         return load_calibration(accelerator)
     return accelerator_spec(accelerator)
 
