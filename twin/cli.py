@@ -265,6 +265,18 @@ def _register_harness() -> None:
 _register_harness()
 
 
+def _register_validation() -> None:
+    """Add ``twin validate-anchors`` (published anchors, power model against telemetry)."""
+    from twin.validation import commands
+
+    app.command("validate-anchors", help="Reproduce published measurements; compare the power model with telemetry.")(
+        commands.validate_anchors
+    )
+
+
+_register_validation()
+
+
 def main() -> None:
     """Entry point of the ``twin`` command."""
     app()

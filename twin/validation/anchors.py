@@ -1,0 +1,664 @@
+"""Published measurements (parameters.md section 7) set up from their stated conditions.
+
+Each anchor is one small function: it builds a scenario from the published conditions (or calls
+the physics directly where the figure is device-level), runs the twin with its one set of default
+parameters and returns an :class:`~twin.validation.compare.AnchorResult` with the predicted and
+published values, the relative error (0 inside a published range, the distance to the nearest
+end otherwise) and whether it lands within +-25 %. Nothing is tuned per case: where a published
+condition is not given, the anchor says which value it used and why, and the notes give the
+sensitivity. A case the twin misses stays in the table with the reason; a case the twin cannot
+express at all is listed in :data:`NOT_EXPRESSIBLE` instead of being faked.
+
+:func:`run_anchors` runs them all (about 10 s; the annual PUE run is most of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from twin import catalog
+from twin.scenario.schema import TrainingWorkload
+from twin.validation.compare import AnchorResult, NotExpressible
+from twin.validation.setups import decode_point, first_shutdown, inference, node, run, scenario
+
+PARAMS = "parameters.md"
+
+
+def _acc(name: str) -> catalog.AcceleratorSpec:
+    return catalog.accelerator_spec(name)
+
+
+def _host_max_kw() -> float:
+    """The default preset's host (non-GPU) power at full load. [kW]"""
+    return scenario({}).fleet.server.other_max_power_w / 1e3
+
+
+def _training_defaults() -> str:
+    """The schema's default MFU and HBM activity of a training job, as text."""
+    fields = TrainingWorkload.model_fields
+    return f"MFU {fields['mfu'].default:.2f} and HBM activity {fields['mem_activity'].default:.1f}"
+
+
+# ----------------------------------------------------------------------------------- serving
+#: [EST] Mean prompt length of ML.ENERGY v3 "Text Conversation" requests: not in the sources we
+#: hold; the default preset's chat prompt (1000 tokens) is used. The output length is the task's
+#: published mean (717 tokens, parameters.md 5.1).
+ML_ENERGY_PROMPT_TOKENS = 1000.0
+ML_ENERGY_OUTPUT_TOKENS = 717.0
+
+
+def ml_energy_llama8b_h100() -> AnchorResult:
+    """ML.ENERGY v3: Llama 3.1 8B on one H100 at batch 64, GPU energy per output token."""
+    wl = inference(
+        "Llama-3.1-8B",
+        max_batch=64,
+        prompt_tokens=ML_ENERGY_PROMPT_TOKENS,
+        output_tokens=ML_ENERGY_OUTPUT_TOKENS,
+    )
+    k = run(node("H100-SXM", 1, [wl])).kpis
+    j_per_token = k["energy_accelerators_j"] / k["tokens_generated"]
+    shorter = run(node("H100-SXM", 1, [{**wl, "arrivals": {**wl["arrivals"], "prompt_tokens": 500.0}}])).kpis
+    j_500 = shorter["energy_accelerators_j"] / shorter["tokens_generated"]
+    return AnchorResult(
+        key="ml-energy-llama8b-h100",
+        quantity="GPU energy per output token, Llama 3.1 8B, 1x H100, batch 64",
+        predicted=j_per_token,
+        published=0.12,
+        unit="J/token",
+        source=f"ML.ENERGY Leaderboard v3.0, vLLM 0.11.1 ({PARAMS} 5.1, 7.2)",
+        conditions=(
+            "one H100 SXM, Llama-3.1-8B BF16, max batch 64 held full (steady state of continuous "
+            f"batching); prefill of new requests included; {ML_ENERGY_OUTPUT_TOKENS:.0f} output tokens "
+            f"(task mean), {ML_ENERGY_PROMPT_TOKENS:.0f} prompt tokens [EST]"
+        ),
+        notes=(
+            f"Prompt length not published with the figure; with 500-token prompts the twin gives "
+            f"{j_500:.3f} J/token. The vLLM step overhead is the catalog's "
+            f"{1e3 * _acc('H100-SXM').step_overhead_s:.0f} ms [EST]."
+        ),
+        miss_reason="the twin's J/token depends on the unpublished prompt length (see notes).",
+        fmt="{:.3f}",
+    )
+
+
+#: [EST] Decode context of a "production batch" for the H200 decode-power anchor: 1024 tokens.
+MA_CONTEXT_TOKENS = 1024.0
+#: Batches searched for the clock-locking saving (production decode batches).
+MA_BATCHES = (8, 16, 32, 64, 128, 256)
+#: SM clock fractions searched (down to the catalog's governor floor, 0.25).
+MA_CLOCKS = np.round(np.arange(0.25, 1.0 + 1e-9, 0.05), 2)
+
+
+def ma_h200_decode_power() -> AnchorResult:
+    """Ma et al. 2026: H200 decode draws 137-300 W of its 700 W limit."""
+    p64, _ = decode_point("H200-SXM", "Llama-3.1-8B", 64, MA_CONTEXT_TOKENS)
+    p1, _ = decode_point("H200-SXM", "Llama-3.1-8B", 1, MA_CONTEXT_TOKENS)
+    p256, _ = decode_point("H200-SXM", "Llama-3.1-8B", 256, MA_CONTEXT_TOKENS)
+    return AnchorResult(
+        key="ma-h200-decode-power",
+        quantity="H200 board power in autoregressive decode (GQA model, production batch)",
+        predicted=float(p64[0]),
+        published=(137.0, 300.0),
+        unit="W",
+        source=f"Ma et al. 2026, arXiv 2605.11999 ({PARAMS} 1.1, 5.1, 7.5)",
+        conditions=(
+            f"one H200 SXM at boost clock, Llama-3.1-8B BF16 (GQA), decode only, batch 64, "
+            f"{MA_CONTEXT_TOKENS:.0f}-token context [EST]"
+        ),
+        notes=(
+            "NOT INDEPENDENT: the catalog's k_static and k_mem were set from this figure "
+            f"(accelerators.csv). Over batch 1-256 the twin gives {float(p1[0]):.0f}-{float(p256[0]):.0f} W: "
+            "its low end sits above 137 W (HBM power at small batch)."
+        ),
+        miss_reason="memory-bound decode power at production batch sits above the published range.",
+        fmt="{:.0f}",
+    )
+
+
+def ma_h200_clock_lock_saving() -> AnchorResult:
+    """Ma et al. 2026: locking the SM clock saves up to 32 % of decode energy."""
+    best, where = 0.0, (0, 1.0)
+    for batch in MA_BATCHES:
+        power, tokens = decode_point("H200-SXM", "Llama-3.1-8B", batch, MA_CONTEXT_TOKENS, MA_CLOCKS)
+        energy = power / tokens
+        saving = 1.0 - energy / energy[-1]  # MA_CLOCKS[-1] is the boost clock
+        i = int(np.argmax(saving))
+        if saving[i] > best:
+            best, where = float(saving[i]), (batch, float(MA_CLOCKS[i]))
+    return AnchorResult(
+        key="ma-h200-clock-lock-saving",
+        quantity="largest decode energy saving from locking the SM clock, H200",
+        predicted=100.0 * best,
+        published=32.0,
+        unit="%",
+        source=f"Ma et al. 2026, arXiv 2605.11999 ({PARAMS} 1.1, 7.5)",
+        conditions=(
+            f"one H200 SXM, Llama-3.1-8B BF16 decode, {MA_CONTEXT_TOKENS:.0f}-token context [EST]; "
+            f"best over batch {MA_BATCHES[0]}-{MA_BATCHES[-1]} and clock 0.25-1.0 of boost (the published "
+            "figure is an 'up to')"
+        ),
+        notes=f"Best case at batch {where[0]}, clock {where[1]:.2f} of boost.",
+        miss_reason=(
+            "the power model lowers only SM power with the clock (k_sm s f^3); HBM and the static "
+            "'kernel running' share stay put, while a real clock lock also lowers the core voltage."
+        ),
+        fmt="{:.1f}",
+    )
+
+
+#: [EST] Mean prompt length of the MLPerf Llama 2 70B (OpenOrca) samples: not in the sources we
+#: hold; taken equal to the output mean. The output mean, 292 tokens, is tokens/s over samples/s
+#: of NVIDIA's MLPerf v5.0 result 5.0-0057 (31 306.8 tok/s / 107.256 samples/s).
+MLPERF_PROMPT_TOKENS = 292.0
+MLPERF_OUTPUT_TOKENS = 292.0
+
+
+def mlperf_batch_limit(accelerator: str, model: str, tensor_parallel: int, context_tokens: float) -> int:
+    """Sequences whose FP8 KV cache fits beside the FP8 weights in a replica's HBM.
+
+    Examples
+    --------
+    >>> mlperf_batch_limit("H200-SXM", "Llama-2-70B", 1, 584)  # (141 - 68.98) GB / (163.84 kB x 584)
+    752
+    """
+    acc = catalog.accelerator_spec(accelerator)
+    m = catalog.model_spec(model)
+    free = tensor_parallel * acc.hbm_bytes - m.params * 1.0
+    return int(free // (m.kv_bytes_per_token(1.0) * context_tokens))
+
+
+def mlperf_h200_llama2_70b() -> AnchorResult:
+    """MLPerf Inference v4.0: 8x H200, Llama 2 70B offline, ~31 000 tokens/s."""
+    ctx = MLPERF_PROMPT_TOKENS + MLPERF_OUTPUT_TOKENS
+    batch = mlperf_batch_limit("H200-SXM", "Llama-2-70B", 1, ctx)
+    wl = inference(
+        "Llama-2-70B",
+        max_batch=batch,
+        precision="fp8",
+        prompt_tokens=MLPERF_PROMPT_TOKENS,
+        output_tokens=MLPERF_OUTPUT_TOKENS,
+    )
+    k = run(node("H200-SXM", 8, [wl])).kpis
+    tok_s = k["tokens_generated"] / k["duration_s"]
+    longer = {**wl, "arrivals": {**wl["arrivals"], "prompt_tokens": 2 * MLPERF_PROMPT_TOKENS}}
+    longer["max_batch"] = mlperf_batch_limit("H200-SXM", "Llama-2-70B", 1, ctx + MLPERF_PROMPT_TOKENS)
+    k2 = run(node("H200-SXM", 8, [longer])).kpis
+    return AnchorResult(
+        key="mlperf-h200-llama2-70b",
+        quantity="output tokens/s, 8x H200, Llama 2 70B, MLPerf offline",
+        predicted=tok_s,
+        published=31000.0,
+        unit="tokens/s",
+        source=f"MLPerf Inference v4.0, NVIDIA TensorRT-LLM (thedailyscout/ainews247 summaries; {PARAMS} 7.8)",
+        conditions=(
+            f"one 8x H200 SXM server, Llama-2-70B FP8 weights and KV cache, one replica per GPU, "
+            f"batch {batch} (the KV cache that fits beside the weights), endless queue; "
+            f"{MLPERF_OUTPUT_TOKENS:.0f} output tokens per sample (MLPerf v5.0 NVIDIA result 5.0-0057: "
+            f"tokens/s / samples/s), {MLPERF_PROMPT_TOKENS:.0f} prompt tokens [EST]"
+        ),
+        notes=(
+            f"Prompt length not in our sources; with prompts twice as long the twin gives "
+            f"{k2['tokens_generated'] / k2['duration_s']:,.0f} tokens/s (compute-bound prefill at the "
+            f"catalog's MFU {_acc('H200-SXM').achieved_flop_fraction:.2f} [EST])."
+        ),
+        miss_reason="throughput depends on the unretrieved prompt length (see notes).",
+        fmt="{:,.0f}",
+    )
+
+
+# ------------------------------------------------------------------------------------ nodes
+def latif_dgx_h100_training() -> AnchorResult:
+    """Latif et al. 2025: an 8x H100 node under training peaks at about 8.4 kW (10.2 kW rated)."""
+    wl = [{"name": "train", "kind": "training", "model": "Llama-3.1-8B"}]
+    air = {"model": "ideal", "type": "air", "supply_temp_c": 24.0}
+    ts = run(node("H100-SXM", 8, wl, cooling=air)).timeseries
+    node_w = float((ts["it_power_w"] + ts["psu_loss_power_w"]).max())
+    return AnchorResult(
+        key="latif-dgx-h100-training",
+        quantity="8x H100 HGX node power under training (AC, at the PSU inputs)",
+        predicted=node_w / 1e3,
+        published=8.4,
+        unit="kW",
+        source=f"Latif et al., IEEE Access 13 (2025) 61740 ({PARAMS} 1.2, 7.1)",
+        conditions=(
+            "one 8x H100 SXM server, air cooled at 24 C inlet, a training job at the twin's default "
+            f"{_training_defaults()} (the model, Llama2-13B in the paper, sets tokens, not power); "
+            f"GPUs + host (CPUs, NICs, NVSwitch, fans: {_host_max_kw():.1f} kW at full load [EST]) + PSU loss"
+        ),
+        notes=(
+            "Published value is the maximum instantaneous node power; the twin's training power is "
+            "steady, so its mean and maximum coincide."
+        ),
+        miss_reason="node power under training is off by more than 25 %.",
+        fmt="{:.2f}",
+    )
+
+
+def smc_immersion_h100_lora() -> AnchorResult:
+    """SMC MLPerf Training v4.0: immersion-cooled H100 HGX, 6.74 kW DC average (Llama2-70B LoRA)."""
+    wl = [{"name": "train", "kind": "training", "model": "Llama-3.1-8B"}]
+    liquid = {"model": "ideal", "type": "liquid", "supply_temp_c": 30.0}
+    ts = run(node("H100-SXM", 8, wl, cooling=liquid)).timeseries
+    return AnchorResult(
+        key="smc-immersion-h100-lora",
+        quantity="8x H100 HGX node DC power, average over an MLPerf training run",
+        predicted=float(ts["it_power_w"].mean()) / 1e3,
+        published=6.74,
+        unit="kW",
+        source=f"smc.co/mlperfv40/results/llama2-70b-lora ({PARAMS} 1.2, 7.15)",
+        conditions=(
+            "one 8x H100 SXM server in immersion (coolant at 30 C, the liquid die resistance), a "
+            f"training job at the default {_training_defaults()}; DC power = GPUs + host, "
+            "no PSU loss"
+        ),
+        notes=(
+            f"Immersion servers run without fans; the twin's host power ({_host_max_kw():.1f} kW at full "
+            "load [EST]) includes them, so the twin should read slightly high."
+        ),
+        miss_reason="node power under training is off by more than 25 %.",
+        fmt="{:.2f}",
+    )
+
+
+# ---------------------------------------------------------------------------- power capping
+#: [EST] Samsi et al. conditions not in the secondary summary we hold: Alpaca-like prompts
+#: (100 tokens), 256 generated tokens, LLaMA-65B sharded over 4 GPUs (it needs 130 GB in BF16).
+SAMSI_PROMPT_TOKENS = 100.0
+SAMSI_OUTPUT_TOKENS = 256.0
+SAMSI_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+@cache
+def _samsi_cap_effects() -> tuple[float, float, int]:
+    """Energy-per-token and throughput change from a 250 W to a 175 W cap, most favourable batch."""
+    best: tuple[float, float, int] | None = None
+    for batch in SAMSI_BATCHES:
+        wl = inference(
+            "LLaMA-65B",
+            max_batch=batch,
+            tensor_parallel=4,
+            prompt_tokens=SAMSI_PROMPT_TOKENS,
+            output_tokens=SAMSI_OUTPUT_TOKENS,
+        )
+        out = []
+        for cap in (250.0, 175.0):
+            over = node("A100-SXM4-80GB", 8, [wl])
+            over["fleet.power_cap_w"] = cap
+            k = run(over).kpis
+            out.append((k["energy_accelerators_j"] / k["tokens_generated"], k["tokens_generated"]))
+        d_energy = out[1][0] / out[0][0] - 1.0
+        d_latency = out[0][1] / out[1][1] - 1.0  # same work at the lower throughput
+        if best is None or d_energy < best[0]:
+            best = (d_energy, d_latency, batch)
+    assert best is not None
+    return best
+
+
+_SAMSI_CONDITIONS = (
+    "LLaMA-65B BF16 on A100-SXM4-80GB (stand-in: the paper's V100/A100 board with a 250 W default "
+    "limit is not in the catalog), tensor-parallel 4, GPU cap 250 W then 175 W; "
+    f"{SAMSI_PROMPT_TOKENS:.0f} prompt / {SAMSI_OUTPUT_TOKENS:.0f} output tokens [EST]; "
+    f"the batch (not stated) most favourable to the twin among {SAMSI_BATCHES[0]}-{SAMSI_BATCHES[-1]}"
+)
+_SAMSI_MISS = (
+    "in the twin's power model only SM power falls with the clock (HBM and static power do not), so "
+    "a memory-bound decode saves little energy under the cap, and where the cap binds the clock cut "
+    f"slows compute-bound prefill (up to {1 / _acc('A100-SXM4-80GB').min_clock_fraction:.0f}x at the "
+    "governor's floor)."
+)
+
+
+def samsi_power_cap_energy() -> AnchorResult:
+    """Samsi et al. 2023: capping 250 W -> 175 W cut energy by about 23 %."""
+    d_energy, d_latency, batch = _samsi_cap_effects()
+    return AnchorResult(
+        key="samsi-power-cap-energy",
+        quantity="energy change from a 250 W -> 175 W GPU cap, LLaMA-65B inference",
+        predicted=100.0 * d_energy,
+        published=-23.0,
+        unit="%",
+        source=f"Samsi et al. 2023, arXiv 2310.03003 (app.argminai.com summary, 2nd; {PARAMS} 5.1, 7.4)",
+        conditions=_SAMSI_CONDITIONS,
+        notes=f"Most favourable batch: {batch} (latency there {100 * d_latency:+.1f} %).",
+        miss_reason=_SAMSI_MISS,
+        fmt="{:+.1f}",
+    )
+
+
+def samsi_power_cap_latency() -> AnchorResult:
+    """Samsi et al. 2023: the same cap added 6-7 % latency."""
+    d_energy, d_latency, batch = _samsi_cap_effects()
+    return AnchorResult(
+        key="samsi-power-cap-latency",
+        quantity="latency change from a 250 W -> 175 W GPU cap, LLaMA-65B inference",
+        predicted=100.0 * d_latency,
+        published=(6.0, 7.0),
+        unit="%",
+        source=f"Samsi et al. 2023, arXiv 2310.03003 (app.argminai.com summary, 2nd; {PARAMS} 5.1, 7.4)",
+        conditions=_SAMSI_CONDITIONS + "; latency = time to serve the same work at a full batch",
+        notes=f"At batch {batch}, where the energy change is {100 * d_energy:+.1f} %.",
+        miss_reason=_SAMSI_MISS,
+        fmt="{:+.1f}",
+    )
+
+
+# ---------------------------------------------------------------------------------- facility
+def hyperscale_pue() -> AnchorResult:
+    """Google 1.10 / Meta 1.08: hyperscale PUE (compared as PUE - 1), liquid cooled, mild climate, a year."""
+    over = {
+        "start": "2024-01-01T00:00:00",
+        "duration_s": 365 * 86400.0,
+        "step_s": 3600.0,
+        "report_interval_s": 86400.0,
+        "weather": {"source": "greensboro-nc"},
+        "power.ups.curve": "ups-eco-mode",
+        "power.pdu.curve": "busway",
+    }
+    k = run(over).kpis
+    pue = k["facility_energy_j"] / (k["it_energy_j"] + k["energy_psu_loss_j"])
+    return AnchorResult(
+        key="hyperscale-pue",
+        quantity="annual facility overhead PUE - 1, hyperscale AI pod, liquid cooled, mild climate",
+        predicted=pue - 1.0,
+        published=(0.08, 0.10),
+        unit="",
+        source=(
+            f"Google 2024 Environmental Report (PUE 1.10); Meta 2024 sustainability report (1.08) ({PARAMS} 3.5, 7.13)"
+        ),
+        conditions=(
+            "the default pod (1 024 H100, diurnal inference load, direct-to-chip liquid W32, tower + "
+            "water-side economiser) for a full TMY3 year in Greensboro NC (mixed-humid, mild), with a "
+            "hyperscale power chain: eco-mode UPS and busway (catalog curves) instead of the default "
+            "double-conversion UPS and transformer PDUs"
+        ),
+        notes=(
+            f"PUE {pue:.3f}. Compared as the overhead PUE - 1 (a +-25 % band on PUE itself would pass "
+            "1.37). PUE as The Green Grid counts it: IT energy at the server inputs, PSU loss inside IT; "
+            f"the twin's own pue KPI (PSU loss as overhead) is {k['pue']:.3f}."
+        ),
+        miss_reason="the annual overhead falls outside the hyperscale range by more than 25 %.",
+        fmt="{:.3f}",
+    )
+
+
+#: Published time from cooling loss to automatic thermal shutdown, 5 kW/cabinet: 3 min 09 s.
+OPENGATE_5KW_S = 189.0
+#: Rack power of the Opengate cases. [W]
+OPENGATE_RACK_W = 5.0e3
+
+
+@cache
+def _rate_for_server_power(target_w: float) -> float:
+    """Request rate at which one 8x H100 inference server draws ``target_w`` at its PSU inputs."""
+
+    def server_w(rate: float) -> float:
+        wl = inference("Llama-3.1-8B", max_batch=128, prompt_tokens=1000.0, output_tokens=250.0, requests_per_s=rate)
+        air = {"model": "ideal", "type": "air", "supply_temp_c": 24.0}
+        ts = run(node("H100-SXM", 8, [wl], cooling=air, duration_s=60.0)).timeseries
+        return float((ts["it_power_w"] + ts["psu_loss_power_w"]).iloc[0])
+
+    lo, hi = 0.0, 100.0
+    if server_w(hi) < target_w:
+        raise ValueError(f"one 8x H100 inference server cannot draw {target_w} W")
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if server_w(mid) < target_w else (lo, mid)
+        if hi - lo < 1e-3 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+def _cooling_loss_scenario(servers_per_rack: int, duration_s: float) -> Any:
+    server_w = OPENGATE_RACK_W
+    rate = _rate_for_server_power(server_w)
+    n_racks = 4
+    total_w = server_w * servers_per_rack * n_racks
+    wl = inference(
+        "Llama-3.1-8B",
+        max_batch=128,
+        prompt_tokens=1000.0,
+        output_tokens=250.0,
+        requests_per_s=rate * servers_per_rack * n_racks,
+    )
+    over = node(
+        "H100-SXM",
+        8,
+        [wl],
+        duration_s=duration_s,
+        servers=servers_per_rack,
+        cooling={
+            "model": "plant",
+            "type": "air",
+            "economiser": False,
+            "plant_overrides": {"crah_capacity_factor": 0.0},
+        },
+        **{
+            "step_s": 1.0,
+            "report_interval_s": 10.0,
+            "fleet.racks_per_row": n_racks,
+            "power.transformer.rated_w": 2.0 * total_w,
+            "power.ups.rated_w": 1.25 * total_w,
+            "power.pdu.rated_w": 1.25 * server_w * servers_per_rack,
+            "weather": {"source": "constant", "dry_bulb_c": 25.0, "wet_bulb_c": 18.0},
+        },
+    )
+    return scenario(over)
+
+
+_OPENGATE_SOURCE = (
+    f"Opengate Data Systems for Active Power (2007), missioncriticalmagazine.com/articles/82550 ({PARAMS} 4, 7.14)"
+)
+_OPENGATE_CONDITIONS = (
+    "air-cooled room, all cooling (CRAH fans and chillers) lost at t = 0 with the IT kept up "
+    "(CRAH capacity 0 from t = 0: the fault events are on another branch); room starts at its 24 C "
+    "supply setpoint; racks of 8x H100 inference servers, each server loaded to draw 5 kW at its "
+    "PSU inputs; room air 12 m3 per rack and no rack/building mass (schema defaults); shutdown = "
+    "the first GPU die at 92 C after throttling at 89 C"
+)
+
+
+def _opengate_notes(room_c: float) -> str:
+    r_th = _acc("H100-SXM").thermal_resistance_air_k_w
+    return (
+        "Stand-in servers: the study's 2007 servers shut down on their own sensors; the twin's GPU die "
+        f"(R_th {r_th:g} K/W in air [EST]) reaches its shutdown temperature only once the room air is at "
+        f"{room_c:.0f} C, while the air-only room heats fast: the two [EST] defaults pull in opposite "
+        "directions."
+    )
+
+
+def opengate_5kw_shutdown() -> AnchorResult:
+    """Opengate 2007: 5 kW/cabinet air room reaches thermal shutdown 3 min 09 s after cooling loss."""
+    t, room_c = first_shutdown(_cooling_loss_scenario(1, 900.0))
+    return AnchorResult(
+        key="opengate-5kw-shutdown",
+        quantity="time from cooling loss to thermal shutdown, air room at 5 kW/rack",
+        predicted=t,
+        published=OPENGATE_5KW_S,
+        unit="s",
+        source=_OPENGATE_SOURCE,
+        conditions=_OPENGATE_CONDITIONS + "; one server per rack (5 kW/rack)",
+        notes=_opengate_notes(room_c),
+        miss_reason=(
+            "the room node holds air only (schema default: no rack or building mass), so it heats at IT "
+            "power over the air's heat capacity; the heat capacity of servers, racks and walls, which sets "
+            "the room time constant (Khankari 2011, parameters.md 4), has no sourced value yet."
+        ),
+        fmt="{:.0f}",
+    )
+
+
+def opengate_10kw_shutdown() -> AnchorResult:
+    """Opengate 2007: at 10 kW/cabinet and more, shutdown comes in under a minute."""
+    t, room_c = first_shutdown(_cooling_loss_scenario(2, 300.0))
+    return AnchorResult(
+        key="opengate-10kw-shutdown",
+        quantity="time from cooling loss to thermal shutdown, air room at 10 kW/rack",
+        predicted=t,
+        published=(0.0, 60.0),
+        unit="s",
+        source=_OPENGATE_SOURCE,
+        conditions=_OPENGATE_CONDITIONS + "; two servers per rack (10 kW/rack)",
+        notes=_opengate_notes(room_c) + " The published value is a bound (< 1 min); the error is the excess over it.",
+        miss_reason="the room heats at IT power over air heat capacity; the die needs a very hot room to trip.",
+        fmt="{:.0f}",
+    )
+
+
+def nvidia_hopper_tokens_per_mw() -> AnchorResult:
+    """NVIDIA (vendor): a Hopper AI factory makes about 180k tokens/s per MW (95k in another table)."""
+    over: dict[str, Any] = {"duration_s": 3600.0, "step_s": 3600.0, "report_interval_s": 3600.0}
+    for i in (0, 1):
+        over[f"workloads.{i}.arrivals.kind"] = "constant"
+        over[f"workloads.{i}.arrivals.requests_per_s"] = 1.0e5  # max volume: every replica saturated
+    k = run(over).kpis
+    per_mw = k["tokens_generated"] / k["duration_s"] / (k["mean_facility_power_w"] / 1e6)
+    return AnchorResult(
+        key="nvidia-hopper-tokens-per-mw",
+        quantity="output tokens/s per MW of facility power, Hopper AI factory at full load",
+        predicted=per_mw,
+        published=(95e3, 180e3),
+        unit="tokens/s/MW",
+        source=(
+            "NVIDIA GTC 2025 via tokencostanalysis.com (180k, vendor); BOND 'Trends in AI' 2025 p.106 citing "
+            f"NVIDIA (3T tokens per MW-year = 95k, vendor) ({PARAMS} 5.2, 7.12)"
+        ),
+        conditions=(
+            "the default pod (1 024 H100, Llama-3-70B TP8 chat + Llama-3.1-8B code, BF16, liquid W32, "
+            "Greensboro July) with every replica saturated, one hour; facility power at the meter"
+        ),
+        notes="Order-of-magnitude check only: the vendor figures disagree 2x and name no workload.",
+        miss_reason=(
+            "the vendor workload is not stated (the BOND table names GPT-MoE, a far larger model than "
+            "the catalog's 70B and 8B), so the twin's smaller models make several times more tokens per MW."
+        ),
+        fmt="{:,.0f}",
+    )
+
+
+#: Every anchor, in table order.
+ANCHORS: dict[str, Callable[[], AnchorResult]] = {
+    "ml-energy-llama8b-h100": ml_energy_llama8b_h100,
+    "latif-dgx-h100-training": latif_dgx_h100_training,
+    "smc-immersion-h100-lora": smc_immersion_h100_lora,
+    "ma-h200-decode-power": ma_h200_decode_power,
+    "ma-h200-clock-lock-saving": ma_h200_clock_lock_saving,
+    "mlperf-h200-llama2-70b": mlperf_h200_llama2_70b,
+    "samsi-power-cap-energy": samsi_power_cap_energy,
+    "samsi-power-cap-latency": samsi_power_cap_latency,
+    "hyperscale-pue": hyperscale_pue,
+    "opengate-5kw-shutdown": opengate_5kw_shutdown,
+    "opengate-10kw-shutdown": opengate_10kw_shutdown,
+    "nvidia-hopper-tokens-per-mw": nvidia_hopper_tokens_per_mw,
+}
+
+#: Published cases of parameters.md section 7 the twin cannot set up honestly.
+NOT_EXPRESSIBLE: tuple[NotExpressible, ...] = (
+    NotExpressible(
+        "latif-batch-size-energy",
+        "ResNet batch 512 -> 4096 cut training energy 4x",
+        f"Latif et al. 2025 ({PARAMS} 7.1)",
+        "CNN training and the effect of batch size on convergence (steps to accuracy) are not modelled.",
+    ),
+    NotExpressible(
+        "ml-energy-v2-llama8b",
+        "0.20 J/token under v2.0 (vLLM 0.5.4)",
+        f"ML.ENERGY ({PARAMS} 5.1, 7.2)",
+        "software-stack versions are not a twin input: one per-step overhead stands for the serving engine.",
+    ),
+    NotExpressible(
+        "ml-energy-reasoning-25x",
+        "reasoning vs chat: 25x energy per response on B200",
+        f"ML.ENERGY v3.0 ({PARAMS} 5.1, 7.3)",
+        "the models and the minimum-energy configurations compared are not in our sources, and the twin "
+        "does not limit the batch by KV-cache capacity, which drives the per-token half of the 25x.",
+    ),
+    NotExpressible(
+        "samsi-j-per-token",
+        "LLaMA-65B: 3-4 J per decoded token on V100/A100",
+        f"Samsi et al. 2023 ({PARAMS} 5.1, 7.4)",
+        "the batch size and GPU count behind the figure are not in the secondary summary we hold, and J/token "
+        "moves 20x across batch 1-64 in the twin; V100 is not in the catalog.",
+    ),
+    NotExpressible(
+        "google-gemini-prompt",
+        "median Gemini text prompt 0.24 Wh (58/25/10/8 % split)",
+        f"Google Aug 2025 ({PARAMS} 5.1, 7.6)",
+        "model, accelerator (TPU), batching and prompt lengths are undisclosed.",
+    ),
+    NotExpressible(
+        "azure-gb200-nvl72-llama2-70b",
+        "GB200 NVL72 rack, Llama 2 70B offline: 865 000 tokens/s",
+        f"Azure ND GB200 v6, MLPerf v4.1 (unverified) ({PARAMS} 7.7)",
+        "Blackwell submissions run FP4, which the twin does not model (BF16/FP8 only); the result is unverified.",
+    ),
+    NotExpressible(
+        "mlperf-b200",
+        "8x B200: Llama 2 70B ~103k tokens/s; Llama 3.1 8B ~147k tokens/s",
+        f"MLPerf v5.1 NVIDIA ({PARAMS} 7.8)",
+        "FP4 precision is not modelled.",
+    ),
+    NotExpressible(
+        "meta-kw-per-gpu",
+        "about 1.8 kW facility power per GB200 GPU; perf/W optimum near 1000 W",
+        f"Ardestani et al., arXiv 2605.24461 ({PARAMS} 1.2, 7.9)",
+        "150 MW is provisioned capacity including network and storage, not measured power; the cluster "
+        "workload behind the perf/W optimum is not given.",
+    ),
+    NotExpressible(
+        "dynamollm-savings",
+        "-53 % energy / -38 % carbon / -61 % cost at fixed SLOs",
+        f"DynamoLLM, arXiv 2408.00741 ({PARAMS} 5.1, 7.10)",
+        "needs the reconfiguration controller (instances, parallelism, frequency), which the twin lacks.",
+    ),
+    NotExpressible(
+        "polca-oversubscription",
+        "+30 % servers under the same inference power budget",
+        f"POLCA, ASPLOS'24 ({PARAMS} 5.1, 7.11)",
+        "needs a power-oversubscription controller and the production load trace.",
+    ),
+    NotExpressible(
+        "nvidia-blackwell-per-mw",
+        "GB200 NVL72 10x, GB300 NVL72 50x tokens/s per MW vs Hopper (GPT-OSS-120B)",
+        f"NVIDIA (vendor) ({PARAMS} 5.2, 7.12)",
+        "GPT-OSS-120B and FP4 are not in the catalog; GB300 is not in the catalog.",
+    ),
+    NotExpressible(
+        "wue-hyperscale",
+        "Meta WUE 0.26 L/kWh, Microsoft 0.27 L/kWh; industry PUE 1.58, WUE 1.8 L/kWh",
+        f"{PARAMS} 3.5, 7.13",
+        "direct evaporative / adiabatic air cooling is not modelled (only towers and dry coolers), and the "
+        "industry-average fleet mix is not specified.",
+    ),
+    NotExpressible(
+        "dlc-failure-shutdown",
+        "direct liquid cooling failure: shutdown in < 1 min",
+        f"InterPACK 2017 ({PARAMS} 4, 7.14)",
+        "a loss of coolant flow is not modelled: the twin's loop node is the whole mixed loop volume, which "
+        "stands for a loss of heat rejection, not for a stalled cold plate.",
+    ),
+)
+
+
+def run_anchors(keys: Iterable[str] | None = None) -> list[AnchorResult]:
+    """Run the anchors named in ``keys`` (all by default), in table order.
+
+    Raises
+    ------
+    twin.errors.UnknownNameError
+        For a key that is not in :data:`ANCHORS`.
+    """
+    from twin.errors import UnknownNameError
+
+    wanted = list(ANCHORS) if keys is None else list(keys)
+    for key in wanted:
+        if key not in ANCHORS:
+            raise UnknownNameError("anchor", key, list(ANCHORS))
+    return [ANCHORS[key]() for key in ANCHORS if key in wanted]
+
+
+__all__ = ["ANCHORS", "NOT_EXPRESSIBLE", "mlperf_batch_limit", "run_anchors"]

@@ -1,0 +1,104 @@
+"""``twin validate-anchors``: published anchors and the power model against telemetry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twin.errors import TraceFormatError, TwinError, UnknownNameError
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: Exit code for invalid input (as ``twin run``).
+EXIT_INVALID = 2
+
+
+def validate_anchors(
+    out: Annotated[
+        list[Path] | None,
+        typer.Option("--out", "-o", help="Write the table: FILE.md, FILE.csv or FILE.json (repeatable)."),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this anchor (repeatable; default: all).")
+    ] = None,
+    no_anchors: Annotated[bool, typer.Option("--no-anchors", help="Skip the anchors (telemetry only).")] = False,
+    telemetry: Annotated[
+        list[Path] | None,
+        typer.Option("--telemetry", help="nvidia-smi/DCGM CSV or harness output to compare the power model with."),
+    ] = None,
+    accelerator: Annotated[
+        str | None,
+        typer.Option(help="Catalog name or calibration YAML of the telemetry's GPU (harness: from its device)."),
+    ] = None,
+    boost_clock_mhz: Annotated[
+        float | None, typer.Option(help="SM boost clock (default: the highest SM clock in the file).")
+    ] = None,
+    sm_activity_per_busy: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="SM activity while a kernel runs, fraction of utilisation.")
+    ] = 1.0,
+) -> None:
+    """Run the published anchors (parameters.md section 7) and print predicted vs published."""
+    from twin.validation.anchors import NOT_EXPRESSIBLE, run_anchors
+    from twin.validation.table import NO_TELEMETRY_NOTE, rich_table, summary_line, write_table
+    from twin.validation.telemetry import compare_power_file
+
+    for path in out or []:
+        if path.suffix.lower() not in (".md", ".csv", ".json"):
+            err_console.print(f"[bold red]error[/] --out {path}: expected a .md, .csv or .json file", highlight=False)
+            raise typer.Exit(EXIT_INVALID)
+    results = []
+    if not no_anchors:
+        try:
+            with console.status("running the anchors (about 10 s)"):
+                results = run_anchors(only or None)
+        except UnknownNameError as exc:
+            err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_INVALID) from None
+    comparisons = []
+    for path in telemetry or []:
+        try:
+            comparisons.append(
+                compare_power_file(
+                    path,
+                    accelerator,
+                    boost_clock_hz=None if boost_clock_mhz is None else boost_clock_mhz * 1e6,
+                    sm_activity_per_busy=sm_activity_per_busy,
+                )
+            )
+        except (TraceFormatError, TwinError) as exc:
+            err_console.print(f"[bold red]error[/] {path}: {exc}", highlight=False)
+            raise typer.Exit(EXIT_INVALID) from None
+    skipped = NOT_EXPRESSIBLE if not (only or no_anchors) else ()
+    if results:
+        console.print(rich_table(results))
+        console.print(summary_line(results, skipped))
+    if skipped:
+        console.print(f"not expressible: {', '.join(s.key for s in skipped)}")
+    if comparisons:
+        table = Table(title="Power model against telemetry")
+        for name in ("source", "accelerator", "samples", "MAPE", "bias"):
+            table.add_column(name, justify="left" if name in ("source", "accelerator") else "right")
+        for c in comparisons:
+            table.add_row(c.source, c.accelerator, str(c.n_samples), f"{c.mape_pct:.1f} %", f"{c.bias_pct:+.1f} %")
+        console.print(table)
+        for c in comparisons:
+            for note in c.notes:
+                console.print(f"[yellow]note[/] {c.source}: {note}", highlight=False)
+    elif not no_anchors:
+        console.print(NO_TELEMETRY_NOTE, highlight=False)
+    command = "twin validate-anchors" + "".join(f" --only {k}" for k in only or [])
+    for path in out or []:
+        try:
+            written = write_table(path, results, skipped, comparisons, command=f"{command} --out {path}")
+        except ValueError as exc:
+            err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_INVALID) from None
+        console.print(f"wrote {written}")
+
+
+__all__ = ["validate_anchors"]
