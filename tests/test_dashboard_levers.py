@@ -109,8 +109,8 @@ def test_changing_the_accelerator_drops_a_calibrated_file(base: twin.Scenario, t
 
 
 def test_run_overrides_bound_the_report_rows(base: twin.Scenario) -> None:
-    assert lv.run_overrides(base, 6) == {"duration_s": 21600.0}
-    assert lv.run_overrides(base, 24) == {}
+    assert lv.run_overrides(base, 6) == {"duration_s": 21600.0}  # 360 one-minute rows
+    assert lv.run_overrides(base, 24) == {"report_interval_s": 240.0}  # the preset's 24 h, 360 rows
     week = lv.run_overrides(base, 168)
     assert week["duration_s"] == 168 * 3600
     assert week["duration_s"] / week["report_interval_s"] <= lv.MAX_REPORT_POINTS

@@ -100,7 +100,7 @@ def lever_widget(lever: lv.Lever, base: twin.Scenario) -> Any:
             label, min_value=date(year, 1, 1), max_value=date(year, 12, 31), key=lever.key, help=lever.help
         )
     if lever.kind == "optional_float":
-        on = sb.toggle(f"{lever.label}: on", key=f"{lever.key}__on", help=lever.help)
+        on = sb.toggle(f"Enable: {lever.label}", key=f"{lever.key}__on", help=lever.help)
         value = sb.slider(
             label,
             float(lever.min_value or 0.0),
@@ -211,7 +211,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     st.markdown(
         f"**{base_sc.name}** — {what_if.meta['n_gpus']:,} × {what_if.meta['accelerator']} in "
         f"{what_if.meta['n_servers']:,} servers, {duration_h:g} h simulated. "
-        f"This page took {elapsed:.2f} s (simulation {what_if.meta['wall_time_s']:.2f} s per run; "
+        f"This page took {elapsed:.2f} s (the what-if simulated in {what_if.meta['wall_time_s']:.2f} s; "
         "a lever setting seen before comes from the cache)."
     )
     if not what_ov:

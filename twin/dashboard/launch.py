@@ -19,7 +19,8 @@ def streamlit_command(port: int = 8501, address: str = "127.0.0.1", headless: bo
     """Arguments that run the app with this interpreter's Streamlit on ``address:port``.
 
     ``headless`` stops Streamlit from opening a browser and from asking for an e-mail; usage
-    statistics are off and the file watcher is off (the app is not edited while it runs).
+    statistics, the file watcher (the app is not edited while it runs) and the developer toolbar
+    are off.
     """
     return [
         sys.executable,
@@ -37,4 +38,6 @@ def streamlit_command(port: int = 8501, address: str = "127.0.0.1", headless: bo
         "false",
         "--server.fileWatcherType",
         "none",
+        "--client.toolbarMode",
+        "minimal",
     ]

@@ -39,7 +39,7 @@ Values = Mapping[str, Any]
 WEATHER_SOURCES: tuple[str, ...] = ("greensboro-nc", "sand-point-ak", "constant", "diurnal")
 SYNTHETIC_WEATHER: tuple[str, ...] = ("constant", "diurnal")
 #: At most this many report intervals per run: longer runs report less often.
-MAX_REPORT_POINTS = 1440
+MAX_REPORT_POINTS = 360
 #: Simulated hours of a dashboard run: short by default so a changed lever reruns in about a second.
 DEFAULT_DURATION_H = 6.0
 MIN_DURATION_H, MAX_DURATION_H = 1.0, 168.0
