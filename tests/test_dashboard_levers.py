@@ -148,3 +148,15 @@ def test_scenario_choices_are_loadable() -> None:
     for choice in choices:
         sc = twin.load_scenario(choice.source)
         assert lv.what_if_overrides(sc, lv.baseline_values(sc)) == {}
+
+
+def test_scenario_choices_take_extra_folders_with_unique_labels(tmp_path: Any) -> None:
+    extra = tmp_path / "scenarios"
+    extra.mkdir()
+    (extra / "air-cooled.yaml").write_text("base: default\nname: mine\nfleet: {accelerator: B200}\n")
+    choices = lv.scenario_choices([extra])
+    labels = [c.label for c in choices]
+    assert len(set(labels)) == len(labels)
+    mine = next(c for c in choices if c.source == str((extra / "air-cooled.yaml").resolve()))
+    assert mine.label == str((extra / "air-cooled.yaml").resolve())
+    assert twin.load_scenario(mine.source).fleet.accelerator == "B200"

@@ -455,10 +455,13 @@ class ScenarioChoice:
 
 
 def scenario_choices(extra_dirs: list[Path] | None = None) -> list[ScenarioChoice]:
-    """Built-in presets, then every ``*.yaml`` in the repository's ``scenarios/`` and ``extra_dirs``."""
+    """Presets, then the ``*.yaml`` of the repository's ``scenarios/``, of ``./scenarios`` and of ``extra_dirs``.
+
+    Labels are ``folder/file.yaml``, or the full path where that label is taken already.
+    """
     choices = [ScenarioChoice(f"preset: {name}", name) for name in preset_names()]
     repo_scenarios = preset_path("default").parent.parent.parent / "scenarios"
-    dirs = [repo_scenarios, *(extra_dirs or [])]
+    dirs = [repo_scenarios, Path.cwd() / "scenarios", *(extra_dirs or [])]
     seen: set[Path] = set()
     for folder in dirs:
         if not folder.is_dir():
@@ -468,7 +471,10 @@ def scenario_choices(extra_dirs: list[Path] | None = None) -> list[ScenarioChoic
             if real in seen:
                 continue
             seen.add(real)
-            choices.append(ScenarioChoice(f"{folder.name}/{path.name}", str(real)))
+            label = f"{folder.name}/{path.name}"
+            if any(c.label == label for c in choices):
+                label = str(real)
+            choices.append(ScenarioChoice(label, str(real)))
     return choices
 
 
