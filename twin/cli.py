@@ -1,4 +1,4 @@
-"""The command line: ``twin run | validate | catalog`` (and the subsystems' commands)."""
+"""The command line: ``twin run | validate | catalog | dashboard`` (and the subsystems' commands)."""
 
 from __future__ import annotations
 
@@ -251,6 +251,27 @@ def _print_sweep(report: Any) -> None:
         f"ran {report.ran}, skipped {report.skipped} finished, failed {len(report.failed)} "
         f"in {report.wall_time_s:.1f} s; wrote {report.out}/summary.parquet, summary.csv, points/"
     )
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 serves the network).")] = "127.0.0.1",
+    browser: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
+) -> None:
+    """Serve the what-if dashboard (Streamlit) until Ctrl-C."""
+    import os
+    import sys
+
+    from twin.dashboard.launch import streamlit_available, streamlit_command
+
+    if not streamlit_available():
+        err_console.print("[bold red]error[/] the dashboard needs Streamlit: pip install 'ai-factory-twin[dashboard]'")
+        raise typer.Exit(EXIT_INVALID)
+    console.print(f"dashboard at http://{address}:{port} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    cmd = streamlit_command(port, address, headless=not browser)
+    os.execv(cmd[0], cmd)  # Streamlit replaces this process: signals reach it directly
 
 
 def _register_harness() -> None:

@@ -1,0 +1,170 @@
+"""The Streamlit app, headless through ``streamlit.testing.v1.AppTest``.
+
+Each test changes levers the way a user would and checks the KPI cards against the physics
+direction (a lower power cap draws less energy, a cold climate gives a lower PUE) and against the
+numbers ``twin.simulate`` gives for the same overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import twin
+from twin.dashboard import levers as lv
+
+APP = Path(lv.__file__).resolve().parent / "app.py"
+SIX_HOURS = {"duration_s": lv.DEFAULT_DURATION_H * 3600}
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def metric(at: AppTest, label: str) -> tuple[str, str]:
+    """(value, delta) of the KPI card ``label``."""
+    for m in at.metric:
+        if m.label == label:
+            return m.value, m.delta
+    raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
+
+
+def number(text: str) -> float:
+    match = re.search(r"-?[\d,]+(?:\.\d+)?", text)
+    assert match, text
+    return float(match.group(0).replace(",", ""))
+
+
+def test_first_page_is_the_baseline_twice(app: AppTest) -> None:
+    assert any("equals the baseline" in i.value for i in app.info)
+    value, delta = metric(app, "Energy in (grid)")
+    assert delta in ("", None)
+    # The card shows what the public API computes for the same run.
+    kpis = twin.simulate(twin.load_scenario("default", SIX_HOURS)).kpis
+    assert value == f"{kpis['facility_energy_kwh']:,.0f} kWh"
+    assert metric(app, "PUE")[0] == f"{kpis['pue']:.3f}"
+    assert len(app.get("vega_lite_chart")) >= 9  # energy flow + power/PUE/tokens/cooling + temperatures
+    assert [d.label for d in app.get("download_button")] == [
+        "summary.json (what-if)",
+        "timeseries.csv",
+        "timeseries.parquet",
+        "ledger.csv",
+        "baseline summary.json",
+    ]
+
+
+def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:
+    base_kwh = number(metric(app, "Energy in (grid)")[0])
+    app.toggle(key="power_cap_w__on").set_value(True).run()  # the slider is enabled once the switch is on
+    app.slider(key="power_cap_w").set_value(300.0).run()
+    assert not app.exception
+    value, delta = metric(app, "Energy in (grid)")
+    # GPUs average ~330 W in the baseline, so a 300 W cap removes energy; decode is memory-bound,
+    # so tokens out do not fall and tokens per kWh rise.
+    assert number(value) < base_kwh
+    assert delta.startswith("-")
+    assert metric(app, "Tokens per kWh")[1].startswith("+")
+    kpis = twin.simulate(twin.load_scenario("default", {**SIX_HOURS, "fleet.power_cap_w": 300.0})).kpis
+    assert value == f"{kpis['facility_energy_kwh']:,.0f} kWh"
+    assert "--set fleet.power_cap_w=300.0" in app.code[0].value
+
+
+def test_cold_climate_lowers_pue_and_reset_restores_the_baseline(app: AppTest) -> None:
+    base_pue = number(metric(app, "PUE")[0])
+    app.selectbox(key="weather_source").set_value("sand-point-ak").run()
+    assert not app.exception
+    pue, delta = metric(app, "PUE")
+    assert number(pue) < base_pue  # Sand Point AK's July is cool: more economiser, less chiller
+    assert delta.startswith("-")
+    app.button(key="reset").click().run()
+    assert app.selectbox(key="weather_source").value == "greensboro-nc"
+    assert number(metric(app, "PUE")[0]) == base_pue
+
+
+def test_half_the_fleet_halves_tokens_at_the_same_load_per_server(app: AppTest) -> None:
+    tokens = number(metric(app, "Tokens out")[0])
+    app.slider(key="rows").set_value(2).run()
+    assert not app.exception
+    assert number(metric(app, "Tokens out")[0]) == pytest.approx(tokens / 2, rel=2e-3)  # display rounding
+    assert "--set fleet.rows=2" in app.code[0].value
+    assert "512 × H100-SXM" in app.markdown[0].value
+
+
+def test_air_cooling_raises_pue_and_cooling_energy(app: AppTest) -> None:
+    base_pue = number(metric(app, "PUE")[0])
+    app.selectbox(key="cooling_type").set_value("air").run()
+    assert number(metric(app, "PUE")[0]) > base_pue
+    table = app.dataframe[-1].value
+    row = table[table["KPI"] == "Cooling energy"].iloc[0]
+    assert number(row["what-if"]) > number(row["baseline"])
+
+
+def test_invalid_lever_combination_is_an_error_message_not_a_crash(app: AppTest) -> None:
+    app.selectbox(key="weather_source").set_value("constant")
+    app.slider(key="dry_bulb_c").set_value(10.0)
+    app.slider(key="wet_bulb_c").set_value(20.0).run()
+    assert not app.exception
+    assert any("wet_bulb_c" in e.value for e in app.error)
+
+
+def test_sweep_folder_plots_any_kpi_against_any_field(app: AppTest, tmp_path: Path) -> None:
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    pd.DataFrame(
+        {
+            "point": ["p0", "p1", "p2", "p3"],
+            "fleet.power_cap_w": [300.0, 400.0, 300.0, 400.0],
+            "weather.source": ["greensboro-nc", "greensboro-nc", "sand-point-ak", "sand-point-ak"],
+            "tokens_per_kwh": [7.1e5, 6.9e5, 7.3e5, 7.0e5],
+            "pue": [1.30, 1.29, 1.26, 1.25],
+        }
+    ).to_csv(folder / "summary.csv", index=False)
+    charts_before = len(app.get("vega_lite_chart"))
+    app.text_input(key="sweep_path").input(str(folder)).run()
+    assert not app.exception
+    assert not app.error, [e.value for e in app.error]
+    assert app.selectbox(key="sweep_x").value == "point"
+    assert app.selectbox(key="sweep_y").value == "tokens_per_kwh"
+    app.selectbox(key="sweep_x").set_value("fleet.power_cap_w")
+    app.selectbox(key="sweep_y").set_value("pue")
+    app.selectbox(key="sweep_color").set_value("weather.source").run()
+    assert not app.error
+    assert len(app.get("vega_lite_chart")) == charts_before + 1
+    assert app.dataframe[-1].value.shape == (4, 5)
+
+
+def test_sweep_folder_without_a_summary_names_what_it_expected(app: AppTest, tmp_path: Path) -> None:
+    app.text_input(key="sweep_path").input(str(tmp_path)).run()
+    assert not app.exception
+    assert any("summary.parquet or summary.csv" in e.value for e in app.error)
+
+
+def test_twin_dashboard_execs_streamlit_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from twin.cli import app as cli_app
+
+    calls: list[list[str]] = []
+
+    def fake_execv(path: str, argv: list[str]) -> None:
+        calls.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("os.execv", fake_execv)
+    result = CliRunner().invoke(cli_app, ["dashboard", "--port", "8765"])
+    assert result.exit_code == 0, result.output
+    assert "http://127.0.0.1:8765" in result.output
+    (argv,) = calls
+    assert argv[1:4] == ["-m", "streamlit", "run"]
+    assert Path(argv[4]) == APP
+    assert argv[argv.index("--server.port") + 1] == "8765"
+    assert argv[argv.index("--server.headless") + 1] == "true"

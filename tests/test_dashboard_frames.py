@@ -1,0 +1,168 @@
+"""The tables the dashboard draws (energy flow, comparisons, series, downloads) and the sweep reader."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import twin
+from twin.dashboard import frames, sweeps
+from twin.errors import TwinError
+from twin.units import J_PER_KWH
+
+SHORT = {"duration_s": 3600, "step_s": 10, "report_interval_s": 300}
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[twin.Result, twin.Result]:
+    base = twin.simulate(twin.load_scenario("default", SHORT))
+    capped = twin.simulate(twin.load_scenario("default", {**SHORT, "fleet.power_cap_w": 250.0}))
+    return base, capped
+
+
+def test_energy_flow_adds_up_to_the_grid_input(pair: tuple[twin.Result, twin.Result]) -> None:
+    kpis = pair[0].kpis
+    flow = frames.energy_flow(kpis)
+    # Every joule is booked once: the categories add up to the metered energy (ledger tolerance).
+    assert flow["energy_kwh"].sum() == pytest.approx(kpis["facility_energy_kwh"], rel=1e-9)
+    assert flow["share"].sum() == pytest.approx(1.0, rel=1e-9)
+    by_group = flow.groupby("group")["energy_kwh"].sum()
+    assert by_group["IT"] == pytest.approx(kpis["it_energy_kwh"], rel=1e-12)
+    assert by_group["cooling"] == pytest.approx(kpis["cooling_energy_j"] / J_PER_KWH, rel=1e-12)
+    assert by_group["conversion losses"] == pytest.approx(kpis["conversion_loss_energy_j"] / J_PER_KWH, rel=1e-12)
+    assert list(dict.fromkeys(flow["group"])) == list(frames.FLOW_GROUPS)
+    assert frames.flow_group("ups_loss") == "conversion losses"
+    assert frames.flow_group("cooling_chiller") == "cooling"
+    assert frames.flow_group("battery_net") == "other facility"
+
+
+def test_flow_sentence_follows_the_joules_to_tokens(pair: tuple[twin.Result, twin.Result]) -> None:
+    k = pair[0].kpis
+    text = frames.flow_sentence(k)
+    assert f"{k['facility_energy_kwh']:,.0f} kWh from the grid" in text
+    assert f"({k['it_energy_kwh'] / k['facility_energy_kwh']:.1%})" in text
+    assert f"{k['tokens_per_kwh']:,.0f} per grid kWh" in text
+
+
+def test_deltas_and_colours(pair: tuple[twin.Result, twin.Result]) -> None:
+    base, capped = (r.kpis for r in pair)
+    card = next(c for c in frames.KPI_CARDS if c.key == "facility_energy_kwh")
+    diff = capped["facility_energy_kwh"] - base["facility_energy_kwh"]
+    assert diff < 0  # a 250 W cap on GPUs averaging ~330 W
+    text = frames.delta(card, base, capped)
+    assert text == f"-{abs(diff):,.0f} ({diff / base['facility_energy_kwh']:+.1%})"
+    assert frames.delta(card, base, base) is None
+    assert frames.delta_color(card) == "inverse"  # less energy is good: shown green
+    tpk = next(c for c in frames.KPI_CARDS if c.key == "tokens_per_kwh")
+    assert frames.delta_color(tpk) == "normal"
+
+
+def test_comparison_table_is_what_if_minus_baseline(pair: tuple[twin.Result, twin.Result]) -> None:
+    base, capped = (r.kpis for r in pair)
+    table = frames.comparison_table(base, capped).set_index("KPI")
+    row = table.loc["PUE"]
+    assert row["baseline"] == base["pue"]
+    assert row["change"] == pytest.approx(capped["pue"] - base["pue"])
+    assert row["change %"] == pytest.approx(100 * (capped["pue"] - base["pue"]) / base["pue"])
+    text = frames.comparison_text(base, capped).set_index("KPI")
+    assert text.loc["Energy in (grid)", "better"] == "what-if"
+    assert text.loc["Tokens per kWh", "better"] == "what-if"
+    assert text.loc["Throttled GPU-hours", "better"] == "="
+
+
+def test_series_have_both_runs_in_display_units(pair: tuple[twin.Result, twin.Result]) -> None:
+    base, capped = pair
+    long = frames.series_long(base, capped, ["facility_power_w", "capped_fraction"])
+    n = len(base.timeseries)
+    assert len(long) == 2 * 2 * n
+    power = long[(long["quantity"] == "facility power [kW]") & (long["run"] == frames.BASELINE)]
+    assert power["value"].to_numpy() == pytest.approx(base.timeseries["facility_power_w"].to_numpy() / 1e3)
+    capped_pct = long[(long["quantity"] == "GPUs at the power cap [%]") & (long["run"] == frames.WHAT_IF)]["value"]
+    assert capped_pct.between(0, 100).all()
+    assert capped_pct.max() > 0
+    derived = frames.with_derived(capped)
+    # capped GPU-seconds over all GPU-seconds, summed back, gives the KPI.
+    gpu_h = (derived["capped_fraction"] * derived["duration_s"]).sum() * capped.kpis["n_gpus"] / 3600
+    assert gpu_h == pytest.approx(capped.kpis["capped_gpu_h"], rel=1e-12)
+
+
+def test_downloads_round_trip(pair: tuple[twin.Result, twin.Result]) -> None:
+    result = pair[1]
+    back = pd.read_parquet(io.BytesIO(frames.timeseries_parquet(result)))
+    pd.testing.assert_frame_equal(back, result.timeseries)
+    csv = pd.read_csv(io.BytesIO(frames.timeseries_csv(result)))
+    assert list(csv.columns) == list(result.timeseries.columns)
+    assert csv["facility_power_w"].to_numpy() == pytest.approx(result.timeseries["facility_power_w"].to_numpy())
+    doc = json.loads(frames.summary_json(result, {"fleet.power_cap_w": 250.0}))
+    assert doc["overrides"] == {"fleet.power_cap_w": 250.0}
+    assert doc["kpis"]["facility_energy_j"] == result.kpis["facility_energy_j"]
+    ledger = pd.read_csv(io.BytesIO(frames.ledger_csv(result)))
+    assert ledger["metered_j"].sum() == pytest.approx(result.kpis["facility_energy_j"], rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _sweep_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "fleet.rows": [4, 2, 1, 3],
+            "cooling.type": ["air", "liquid", "air", "liquid"],
+            "ok": [True, True, False, True],
+            "tokens_per_kwh": [6.1e5, 7.0e5, math.nan, 6.8e5],
+            "pue": [1.41, 1.29, 1.40, 1.28],
+        }
+    )
+
+
+def test_sweep_folder_prefers_parquet_and_reads_csv(tmp_path: Path) -> None:
+    frame = _sweep_frame()
+    frame.to_csv(tmp_path / "summary.csv", index=False)
+    assert sweeps.summary_file(tmp_path).name == "summary.csv"
+    pd.testing.assert_frame_equal(sweeps.load_sweep(tmp_path), frame)
+    frame.assign(pue=frame["pue"] + 1).to_parquet(tmp_path / "summary.parquet", index=False)
+    assert sweeps.summary_file(tmp_path).name == "summary.parquet"
+    assert sweeps.load_sweep(tmp_path)["pue"].iloc[0] == pytest.approx(2.41)
+    assert sweeps.load_sweep(tmp_path / "summary.csv")["pue"].iloc[0] == pytest.approx(1.41)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: p / "missing", "no such sweep folder"),
+        (lambda p: p, "expected summary.parquet or summary.csv"),
+        (lambda p: (p / "x.txt").write_text("a") and p / "x.txt", r"expected a \.parquet or \.csv"),
+        (lambda p: (p / "summary.csv").write_text("a,b\n") and p, "has no rows"),
+    ],
+)
+def test_bad_sweep_paths_say_what_was_expected(tmp_path: Path, setup: object, message: str) -> None:
+    path = setup(tmp_path)  # type: ignore[operator]
+    with pytest.raises(TwinError, match=message):
+        sweeps.load_sweep(path)
+
+
+def test_sweep_axes_and_plot_frame() -> None:
+    frame = _sweep_frame()
+    assert sweeps.numeric_columns(frame) == ["fleet.rows", "tokens_per_kwh", "pue"]
+    assert sweeps.default_axes(frame) == ("fleet.rows", "tokens_per_kwh")
+    data = sweeps.plot_frame(frame, "fleet.rows", "tokens_per_kwh", "cooling.type")
+    assert data["fleet.rows"].tolist() == [2, 3, 4]  # the NaN point dropped, sorted by x
+    assert list(data.columns) == ["fleet.rows", "tokens_per_kwh", "cooling.type"]
+    with pytest.raises(TwinError, match="not numeric"):
+        sweeps.plot_frame(frame, "fleet.rows", "cooling.type")
+    with pytest.raises(TwinError, match="no column 'nope'"):
+        sweeps.plot_frame(frame, "nope", "pue")
+
+
+def test_uploaded_summary_bytes(tmp_path: Path) -> None:
+    frame = _sweep_frame()
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    pd.testing.assert_frame_equal(sweeps.read_summary_bytes("summary.parquet", buf.getvalue()), frame)
+    with pytest.raises(TwinError, match=r"expected a \.parquet or \.csv"):
+        sweeps.read_summary_bytes("summary.json", b"{}")

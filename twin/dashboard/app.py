@@ -1,0 +1,346 @@
+"""The what-if dashboard: ``twin dashboard`` (or ``streamlit run twin/dashboard/app.py``).
+
+A leaf: it imports the public API (``twin.load_scenario``, ``twin.simulate``, ``twin.Result``) and
+the dashboard's logic modules, and only lays out widgets, caches and charts. Levers become scenario
+overrides in :mod:`twin.dashboard.levers`; tables come from :mod:`twin.dashboard.frames` and
+:mod:`twin.dashboard.sweeps`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+import yaml
+
+import twin
+from twin.dashboard import frames, sweeps
+from twin.dashboard import levers as lv
+from twin.errors import TwinError
+
+st.set_page_config(page_title="AI-factory twin: what-if", layout="wide")
+
+RUN_COLORS = alt.Scale(domain=[frames.BASELINE, frames.WHAT_IF], range=["#8c8c8c", "#d62728"])
+GROUP_COLORS = alt.Scale(domain=list(frames.FLOW_GROUPS), range=["#e377c2", "#1f77b4", "#bcbd22", "#2ca02c"])
+
+
+@st.cache_data(show_spinner="simulating…", max_entries=64)
+def simulate_cached(source: str, overrides_yaml: str) -> twin.Result:
+    """One simulation, cached on the scenario source and the canonical overrides text."""
+    overrides = yaml.safe_load(overrides_yaml) or {}
+    return twin.simulate(twin.load_scenario(source, overrides))
+
+
+def load_base(source: str) -> twin.Scenario:
+    """The chosen scenario as written (no overrides; read on every rerun, so edits to the file show)."""
+    return twin.load_scenario(source)
+
+
+def show_error(exc: Exception) -> None:
+    """A scenario or run error, every problem on its own line."""
+    st.error(f"**{type(exc).__name__}**\n\n```\n{exc}\n```")
+
+
+# ----------------------------------------------------------------------------- sidebar
+
+
+def pick_scenario() -> str:
+    """Scenario select box (presets and scenarios/*.yaml) and an optional path; returns the source."""
+    choices = lv.scenario_choices()
+    labels = [c.label for c in choices]
+    label = st.sidebar.selectbox("Scenario", labels, key="scenario")
+    path = st.sidebar.text_input("…or a scenario YAML path", key="scenario_path").strip()
+    if path:
+        return path
+    return next(c.source for c in choices if c.label == label)
+
+
+def reset_levers(base: twin.Scenario) -> None:
+    """Put every lever widget back at the baseline's value."""
+    for lever in lv.levers_for(base):
+        value = lever.read(base)
+        if lever.kind == "optional_float":
+            st.session_state[f"{lever.key}__on"] = value is not None
+            off = lever.off_value(base) if lever.off_value else lever.max_value
+            st.session_state[lever.key] = float(value if value is not None else off)  # type: ignore[arg-type]
+        elif lever.kind == "float":
+            st.session_state[lever.key] = float(value)
+        else:
+            st.session_state[lever.key] = value
+
+
+def lever_widget(lever: lv.Lever, base: twin.Scenario) -> Any:
+    """Draw one lever's widget (its state is in ``st.session_state[lever.key]``); return its value."""
+    sb = st.sidebar
+    label = f"{lever.label} [{lever.unit}]" if lever.unit else lever.label
+    if lever.kind == "choice":
+        return sb.selectbox(label, lv.lever_options(lever, base), key=lever.key, help=lever.help)
+    if lever.kind == "bool":
+        return sb.toggle(label, key=lever.key, help=lever.help)
+    if lever.kind == "int":
+        return sb.slider(
+            label, int(lever.min_value or 1), int(lever.max_value or 100), step=1, key=lever.key, help=lever.help
+        )
+    if lever.kind == "float":
+        return sb.slider(
+            label,
+            float(lever.min_value or 0.0),
+            float(lever.max_value or 1.0),
+            step=float(lever.step or 0.1),
+            key=lever.key,
+            help=lever.help,
+        )
+    if lever.kind == "date":
+        year = base.start.year
+        return sb.date_input(
+            label, min_value=date(year, 1, 1), max_value=date(year, 12, 31), key=lever.key, help=lever.help
+        )
+    if lever.kind == "optional_float":
+        on = sb.toggle(f"Enable: {lever.label}", key=f"{lever.key}__on", help=lever.help)
+        value = sb.slider(
+            label,
+            float(lever.min_value or 0.0),
+            float(lever.max_value or 1.0),
+            step=float(lever.step or 1.0),
+            key=lever.key,
+            disabled=not on,
+        )
+        return float(value) if on else None
+    raise ValueError(f"unknown lever kind {lever.kind!r}")
+
+
+def sidebar(base: twin.Scenario, source: str) -> tuple[float, dict[str, Any]]:
+    """Run length and levers; returns the duration [h] and the lever values."""
+    if st.session_state.get("_levers_for") != source:
+        reset_levers(base)
+        st.session_state["duration_h"] = lv.DEFAULT_DURATION_H
+        st.session_state["_levers_for"] = source
+    duration_h = st.sidebar.slider(
+        "Simulated hours (baseline and what-if)",
+        lv.MIN_DURATION_H,
+        lv.MAX_DURATION_H,
+        step=1.0,
+        key="duration_h",
+        help="Short runs keep the dashboard interactive; `twin run` does full days and years.",
+    )
+    st.sidebar.button("Reset levers to the baseline", on_click=reset_levers, args=(base,), key="reset")
+    values: dict[str, Any] = {}
+    for group in lv.GROUPS:
+        group_levers = [lever for lever in lv.levers_for(base) if lever.group == group]
+        if not group_levers:
+            continue
+        st.sidebar.subheader(group)
+        for lever in group_levers:
+            values[lever.key] = lever_widget(lever, base)
+    return float(duration_h), values
+
+
+# ----------------------------------------------------------------------------- charts
+
+
+def line_chart(long: pd.DataFrame, quantity: str, height: int = 220) -> alt.LayerChart:
+    """One quantity over time: the what-if solid red, the baseline dashed grey on top of it."""
+    data = long[long["quantity"] == quantity]
+    base = alt.Chart(data, title=quantity, height=height).encode(
+        x=alt.X("hours:Q", title="time [h]"),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.4~g")),
+        color=alt.Color("run:N", scale=RUN_COLORS, title=None),
+        tooltip=["run", alt.Tooltip("hours:Q", format=".2f"), alt.Tooltip("value:Q", format=",.4g")],
+    )
+    what_if = base.transform_filter(alt.datum.run == frames.WHAT_IF).mark_line(strokeWidth=2)
+    baseline = base.transform_filter(alt.datum.run == frames.BASELINE).mark_line(strokeDash=[5, 3], strokeWidth=1.5)
+    return alt.LayerChart(layer=[what_if, baseline])
+
+
+def flow_chart(flow: pd.DataFrame) -> alt.Chart:
+    """Stacked bars: where the grid's energy went, one bar per run."""
+    return (
+        alt.Chart(flow, height=170)
+        .mark_bar()
+        .encode(
+            y=alt.Y("run:N", title=None, sort=[frames.BASELINE, frames.WHAT_IF]),
+            x=alt.X("sum(energy_kwh):Q", title="energy from the grid [kWh]"),
+            color=alt.Color("group:N", scale=GROUP_COLORS, title="destination", sort=list(frames.FLOW_GROUPS)),
+            order=alt.Order("group_order:Q"),
+            tooltip=[
+                "run",
+                "group",
+                "category",
+                alt.Tooltip("energy_kwh:Q", format=",.1f", title="kWh"),
+                alt.Tooltip("share:Q", format=".2%"),
+            ],
+        )
+    )
+
+
+def kpi_cards(base: dict[str, float], what_if: dict[str, float]) -> None:
+    """The headline KPIs of the what-if, with the change against the baseline."""
+    cards = frames.KPI_CARDS
+    for start in range(0, len(cards), 5):
+        cols = st.columns(5)
+        for col, card in zip(cols, cards[start : start + 5], strict=False):
+            col.metric(
+                card.label,
+                card.text(what_if),
+                delta=frames.delta(card, base, what_if),
+                delta_color=frames.delta_color(card),
+                help=f"baseline: {card.text(base)}",
+            )
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values: dict[str, Any]) -> None:
+    """Run both scenarios (cached) and draw the comparison."""
+    try:
+        run_ov = lv.run_overrides(base_sc, duration_h)
+        what_ov = lv.what_if_overrides(base_sc, values)
+        t0 = time.perf_counter()
+        base = simulate_cached(source, lv.overrides_key(run_ov))
+        what_if = simulate_cached(source, lv.overrides_key({**run_ov, **what_ov}))
+        elapsed = time.perf_counter() - t0
+    except TwinError as exc:
+        show_error(exc)
+        return
+
+    st.markdown(
+        f"**{base_sc.name}** — {what_if.meta['n_gpus']:,} × {what_if.meta['accelerator']} in "
+        f"{what_if.meta['n_servers']:,} servers, {duration_h:g} h simulated. "
+        f"This page took {elapsed:.2f} s (the what-if simulated in {what_if.meta['wall_time_s']:.2f} s; "
+        "a lever setting seen before comes from the cache)."
+    )
+    if not what_ov:
+        st.info("The what-if equals the baseline: change a lever in the sidebar.")
+    st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash")
+    for warning in what_if.meta.get("warnings", []):
+        st.warning(warning)
+
+    st.subheader("Energy in, tokens out")
+    kpi_cards(base.kpis, what_if.kpis)
+
+    st.subheader("Where the energy goes")
+    flow = frames.flow_comparison(base.kpis, what_if.kpis)
+    flow["group_order"] = flow["group"].map({g: i for i, g in enumerate(frames.FLOW_GROUPS)})
+    st.altair_chart(flow_chart(flow), width="stretch")
+    st.markdown(
+        f"- **baseline:** {frames.flow_sentence(base.kpis)}\n- **what-if:** {frames.flow_sentence(what_if.kpis)}"
+    )
+    with st.expander("Energy by ledger category"):
+        table = flow.pivot_table(index=["group", "category"], columns="run", values="energy_kwh", sort=False)
+        st.dataframe(table.style.format("{:,.1f}"), width="stretch")
+
+    st.subheader("Power and PUE over time")
+    long = frames.series_long(base, what_if, ["facility_power_w", "pue", "tokens_per_s", "cooling_power_w"])
+    c1, c2 = st.columns(2)
+    c1.altair_chart(line_chart(long, frames.SERIES["facility_power_w"][0]), width="stretch")
+    c2.altair_chart(line_chart(long, frames.SERIES["pue"][0]), width="stretch")
+    c1.altair_chart(line_chart(long, frames.SERIES["tokens_per_s"][0]), width="stretch")
+    c2.altair_chart(line_chart(long, frames.SERIES["cooling_power_w"][0]), width="stretch")
+
+    st.subheader("Temperatures and throttling")
+    long = frames.series_long(
+        base, what_if, ["die_temp_max_c", "inlet_temp_max_c", "throttled_fraction", "capped_fraction", "dry_bulb_c"]
+    )
+    c1, c2 = st.columns(2)
+    c1.altair_chart(line_chart(long, frames.SERIES["die_temp_max_c"][0]), width="stretch")
+    c2.altair_chart(line_chart(long, frames.SERIES["inlet_temp_max_c"][0]), width="stretch")
+    c1.altair_chart(line_chart(long, frames.SERIES["throttled_fraction"][0]), width="stretch")
+    c2.altair_chart(line_chart(long, frames.SERIES["capped_fraction"][0]), width="stretch")
+
+    st.subheader("Side by side")
+    st.dataframe(frames.comparison_text(base.kpis, what_if.kpis), hide_index=True, width="stretch")
+
+    st.subheader("Download")
+    d = st.columns(5)
+    d[0].download_button(
+        "summary.json (what-if)",
+        frames.summary_json(what_if, what_ov),
+        "summary.json",
+        "application/json",
+        key="dl_summary",
+    )
+    d[1].download_button(
+        "timeseries.csv", frames.timeseries_csv(what_if), "timeseries.csv", "text/csv", key="dl_ts_csv"
+    )
+    d[2].download_button(
+        "timeseries.parquet",
+        frames.timeseries_parquet(what_if),
+        "timeseries.parquet",
+        "application/vnd.apache.parquet",
+        key="dl_ts_parquet",
+    )
+    d[3].download_button("ledger.csv", frames.ledger_csv(what_if), "ledger.csv", "text/csv", key="dl_ledger")
+    d[4].download_button(
+        "baseline summary.json", frames.summary_json(base), "baseline-summary.json", "application/json", key="dl_base"
+    )
+
+
+def sweep_page() -> None:
+    """Plot any KPI of a sweep result folder against any other column."""
+    st.markdown(
+        "A sweep folder holds `summary.parquet` or `summary.csv`: one row per point, the swept fields "
+        "and every KPI as columns."
+    )
+    path = st.text_input("Sweep folder (or summary file)", key="sweep_path").strip()
+    upload = st.file_uploader("…or upload a summary.csv / summary.parquet", type=["csv", "parquet"], key="sweep_upload")
+    try:
+        if path:
+            frame = sweeps.load_sweep(path)
+        elif upload is not None:
+            frame = sweeps.read_summary_bytes(upload.name, upload.getvalue())
+        else:
+            return
+        x0, y0 = sweeps.default_axes(frame)
+    except TwinError as exc:
+        show_error(exc)
+        return
+    columns = [str(c) for c in frame.columns]
+    numeric = sweeps.numeric_columns(frame)
+    c1, c2, c3 = st.columns(3)
+    x = c1.selectbox("x axis", columns, index=columns.index(x0), key="sweep_x")
+    y = c2.selectbox("y axis (KPI)", numeric, index=numeric.index(y0), key="sweep_y")
+    color = c3.selectbox("colour by", ["(none)", *columns], key="sweep_color")
+    color_col = None if color == "(none)" else color
+    try:
+        data = sweeps.plot_frame(frame, x, y, color_col)
+    except TwinError as exc:
+        show_error(exc)
+        return
+    x_type = "Q" if x in numeric else "N"
+    enc: dict[str, Any] = {
+        "x": alt.X(f"{x}:{x_type}", title=x),
+        "y": alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=False)),
+        "tooltip": list(data.columns),
+    }
+    if color_col:
+        enc["color"] = alt.Color(f"{color_col}:N", title=color_col)
+    chart = alt.Chart(data, height=380).mark_line(point=True).encode(**enc)
+    st.altair_chart(chart, width="stretch")
+    st.caption(f"{len(frame)} points, {len(columns)} columns")
+    st.dataframe(frame, width="stretch", hide_index=True)
+    st.download_button("summary.csv", frame.to_csv(index=False).encode(), "summary.csv", "text/csv", key="dl_sweep")
+
+
+def main() -> None:
+    """The page."""
+    st.title("AI-factory twin — what-if")
+    source = pick_scenario()
+    try:
+        base_sc = load_base(source)
+    except TwinError as exc:
+        show_error(exc)
+        return
+    duration_h, values = sidebar(base_sc, source)
+    tab_what_if, tab_sweep = st.tabs(["What-if", "Sweep results"])
+    with tab_what_if:
+        what_if_page(source, base_sc, duration_h, values)
+    with tab_sweep:
+        sweep_page()
+
+
+main()

@@ -1,0 +1,278 @@
+"""The tables the dashboard draws, built from :class:`~twin.results.Result` objects (no Streamlit).
+
+Each function takes results or KPI dicts and returns a pandas DataFrame or plain values in the
+result's units, so the app only lays them out and the numbers are tested here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
+from twin.results import Result
+from twin.units import J_PER_KWH, S_PER_HOUR
+
+#: Labels of the two runs in every comparison.
+BASELINE, WHAT_IF = "baseline", "what-if"
+
+
+@dataclass(frozen=True)
+class KpiCard:
+    """A headline KPI: key in ``Result.kpis``, label, unit, format, and which way is better."""
+
+    key: str
+    label: str
+    unit: str
+    fmt: str
+    better: Literal["lower", "higher", "neither"] = "neither"
+    scale: float = 1.0
+
+    def value(self, kpis: Mapping[str, float]) -> float:
+        """The KPI in display units (``nan`` when missing)."""
+        return float(kpis.get(self.key, math.nan)) * self.scale
+
+    def text(self, kpis: Mapping[str, float]) -> str:
+        """The formatted value with its unit."""
+        v = self.value(kpis)
+        if not math.isfinite(v):
+            return "n/a"
+        return f"{self.fmt.format(v)} {self.unit}".strip()
+
+
+#: The cards the app shows, energy in and tokens out first.
+KPI_CARDS: tuple[KpiCard, ...] = (
+    KpiCard("facility_energy_kwh", "Energy in (grid)", "kWh", "{:,.0f}", "lower"),
+    KpiCard("tokens_out", "Tokens out", "M", "{:,.0f}", "higher", scale=1e-6),
+    KpiCard("tokens_per_kwh", "Tokens per kWh", "", "{:,.0f}", "higher"),
+    KpiCard("j_per_token_facility", "Energy per token", "J", "{:.3f}", "lower"),
+    KpiCard("pue", "PUE", "", "{:.3f}", "lower"),
+    KpiCard("peak_facility_power_w", "Peak facility power", "kW", "{:,.0f}", "lower", scale=1e-3),
+    KpiCard("max_die_temp_c", "Max die temperature", "°C", "{:.1f}", "lower"),
+    KpiCard("throttled_gpu_h", "Throttled GPU-hours", "h", "{:,.1f}", "lower"),
+    KpiCard("water_l", "Water", "L", "{:,.0f}", "lower"),
+    KpiCard("carbon_kg", "Carbon", "t CO2e", "{:,.1f}", "lower", scale=1e-3),
+)
+
+#: Extra rows of the comparison table (after the cards).
+TABLE_EXTRA: tuple[KpiCard, ...] = (
+    KpiCard("it_energy_kwh", "IT energy", "kWh", "{:,.1f}", "lower"),
+    KpiCard("cooling_energy_j", "Cooling energy", "kWh", "{:,.1f}", "lower", scale=1 / J_PER_KWH),
+    KpiCard("conversion_loss_energy_j", "Conversion losses", "kWh", "{:,.1f}", "lower", scale=1 / J_PER_KWH),
+    KpiCard("j_per_token_it", "Energy per token (IT)", "J", "{:.3f}", "lower"),
+    KpiCard("mean_facility_power_w", "Mean facility power", "kW", "{:,.1f}", "lower", scale=1e-3),
+    KpiCard("capped_gpu_h", "Power-capped GPU-hours", "h", "{:,.1f}"),
+    KpiCard("max_inlet_temp_c", "Max inlet temperature", "°C", "{:.1f}", "lower"),
+    KpiCard("free_cooling_h", "Free-cooling hours", "h", "{:,.1f}", "higher"),
+    KpiCard("wue_l_per_kwh", "WUE", "L/kWh", "{:.3f}", "lower"),
+    KpiCard("unmet_heat_j", "Unmet heat", "kWh", "{:,.2f}", "lower", scale=1 / J_PER_KWH),
+    KpiCard("energy_cost", "Energy cost", "", "{:,.0f}", "lower"),
+    KpiCard("n_gpus", "GPUs", "", "{:,.0f}"),
+)
+
+
+def delta(card: KpiCard, base: Mapping[str, float], what_if: Mapping[str, float]) -> str | None:
+    """``st.metric`` delta text: the change in display units and in per cent; None when unchanged."""
+    b, w = card.value(base), card.value(what_if)
+    if not (math.isfinite(b) and math.isfinite(w)) or math.isclose(b, w, rel_tol=1e-9, abs_tol=1e-12):
+        return None
+    diff = w - b
+    pct = f" ({diff / abs(b):+.1%})" if b != 0 else ""
+    return f"{'+' if diff > 0 else '-'}{card.fmt.format(abs(diff))}{pct}"
+
+
+def delta_color(card: KpiCard) -> Literal["normal", "inverse", "off"]:
+    """Green when the change is good: ``inverse`` for lower-is-better KPIs."""
+    return {"lower": "inverse", "higher": "normal", "neither": "off"}[card.better]  # type: ignore[return-value]
+
+
+def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
+    """KPI, unit, baseline, what-if, change and change % for every card and extra row."""
+    rows = []
+    for card in (*KPI_CARDS, *TABLE_EXTRA):
+        if card.key not in base and card.key not in what_if:
+            continue
+        b, w = card.value(base), card.value(what_if)
+        rows.append(
+            {
+                "KPI": card.label,
+                "unit": card.unit,
+                BASELINE: b,
+                WHAT_IF: w,
+                "change": w - b,
+                "change %": 100.0 * (w - b) / abs(b) if b != 0 and math.isfinite(b) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def comparison_text(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
+    """:func:`comparison_table` as text, each value in its KPI's format (for display)."""
+    rows = []
+    for card in (*KPI_CARDS, *TABLE_EXTRA):
+        if card.key not in base and card.key not in what_if:
+            continue
+        b, w = card.value(base), card.value(what_if)
+        change = delta(card, base, what_if)
+        rows.append(
+            {
+                "KPI": card.label,
+                BASELINE: card.text(base),
+                WHAT_IF: card.text(what_if),
+                "change": "" if change is None else change,
+                "better": _verdict(card, b, w),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _verdict(card: KpiCard, b: float, w: float) -> str:
+    if card.better == "neither" or not (math.isfinite(b) and math.isfinite(w)):
+        return ""
+    if math.isclose(b, w, rel_tol=1e-9, abs_tol=1e-12):
+        return "="
+    return "what-if" if (w < b) == (card.better == "lower") else "baseline"
+
+
+# ----------------------------------------------------------------------------- energy flow
+
+#: Where the grid's energy goes, in drawing order (IT last: it is what makes tokens).
+FLOW_GROUPS: tuple[str, ...] = ("conversion losses", "cooling", "other facility", "IT")
+
+
+def flow_group(category: str) -> str:
+    """The flow group of a ledger category (``ups_loss`` → conversion losses)."""
+    if category in IT_CATEGORIES:
+        return "IT"
+    if category in LOSS_CATEGORIES:
+        return "conversion losses"
+    if category.startswith("cooling"):
+        return "cooling"
+    return "other facility"
+
+
+def energy_flow(kpis: Mapping[str, float]) -> pd.DataFrame:
+    """Energy per ledger category: ``group``, ``category``, ``energy_kwh``, ``share`` of the grid input.
+
+    The categories are every ``energy_<category>_j`` KPI, so the rows add up to the facility
+    energy to the ledger's tolerance.
+    """
+    rows = []
+    facility_j = float(kpis["facility_energy_j"])
+    for key, value in kpis.items():
+        if not (key.startswith("energy_") and key.endswith("_j")):
+            continue
+        category = key[len("energy_") : -len("_j")]
+        rows.append(
+            {
+                "group": flow_group(category),
+                "category": category.replace("_", " "),
+                "energy_kwh": float(value) / J_PER_KWH,
+                "share": float(value) / facility_j if facility_j > 0 else math.nan,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["group", "category", "energy_kwh", "share"])
+    order = {g: i for i, g in enumerate(FLOW_GROUPS)}
+    frame["_o"] = frame["group"].map(order)
+    return frame.sort_values(["_o", "energy_kwh"], ascending=[True, False]).drop(columns="_o").reset_index(drop=True)
+
+
+def flow_comparison(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
+    """:func:`energy_flow` of both runs, stacked, with a ``run`` column."""
+    return pd.concat(
+        [energy_flow(base).assign(run=BASELINE), energy_flow(what_if).assign(run=WHAT_IF)], ignore_index=True
+    )
+
+
+def flow_sentence(kpis: Mapping[str, float]) -> str:
+    """One line from the grid to the tokens: kWh in, the share that reaches IT, tokens out."""
+    facility = float(kpis["facility_energy_kwh"])
+    it = float(kpis["it_energy_kwh"])
+    tokens = float(kpis["tokens_out"])
+    acc = float(kpis.get("energy_accelerators_j", math.nan)) / J_PER_KWH
+    return (
+        f"{facility:,.0f} kWh from the grid → {it:,.0f} kWh to IT ({it / facility:.1%}), of which "
+        f"{acc:,.0f} kWh to accelerators → {tokens / 1e6:,.0f} M tokens "
+        f"({float(kpis['tokens_per_kwh']):,.0f} per grid kWh)"
+    )
+
+
+# ----------------------------------------------------------------------------- time series
+
+#: Time-series quantities for the charts: column → (label, scale to display units).
+SERIES: dict[str, tuple[str, float]] = {
+    "facility_power_w": ("facility power [kW]", 1e-3),
+    "it_power_w": ("IT power [kW]", 1e-3),
+    "cooling_power_w": ("cooling power [kW]", 1e-3),
+    "losses_power_w": ("conversion losses [kW]", 1e-3),
+    "pue": ("PUE [-]", 1.0),
+    "die_temp_max_c": ("max die temperature [°C]", 1.0),
+    "inlet_temp_max_c": ("max inlet temperature [°C]", 1.0),
+    "clock_fraction_mean": ("mean clock fraction [-]", 1.0),
+    "dry_bulb_c": ("outdoor dry-bulb [°C]", 1.0),
+    "tokens_per_s": ("tokens out per second [k/s]", 1e-3),
+    "throttled_fraction": ("GPUs throttled [%]", 100.0),
+    "capped_fraction": ("GPUs at the power cap [%]", 100.0),
+}
+
+
+def with_derived(result: Result) -> pd.DataFrame:
+    """The time series plus ``hours``, ``tokens_per_s`` and throttled/capped GPU fractions."""
+    ts = result.timeseries
+    n_gpus = float(result.kpis.get("n_gpus", result.meta.get("n_gpus", math.nan)))
+    gpu_s = ts["duration_s"] * n_gpus
+    return ts.assign(
+        hours=ts["time_s"] / S_PER_HOUR,
+        tokens_per_s=ts["tokens_out"] / ts["duration_s"],
+        throttled_fraction=ts["throttled_gpu_s"] / gpu_s,
+        capped_fraction=ts["capped_gpu_s"] / gpu_s,
+    )
+
+
+def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFrame:
+    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units)."""
+    parts = []
+    for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
+        ts = with_derived(result)
+        for col in columns:
+            label, scale = SERIES[col]
+            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": ts[col] * scale}))
+    return pd.concat(parts, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- downloads
+
+
+def summary_json(result: Result, overrides: Mapping[str, Any] | None = None) -> str:
+    """``summary.json`` as ``twin run`` writes it, plus the what-if overrides that produced it."""
+    doc = {**result.summary(), "overrides": dict(overrides or {})}
+    return json.dumps(doc, indent=2, default=_json_default, allow_nan=True)
+
+
+def timeseries_csv(result: Result) -> bytes:
+    """The time series as CSV."""
+    return result.timeseries.to_csv(index=False).encode()
+
+
+def timeseries_parquet(result: Result) -> bytes:
+    """The time series as Parquet."""
+    buf = io.BytesIO()
+    result.timeseries.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def ledger_csv(result: Result) -> bytes:
+    """The energy ledger (per interval and category) as CSV."""
+    return result.ledger.to_csv(index=False).encode()
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)

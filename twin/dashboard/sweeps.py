@@ -1,0 +1,123 @@
+"""Reading a sweep result folder for the dashboard (no Streamlit).
+
+A sweep folder holds ``summary.parquet`` and/or ``summary.csv`` with one row per point: the swept
+fields and every KPI as columns. Nothing else about the layout is assumed: any column can go on
+the x axis, any numeric column on the y axis.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from twin.errors import TwinError
+
+#: File names looked for in a sweep folder, in order of preference.
+SUMMARY_FILES: tuple[str, ...] = ("summary.parquet", "summary.csv")
+
+
+def summary_file(path: str | Path) -> Path:
+    """The summary table of a sweep folder (or ``path`` itself when it is a .parquet/.csv file).
+
+    Raises
+    ------
+    TwinError
+        When ``path`` does not exist or holds neither ``summary.parquet`` nor ``summary.csv``.
+    """
+    p = Path(path).expanduser()
+    if p.is_file():
+        if p.suffix not in (".parquet", ".csv"):
+            raise TwinError(f"{p}: expected a .parquet or .csv summary table, got a {p.suffix or 'suffix-less'} file")
+        return p
+    if not p.is_dir():
+        raise TwinError(f"{p}: no such sweep folder or summary file")
+    for name in SUMMARY_FILES:
+        if (p / name).is_file():
+            return p / name
+    raise TwinError(f"{p}: not a sweep folder (expected {' or '.join(SUMMARY_FILES)} in it)")
+
+
+def load_sweep(path: str | Path) -> pd.DataFrame:
+    """Read a sweep's summary table (see :func:`summary_file`).
+
+    Raises
+    ------
+    TwinError
+        When the file cannot be read or has no rows.
+    """
+    f = summary_file(path)
+    try:
+        frame = pd.read_parquet(f) if f.suffix == ".parquet" else pd.read_csv(f)
+    except (OSError, ValueError) as exc:
+        raise TwinError(f"{f}: cannot read the sweep summary ({exc})") from None
+    if frame.empty:
+        raise TwinError(f"{f}: the sweep summary has no rows")
+    return frame
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns that can go on a y axis (numeric, not boolean, at least one finite value)."""
+    out = []
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            continue
+        if s.notna().any():
+            out.append(str(col))
+    return out
+
+
+def varying_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns with more than one distinct value: the swept fields (and the KPIs that moved)."""
+    return [str(c) for c in frame.columns if frame[c].nunique(dropna=True) > 1]
+
+
+def default_axes(frame: pd.DataFrame) -> tuple[str, str]:
+    """A sensible first plot: the first varying column against ``tokens_per_kwh`` (or a numeric one)."""
+    numeric = numeric_columns(frame)
+    if not numeric:
+        raise TwinError("the sweep summary has no numeric column to plot")
+    varying = varying_columns(frame) or [str(frame.columns[0])]
+    y = "tokens_per_kwh" if "tokens_per_kwh" in numeric else numeric[-1]
+    x = next((c for c in varying if c != y), str(frame.columns[0]))
+    return x, y
+
+
+def plot_frame(frame: pd.DataFrame, x: str, y: str, color: str | None = None) -> pd.DataFrame:
+    """The columns of one plot, rows with a missing ``y`` dropped, sorted by ``x``.
+
+    Raises
+    ------
+    TwinError
+        When a column is missing or ``y`` is not numeric.
+    """
+    for col in (x, y, *([color] if color else [])):
+        if col not in frame.columns:
+            raise TwinError(f"no column {col!r} in the sweep summary; columns: {', '.join(map(str, frame.columns))}")
+    if y not in numeric_columns(frame):
+        raise TwinError(f"column {y!r} is not numeric and cannot go on the y axis")
+    cols = list(dict.fromkeys([x, y, *([color] if color else [])]))
+    out = frame[cols].dropna(subset=[y])
+    return out.sort_values(x, kind="stable").reset_index(drop=True)
+
+
+def read_summary_bytes(name: str, data: bytes) -> pd.DataFrame:
+    """Read an uploaded summary table (``name`` ends in .parquet or .csv).
+
+    Raises
+    ------
+    TwinError
+        On another suffix, an unreadable file or an empty table.
+    """
+    suffix = Path(name).suffix
+    if suffix not in (".parquet", ".csv"):
+        raise TwinError(f"{name}: expected a .parquet or .csv summary table")
+    try:
+        frame = pd.read_parquet(io.BytesIO(data)) if suffix == ".parquet" else pd.read_csv(io.BytesIO(data))
+    except (OSError, ValueError) as exc:
+        raise TwinError(f"{name}: cannot read the sweep summary ({exc})") from None
+    if frame.empty:
+        raise TwinError(f"{name}: the sweep summary has no rows")
+    return frame
