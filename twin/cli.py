@@ -105,6 +105,9 @@ def run(
             ) as bar:
                 task = bar.add_task(f"simulating {sc.name}", total=sc.duration_s)
                 result = simulate(sc, debug=debug, progress=lambda t, total: bar.update(task, completed=t))
+    except ScenarioError as exc:  # an input the scenario names (a trace file) is missing or malformed
+        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
     except TwinError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -125,11 +128,13 @@ def validate(
 ) -> None:
     """Check a scenario file without running it."""
     from twin.checks import run_checks
+    from twin.engine.demand import DemandModel
     from twin.facility import build_facility
 
     sc = _load(scenario, set_)
     try:
         fac = build_facility(sc)
+        DemandModel(fac)  # reads every trace the scenario names: bad paths and rows fail here
     except ScenarioError as exc:
         err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
