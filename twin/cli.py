@@ -71,6 +71,12 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     for key, label, unit, fmt in KPI_ROWS:
         if key in kpis:
             table.add_row(label, fmt.format(kpis[key]), unit)
+    for key, value in kpis.items():  # per-pool latency estimates (twin.engine.pool_stats)
+        for metric in ("ttft", "tpot"):
+            for q in ("p50", "p99"):
+                if key.endswith(f"_{metric}_{q}_s"):
+                    pool = key[: -len(f"_{metric}_{q}_s")]
+                    table.add_row(f"{pool} {metric.upper()} {q}", f"{value * 1e3:,.1f}", "ms")
     return table
 
 

@@ -14,7 +14,11 @@ Request streams (``arrivals.kind``)
   pool's first server, and every server when ``offsets`` is off, at 0; the servers of one replica
   share an offset). ``c = R / (S * N / P)`` makes the pool's mean rate ``R`` (``requests_per_s``,
   or ``rate_scale`` times the trace's ``N / P``, default 1); a fractional ``c`` is a fluid share
-  of every request. With ``loop`` the copy repeats every ``P``; without, nothing arrives after it.
+  of every request. A server carrying more than one copy's worth superposes ``n = ceil(c)``
+  (at most :data:`MAX_COPIES`, or ``copies``) copies with their own offsets, each weighted
+  ``c / n``, as merging independent streams does: scaling one copy by ``c`` would make its bursts
+  ``c`` times taller instead of about ``sqrt(c)``. With ``loop`` a copy repeats every ``P``;
+  without, nothing arrives after it.
 * ``poisson``, ``bursty``: a stream of rate ``R / S`` is drawn with the run's generator (Poisson,
   Gamma renewal or MMPP-2, :mod:`twin.workload.synthetic`) over the run (or, past
   :data:`MAX_DRAWN_REQUESTS`, a shorter window that repeats) and handled as a trace with
@@ -74,6 +78,8 @@ from twin.workload.synthetic import EmpiricalTokens, gamma_requests, mmpp2_reque
 
 #: Most requests drawn for one synthetic stream; beyond, a shorter window is drawn and repeated.
 MAX_DRAWN_REQUESTS = 2_000_000
+#: Most shifted copies of a trace superposed on one server by default (each costs a lookup).
+MAX_COPIES = 8
 #: Weights kept per request for the exact per-tick sums.
 _WEIGHTS = ("prompt", "output", "prompt_sq", "context_x_output")
 
@@ -120,15 +126,19 @@ class InputError:
 
 
 def server_offsets_s(
-    pool: Pool, gpus_per_server: int, period_s: float, on: bool, rng: np.random.Generator
+    pool: Pool, gpus_per_server: int, period_s: float, on: bool, rng: np.random.Generator, copies: int = 1
 ) -> FloatArray | None:
-    """Per-server offsets in ``[0, period)``: one per replica, the first 0; None when off."""
-    if not on or pool.n_servers == 1:
+    """Offsets in ``[0, period)`` of each server's copies, ``(S, copies)``; None when off.
+
+    One row per replica (servers of a replica share it), drawn uniformly; the pool's first copy
+    is not shifted. Without offsets every copy is the unshifted trace (None).
+    """
+    if not on or (pool.n_servers == 1 and copies == 1):
         return None
     per_replica = max(1, pool.gpus_per_replica // gpus_per_server)
     groups = np.arange(pool.n_servers) // per_replica
-    drawn = rng.uniform(0.0, period_s, size=int(groups[-1]) + 1)
-    drawn[0] = 0.0
+    drawn = rng.uniform(0.0, period_s, size=(int(groups[-1]) + 1, copies))
+    drawn[0, 0] = 0.0
     return np.asarray(drawn[groups])
 
 
@@ -143,8 +153,19 @@ def _shifted(
     return f(t0[:, None], t1[:, None], o)
 
 
+def copies_per_server(scale: float, asked: int | None) -> int:
+    """Shifted copies to superpose on a server carrying ``scale`` copies' worth of a trace."""
+    if asked is not None:
+        return asked
+    return int(min(max(np.ceil(scale - 1e-9), 1), MAX_COPIES))
+
+
 class RequestSource:
-    """A pool's request stream: ``scale`` copies per server of a periodic stream, shifted per server."""
+    """A pool's request stream: ``scale`` copies' worth per server of a periodic stream.
+
+    ``offsets`` is ``(S, n)``: server ``s`` superposes ``n`` copies shifted by ``offsets[s]``,
+    each weighted ``scale / n``; None puts ``scale`` unshifted copies on every server.
+    """
 
     varies = True
 
@@ -177,9 +198,17 @@ class RequestSource:
 
     def block(self, t0: FloatArray, t1: FloatArray) -> RequestBlock:
         """Arrivals per tick and server."""
-        sums = _shifted(self.events.window_sums, t0, t1, self.offsets)
+        if self.offsets is None:
+            sums = _shifted(self.events.window_sums, t0, t1, None)
+            c = self.scale
+        else:
+            n_copies = self.offsets.shape[1]
+            sums = _shifted(self.events.window_sums, t0, t1, self.offsets[:, 0])
+            for j in range(1, n_copies):
+                more = _shifted(self.events.window_sums, t0, t1, self.offsets[:, j])
+                sums = {k: v + more[k] for k, v in sums.items()}
+            c = self.scale / n_copies
         shape = (t0.size, self.n_servers)
-        c = self.scale
         n, p, o = sums["count"], sums["prompt"], sums["output"]
         prompt_len = np.divide(sums["prompt_sq"], p, out=np.full(p.shape, self.mean_prompt_len), where=p > 0)
         context_len = np.divide(sums["context_x_output"], o, out=np.full(o.shape, self.mean_context_len), where=o > 0)
@@ -276,14 +305,15 @@ def build_request_source(
             raise errors.fail(f"{field}.path", str(exc)) from None
         base_rate = len(df) / period
         pool_rate = arr.requests_per_s if arr.requests_per_s is not None else (arr.rate_scale or 1.0) * base_rate
-        offsets = server_offsets_s(pool, gps, period, arr.offsets, rng)
+        scale = pool_rate / (n * base_rate)
+        offsets = server_offsets_s(pool, gps, period, arr.offsets, rng, copies_per_server(scale, arr.copies))
         return RequestSource.from_frame(
             t * arr.time_scale,
             df["prompt_tokens"].to_numpy(),
             df["output_tokens"].to_numpy(),
             period,
             arr.loop,
-            pool_rate / (n * base_rate),
+            scale,
             offsets,
             n,
         )
@@ -383,7 +413,7 @@ def build_telemetry_source(
     step *= spec.time_scale
     sig = PeriodicSignal(step * np.arange(n_bins), values, step * n_bins, spec.loop)
     offsets = server_offsets_s(pool, fac.gpus_per_server, sig.period_s, spec.offsets, rng)
-    return SignalSource(sig, offsets, pool.n_servers)
+    return SignalSource(sig, None if offsets is None else offsets[:, 0], pool.n_servers)
 
 
 def build_job_source(pool: Pool, index: int, fac: Facility, errors: InputError) -> JobSource | None:

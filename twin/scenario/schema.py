@@ -234,9 +234,10 @@ class Arrivals(StrictModel):
 class TraceArrivals(StrictModel):
     """Requests replayed from a trace file, read once and binned onto the tick grid.
 
-    Each server of the pool receives ``c`` copies of the trace (fractional: a fluid share), its
-    copy circularly shifted by its own offset when ``offsets`` is on, with ``c`` chosen so that
-    the pool's mean rate is ``requests_per_s`` (or ``rate_scale`` times the trace's rate).
+    Each server of the pool receives ``c`` copies' worth of the trace (fractional: a fluid share),
+    as ``copies`` superposed copies each circularly shifted by its own offset when ``offsets`` is
+    on, with ``c`` chosen so that the pool's mean rate is ``requests_per_s`` (or ``rate_scale``
+    times the trace's rate). See :mod:`twin.engine.sources`.
     """
 
     kind: Literal["trace"]
@@ -252,6 +253,9 @@ class TraceArrivals(StrictModel):
     requests_per_s: float | None = Field(None, gt=0, description="Target mean request rate of the whole pool.")
     loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else no requests after).")
     offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
+    copies: int | None = Field(
+        None, ge=1, le=64, description="Shifted copies superposed per server (default: the rate's need, at most 8)."
+    )
 
     @model_validator(mode="after")
     def _one_rate(self) -> TraceArrivals:
