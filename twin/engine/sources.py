@@ -100,7 +100,7 @@ class InputError:
 
     def __init__(self, fac: Facility) -> None:
         sc = fac.scenario
-        self.source = f"scenario {sc.name!r}" + (f" (in {sc.source_dir})" if sc.source_dir is not None else "")
+        self.source = f"{sc.name!r}" + (f" (from {sc.source_dir})" if sc.source_dir is not None else "")
         self.base_dir: Path | None = sc.source_dir
 
     def fail(self, field: str, message: str) -> ScenarioError:
