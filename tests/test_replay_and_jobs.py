@@ -182,3 +182,13 @@ def test_bad_job_trace_is_located(tmp_path):
         simulate(sc)
     msg = str(exc.value)
     assert "workloads.0.jobs.path" in msg and "jobs.csv, line 3" in msg
+
+
+def test_dcgm_telemetry_replays():
+    # tests/data/dcgm_wide.csv records DCGM_FI_DEV_GPU_UTIL at 0, 1, 2 s: GPU 0 98, 100, 100 %,
+    # GPU 1 0, 0, 2 %. Averaged over GPUs and held 1 s each: 0.49, 0.50, 0.51, a 3 s period with
+    # mean 0.5; 60 s are 20 periods, so the GPUs draw 70 + 630 x 0.5 = 385 W.
+    w = {"name": "replay", "kind": "telemetry", "path": "dcgm_wide.csv", "offsets": False}
+    r = simulate(scenario(w, duration_s=60, source_dir=DATA, report_interval_s=60))
+    assert r.kpis["replay_busy_mean"] == pytest.approx(0.5, rel=1e-12)
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(385.0, rel=1e-12)

@@ -278,3 +278,34 @@ def test_cli_validate_and_run_reject_a_missing_trace(tmp_path):
         assert proc.returncode == 2
         assert "workloads.0.arrivals.path" in proc.stderr and "missing.csv" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_long_run_over_a_large_pool_holds_one_trace(conv):
+    # 24 h over 4 000 servers: the source keeps the trace once (cumulative sums over its rows)
+    # and per-server offsets, never a looped or per-server copy; a block is ticks x servers.
+    sc = load_scenario(
+        "default",
+        {
+            "fleet.rows": 125,
+            "duration_s": 86400,
+            "workloads": [
+                {
+                    "name": "chat",
+                    "kind": "inference",
+                    "model": "Llama-3.1-8B",
+                    "tensor_parallel": 1,
+                    "arrivals": {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": 20000},
+                }
+            ],
+        },
+    )
+    demand = DemandModel(build_facility(sc))
+    src = demand.requests[0][1]
+    held = [src.events.t_s, *src.events._cum.values(), src.offsets]
+    assert src.events.t_s.size == len(conv)
+    assert src.offsets.shape == (4000, 1)
+    assert sum(a.nbytes for a in held) < 2e6  # one trace (19 366 rows x 6 arrays) + 4 000 offsets
+    t0 = np.arange(50_000.0, 50_100.0)
+    block = demand.block(t0, t0 + 1.0)
+    assert block.requests.shape == (100, 4000)
+    assert block.requests.sum() == pytest.approx(20000 * 100, rel=0.2)
