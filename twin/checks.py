@@ -31,7 +31,9 @@ def check_model_fits(fac: Facility) -> list[str]:
         if pool.kind != "inference" or pool.spec is None:
             continue
         arr = pool.spec.arrivals  # type: ignore[union-attr]
-        ctx = arr.prompt_tokens + arr.output_tokens
+        # Traces (and resampled lengths) are not read here: check the weights alone for them.
+        fixed = getattr(arr, "tokens_from", None) is None
+        ctx = getattr(arr, "prompt_tokens", 0.0) + getattr(arr, "output_tokens", 0.0) if fixed else 0.0
         need = pool.weight_bytes + pool.max_batch * ctx * pool.kv_bytes_per_token
         have = hbm * pool.gpus_per_replica
         if pool.weight_bytes > have:

@@ -71,6 +71,12 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     for key, label, unit, fmt in KPI_ROWS:
         if key in kpis:
             table.add_row(label, fmt.format(kpis[key]), unit)
+    for key, value in kpis.items():  # per-pool latency estimates (twin.engine.pool_stats)
+        for metric in ("ttft", "tpot"):
+            for q in ("p50", "p99"):
+                if key.endswith(f"_{metric}_{q}_s"):
+                    pool = key[: -len(f"_{metric}_{q}_s")]
+                    table.add_row(f"{pool} {metric.upper()} {q}", f"{value * 1e3:,.1f}", "ms")
     return table
 
 
@@ -105,6 +111,9 @@ def run(
             ) as bar:
                 task = bar.add_task(f"simulating {sc.name}", total=sc.duration_s)
                 result = simulate(sc, debug=debug, progress=lambda t, total: bar.update(task, completed=t))
+    except ScenarioError as exc:  # an input the scenario names (a trace file) is missing or malformed
+        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
     except TwinError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -125,11 +134,13 @@ def validate(
 ) -> None:
     """Check a scenario file without running it."""
     from twin.checks import run_checks
+    from twin.engine.demand import DemandModel
     from twin.facility import build_facility
 
     sc = _load(scenario, set_)
     try:
         fac = build_facility(sc)
+        DemandModel(fac)  # reads every trace the scenario names: bad paths and rows fail here
     except ScenarioError as exc:
         err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None

@@ -19,7 +19,7 @@ from twin._types import FloatArray, IntArray
 from twin.catalog import AcceleratorSpec, LossCurve, ModelSpec
 from twin.errors import FieldProblem, ScenarioError
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
-from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TrainingWorkload
+from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
 #: Bytes per weight and per KV value by precision. BF16 is 2 bytes, FP8 1 byte (IEEE/OCP formats).
 BYTES_PER_VALUE = {"bf16": 2.0, "fp8": 1.0}
@@ -54,7 +54,7 @@ class Pool:
     index: int
     name: str
     kind: str
-    model: ModelSpec
+    model: ModelSpec | None
     servers: IntArray
     gpus_per_replica: int
     max_batch: float
@@ -68,7 +68,7 @@ class Pool:
     peak_flop_s_per_gpu: float
     mfu: float = 0.0
     mem_activity: float = 0.0
-    spec: InferenceWorkload | TrainingWorkload | None = field(default=None, repr=False)
+    spec: InferenceWorkload | TrainingWorkload | TelemetryWorkload | None = field(default=None, repr=False)
 
     @property
     def n_servers(self) -> int:
@@ -204,8 +204,32 @@ def _pools(scenario: Scenario, acc: AcceleratorSpec) -> tuple[list[Pool], IntArr
 
 
 def _pool(
-    index: int, w: InferenceWorkload | TrainingWorkload, servers: IntArray, gpus_per_server: int, acc: AcceleratorSpec
+    index: int,
+    w: InferenceWorkload | TrainingWorkload | TelemetryWorkload,
+    servers: IntArray,
+    gpus_per_server: int,
+    acc: AcceleratorSpec,
 ) -> Pool:
+    if isinstance(w, TelemetryWorkload):
+        # Replayed activity: no model, no tokens (twin.engine.sources).
+        zero = dict.fromkeys(
+            ("weight_bytes", "dense_weight_bytes", "expert_weight_bytes", "kv_bytes_per_token", "flops_per_token"),
+            0.0,
+        )
+        return Pool(
+            index=index,
+            name=w.name,
+            kind=w.kind,
+            model=None,
+            servers=servers,
+            gpus_per_replica=1,
+            max_batch=0.0,
+            replica_bandwidth_b_s=0.0,
+            replica_flop_s=0.0,
+            peak_flop_s_per_gpu=0.0,
+            spec=w,
+            **zero,
+        )
     model = catalog.model_spec(w.model)
     b_w = BYTES_PER_VALUE[w.precision]
     peak = acc.fp8_flop_s if w.precision == "fp8" else acc.bf16_flop_s

@@ -50,6 +50,7 @@ def simulate(
     ledger = engine.ledger.frame(ts["time_s"].to_numpy())[: len(ts)]
     pool_names = [p.name for p in fac.pools]
     kpis = compute_kpis(ts, ledger, pool_names, scenario.site.model_dump(), fac.n_gpus)
+    kpis.update(engine.pool_stats.kpis())
     return Result(
         kpis=kpis,
         timeseries=ts,

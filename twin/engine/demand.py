@@ -1,4 +1,11 @@
-"""Request demand per tick for each pool, mapped onto the pool's servers."""
+"""Demand per tick for each pool, mapped onto the pool's servers.
+
+Inference pools get requests and tokens from their source (expected arrivals, a replayed trace
+or a drawn stream; :mod:`twin.engine.sources`), telemetry pools a replayed busy fraction,
+training pools with a job trace the share of their GPUs in jobs. Sources are built once per run;
+every draw uses the run's generator, and a block's demand depends only on its ticks (the engine
+may compute a block twice when it cuts it at a regime change).
+"""
 
 from __future__ import annotations
 
@@ -7,35 +14,83 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin._types import FloatArray
-from twin.facility import Facility
-from twin.scenario.schema import InferenceWorkload
-from twin.workload.fluid import expected_arrivals
+from twin.engine.sources import (
+    FluidSource,
+    InputError,
+    JobSource,
+    RequestSource,
+    SignalSource,
+    build_job_source,
+    build_request_source,
+    build_telemetry_source,
+)
+from twin.facility import Facility, Pool
 
 
 @dataclass
 class Demand:
-    """``(K, S)`` arrays of tokens arriving per server and the sequence lengths they imply."""
+    """``(K, S)`` arrays of tokens arriving per server and the sequence lengths they imply.
+
+    ``train_fraction`` (share of a training server's GPUs in jobs) and ``replay_busy`` (measured
+    busy fraction of a telemetry server) are None when no pool needs them; ``gpus_demanded``
+    maps a job-trace pool's name to the GPUs its jobs ask for in each tick ``(K,)``.
+    """
 
     requests: FloatArray
     prefill_tokens: FloatArray
     decode_tokens: FloatArray
     prompt_len: FloatArray
     context_len: FloatArray
+    train_fraction: FloatArray | None = None
+    replay_busy: FloatArray | None = None
+    gpus_demanded: dict[str, FloatArray] | None = None
+
+
+def _span(pool: Pool) -> slice:
+    return slice(int(pool.servers[0]), int(pool.servers[-1]) + 1)
 
 
 class DemandModel:
-    """Expected arrivals of each inference pool, spread evenly over the pool's servers."""
+    """The sources of every pool, evaluated over blocks of ticks.
 
-    def __init__(self, fac: Facility) -> None:
+    Parameters
+    ----------
+    fac : Facility
+        The facility.
+    rng : numpy.random.Generator, optional
+        The run's generator (per-server offsets, drawn streams). Needed only when a pool draws;
+        a fresh seeded one from the scenario is used when omitted.
+
+    Raises
+    ------
+    ScenarioError
+        A trace is missing or malformed; the message names the scenario field and, for a bad
+        row, the trace file and line.
+    """
+
+    def __init__(self, fac: Facility, rng: np.random.Generator | None = None) -> None:
         self.fac = fac
+        rng = np.random.default_rng(fac.scenario.seed) if rng is None else rng
         start = fac.scenario.start
-        self.start_hour = start.hour + start.minute / 60.0 + start.second / 3600.0
-        self.pools = [p for p in fac.pools if isinstance(p.spec, InferenceWorkload)]
+        start_hour = start.hour + start.minute / 60.0 + start.second / 3600.0
+        errors = InputError(fac)
+        self.requests: list[tuple[Pool, RequestSource | FluidSource]] = []
+        self.telemetry: list[tuple[Pool, SignalSource]] = []
+        self.jobs: list[tuple[Pool, JobSource]] = []
+        for i, pool in enumerate(fac.pools):
+            if pool.kind == "inference":
+                self.requests.append((pool, build_request_source(pool, i, fac, rng, errors, start_hour)))
+            elif pool.kind == "telemetry":
+                self.telemetry.append((pool, build_telemetry_source(pool, i, fac, rng, errors)))
+            else:
+                job = build_job_source(pool, i, fac, errors)
+                if job is not None:
+                    self.jobs.append((pool, job))
 
     @property
     def varies(self) -> bool:
         """True when some input changes within a tick grid (a tick-by-tick advance is needed)."""
-        return any(p.spec.arrivals.kind != "constant" for p in self.pools)  # type: ignore[union-attr]
+        return any(src.varies for _, src in (*self.requests, *self.telemetry, *self.jobs))
 
     def block(self, t0: FloatArray, t1: FloatArray) -> Demand:
         """Demand over the ticks ``[t0[k], t1[k])``."""
@@ -43,15 +98,24 @@ class DemandModel:
         out = {k: np.zeros((n_k, n_s)) for k in ("requests", "prefill_tokens", "decode_tokens")}
         prompt = np.ones((n_k, n_s))
         context = np.ones((n_k, n_s))
-        for pool in self.pools:
-            arr = pool.spec.arrivals  # type: ignore[union-attr]
-            peak = arr.peak_to_mean if arr.kind == "diurnal" else 1.0
-            req = expected_arrivals(t0, t1, arr.requests_per_s, peak, arr.peak_hour, self.start_hour)
-            per_server = (req / pool.n_servers)[:, None]
-            s = slice(int(pool.servers[0]), int(pool.servers[-1]) + 1)
-            out["requests"][:, s] = per_server
-            out["prefill_tokens"][:, s] = per_server * arr.prompt_tokens
-            out["decode_tokens"][:, s] = per_server * arr.output_tokens
-            prompt[:, s] = max(arr.prompt_tokens, 1.0)
-            context[:, s] = arr.prompt_tokens + arr.output_tokens / 2.0
-        return Demand(out["requests"], out["prefill_tokens"], out["decode_tokens"], prompt, context)
+        for pool, src in self.requests:
+            s = _span(pool)
+            b = src.block(t0, t1)
+            out["requests"][:, s] = b.requests
+            out["prefill_tokens"][:, s] = b.prefill_tokens
+            out["decode_tokens"][:, s] = b.decode_tokens
+            prompt[:, s] = b.prompt_len
+            context[:, s] = b.context_len
+        demand = Demand(out["requests"], out["prefill_tokens"], out["decode_tokens"], prompt, context)
+        if self.telemetry:
+            demand.replay_busy = np.zeros((n_k, n_s))
+            for pool, sig in self.telemetry:
+                demand.replay_busy[:, _span(pool)] = sig.block(t0, t1)
+        if self.jobs:
+            demand.train_fraction = np.ones((n_k, n_s))
+            demand.gpus_demanded = {}
+            for pool, job in self.jobs:
+                fill, wanted = job.block(t0, t1)
+                demand.train_fraction[:, _span(pool)] = fill
+                demand.gpus_demanded[pool.name] = wanted
+        return demand

@@ -28,6 +28,7 @@ from twin._types import FloatArray
 from twin.engine.boundary import WeatherBoundary
 from twin.engine.cooling import PlantStep, build_plant
 from twin.engine.demand import DemandModel
+from twin.engine.pool_stats import PoolStats
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.telemetry import Recorder
@@ -120,7 +121,8 @@ class Engine:
         self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir)
         self.boundary = self.weather.at(0.0)
         self.const = ServerConstants.build(fac)
-        self.demand = DemandModel(fac)
+        self.demand = DemandModel(fac, rng)
+        self.pool_stats = PoolStats(fac, self.demand)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), sc.fleet.power_cap_w)
         cooling_cats = tuple(f"cooling_{c}" for c in self.plant.components)
@@ -246,7 +248,19 @@ class Engine:
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
         queues = (st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
         ones = np.ones_like(dem.requests)
-        res = serve_block(c, *serve_args, ones, *queues)
+
+        def serve(clock: FloatArray) -> ServeResult:
+            return serve_block(
+                c,
+                *serve_args,
+                clock,
+                *queues,
+                requests=dem.requests,
+                train_fraction=dem.train_fraction,
+                replay_busy=dem.replay_busy,
+            )
+
+        res = serve(ones)
         pw = (acc.idle_power_w, acc.max_power_w)
         ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
         p_full = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, 1.0, *ks)
@@ -260,7 +274,7 @@ class Engine:
                 limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction
             )
             clock = np.where(p_full > limit_w, clock, 1.0)
-            res = serve_block(c, *serve_args, clock, *queues)
+            res = serve(clock)
         p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks)
         up = st.server_up.astype(np.float64)
         gpus = st.gpus_up * up
@@ -352,6 +366,7 @@ class Engine:
             ):
                 k = f"{pool.name}:{key}"
                 tok[k] = tok.get(k, 0.0) + float(arr[:, s].sum())
+        self.pool_stats.commit(b)
 
     # -------------------------------------------------------------------- reports
     def _new_interval(self) -> Interval:
@@ -373,7 +388,7 @@ class Engine:
                 f"{name}_tokens_training", f"{name}_backlog_tokens", f"{name}_batch_mean",
                 f"{name}_step_time_mean_s",
             ]  # fmt: skip
-        return cols
+        return cols + self.pool_stats.columns()
 
     def _flush(self) -> None:
         i, a = self.interval_index, self.acc
@@ -433,6 +448,7 @@ class Engine:
         row["tokens_generated"] = totals["generated"]
         row["tokens_training"] = totals["training"]
         row["tokens_out"] = totals["generated"] + totals["training"]
+        row.update(self.pool_stats.flush())
         self.recorder.record(i, row)
         self.interval_index += 1
         self.acc = self._new_interval()

@@ -8,6 +8,20 @@ that sustains the served token rate (:func:`twin.physics.serving.decode_batch_fo
 one sequence while any token is generated. Tokens are booked when served; a request's decode
 spreads over seconds, so generated tokens are booked up to a request's duration early (the tick is
 the resolution of the model).
+
+Latency estimates (per tick and server, from the same fluid queue): a request arriving in a tick
+waits for the work left queued at the tick's end, ``w = q_p c_p + q_d c_d`` seconds (backlog over
+service rate), then its prompt is prefilled at the replica's FLOP/s, so
+``TTFT = w + L_p c_p`` with ``L_p`` the tick's mean prompt length; each sequence then gets one
+token per decode step while the replica decodes, ``TPOT = t_step(B) / (1 - phi_p)`` with ``B`` the
+tick's batch and ``phi_p`` its prefill share. These are interval-level values: a fluid model
+has no individual requests, so their spread over ticks and servers (weighted by requests or by
+tokens, :mod:`twin.engine.pool_stats`) stands for the distribution; the spread of requests within
+a tick (FCFS order, chunked prefill interleaving) is not modelled.
+
+Training servers run at full activity on the share ``train_fraction`` of their GPUs (1 for a
+steady job, from a job trace otherwise); telemetry servers replay a measured busy fraction
+``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
 """
 
 from __future__ import annotations
@@ -51,6 +65,9 @@ class ServerConstants:
     mfu_over_eta: FloatArray
     mem_activity: FloatArray
     train_tokens_per_s_per_gpu: FloatArray
+    telemetry: BoolArray
+    replay_mem_per_busy: FloatArray
+    replay_sm_per_busy: FloatArray
 
     @classmethod
     def build(cls, fac: Facility) -> ServerConstants:
@@ -69,15 +86,24 @@ class ServerConstants:
                 "mfu_over_eta",
                 "mem_activity",
                 "train_tokens_per_s_per_gpu",
+                "replay_mem_per_busy",
+                "replay_sm_per_busy",
             )
         }
         ones = ("n_experts", "experts_per_token", "bandwidth_b_s", "flop_s", "n_layers", "d_model")
         cols.update({name: np.ones(n) for name in ones})
         inference = np.zeros(n, dtype=bool)
         training = np.zeros(n, dtype=bool)
+        telemetry = np.zeros(n, dtype=bool)
         for pool in fac.pools:
             s = pool.servers
             m = pool.model
+            if m is None:  # telemetry replay: activity comes from the trace
+                spec = pool.spec
+                telemetry[s] = True
+                cols["replay_mem_per_busy"][s] = getattr(spec, "mem_activity_per_busy", 1.0)
+                cols["replay_sm_per_busy"][s] = getattr(spec, "sm_activity_per_busy", 1.0)
+                continue
             cols["n_experts"][s] = m.n_experts
             cols["experts_per_token"][s] = m.experts_per_token
             cols["n_layers"][s] = m.n_layers
@@ -97,7 +123,7 @@ class ServerConstants:
                 cols["mfu_over_eta"][s] = min(pool.mfu / acc.achieved_flop_fraction, 1.0)
                 cols["mem_activity"][s] = pool.mem_activity
                 cols["train_tokens_per_s_per_gpu"][s] = pool.mfu * pool.peak_flop_s_per_gpu / (6.0 * m.active_params)
-        return cls(inference=inference, training=training, overhead_s=acc.step_overhead_s, **cols)
+        return cls(inference=inference, training=training, telemetry=telemetry, overhead_s=acc.step_overhead_s, **cols)
 
 
 @dataclass
@@ -114,6 +140,8 @@ class ServeResult:
     step_time_s: FloatArray
     backlog_prefill_tokens: FloatArray
     backlog_decode_tokens: FloatArray
+    ttft_s: FloatArray
+    tpot_s: FloatArray
 
 
 def weight_bytes(c: ServerConstants, batch: FloatArray) -> FloatArray:
@@ -131,6 +159,10 @@ def serve_block(
     backlog_prefill: FloatArray,
     backlog_decode: FloatArray,
     dts: FloatArray,
+    *,
+    requests: FloatArray | None = None,
+    train_fraction: FloatArray | None = None,
+    replay_busy: FloatArray | None = None,
 ) -> ServeResult:
     """Serve a block of ticks.
 
@@ -148,6 +180,12 @@ def serve_block(
         Tokens waiting at the start. [1]
     dts : ndarray (K,)
         Tick lengths. [s]
+    requests : ndarray (K, S), optional
+        Requests arriving (for the mean prompt per request in TTFT; default: ``prompt_len``). [1]
+    train_fraction : ndarray (K, S), optional
+        Share of a training server's GPUs in jobs (default 1). [1]
+    replay_busy : ndarray (K, S), optional
+        Measured busy fraction of telemetry servers (default 0). [1]
 
     Returns
     -------
@@ -197,10 +235,27 @@ def serve_block(
     sm = phi_p * clock + busy_d * s_d
     # Training servers: compute-bound steps, throughput proportional to clock.
     train = c.training
-    busy = np.where(train, 1.0, busy)
-    mem = np.where(train, c.mem_activity, mem)
-    sm = np.where(train, c.mfu_over_eta, sm)
-    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt, 0.0)
+    tf = 1.0 if train_fraction is None else train_fraction
+    busy = np.where(train, tf, busy)
+    mem = np.where(train, c.mem_activity * tf, mem)
+    sm = np.where(train, c.mfu_over_eta * tf, sm)
+    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
+    # Telemetry servers: the measured busy fraction drives the power model.
+    if replay_busy is not None:
+        tel = c.telemetry
+        busy = np.where(tel, replay_busy, busy)
+        mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
+        sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
+    # Latency estimates (module docstring).
+    prompt_per_request = prompt_len
+    if requests is not None:
+        prompt_per_request = np.divide(
+            prefill_demand, requests, out=np.array(prompt_len, dtype=np.float64), where=requests > 0
+        )
+    wait = qp * c_p + qd * c_d
+    ttft = np.where(c.inference, wait + prompt_per_request * c_p, 0.0)
+    tpot = np.divide(t_step, 1.0 - phi_p, out=np.full_like(t_step, np.inf), where=phi_p < 1.0)
+    tpot = np.where(d_srv > 0, tpot, 0.0)
     return ServeResult(
         prefill_tokens=p_srv * rep,
         decode_tokens=d_srv * rep,
@@ -212,6 +267,8 @@ def serve_block(
         step_time_s=np.where(d_srv > 0, t_step, 0.0),
         backlog_prefill_tokens=qp * rep,
         backlog_decode_tokens=qd * rep,
+        ttft_s=ttft,
+        tpot_s=tpot,
     )
 
 

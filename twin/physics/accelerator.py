@@ -156,6 +156,61 @@ def clock_for_power_limit(
     return np.asarray(np.clip(f, min_clock_fraction, 1.0))
 
 
+def busy_for_power(
+    power_w: Numeric,
+    idle_power_w: Numeric,
+    max_power_w: Numeric,
+    static_fraction: Numeric,
+    mem_fraction: Numeric,
+    mem_per_busy: Numeric = 1.0,
+    sm_per_busy: Numeric = 1.0,
+) -> FloatArray:
+    """Kernel-busy fraction that makes :func:`accelerator_power_w` draw a measured power.
+
+    The inverse of the power model at boost clock along an activity profile that scales with
+    ``busy``: ``m = mem_per_busy * busy`` and ``s_1 = sm_per_busy * busy``. With both at 1 the
+    model is the linear utilisation model ``P = P_idle + (P_max - P_idle) * u`` that ExaDigiT's
+    RAPS inverts to replay power telemetry [1]_.
+
+    Parameters
+    ----------
+    power_w : numeric
+        Measured board power. [W]
+    idle_power_w, max_power_w : numeric
+        As in :func:`accelerator_power_w`. [W]
+    static_fraction, mem_fraction : numeric
+        ``k_static`` and ``k_mem``. [1]
+    mem_per_busy, sm_per_busy : numeric
+        HBM and SM activity per unit of busy time. [1]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``busy = (P - P_idle) / ((P_max - P_idle) (k_static + k_mem a_m + k_sm a_s))``, clipped
+        to ``[0, 1]`` (a power below idle gives 0, above the profile's maximum 1). [1]
+
+    References
+    ----------
+    .. [1] W. Brewer et al., "A digital twin framework for liquid-cooled supercomputers as
+       demonstrated at exascale", Proc. SC24, pp. 324-341, 2024, arXiv:2410.05133; code
+       github.com/ExaDigiT/RAPS, ``raps/utils.py`` ``power_to_utilization``.
+
+    Examples
+    --------
+    An H100 (70 W idle, 700 W max) measured at 385 W is half busy under the linear model:
+
+    >>> float(busy_for_power(385.0, 70.0, 700.0, 0.15, 0.30))
+    0.5
+    """
+    idle = np.asarray(idle_power_w, dtype=np.float64)
+    span = np.asarray(max_power_w, dtype=np.float64) - idle
+    k_st = np.asarray(static_fraction, dtype=np.float64)
+    k_m = np.asarray(mem_fraction, dtype=np.float64)
+    per_busy = k_st + k_m * np.asarray(mem_per_busy) + (1.0 - k_st - k_m) * np.asarray(sm_per_busy)
+    u = (np.asarray(power_w, dtype=np.float64) - idle) / (span * per_busy)
+    return np.asarray(np.clip(u, 0.0, 1.0))
+
+
 def thermal_power_limit_w(inlet_temp_c: Numeric, limit_temp_c: Numeric, thermal_resistance_k_w: Numeric) -> FloatArray:
     """Steady-state board power at which the die reaches ``limit_temp_c``.
 

@@ -3,23 +3,33 @@
 from twin.scenario.loader import load_scenario, preset_names, preset_path, validate_mapping
 from twin.scenario.schema import (
     Arrivals,
+    BurstyArrivals,
     Fleet,
     InferenceWorkload,
+    JobTrace,
+    PoissonArrivals,
     PowerChain,
     Scenario,
     Site,
     Stage,
+    TelemetryWorkload,
+    TraceArrivals,
     TrainingWorkload,
 )
 
 __all__ = [
     "Arrivals",
+    "BurstyArrivals",
     "Fleet",
     "InferenceWorkload",
+    "JobTrace",
+    "PoissonArrivals",
     "PowerChain",
     "Scenario",
     "Site",
     "Stage",
+    "TelemetryWorkload",
+    "TraceArrivals",
     "TrainingWorkload",
     "load_scenario",
     "preset_names",

@@ -80,7 +80,8 @@ def problems_from_validation(
     for err in exc.errors(include_url=False):
         loc = _clean_loc(err["loc"])
         field = ".".join(loc) or "(top level)"
-        problems.append(FieldProblem(field, _message(err, loc, model), _line_of(loc, lines)))
+        raw = tuple(str(part) for part in err["loc"])
+        problems.append(FieldProblem(field, _message(err, raw, model), _line_of(loc, lines)))
     return problems
 
 
@@ -159,7 +160,11 @@ def _line_map(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, 
 
 
 #: Tags pydantic inserts into error locations for discriminated unions, by parent field.
-_UNION_TAGS = {"cooling": ("plant", "ideal"), "workloads": ("inference", "training")}
+_UNION_TAGS = {
+    "cooling": ("plant", "ideal"),
+    "workloads": ("inference", "training", "telemetry"),
+    "arrivals": ("constant", "diurnal", "trace", "poisson", "bursty"),
+}
 
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[str, ...]:
@@ -207,27 +212,41 @@ def _message(err: Any, loc: tuple[str, ...], model: type[BaseModel]) -> str:
 
 
 def _valid_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """Fields valid at ``loc`` (a raw pydantic location: discriminator tags pick union members)."""
     current: Any = model
     for part in loc:
         if part.isdigit():
             continue
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
+        members = _models_in(current)
+        owner = next((m for m in members if part in m.model_fields), None)
+        if owner is not None:
+            current = owner.model_fields[part].annotation
+            continue
+        tagged = [m for m in members if part in _tags_of(m)]
+        if not tagged:
             return []
-        current = _model_of(fields[part].annotation)
-        if current is None:
-            return []
-    fields = getattr(current, "model_fields", None)
-    return sorted(k for k, f in (fields or {}).items() if not f.exclude) if fields else []
+        current = tagged[0]
+    members = _models_in(current)
+    if len(members) != 1:
+        return []
+    return sorted(k for k, f in members[0].model_fields.items() if not f.exclude)
 
 
-def _model_of(annotation: Any) -> Any:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models named in an annotation (through list, Annotated and unions)."""
     import typing
 
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tags_of(model: type[BaseModel]) -> tuple[str, ...]:
+    """Discriminator values of a union member (the literals of its ``kind`` or ``model`` field)."""
+    import typing
+
+    for name in ("kind", "model"):
+        f = model.model_fields.get(name)
+        if f is not None and typing.get_origin(f.annotation) is typing.Literal:
+            return tuple(str(a) for a in typing.get_args(f.annotation))
+    return ()

@@ -231,6 +231,86 @@ class Arrivals(StrictModel):
     output_tokens: float = Field(250.0, gt=0, description="Mean generated tokens per request.")
 
 
+class TraceArrivals(StrictModel):
+    """Requests replayed from a trace file, read once and binned onto the tick grid.
+
+    Each server of the pool receives ``c`` copies' worth of the trace (fractional: a fluid share),
+    as ``copies`` superposed copies each circularly shifted by its own offset when ``offsets`` is
+    on, with ``c`` chosen so that the pool's mean rate is ``requests_per_s`` (or ``rate_scale``
+    times the trace's rate). See :mod:`twin.engine.sources`.
+    """
+
+    kind: Literal["trace"]
+    path: str = Field(
+        description="Trace file, relative to the scenario file, or a built-in name "
+        "(azure-llm-2023-conv, azure-llm-2023-code; see twin.workload.BUILTIN_TRACES)."
+    )
+    format: Literal["azure-llm", "burstgpt", "mooncake"] | None = Field(
+        None, description="Reader name; None: sniffed from the header."
+    )
+    time_scale: float = Field(1.0, gt=0, description="Stretch arrival times by this factor (2: half the rate).")
+    rate_scale: float | None = Field(None, gt=0, description="Pool rate / trace rate (default 1).")
+    requests_per_s: float | None = Field(None, gt=0, description="Target mean request rate of the whole pool.")
+    loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else no requests after).")
+    offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
+    copies: int | None = Field(
+        None, ge=1, le=64, description="Shifted copies superposed per server (default: the rate's need, at most 8)."
+    )
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> TraceArrivals:
+        if self.rate_scale is not None and self.requests_per_s is not None:
+            raise ValueError("give rate_scale or requests_per_s, not both")
+        return self
+
+
+class PoissonArrivals(StrictModel):
+    """A homogeneous Poisson stream drawn with the run's random generator."""
+
+    kind: Literal["poisson"]
+    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole pool.")
+    prompt_tokens: float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
+    output_tokens: float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    tokens_from: str | None = Field(
+        None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
+    )
+    offsets: bool = Field(True, description="Shift each server's copy of the drawn stream by its own offset.")
+
+
+class BurstyArrivals(StrictModel):
+    """A bursty stream drawn with the run's generator: Gamma renewal or two-state MMPP."""
+
+    kind: Literal["bursty"]
+    process: Literal["gamma", "mmpp"] = "gamma"
+    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole pool.")
+    cv: float | None = Field(
+        None, gt=0, description="gamma: coefficient of variation of inter-arrival times (1 = Poisson)."
+    )
+    burst_factor: float | None = Field(None, ge=1, description="mmpp: rate in the burst state / rate outside it.")
+    mean_low_s: float | None = Field(None, gt=0, description="mmpp: mean time between bursts.")
+    mean_high_s: float | None = Field(None, gt=0, description="mmpp: mean burst length.")
+    prompt_tokens: float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
+    output_tokens: float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    tokens_from: str | None = Field(
+        None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
+    )
+    offsets: bool = Field(True, description="Shift each server's copy of the drawn stream by its own offset.")
+
+    @model_validator(mode="after")
+    def _process_fields(self) -> BurstyArrivals:
+        need = ("cv",) if self.process == "gamma" else ("burst_factor", "mean_low_s", "mean_high_s")
+        missing = [n for n in need if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"process {self.process!r} needs {', '.join(missing)}")
+        return self
+
+
+ArrivalSpec = Annotated[
+    Arrivals | TraceArrivals | PoissonArrivals | BurstyArrivals,
+    Field(discriminator="kind"),
+]
+
+
 class InferenceWorkload(StrictModel):
     """An LLM served on a pool of servers."""
 
@@ -241,12 +321,32 @@ class InferenceWorkload(StrictModel):
     tensor_parallel: int = Field(1, gt=0)
     max_batch: int = Field(256, gt=0)
     precision: Literal["bf16", "fp8"] = "bf16"
-    arrivals: Arrivals
+    arrivals: ArrivalSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_arrival_kind(cls, data: Any) -> Any:
+        arr = data.get("arrivals") if isinstance(data, dict) else None
+        if isinstance(arr, dict) and "kind" not in arr:
+            data = {**data, "arrivals": {**arr, "kind": "diurnal"}}
+        return data
 
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
         return _known(name, catalog.model_names(), "model")
+
+
+class JobTrace(StrictModel):
+    """A job trace (start, end, GPU count per job) that sets how many of a pool's GPUs train."""
+
+    path: str = Field(description="Job trace CSV, relative to the scenario file, or a built-in name.")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Standard name (start_s, end_s, duration_s, gpus) -> source column."
+    )
+    time_unit_s: float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
+    time_scale: float = Field(1.0, gt=0, description="Stretch job times by this factor.")
+    loop: bool = Field(False, description="Repeat the trace (period: the last job end) when the run outlasts it.")
 
 
 class TrainingWorkload(StrictModel):
@@ -261,6 +361,9 @@ class TrainingWorkload(StrictModel):
         0.5, ge=0, le=1, description="[EST] HBM activity of training steps (fraction of achievable bandwidth)."
     )
     precision: Literal["bf16", "fp8"] = "bf16"
+    jobs: JobTrace | None = Field(
+        None, description="Jobs from a trace occupy the pool's GPUs (packed onto servers); None: one steady job."
+    )
 
     @field_validator("model")
     @classmethod
@@ -268,7 +371,31 @@ class TrainingWorkload(StrictModel):
         return _known(name, catalog.model_names(), "model")
 
 
-Workload = Annotated[InferenceWorkload | TrainingWorkload, Field(discriminator="kind")]
+class TelemetryWorkload(StrictModel):
+    """Measured GPU utilisation (or power) replayed on a pool's GPUs.
+
+    Each sample's activity is ``busy = u``, ``mem = mem_activity_per_busy * u``,
+    ``sm = sm_activity_per_busy * u``; with the defaults (1, 1) the accelerator model reduces to
+    the linear utilisation model ``P = P_idle + (P_max - P_idle) u`` at boost clock. Where only
+    power is recorded, ``u`` is found by inverting that model.
+    """
+
+    kind: Literal["telemetry"]
+    name: str
+    servers: int | None = Field(None, gt=0)
+    path: str = Field(description="nvidia-smi or DCGM CSV, relative to the scenario file, or a built-in name.")
+    format: Literal["nvidia-smi", "dcgm"] | None = Field(None, description="None: sniffed from the header.")
+    signal: Literal["auto", "utilization", "power"] = Field(
+        "auto", description="What drives the GPUs; auto: utilisation where recorded, else power."
+    )
+    time_scale: float = Field(1.0, gt=0, description="Stretch sample times by this factor.")
+    loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else idle after).")
+    offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
+    mem_activity_per_busy: float = Field(1.0, ge=0, le=1, description="HBM activity per unit of utilisation.")
+    sm_activity_per_busy: float = Field(1.0, ge=0, le=1, description="SM activity per unit of utilisation.")
+
+
+Workload = Annotated[InferenceWorkload | TrainingWorkload | TelemetryWorkload, Field(discriminator="kind")]
 
 
 class Scenario(StrictModel):

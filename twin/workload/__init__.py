@@ -14,9 +14,14 @@ standard column names); raw source names and units never leave this package.
   :class:`LognormalTokens` and :class:`EmpiricalTokens`.
 - Binning (:mod:`twin.workload.binning`): :func:`bin_requests` -> :class:`RequestBins`,
   :func:`resample_telemetry`.
+- Periodic lookups (:mod:`twin.workload.periodic`): :class:`PeriodicEvents` and
+  :class:`PeriodicSignal` give any window of a shifted, looped copy of a trace without copying
+  it (what the engine uses per tick and server).
+- Built-in traces (:mod:`twin.workload.builtin`): :data:`BUILTIN_TRACES`, :func:`resolve_trace`.
 """
 
 from twin.workload.binning import RequestBins, bin_requests, resample_telemetry
+from twin.workload.builtin import BUILTIN_TRACES, resolve_trace
 from twin.workload.controls import (
     copy_offsets_s,
     loop_trace,
@@ -27,6 +32,7 @@ from twin.workload.controls import (
 )
 from twin.workload.generic import read_generic
 from twin.workload.jobs import read_jobs
+from twin.workload.periodic import PeriodicEvents, PeriodicSignal
 from twin.workload.readers import FORMAT_KIND, READERS, read_trace, sniff_format
 from twin.workload.requests import AZURE_LLM_2023, read_azure_llm, read_burstgpt, read_mooncake
 from twin.workload.schema import (
@@ -52,6 +58,7 @@ from twin.workload.telemetry import read_dcgm, read_nvidia_smi
 
 __all__ = [
     "AZURE_LLM_2023",
+    "BUILTIN_TRACES",
     "FORMAT_KIND",
     "JOB_COLUMNS",
     "READERS",
@@ -59,6 +66,8 @@ __all__ = [
     "TELEMETRY_COLUMNS",
     "EmpiricalTokens",
     "LognormalTokens",
+    "PeriodicEvents",
+    "PeriodicSignal",
     "RequestBins",
     "TokenSampler",
     "TraceMeta",
@@ -83,6 +92,7 @@ __all__ = [
     "read_nvidia_smi",
     "read_trace",
     "resample_telemetry",
+    "resolve_trace",
     "scale_rate",
     "scale_time",
     "sniff_format",

@@ -1,0 +1,194 @@
+"""Telemetry replay (measured utilisation or power drives the GPUs) and training jobs from a job trace."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twin import load_scenario, simulate
+from twin.catalog import accelerator_spec
+from twin.errors import ScenarioError
+from twin.physics.accelerator import busy_for_power
+
+DATA = Path(__file__).resolve().parent / "data"
+H100 = accelerator_spec("H100-SXM")
+IDEAL = {"model": "ideal", "supply_temp_c": 30.0}
+
+
+def scenario(workload, servers=2, duration_s=600.0, source_dir=None, **updates):
+    base = {
+        "fleet.rows": 1,
+        "fleet.racks_per_row": 1,
+        "fleet.servers_per_rack": servers,
+        "duration_s": duration_s,
+        "step_s": 1,
+        "report_interval_s": 60,
+        "cooling": IDEAL,
+        "workloads": [{"servers": servers, **workload}],
+    }
+    base.update(updates)
+    sc = load_scenario("default", base)
+    return sc.model_copy(update={"source_dir": source_dir}) if source_dir is not None else sc
+
+
+def write_smi(path, rows, header="timestamp, index, power.draw [W]"):
+    lines = [header]
+    for t, gpu, *values in rows:
+        lines.append(f"2024/05/01 12:00:{t:02d}.000, {gpu}, " + ", ".join(values))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def power_log(tmp_path):
+    # GPU 0: 200 W for 10 s then 500 W for 10 s; GPU 1: 385 W throughout. Period 20 s.
+    rows = []
+    for t in range(20):
+        rows.append((t, 0, f"{200.0 if t < 10 else 500.0:.2f} W"))
+        rows.append((t, 1, "385.00 W"))
+    write_smi(tmp_path / "power.csv", rows)
+    return tmp_path
+
+
+def test_power_inversion_by_hand():
+    # Linear model (activity per busy = 1): u = (P - P_idle) / (P_max - P_idle) = (385 - 70) / 630.
+    assert float(busy_for_power(385.0, 70.0, 700.0, 0.15, 0.30)) == pytest.approx(0.5)
+    # Other profile: k_static + k_mem a_m + k_sm a_s = 0.15 + 0.30 x 0.8 + 0.55 x 0.9 = 0.885.
+    assert float(busy_for_power(500.0, 70.0, 700.0, 0.15, 0.30, 0.8, 0.9)) == pytest.approx(430 / (630 * 0.885))
+    assert float(busy_for_power(50.0, 70.0, 700.0, 0.15, 0.30)) == 0.0  # below idle
+    assert float(busy_for_power(900.0, 70.0, 700.0, 0.15, 0.30)) == 1.0  # above the maximum
+
+
+@pytest.mark.parametrize(("mem", "sm"), [(1.0, 1.0), (0.8, 0.9)])
+def test_replayed_power_reproduces_the_measured_power(power_log, mem, sm):
+    # Power is inverted to a busy fraction and fed back through the same model: over whole
+    # periods (600 s = 30 x 20 s) every server's shifted copy draws the measured mean,
+    # (200 + 500)/2 for GPU 0 and 385 for GPU 1: (350 + 385) / 2 = 367.5 W.
+    w = {
+        "name": "replay",
+        "kind": "telemetry",
+        "path": "power.csv",
+        "mem_activity_per_busy": mem,
+        "sm_activity_per_busy": sm,
+    }
+    r = simulate(scenario(w, servers=4, source_dir=power_log), debug=True)
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(367.5, rel=1e-9)
+    assert r.kpis["tokens_out"] == 0
+    busy = [busy_for_power(p, 70.0, 700.0, 0.15, 0.30, mem, sm) for p in (200.0, 500.0, 385.0)]
+    assert r.kpis["replay_busy_mean"] == pytest.approx(((busy[0] + busy[1]) / 2 + busy[2]) / 2, rel=1e-9)
+    # Second by second: in lockstep every server steps between (200 + 385)/2 and (500 + 385)/2,
+    # a standard deviation of 75 W over the period; shifted copies smear the step.
+    second = {"source_dir": power_log, "report_interval_s": 1, "duration_s": 20}
+    lock = simulate(scenario({**w, "offsets": False}, servers=4, **second))
+    spread = simulate(scenario(w, servers=4, **second))
+    assert lock.timeseries["replay_gpu_power_mean_w"].std(ddof=0) == pytest.approx(75.0, rel=1e-9)
+    assert spread.timeseries["replay_gpu_power_mean_w"].std(ddof=0) < 60.0
+
+
+def test_utilisation_drives_the_gpus_and_a_cap_holds(tmp_path):
+    rows = [(t, g, "50 %") for t in range(10) for g in range(8)]
+    write_smi(tmp_path / "util.csv", rows, header="timestamp, index, utilization.gpu [%]")
+    w = {"name": "replay", "kind": "telemetry", "path": "util.csv"}
+    r = simulate(scenario(w, source_dir=tmp_path))
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(70.0 + 630.0 * 0.5, rel=1e-12)  # 385 W
+    capped = simulate(scenario(w, source_dir=tmp_path, **{"fleet.power_cap_w": 300}))
+    assert capped.kpis["replay_gpu_power_mean_w"] <= 300.0 + 1e-9
+    assert capped.kpis["capped_gpu_h"] == pytest.approx(16 * 600 / 3600)
+
+
+def test_replay_without_loop_goes_idle(power_log):
+    w = {"name": "replay", "kind": "telemetry", "path": "power.csv", "loop": False, "offsets": False}
+    r = simulate(scenario(w, duration_s=60, source_dir=power_log, report_interval_s=20))
+    gpu_w = r.timeseries["replay_gpu_power_mean_w"].to_numpy()
+    np.testing.assert_allclose(gpu_w, [367.5, H100.idle_power_w, H100.idle_power_w], rtol=1e-9)
+
+
+def test_builtin_nvidia_smi_sample_replays():
+    r = simulate(scenario({"name": "replay", "kind": "telemetry", "path": "nvidia-smi-sample"}, duration_s=300))
+    assert 0.5 < r.kpis["replay_busy_mean"] < 1.0
+
+
+def test_malformed_telemetry_row_is_located(tmp_path):
+    write_smi(tmp_path / "bad.csv", [(0, 0, "100.00 W"), (1, 0, "lots W")])
+    sc = scenario({"name": "replay", "kind": "telemetry", "path": "bad.csv"}, source_dir=tmp_path)
+    with pytest.raises(ScenarioError) as exc:
+        simulate(sc)
+    msg = str(exc.value)
+    assert "workloads.0.path" in msg and "bad.csv, line 3" in msg and "power.draw [W]" in msg
+
+
+# ------------------------------------------------------------------------------- training jobs
+
+# tests/data/jobs_seconds.csv, times after the first start (40 s): job b holds 8 GPUs on
+# [0, 3600), c 2 GPUs on [30.5, 50.5), a 1 GPU on [60, 120): 28 900 GPU-seconds.
+JOB_GPU_S = 8 * 3600 + 2 * 20 + 1 * 60
+RATE_PER_GPU = 0.45 * H100.bf16_flop_s / (6 * 8.03e9)  # 6N FLOPs per token at MFU 0.45
+
+
+def job_pool(servers, duration_s=3600.0, **jobs):
+    w = {
+        "name": "train",
+        "kind": "training",
+        "model": "Llama-3.1-8B",
+        "mfu": 0.45,
+        "jobs": {"path": "jobs_seconds.csv", **jobs},
+    }
+    return scenario(w, servers=servers, duration_s=duration_s, source_dir=DATA)
+
+
+def test_job_trace_tokens_from_six_n(tmp_path):
+    r = simulate(job_pool(2), debug=True)
+    assert r.kpis["train_job_gpu_h_run"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
+    assert r.kpis["train_job_gpu_h_demanded"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
+    assert r.kpis["tokens_training"] == pytest.approx(RATE_PER_GPU * JOB_GPU_S, rel=1e-9)
+    # Power is linear in the busy share at boost clock: the pool's mean GPU power by hand.
+    k_sm = 1 - 0.15 - 0.30
+    busy_share = JOB_GPU_S / (16 * 3600)
+    per_busy = 0.15 + 0.30 * 0.5 + k_sm * (0.45 / 0.5)  # k_static + k_mem m + k_sm MFU/eta
+    assert r.kpis["train_gpu_power_mean_w"] == pytest.approx(70 + 630 * per_busy * busy_share, rel=1e-9)
+
+
+def test_jobs_beyond_the_pool_are_clipped_and_reported():
+    r = simulate(job_pool(1))  # 8 GPUs: c and a do not fit beside b
+    assert r.kpis["train_job_gpu_h_run"] == pytest.approx(8.0, rel=1e-12)
+    assert r.kpis["train_job_gpu_h_demanded"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
+    assert r.kpis["tokens_training"] == pytest.approx(RATE_PER_GPU * 8 * 3600, rel=1e-9)
+
+
+def test_job_trace_loops_and_stretches():
+    looped = simulate(job_pool(2, duration_s=7200, loop=True))
+    assert looped.kpis["train_job_gpu_h_run"] == pytest.approx(2 * JOB_GPU_S / 3600, rel=1e-12)
+    once = simulate(job_pool(2, duration_s=7200))
+    assert once.kpis["train_job_gpu_h_run"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
+    slow = simulate(job_pool(2, duration_s=7200, time_scale=2.0))
+    assert slow.kpis["train_job_gpu_h_run"] == pytest.approx(2 * JOB_GPU_S / 3600, rel=1e-12)
+
+
+def test_jobs_pack_whole_servers():
+    from twin.engine.demand import DemandModel
+    from twin.facility import build_facility
+
+    d = DemandModel(build_facility(job_pool(3))).block(np.array([0.0, 40.0, 70.0]), np.array([1.0, 41.0, 71.0]))
+    # 8 GPUs, then 10 (b + c), then 9 (b + a): server 0 full, server 1 takes the rest, server 2 idle.
+    np.testing.assert_allclose(d.train_fraction, [[1, 0, 0], [1, 0.25, 0], [1, 0.125, 0]])
+
+
+def test_bad_job_trace_is_located(tmp_path):
+    (tmp_path / "jobs.csv").write_text("jobid,num_gpu,start,finish_time\na,1,100,160\nb,8,50,20\n")
+    sc = scenario(
+        {"name": "train", "kind": "training", "model": "Llama-3.1-8B", "jobs": {"path": "jobs.csv"}},
+        source_dir=tmp_path,
+    )
+    with pytest.raises(ScenarioError) as exc:
+        simulate(sc)
+    msg = str(exc.value)
+    assert "workloads.0.jobs.path" in msg and "jobs.csv, line 3" in msg
+
+
+def test_dcgm_telemetry_replays():
+    # tests/data/dcgm_wide.csv records DCGM_FI_DEV_GPU_UTIL at 0, 1, 2 s: GPU 0 98, 100, 100 %,
+    # GPU 1 0, 0, 2 %. Averaged over GPUs and held 1 s each: 0.49, 0.50, 0.51, a 3 s period with
+    # mean 0.5; 60 s are 20 periods, so the GPUs draw 70 + 630 x 0.5 = 385 W.
+    w = {"name": "replay", "kind": "telemetry", "path": "dcgm_wide.csv", "offsets": False}
+    r = simulate(scenario(w, duration_s=60, source_dir=DATA, report_interval_s=60))
+    assert r.kpis["replay_busy_mean"] == pytest.approx(0.5, rel=1e-12)
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(385.0, rel=1e-12)

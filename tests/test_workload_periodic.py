@@ -1,0 +1,103 @@
+"""Periodic cumulative functions against the request-level controls and binning they replace."""
+
+import doctest
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twin.workload.periodic as periodic
+from twin.workload import AZURE_LLM_2023, bin_requests, loop_trace, read_trace, resample_telemetry, trace_period_s
+from twin.workload.periodic import PeriodicEvents, PeriodicSignal
+
+
+@pytest.fixture(scope="module")
+def conv():
+    return read_trace(AZURE_LLM_2023["conv"])[0]
+
+
+def events_of(df, loop=True):
+    t = df["arrival_s"].to_numpy() - df["arrival_s"].min()
+    w = {"prompt": df["prompt_tokens"].to_numpy(), "output": df["output_tokens"].to_numpy()}
+    return PeriodicEvents(t, w, trace_period_s(df), loop)
+
+
+def test_doctests():
+    assert doctest.testmod(periodic).failed == 0
+
+
+def test_window_sums_equal_binning_of_the_looped_trace(conv):
+    # Independent route: materialise the looped trace (loop_trace) and bin it (bin_requests).
+    ev = events_of(conv)
+    step, n = 7.0, 1300  # 9 100 s: the hour-long trace looped into a third period
+    looped = loop_trace(conv, step * n)
+    bins = bin_requests(looped, 0.0, step, n)
+    edges = step * np.arange(n + 1)
+    sums = ev.edge_sums(edges)
+    np.testing.assert_array_equal(sums["count"], bins.requests)
+    np.testing.assert_array_equal(sums["prompt"], bins.prompt_tokens)
+    np.testing.assert_array_equal(sums["output"], bins.output_tokens)
+
+
+def test_offset_copy_is_the_circular_shift(conv):
+    # A copy shifted by o holds the trace's request at u at (u - o) mod P.
+    ev = events_of(conv)
+    period = ev.period_s
+    o = 1234.5
+    shifted = conv.assign(arrival_s=np.mod(conv["arrival_s"].to_numpy() - o, period))
+    step, n = 10.0, int(period // 10)
+    bins = bin_requests(shifted.sort_values("arrival_s"), 0.0, step, n)
+    sums = ev.edge_sums(step * np.arange(n + 1), offset_s=o)
+    np.testing.assert_array_equal(sums["output"], bins.output_tokens)
+    # Over a whole period every copy holds the whole trace, whatever its offset.
+    for off in (0.0, 17.0, period / 3):
+        whole = ev.window_sums([0.0], [period], off)
+        assert whole["prompt"][0] == conv["prompt_tokens"].sum()
+
+
+def test_no_loop_copy_ends_after_one_period(conv):
+    ev = events_of(conv, loop=False)
+    p = ev.period_s
+    total = ev.window_sums([0.0], [10 * p], offset_s=500.0)
+    assert total["count"][0] == len(conv)
+    assert ev.window_sums([p], [3 * p], offset_s=500.0)["count"][0] == 0
+
+
+def test_blocks_broadcast_ticks_by_servers(conv):
+    ev = events_of(conv)
+    t0 = np.arange(0.0, 60.0, 1.0)
+    offsets = np.array([0.0, 100.0, 2000.0])
+    block = ev.window_sums(t0[:, None], t0[:, None] + 1.0, offsets[None, :])["count"]
+    assert block.shape == (60, 3)
+    for j, o in enumerate(offsets):
+        np.testing.assert_array_equal(block[:, j], ev.window_sums(t0, t0 + 1.0, o)["count"])
+
+
+def test_signal_means_equal_resampled_telemetry():
+    # A ZOH signal sampled irregularly: PeriodicSignal over one period must match resample_telemetry.
+    rng = np.random.default_rng(1)
+    t = np.concatenate(([0.0], np.sort(rng.uniform(0, 100, 40))))
+    v = rng.uniform(0, 1, t.size)
+    sig = PeriodicSignal(t, v, 100.0, loop=True)
+    df = pd.DataFrame({"time_s": t, "gpu_index": 0, "u": v})
+    step, n = 2.5, 40
+    expected = resample_telemetry(df, 0.0, step, n, "u")
+    edges = step * np.arange(n + 1)
+    np.testing.assert_allclose(sig.window_mean(edges[:-1], edges[1:]), expected, rtol=1e-12)
+    # Looped: the mean over any whole number of periods is the period mean, at any offset.
+    assert float(sig.window_mean([3.0], [303.0], 41.0)[0]) == pytest.approx(sig.mean, rel=1e-12)
+
+
+def test_signal_without_loop_holds_after_value():
+    sig = PeriodicSignal([0.0, 5.0], [1.0, 0.5], 10.0, loop=False, after=0.0)
+    # [0,10) has mean 0.75; [10, 30) is past the end: 0. Over [0, 20): 7.5 / 20.
+    assert float(sig.window_mean([0.0], [20.0])[0]) == pytest.approx(7.5 / 20)
+
+
+def test_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="period_s"):
+        PeriodicEvents([0.0], {}, 0.0, True)
+    with pytest.raises(ValueError, match="event times"):
+        PeriodicEvents([0.0, 5.0], {}, 5.0, True)
+    with pytest.raises(ValueError, match="starts_s"):
+        PeriodicSignal([1.0], [0.0], 5.0, True)

@@ -1,0 +1,200 @@
+"""A trace as a cumulative function, so any window of any shifted, looped copy costs a lookup.
+
+The engine needs, for every tick ``[a, b)`` and every server ``s``, what server ``s``'s copy of a
+trace holds in that tick: its copy is the trace shifted circularly by an offset ``o_s`` within
+the trace's period ``P`` and, when looping, repeated every ``P``. Materialising one copy per
+server (or even one looped copy for the whole run) is what this module avoids. Instead the trace
+is held once as a cumulative function ``G`` of time over its periodic extension,
+
+    G(t) = floor(t / P) * G(P) + g(t mod P),
+
+with ``g`` the running total within one period, and the window ``[a, b)`` of copy ``s`` is
+``G(b + o_s) - G(a + o_s)``: exact (event sums are integer sums, signal integrals are exact for
+a piecewise-constant signal), for arbitrary tick edges, with memory of one trace plus the
+``(ticks x servers)`` block being computed. Without looping a copy covers ``[0, P)`` only:
+times are clamped to ``P`` before the shift, so nothing arrives (or the signal is zero) after.
+
+:class:`PeriodicEvents` does this for weighted point events (requests and their tokens, sums over
+half-open windows as :func:`twin.workload.binning.bin_requests` counts them);
+:class:`PeriodicSignal` for a piecewise-constant signal (utilisation, GPUs in use), whose window
+means are the zero-order-hold means of :func:`twin.workload.binning.resample_telemetry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from twin._types import FloatArray
+
+
+def _check_period(period_s: float) -> None:
+    if not (np.isfinite(period_s) and period_s > 0):
+        raise ValueError(f"period_s must be finite and > 0, got {period_s}")
+
+
+def _fold(tau: FloatArray, period_s: float) -> tuple[FloatArray, FloatArray]:
+    """Split ``tau >= 0`` into whole periods and the remainder in ``[0, P)``."""
+    q = np.floor(tau / period_s)
+    r = tau - q * period_s
+    # Rounding can put r a hair outside [0, P): move it into the neighbouring period.
+    over = r >= period_s
+    q = np.where(over, q + 1.0, q)
+    r = np.where(over, r - period_s, r)
+    under = r < 0
+    return np.where(under, q - 1.0, q), np.where(under, r + period_s, r)
+
+
+class _Periodic:
+    """Shared time handling: clamp when not looping, then shift by the copy's offset."""
+
+    def __init__(self, period_s: float, loop: bool) -> None:
+        _check_period(period_s)
+        self.period_s = float(period_s)
+        self.loop = bool(loop)
+
+    def _tau(self, t_s: ArrayLike, offset_s: ArrayLike) -> FloatArray:
+        t = np.maximum(np.asarray(t_s, dtype=np.float64), 0.0)
+        if not self.loop:
+            t = np.minimum(t, self.period_s)
+        return np.asarray(t + np.asarray(offset_s, dtype=np.float64))
+
+
+class PeriodicEvents(_Periodic):
+    """Weighted point events on ``[0, P)`` and their windowed sums in shifted, looped copies.
+
+    Parameters
+    ----------
+    t_s : array_like
+        Event times in ``[0, period_s)`` [s]; sorted here (stable) if they are not.
+    weights : mapping of str to array_like
+        One weight per event for each quantity (e.g. ``prompt_tokens``); event counts are
+        always available as ``"count"``.
+    period_s : float
+        The period ``P`` [s], greater than every event time.
+    loop : bool
+        Repeat every ``P`` (else a copy holds events only in ``[0, P)``).
+
+    Examples
+    --------
+    Three requests in a 3 s period, looped: the window [2, 5) of the unshifted copy holds the
+    request at 2 s and the repeats of those at 0 s and 1 s.
+
+    >>> ev = PeriodicEvents([0.0, 1.0, 2.0], {"tokens": [10, 20, 30]}, 3.0, loop=True)
+    >>> {k: v.tolist() for k, v in ev.window_sums([2.0], [5.0]).items()}
+    {'count': [3.0], 'tokens': [60.0]}
+    >>> ev.window_sums([2.0], [5.0], offset_s=1.0)["tokens"].tolist()  # window [3, 6)
+    [60.0]
+    """
+
+    def __init__(self, t_s: ArrayLike, weights: Mapping[str, ArrayLike], period_s: float, loop: bool) -> None:
+        super().__init__(period_s, loop)
+        t = np.asarray(t_s, dtype=np.float64)
+        order = np.argsort(t, kind="stable")
+        t = t[order]
+        if t.size and (t[0] < 0 or t[-1] >= self.period_s):
+            raise ValueError(f"event times must lie in [0, {self.period_s}), got {t[0]}..{t[-1]}")
+        self.t_s = t
+        cols = {"count": np.ones(t.size)}
+        for name, w in weights.items():
+            arr = np.asarray(w, dtype=np.float64)
+            if arr.shape != t.shape:
+                raise ValueError(f"weights {name!r} have shape {arr.shape}, expected {t.shape}")
+            cols[name] = arr[order]
+        self._cum = {name: np.concatenate(([0.0], np.cumsum(w))) for name, w in cols.items()}
+        self.totals = {name: float(c[-1]) for name, c in self._cum.items()}
+
+    @property
+    def mean_rate_per_s(self) -> float:
+        """Events per second of the periodic extension. [1/s]"""
+        return self.totals["count"] / self.period_s
+
+    def cumulative(self, tau_s: ArrayLike) -> dict[str, FloatArray]:
+        """``G(tau)``: sums over the periodic extension's events in ``[0, tau)``, ``tau >= 0``."""
+        q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
+        idx = np.searchsorted(self.t_s, r, side="left")
+        return {name: q * self.totals[name] + c[idx] for name, c in self._cum.items()}
+
+    def window_sums(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> dict[str, FloatArray]:
+        """Sums over the events of the copy shifted by ``offset_s`` in ``[t0, t1)``.
+
+        ``t0``, ``t1`` and ``offset_s`` broadcast (ticks as a column, servers' offsets as a
+        row give a ``(K, S)`` block). A copy's event at trace time ``u`` falls at
+        ``(u - offset) mod P`` within each period.
+        """
+        g1 = self.cumulative(self._tau(t1_s, offset_s))
+        g0 = self.cumulative(self._tau(t0_s, offset_s))
+        return {name: g1[name] - g0[name] for name in g1}
+
+    def edge_sums(self, edges_s: ArrayLike, offset_s: ArrayLike = 0.0) -> dict[str, FloatArray]:
+        """Like :meth:`window_sums` for contiguous windows given by their ``K + 1`` edges (axis 0)."""
+        g = self.cumulative(self._tau(edges_s, offset_s))
+        return {name: np.diff(v, axis=0) for name, v in g.items()}
+
+
+class PeriodicSignal(_Periodic):
+    """A piecewise-constant signal on ``[0, P)`` and its window means in shifted, looped copies.
+
+    Parameters
+    ----------
+    starts_s : array_like
+        Start of each constant piece; the first is 0 and all are below ``period_s`` [s].
+    values : array_like
+        Value of each piece, held until the next start (the last until ``period_s``).
+    period_s : float
+        The period ``P`` [s].
+    loop : bool
+        Repeat every ``P`` (else a copy is ``after`` from ``P`` on).
+    after : float
+        Value of a copy after its period when not looping.
+
+    Examples
+    --------
+    A signal that is 1 for the first second of a 4 s period: the mean over [0, 8) is 0.25; a copy
+    shifted by 0.5 s holds 1 only on [0, 0.5) within [0, 1).
+
+    >>> sig = PeriodicSignal([0.0, 1.0], [1.0, 0.0], 4.0, loop=True)
+    >>> sig.window_mean([0.0], [8.0]).tolist(), sig.window_mean([0.0], [1.0], offset_s=0.5).tolist()
+    ([0.25], [0.5])
+    """
+
+    def __init__(self, starts_s: ArrayLike, values: ArrayLike, period_s: float, loop: bool, after: float = 0.0) -> None:
+        super().__init__(period_s, loop)
+        b = np.asarray(starts_s, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float64)
+        if b.shape != v.shape or b.size == 0:
+            raise ValueError("starts_s and values must be non-empty and of one length")
+        if b[0] != 0.0 or np.any(np.diff(b) <= 0) or b[-1] >= self.period_s:
+            raise ValueError("starts_s must rise strictly from 0 and stay below period_s")
+        if not np.all(np.isfinite(v)):
+            raise ValueError("values must be finite")
+        self.starts_s = b
+        self.values = v
+        self.after = float(after)
+        widths = np.diff(np.append(b, self.period_s))
+        self._cum = np.concatenate(([0.0], np.cumsum(v * widths)))
+        self.total = float(self._cum[-1])
+
+    @property
+    def mean(self) -> float:
+        """Mean of the signal over one period."""
+        return self.total / self.period_s
+
+    def integral(self, tau_s: ArrayLike) -> FloatArray:
+        """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
+        q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
+        j = np.searchsorted(self.starts_s, r, side="right") - 1
+        return np.asarray(q * self.total + self._cum[j] + self.values[j] * (r - self.starts_s[j]))
+
+    def window_mean(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> FloatArray:
+        """Mean of the copy shifted by ``offset_s`` over ``[t0, t1)`` (``t1 > t0``; broadcasts)."""
+        t0 = np.asarray(t0_s, dtype=np.float64)
+        t1 = np.asarray(t1_s, dtype=np.float64)
+        inside = self.integral(self._tau(t1, offset_s)) - self.integral(self._tau(t0, offset_s))
+        if not self.loop:
+            # Time of the window past the copy's period holds ``after``.
+            beyond = np.maximum(t1, self.period_s) - np.maximum(t0, self.period_s)
+            inside = inside + self.after * beyond
+        return np.asarray(inside / (t1 - t0))
