@@ -162,6 +162,7 @@ class FaultSystem:
         self.pdu_up = {s: np.full(fac.n_racks, self.pdu_on[s], dtype=np.int64) for s in SIDES}
         self.pdu_blocked = {s: np.zeros(fac.n_racks, dtype=np.int64) for s in SIDES}
         self.utility_down = 0
+        self.ups_needed = sc.power.ups.units_needed_for_load
         self.generator = sc.power.generator
         self.gen_failed = 0
         self.gen_state = "none" if self.generator is None else "off"
@@ -366,10 +367,13 @@ class FaultSystem:
             np.subtract.at(self.failed, undo["servers"], 1)
             self._boot(np.isin(np.arange(self.fac.n_servers), undo["servers"]) & (self.failed == 0))
         self.eng.log_event(_event_name(kind) + "_repaired")
-        # Operators restart servers that shut down hot once a fault is cleared.
+        self._restart_hot_servers()
+        self._changed()
+
+    def _restart_hot_servers(self) -> None:
+        """Operators restart servers that shut down hot once a fault is cleared or cooling returns."""
         self._boot(self.thermal.copy())
         self.thermal[:] = False
-        self._changed()
 
     def _pick_servers(self, kind: str, ev: FaultEvent | None, unit: int | None) -> np.ndarray:
         g = self.fac.gpus_per_server
@@ -501,7 +505,7 @@ class FaultSystem:
         now = self.env.now
         if powered and not self.plant_powered:
             self.chiller_ready_at = now + float(getattr(self.fac.scenario.cooling, "chiller_restart_s", 0.0))
-            self._at(self.chiller_ready_at, lambda _: self._update_cooling())
+            self._at(self.chiller_ready_at, lambda _: self._cooling_back())
         if powered != self.plant_powered:
             self.eng.log_event("cooling_power", on=powered)
         self.plant_powered = powered
@@ -516,6 +520,13 @@ class FaultSystem:
         n_crahs = int(getattr(spec, "n_crahs", 1))
         plant.cdu_fraction = max(n_cdus - self.cdus_down, 0) / n_cdus
         plant.crah_fraction = max(n_crahs - self.crahs_down, 0) / n_crahs
+
+    def _cooling_back(self) -> None:
+        """The chillers run again after a power cut: restart what shut down hot."""
+        self._update_cooling()
+        if self.plant_powered:
+            self._restart_hot_servers()
+            self._refresh_servers()
 
     # ------------------------------------------------------------------- servers
     def _boot(self, servers: BoolArray) -> None:
@@ -688,9 +699,10 @@ class FaultSystem:
             bus = ups_in + battery + site["other_facility"] + (0.0 if sup.cooling_on_ups else cooling_w)
         site["transformer_loss"] = fac.stages["transformer"].loss_w(bus) if sup.on_utility else np.zeros_like(ups_out_w)
         metered = bus + site["transformer_loss"]
-        # Overload: a stage carrying more than its surviving units' rating.
-        ups_frac = np.divide(ups_load, self.units.ups * ups.rated_w) if self.units.ups > 0 else np.zeros_like(ups_load)
-        over = ups_frac > 1.0 + 1e-9
+        # Overload: a stage carrying more than its surviving units' rating. The UPS load is also
+        # reported against the capacity that must survive one failure (N units of a 2N or N+1 stage).
+        ups_frac = ups_load / (self.ups_needed * ups.rated_w)
+        over = ups_load > self.units.ups * ups.rated_w * (1.0 + 1e-9)
         pdu_cap = self.units.pdu * fac.stages["pdu"].rated_w
         over |= np.any(pdu_in_w > pdu_cap * (1.0 + 1e-9), axis=-1)
         psu_cap = self.units.psu * fac.stages["psu"].rated_w
