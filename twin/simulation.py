@@ -61,7 +61,7 @@ def simulate(
         ledger=ledger,
         scenario=scenario.model_dump(mode="json"),
         seed=scenario.seed,
-        rng_state=rng.bit_generator.state,
+        rng_state=dict(rng.bit_generator.state),
         meta={
             "twin_version": twin.__version__,
             "wall_time_s": time.perf_counter() - t_wall,

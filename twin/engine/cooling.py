@@ -37,7 +37,7 @@ import numpy as np
 
 from twin._types import FloatArray
 from twin.catalog.cooling import chiller_curve
-from twin.physics.cooling_plant import PlantParams, plant_power
+from twin.physics.cooling_plant import PlantParams, PlantResult, plant_power
 from twin.physics.thermal import rc_step
 from twin.scenario.schema import IdealCooling, PlantCooling
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
@@ -273,7 +273,7 @@ class PhysicalPlant:
             self._crah_params[frac] = replace(base, crah_capacity_factor=base.crah_capacity_factor * max(frac, 1e-9))
         return self._crah_params[frac]
 
-    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]):
+    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]) -> PlantResult:
         return plant_power(
             heat_liquid_w,
             heat_air_w,

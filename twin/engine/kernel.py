@@ -203,9 +203,10 @@ class Engine:
             block = self._compute(edges[:n], edges[1 : n + 1])
             cut = self._first_regime_change(block, transient)
             if cut is not None:
-                block = self._cut(block, cut)
-                if block is None:  # a shutdown crossing at this very instant: the event handles it
+                shorter = self._cut(block, cut)
+                if shorter is None:  # a shutdown crossing at this very instant: the event handles it
                     break
+                block = shorter
             t_empty = self.faults.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
             if t_empty is not None:
                 if t_empty <= t + TIME_EPS_S:
