@@ -109,6 +109,21 @@ def test_undersized_battery_sheds_load_at_the_computed_time():
     assert event_times(late, "servers_booted") == pytest.approx([700.0 + 300.0])
 
 
+def test_generator_that_fails_to_start_leaves_the_battery_alone():
+    battery = {"energy_j": 6.0e6, "min_soc": 0.2}
+    fails = simulate(outage(battery, {"rated_w": 100e3, "start_delay_s": 60, "fail_to_start_probability": 1.0}))
+    assert len(event_times(fails, "generator_failed_to_start")) == 1
+    assert len(event_times(fails, "generator_online")) == 0
+    assert fails.kpis["servers_shed_max"] == 8
+    # A generator that trips while carrying the load hands it back to the battery.
+    trip = outage(battery, {"rated_w": 100e3, "start_delay_s": 10})
+    trip = trip.with_updates({"events": [*trip.model_dump()["events"], {"time_s": 400, "kind": "generator_fail"}]})
+    tripped = simulate(trip, debug=True)
+    assert event_times(tripped, "generator_tripped") == pytest.approx([400.0])
+    sources = tripped.events.loc[tripped.events["event"] == "power_source", "detail"].tolist()
+    assert sources[:3] == ["source=battery", "source=generator", "source=battery"]
+
+
 def test_runtime_sizes_the_battery_at_rated_output():
     # runtime_s is the autonomy at the UPS rating (one 2N side, 120 kW): E = P t / (eta (1 - SoC_min)).
     r = simulate(outage({"runtime_s": 60, "min_soc": 0.1, "discharge_efficiency": 0.9}))
@@ -290,3 +305,28 @@ def test_fault_errors_name_the_field(tmp_path):
         simulate(load_scenario("default", {"events": [{"time_s": 1, "kind": "server_fail", "target": "nope"}]}))
     with pytest.raises(ScenarioError, match="give exactly one of energy_j or runtime_s"):
         load_scenario("default", {"power.ups.battery": {"min_soc": 0.1}})
+
+
+# ----------------------------------------------------------------------------------- scenarios
+def scenario(name, **over):
+    from pathlib import Path
+
+    return load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / f"{name}.yaml", over)
+
+
+def test_shipped_fault_scenarios_do_what_they_say():
+    # Outage at 7 200 s: the battery empties and sheds the load before the late generator (8 100 s).
+    out = simulate(scenario("utility-outage-late-generator", duration_s=9000, step_s=60), debug=True)
+    empty, online = event_times(out, "battery_empty"), event_times(out, "generator_online")
+    assert 7200 < empty[0] < online[0] == 8100
+    assert event_times(out, "load_shed") == pytest.approx(empty)
+    assert out.kpis["tokens_lost_training"] > 0 and out.kpis["tokens_dropped"] > 0
+    # Chillers trip at 3 600 s: throttling, then shutdown.
+    hot = simulate(scenario("chiller-trip-hot-day", duration_s=6000, step_s=5), debug=True)
+    assert 3600 < hot.kpis["first_thermal_throttle_s"] < hot.kpis["first_thermal_shutdown_s"]
+    # The 2 MW cap holds; the oversubscribed pod's UPS stays within one 2N side.
+    cap = simulate(scenario("site-cap-2mw", duration_s=7200, step_s=600, report_interval_s=1800), debug=True)
+    assert 2.0e6 * 0.999 < cap.kpis["peak_facility_power_w"] <= 2.0e6 * (1 + 1e-6)
+    over = simulate(scenario("oversubscription-30pct", step_s=600, report_interval_s=3600), debug=True)
+    assert over.kpis["oversubscription"] == pytest.approx(0.30, abs=0.01)
+    assert over.kpis["ups_load_fraction_max"] <= 1.0 and over.kpis["time_site_limited_s"] > 0

@@ -3,8 +3,9 @@
 simpy holds the discrete events: report boundaries, weather hours, thermal shutdowns, and the
 faults, repairs, battery cut-offs and control windows of :mod:`twin.engine.faults` and
 :mod:`twin.engine.controls` (called through a few hooks). The loop is SimPy's documented
-``peek``/``step`` pattern: before each event the continuous state is advanced from ``state.t_s`` to ``env.peek()``,
-then the event is processed.
+``peek``/``step`` pattern: before each event the continuous state is advanced from ``state.t_s``
+to ``env.peek()``, then the event is processed. A battery reaching its cut-off inside a block is
+solved for like a die crossing, scheduled, and the block recomputed up to that instant.
 
 Advancing is done in blocks of ticks computed as ``(K ticks x S servers)`` arrays. Ticks exist only
 where inputs vary (``step_s``); with constant inputs a whole inter-event span is one step. A block is
