@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -72,3 +73,19 @@ def test_validate_and_set(tmp_path):
 def test_other_commands(cmd):
     proc = subprocess.run([*TWIN, *cmd], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
+
+
+def test_run_reports_fault_events(tmp_path):
+    # A feed loss under 2N on a short run: the events appear in the report and in events.csv.
+    out = tmp_path / "fault"
+    sets = ["duration_s=1800", "step_s=60", "report_interval_s=600",
+            "events=[{time_s: 600, kind: feed_loss, target: B, duration_s: 300}]"]  # fmt: skip
+    args = [*TWIN, "run", "--out", str(out)] + [x for s in sets for x in ("--set", s)]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "160"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Events (2)" in proc.stdout and "feed_loss_repaired" in proc.stdout
+    events = pd.read_csv(out / "events.csv")
+    assert list(events["event"]) == ["feed_loss", "feed_loss_repaired"]
+    assert list(events["time_s"]) == [600.0, 900.0]
+    back = Result.load(out)
+    assert list(back.events["detail"]) == ["side=B", ""]

@@ -4,7 +4,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twin.catalog import loss_curve, loss_curve_names
-from twin.physics.power import battery_step_j, battery_time_to_empty_s, quadratic_loss_w, tabulated_loss_w
+from twin.physics.power import (
+    battery_capacity_for_runtime_j,
+    battery_empty_offset_s,
+    battery_step_j,
+    battery_time_to_empty_s,
+    battery_time_to_full_s,
+    quadratic_loss_w,
+    tabulated_loss_w,
+)
 
 TITANIUM = loss_curve("80plus-titanium-230v-redundant")
 
@@ -70,3 +78,36 @@ def test_battery_conserves_energy():
     # Cannot deliver more than stored.
     stored, delivered = battery_step_j(1e5, 1e4, 100.0, 1e6, 1.0, 1.0)
     assert float(delivered) == pytest.approx(1e5) and float(stored) == 0.0
+
+
+def test_battery_cutoff_matches_a_fine_step_integration():
+    # Piecewise-constant draw; the exact crossing agrees with battery_step_j stepped at 1 ms.
+    power = np.array([5e3, 20e3, 8e3, 30e3])
+    dts = np.array([10.0, 5.0, 20.0, 10.0])
+    usable, eta = 3.0e5, 0.9
+    t = battery_empty_offset_s(usable, power, dts, eta)
+    stored, elapsed = usable, 0.0
+    for p, dt in zip(power, dts, strict=True):
+        n = round(dt / 1e-3)
+        for _ in range(n):
+            if stored <= 0:
+                break
+            stored = float(battery_step_j(stored, p, 1e-3, 1e9, 1.0, eta)[0])
+            elapsed += 1e-3
+    assert t == pytest.approx(elapsed, abs=2e-3)
+    # Hand value: 5 kW x 10 s + 20 kW x 5 s = 150 kJ at the terminals, 166.7 kJ stored; the
+    # remaining 133.3 kJ last 0.9 x 133.3 kJ / 8 kW = 15 s into the third tick.
+    assert t == pytest.approx(30.0, rel=1e-12)
+    assert battery_empty_offset_s(1e9, power, dts, eta) == np.inf
+    assert battery_empty_offset_s(0.0, power, dts, eta) == 0.0
+
+
+def test_battery_sizing_and_recharge_time():
+    # Runtime 300 s at 1 MW with 95 % discharge efficiency and a 10 % floor.
+    e = float(battery_capacity_for_runtime_j(300.0, 1e6, 0.1, 0.95))
+    assert e == pytest.approx(300.0 * 1e6 / (0.95 * 0.9))
+    assert float(battery_time_to_empty_s(e * 0.9, 1e6, 0.95)) == pytest.approx(300.0)
+    # Recharge from the floor at 100 kW, 95 % efficient.
+    full = battery_time_to_full_s([0.1 * e, e], e, 1e5, 0.95)
+    np.testing.assert_allclose(full, [0.9 * e / (0.95 * 1e5), 0.0])
+    assert float(battery_time_to_full_s(0.0, e, 0.0)) == np.inf

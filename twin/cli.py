@@ -40,6 +40,17 @@ KPI_ROWS = [
     ("carbon_kg", "Carbon (location-based)", "kg CO2e", "{:,.0f}"),
     ("ledger_residual_j", "Ledger residual", "J", "{:.3g}"),
 ]
+#: Fault and control KPIs, shown when they are not zero (the battery's state of charge always).
+FAULT_KPI_ROWS = [
+    ("tokens_lost", "Tokens lost (rollbacks + dropped)", "", "{:,.0f}"),
+    ("lost_energy_j", "Energy of rolled-back work", "J", "{:.4g}"),
+    ("load_shed_j", "Load shed", "J", "{:.4g}"),
+    ("battery_min_soc", "Battery minimum state of charge", "", "{:.3f}"),
+    ("time_to_thermal_shutdown_s", "Fault to first thermal shutdown", "s", "{:,.1f}"),
+    ("time_throttled_s", "Time with GPUs thermally throttled", "s", "{:,.0f}"),
+    ("time_site_limited_s", "Time held at the site power limit", "s", "{:,.0f}"),
+    ("grid_ramp_max_w_per_s", "Largest grid ramp", "W/s", "{:,.0f}"),
+]
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -62,6 +73,23 @@ def _load(scenario: str | None, sets: list[str] | None) -> Any:
         raise typer.Exit(EXIT_INVALID) from None
 
 
+#: Most events the run report prints (all are in events.csv).
+MAX_EVENT_ROWS = 40
+
+
+def events_table(events: Any) -> Table:
+    """A rich table of the run's discrete events (faults, repairs, sources, shutdowns, controls)."""
+    table = Table(title=f"Events ({len(events)})")
+    table.add_column("time [s]", justify="right")
+    table.add_column("event")
+    table.add_column("detail")
+    for row in events.head(MAX_EVENT_ROWS).itertuples(index=False):
+        table.add_row(f"{row.time_s:,.1f}", str(row.event), str(row.detail))
+    if len(events) > MAX_EVENT_ROWS:
+        table.add_row("…", f"{len(events) - MAX_EVENT_ROWS} more in events.csv", "")
+    return table
+
+
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
     """A rich table of the headline KPIs."""
     table = Table(title=title)
@@ -77,6 +105,9 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
                 if key.endswith(f"_{metric}_{q}_s"):
                     pool = key[: -len(f"_{metric}_{q}_s")]
                     table.add_row(f"{pool} {metric.upper()} {q}", f"{value * 1e3:,.1f}", "ms")
+    for key, label, unit, fmt in FAULT_KPI_ROWS:
+        if key in kpis and (kpis[key] != 0 or key == "battery_min_soc"):
+            table.add_row(label, fmt.format(kpis[key]), unit)
     return table
 
 
@@ -121,8 +152,10 @@ def run(
     write_report(result, out / "report.png")
     if not quiet:
         console.print(kpi_table(result.kpis, f"{sc.name} — {result.meta['n_gpus']} GPUs, {sc.duration_s / 3600:.1f} h"))
+        if len(result.events):
+            console.print(events_table(result.events))
         console.print(
-            f"wrote {out}/summary.json, timeseries.parquet, ledger.parquet, report.png "
+            f"wrote {out}/summary.json, timeseries.parquet, ledger.parquet, events.csv, report.png "
             f"(simulated in {result.meta['wall_time_s']:.2f} s)"
         )
 

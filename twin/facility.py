@@ -19,6 +19,7 @@ from twin._types import FloatArray, IntArray
 from twin.catalog import AcceleratorSpec, LossCurve, ModelSpec
 from twin.errors import FieldProblem, ScenarioError
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
+from twin.scenario.faults import check_fault_references
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
 #: Bytes per weight and per KV value by precision. BF16 is 2 bytes, FP8 1 byte (IEEE/OCP formats).
@@ -134,6 +135,9 @@ def build_facility(scenario: Scenario) -> Facility:
     fleet = scenario.fleet
     acc = _accelerator(scenario)
     n_servers = fleet.n_servers
+    problems = check_fault_references(scenario.events, [w.name for w in scenario.workloads], fleet.n_racks)
+    if problems:
+        raise ScenarioError("scenario", problems)
     pools, pool_of_server = _pools(scenario, acc)
     stages = {
         name: StageModel(name, s.rated_w, s.count, catalog.loss_curve(s.curve), s.redundancy)

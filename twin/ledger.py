@@ -64,9 +64,15 @@ class Ledger:
         return np.asarray(self.metered_j - self.booked_j.sum(axis=1))
 
     def check(self, rtol: float = 1e-9, upto: int | None = None) -> None:
-        """Raise :class:`LedgerImbalanceError` if any interval does not balance to ``rtol``."""
+        """Raise :class:`LedgerImbalanceError` if any interval does not balance to ``rtol``.
+
+        The tolerance is relative to the larger of the metered energy and the gross bookings, so an
+        interval carried by the battery (metered near zero, categories cancelling ``battery_net``)
+        is held to the rounding of the energies actually booked.
+        """
         res = self.residual_j()[:upto]
-        scale = np.maximum(np.abs(self.metered_j[:upto]), 1.0)
+        gross = np.abs(self.booked_j[:upto]).sum(axis=1)
+        scale = np.maximum(np.maximum(np.abs(self.metered_j[:upto]), gross), 1.0)
         bad = np.flatnonzero(np.abs(res) > rtol * scale)
         if bad.size:
             i = int(bad[0])

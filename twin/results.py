@@ -40,6 +40,9 @@ class Result:
         The scenario seed; ``rng_state`` is the generator's state after the run.
     meta : dict
         Run facts: twin version, wall time, device counts.
+    events : pandas.DataFrame
+        Discrete events in time order: ``time_s``, ``event`` and a ``detail`` string (faults,
+        repairs, power-source changes, load shed, rollbacks, thermal shutdowns, control windows).
     """
 
     kpis: dict[str, float]
@@ -49,6 +52,7 @@ class Result:
     seed: int
     rng_state: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    events: pd.DataFrame = field(default_factory=lambda: events_frame([]))
 
     def summary(self) -> dict[str, Any]:
         """KPIs plus the run facts, as written to ``summary.json``."""
@@ -67,6 +71,7 @@ class Result:
             atomic_write(out / "timeseries.parquet", lambda p: self.timeseries.to_parquet(p, index=False)),
             atomic_write(out / "ledger.parquet", lambda p: self.ledger.to_parquet(p, index=False)),
             atomic_write_text(out / "scenario.json", json.dumps(self.scenario, indent=2, default=str)),
+            atomic_write(out / "events.csv", lambda p: self.events.to_csv(p, index=False)),
             atomic_write_text(
                 out / "summary.json",
                 json.dumps({**self.summary(), "rng_state": self.rng_state}, indent=2, default=_json_default),
@@ -79,6 +84,7 @@ class Result:
         """Read a result written by :meth:`save`."""
         out = Path(out_dir)
         summary = json.loads((out / "summary.json").read_text())
+        events = pd.read_csv(out / "events.csv", dtype={"detail": str}) if (out / "events.csv").exists() else None
         return cls(
             kpis=summary["kpis"],
             timeseries=pd.read_parquet(out / "timeseries.parquet"),
@@ -87,7 +93,27 @@ class Result:
             seed=summary["seed"],
             rng_state=summary.get("rng_state", {}),
             meta=summary.get("meta", {}),
+            events=events_frame([]) if events is None else events.fillna({"detail": ""}),
         )
+
+
+def events_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    """The event log as a table: ``time_s``, ``event``, ``detail`` (``key=value`` pairs)."""
+
+    def fmt(v: Any) -> str:
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+    rows = [
+        {
+            "time_s": float(e["time_s"]),
+            "event": str(e["event"]),
+            "detail": " ".join(f"{k}={fmt(v)}" for k, v in e.items() if k not in ("time_s", "event")),
+        }
+        for e in events
+    ]
+    return pd.DataFrame(rows, columns=["time_s", "event", "detail"]).astype(
+        {"time_s": "float64", "event": "object", "detail": "object"}
+    )
 
 
 def compute_kpis(

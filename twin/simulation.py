@@ -11,8 +11,12 @@ import twin
 from twin.checks import run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
-from twin.results import Result, compute_kpis
+from twin.results import Result, compute_kpis, events_frame
+from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
+
+#: Event-log names that are faults (not repairs or consequences).
+FAULT_EVENT_NAMES = frozenset(FAULT_KINDS)
 
 
 def simulate(
@@ -51,13 +55,14 @@ def simulate(
     pool_names = [p.name for p in fac.pools]
     kpis = compute_kpis(ts, ledger, pool_names, scenario.site.model_dump(), fac.n_gpus)
     kpis.update(engine.pool_stats.kpis())
+    kpis.update(fault_kpis(engine, kpis))
     return Result(
         kpis=kpis,
         timeseries=ts,
         ledger=ledger,
         scenario=scenario.model_dump(mode="json"),
         seed=scenario.seed,
-        rng_state=rng.bit_generator.state,
+        rng_state=dict(rng.bit_generator.state),
         meta={
             "twin_version": twin.__version__,
             "wall_time_s": time.perf_counter() - t_wall,
@@ -66,4 +71,15 @@ def simulate(
             "accelerator": fac.accelerator.name,
             "warnings": warnings,
         },
+        events=events_frame(engine.events),
     )
+
+
+def fault_kpis(engine: Engine, kpis: dict[str, float]) -> dict[str, float]:
+    """What faults and controls cost: the engine's run totals plus net tokens."""
+    out = {**engine.faults.kpis(), **engine.controls.kpis()}
+    out["tokens_out_net"] = kpis["tokens_out"] - out["tokens_lost_training"]
+    kwh = kpis["facility_energy_kwh"]
+    out["tokens_per_kwh_net"] = out["tokens_out_net"] / kwh if kwh > 0 else 0.0
+    out["fault_events"] = float(sum(1 for e in engine.events if e["event"] in FAULT_EVENT_NAMES))
+    return out

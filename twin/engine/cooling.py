@@ -19,17 +19,25 @@ so with spare capacity a warm loop relaxes to its setpoint with ``tau_ctrl``, an
 it warms until throttled GPUs shed enough heat. Device inlets are the TCS supply (facility supply +
 CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the CRAH supply air plus ``dT_room`` for
 air-cooled ones.
+
+Faults (``twin/engine/faults.py``) act through four attributes: ``chillers_available`` (trips,
+restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
+their rated share, ``(n_cdus - 1)`` units being sized for the design liquid heat),
+``crah_fraction`` (CRAH units running: their rated air flow and fan power scale with the count)
+and ``powered`` (no power: nothing is removed, every watt warms its node, ``C d(dT)/dt = Q``).
+The loop and room are single lumped nodes, so a CDU failure is a capacity shortfall shared by
+every rack rather than a local loss of flow: the time to shutdown it gives is an upper bound.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from twin._types import FloatArray
 from twin.catalog.cooling import chiller_curve
-from twin.physics.cooling_plant import PlantParams, plant_power
+from twin.physics.cooling_plant import PlantParams, PlantResult, plant_power
 from twin.physics.thermal import rc_step
 from twin.scenario.schema import IdealCooling, PlantCooling
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
@@ -66,14 +74,19 @@ class PlantStep:
 
 
 class IdealPlant:
-    """Limiting case: no cooling energy, inlets fixed at ``supply_temp_c``."""
+    """Limiting case: no cooling energy, inlets fixed at ``supply_temp_c`` (faults have no effect)."""
 
     components: tuple[str, ...] = ()
+    n_chillers: int = 0
 
     def __init__(self, spec: IdealCooling) -> None:
         self.spec = spec
         self.liquid_fraction = spec.liquid_share
         self.liquid_cooled = spec.type != "air"
+        self.chillers_available: float | None = None
+        self.cdu_fraction = 1.0
+        self.crah_fraction = 1.0
+        self.powered = True
 
     @property
     def transient(self) -> bool:
@@ -141,6 +154,13 @@ class PhysicalPlant:
         self.room_excess_k = 0.0
         self.storage_j = self.storage_capacity_j
         self.chillers_available: float | None = None
+        self.n_chillers = p.n_chillers
+        self.cdu_fraction = 1.0
+        self.crah_fraction = 1.0
+        self.powered = True
+        n_cdus = spec.n_cdus
+        self.cdu_capacity_w = self.liquid_fraction * design_it_w * n_cdus / max(n_cdus - 1, 1)
+        self._crah_params: dict[float, PlantParams] = {1.0: p}
         self._rate_k_s = 0.0
 
     @property
@@ -163,14 +183,21 @@ class PhysicalPlant:
         """Plant power and node evolution over a block (state is changed only by :meth:`commit`)."""
         q_rec_l = self.loop_capacity_j_k * self.loop_excess_k / self.tau_s
         q_rec_a = self.room_capacity_j_k * self.room_excess_k / self.tau_s
+        if not self.powered:
+            return self._unpowered(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a, dts)
         recharge = 0.0
         if self.storage_j < self.storage_capacity_j:
             recharge = (self.storage_capacity_j - self.storage_j) / self.tau_s
-        res = self._run(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a + recharge, weather)
+        liquid_w = heat_liquid_w + q_rec_l
+        no_path_w = np.zeros_like(dts)
+        if self.cdu_fraction < 1.0:  # CDUs down: the survivors carry at most their rated share
+            served = np.minimum(liquid_w, self.cdu_capacity_w * self.cdu_fraction)
+            no_path_w, liquid_w = liquid_w - served, served
+        res = self._run(liquid_w, heat_air_w + q_rec_a + recharge, weather)
         if recharge > 0 and np.any(res.unmet_heat_w > 0):
             recharge = 0.0  # no spare capacity: do not recharge the store now
-            res = self._run(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a, weather)
-        unmet_l = np.asarray(res.unmet_liquid_w, dtype=np.float64) * np.ones_like(dts)
+            res = self._run(liquid_w, heat_air_w + q_rec_a, weather)
+        unmet_l = np.asarray(res.unmet_liquid_w, dtype=np.float64) * np.ones_like(dts) + no_path_w
         unmet_a = np.asarray(res.unmet_air_w, dtype=np.float64) * np.ones_like(dts)
         # Chilled-water storage carries unmet heat while it holds cold water.
         storage = self.storage_j + recharge * float(dts.sum())
@@ -215,13 +242,44 @@ class PhysicalPlant:
         self.storage_j = step.storage_j
         self._rate_k_s = step.rate_k_s
 
-    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]):
+    def _unpowered(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray) -> PlantStep:
+        """No power: no component runs and all heat (plus the pull-back request) is unmet."""
+        ones = np.ones_like(dts)
+        unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
+        unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
+        loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
+        room = self._node(self.room_excess_k, unmet_a, self.room_capacity_j_k, dts)
+        drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
+        prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
+        rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])
+        zeros = np.zeros_like(dts)
+        return PlantStep(
+            powers_w=dict.fromkeys(self.components, zeros),
+            water_kg_s=zeros,
+            free_cooling_fraction=zeros,
+            unmet_w=unmet_l + unmet_a,
+            loop_excess_k=float(loop[-1]),
+            room_excess_k=float(room[-1]),
+            storage_j=self.storage_j,
+            drift_k=drift,
+            rate_k_s=rate,
+        )
+
+    def _params(self) -> PlantParams:
+        """Parameters with the CRAH fleet reduced to the units running."""
+        frac = self.crah_fraction
+        if frac not in self._crah_params:
+            base = self._crah_params[1.0]
+            self._crah_params[frac] = replace(base, crah_capacity_factor=base.crah_capacity_factor * max(frac, 1e-9))
+        return self._crah_params[frac]
+
+    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]) -> PlantResult:
         return plant_power(
             heat_liquid_w,
             heat_air_w,
             weather["dry_bulb_c"],
             weather["wet_bulb_c"],
-            self.params,
+            self._params(),
             chillers_available=self.chillers_available,
         )
 

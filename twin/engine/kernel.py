@@ -1,9 +1,11 @@
 """The engine: a simpy event kernel with the fleet advanced in closed form between events.
 
-simpy holds the discrete events: report boundaries, weather hours, thermal shutdowns (and the
-faults and controls later subsystems register). The loop is SimPy's documented ``peek``/``step``
-pattern: before each event the continuous state is advanced from ``state.t_s`` to ``env.peek()``,
-then the event is processed.
+simpy holds the discrete events: report boundaries, weather hours, thermal shutdowns, and the
+faults, repairs, battery cut-offs and control windows of :mod:`twin.engine.faults` and
+:mod:`twin.engine.controls` (called through a few hooks). The loop is SimPy's documented
+``peek``/``step`` pattern: before each event the continuous state is advanced from ``state.t_s``
+to ``env.peek()``, then the event is processed. A battery reaching its cut-off inside a block is
+solved for like a die crossing, scheduled, and the block recomputed up to that instant.
 
 Advancing is done in blocks of ticks computed as ``(K ticks x S servers)`` arrays. Ticks exist only
 where inputs vary (``step_s``); with constant inputs a whole inter-event span is one step. A block is
@@ -26,8 +28,10 @@ import simpy
 
 from twin._types import FloatArray
 from twin.engine.boundary import WeatherBoundary
+from twin.engine.controls import Controls
 from twin.engine.cooling import PlantStep, build_plant
 from twin.engine.demand import DemandModel
+from twin.engine.faults import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
@@ -83,6 +87,7 @@ class Block:
     die_max: FloatArray
     inlet_c: FloatArray
     plant: PlantStep
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -125,12 +130,14 @@ class Engine:
         self.pool_stats = PoolStats(fac, self.demand)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), sc.fleet.power_cap_w)
+        self.events: list[dict[str, Any]] = []
+        self.faults = FaultSystem(self)
+        self.controls = Controls(self)
         cooling_cats = tuple(f"cooling_{c}" for c in self.plant.components)
-        self.categories = (*BASE_CATEGORIES, *cooling_cats)
+        self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.faults.categories)
         self.ledger = Ledger(self.n_reports, self.categories)
         self.pool_names = [p.name for p in fac.pools]
         self.recorder = Recorder(self.n_reports, self._columns())
-        self.events: list[dict[str, Any]] = []
         self.interval_index = 0
         self.acc = self._new_interval()
         self.env.process(self._reporter())
@@ -174,6 +181,7 @@ class Engine:
                 self.log_event(
                     "thermal_shutdown", servers=int(newly.sum()), die_temp_c=float(st.die_temp_c[newly].max())
                 )
+                self.faults.on_thermal_shutdown(newly)
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
 
@@ -198,9 +206,15 @@ class Engine:
             block = self._compute(edges[:n], edges[1 : n + 1])
             cut = self._first_regime_change(block, transient)
             if cut is not None:
-                block = self._cut(block, cut)
-                if block is None:  # a shutdown crossing at this very instant: the event handles it
+                shorter = self._cut(block, cut)
+                if shorter is None:  # a shutdown crossing at this very instant: the event handles it
                     break
+                block = shorter
+            t_empty = self.faults.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
+            if t_empty is not None:
+                if t_empty <= t + TIME_EPS_S:
+                    break
+                block = self._truncate(block, t_empty)
             self._commit(block)
             t = float(block.t1[-1])
         self.state.t_s = t
@@ -241,16 +255,22 @@ class Engine:
             return None
         return self._compute(b.t0[:1], b.t0[:1] + dt_c)
 
+    def _truncate(self, b: Block, t_end: float) -> Block:
+        """Recompute the block up to ``t_end`` (the ticks before it and the part of the tick it falls in)."""
+        k = int(np.count_nonzero(b.t1 < t_end - TIME_EPS_S))
+        return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])))
+
     def _compute(self, t0: FloatArray, t1: FloatArray) -> Block:
         fac, st, c, acc = self.fac, self.state, self.const, self.fac.accelerator
         dts = t1 - t0
         dem = self.demand.block(t0, t1)
+        dem, dropped = self.faults.route_demand(dem)  # arrivals go to the servers that are up
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
         queues = (st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
         ones = np.ones_like(dem.requests)
 
         def serve(clock: FloatArray) -> ServeResult:
-            return serve_block(
+            res = serve_block(
                 c,
                 *serve_args,
                 clock,
@@ -259,50 +279,46 @@ class Engine:
                 train_fraction=dem.train_fraction,
                 replay_busy=dem.replay_busy,
             )
+            return self.faults.pause_training(res)
 
-        res = serve(ones)
+        res0 = serve(ones)
         pw = (acc.idle_power_w, acc.max_power_w)
         ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
-        p_full = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, 1.0, *ks)
+        p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks)
         r_th = fac.thermal_resistance_k_w
         inlet = self.plant.inlet_temp_c(fac.n_servers)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
+
+        def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
+            clock, res = ones, res0
+            if np.any(p_full > limit_w):
+                clock = clock_for_power_limit(
+                    limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction
+                )
+                clock = np.where(p_full > limit_w, clock, 1.0)
+                res = serve(clock)
+            p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks)
+            p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
+            return res, clock, p_gpu, floor_extra
+
         limit_w = np.minimum(st.power_cap_w, thermal_w)
-        clock = ones
-        if np.any(p_full > limit_w):
-            clock = clock_for_power_limit(
-                limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction
-            )
-            clock = np.where(p_full > limit_w, clock, 1.0)
-            res = serve(clock)
-        p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks)
+        res, clock, p_gpu, floor_extra = run_at(limit_w)
+        site, metered_w, plant, extra = self._chain(p_gpu, res, dts)
+        site_limited = np.zeros(dts.size, dtype=bool)
+        if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
+
+            def metered_at(share: FloatArray) -> FloatArray:
+                r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
+                return self._chain(p, r, dts)[1]
+
+            frac = self.controls.solve_fraction(metered_at, dts.size)
+            site_limited = frac < 1.0
+            limit_w = np.minimum(limit_w, frac[:, None] * p_full)
+            res, clock, p_gpu, floor_extra = run_at(limit_w)
+            site, metered_w, plant, extra = self._chain(p_gpu, res, dts)
         up = st.server_up.astype(np.float64)
         gpus = st.gpus_up * up
-        server = fac.scenario.fleet.server
-        gpu_w = p_gpu * gpus
-        other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
-        it_w = gpu_w + other_w
-        psu_loss = fac.stages["psu"].loss_w(it_w) * up
-        pdu_loss = fac.stages["pdu"].loss_w(fac.rack_sum(it_w + psu_loss))
-        site = {
-            "accelerators": gpu_w.sum(axis=1),
-            "server_other": other_w.sum(axis=1),
-            "psu_loss": psu_loss.sum(axis=1),
-            "pdu_loss": pdu_loss.sum(axis=1),
-        }
-        ups_out = site["accelerators"] + site["server_other"] + site["psu_loss"] + site["pdu_loss"]
-        site["ups_loss"] = fac.stages["ups"].loss_w(ups_out)
-        heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
-        heat_air = ups_out + site["ups_loss"] - heat_liquid
-        plant = self.plant.compute(heat_liquid, heat_air, dts, self.boundary)
-        cooling_w = np.zeros_like(dts)
-        for name, power in plant.powers_w.items():
-            site[f"cooling_{name}"] = power
-            cooling_w = cooling_w + power
-        site["other_facility"] = np.full(dts.size, fac.scenario.site.other_facility_power_w)
-        tx_out = ups_out + site["ups_loss"] + cooling_w + site["other_facility"]
-        site["transformer_loss"] = fac.stages["transformer"].loss_w(tx_out)
-        metered_w = tx_out + site["transformer_loss"]
+        extra.update(dropped=dropped, floor_extra_w=floor_extra, site_limited=site_limited)
         # Die temperature: exact RC step per tick with the tick's power.
         die = st.die_temp_c
         die_max = np.empty(dts.size)
@@ -322,12 +338,48 @@ class Engine:
             gpus=gpus,
             clock=clock,
             throttled=(p_full > thermal_w) & (thermal_w <= st.power_cap_w),
-            capped=(p_full > st.power_cap_w) & (st.power_cap_w < thermal_w),
+            capped=(p_full > limit_w) & (limit_w < thermal_w),
             die_end=die,
             die_max=die_max,
             inlet_c=inlet,
             plant=plant,
+            extra=extra,
         )
+
+    def _chain(
+        self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray
+    ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, dict[str, Any]]:
+        """Power from the GPUs up the chain to the meter, with the units and sources up now."""
+        fac, st, units = self.fac, self.state, self.faults.units
+        up = st.server_up.astype(np.float64)
+        gpus = st.gpus_up * up
+        server = fac.scenario.fleet.server
+        gpu_w = p_gpu * gpus
+        other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
+        it_w = gpu_w + other_w
+        psu_loss = fac.stages["psu"].loss_w(it_w, units.psu) * up
+        pdu_in = fac.rack_sum(it_w + psu_loss)
+        pdu_loss = fac.stages["pdu"].loss_w(pdu_in, units.pdu)
+        site = {
+            "accelerators": gpu_w.sum(axis=1),
+            "server_other": other_w.sum(axis=1),
+            "psu_loss": psu_loss.sum(axis=1),
+            "pdu_loss": pdu_loss.sum(axis=1),
+        }
+        ups_out = site["accelerators"] + site["server_other"] + site["psu_loss"] + site["pdu_loss"]
+        site["ups_loss"] = fac.stages["ups"].loss_w(ups_out, units.ups)
+        heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
+        heat_air = ups_out + site["ups_loss"] - heat_liquid
+        plant = self.plant.compute(heat_liquid, heat_air, dts, self.boundary)
+        cooling_w = np.zeros_like(dts)
+        for name, power in plant.powers_w.items():
+            site[f"cooling_{name}"] = power
+            cooling_w = cooling_w + power
+        site["other_facility"] = np.full(dts.size, fac.scenario.site.other_facility_power_w)
+        # Sources: UPS and transformer losses, battery, what the meter reads.
+        metered_w, extra = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w)
+        extra.update(it_w=it_w, server_w=it_w + psu_loss)
+        return site, metered_w, plant, extra
 
     def _commit(self, b: Block) -> None:
         st, a, dts = self.state, self.acc, b.dts
@@ -344,6 +396,8 @@ class Engine:
         a.peak_facility_power_w = max(a.peak_facility_power_w, float(b.metered_w.max()))
         a.max_die_temp_c = max(a.max_die_temp_c, float(b.die_max.max()))
         a.max_inlet_temp_c = max(a.max_inlet_temp_c, float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
+        self.faults.commit(b)
+        self.controls.commit(b)
         gpu_dt = b.gpus * dts[:, None]
         a.throttled_gpu_s += float(np.sum(gpu_dt * b.throttled))
         a.capped_gpu_s += float(np.sum(gpu_dt * b.capped))
@@ -382,6 +436,7 @@ class Engine:
             "tokens_generated", "tokens_prefill", "tokens_training", "tokens_out",
         ]  # fmt: skip
         cols += [f"{c}_power_w" for c in self.categories]
+        cols += self.faults.columns() + self.controls.columns()
         for name in self.pool_names:
             cols += [
                 f"{name}_requests", f"{name}_tokens_prefill", f"{name}_tokens_generated",
@@ -449,6 +504,8 @@ class Engine:
         row["tokens_training"] = totals["training"]
         row["tokens_out"] = totals["generated"] + totals["training"]
         row.update(self.pool_stats.flush())
+        row.update(self.faults.flush_row(dur))
+        row.update(self.controls.flush_row(dur))
         self.recorder.record(i, row)
         self.interval_index += 1
         self.acc = self._new_interval()

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin import catalog
+from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 
 
 def _known(name: str, valid: list[str], kind: str) -> str:
@@ -45,6 +46,7 @@ class ServerSpec(StrictModel):
 
     other_idle_power_w: float = Field(1400.0, ge=0)
     other_max_power_w: float = Field(2800.0, ge=0)
+    boot_s: float = Field(300.0, ge=0, description="[EST] power-on to serving again (POST, OS, runtime).")
 
     @model_validator(mode="after")
     def _max_above_idle(self) -> ServerSpec:
@@ -115,16 +117,23 @@ class Stage(StrictModel):
         return self.count
 
 
+class UpsStage(Stage):
+    """The UPS stage, with its battery."""
+
+    battery: Battery | None = Field(None, description="None: no ride-through (the load drops with the utility).")
+
+
 class PowerChain(StrictModel):
-    """Utility -> transformer -> UPS -> PDU -> PSU -> IT."""
+    """Utility -> transformer -> UPS -> PDU -> PSU -> IT (and a standby generator)."""
 
     transformer: Stage = Stage(rated_w=2.5e6, count=1, curve="transformer-mv-default")
-    ups: Stage = Stage(rated_w=750e3, count=2, curve="ups-double-conversion", redundancy="2N")
+    ups: UpsStage = UpsStage(rated_w=750e3, count=2, curve="ups-double-conversion", redundancy="2N")
     pdu: Stage = Stage(rated_w=40e3, count=2, curve="pdu-with-transformer", redundancy="2N")
     psu: Stage = Stage(rated_w=3300.0, count=6, curve="80plus-titanium-230v-redundant", redundancy="N+1")
     cooling_on_ups: bool = Field(
         False, description="Feed the cooling plant through the UPS (else from the transformer)."
     )
+    generator: Generator | None = Field(None, description="Standby generator (None: none).")
 
 
 #: Share of server heat captured by liquid for each cooling type: 85-95 % for direct-to-chip
@@ -164,6 +173,11 @@ class PlantCooling(StrictModel):
     chw_storage_m3: float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
     control_time_constant_s: float = Field(
         60.0, gt=0, description="[EST] time the plant controls take to pull a warm loop back to setpoint."
+    )
+    n_cdus: int = Field(4, gt=0, description="[EST] CDUs, N+1: n_cdus - 1 carry the design liquid heat.")
+    n_crahs: int = Field(5, gt=0, description="CRAH units sharing the rated air flow (N+1 with N = 4).")
+    chiller_restart_s: float = Field(
+        180.0, ge=0, description="Power back to chillers running (2-3 min typical, parameters.md 4)."
     )
     plant_overrides: dict[str, float | str | bool] = Field(
         default_factory=dict, description="Any twin.physics.cooling_plant.PlantParams field."
@@ -364,6 +378,9 @@ class TrainingWorkload(StrictModel):
     jobs: JobTrace | None = Field(
         None, description="Jobs from a trace occupy the pool's GPUs (packed onto servers); None: one steady job."
     )
+    checkpoint_interval_s: float = Field(1800.0, gt=0, description="[EST] work since the last one is lost on a fault.")
+    checkpoint_stall_s: float = Field(0.0, ge=0, description="Training pauses this long to write each checkpoint.")
+    restart_s: float = Field(600.0, ge=0, description="[EST] fault to training again from the last checkpoint.")
 
     @field_validator("model")
     @classmethod
@@ -414,6 +431,9 @@ class Scenario(StrictModel):
     cooling: CoolingSpec = PlantCooling()
     weather: Weather = Weather()
     workloads: list[Workload] = Field(default_factory=list)
+    events: list[FaultEvent] = Field(default_factory=list, description="Scheduled faults (twin.scenario.faults).")
+    reliability: Reliability = Reliability()
+    controls: Controls = Controls()
     source_dir: Path | None = Field(None, exclude=True, description="Folder of the scenario file.")
 
     @model_validator(mode="after")
