@@ -109,6 +109,17 @@ def test_undersized_battery_sheds_load_at_the_computed_time():
     assert event_times(late, "servers_booted") == pytest.approx([700.0 + 300.0])
 
 
+def test_a_server_repaired_while_unpowered_boots_only_when_power_returns():
+    # Server failure 50-400 s inside a utility outage (100-1300 s) with an empty-early battery and
+    # no generator: the repair at 400 s must not boot the unpowered server; all 8 boot at 1300 + 300 s.
+    sc = outage({"energy_j": 1.0e6, "min_soc": 0.2})
+    events = [*sc.model_dump()["events"], {"time_s": 50, "kind": "server_fail", "count": 1, "duration_s": 350}]
+    r = simulate(sc.with_updates({"events": events, "duration_s": 1800}), debug=True)
+    assert event_times(r, "servers_booted") == pytest.approx([1600.0])
+    booted = r.events.loc[r.events["event"] == "servers_booted"]
+    assert booted.iloc[0]["detail"] == "servers=8"
+
+
 def test_generator_that_fails_to_start_leaves_the_battery_alone():
     battery = {"energy_j": 6.0e6, "min_soc": 0.2}
     fails = simulate(outage(battery, {"rated_w": 100e3, "start_delay_s": 60, "fail_to_start_probability": 1.0}))

@@ -530,6 +530,7 @@ class FaultSystem:
 
     # ------------------------------------------------------------------- servers
     def _boot(self, servers: BoolArray) -> None:
+        servers = servers & (self.units.psu > 0)  # unpowered servers boot when their power returns
         if not servers.any():
             return
         boot_s = self.fac.scenario.fleet.server.boot_s
