@@ -1,0 +1,107 @@
+"""Reference runs that pin the engine's results: KPIs, time-series and ledger column sums, events.
+
+``tests/data/engine_reference.json`` was written by ``python tests/engine_reference.py`` from the
+engine as it was *before* the performance work of the benchmark suite (commit f717129); the test
+``tests/test_engine_reference.py`` reruns the same scenarios and asks for the same numbers, so an
+optimisation that changes a result (beyond float rounding) fails. Regenerate only for a deliberate
+change of the model, and say so in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin import load_scenario, simulate
+from twin.scenario import Scenario
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+REFERENCE = DATA / "engine_reference.json"
+
+IDEAL = {"model": "ideal", "type": "liquid", "supply_temp_c": 30.0}
+TRAIN = {"name": "train", "kind": "training", "model": "Llama-3.1-8B", "mfu": 0.45, "checkpoint_interval_s": 600}
+CHAT = {
+    "name": "chat",
+    "kind": "inference",
+    "model": "Llama-3.1-8B",
+    "max_batch": 128,
+    "arrivals": {"kind": "diurnal", "requests_per_s": 30, "prompt_tokens": 500, "output_tokens": 200},
+}
+
+
+def _faults_mixed() -> Scenario:
+    """Two racks: random server and GPU faults, an outage on battery and generator, a chiller trip,
+    a demand-response window, a training floor and a job trace, in hot constant weather."""
+    sc = load_scenario(
+        "default",
+        {
+            "fleet.rows": 1,
+            "fleet.racks_per_row": 2,
+            "duration_s": 6 * 3600,
+            "step_s": 5,
+            "report_interval_s": 300,
+            "workloads": [
+                {**TRAIN, "servers": 4, "jobs": {"path": "jobs_seconds.csv"}},
+                {**CHAT, "servers": 4},
+            ],
+            "cooling": {"model": "plant", "type": "liquid", "liquid_class": "W17", "economiser": False},
+            "weather": {"source": "constant", "dry_bulb_c": 30, "wet_bulb_c": 24},
+            "power.ups.rated_w": 120e3,
+            "power.transformer.rated_w": 250e3,
+            "power.ups.battery": {"runtime_s": 30},
+            "power.generator": {"rated_w": 150e3, "start_delay_s": 120},
+            "reliability": {"server": {"mtbf_h": 3.0, "mttr_h": 0.5}, "gpu": {"mtbf_h": 2.0, "mttr_h": 1.0}},
+            "events": [
+                {"time_s": 3000, "kind": "utility_loss", "duration_s": 900},
+                {"time_s": 9000, "kind": "chiller_trip", "count": 3, "duration_s": 1200},
+            ],
+            "controls.demand_response": [{"start_s": 14000, "duration_s": 1800, "limit_w": 15e3}],
+            "controls.training_power_floor_fraction": 0.5,
+        },
+    )
+    return sc.model_copy(update={"source_dir": DATA})
+
+
+def cases() -> dict[str, Scenario]:
+    """The pinned scenarios (about 15 s in all on the reference machine)."""
+    scen = REPO / "scenarios"
+    return {
+        "default": load_scenario("default"),
+        "utility-outage-late-generator": load_scenario(scen / "utility-outage-late-generator.yaml"),
+        "chiller-trip-hot-day": load_scenario(scen / "chiller-trip-hot-day.yaml"),
+        "site-cap-2mw": load_scenario(scen / "site-cap-2mw.yaml"),
+        "azure-llm-trace": load_scenario(scen / "azure-llm-trace.yaml"),
+        "telemetry-replay": load_scenario(scen / "telemetry-replay.yaml"),
+        "faults-mixed": _faults_mixed(),
+    }
+
+
+def _num(x: Any) -> float | None:
+    v = float(x)
+    return None if math.isnan(v) else v
+
+
+def summarise(sc: Scenario) -> dict[str, Any]:
+    """Run ``sc`` and keep what pins its result."""
+    r = simulate(sc)
+    kpis = {k: _num(v) for k, v in r.kpis.items() if isinstance(v, int | float | np.floating | np.integer)}
+    ts = {c: _num(np.nansum(r.timeseries[c].to_numpy(dtype=float))) for c in r.timeseries.columns}
+    led = {c: _num(r.ledger[c].sum()) for c in r.ledger.columns}
+    events = [[float(t), str(e)] for t, e in zip(r.events["time_s"], r.events["event"], strict=True)]
+    return {"kpis": kpis, "timeseries_sums": ts, "ledger_sums": led, "rows": len(r.timeseries), "events": events}
+
+
+def main() -> None:
+    out = {name: summarise(sc) for name, sc in cases().items()}
+    REFERENCE.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {REFERENCE}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
