@@ -12,7 +12,6 @@ import json
 import math
 
 import pytest
-
 from engine_reference import REFERENCE, cases, summarise
 
 RTOL = 1e-9
