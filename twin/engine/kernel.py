@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import simpy
+from simpy.core import URGENT
 
 from twin._types import FloatArray
 from twin.engine.boundary import WeatherBoundary
@@ -163,8 +164,13 @@ class Engine:
         self.events.append({"time_s": float(self.env.now), "event": kind, **detail})
 
     def _reporter(self) -> Generator[simpy.Event, Any, None]:
+        # A report closes its interval before any other event at the same instant (URGENT):
+        # a row's point values (servers up, weather, battery) are those at the interval's end.
         while True:
-            yield self.env.timeout(self.report_s)
+            ev = self.env.event()
+            ev._ok, ev._value = True, None
+            self.env.schedule(ev, URGENT, self.report_s)
+            yield ev
             self._flush()
 
     def _weather_hours(self) -> Generator[simpy.Event, Any, None]:
