@@ -59,6 +59,14 @@ class Ledger:
         """Add metered input energy in ``interval``."""
         self.metered_j[interval] += energy_j
 
+    def book_rows(self, first: int, category: str, energy_j: FloatArray) -> None:
+        """Add ``energy_j[i]`` to ``category`` in interval ``first + i``."""
+        self.booked_j[first : first + len(energy_j), self._index[category]] += energy_j
+
+    def meter_rows(self, first: int, energy_j: FloatArray) -> None:
+        """Add metered input ``energy_j[i]`` in interval ``first + i``."""
+        self.metered_j[first : first + len(energy_j)] += energy_j
+
     def residual_j(self) -> FloatArray:
         """Metered minus booked energy per interval. [J]"""
         return np.asarray(self.metered_j - self.booked_j.sum(axis=1))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from twin._types import FloatArray
 from twin.errors import FieldProblem, ScenarioError
 from twin.scenario.schema import Weather
 from twin.units import S_PER_HOUR
@@ -26,6 +28,17 @@ class WeatherBoundary:
         """Dry-bulb, wet-bulb (and the rest) at simulation time ``t_s``. [C]"""
         values = weather_at(self.frame, self.start, t_s)
         return {k: float(v) for k, v in values.items()}
+
+    def at_times(self, t_s: FloatArray) -> dict[str, FloatArray]:
+        """Dry-bulb, wet-bulb (and the rest) at each of the simulation times ``t_s``. [C]"""
+        return weather_at(self.frame, self.start, np.asarray(t_s, dtype=np.float64))
+
+    def changes_in(self, t_from: float, t_to: float) -> FloatArray:
+        """Times strictly between ``t_from`` and ``t_to`` where the weather record moves to its next hour."""
+        if self.constant:
+            return np.zeros(0)
+        first = self.next_change_s(t_from)
+        return np.arange(first, t_to, S_PER_HOUR, dtype=np.float64)
 
     def next_change_s(self, t_s: float) -> float:
         """Simulation time of the next hour boundary of the weather record after ``t_s``."""

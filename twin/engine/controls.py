@@ -36,6 +36,7 @@ import numpy as np
 import simpy
 
 from twin._types import FloatArray
+from twin.engine.segments import IntervalAccumulator, Segments
 
 if TYPE_CHECKING:
     from twin.engine.kernel import Block, Engine
@@ -71,9 +72,7 @@ class Controls:
         self.time_throttled_s = 0.0
         self.smoothing_j = 0.0
         self.ramp_max = 0.0
-        self._interval_ramp = 0.0
-        self._interval_smoothing_j = 0.0
-        self._interval_limit = float("inf")
+        self._interval = IntervalAccumulator({"ramp": "max", "smoothing_j": "sum", "limit": "min"})
         self.first_throttle_s: float | None = None
 
     def _schedule_window(self, index: int, at_s: float, limit_w: float | None) -> None:
@@ -96,7 +95,7 @@ class Controls:
         """Raise training GPUs to their floor (never above their limit); return power and the extra."""
         if not self.has_floor:
             return p_gpu_w, np.zeros_like(p_gpu_w)
-        floor = np.minimum(self.floor_w, limit_w)
+        floor = np.minimum(self.eng.cols.take(self.floor_w), limit_w)
         raised = np.maximum(p_gpu_w, floor)
         return raised, raised - p_gpu_w
 
@@ -117,45 +116,49 @@ class Controls:
             hi = np.where(ok, hi, mid)
         return lo
 
-    def commit(self, b: Block) -> None:
+    def commit(self, b: Block, seg: Segments) -> None:
         """Ramp rate, time above the limit, thermal throttling and smoothing energy of a committed block."""
         dts = b.dts
         w = b.metered_w
         prev = w[0] if self._prev_w is None else self._prev_w
-        steps = np.abs(np.diff(np.concatenate(([prev], w))))
-        ramp = float(steps.max()) / self.eng.step_s
-        self.ramp_max = max(self.ramp_max, ramp)
-        self._interval_ramp = max(self._interval_ramp, ramp)
+        ramp = np.abs(np.diff(np.concatenate(([prev], w)))) / self.eng.step_s
+        self.ramp_max = max(self.ramp_max, float(ramp.max()))
         self._prev_w = float(w[-1])
+        limit = np.inf
         if self.limit_w is not None:
             self.time_above_limit_s += float((w > self.limit_w * (1.0 + LIMIT_RTOL)) @ dts)
-            self._interval_limit = min(self._interval_limit, self.limit_w)
+            limit = self.limit_w
         self.time_limited_s += float(b.extra["site_limited"] @ dts)
         live = b.gpus > 0
         hot = np.any(b.throttled & live, axis=1)
         self.time_throttled_s += float(hot @ dts)
         if self.first_throttle_s is None and hot.any():
             self.first_throttle_s = float(b.t0[int(np.argmax(hot))])
-        extra_j = float((b.extra["floor_extra_w"] * b.gpus).sum(axis=1) @ dts)
-        self.smoothing_j += extra_j
-        self._interval_smoothing_j += extra_j
+        extra_j = b.cols.total(b.extra["floor_extra_w"] * b.gpus) * dts
+        self.smoothing_j += float(extra_j.sum())
+        per_segment = {"ramp": seg.max(ramp), "smoothing_j": seg.sum(extra_j), "limit": np.full(seg.n, limit)}
+        self._interval.add(seg, per_segment)
 
     # ---------------------------------------------------------------- reporting
     def columns(self) -> list[str]:
         """Time-series columns this layer fills."""
         return ["site_limit_w", "grid_ramp_max_w_per_s", "smoothing_power_w"]
 
-    def flush_row(self, duration_s: float) -> dict[str, float]:
-        """Values of the interval just ended; resets the interval tallies."""
-        row = {
-            "site_limit_w": self._interval_limit if np.isfinite(self._interval_limit) else float("nan"),
-            "grid_ramp_max_w_per_s": self._interval_ramp,
-            "smoothing_power_w": self._interval_smoothing_j / duration_s if duration_s > 0 else 0.0,
+    def close_open(self) -> None:
+        """Close the open interval (the run's end)."""
+        self._interval.close_open()
+
+    def rows(self, duration_s: FloatArray) -> dict[str, FloatArray]:
+        """Values of the intervals closed since the last call (``duration_s`` of each)."""
+        i = self._interval.take()
+        limit = i["limit"]
+        return {
+            "site_limit_w": np.where(np.isfinite(limit), limit, np.nan),
+            "grid_ramp_max_w_per_s": np.maximum(i["ramp"], 0.0),
+            "smoothing_power_w": np.divide(
+                i["smoothing_j"], duration_s, out=np.zeros_like(duration_s), where=duration_s > 0
+            ),
         }
-        self._interval_ramp = 0.0
-        self._interval_smoothing_j = 0.0
-        self._interval_limit = float("inf")
-        return row
 
     def kpis(self) -> dict[str, Any]:
         """Run totals of the controls."""

@@ -93,12 +93,21 @@ class IdealPlant:
         """Never away from its setpoints."""
         return False
 
+    @property
+    def at_rest(self) -> bool:
+        """Always at its setpoints."""
+        return True
+
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server. [C]"""
         return np.full(n_servers, self.spec.supply_temp_c)
 
     def compute(
-        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, weather: dict[str, float]
+        self,
+        heat_liquid_w: FloatArray,
+        heat_air_w: FloatArray,
+        dts: FloatArray,
+        weather: dict[str, float] | dict[str, FloatArray],
     ) -> PlantStep:
         """Remove all heat at no cost."""
         zeros = np.zeros_like(dts)
@@ -171,6 +180,21 @@ class PhysicalPlant:
         """
         return self._rate_k_s > FINE_RATE_K_S
 
+    @property
+    def at_rest(self) -> bool:
+        """Powered, loop and room exactly at their setpoints, storage full: blocks may span reports.
+
+        While at rest a block's ticks do not depend on where the block starts; the engine checks
+        each block for unmet heat (the only way out of rest) and cuts it before.
+        """
+        return (
+            self.powered
+            and self.loop_excess_k == 0.0
+            and self.room_excess_k == 0.0
+            and self.storage_j >= self.storage_capacity_j
+            and self._rate_k_s == 0.0
+        )
+
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
         if self.liquid_cooled:
@@ -178,7 +202,11 @@ class PhysicalPlant:
         return np.full(n_servers, self.spec.crah_supply_air_c + self.room_excess_k)
 
     def compute(
-        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, weather: dict[str, float]
+        self,
+        heat_liquid_w: FloatArray,
+        heat_air_w: FloatArray,
+        dts: FloatArray,
+        weather: dict[str, float] | dict[str, FloatArray],
     ) -> PlantStep:
         """Plant power and node evolution over a block (state is changed only by :meth:`commit`)."""
         q_rec_l = self.loop_capacity_j_k * self.loop_excess_k / self.tau_s
@@ -273,7 +301,9 @@ class PhysicalPlant:
             self._crah_params[frac] = replace(base, crah_capacity_factor=base.crah_capacity_factor * max(frac, 1e-9))
         return self._crah_params[frac]
 
-    def _run(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float]) -> PlantResult:
+    def _run(
+        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, weather: dict[str, float] | dict[str, FloatArray]
+    ) -> PlantResult:
         return plant_power(
             heat_liquid_w,
             heat_air_w,

@@ -92,30 +92,62 @@ class DemandModel:
         """True when some input changes within a tick grid (a tick-by-tick advance is needed)."""
         return any(src.varies for _, src in (*self.requests, *self.telemetry, *self.jobs))
 
-    def block(self, t0: FloatArray, t1: FloatArray) -> Demand:
-        """Demand over the ticks ``[t0[k], t1[k])``."""
-        n_k, n_s = t0.size, self.fac.n_servers
+    def server_classes(self) -> FloatArray:
+        """Per server, a number equal for servers that always receive identical demand.
+
+        Servers of a pool share their pool's class when its source gives every server the same
+        column (a fluid profile, an unshifted trace or signal); a shifted copy per server, or a job
+        trace packed onto servers in order, makes each server (or replica sharing an offset) its own.
+        """
+        out = np.arange(self.fac.n_servers, dtype=np.float64) + len(self.fac.pools)
+        for pool in self.fac.pools:
+            out[_span(pool)] = pool.index
+        for pool, src in (*self.requests, *self.telemetry):
+            offsets = getattr(src, "offsets", None)
+            if offsets is not None:
+                rows = np.asarray(offsets, dtype=np.float64).reshape(pool.n_servers, -1)
+                _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+                out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
+        for pool, _ in self.jobs:
+            out[_span(pool)] = len(self.fac.pools) + pool.servers
+        return out
+
+    def block(self, t0: FloatArray, t1: FloatArray, servers: np.ndarray | None = None) -> Demand:
+        """Demand over the ticks ``[t0[k], t1[k])``, for every server or the ``servers`` given (ascending)."""
+        n_k = t0.size
+        n_s = self.fac.n_servers if servers is None else servers.size
+
+        def cols(pool: Pool) -> tuple[slice | np.ndarray, slice | np.ndarray]:
+            """Where the pool's columns go in the output, and which of its servers they are."""
+            if servers is None:
+                return _span(pool), slice(None)
+            lo, hi = int(pool.servers[0]), int(pool.servers[-1]) + 1
+            a, b = np.searchsorted(servers, [lo, hi])
+            return slice(int(a), int(b)), servers[a:b] - lo
+
         out = {k: np.zeros((n_k, n_s)) for k in ("requests", "prefill_tokens", "decode_tokens")}
         prompt = np.ones((n_k, n_s))
         context = np.ones((n_k, n_s))
         for pool, src in self.requests:
-            s = _span(pool)
+            s, local = cols(pool)
             b = src.block(t0, t1)
-            out["requests"][:, s] = b.requests
-            out["prefill_tokens"][:, s] = b.prefill_tokens
-            out["decode_tokens"][:, s] = b.decode_tokens
-            prompt[:, s] = b.prompt_len
-            context[:, s] = b.context_len
+            out["requests"][:, s] = b.requests[:, local]
+            out["prefill_tokens"][:, s] = b.prefill_tokens[:, local]
+            out["decode_tokens"][:, s] = b.decode_tokens[:, local]
+            prompt[:, s] = b.prompt_len[:, local]
+            context[:, s] = b.context_len[:, local]
         demand = Demand(out["requests"], out["prefill_tokens"], out["decode_tokens"], prompt, context)
         if self.telemetry:
             demand.replay_busy = np.zeros((n_k, n_s))
             for pool, sig in self.telemetry:
-                demand.replay_busy[:, _span(pool)] = sig.block(t0, t1)
+                s, local = cols(pool)
+                demand.replay_busy[:, s] = sig.block(t0, t1)[:, local]
         if self.jobs:
             demand.train_fraction = np.ones((n_k, n_s))
             demand.gpus_demanded = {}
             for pool, job in self.jobs:
+                s, local = cols(pool)
                 fill, wanted = job.block(t0, t1)
-                demand.train_fraction[:, _span(pool)] = fill
+                demand.train_fraction[:, s] = fill[:, local]
                 demand.gpus_demanded[pool.name] = wanted
         return demand

@@ -44,6 +44,7 @@ import simpy
 
 from twin._types import BoolArray, FloatArray
 from twin.engine.demand import Demand
+from twin.engine.segments import IntervalAccumulator, Segments
 from twin.engine.serving import ServeResult
 from twin.physics.power import battery_capacity_for_runtime_j, battery_empty_offset_s, battery_time_to_full_s
 from twin.scenario.faults import FaultEvent
@@ -58,6 +59,8 @@ SIDES = ("A", "B")
 DEFAULT_RECHARGE_FRACTION = 0.10
 #: Stored energy within this of a bound counts as at the bound. [J]
 BATTERY_EPS_J = 1e-6
+#: Per-interval tallies of the time series.
+INTERVAL_TALLIES = ("generator_j", "tokens_lost", "tokens_dropped")
 
 
 def _split(count: int, two_n: bool) -> dict[str, int]:
@@ -139,7 +142,9 @@ class Tally:
     last_fault_s: float = float("nan")
     first_shutdown_s: float = float("nan")
     time_to_thermal_shutdown_s: float = float("nan")
-    interval: dict[str, float] = field(default_factory=dict)
+    interval: IntervalAccumulator = field(
+        default_factory=lambda: IntervalAccumulator(dict.fromkeys(INTERVAL_TALLIES, "sum"))
+    )
 
 
 class FaultSystem:
@@ -198,7 +203,6 @@ class FaultSystem:
         )
         self._update_units()
         self._update_supply()
-        self._new_interval()
         for job in self.jobs:
             self._schedule_checkpoint(job, job.interval_s)
         for ev in sc.events:
@@ -636,25 +640,33 @@ class FaultSystem:
 
     # ------------------------------------------------------------- kernel hooks
     def route_demand(self, dem: Demand) -> tuple[Demand, dict[str, FloatArray]]:
-        """Spread each inference pool's arrivals over its servers that are up."""
-        up = self.eng.state.server_up
+        """Spread each inference pool's arrivals over its servers that are up.
+
+        ``dem`` holds the engine's current columns (``eng.cols``); sums over servers are weighted
+        by the servers in each column.
+        """
+        cols = self.eng.cols
+        up = cols.take(self.eng.state.server_up)
         dropped = {"decode": np.zeros(dem.requests.shape[0]), "prefill": np.zeros(dem.requests.shape[0])}
         if up.all() or not self.inference_pools:
             return dem, dropped
         arrays = {"requests": dem.requests, "prefill_tokens": dem.prefill_tokens, "decode_tokens": dem.decode_tokens}
         out = {k: v.copy() for k, v in arrays.items()}
-        for _, pool in self.inference_pools:
+        for _, pool_s in self.inference_pools:
+            pool = cols.take(pool_s)
             live = pool & up
-            if live.sum() == pool.sum():
+            if cols.count(live) == cols.count(pool):
                 continue
+            n_live = cols.count(live)
             for key, arr in arrays.items():
-                total = arr[:, pool].sum(axis=1)
+                total = cols.total(arr, pool)
                 if live.any():
+                    live_sum = cols.total(arr, live)[:, None]
                     share = np.divide(
                         arr[:, live],
-                        arr[:, live].sum(axis=1, keepdims=True),
-                        out=np.full((arr.shape[0], int(live.sum())), 1.0 / max(int(live.sum()), 1)),
-                        where=arr[:, live].sum(axis=1, keepdims=True) > 0,
+                        live_sum,
+                        out=np.full((arr.shape[0], int(live.sum())), 1.0 / max(n_live, 1.0)),
+                        where=live_sum > 0,
                     )
                     out[key][:, live] = share * total[:, None]
                 elif key != "requests":
@@ -666,7 +678,7 @@ class FaultSystem:
         """Servers of a training job that is restarting or writing a checkpoint sit idle."""
         if not self.paused.any():
             return res
-        p = self.paused
+        p = self.eng.cols.take(self.paused)
         return replace(
             res,
             busy=np.where(p, 0.0, res.busy),
@@ -704,9 +716,10 @@ class FaultSystem:
         # reported against the capacity that must survive one failure (N units of a 2N or N+1 stage).
         ups_frac = ups_load / (self.ups_needed * ups.rated_w)
         over = ups_load > self.units.ups * ups.rated_w * (1.0 + 1e-9)
-        pdu_cap = self.units.pdu * fac.stages["pdu"].rated_w
+        cols = self.eng.cols
+        pdu_cap = cols.take_rack(self.units.pdu) * fac.stages["pdu"].rated_w
         over |= np.any(pdu_in_w > pdu_cap * (1.0 + 1e-9), axis=-1)
-        psu_cap = self.units.psu * fac.stages["psu"].rated_w
+        psu_cap = cols.take(self.units.psu) * fac.stages["psu"].rated_w
         over |= np.any(it_w > psu_cap * (1.0 + 1e-9), axis=-1)
         if sup.on_generator and self.generator is not None:
             over |= bus > self.generator.rated_w * (1.0 + 1e-9)
@@ -726,12 +739,22 @@ class FaultSystem:
         self._at(t, lambda _: self._battery_empty(token))
         return t
 
-    def commit(self, b: Block) -> None:
-        """Advance the battery, the checkpoint tallies and the fault KPIs over a committed block."""
+    @property
+    def steady(self) -> bool:
+        """No continuous change of this subsystem's state between events (battery idle)."""
+        return not (self.supply.on_battery or self.supply.charging)
+
+    def commit(self, b: Block, seg: Segments) -> None:
+        """Advance the battery, the checkpoint tallies and the fault KPIs over a committed block.
+
+        The battery changes only in blocks that end at the next report boundary (``steady`` is
+        False while it charges or discharges), so its state at a row's end is the committed one.
+        """
         dts = b.dts
         span = float(dts.sum())
         bat = self.battery
         sup = self.supply
+        cols = b.cols
         if bat is not None:
             if sup.on_battery:
                 out_j = float(b.extra["ups_in_w"] @ dts)
@@ -744,46 +767,48 @@ class FaultSystem:
             bat.min_soc_seen = min(bat.min_soc_seen, bat.stored_j / bat.capacity_j)
         it_w = b.extra["it_w"]
         for job in self.jobs:
-            s = job.servers
-            job.tokens_since += float((b.serve.training_tokens[:, s] * b.gpus[s]).sum())
-            job.energy_since_j += float(it_w[:, s].sum(axis=1) @ dts)
-        self.last_server_w = b.extra["server_w"][-1]
+            s = cols.take(job.servers)
+            job.tokens_since += float(cols.total(b.serve.training_tokens * b.gpus, s).sum())
+            job.energy_since_j += float(cols.total(it_w, s) @ dts)
+        self.last_server_w = np.array(cols.expand(b.extra["server_w"][-1]), dtype=np.float64)
         t = self.tally
         drop = b.extra["dropped"]
         t.tokens_dropped += float(drop["decode"].sum())
         t.prefill_tokens_dropped += float(drop["prefill"].sum())
-        self._count("tokens_dropped", float(drop["decode"].sum()))
+        interval = {"tokens_dropped": seg.sum(drop["decode"]), "generator_j": np.zeros(seg.n)}
         t.load_shed_j += float(self.shed_w.sum()) * span
         if sup.on_generator:
             t.generator_j += float(b.metered_w @ dts)
-            self._count("generator_j", float(b.metered_w @ dts))
+            interval["generator_j"] = seg.sum(b.metered_w * dts)
+        self.tally.interval.add(seg, interval)
         t.time_overloaded_s += float(b.extra["overloaded"] @ dts)
         t.ups_load_fraction_max = max(t.ups_load_fraction_max, float(np.max(b.extra["ups_load_fraction"])))
 
     # --------------------------------------------------------------- reporting
     def _count(self, key: str, value: float) -> None:
-        self.tally.interval[key] = self.tally.interval.get(key, 0.0) + value
-
-    def _new_interval(self) -> None:
-        self.tally.interval = {}
+        self.tally.interval.add_scalar(key, value)
 
     def columns(self) -> list[str]:
         """Time-series columns this subsystem fills."""
         return ["battery_soc", "generator_power_w", "tokens_lost", "tokens_dropped", "servers_fed"]
 
-    def flush_row(self, duration_s: float) -> dict[str, float]:
-        """Values of the interval just ended; resets the interval tallies."""
-        i = self.tally.interval
+    def close_open(self) -> None:
+        """Close the open interval (the run's end)."""
+        self.tally.interval.close_open()
+
+    def rows(self, duration_s: FloatArray) -> dict[str, FloatArray | float]:
+        """Values of the intervals closed since the last call (``duration_s`` of each)."""
+        i = self.tally.interval.take()
         bat = self.battery
-        row = {
+        return {
             "battery_soc": bat.stored_j / bat.capacity_j if bat is not None else float("nan"),
-            "generator_power_w": i.get("generator_j", 0.0) / duration_s if duration_s > 0 else 0.0,
-            "tokens_lost": i.get("tokens_lost", 0.0),
-            "tokens_dropped": i.get("tokens_dropped", 0.0),
+            "generator_power_w": np.divide(
+                i["generator_j"], duration_s, out=np.zeros_like(duration_s), where=duration_s > 0
+            ),
+            "tokens_lost": i["tokens_lost"],
+            "tokens_dropped": i["tokens_dropped"],
             "servers_fed": float(self.powered.sum()),
         }
-        self._new_interval()
-        return row
 
     def kpis(self) -> dict[str, float]:
         """Run totals of what faults cost."""

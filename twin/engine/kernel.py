@@ -1,39 +1,54 @@
 """The engine: a simpy event kernel with the fleet advanced in closed form between events.
 
-simpy holds the discrete events: report boundaries, weather hours, thermal shutdowns, and the
-faults, repairs, battery cut-offs and control windows of :mod:`twin.engine.faults` and
-:mod:`twin.engine.controls` (called through a few hooks). The loop is SimPy's documented
-``peek``/``step`` pattern: before each event the continuous state is advanced from ``state.t_s``
-to ``env.peek()``, then the event is processed. A battery reaching its cut-off inside a block is
-solved for like a die crossing, scheduled, and the block recomputed up to that instant.
+simpy holds the discrete events: weather hours, thermal shutdowns, and the faults, repairs,
+battery cut-offs and control windows of :mod:`twin.engine.faults` and :mod:`twin.engine.controls`
+(called through a few hooks). The loop is SimPy's documented ``peek``/``step`` pattern: before each
+event the continuous state is advanced from ``state.t_s`` to ``env.peek()``, then the event is
+processed. A battery reaching its cut-off inside a block is solved for like a die crossing,
+scheduled, and the block recomputed up to that instant.
 
-Advancing is done in blocks of ticks computed as ``(K ticks x S servers)`` arrays. Ticks exist only
-where inputs vary (``step_s``); with constant inputs a whole inter-event span is one step. A block is
-*computed* without touching the state and then *committed*; when a block reveals a change of regime
-(the cooling plant runs short of capacity, or a die reaches its shutdown temperature) it is cut at
-that tick. While a thermal node is away from its setpoint the engine steps one tick at a time so that
-temperatures, throttling and heat feed back each tick; a die crossing its shutdown temperature inside
-a tick is solved for exactly and scheduled as an event at that instant.
+Advancing is done in blocks of ticks computed as ``(K ticks x G columns)`` arrays. Ticks exist only
+where inputs vary (``step_s``) and at report boundaries; with constant inputs a whole inter-event
+span is one tick per report interval. A block is *computed* without touching the state and then
+*committed*; when a block reveals a change of regime (the cooling plant runs short of capacity, or a
+die reaches its shutdown temperature) it is cut at that tick. While a thermal node is away from its
+setpoint the engine steps one tick at a time so that temperatures, throttling and heat feed back
+each tick; a die crossing its shutdown temperature inside a tick is solved for exactly and
+scheduled as an event at that instant.
+
+Performance (see ``benchmarks/`` and the README's Performance section):
+
+* **Report intervals do not end blocks** while the plant is at rest (nodes at their setpoints,
+  nothing unmet, storage full) and the battery is idle: a block then spans many intervals and
+  their rows are closed together, sums split at the boundaries with ``np.add.reduceat``
+  (:mod:`twin.engine.segments`). Otherwise a block ends at the next report boundary, as the
+  plant's drift limit is measured from a block's start. Rows close before any other event at the
+  same instant, so a row's point values (servers up, weather, battery) are those at its end.
+* **Identical servers are one column** with a count (:mod:`twin.engine.columns`): servers of a
+  pool with identical inputs and state are computed once, and every sum over servers is weighted.
+* **Die temperatures** over a run of equal ticks are one linear recurrence solved by
+  ``scipy.signal.lfilter`` (the exact RC step, not a Python loop over ticks).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.core import URGENT
 
-from twin._types import FloatArray
+from twin._types import BoolArray, FloatArray
 from twin.engine.boundary import WeatherBoundary
+from twin.engine.columns import Columns
 from twin.engine.controls import Controls
 from twin.engine.cooling import PlantStep, build_plant
 from twin.engine.demand import DemandModel
 from twin.engine.faults import FaultSystem
 from twin.engine.pool_stats import PoolStats
+from twin.engine.segments import IntervalAccumulator, Kind, Segments
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.telemetry import Recorder
@@ -43,35 +58,23 @@ from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit,
 from twin.physics.thermal import rc_step, rc_time_to_threshold_s
 from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
-#: Most (tick x server) cells handled in one vectorised block (bounds memory per block).
-MAX_BLOCK_CELLS = 2_000_000
+#: Most (tick x column) cells handled in one vectorised block (bounds memory per block).
+MAX_BLOCK_CELLS = 100_000
+#: Most ticks in one block whatever the columns (bounds the per-tick arrays).
+MAX_BLOCK_TICKS = 200_000
 #: Times closer than this are the same instant. [s]
 TIME_EPS_S = 1e-9
-
-
-@dataclass
-class Interval:
-    """Sums and extremes over the current report interval."""
-
-    duration_s: float = 0.0
-    peak_facility_power_w: float = 0.0
-    max_die_temp_c: float = -np.inf
-    max_inlet_temp_c: float = -np.inf
-    throttled_gpu_s: float = 0.0
-    capped_gpu_s: float = 0.0
-    clock_gpu_s: float = 0.0
-    gpu_s: float = 0.0
-    water_kg: float = 0.0
-    free_cooling_s: float = 0.0
-    unmet_heat_j: float = 0.0
-    energy_j: dict[str, float] = field(default_factory=dict)
-    metered_j: float = 0.0
-    tokens: dict[str, float] = field(default_factory=dict)
+#: Token tallies kept per pool and interval.
+TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
 
 @dataclass
 class Block:
-    """Everything computed for a block of ticks, before it is committed."""
+    """Everything computed for a block of ticks, before it is committed.
+
+    Per-server quantities are ``(K, G)`` arrays over the columns ``cols`` (one column per server
+    unless identical servers are grouped); sum them over servers with ``cols.total``.
+    """
 
     t0: FloatArray
     t1: FloatArray
@@ -88,6 +91,7 @@ class Block:
     die_max: FloatArray
     inlet_c: FloatArray
     plant: PlantStep
+    cols: Columns
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,7 +105,8 @@ class Engine:
     rng : numpy.random.Generator
         The run's random generator (passed to every subsystem that draws).
     progress : callable, optional
-        Called as ``progress(t_s, duration_s)`` after each report interval.
+        Called as ``progress(t_s, duration_s)`` after each committed block that closed report
+        intervals, with the end of the last one closed.
     debug : bool
         Check the energy ledger after every interval.
     """
@@ -123,6 +128,8 @@ class Engine:
         self.step_s = sc.step_s
         self.report_s = sc.report_interval_s
         self.n_reports = math.ceil(self.duration_s / self.report_s - 1e-9)
+        #: End of each report interval (the last one at the end of the run). [s]
+        self.report_ends = np.append(np.arange(1, self.n_reports, dtype=np.float64) * self.report_s, self.duration_s)
         self.plant = build_plant(sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks)
         self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir)
         self.boundary = self.weather.at(0.0)
@@ -140,10 +147,11 @@ class Engine:
         self.pool_names = [p.name for p in fac.pools]
         self.recorder = Recorder(self.n_reports, self._columns())
         self.interval_index = 0
-        self.acc = self._new_interval()
-        self.env.process(self._reporter())
-        if not self.weather.constant:
-            self.env.process(self._weather_hours())
+        self.acc = IntervalAccumulator(self._kinds())
+        self._classes = self.demand.server_classes()
+        self._groupable = np.unique(self._classes).size <= 0.5 * fac.n_servers
+        self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
+        self._const_cols = self.const
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -156,27 +164,12 @@ class Engine:
             if self.env.peek() > end:
                 break
             self.env.step()
-        if self.acc.duration_s > 0 and self.interval_index < self.n_reports:
-            self._flush()
+        if self.interval_index < self.n_reports and self.acc.open["duration_s"] > 0:
+            self._close_open()
 
     def log_event(self, kind: str, **detail: Any) -> None:
         """Record a discrete event (thermal shutdown, fault, control action) with its time."""
         self.events.append({"time_s": float(self.env.now), "event": kind, **detail})
-
-    def _reporter(self) -> Generator[simpy.Event, Any, None]:
-        # A report closes its interval before any other event at the same instant (URGENT):
-        # a row's point values (servers up, weather, battery) are those at the interval's end.
-        while True:
-            ev = self.env.event()
-            ev._ok, ev._value = True, None
-            self.env.schedule(ev, URGENT, self.report_s)
-            yield ev
-            self._flush()
-
-    def _weather_hours(self) -> Generator[simpy.Event, Any, None]:
-        while True:
-            yield self.env.timeout(self.weather.next_change_s(self.env.now) - self.env.now)
-            self.boundary = self.weather.at(self.env.now)
 
     def _shutdown_at(self, delay_s: float, servers: np.ndarray) -> None:
         def handler(_: simpy.Event) -> None:
@@ -191,25 +184,95 @@ class Engine:
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
 
+    # ------------------------------------------------------------------- columns
+    def _keys(self) -> tuple[FloatArray, FloatArray]:
+        """Per-server and per-rack rows that must match for servers (racks) to share a column."""
+        st, f = self.state, self.faults
+        server = np.column_stack(
+            (
+                self._classes,
+                st.die_temp_c,
+                st.backlog_prefill_tokens,
+                st.backlog_decode_tokens,
+                st.gpus_up,
+                st.server_up,
+                st.power_cap_w,
+                f.paused,
+                f.units.psu,
+            )
+        )
+        rack = np.asarray(f.units.pdu, dtype=np.float64).reshape(-1, 1)
+        return server, rack
+
+    def _regroup(self) -> None:
+        """Group identical servers into columns (kept while no event splits a group)."""
+        if not self._groupable:
+            return
+        server, rack = self._keys()
+        if self.cols.is_current(server, rack):
+            return
+        self.cols = Columns.group(server, rack, self.fac.servers_per_rack)
+        c = self.const
+        if self.cols.identity:
+            self._const_cols = c
+            return
+        taken = {
+            f.name: self.cols.take(getattr(c, f.name)) for f in fields(c) if isinstance(getattr(c, f.name), np.ndarray)
+        }
+        self._const_cols = replace(c, **taken)
+
     # ------------------------------------------------------------- continuous part
+    def _boundaries(self, t_from: float, t_to: float) -> FloatArray:
+        """Report ends and weather changes strictly between ``t_from`` and ``t_to`` (every tick ends at them)."""
+        ends = self.report_ends
+        lo, hi = np.searchsorted(ends, [t_from + TIME_EPS_S, t_to - TIME_EPS_S], side="right")
+        weather = self.weather.changes_in(t_from + TIME_EPS_S, t_to - TIME_EPS_S)
+        out = np.union1d(ends[lo:hi], weather) if weather.size else ends[lo:hi]
+        return out[(out > t_from + TIME_EPS_S) & (out < t_to - TIME_EPS_S)]
+
     def _tick_edges(self, t_from: float, t_to: float, fine: bool) -> FloatArray:
+        """Tick edges from ``t_from`` to ``t_to``: the step grid where inputs vary, report ends, weather hours."""
+        reports = self._boundaries(t_from, t_to)
         if not (fine or self.demand.varies):
-            return np.array([t_from, t_to])
+            return np.concatenate(([t_from], reports, [t_to]))
         first = math.floor(t_from / self.step_s + 1e-9) + 1
         last = math.ceil(t_to / self.step_s - 1e-9)
         inner = np.arange(first, last, dtype=np.float64) * self.step_s
-        return np.concatenate(([t_from], inner[(inner > t_from + TIME_EPS_S) & (inner < t_to - TIME_EPS_S)], [t_to]))
+        inner = inner[(inner > t_from + TIME_EPS_S) & (inner < t_to - TIME_EPS_S)]
+        if reports.size:
+            j = np.clip(np.searchsorted(reports, inner), 1, reports.size) - 1
+            near = np.abs(inner - reports[j]) <= TIME_EPS_S
+            j2 = np.minimum(j + 1, reports.size - 1)
+            near |= np.abs(inner - reports[j2]) <= TIME_EPS_S
+            inner = np.union1d(inner[~near], reports)
+        return np.concatenate(([t_from], inner, [t_to]))
+
+    def _next_boundary(self, t: float) -> float:
+        """The first report end or weather change after ``t``."""
+        i = int(np.searchsorted(self.report_ends, t + TIME_EPS_S, side="right"))
+        report = float(self.report_ends[min(i, self.n_reports - 1)])
+        return report if self.weather.constant else min(report, self.weather.next_change_s(t + TIME_EPS_S))
+
+    def _may_span(self) -> bool:
+        """Whether a block may run across report boundaries (see the module docstring)."""
+        return bool(self.plant.at_rest and self.faults.steady)
 
     def _advance(self, t_from: float, t_to: float) -> None:
-        k_max = max(1, MAX_BLOCK_CELLS // max(self.fac.n_servers, 1))
+        self._regroup()
+        k_max = max(1, min(MAX_BLOCK_TICKS, MAX_BLOCK_CELLS // max(self.cols.n, self.cols.rack_rep.size, 1)))
         t = t_from
         # An event scheduled while advancing (a shutdown crossing) ends the advance at its time.
         while t < min(t_to, self.env.peek()) - TIME_EPS_S:
             stop = min(t_to, self.env.peek())
+            span = self._may_span()
+            if not span:
+                stop = min(stop, self._next_boundary(t))
             transient = self.plant.transient
             edges = self._tick_edges(t, stop, fine=transient)
             n = 1 if transient else min(k_max, edges.size - 1)
             block = self._compute(edges[:n], edges[1 : n + 1])
+            if span:
+                block = self._at_rest_part(block)
             cut = self._first_regime_change(block, transient)
             if cut is not None:
                 shorter = self._cut(block, cut)
@@ -224,6 +287,26 @@ class Engine:
             self._commit(block)
             t = float(block.t1[-1])
         self.state.t_s = t
+
+    def _at_rest_part(self, b: Block) -> Block:
+        """A block computed across report boundaries, kept only while the plant stays at rest.
+
+        If some tick leaves heat unmet, the block is recomputed up to the last boundary (report end
+        or weather change) before that tick (every tick before it is exact at rest), or, if there
+        is none, up to the next boundary: from there on blocks are what they would be without
+        spanning.
+        """
+        bad = np.flatnonzero(b.plant.unmet_w > 0)
+        if not bad.size:
+            return b
+        t_bad = float(b.t0[bad[0]])
+        t_start = float(b.t0[0])
+        before = self._boundaries(t_start, t_bad + 2 * TIME_EPS_S)
+        t_end = float(before[-1]) if before.size else self._next_boundary(t_start)
+        k = int(np.count_nonzero(b.t1 <= t_end + TIME_EPS_S))
+        if k >= b.t1.size:
+            return b
+        return self._compute(b.t0[:k], b.t1[:k])
 
     def _first_regime_change(self, b: Block, transient: bool) -> int | None:
         """First tick where a die reaches shutdown or (outside a transient) a thermal node drifts."""
@@ -242,21 +325,23 @@ class Engine:
         if k > 0:
             return self._compute(b.t0[:k], b.t1[:k])
         shut = self.fac.accelerator.shutdown_temp_c
-        st = self.state
+        st, cols = self.state, b.cols
         if b.die_max[0] < shut:  # a node drifts fast from the first tick: step one fine tick
             t1 = min(b.t1[0], b.t0[0] + self.step_s)
             return self._compute(b.t0[:1], np.array([t1]))
         p_gpu = b.site_w["_gpu_w"][0]
         tss = b.inlet_c + self.fac.thermal_resistance_k_w * p_gpu
-        t_cross = rc_time_to_threshold_s(st.die_temp_c, tss, self.fac.accelerator.die_time_constant_s, shut)
-        t_cross = np.where(st.server_up, t_cross, np.inf)
+        live = cols.take(st.server_up)
+        die0 = cols.take(st.die_temp_c)
+        t_cross = rc_time_to_threshold_s(die0, tss, self.fac.accelerator.die_time_constant_s, shut)
+        t_cross = np.where(live, t_cross, np.inf)
         dt_c = float(np.min(t_cross))
         if not np.isfinite(dt_c):  # reached only through the tick's rising inlet: stop at the tick end
             dt_c = float(b.dts[0])
-        hit = st.server_up & (t_cross <= dt_c + 1e-6)
+        hit = live & (t_cross <= dt_c + 1e-6)
         if not hit.any():
-            hit = st.server_up & (b.die_end >= shut)
-        self._shutdown_at(float(b.t0[0]) + dt_c - self.env.now, hit)
+            hit = live & (b.die_end >= shut)
+        self._shutdown_at(float(b.t0[0]) + dt_c - self.env.now, cols.expand(hit) & st.server_up)
         if dt_c <= TIME_EPS_S:
             return None
         return self._compute(b.t0[:1], b.t0[:1] + dt_c)
@@ -267,12 +352,14 @@ class Engine:
         return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])))
 
     def _compute(self, t0: FloatArray, t1: FloatArray) -> Block:
-        fac, st, c, acc = self.fac, self.state, self.const, self.fac.accelerator
+        fac, st, cols, acc = self.fac, self.state, self.cols, self.fac.accelerator
+        c = self._const_cols
         dts = t1 - t0
-        dem = self.demand.block(t0, t1)
+        weather = self.weather.at_times(t0)
+        dem = self.demand.block(t0, t1, None if cols.identity else cols.rep)
         dem, dropped = self.faults.route_demand(dem)  # arrivals go to the servers that are up
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
-        queues = (st.backlog_prefill_tokens, st.backlog_decode_tokens, dts)
+        queues = (cols.take(st.backlog_prefill_tokens), cols.take(st.backlog_decode_tokens), dts)
         ones = np.ones_like(dem.requests)
 
         def serve(clock: FloatArray) -> ServeResult:
@@ -292,7 +379,7 @@ class Engine:
         ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
         p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks)
         r_th = fac.thermal_resistance_k_w
-        inlet = self.plant.inlet_temp_c(fac.n_servers)
+        inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
 
         def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
@@ -307,31 +394,28 @@ class Engine:
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 
-        limit_w = np.minimum(st.power_cap_w, thermal_w)
+        cap_w = cols.take(st.power_cap_w)
+        limit_w = np.minimum(cap_w, thermal_w)
         res, clock, p_gpu, floor_extra = run_at(limit_w)
-        site, metered_w, plant, extra = self._chain(p_gpu, res, dts)
+        site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
         site_limited = np.zeros(dts.size, dtype=bool)
         if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
 
             def metered_at(share: FloatArray) -> FloatArray:
                 r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
-                return self._chain(p, r, dts)[1]
+                return self._chain(p, r, dts, weather)[1]
 
             frac = self.controls.solve_fraction(metered_at, dts.size)
             site_limited = frac < 1.0
             limit_w = np.minimum(limit_w, frac[:, None] * p_full)
             res, clock, p_gpu, floor_extra = run_at(limit_w)
-            site, metered_w, plant, extra = self._chain(p_gpu, res, dts)
-        up = st.server_up.astype(np.float64)
-        gpus = st.gpus_up * up
-        extra.update(dropped=dropped, floor_extra_w=floor_extra, site_limited=site_limited)
-        # Die temperature: exact RC step per tick with the tick's power.
-        die = st.die_temp_c
-        die_max = np.empty(dts.size)
-        tau, live = acc.die_time_constant_s, st.server_up
-        for k in range(dts.size):
-            die = rc_step(die, inlet + r_th * p_gpu[k], tau, dts[k])
-            die_max[k] = np.max(die, where=live, initial=-np.inf)
+            site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
+        live = cols.take(st.server_up)
+        gpus = cols.take(st.gpus_up) * live.astype(np.float64)
+        extra.update(dropped=dropped, floor_extra_w=floor_extra, site_limited=site_limited, weather=weather)
+        die_end, die_max = _die_steps(
+            cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
+        )
         site["_gpu_w"] = p_gpu
         return Block(
             t0=t0,
@@ -343,40 +427,41 @@ class Engine:
             requests=dem.requests,
             gpus=gpus,
             clock=clock,
-            throttled=(p_full > thermal_w) & (thermal_w <= st.power_cap_w),
+            throttled=(p_full > thermal_w) & (thermal_w <= cap_w),
             capped=(p_full > limit_w) & (limit_w < thermal_w),
-            die_end=die,
+            die_end=die_end,
             die_max=die_max,
             inlet_c=inlet,
             plant=plant,
+            cols=cols,
             extra=extra,
         )
 
     def _chain(
-        self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray
+        self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray, weather: dict[str, FloatArray]
     ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, dict[str, Any]]:
-        """Power from the GPUs up the chain to the meter, with the units and sources up now."""
-        fac, st, units = self.fac, self.state, self.faults.units
-        up = st.server_up.astype(np.float64)
-        gpus = st.gpus_up * up
+        """Power from the GPUs up the chain to the meter, with the units and sources up now, in each tick's weather."""
+        fac, st, units, cols = self.fac, self.state, self.faults.units, self.cols
+        up = cols.take(st.server_up).astype(np.float64)
+        gpus = cols.take(st.gpus_up) * up
         server = fac.scenario.fleet.server
         gpu_w = p_gpu * gpus
         other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
         it_w = gpu_w + other_w
-        psu_loss = fac.stages["psu"].loss_w(it_w, units.psu) * up
-        pdu_in = fac.rack_sum(it_w + psu_loss)
-        pdu_loss = fac.stages["pdu"].loss_w(pdu_in, units.pdu)
+        psu_loss = fac.stages["psu"].loss_w(it_w, cols.take(units.psu)) * up
+        pdu_in = fac.rack_sum(it_w + psu_loss) if cols.identity else cols.rack_in(it_w + psu_loss)
+        pdu_loss = fac.stages["pdu"].loss_w(pdu_in, cols.take_rack(units.pdu))
         site = {
-            "accelerators": gpu_w.sum(axis=1),
-            "server_other": other_w.sum(axis=1),
-            "psu_loss": psu_loss.sum(axis=1),
-            "pdu_loss": pdu_loss.sum(axis=1),
+            "accelerators": cols.total(gpu_w),
+            "server_other": cols.total(other_w),
+            "psu_loss": cols.total(psu_loss),
+            "pdu_loss": cols.rack_total(pdu_loss),
         }
         ups_out = site["accelerators"] + site["server_other"] + site["psu_loss"] + site["pdu_loss"]
         site["ups_loss"] = fac.stages["ups"].loss_w(ups_out, units.ups)
         heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
         heat_air = ups_out + site["ups_loss"] - heat_liquid
-        plant = self.plant.compute(heat_liquid, heat_air, dts, self.boundary)
+        plant = self.plant.compute(heat_liquid, heat_air, dts, weather)
         cooling_w = np.zeros_like(dts)
         for name, power in plant.powers_w.items():
             site[f"cooling_{name}"] = power
@@ -387,50 +472,93 @@ class Engine:
         extra.update(it_w=it_w, server_w=it_w + psu_loss)
         return site, metered_w, plant, extra
 
+    # -------------------------------------------------------------------- commit
+    def _segments(self, b: Block) -> Segments:
+        """The block's ticks split at the report boundaries it reaches."""
+        i = self.interval_index
+        j = int(np.searchsorted(self.report_ends, float(b.t1[-1]) + TIME_EPS_S, side="right"))
+        ends = self.report_ends[i:j]
+        if not ends.size:
+            return Segments.whole(b.t1.size, closes=False)
+        k = np.searchsorted(b.t1, ends - TIME_EPS_S)
+        if np.any(k >= b.t1.size) or np.any(np.abs(b.t1[np.minimum(k, b.t1.size - 1)] - ends) > TIME_EPS_S):
+            raise RuntimeError("a report boundary fell inside a tick")  # _tick_edges puts one at each
+        starts = np.concatenate(([0], k + 1))
+        starts = starts[starts < b.t1.size]
+        return Segments(starts.astype(np.intp), b.t1.size, int(ends.size))
+
     def _commit(self, b: Block) -> None:
-        st, a, dts = self.state, self.acc, b.dts
+        st, cols, dts = self.state, b.cols, b.dts
+        seg = self._segments(b)
         self.plant.commit(b.plant)
-        st.die_temp_c = b.die_end
+        st.die_temp_c = np.array(cols.expand(b.die_end), dtype=np.float64)
         st.inlet_temp_c = self.plant.inlet_temp_c(self.fac.n_servers)
-        st.clock_fraction = b.clock[-1] * np.ones(self.fac.n_servers)
-        st.backlog_prefill_tokens = b.serve.backlog_prefill_tokens[-1]
-        st.backlog_decode_tokens = b.serve.backlog_decode_tokens[-1]
-        a.duration_s += float(dts.sum())
+        st.clock_fraction = cols.expand(b.clock[-1]) * np.ones(self.fac.n_servers)
+        st.backlog_prefill_tokens = np.array(cols.expand(b.serve.backlog_prefill_tokens[-1]), dtype=np.float64)
+        st.backlog_decode_tokens = np.array(cols.expand(b.serve.backlog_decode_tokens[-1]), dtype=np.float64)
+        inlet_max = max(float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
+        weather = b.extra["weather"]
+        self.boundary = {k: float(x[-1]) for k, x in weather.items()}
+        gpus = b.gpus
+        v: dict[str, FloatArray] = {
+            "duration_s": seg.sum(dts),
+            "metered_j": seg.sum(b.metered_w * dts),
+            "peak_facility_power_w": seg.max(b.metered_w),
+            "max_die_temp_c": seg.max(b.die_max),
+            "max_inlet_temp_c": np.full(seg.n, inlet_max),
+            "throttled_gpu_s": seg.sum(cols.total(gpus * b.throttled) * dts),
+            "capped_gpu_s": seg.sum(cols.total(gpus * b.capped) * dts),
+            "clock_gpu_s": seg.sum(cols.total(gpus * b.clock) * dts),
+            "gpu_s": seg.sum(float(cols.total(gpus)) * dts),
+            "water_kg": seg.sum(b.plant.water_kg_s * dts),
+            "free_cooling_s": seg.sum(b.plant.free_cooling_fraction * dts),
+            "unmet_heat_j": seg.sum(b.plant.unmet_w * dts),
+        }
         for name in self.categories:
-            a.energy_j[name] += float(b.site_w[name] @ dts)
-        a.metered_j += float(b.metered_w @ dts)
-        a.peak_facility_power_w = max(a.peak_facility_power_w, float(b.metered_w.max()))
-        a.max_die_temp_c = max(a.max_die_temp_c, float(b.die_max.max()))
-        a.max_inlet_temp_c = max(a.max_inlet_temp_c, float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
-        self.faults.commit(b)
-        self.controls.commit(b)
-        gpu_dt = b.gpus * dts[:, None]
-        a.throttled_gpu_s += float(np.sum(gpu_dt * b.throttled))
-        a.capped_gpu_s += float(np.sum(gpu_dt * b.capped))
-        a.clock_gpu_s += float(np.sum(gpu_dt * b.clock))
-        a.gpu_s += float(np.sum(gpu_dt))
-        a.water_kg += float(b.plant.water_kg_s @ dts)
-        a.free_cooling_s += float(b.plant.free_cooling_fraction @ dts)
-        a.unmet_heat_j += float(b.plant.unmet_w @ dts)
+            v[f"e:{name}"] = seg.sum(b.site_w[name] * dts)
         res = b.serve
-        tok = a.tokens
+        tallies = {
+            "prefill": res.prefill_tokens,
+            "generated": res.decode_tokens,
+            "training": res.training_tokens * gpus,
+            "step_x_tokens": res.step_time_s * res.decode_tokens,
+            "batch_x_tokens": res.batch * res.decode_tokens,
+            "requests": b.requests,
+        }
+        last = seg.ends[: seg.closed] - 1
+        point: dict[str, FloatArray] = {k: weather[k][last] for k in ("dry_bulb_c", "wet_bulb_c")}
         for pool in self.fac.pools:
-            s = slice(int(pool.servers[0]), int(pool.servers[-1]) + 1)
-            for key, arr in (
-                ("prefill", res.prefill_tokens),
-                ("generated", res.decode_tokens),
-                ("training", res.training_tokens * b.gpus),
-                ("step_x_tokens", res.step_time_s * res.decode_tokens),
-                ("batch_x_tokens", res.batch * res.decode_tokens),
-                ("requests", b.requests),
-            ):
-                k = f"{pool.name}:{key}"
-                tok[k] = tok.get(k, 0.0) + float(arr[:, s].sum())
-        self.pool_stats.commit(b)
+            mask = cols.take(self.fac.pool_of_server == pool.index)
+            for key, arr in tallies.items():
+                v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask))
+            backlog = res.backlog_prefill_tokens[last] + res.backlog_decode_tokens[last]
+            point[f"{pool.name}_backlog_tokens"] = cols.total(backlog, mask)
+        self.acc.add(seg, v)
+        self.faults.commit(b, seg)
+        self.controls.commit(b, seg)
+        self.pool_stats.commit(b, seg)
+        if seg.closed:
+            self._emit(point)
 
     # -------------------------------------------------------------------- reports
-    def _new_interval(self) -> Interval:
-        return Interval(energy_j=dict.fromkeys(self.categories, 0.0))
+    def _kinds(self) -> dict[str, Kind]:
+        kinds: dict[str, Kind] = {
+            "duration_s": "sum",
+            "metered_j": "sum",
+            "peak_facility_power_w": "max",
+            "max_die_temp_c": "max",
+            "max_inlet_temp_c": "max",
+            "throttled_gpu_s": "sum",
+            "capped_gpu_s": "sum",
+            "clock_gpu_s": "sum",
+            "gpu_s": "sum",
+            "water_kg": "sum",
+            "free_cooling_s": "sum",
+            "unmet_heat_j": "sum",
+        }
+        kinds.update({f"e:{name}": "sum" for name in self.categories})
+        kinds.update({f"{name}:{key}": "sum" for name in self.pool_names for key in TOKEN_KEYS})
+        return kinds
 
     def _columns(self) -> list[str]:
         cols = [
@@ -451,69 +579,137 @@ class Engine:
             ]  # fmt: skip
         return cols + self.pool_stats.columns()
 
-    def _flush(self) -> None:
-        i, a = self.interval_index, self.acc
-        dur = a.duration_s
-        e = a.energy_j
+    def _close_open(self) -> None:
+        """Close the open interval at the end of the run."""
+        self.acc.close_open()
+        self.faults.close_open()
+        self.controls.close_open()
+        self.pool_stats.close_open()
+        st = self.state
+        point = {k: np.array([self.boundary[k]]) for k in ("dry_bulb_c", "wet_bulb_c")}
+        point |= {
+            f"{p.name}_backlog_tokens": np.array(
+                [float(st.backlog_prefill_tokens[p.servers].sum() + st.backlog_decode_tokens[p.servers].sum())]
+            )
+            for p in self.fac.pools
+        }
+        self._emit(point)
+
+    def _emit(self, point: dict[str, FloatArray]) -> None:
+        """Write the rows of the intervals closed since the last call."""
+        v = self.acc.take()
+        dur = v["duration_s"]
+        n = dur.size
+        i0 = self.interval_index
+        e = {name: v[f"e:{name}"] for name in self.categories}
         for name, energy in e.items():
-            self.ledger.book(i, name, energy)
-        self.ledger.meter(i, a.metered_j)
+            self.ledger.book_rows(i0, name, energy)
+        self.ledger.meter_rows(i0, v["metered_j"])
         if self.debug:
-            self.ledger.check(upto=i + 1)
+            self.ledger.check(upto=i0 + n)
         it_j = e["accelerators"] + e["server_other"]
-        cooling_j = sum(v for k, v in e.items() if k.startswith("cooling"))
+        cooling_j = sum((x for k, x in e.items() if k.startswith("cooling")), np.zeros(n))
         losses_j = e["psu_loss"] + e["pdu_loss"] + e["ups_loss"] + e["transformer_loss"]
+        gpu_s = v["gpu_s"]
         plant = self.plant
-        row: dict[str, float] = {
-            "time_s": i * self.report_s,
+        row: dict[str, FloatArray | float] = {
+            "time_s": (i0 + np.arange(n)) * self.report_s,
             "duration_s": dur,
-            "facility_power_w": a.metered_j / dur,
-            "facility_peak_power_w": a.peak_facility_power_w,
+            "facility_power_w": v["metered_j"] / dur,
+            "facility_peak_power_w": v["peak_facility_power_w"],
             "it_power_w": it_j / dur,
             "cooling_power_w": cooling_j / dur,
             "losses_power_w": losses_j / dur,
-            "pue": a.metered_j / it_j if it_j > 0 else np.nan,
-            "gpu_power_mean_w": e["accelerators"] / a.gpu_s if a.gpu_s > 0 else 0.0,
-            "clock_fraction_mean": a.clock_gpu_s / a.gpu_s if a.gpu_s > 0 else np.nan,
-            "die_temp_max_c": a.max_die_temp_c,
-            "inlet_temp_max_c": a.max_inlet_temp_c,
-            "throttled_gpu_s": a.throttled_gpu_s,
-            "capped_gpu_s": a.capped_gpu_s,
+            "pue": _ratio(v["metered_j"], it_j, np.nan),
+            "gpu_power_mean_w": _ratio(e["accelerators"], gpu_s, 0.0),
+            "clock_fraction_mean": _ratio(v["clock_gpu_s"], gpu_s, np.nan),
+            "die_temp_max_c": v["max_die_temp_c"],
+            "inlet_temp_max_c": v["max_inlet_temp_c"],
+            "throttled_gpu_s": v["throttled_gpu_s"],
+            "capped_gpu_s": v["capped_gpu_s"],
             "servers_up": float(self.state.server_up.sum()),
-            "dry_bulb_c": self.boundary["dry_bulb_c"],
-            "wet_bulb_c": self.boundary["wet_bulb_c"],
-            "free_cooling_fraction": a.free_cooling_s / dur,
-            "water_l": a.water_kg / WATER_DENSITY_KG_M3 * L_PER_M3,
-            "unmet_heat_w": a.unmet_heat_j / dur,
+            "dry_bulb_c": point["dry_bulb_c"],
+            "wet_bulb_c": point["wet_bulb_c"],
+            "free_cooling_fraction": v["free_cooling_s"] / dur,
+            "water_l": v["water_kg"] / WATER_DENSITY_KG_M3 * L_PER_M3,
+            "unmet_heat_w": v["unmet_heat_j"] / dur,
             "loop_excess_k": getattr(plant, "loop_excess_k", 0.0),
             "room_excess_k": getattr(plant, "room_excess_k", 0.0),
         }
         row.update({f"{c}_power_w": e[c] / dur for c in self.categories})
-        totals = {"prefill": 0.0, "generated": 0.0, "training": 0.0}
-        t = a.tokens
-        for pool in self.fac.pools:
-            n = pool.name
+        totals = {"prefill": np.zeros(n), "generated": np.zeros(n), "training": np.zeros(n)}
+        for name in self.pool_names:
             for kind in totals:
-                v = t.get(f"{n}:{kind}", 0.0)
-                totals[kind] += v
-                row[f"{n}_tokens_{kind}"] = v
-            gen = t.get(f"{n}:generated", 0.0)
-            row[f"{n}_requests"] = t.get(f"{n}:requests", 0.0)
-            s = pool.servers
-            row[f"{n}_backlog_tokens"] = float(
-                self.state.backlog_prefill_tokens[s].sum() + self.state.backlog_decode_tokens[s].sum()
-            )
-            row[f"{n}_batch_mean"] = t.get(f"{n}:batch_x_tokens", 0.0) / gen if gen > 0 else 0.0
-            row[f"{n}_step_time_mean_s"] = t.get(f"{n}:step_x_tokens", 0.0) / gen if gen > 0 else np.nan
+                x = v[f"{name}:{kind}"]
+                totals[kind] = totals[kind] + x
+                row[f"{name}_tokens_{kind}"] = x
+            gen = v[f"{name}:generated"]
+            row[f"{name}_requests"] = v[f"{name}:requests"]
+            row[f"{name}_backlog_tokens"] = point[f"{name}_backlog_tokens"]
+            row[f"{name}_batch_mean"] = _ratio(v[f"{name}:batch_x_tokens"], gen, 0.0)
+            row[f"{name}_step_time_mean_s"] = _ratio(v[f"{name}:step_x_tokens"], gen, np.nan)
         row["tokens_prefill"] = totals["prefill"]
         row["tokens_generated"] = totals["generated"]
         row["tokens_training"] = totals["training"]
         row["tokens_out"] = totals["generated"] + totals["training"]
-        row.update(self.pool_stats.flush())
-        row.update(self.faults.flush_row(dur))
-        row.update(self.controls.flush_row(dur))
-        self.recorder.record(i, row)
-        self.interval_index += 1
-        self.acc = self._new_interval()
+        row.update(self.pool_stats.rows())
+        row.update(self.faults.rows(dur))
+        row.update(self.controls.rows(dur))
+        self.recorder.record_rows(i0, n, row)
+        self.interval_index += n
         if self.progress is not None:
-            self.progress(min(self.env.now, self.duration_s), self.duration_s)
+            self.progress(min(float(self.report_ends[self.interval_index - 1]), self.duration_s), self.duration_s)
+
+
+def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
+    """``num / den`` where ``den > 0``, else ``empty``."""
+    return np.divide(num, den, out=np.full(np.shape(num), empty), where=np.asarray(den) > 0)
+
+
+def _die_steps(
+    die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray, live: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """Exact RC steps of the die over the block's ticks: temperature at the end and hottest live die per tick.
+
+    Over a run of equal ticks the exact step ``T_k = a T_(k-1) + (1 - a) T_ss,k`` with
+    ``a = exp(-dt/tau)`` is a first-order linear recurrence, evaluated for all ticks at once
+    (:func:`_rc_run`) instead of one Python step per tick.
+    """
+    k_ticks = dts.size
+    if k_ticks == 1:
+        die = rc_step(die0, steady_c[0], tau_s, dts[0])
+        return die, np.array([np.max(die, where=live, initial=-np.inf)])
+    temps = np.empty_like(steady_c)
+    breaks = np.flatnonzero(np.diff(dts) != 0.0) + 1
+    prev = np.asarray(die0, dtype=np.float64)
+    for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [k_ticks])), strict=True):
+        temps[lo:hi] = _rc_run(prev, steady_c[lo:hi], math.exp(-float(dts[lo]) / tau_s))
+        prev = temps[hi - 1]
+    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
+
+
+#: Longest run of ticks summed in one scaled cumulative sum (the scale ``a**-j`` stays below e**RC_SCALE_LN).
+RC_CHUNK = 256
+RC_SCALE_LN = 300.0
+
+
+def _rc_run(y0: FloatArray, x: FloatArray, a: float) -> FloatArray:
+    """``y_k = a y_(k-1) + (1 - a) x_k`` for the rows of ``x`` ``(L, G)``, from ``y_(-1) = y0``.
+
+    In closed form ``y_i = a**i (a y0 + (1 - a) sum_(j <= i) a**-j x_j)``: a cumulative sum per
+    chunk of ticks short enough that ``a**-j`` stays finite. When ``a`` is negligible (a tick much
+    longer than the time constant) ``y_k = x_k + a (x_(k-1) - x_k)``, exact to ``a**2``.
+    """
+    if a < 1e-12:
+        prev = np.concatenate((y0[None, :], x[:-1]))
+        return np.asarray(x + a * (prev - x))
+    out = np.empty_like(x)
+    chunk = max(1, min(RC_CHUNK, int(RC_SCALE_LN / -math.log(a)) if a < 1.0 else RC_CHUNK))
+    y = y0
+    for s in range(0, x.shape[0], chunk):
+        xs = x[s : s + chunk]
+        j = np.arange(xs.shape[0], dtype=np.float64)
+        acc = np.cumsum(xs * ((1.0 - a) * a**-j)[:, None], axis=0)
+        out[s : s + chunk] = (a**j)[:, None] * (a * y + acc)
+        y = out[s + xs.shape[0] - 1]
+    return out

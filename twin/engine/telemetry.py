@@ -28,6 +28,12 @@ class Recorder:
             self.data[key][row] = value
         self.rows = max(self.rows, row + 1)
 
+    def record_rows(self, first: int, n: int, values: dict[str, np.ndarray | float]) -> None:
+        """Write ``n`` rows from ``first``: each value is an array of ``n`` or one number for all."""
+        for key, value in values.items():
+            self.data[key][first : first + n] = value
+        self.rows = max(self.rows, first + n)
+
     def frame(self) -> pd.DataFrame:
         """The rows written so far as a DataFrame."""
         return pd.DataFrame({c: v[: self.rows] for c, v in self.data.items()})

@@ -442,6 +442,10 @@ class PlantResult:
         )
 
 
+#: Most (chiller count x time step) candidates evaluated in one broadcast call (bounds memory).
+STAGING_CELLS = 250_000
+
+
 def _staged_chiller_power_w(
     load_w: FloatArray,
     n_available: FloatArray,
@@ -449,17 +453,26 @@ def _staged_chiller_power_w(
     unit_capacity_w: FloatArray,
     params: PlantParams,
 ) -> tuple[FloatArray, FloatArray]:
-    """Least total power over the feasible numbers of equally loaded chillers."""
+    """Least total power over the feasible numbers of equally loaded chillers.
+
+    The candidate counts ``k = 1 .. n_max`` are evaluated together, broadcast along a leading
+    axis (a large plant has hundreds of chillers); the choice then scans them in order, so ties
+    (all units cycling below PLR_min draw the same) go to the fewer chillers.
+    """
     best_w = np.where(load_w > 0.0, np.inf, 0.0)
     running = np.zeros_like(load_w)
     n_max = int(np.max(n_available, initial=0.0))
-    for k in range(1, n_max + 1):
+    size = max(int(np.size(best_w)), 1)
+    per_call = max(1, STAGING_CELLS // size)
+    for first in range(1, n_max + 1, per_call):
+        ks = np.arange(first, min(first + per_call, n_max + 1), dtype=np.float64)
+        k = ks.reshape((-1,) + (1,) * np.ndim(best_w))
         feasible = (load_w > 0.0) & (k <= n_available) & (load_w <= k * unit_capacity_w * (1.0 + 1e-12))
         power_w = k * params.unit_power_w(load_w / k, t_cond_c)
-        # ties (all units cycling below PLR_min draw the same) go to the fewer chillers
-        better = feasible & (power_w < best_w * (1.0 - 1e-9))
-        best_w = np.where(better, power_w, best_w)
-        running = np.where(better, float(k), running)
+        for i, kk in enumerate(ks):
+            better = feasible[i] & (power_w[i] < best_w * (1.0 - 1e-9))
+            best_w = np.where(better, power_w[i], best_w)
+            running = np.where(better, kk, running)
     return np.where(np.isfinite(best_w), best_w, 0.0), running
 
 

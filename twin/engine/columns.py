@@ -1,0 +1,140 @@
+"""Servers as columns: identical servers are computed once, with a count.
+
+Servers of a pool that receive identical inputs (a fluid or unshifted source), in identical state
+(die temperature, queues, GPUs and power units up, cap, paused) evolve identically, so the engine
+computes one *column* per group of them and weights every sum over servers by the group's count
+(ARCHITECTURE: "identical accelerators under identical load may be simulated as groups with a
+count; per-device state only where it differs"). Racks likewise: racks holding the same columns
+with the same PDUs up are one rack column. The state stays per server; a block reads its
+columns' representatives and writes each server's value back from its column, so a fault that
+touches some servers of a group simply splits it at the next block.
+
+When grouping would save little (more than half as many columns as servers) the mapping is the
+identity and every operation is the plain per-server one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin._types import BoolArray, FloatArray, IntArray
+
+#: Group only when it at least halves the columns.
+GROUP_WHEN_BELOW = 0.5
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Mapping between servers and computed columns (and racks and rack columns).
+
+    Attributes
+    ----------
+    rep : ndarray of int (G,)
+        A representative server of each column.
+    col : ndarray of int (S,)
+        Column of each server.
+    weight : ndarray (G,)
+        Servers in each column.
+    identity : bool
+        One column per server, in order (no grouping).
+    rack_cols : ndarray of int (R_u, servers_per_rack)
+        Columns of the servers of each rack column.
+    rack_rep : ndarray of int (R_u,)
+        A representative rack of each rack column.
+    rack_weight : ndarray (R_u,)
+        Racks in each rack column.
+    rack_col : ndarray of int (R,)
+        Rack column of each rack.
+    """
+
+    rep: IntArray
+    col: IntArray
+    weight: FloatArray
+    identity: bool
+    rack_cols: IntArray
+    rack_rep: IntArray
+    rack_weight: FloatArray
+    rack_col: IntArray
+
+    @classmethod
+    def single(cls, n_servers: int, servers_per_rack: int) -> Columns:
+        """One column per server."""
+        idx = np.arange(n_servers, dtype=np.int64)
+        n_racks = n_servers // servers_per_rack
+        racks = np.arange(n_racks, dtype=np.int64)
+        by_rack = idx.reshape(n_racks, servers_per_rack)
+        return cls(idx, idx, np.ones(n_servers), True, by_rack, racks, np.ones(n_racks), racks)
+
+    @classmethod
+    def group(cls, server_keys: FloatArray, rack_keys: FloatArray, servers_per_rack: int) -> Columns:
+        """Group servers with equal rows of ``server_keys`` ``(S, m)``, racks with equal ``rack_keys`` ``(R, n)``."""
+        n_servers = server_keys.shape[0]
+        _, rep, col = np.unique(server_keys, axis=0, return_index=True, return_inverse=True)
+        if rep.size > GROUP_WHEN_BELOW * n_servers:
+            return cls.single(n_servers, servers_per_rack)
+        col = col.reshape(-1).astype(np.int64)
+        weight = np.bincount(col, minlength=rep.size).astype(np.float64)
+        by_rack = col.reshape(-1, servers_per_rack)
+        keys = np.column_stack((by_rack.astype(np.float64), rack_keys))
+        _, rack_rep, rack_col = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        rack_col = rack_col.reshape(-1).astype(np.int64)
+        rack_weight = np.bincount(rack_col, minlength=rack_rep.size).astype(np.float64)
+        return cls(
+            rep.astype(np.int64),
+            col,
+            weight,
+            False,
+            by_rack[rack_rep],
+            rack_rep.astype(np.int64),
+            rack_weight,
+            rack_col,
+        )
+
+    @property
+    def n(self) -> int:
+        """Number of columns."""
+        return int(self.rep.size)
+
+    def take(self, per_server: np.ndarray) -> np.ndarray:
+        """Per-column values of a per-server array (last axis)."""
+        return per_server if self.identity else per_server[..., self.rep]
+
+    def take_rack(self, per_rack: np.ndarray) -> np.ndarray:
+        """Per-rack-column values of a per-rack array (last axis)."""
+        return per_rack if self.identity else per_rack[..., self.rack_rep]
+
+    def expand(self, per_column: np.ndarray) -> np.ndarray:
+        """Per-server values of a per-column array (last axis)."""
+        return per_column if self.identity else per_column[..., self.col]
+
+    def is_current(self, server_keys: FloatArray, rack_keys: FloatArray) -> bool:
+        """True when every server still has its column's key (nothing split the groups)."""
+        if self.identity:
+            return False
+        keys_ok = np.array_equal(server_keys, server_keys[self.rep][self.col])
+        return bool(keys_ok and np.array_equal(rack_keys, rack_keys[self.rack_rep][self.rack_col]))
+
+    def total(self, x: FloatArray, mask: BoolArray | None = None) -> FloatArray:
+        """Sum over servers (last axis) of per-column values, optionally of the columns in ``mask``."""
+        if mask is not None:
+            x = x[..., mask]
+        if self.identity:
+            return np.asarray(x.sum(axis=-1))
+        w = self.weight if mask is None else self.weight[mask]
+        return np.asarray((x * w).sum(axis=-1))
+
+    def count(self, mask: BoolArray) -> float:
+        """Servers in the columns of ``mask``."""
+        return float(self.weight[mask].sum())
+
+    def rack_in(self, x: FloatArray) -> FloatArray:
+        """Sum of per-column values over the servers of each rack column: ``(K, G) -> (K, R_u)``."""
+        return np.asarray(x[..., self.rack_cols].sum(axis=-1))
+
+    def rack_total(self, x: FloatArray) -> FloatArray:
+        """Sum over racks (last axis) of per-rack-column values."""
+        if self.identity:
+            return np.asarray(x.sum(axis=-1))
+        return np.asarray((x * self.rack_weight).sum(axis=-1))
