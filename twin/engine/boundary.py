@@ -12,7 +12,16 @@ from twin._types import FloatArray
 from twin.errors import FieldProblem, ScenarioError
 from twin.scenario.schema import Weather
 from twin.units import S_PER_HOUR
-from twin.weather import builtin_weather, builtin_weather_names, read_epw, read_tmy3, synthetic_weather, weather_at
+from twin.weather import (
+    WEATHER_COLUMNS,
+    _seconds_into_year,
+    builtin_weather,
+    builtin_weather_names,
+    read_epw,
+    read_tmy3,
+    synthetic_weather,
+    weather_at,
+)
 
 
 class WeatherBoundary:
@@ -23,6 +32,10 @@ class WeatherBoundary:
         self.start = start
         self.frame = _load(spec, source_dir)
         self.constant = spec.source == "constant"
+        # The record as arrays, for :meth:`at_times` (the lookup of :func:`twin.weather.weather_at`).
+        self._time_s = self.frame["time_s"].to_numpy(dtype=np.float64)
+        self._columns = {c: self.frame[c].to_numpy(dtype=np.float64) for c in WEATHER_COLUMNS if c != "time_s"}
+        self._year_s = _seconds_into_year(start)
 
     def at(self, t_s: float) -> dict[str, float]:
         """Dry-bulb, wet-bulb (and the rest) at simulation time ``t_s``. [C]"""
@@ -30,8 +43,16 @@ class WeatherBoundary:
         return {k: float(v) for k, v in values.items()}
 
     def at_times(self, t_s: FloatArray) -> dict[str, FloatArray]:
-        """Dry-bulb, wet-bulb (and the rest) at each of the simulation times ``t_s``. [C]"""
-        return weather_at(self.frame, self.start, np.asarray(t_s, dtype=np.float64))
+        """Dry-bulb, wet-bulb (and the rest) at each of the simulation times ``t_s``. [C]
+
+        The lookup of :func:`twin.weather.weather_at` (same rows) on arrays prepared once.
+        """
+        time_s = self._time_s
+        first = time_s[0]
+        span = time_s[-1] + S_PER_HOUR - first
+        wrapped = first + np.mod(self._year_s + np.asarray(t_s, dtype=np.float64) - first, span)
+        row = np.clip(np.searchsorted(time_s, wrapped, side="right") - 1, 0, len(time_s) - 1)
+        return {c: v[row] for c, v in self._columns.items()}
 
     def changes_in(self, t_from: float, t_to: float) -> FloatArray:
         """Times strictly between ``t_from`` and ``t_to`` where the weather record moves to its next hour."""

@@ -62,6 +62,8 @@ from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 MAX_BLOCK_CELLS = 100_000
 #: Most ticks in one block whatever the columns (bounds the per-tick arrays).
 MAX_BLOCK_TICKS = 200_000
+#: Advances (event gaps) after which servers are regrouped even if no group split (to merge again).
+REGROUP_EVERY = 64
 #: Times closer than this are the same instant. [s]
 TIME_EPS_S = 1e-9
 #: Token tallies kept per pool and interval.
@@ -152,6 +154,7 @@ class Engine:
         self._groupable = np.unique(self._classes).size <= 0.5 * fac.n_servers
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
         self._const_cols = self.const
+        self._since_grouped = REGROUP_EVERY
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -209,14 +212,16 @@ class Engine:
         if not self._groupable:
             return
         server, rack = self._keys()
-        if self.cols.is_current(server, rack):
-            return
+        self._since_grouped += 1
+        if self._since_grouped < REGROUP_EVERY and self.cols.is_current(server, rack):
+            return  # no group was split (merges are looked for every REGROUP_EVERY advances)
+        self._since_grouped = 0
         self.cols = Columns.group(server, rack, self.fac.servers_per_rack)
         c = self.const
         if self.cols.identity:
             self._const_cols = c
             return
-        taken = {
+        taken: dict[str, Any] = {
             f.name: self.cols.take(getattr(c, f.name)) for f in fields(c) if isinstance(getattr(c, f.name), np.ndarray)
         }
         self._const_cols = replace(c, **taken)
@@ -612,7 +617,7 @@ class Engine:
         losses_j = e["psu_loss"] + e["pdu_loss"] + e["ups_loss"] + e["transformer_loss"]
         gpu_s = v["gpu_s"]
         plant = self.plant
-        row: dict[str, FloatArray | float] = {
+        row: dict[str, Any] = {
             "time_s": (i0 + np.arange(n)) * self.report_s,
             "duration_s": dur,
             "facility_power_w": v["metered_j"] / dur,

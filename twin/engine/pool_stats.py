@@ -33,11 +33,20 @@ BINS_PER_DECADE = 200
 QUANTILES = {"p50": 0.50, "p99": 0.99}
 
 
+N_BINS = round(np.log10(HIGH_S / LOW_S) * BINS_PER_DECADE)
+
+
+def bin_index(values: FloatArray) -> np.ndarray:
+    """Histogram bin of each (finite) value."""
+    pos = np.log10(np.maximum(values, LOW_S) / LOW_S) * BINS_PER_DECADE
+    return np.clip(pos.astype(np.int64), 0, N_BINS - 1)
+
+
 class WeightedHistogram:
     """Log-binned histogram of positive values with weights; see the module docstring."""
 
     def __init__(self) -> None:
-        self.n_bins = round(np.log10(HIGH_S / LOW_S) * BINS_PER_DECADE)
+        self.n_bins = N_BINS
         self.weight = np.zeros(self.n_bins)
         self.weighted_value = np.zeros(self.n_bins)
 
@@ -49,10 +58,12 @@ class WeightedHistogram:
         if not keep.any():
             return
         v, w = v[keep], w[keep]
-        pos = np.log10(np.maximum(v, LOW_S) / LOW_S) * BINS_PER_DECADE
-        idx = np.clip(pos.astype(np.int64), 0, self.n_bins - 1)
-        self.weight += np.bincount(idx, weights=w, minlength=self.n_bins)
-        self.weighted_value += np.bincount(idx, weights=w * v, minlength=self.n_bins)
+        self.add_binned(bin_index(v), w, w * v)
+
+    def add_binned(self, idx: np.ndarray, weights: FloatArray, weighted_values: FloatArray) -> None:
+        """Add entries already binned (:func:`bin_index`) with their weights and weight x value."""
+        self.weight += np.bincount(idx, weights=weights, minlength=self.n_bins)
+        self.weighted_value += np.bincount(idx, weights=weighted_values, minlength=self.n_bins)
 
     def merge(self, other: WeightedHistogram) -> None:
         """Add another histogram's contents."""
@@ -101,6 +112,24 @@ class _Sums:
             self.run[k] += float(v.sum())
 
 
+class _Binned:
+    """A block's ``(K, n)`` values with positive weights and finite values, binned once."""
+
+    def __init__(self, values: FloatArray, weights: FloatArray) -> None:
+        v = np.asarray(values, dtype=np.float64).ravel()
+        w = np.asarray(weights, dtype=np.float64).ravel()
+        keep = np.flatnonzero((w > 0) & np.isfinite(v))
+        self.tick = keep // max(np.shape(values)[-1], 1)
+        v, self.w = v[keep], w[keep]
+        self.wv = self.w * v
+        self.idx = bin_index(v)
+
+    def part(self, lo: int, hi: int) -> slice:
+        """Entries of ticks ``[lo, hi)`` (entries are in tick order)."""
+        a, b = np.searchsorted(self.tick, [lo, hi])
+        return slice(int(a), int(b))
+
+
 class _IntervalHistograms:
     """Per-interval quantiles of one latency metric: the open interval's histogram, and closed rows."""
 
@@ -108,21 +137,22 @@ class _IntervalHistograms:
         self.open = WeightedHistogram()
         self._rows: list[dict[str, FloatArray]] = []
 
-    def add(self, seg: Segments, values: FloatArray, weights: FloatArray) -> None:
-        """Add a block's ``(K, n)`` values and weights, closing ``seg.closed`` intervals."""
-        if seg.closed == 0:
-            self.open.add(values, weights)
-            return
+    def add(self, seg: Segments, b: _Binned) -> None:
+        """Add a block's binned entries, closing ``seg.closed`` intervals."""
         ends = seg.ends
         first = int(ends[0])
-        self.open.add(values[:first], weights[:first])
+        p = b.part(0, first)
+        self.open.add_binned(b.idx[p], b.w[p], b.wv[p])
+        if seg.closed == 0:
+            return
         self._close()
         if seg.closed > 1:
-            lo, hi = first, int(ends[seg.closed - 1])
-            self._rows.append(_segment_stats(values[lo:hi], weights[lo:hi], seg.tick_segment()[lo:hi] - 1))
+            p = b.part(first, int(ends[seg.closed - 1]))
+            segment = np.searchsorted(ends, b.tick[p], side="right")  # 1 .. closed - 1
+            self._rows.append(_segment_stats(b.idx[p], b.w[p], b.wv[p], segment - 1, seg.closed - 1))
         if seg.closed < seg.n:
-            lo = int(seg.starts[-1])
-            self.open.add(values[lo:], weights[lo:])
+            p = b.part(int(seg.starts[-1]), seg.n_ticks)
+            self.open.add_binned(b.idx[p], b.w[p], b.wv[p])
 
     def close_open(self) -> None:
         self._close()
@@ -140,32 +170,42 @@ class _IntervalHistograms:
         return out
 
 
-def _segment_stats(values: FloatArray, weights: FloatArray, segment: np.ndarray) -> dict[str, FloatArray]:
-    """Quantiles and means per segment of ``(K, n)`` values, as :class:`WeightedHistogram` gives them.
+def _segment_stats(
+    idx: np.ndarray, w: FloatArray, wv: FloatArray, segment: np.ndarray, n_seg: int, dense: bool | None = None
+) -> dict[str, FloatArray]:
+    """Quantiles and means per segment of binned entries, as one :class:`WeightedHistogram` each gives them.
 
-    ``segment`` is the segment (0, 1, ...) of each of the ``K`` ticks. The (segment, bin) weights
-    and weighted values are summed over the entries sorted by segment and bin; the quantile is the
-    first filled bin of a segment where its cumulative weight reaches ``q`` times its total.
+    ``segment`` (0 .. n_seg - 1, non-decreasing) is each entry's segment. With few segments for
+    their entries the histograms are built whole, ``(n_seg, bins)``, and read as
+    :meth:`WeightedHistogram.quantile` does; with many (long blocks of short intervals) only the
+    filled (segment, bin) pairs are summed, in entry order, and searched per segment (``dense``
+    forces either way).
     """
-    n_seg = int(segment[-1]) + 1
-    seg_of = np.broadcast_to(segment[:, None], values.shape).ravel()
-    v = np.asarray(values, dtype=np.float64).ravel()
-    w = np.asarray(weights, dtype=np.float64).ravel()
-    keep = (w > 0) & np.isfinite(v)
-    v, w, seg_of = v[keep], w[keep], seg_of[keep]
     out = {q: np.full(n_seg, np.nan) for q in (*QUANTILES, "mean")}
-    if not v.size:
+    if not idx.size:
         return out
-    n_bins = round(np.log10(HIGH_S / LOW_S) * BINS_PER_DECADE)
-    pos = np.log10(np.maximum(v, LOW_S) / LOW_S) * BINS_PER_DECADE
-    key = seg_of * n_bins + np.clip(pos.astype(np.int64), 0, n_bins - 1)
+    key = segment * N_BINS + idx
+    if dense if dense is not None else n_seg * N_BINS <= max(4 * idx.size, 1 << 16):
+        weight = np.bincount(key, weights=w, minlength=n_seg * N_BINS).reshape(n_seg, N_BINS)
+        wval = np.bincount(key, weights=wv, minlength=n_seg * N_BINS).reshape(n_seg, N_BINS)
+        total = weight.sum(axis=1)
+        rows = np.flatnonzero(total > 0)
+        weight, wval, total = weight[rows], wval[rows], total[rows]
+        out["mean"][rows] = wval.sum(axis=1) / total
+        cum = np.cumsum(weight, axis=1)
+        last_filled = N_BINS - 1 - np.argmax(weight[:, ::-1] > 0, axis=1)
+        r = np.arange(rows.size)
+        for q, frac in QUANTILES.items():
+            reached = cum >= (frac * total)[:, None]
+            j = np.where(reached.any(axis=1), np.argmax(reached, axis=1), last_filled)
+            out[q][rows] = wval[r, j] / weight[r, j]
+        return out
     order = np.argsort(key, kind="stable")
-    key, w, wv = key[order], w[order], (w * v)[order]
+    key, w, wv = key[order], w[order], wv[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    bin_key = key[starts]
     bin_w = np.add.reduceat(w, starts)
     bin_wv = np.add.reduceat(wv, starts)
-    bin_seg = bin_key // n_bins
+    bin_seg = key[starts] // N_BINS
     seg_start = np.flatnonzero(np.r_[True, bin_seg[1:] != bin_seg[:-1]])
     segs = bin_seg[seg_start]
     total = np.add.reduceat(bin_w, seg_start)
@@ -174,8 +214,7 @@ def _segment_stats(values: FloatArray, weights: FloatArray, segment: np.ndarray)
     before = np.r_[0.0, cum[seg_start[1:] - 1]]
     seg_end = np.r_[seg_start[1:], bin_w.size] - 1
     for q, frac in QUANTILES.items():
-        k = np.searchsorted(cum, before + frac * total, side="left")
-        k = np.minimum(k, seg_end)
+        k = np.minimum(np.searchsorted(cum, before + frac * total, side="left"), seg_end)
         out[q][segs] = bin_wv[k] / bin_w[k]
     return out
 
@@ -234,9 +273,9 @@ class PoolStats:
                     ("ttft", res.ttft_s[:, s], b.requests[:, s]),
                     ("tpot", res.tpot_s[:, s], res.decode_tokens[:, s]),
                 ):
-                    weights = weights if cols.identity else weights * w
-                    self.run_hist[(p.name, m)].add(values, weights)
-                    self.interval_hist[(p.name, m)].add(seg, values, weights)
+                    binned = _Binned(values, weights if cols.identity else weights * w)
+                    self.run_hist[(p.name, m)].add_binned(binned.idx, binned.w, binned.wv)
+                    self.interval_hist[(p.name, m)].add(seg, binned)
 
     def _values(self, v: dict[str, Any], hist: dict[str, dict[str, Any]], run: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -1,0 +1,145 @@
+"""The engine's fast paths give the results of the plain ones.
+
+Grouped servers against one column per server, blocks spanning report intervals against blocks
+cut at every report, the closed-form die steps against the exact step tick by tick, and the
+vectorised per-interval latency quantiles against one histogram per interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin import load_scenario, simulate
+from twin.engine import columns, kernel
+from twin.engine.kernel import _die_steps
+from twin.engine.pool_stats import QUANTILES, WeightedHistogram, _Binned, _segment_stats
+from twin.engine.segments import IntervalAccumulator, Segments
+from twin.physics.thermal import rc_step
+
+
+def busy_day():
+    """The default pod for 4 h: random server and GPU faults, an outage on battery and generator,
+    a chiller trip, a demand-response window and a capped GPU fleet."""
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 4 * 3600,
+            "step_s": 2,
+            "report_interval_s": 120,
+            "fleet.power_cap_w": 650,
+            "power.ups.battery": {"runtime_s": 120},
+            "power.generator": {"rated_w": 2.0e6, "start_delay_s": 60},
+            "reliability": {"server": {"mtbf_h": 30.0, "mttr_h": 0.5}, "gpu": {"mtbf_h": 400.0, "mttr_h": 1.0}},
+            "events": [
+                {"time_s": 1800, "kind": "utility_loss", "duration_s": 600},
+                {"time_s": 7200, "kind": "chiller_trip", "count": 2, "duration_s": 900},
+            ],
+            "controls.demand_response": [{"start_s": 10000, "duration_s": 1200, "limit_w": 0.8e6}],
+        },
+    )
+
+
+def assert_same(a, b, rtol=1e-12):
+    assert list(a.timeseries.columns) == list(b.timeseries.columns)
+    for col in a.timeseries.columns:
+        np.testing.assert_allclose(a.timeseries[col], b.timeseries[col], rtol=rtol, atol=1e-9, err_msg=col)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    for k, v in a.kpis.items():
+        assert b.kpis[k] == pytest.approx(v, rel=rtol, abs=1e-6, nan_ok=True), k
+
+
+@pytest.fixture(scope="module")
+def busy_run():
+    return simulate(busy_day(), debug=True)
+
+
+def test_grouped_servers_give_the_per_server_results(busy_run, monkeypatch):
+    sizes = []
+    group = columns.Columns.group.__func__
+
+    def recording(cls, *a, **kw):
+        c = group(cls, *a, **kw)
+        sizes.append(c.n)
+        return c
+
+    monkeypatch.setattr(columns.Columns, "group", classmethod(recording))
+    grouped = simulate(busy_day())
+    assert min(sizes) <= 3  # the two pools, and a split-off server or two: the run really was grouped
+    assert len(busy_run.events) > 10
+    monkeypatch.setattr(columns, "GROUP_WHEN_BELOW", 0.0)  # never group: one column per server
+    per_server = simulate(busy_day())
+    assert_same(grouped, per_server)
+    assert_same(busy_run, per_server)
+
+
+def test_blocks_across_report_intervals_give_the_per_interval_results(busy_run, monkeypatch):
+    monkeypatch.setattr(kernel.Engine, "_may_span", lambda self: False)
+    assert_same(busy_run, simulate(busy_day()))
+
+
+def test_die_steps_are_the_exact_rc_step_tick_by_tick():
+    rng = np.random.default_rng(3)
+    for dt, tau in ((1.0, 2.0), (0.1, 2.0), (60.0, 2.0), (5.0, 1e6)):
+        steady = 40 + 50 * rng.random((700, 5))
+        die0 = 30 + rng.random(5)
+        dts = np.full(700, dt)
+        dts[0], dts[-1] = 0.3 * dt, 0.7 * dt  # partial first and last ticks
+        live = np.array([True, True, False, True, True])
+        end, hottest = _die_steps(die0, steady, tau, dts, live)
+        die, expect = die0, []
+        for k in range(dts.size):
+            die = rc_step(die, steady[k], tau, dts[k])
+            expect.append(die[live].max())
+        np.testing.assert_allclose(end, die, rtol=1e-13)
+        np.testing.assert_allclose(hottest, expect, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_interval_quantiles_are_those_of_one_histogram_per_interval(dense):
+    rng = np.random.default_rng(5)
+    values = np.exp(rng.normal(-3, 1.5, size=(40, 6)))
+    weights = rng.random((40, 6)) * (rng.random((40, 6)) > 0.2)
+    weights[3, 2] = np.inf * 0  # NaN weight: ignored, as by the histogram
+    values[5, 1] = np.inf
+    tick_segment = np.repeat(np.arange(5), 8)
+    weights[16:24] = 0.0  # an interval with nothing in it
+    b = _Binned(values, weights)
+    got = _segment_stats(b.idx, b.w, b.wv, tick_segment[b.tick], 5, dense=dense)
+    for s in range(5):
+        h = WeightedHistogram()
+        h.add(values[tick_segment == s], weights[tick_segment == s])
+        for q, frac in QUANTILES.items():
+            assert got[q][s] == pytest.approx(h.quantile(frac), rel=1e-12, nan_ok=True)
+        assert got["mean"][s] == pytest.approx(h.mean(), rel=1e-12, nan_ok=True)
+
+
+def test_interval_accumulator_closes_intervals_across_blocks():
+    acc = IntervalAccumulator({"e": "sum", "peak": "max"})
+    acc.add_scalar("e", 1.0)  # an event's contribution to the open interval
+    # A block of 6 ticks in 3 segments; the first continues the open interval, the last stays open.
+    seg = Segments(np.array([0, 2, 5]), 6, closed=2)
+    acc.add(seg, {"e": seg.sum(np.arange(6.0)), "peak": seg.max(np.array([1, 5, 2, 2, 9, 3.0]))})
+    assert acc.open == {"e": 5.0, "peak": 3.0}
+    got = acc.take()
+    np.testing.assert_array_equal(got["e"], [1.0 + 0 + 1, 2 + 3 + 4])
+    np.testing.assert_array_equal(got["peak"], [5.0, 9.0])
+    acc.close_open()
+    np.testing.assert_array_equal(acc.take()["e"], [5.0])
+
+
+@pytest.mark.parametrize("source", ["greensboro-nc", "diurnal", "constant"])
+def test_weather_lookup_on_arrays_is_weather_at(source):
+    from twin.engine.boundary import WeatherBoundary
+    from twin.weather import weather_at
+
+    sc = load_scenario("default", {"weather.source": source, "start": "2024-03-07T05:17:00"})
+    w = WeatherBoundary(sc.weather, sc.start, None)
+    t = np.sort(np.random.default_rng(0).uniform(0, 3e7, 2000))
+    t[:3] = [0.0, 2580.0, 2580.0 + 3600.0]  # the first weather change is at 06:00, 2 580 s in
+    got, want = w.at_times(t), weather_at(w.frame, sc.start, t)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    assert w.changes_in(0.0, 3 * 3600.0).tolist() == ([] if source == "constant" else [2580.0, 6180.0, 9780.0])
