@@ -61,7 +61,7 @@ from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 #: Most (tick x column) cells handled in one vectorised block (bounds memory per block).
 MAX_BLOCK_CELLS = 100_000
 #: Most ticks in one block whatever the columns (bounds the per-tick arrays).
-MAX_BLOCK_TICKS = 200_000
+MAX_BLOCK_TICKS = 20_000
 #: Advances (event gaps) after which servers are regrouped even if no group split (to merge again).
 REGROUP_EVERY = 64
 #: Times closer than this are the same instant. [s]

@@ -36,4 +36,5 @@ class Recorder:
 
     def frame(self) -> pd.DataFrame:
         """The rows written so far as a DataFrame."""
-        return pd.DataFrame({c: v[: self.rows] for c, v in self.data.items()})
+        # copy=False: the frame holds the recorder's arrays (a year of 1-minute rows is ~0.5 GB).
+        return pd.DataFrame({c: v[: self.rows] for c, v in self.data.items()}, copy=False)

@@ -1,0 +1,48 @@
+"""The benchmark suite runs (at its tiny size): benchmarks are not timed tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "benchmarks", "--tiny", "--bandwidth", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads(out.read_text())
+    cases = record["cases"]
+    assert set(cases) == {
+        "day-tiny",
+        "day-trace-tiny",
+        "year-tiny",
+        "quiet-1d",
+        "quiet-3d",
+        "quiet-3d-10f",
+        "dashboard",
+    }
+    for name, r in cases.items():
+        assert "error" not in r, (name, r)
+        assert r["wall_s"] > 0 and r["peak_rss_mb"] > 0
+    day = cases["day-tiny"]
+    # The figures are what they say: GPUs x ticks per wall second, simulated per wall second.
+    assert day["device_steps_per_s"] == pytest.approx(64 * 600 / day["wall_s"], rel=1e-9)
+    assert day["sim_s_per_wall_s"] == pytest.approx(600 / day["wall_s"], rel=1e-9)
+    assert abs(day["ledger_residual_j"]) <= 1e-9 * day["facility_energy_j"]
+    # One row per report interval: two days at 1-minute reports.
+    assert cases["year-tiny"]["rows"] == 2 * 1440
+    # Ten server faults are events (fail, repair, boot): more blocks than the quiet run without them.
+    assert cases["quiet-3d-10f"]["blocks"] > cases["quiet-3d"]["blocks"]
+    assert cases["dashboard"]["rerun_s"] > 0
+    bw = record["bandwidth"]
+    assert bw["copy_gb_s"] > 0
+    # The bound is the bandwidth over the 11 bytes per device-step of the state update.
+    assert bw["bound_device_steps_per_s"] == pytest.approx(bw["copy_gb_s"] * 1e9 / 11.0, rel=1e-12)
+    assert "device-steps/s" in bw["statement"]
