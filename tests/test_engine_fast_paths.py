@@ -41,6 +41,26 @@ def busy_day():
     )
 
 
+def odd_grid():
+    """Ticks of 7 s, reports of 630 s, weather hours at :29:30, a last interval of 180 s, and a
+    chiller outage that leaves heat unmet (the plant leaves rest, blocks step tick by tick)."""
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 3 * 3600 + 90,
+            "step_s": 7,
+            "report_interval_s": 630,
+            "start": "2024-07-15T08:29:30",
+            "cooling.economiser": False,
+            "events": [{"time_s": 1000, "kind": "chiller_trip", "count": 9, "duration_s": 900}],
+            "reliability": {"server": {"mtbf_h": 30.0, "mttr_h": 0.3}},
+        },
+    )
+
+
+SCENARIOS = {"busy_day": busy_day, "odd_grid": odd_grid}
+
+
 def assert_same(a, b, rtol=1e-12):
     assert list(a.timeseries.columns) == list(b.timeseries.columns)
     for col in a.timeseries.columns:
@@ -50,12 +70,14 @@ def assert_same(a, b, rtol=1e-12):
         assert b.kpis[k] == pytest.approx(v, rel=rtol, abs=1e-6, nan_ok=True), k
 
 
-@pytest.fixture(scope="module")
-def busy_run():
-    return simulate(busy_day(), debug=True)
+@pytest.fixture(scope="module", params=sorted(SCENARIOS))
+def case(request):
+    build = SCENARIOS[request.param]
+    return build, simulate(build(), debug=True)
 
 
-def test_grouped_servers_give_the_per_server_results(busy_run, monkeypatch):
+def test_grouped_servers_give_the_per_server_results(case, monkeypatch):
+    build, run = case
     sizes = []
     group = columns.Columns.group.__func__
 
@@ -65,18 +87,22 @@ def test_grouped_servers_give_the_per_server_results(busy_run, monkeypatch):
         return c
 
     monkeypatch.setattr(columns.Columns, "group", classmethod(recording))
-    grouped = simulate(busy_day())
+    grouped = simulate(build())
     assert min(sizes) <= 3  # the two pools, and a split-off server or two: the run really was grouped
-    assert len(busy_run.events) > 10
+    assert len(run.events) > 10
     monkeypatch.setattr(columns, "GROUP_WHEN_BELOW", 0.0)  # never group: one column per server
-    per_server = simulate(busy_day())
+    per_server = simulate(build())
     assert_same(grouped, per_server)
-    assert_same(busy_run, per_server)
+    assert_same(run, per_server)
 
 
-def test_blocks_across_report_intervals_give_the_per_interval_results(busy_run, monkeypatch):
+def test_blocks_across_report_intervals_give_the_per_interval_results(case, monkeypatch):
+    build, run = case
     monkeypatch.setattr(kernel.Engine, "_may_span", lambda self: False)
-    assert_same(busy_run, simulate(busy_day()))
+    assert_same(run, simulate(build()))
+    if build is odd_grid:
+        assert run.kpis["unmet_heat_j"] > 0  # the plant left rest: spanning had to stop and resume
+        assert run.timeseries["duration_s"].iloc[-1] == 180.0  # 3 h 1.5 min = 17 x 630 s + 180 s
 
 
 def test_die_steps_are_the_exact_rc_step_tick_by_tick():
