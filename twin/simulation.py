@@ -37,7 +37,8 @@ def simulate(
     debug : bool
         Check the energy ledger after every report interval (raises on imbalance).
     progress : callable, optional
-        ``progress(t_s, duration_s)`` after each report interval.
+        ``progress(t_s, duration_s)`` as report intervals close (once per computed block that
+        closes some; ``t_s`` is the end of the last one closed).
 
     Returns
     -------
