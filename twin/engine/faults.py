@@ -651,7 +651,7 @@ class FaultSystem:
         if up.all() or not self.inference_pools:
             return dem, dropped
         arrays = {"requests": dem.requests, "prefill_tokens": dem.prefill_tokens, "decode_tokens": dem.decode_tokens}
-        out = {k: v.copy() for k, v in arrays.items()}
+        out: dict[str, Any] = {k: v.copy() for k, v in arrays.items()}
         for _, pool_s in self.inference_pools:
             pool = cols.take(pool_s)
             live = pool & up
