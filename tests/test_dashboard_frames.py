@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -202,9 +203,15 @@ def test_events_table_lists_the_fault_and_its_repair(outage: twin.Result) -> Non
     assert "utility_loss_repaired" in set(table["event"])
     assert table.loc[table["event"] == "utility_loss_repaired", "time [s]"].iloc[0] == 1800.0
     # The servers-up series drops to zero while the site is dark and the chart reads it.
-    long = frames.series_long(outage, outage, ["servers_up"])
-    assert long["value"].min() == 0.0
-    assert long["value"].max() == outage.meta["n_servers"]
+    long = frames.series_long(outage, outage, ["servers_up", "die_temp_max_c"])
+    up = long[long["quantity"] == frames.SERIES["servers_up"][0]]["value"]
+    assert up.min() == 0.0
+    assert up.max() == outage.meta["n_servers"]
+    # No server, no die temperature: a gap in the chart, not -inf on its axis.
+    assert (outage.timeseries["die_temp_max_c"] == -np.inf).any()
+    die = long[long["quantity"] == frames.SERIES["die_temp_max_c"][0]]["value"]
+    assert die.isna().sum() == 2 * int((outage.timeseries["servers_up"] == 0).sum())
+    assert np.isfinite(die.dropna()).all()
 
 
 def test_latency_table_per_pool_in_milliseconds(pair: tuple[twin.Result, twin.Result]) -> None:

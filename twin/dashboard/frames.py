@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
@@ -316,13 +317,18 @@ def with_derived(result: Result) -> pd.DataFrame:
 
 
 def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFrame:
-    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units)."""
+    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units).
+
+    Values that are not finite (the maximum die temperature of an interval with every server
+    down is ``-inf``) become gaps (NaN).
+    """
     parts = []
     for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
         ts = with_derived(result)
         for col in columns:
             label, scale = SERIES[col]
-            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": ts[col] * scale}))
+            value = (ts[col] * scale).where(np.isfinite(ts[col]))
+            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": value}))
     return pd.concat(parts, ignore_index=True)
 
 
