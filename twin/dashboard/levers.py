@@ -588,6 +588,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant and diurnal climates only.",
+        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
     ),
     Lever(
         "wet_bulb_c",
@@ -601,6 +602,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant climate only; must not exceed the dry-bulb.",
+        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
     ),
     Lever(
         "rate_scale",
