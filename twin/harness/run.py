@@ -24,6 +24,7 @@ from twin.harness.io import (
     LiveCsvWriter,
     atomic_write_frame,
     live_csv_path,
+    meta_path,
     summary_path,
     write_json,
 )
@@ -283,6 +284,18 @@ def run_harness(
     zeus = ZeusWindows(cuda_index if use_zeus and net.device.type == "cuda" else None)
     out = Path(out)
     summary_path(out).unlink(missing_ok=True)  # a stale summary would end a follower at once
+    write_json(
+        meta_path(out),
+        {
+            "device": device,
+            "device_name": meter.device_name,
+            "energy_source": meter.energy_source,
+            "energy_note": meter.note,
+            "batch": batch,
+            "sample_hz": sample_hz,
+            "started_at": started_at,
+        },
+    )
     writer = LiveCsvWriter(live_csv_path(out))
     counter = WorkCounter(phase="idle")
     sampler = Sampler(meter, counter, writer, sample_hz=sample_hz, gpu_index=cuda_index)
