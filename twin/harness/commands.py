@@ -55,6 +55,8 @@ def _echo_summary(s: Any) -> None:
         typer.echo(f"  {s.energy_note}")
     if s.power_limit_status not in ("default", "set"):
         typer.echo(f"  power limit: {s.power_limit_status}")
+    for note in s.notes:
+        typer.echo(f"  note: {note}")
 
 
 def harness(

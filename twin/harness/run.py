@@ -322,6 +322,13 @@ def run_harness(
     frame = writer.frame()
     stats = _window_stats(frame, boundary)
     notes = list(zeus.problems)
+    if net.device.type == "cuda":
+        cuda_name = torch.cuda.get_device_name(net.device)
+        if cuda_name != meter.device_name:
+            notes.append(
+                f"NVML measured {meter.device_name!r} but the workload ran on {cuda_name!r}: the CUDA and "
+                "NVML device orders may differ; set CUDA_DEVICE_ORDER=PCI_BUS_ID"
+            )
     if status not in ("default", "set"):
         notes.append(f"power limit {power_limit_w} W {status}")
     summary = HarnessSummary(
