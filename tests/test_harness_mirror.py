@@ -169,6 +169,8 @@ def test_a_power_cap_in_the_scenario_marks_intervals_as_not_exact(small_pod):
     m = mirror_frame(pd.DataFrame(_rows()), capped)
     assert m is not None
     assert list(m.frame["mirror_exact"]) == [True, True, False, False]
+    with pytest.raises(ScenarioError, match="power_cap_w"):  # overrides are validated like --set
+        mirror_frame(pd.DataFrame(_rows()), small_pod, overrides={"fleet.power_cap_w": -1})
     assert m.kpis["intervals_not_exact"] == 2.0
     assert any("not an exact mirror" in n for n in m.notes)
 

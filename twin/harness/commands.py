@@ -212,6 +212,8 @@ def follow(
             last = result
     except (TwinError, ValueError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: stop following, report what was mirrored
+        typer.echo("stopped")
     if last is None:
         _fail(f"{file}: no complete {interval:g} s interval to mirror")
     _echo_mirror_summary(last, file, mirror)

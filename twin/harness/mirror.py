@@ -439,8 +439,9 @@ def _mirror_intervals(intervals: pd.DataFrame, scenario: Scenario, source: Devic
         "intervals_not_exact": float(np.count_nonzero(~exact)),
     }
     acc = sc.fleet.accelerator_overrides
+    servers = f"{sc.fleet.n_servers} server{'s' if sc.fleet.n_servers != 1 else ''}"
     notes = [
-        f"{n_gpus} GPUs ({sc.fleet.n_servers} servers of {gps}) each draw the device's measured power "
+        f"{n_gpus} GPUs ({servers} of {gps}) each draw the device's measured power "
         f"(accelerator range {acc['idle_power_w']:.4g}-{acc['max_power_w']:.4g} W); tokens are the "
         f"device's measured tokens x {n_gpus}",
     ]
@@ -517,7 +518,15 @@ def mirror_frame(
 
 def _as_scenario(scenario: Scenario | str | Path, overrides: Mapping[str, Any] | None) -> Scenario:
     if isinstance(scenario, Scenario):
-        return scenario.with_updates(dict(overrides)) if overrides else scenario
+        if not overrides:
+            return scenario
+        from twin.scenario.schema import set_dotted
+
+        data = scenario.model_dump(mode="python")
+        for key, value in overrides.items():
+            set_dotted(data, key, value)
+        data["source_dir"] = scenario.source_dir
+        return validate_mapping(data, f"{scenario.name} with overrides")
     from twin.scenario import load_scenario
 
     return load_scenario(scenario, dict(overrides or {}))
