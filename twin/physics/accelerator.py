@@ -2,15 +2,17 @@
 
 Model (used by every function here)::
 
-    P   = P_idle + (P_max - P_idle) * (k_static * busy * g(f) + k_mem * m + k_sm * s_f * g(f))
+    P   = P_idle + (P_max - P_idle) * (k_static * busy * g(f) + k_mem * m / r + k_sm * s_f * g(f))
     g   = v(f)**2 * f                  core-domain dynamic power C V^2 f, 1 at boost clock
     v   = max(v_floor, f**((gamma - 1) / 2))   core voltage over its boost value
-    s_f = min(1, s_1 / f)
+    s_f = min(1, s_1 / f),  r = max(1, s_1 / f)
 
 ``busy`` is the fraction of time kernels run, ``m`` the HBM activity (achieved over achievable
-bandwidth), ``s_1`` the SM activity the work needs at boost clock, ``f`` the SM (graphics) clock as a
-fraction of boost and ``s_f`` the SM activity at clock ``f`` (the same work takes longer at a lower
-clock). ``k_sm = 1 - k_static - k_mem``.
+bandwidth) and ``s_1`` the SM activity the work needs at boost clock, ``f`` the SM (graphics) clock
+as a fraction of boost and ``s_f`` the SM activity at clock ``f`` (the same work takes longer at a
+lower clock). Where the SMs saturate (``s_1 > f``) the work stretches by ``r`` and its HBM traffic
+per second falls by as much (the roofline); activities measured at the clock itself have
+``s_1 <= f`` and ``r = 1``. ``k_sm = 1 - k_static - k_mem``.
 
 Everything clocked by the graphics clock scales as CMOS dynamic power ``a C V^2 f`` [1]_: the SMs
 (``k_sm``) and the share drawn whenever kernels run (``k_static``: clock distribution, L2 and
@@ -142,7 +144,8 @@ def accelerator_power_w(
     busy : numeric
         Fraction of time any kernel runs. [0..1]
     mem_activity : numeric
-        HBM traffic as a fraction of achievable bandwidth. [0..1]
+        HBM traffic as a fraction of achievable bandwidth, ``m`` (it falls by ``r`` where the SMs
+        saturate at clock ``f``: module docstring). [0..1]
     sm_activity : numeric
         SM activity the work needs at boost clock, ``s_1``. [0..1]
     clock_fraction : numeric
