@@ -40,6 +40,7 @@ class AcceleratorSpec:
     static_power_fraction: float
     mem_power_fraction: float
     clock_exponent: float
+    voltage_floor_fraction: float
     min_clock_fraction: float
     thermal_resistance_liquid_k_w: float
     thermal_resistance_air_k_w: float
