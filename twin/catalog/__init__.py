@@ -60,7 +60,7 @@ class AcceleratorSpec:
         for key in values:
             if key not in valid:
                 raise UnknownNameError("accelerator parameter", key, sorted(valid))
-        return replace(self, **values)
+        return replace(self, **values)  # type: ignore[arg-type]  # every overridable field is a float
 
 
 @dataclass(frozen=True)
