@@ -12,12 +12,18 @@ class FakeNvml:
 
     Power is ``power_mw`` milliwatts; the energy counter starts at ``energy0_mj`` and, when
     ``tick`` is true, grows with the clock as ``power_mw * elapsed_s`` millijoules (mW x s = mJ),
-    otherwise it is whatever ``energy_mj`` holds.
+    otherwise it is whatever ``energy_mj`` holds. ``instant_power_mw`` is what the field
+    ``NVML_FI_DEV_POWER_INSTANT`` returns (as ``instant_value_type``: 1 unsigned int, 5 signed
+    int, 0 double); None makes the field unsupported, as on drivers that lack it.
+    ``restore_fails`` makes every limit change after the first refuse.
     """
 
     NVML_TEMPERATURE_GPU = 0
     NVML_CLOCK_SM = 1
     NVML_CLOCK_MEM = 2
+    NVML_SUCCESS = 0
+    NVML_ERROR_NOT_SUPPORTED = 3
+    NVML_FI_DEV_POWER_INSTANT = 186
 
     class NVMLError(Exception):
         pass
@@ -38,7 +44,14 @@ class FakeNvml:
         allow_set_limit: bool = False,
         energy_counter: bool = True,
         clock=time.monotonic,
+        instant_power_mw: float | None = None,
+        instant_value_type: int = 1,
+        restore_fails: bool = False,
     ) -> None:
+        self.instant_power_mw = instant_power_mw
+        self.instant_value_type = instant_value_type
+        self.restore_fails = restore_fails
+        self.handles: list[object] = []
         self.power_mw = power_mw
         self.energy_mj = energy0_mj
         self.tick = tick
@@ -58,7 +71,28 @@ class FakeNvml:
         self.initialised = False
 
     def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
+        self.handles.append(index)
         return f"gpu{index}"
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> str:
+        self.handles.append(uuid)
+        return f"gpu-{uuid}"
+
+    def nvmlDeviceGetFieldValues(self, handle: str, field_ids: list[int]) -> list[SimpleNamespace]:
+        out = []
+        for field in field_ids:
+            ok = field == self.NVML_FI_DEV_POWER_INSTANT and self.instant_power_mw is not None
+            member = {0: "dVal", 1: "uiVal", 5: "siVal"}[self.instant_value_type]
+            value = SimpleNamespace(**{member: self.instant_power_mw if ok else 0})
+            out.append(
+                SimpleNamespace(
+                    fieldId=field,
+                    nvmlReturn=self.NVML_SUCCESS if ok else self.NVML_ERROR_NOT_SUPPORTED,
+                    valueType=self.instant_value_type,
+                    value=value,
+                )
+            )
+        return out
 
     def nvmlDeviceGetName(self, handle: str) -> bytes:
         return b"Fake H100 80GB HBM3"
@@ -93,7 +127,7 @@ class FakeNvml:
         return [200_000, 700_000]
 
     def nvmlDeviceSetPowerManagementLimit(self, handle: str, limit_mw: int) -> None:
-        if not self.allow_set_limit:
+        if not self.allow_set_limit or (self.restore_fails and self.set_calls):
             raise self.NVMLError_NoPermission()
         self.set_calls.append(limit_mw)
         self.limit_mw = limit_mw

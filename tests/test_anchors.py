@@ -15,7 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 from twin.cli import app
-from twin.validation import ANCHORS, NOT_EXPRESSIBLE, TOLERANCE, AnchorResult, relative_error, run_anchors
+from twin.validation import (
+    ANCHORS,
+    MAGNITUDE_FACTOR,
+    NOT_EXPRESSIBLE,
+    TOLERANCE,
+    AnchorResult,
+    relative_error,
+    run_anchors,
+)
 from twin.validation.table import NO_TELEMETRY_NOTE, markdown
 from twin.validation.telemetry import compare_power_file, modelled_power_w
 
@@ -26,17 +34,18 @@ EXPECTED_PASS = {
     "latif-dgx-h100-training",
     "smc-immersion-h100-lora",
     "ma-h200-decode-power",
+    "ma-h200-clock-lock-saving",
     "mlperf-h200-llama2-70b",
+    "samsi-power-cap-energy",
     "hyperscale-pue",
-    "opengate-10kw-shutdown",
+    "opengate-5kw-shutdown",
 }
 EXPECTED_MISS = {
-    "ma-h200-clock-lock-saving",  # SM-only clock scaling in the power model
-    "samsi-power-cap-energy",  # a cap cannot lower HBM/static power
-    "samsi-power-cap-latency",
-    "opengate-5kw-shutdown",  # air-only room heat capacity
-    "nvidia-hopper-tokens-per-mw",  # vendor workload unstated
+    "samsi-power-cap-latency",  # the engine's one-step governor under-uses the cap
+    "opengate-10kw-shutdown",  # a well-mixed room cannot give the published 5/10 kW ratio
 }
+#: Vendor claims whose workload is unknowable: checked to an order of magnitude, counted apart.
+EXPECTED_MAGNITUDE = {"nvidia-hopper-tokens-per-mw"}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +54,9 @@ def results() -> dict[str, AnchorResult]:
 
 
 def test_every_anchor_is_either_a_guarded_pass_or_a_documented_miss():
-    assert set(ANCHORS) == EXPECTED_PASS | EXPECTED_MISS
+    assert set(ANCHORS) == EXPECTED_PASS | EXPECTED_MISS | EXPECTED_MAGNITUDE
     assert not EXPECTED_PASS & EXPECTED_MISS
+    assert not (EXPECTED_PASS | EXPECTED_MISS) & EXPECTED_MAGNITUDE
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_PASS))
@@ -65,6 +75,31 @@ def test_documented_miss_is_reported_as_a_miss(results, key):
     assert abs(r.rel_error) > TOLERANCE
     assert r.miss_reason
     assert r.note_text.startswith("MISS: " + r.miss_reason)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_MAGNITUDE))
+def test_order_of_magnitude_check_is_shown_not_hidden(results, key):
+    r = results[key]
+    assert r.magnitude_only and not any(x.magnitude_only for k, x in results.items() if k != key)
+    # Within half a decade of the vendor range, and the table says so beside the full error.
+    assert 1 / MAGNITUDE_FACTOR <= r.factor <= MAGNITUDE_FACTOR
+    assert r.status == "order of magnitude"
+    assert r.factor == pytest.approx(r.predicted / max(r.published), rel=1e-12)  # above the range
+    text = markdown(list(results.values()))
+    assert f"{100 * r.rel_error:+.1f} % (×{r.factor:.2f}) | order of magnitude |" in text
+    assert "ORDER-OF-MAGNITUDE CHECK" in r.notes
+
+
+def test_order_of_magnitude_rule_by_hand():
+    def check(predicted, published):
+        return AnchorResult("k", "q", predicted, published, "u", "s", "c", magnitude_only=True)
+
+    assert check(3.1e5, (95e3, 1e5)).passed  # x3.1 above the top
+    assert not check(3.2e5, (95e3, 1e5)).passed  # x3.2 > sqrt(10) = 3.162
+    assert check(31.7, 100.0).passed and not check(31.6, 100.0).passed  # below: 1/sqrt(10) = 0.3162
+    assert check(120.0, (95.0, 180.0)).status == "order of magnitude"
+    # The same prediction as a +-25 % case misses: the two rules are counted apart.
+    assert not AnchorResult("k", "q", 3.1e5, (95e3, 1e5), "u", "s", "c").passed
 
 
 def test_immersion_node_power_by_hand(results):
@@ -112,8 +147,11 @@ def test_markdown_table_lists_everything(results):
     for key in [*ANCHORS, *(s.key for s in NOT_EXPRESSIBLE)]:
         assert f"| {key} |" in text
     assert NO_TELEMETRY_NOTE in text
-    n_pass = sum(r.passed for r in results.values())
-    assert f"{n_pass} of {len(results)} cases within ±25 %" in text
+    strict = [r for r in results.values() if not r.magnitude_only]
+    n_pass = sum(r.passed for r in strict)
+    assert f"{n_pass} of {len(strict)} cases within ±25 %" in text
+    assert f"1 of 1 order-of-magnitude check within ×{MAGNITUDE_FACTOR:.2f}" in text
+    assert n_pass == len(EXPECTED_PASS)
 
 
 # ------------------------------------------------------------------------ power vs telemetry
@@ -125,14 +163,16 @@ SMI_ROWS = (
     "2024/05/01 12:00:03.000, 0, [N/A], 50 %, 40 %, 990 MHz\n"
 )
 # By hand with the H100 catalog (idle 70 W, TDP 700 W, k_static 0.15, k_mem 0.30, k_sm 0.55,
-# P ~ f^3), boost clock = the file's highest SM clock, 1980 MHz:
-#   row 1: f = 1,   P = 70 + 630 (0.15 + 0.30 x 0.5 + 0.55 x 1)             = 605.5 W vs 650 W
-#   row 2: idle,    P = 70 W                                                          vs 70 W
-#   row 3: f = 0.5, P = 70 + 630 (0.15 x 0.5 + 0.30 x 0.4 + 0.55 x 0.5 x 0.125) = 214.50625 W vs 250 W
+# core power g(f) = f^3 above the voltage floor 0.69, 0.69^2 f below it), boost clock = the file's
+# highest SM clock, 1980 MHz:
+#   row 1: f = 1,   P = 70 + 630 (0.15 + 0.30 x 0.5 + 0.55 x 1)                     = 605.5 W vs 650 W
+#   row 2: idle,    P = 70 W                                                                  vs 70 W
+#   row 3: f = 0.5, g = 0.69^2 x 0.5 = 0.23805 (busy 0.5, SM activity 0.5 at that clock),
+#          P = 70 + 630 ((0.15 x 0.5 + 0.55 x 0.5) x 0.23805 + 0.30 x 0.4) = 198.090025 W vs 250 W
 #   row 4: no power reading: left out.
-HAND_MODEL_W = np.array([605.5, 70.0, 214.50625])
+HAND_MODEL_W = np.array([605.5, 70.0, 198.090025])
 HAND_MEASURED_W = np.array([650.0, 70.0, 250.0])
-HAND_MAPE = 100 * np.mean(np.abs(HAND_MODEL_W - HAND_MEASURED_W) / HAND_MEASURED_W)  # 7.0145 %
+HAND_MAPE = 100 * np.mean(np.abs(HAND_MODEL_W - HAND_MEASURED_W) / HAND_MEASURED_W)  # 9.2034 %
 HAND_BIAS = 100 * np.mean((HAND_MODEL_W - HAND_MEASURED_W) / HAND_MEASURED_W)
 
 
@@ -148,7 +188,7 @@ def test_power_mape_on_nvidia_smi_by_hand(smi_file):
     assert c.n_samples == 3
     assert c.samples["model_power_w"].to_numpy() == pytest.approx(HAND_MODEL_W, rel=1e-12)
     assert c.mape_pct == pytest.approx(HAND_MAPE, rel=1e-12)
-    assert c.mape_pct == pytest.approx(7.01455, abs=1e-5)
+    assert c.mape_pct == pytest.approx(9.20338, abs=1e-5)
     assert c.bias_pct == pytest.approx(HAND_BIAS, rel=1e-12)
     assert c.measured
     # An explicit boost clock equal to the file's highest gives the same answer.

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 import twin
 from twin.dashboard import levers as lv
+from twin.units import J_PER_KWH
 
 APP = Path(lv.__file__).resolve().parent / "app.py"
 SIX_HOURS = {"duration_s": lv.DEFAULT_DURATION_H * 3600}
@@ -109,11 +110,91 @@ def test_air_cooling_raises_pue_and_cooling_energy(app: AppTest) -> None:
 
 
 def test_invalid_lever_combination_is_an_error_message_not_a_crash(app: AppTest) -> None:
-    app.selectbox(key="weather_source").set_value("constant")
+    assert app.slider(key="dry_bulb_c").disabled  # it acts on the synthetic climates only
+    app.selectbox(key="weather_source").set_value("constant").run()
     app.slider(key="dry_bulb_c").set_value(10.0)
     app.slider(key="wet_bulb_c").set_value(20.0).run()
     assert not app.exception
     assert any("wet_bulb_c" in e.value for e in app.error)
+
+
+def test_fault_levers_are_greyed_out_until_a_fault_is_chosen(app: AppTest) -> None:
+    assert app.selectbox(key="fault").value == "scenario"
+    for key in ("fault_start_h", "fault_count"):
+        assert app.slider(key=key).disabled, key
+    assert app.toggle(key="battery_runtime_s__on").disabled
+    assert "Faults and controls" not in [h.value for h in app.main.subheader]  # nothing happened
+    app.selectbox(key="fault").set_value("chiller_trip").run()
+    assert not app.slider(key="fault_count").disabled
+    assert app.toggle(key="battery_runtime_s__on").disabled  # a battery only acts in an outage
+    app.slider(key="fault_start_h").set_value(12.0).run()  # after the 6 h run
+    assert any("after the end of the 6 h run" in w.value for w in app.warning)
+
+
+def test_utility_outage_with_a_late_generator_sheds_load_and_lowers_tokens(app: AppTest) -> None:
+    tokens = number(metric(app, "Tokens out")[0])
+    app.toggle(key="cooling_on_ups").set_value(True)  # the battery carries the cooling plant too
+    app.selectbox(key="fault").set_value("utility_loss").run()
+    assert not app.toggle(key="battery_runtime_s__on").disabled
+    assert app.toggle(key="battery_runtime_s__on").value  # a 5 min battery and a generator are offered
+    app.slider(key="generator_delay_s").set_value(900.0).run()  # 15 min: after the battery is empty
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    values = {"fault": "utility_loss", "cooling_on_ups": True, "generator_delay_s": 900.0}
+    overrides = lv.what_if_overrides(twin.load_scenario("default"), values)
+    kpis = twin.simulate(twin.load_scenario("default", {**SIX_HOURS, **overrides})).kpis
+    # The battery runs out before the generator starts: every server is shed until it does.
+    assert kpis["load_shed_j"] > 0
+    assert kpis["battery_min_soc"] == pytest.approx(0.1)  # the cut-off
+    assert kpis["tokens_lost"] > 0
+    assert "Faults and controls" in [h.value for h in app.main.subheader]
+    assert metric(app, "Load shed")[0] == f"{kpis['load_shed_j'] / J_PER_KWH:,.1f} kWh"
+    assert metric(app, "Tokens lost")[0] == f"{kpis['tokens_lost'] / 1e6:,.1f} M"
+    assert metric(app, "Battery min charge")[0] == "10.0 %"
+    assert metric(app, "Fewest servers up")[0] == "0"
+    value, delta = metric(app, "Tokens out")
+    assert value == f"{kpis['tokens_out'] / 1e6:,.0f} M"
+    assert number(value) < tokens and delta.startswith("-")
+    events = next(d.value for d in app.dataframe if "event" in getattr(d.value, "columns", []))
+    assert {"utility_loss", "battery_empty", "load_shed", "generator_online", "servers_booted"} <= set(events["event"])
+    assert "power.generator={rated_w: 2000000.0, start_delay_s: 900.0}" in app.code[0].value
+
+
+def test_azure_trace_moves_tokens_as_twin_simulate_does(app: AppTest) -> None:
+    base_tokens = twin.simulate(twin.load_scenario("default", SIX_HOURS)).kpis["tokens_out"]
+    app.selectbox(key="arrivals").set_value("azure-llm-2023-code").run()
+    assert not app.selectbox(key="arrivals_pool").disabled
+    app.selectbox(key="arrivals_pool").set_value("code-8b").run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    values = {"arrivals": "azure-llm-2023-code", "arrivals_pool": "code-8b"}
+    overrides = lv.what_if_overrides(twin.load_scenario("default"), values)
+    assert overrides == {
+        "workloads.1.arrivals": {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 2000.0}
+    }
+    kpis = twin.simulate(twin.load_scenario("default", {**SIX_HOURS, **overrides})).kpis
+    value, delta = metric(app, "Tokens out")
+    assert value == f"{kpis['tokens_out'] / 1e6:,.0f} M"
+    # The same mean request rate as the diurnal baseline, whose night hours run at a fraction of it.
+    assert kpis["tokens_out"] > base_tokens
+    assert delta == f"+{(kpis['tokens_out'] - base_tokens) / 1e6:,.0f} ({kpis['tokens_out'] / base_tokens - 1:+.1%})"
+    assert "workloads.1.arrivals={kind: trace, path: azure-llm-2023-code, requests_per_s: 2000.0}" in app.code[0].value
+    latency = next(d.value for d in app.dataframe if "latency" in getattr(d.value, "columns", []))
+    row = latency[(latency["workload"] == "code-8b") & (latency["latency"] == "TTFT p99")].iloc[0]
+    assert row["what-if [ms]"] == pytest.approx(kpis["code-8b_ttft_p99_s"] * 1e3, rel=1e-12)
+
+
+def test_site_power_limit_holds_the_peak(app: AppTest) -> None:
+    # One hour: a binding limit is found by bisection every tick, so a run takes several times longer.
+    app.slider(key="duration_h").set_value(1.0).run()
+    peak_kw = number(metric(app, "Peak facility power")[0])
+    limit_kw = 10.0 * round(0.9 * peak_kw / 10.0)
+    app.toggle(key="site_power_limit_kw__on").set_value(True).run()
+    app.slider(key="site_power_limit_kw").set_value(limit_kw).run()
+    assert not app.exception, app.exception
+    assert number(metric(app, "Peak facility power")[0]) <= limit_kw
+    assert number(metric(app, "Time at the site power limit")[0]) > 0
+    assert f"--set controls.site_power_limit_w={limit_kw * 1e3}" in app.code[0].value
 
 
 def test_sweep_folder_plots_any_kpi_against_any_field(app: AppTest, tmp_path: Path) -> None:

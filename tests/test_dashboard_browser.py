@@ -3,8 +3,8 @@
 Playwright drives ``/usr/bin/chromium`` (never ``playwright install``). A missing chromium is a
 failure, not a skip: ``tests/run_all.sh`` installs it, so CI always runs this test. Only
 ``TWIN_SKIP_BROWSER=1`` skips it (for a machine where a browser cannot run; CI never sets it).
-``TWIN_DASHBOARD_SCREENSHOT=path.png`` also saves the screenshot there (the README's
-``docs/dashboard.png`` is made this way).
+``TWIN_DASHBOARD_SCREENSHOT=path.png`` also saves the last screenshot (a utility outage, down to
+the fault section) there; the README's ``docs/dashboard.png`` is made this way.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _kwh(text: str) -> float:
     return float(match.group(1).replace(",", ""))
 
 
-def test_changing_cooling_type_in_chromium_changes_energy(tmp_path: Path) -> None:
+def test_cooling_type_and_a_utility_outage_in_chromium(tmp_path: Path) -> None:
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
@@ -107,10 +107,28 @@ def test_changing_cooling_type_in_chromium_changes_energy(tmp_path: Path) -> Non
                 page.wait_for_timeout(1500)  # let the charts finish drawing before the screenshot
                 shot = tmp_path / "dashboard.png"
                 page.screenshot(path=str(shot))
+
+                # Back to liquid cooling (the baseline, cached), then a utility outage with no
+                # generator: the battery carries the IT, the cooling stops with the utility.
+                sidebar.get_by_role("combobox", name="Cooling type").click()
+                page.get_by_role("option", name="liquid", exact=True).click()
+                page.get_by_text("The what-if equals the baseline").wait_for(timeout=90_000)
+                sidebar.get_by_role("combobox", name="Fault", exact=True).click()
+                page.get_by_role("option", name="utility outage (battery, generator)").click()
+                page.get_by_role("heading", name="Faults and controls").last.wait_for(timeout=90_000)
+                sidebar.get_by_text("Enable: Generator start delay").click()
+                page.get_by_text("--set power.generator").wait_for(state="detached", timeout=90_000)
+                lost = page.get_by_test_id("stMetric").filter(has_text="Tokens lost")
+                lost.get_by_test_id("stMetricDelta").wait_for(timeout=90_000)
+                lost_text = lost.get_by_test_id("stMetricValue").inner_text()
+                page.wait_for_timeout(1500)  # the fault section is within the tall viewport
+                fault_shot = tmp_path / "dashboard-fault.png"
+                page.screenshot(path=str(fault_shot))
+
                 extra = os.environ.get("TWIN_DASHBOARD_SCREENSHOT")
                 if extra:
                     Path(extra).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(shot, extra)
+                    shutil.copyfile(fault_shot, extra)
             finally:
                 browser.close()
     finally:
@@ -125,3 +143,6 @@ def test_changing_cooling_type_in_chromium_changes_energy(tmp_path: Path) -> Non
     assert after > before * 1.02, (before, after)
     assert delta_text.startswith("+"), delta_text
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+    # Without a generator the outage costs tokens (the GPUs overheat or the battery runs out).
+    assert float(lost_text.split()[0].replace(",", "")) > 0, lost_text
+    assert fault_shot.stat().st_size > 50_000

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,3 +167,65 @@ def test_uploaded_summary_bytes(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(sweeps.read_summary_bytes("summary.parquet", buf.getvalue()), frame)
     with pytest.raises(TwinError, match=r"expected a \.parquet or \.csv"):
         sweeps.read_summary_bytes("summary.json", b"{}")
+
+
+@pytest.fixture(scope="module")
+def outage() -> twin.Result:
+    """The default pod losing the utility for 20 min at 10 min with no battery and no generator."""
+    return twin.simulate(
+        twin.load_scenario(
+            "default", {**SHORT, "events": [{"time_s": 600, "kind": "utility_loss", "duration_s": 1200}]}
+        )
+    )
+
+
+def test_fault_outcomes_show_only_when_something_happened(
+    pair: tuple[twin.Result, twin.Result], outage: twin.Result
+) -> None:
+    assert not frames.has_fault_outcomes(*pair)
+    assert frames.has_fault_outcomes(pair[0], outage)
+    k = outage.kpis
+    assert k["load_shed_j"] > 0 and k["tokens_lost"] > 0  # every server dark for 20 minutes
+    cards = {c.key: c for c in frames.FAULT_CARDS}
+    assert cards["load_shed_j"].text(k) == f"{k['load_shed_j'] / J_PER_KWH:,.1f} kWh"
+    assert cards["tokens_lost"].text(k) == f"{k['tokens_lost'] / 1e6:,.1f} M"
+    assert cards["battery_min_soc"].text(k) == "no battery"
+    assert cards["time_to_thermal_shutdown_s"].text(k) == "no shutdown"
+    assert cards["min_servers_up"].text(k) == "0"
+
+
+def test_events_table_lists_the_fault_and_its_repair(outage: twin.Result) -> None:
+    table = frames.events_table(outage)
+    assert list(table.columns) == ["time [h]", "time [s]", "event", "detail"]
+    first = table.iloc[0]
+    assert (first["event"], first["time [s]"]) == ("utility_loss", 600.0)
+    assert first["time [h]"] == pytest.approx(600.0 / 3600.0, rel=1e-12)
+    assert "utility_loss_repaired" in set(table["event"])
+    assert table.loc[table["event"] == "utility_loss_repaired", "time [s]"].iloc[0] == 1800.0
+    # The servers-up series drops to zero while the site is dark and the chart reads it.
+    long = frames.series_long(outage, outage, ["servers_up", "die_temp_max_c"])
+    up = long[long["quantity"] == frames.SERIES["servers_up"][0]]["value"]
+    assert up.min() == 0.0
+    assert up.max() == outage.meta["n_servers"]
+    # No server, no die temperature: a gap in the chart, not -inf on its axis.
+    assert (outage.timeseries["die_temp_max_c"] == -np.inf).any()
+    die = long[long["quantity"] == frames.SERIES["die_temp_max_c"][0]]["value"]
+    assert die.isna().sum() == 2 * int((outage.timeseries["servers_up"] == 0).sum())
+    assert np.isfinite(die.dropna()).all()
+
+
+def test_latency_table_per_pool_in_milliseconds(pair: tuple[twin.Result, twin.Result]) -> None:
+    base, capped = (r.kpis for r in pair)
+    assert frames.latency_pools(base) == ["chat-70b", "code-8b"]
+    table = frames.latency_table(base, capped)
+    assert len(table) == 2 * len(frames.LATENCY_KPIS)
+    row = table[(table["workload"] == "chat-70b") & (table["latency"] == "TPOT p99")].iloc[0]
+    assert row["baseline [ms]"] == pytest.approx(base["chat-70b_tpot_p99_s"] * 1e3, rel=1e-12)
+    assert row["what-if [ms]"] == pytest.approx(capped["chat-70b_tpot_p99_s"] * 1e3, rel=1e-12)
+    expected = 100.0 * (capped["chat-70b_tpot_p99_s"] / base["chat-70b_tpot_p99_s"] - 1.0)
+    assert row["change %"] == pytest.approx(expected, rel=1e-9)
+    for pool in ("chat-70b", "code-8b"):  # a quantile table: p99 at or above p50
+        rows = table[table["workload"] == pool].set_index("latency")["baseline [ms]"]
+        assert rows["TTFT p99"] >= rows["TTFT p50"] > 0
+        assert rows["TPOT p99"] >= rows["TPOT p50"] > 0
+    assert frames.latency_table({}, {}).empty  # training-only sites report none

@@ -46,22 +46,173 @@ def _variants(lever: lv.Lever, base: twin.Scenario) -> list[Any]:
         return [date(2024, 1, 10)]
     assert lever.min_value is not None
     assert lever.max_value is not None
+    ends: list[Any] = [lever.min_value, lever.max_value]
     if lever.kind == "int":
-        return [int(lever.min_value), int(lever.max_value)]
-    return [lever.min_value, lever.max_value]
+        ends = [int(v) for v in ends]
+    if lever.kind == "optional_float":
+        ends.append(None)  # switched off
+    return [v for v in ends if v != lever.read(base)]
+
+
+#: Other lever values under which a lever acts (it qualifies another: a fault's duration, ...).
+CONTEXT: dict[str, dict[str, Any]] = {
+    "dry_bulb_c": {"weather_source": "diurnal"},  # they act on the synthetic climates only
+    "wet_bulb_c": {"weather_source": "diurnal"},
+    "arrivals_pool": {"arrivals": "poisson"},
+    "fault_start_h": {"fault": "chiller_trip"},
+    "fault_duration_min": {"fault": "chiller_trip"},
+    "fault_count": {"fault": "chiller_trip"},
+    "battery_runtime_s": {"fault": "utility_loss"},
+    "generator_delay_s": {"fault": "utility_loss"},
+}
 
 
 @pytest.mark.parametrize("lever", lv.LEVERS, ids=lambda lever: lever.key)
 def test_every_lever_value_makes_a_valid_scenario(lever: lv.Lever, base: twin.Scenario) -> None:
-    """Each lever points at real fields: its limits and options all validate."""
-    for value in _variants(lever, base):
-        values = {lever.key: value}
-        if lever.key in ("dry_bulb_c", "wet_bulb_c"):
-            values["weather_source"] = "diurnal"  # they act on the synthetic climates only
-        overrides = lv.what_if_overrides(base, values)
-        assert overrides, (lever.key, value)
+    """Each lever points at real fields: its limits and options all validate and change the what-if."""
+    context = CONTEXT.get(lever.key, {})
+    assert lever.active(base, {**lv.baseline_values(base), **context}), lever.key
+    before = lv.what_if_overrides(base, context)
+    variants = _variants(lever, base)
+    assert variants, lever.key
+    for value in variants:
+        overrides = lv.what_if_overrides(base, {**context, lever.key: value})
+        assert overrides != before, (lever.key, value)
         sc = twin.load_scenario("default", overrides)
         assert sc != base
+
+
+@pytest.mark.parametrize("key", ["fault", "arrivals", "battery_runtime_s", "generator_delay_s"])
+def test_fault_and_trace_options_validate_on_every_offered_scenario(key: str) -> None:
+    """Every option of the fault and trace levers makes a valid scenario of every scenario the app offers."""
+    lever = lv.LEVER_BY_KEY[key]
+    for choice in lv.scenario_choices():
+        sc = twin.load_scenario(choice.source)
+        if not lever.applies(sc):
+            continue
+        context = {"fault": "utility_loss"} if key in CONTEXT else {}
+        for value in [lever.read(sc), *_variants(lever, sc)]:
+            overrides = lv.what_if_overrides(sc, {**context, key: value})
+            twin.load_scenario(choice.source, overrides)
+
+
+def test_levers_that_qualify_another_act_only_with_it(base: twin.Scenario) -> None:
+    # A fault's time, duration and size, the battery and the generator change nothing without the fault.
+    for key, value in [
+        ("fault_start_h", 5.0),
+        ("fault_duration_min", None),
+        ("fault_count", 3),
+        ("battery_runtime_s", 60.0),
+        ("generator_delay_s", None),
+        ("arrivals_pool", "code-8b"),
+    ]:
+        assert not lv.LEVER_BY_KEY[key].active(base, lv.baseline_values(base)), key
+        assert lv.what_if_overrides(base, {key: value}) == {}, key
+    # A CRAH failure has no units to count on a feed loss: the count lever is for counted faults.
+    assert not lv.LEVER_BY_KEY["fault_count"].active(base, {"fault": "feed_loss"})
+    assert lv.LEVER_BY_KEY["fault_count"].active(base, {"fault": "crah_fail"})
+
+
+def test_fault_lever_appends_one_event_to_the_scenarios_own(base: twin.Scenario) -> None:
+    ov = lv.what_if_overrides(
+        base, {"fault": "chiller_trip", "fault_start_h": 1.5, "fault_duration_min": 30.0, "fault_count": 2}
+    )
+    assert ov == {"events": [{"time_s": 5400.0, "kind": "chiller_trip", "count": 2, "duration_s": 1800.0}]}
+    ov = lv.what_if_overrides(base, {"fault": "feed_loss", "fault_duration_min": None})
+    assert ov == {"events": [{"time_s": 7200.0, "kind": "feed_loss", "target": "A"}]}  # never repaired
+    # A scenario with its own events keeps them; "clear" removes them.
+    trip = twin.load_scenario("scenarios/chiller-trip-hot-day.yaml")
+    ov = lv.what_if_overrides(trip, {"fault": "server_fail", "fault_count": 4})
+    kinds = [e["kind"] for e in ov["events"]]
+    assert kinds == ["chiller_trip", "chiller_trip", "server_fail"]
+    assert twin.load_scenario("scenarios/chiller-trip-hot-day.yaml", ov).events[:2] == trip.events
+    assert lv.what_if_overrides(trip, {"fault": "clear"}) == {"events": []}
+    assert "clear" not in lv.lever_options(lv.LEVER_BY_KEY["fault"], base)  # nothing to clear
+
+
+def test_utility_outage_offers_a_battery_and_a_generator(base: twin.Scenario) -> None:
+    ov = lv.what_if_overrides(base, {"fault": "utility_loss", "generator_delay_s": 600.0})
+    sc = twin.load_scenario("default", ov)
+    assert sc.power.ups.battery is not None
+    assert sc.power.ups.battery.runtime_s == lv.DEFAULT_BATTERY_RUNTIME_S
+    assert sc.power.ups.rated_w == base.power.ups.rated_w  # the rest of the UPS stage is the baseline's
+    assert sc.power.generator is not None
+    assert sc.power.generator.start_delay_s == 600.0
+    assert sc.power.generator.rated_w == base.power.transformer.rated_w  # the site's whole supply
+    # Both off: the outage drops the load at once.
+    ov = lv.what_if_overrides(base, {"fault": "utility_loss", "battery_runtime_s": None, "generator_delay_s": None})
+    assert set(ov) == {"events"}
+    # A scenario with its own outage: the levers start at its battery and generator and edit them.
+    outage = twin.load_scenario("scenarios/utility-outage-late-generator.yaml")
+    values = lv.baseline_values(outage)
+    assert (values["battery_runtime_s"], values["generator_delay_s"]) == (300.0, 900.0)
+    assert lv.what_if_overrides(outage, {"generator_delay_s": 10.0}) == {"power.generator.start_delay_s": 10.0}
+    assert lv.what_if_overrides(outage, {"battery_runtime_s": None}) == {"power.ups.battery": None}
+
+
+def test_battery_given_as_energy_reads_back_as_its_runtime(base: twin.Scenario) -> None:
+    # 420 MJ usable at 1.4 MW (one 2N side) is 300 s; stored = 420 MJ / (0.95 x 0.9).
+    ups = base.power.ups.model_dump(mode="python", exclude_none=True)
+    stored_j = 300.0 * 1.4e6 / (0.95 * 0.9)
+    ups["battery"] = {"energy_j": stored_j}
+    sc = twin.load_scenario("default", {"power.ups": ups, "events": [{"time_s": 60, "kind": "utility_loss"}]})
+    assert lv.baseline_values(sc)["battery_runtime_s"] == pytest.approx(300.0, rel=1e-12)
+    assert lv.what_if_overrides(sc, {}) == {}
+    ov = lv.what_if_overrides(sc, {"battery_runtime_s": 60.0})
+    assert ov == {
+        "power.ups.battery": {
+            "min_soc": 0.1,
+            "initial_soc": 1.0,
+            "charge_efficiency": 0.95,
+            "discharge_efficiency": 0.95,
+            "runtime_s": 60.0,
+        }
+    }
+    twin.load_scenario("default", {"power.ups": ups, **ov})
+
+
+def test_trace_lever_keeps_the_pools_request_rate(base: twin.Scenario) -> None:
+    ov = lv.what_if_overrides(base, {"arrivals": "azure-llm-2023-code", "rate_scale": 0.5})
+    assert ov == {
+        "workloads.0.arrivals": {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 450.0},
+        "workloads.1.arrivals": {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 1000.0},
+    }
+    # One pool only; the other keeps its arrivals and still follows the rate lever and the fleet size.
+    ov = lv.what_if_overrides(base, {"arrivals": "poisson", "arrivals_pool": "chat-70b", "rows": 2})
+    assert ov["workloads.0.arrivals"] == {
+        "kind": "poisson",
+        "requests_per_s": 450.0,  # half the servers, the same load per server
+        "prompt_tokens": 1000.0,
+        "output_tokens": 250.0,
+    }
+    assert ov["workloads.1.arrivals.requests_per_s"] == 1000.0
+    # Replacing a trace by Poisson resamples that trace's lengths; choosing what a pool has is no change.
+    trace = twin.load_scenario("scenarios/azure-llm-trace.yaml")
+    ov = lv.what_if_overrides(trace, {"arrivals": "poisson"})
+    assert ov["workloads.1.arrivals"] == {
+        "kind": "poisson",
+        "requests_per_s": 1200.0,
+        "tokens_from": "azure-llm-2023-code",
+    }
+    assert lv.what_if_overrides(trace, {"arrivals": "azure-llm-2023-conv", "arrivals_pool": "chat-70b"}) == {}
+    assert lv.what_if_overrides(trace, {"rate_scale": 2.0}) == {
+        "workloads.0.arrivals.requests_per_s": 1400.0,
+        "workloads.1.arrivals.requests_per_s": 2400.0,
+    }
+
+
+def test_rate_scaled_trace_rate_comes_from_the_trace_file() -> None:
+    from twin.workload import BUILTIN_TRACES, read_trace, trace_period_s
+
+    sc = twin.load_scenario(
+        "scenarios/azure-llm-trace.yaml",
+        {"workloads.0.arrivals": {"kind": "trace", "path": "azure-llm-2023-conv", "rate_scale": 100.0}},
+    )
+    assert lv.what_if_overrides(sc, {"rate_scale": 1.5})["workloads.0.arrivals.rate_scale"] == 150.0
+    df, _ = read_trace(BUILTIN_TRACES["azure-llm-2023-conv"])
+    trace_rate = len(df) / trace_period_s(df)  # requests per second of the hour-long trace
+    ov = lv.what_if_overrides(sc, {"arrivals": "poisson", "arrivals_pool": "chat-70b"})
+    assert ov["workloads.0.arrivals"]["requests_per_s"] == pytest.approx(100.0 * trace_rate, rel=1e-12)
 
 
 def test_fleet_size_scales_pools_and_rates_with_the_servers(base: twin.Scenario) -> None:

@@ -85,7 +85,40 @@ def test_nvml_init_failure_is_a_harness_error():
 
 def test_nvml_index_follows_cuda_visible_devices():
     assert nvml_index_of_cuda_device(1, {"CUDA_VISIBLE_DEVICES": "2,3"}) == 3
-    assert nvml_index_of_cuda_device(0, {"CUDA_VISIBLE_DEVICES": "GPU-abc"}) == 0
+    assert nvml_index_of_cuda_device(1, {"CUDA_VISIBLE_DEVICES": "GPU-abc,GPU-def"}) == "GPU-def"
+    assert nvml_index_of_cuda_device(0, {"CUDA_VISIBLE_DEVICES": "MIG-abc"}) == 0
+    fake = FakeNvml()
+    NvmlMeter("GPU-def", nvml=fake)  # a UUID is looked up by UUID, not taken as an index
+    assert fake.handles == ["GPU-def"]
+
+
+@pytest.mark.parametrize("value_type", [0, 1, 5])  # double, unsigned int, signed int (driver-dependent)
+def test_nvml_prefers_the_instantaneous_power_field(value_type):
+    # nvmlDeviceGetPowerUsage is a 1 s average on Ampere and newer; the instant field is not.
+    fake = FakeNvml(power_mw=300_000, instant_power_mw=412_500, instant_value_type=value_type)
+    meter = NvmlMeter(nvml=fake, clock=FakeClock())
+    assert meter.read().power_w == pytest.approx(412.5)  # mW -> W
+    assert "INSTANT" in meter.describe()["power_reading"]
+    fake.instant_power_mw = None  # the field stops answering: fall back to the average
+    assert meter.read().power_w == pytest.approx(300.0)
+
+
+def test_nvml_without_the_instant_field_uses_power_usage():
+    class OldBinding(FakeNvml):
+        nvmlDeviceGetFieldValues = None  # an nvidia-ml-py without the field API
+
+    for fake in (FakeNvml(power_mw=250_000), OldBinding(power_mw=250_000)):
+        meter = NvmlMeter(nvml=fake, clock=FakeClock())
+        assert meter.read().power_w == pytest.approx(250.0)
+        assert "nvmlDeviceGetPowerUsage" in meter.describe()["power_reading"]
+
+
+def test_nvml_power_limit_that_cannot_be_restored_says_how():
+    fake = FakeNvml(allow_set_limit=True, restore_fails=True)
+    meter = NvmlMeter(index=2, nvml=fake)
+    assert meter.set_power_limit(450.0) == "set"
+    with pytest.raises(HarnessError, match=r"restore it with: sudo nvidia-smi -i 2 -pl 700"):
+        meter.restore_power_limit()
 
 
 # ----------------------------------------------------------------------------- RAPL

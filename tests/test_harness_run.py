@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 from twin.harness import HarnessError  # noqa: E402
 from twin.harness.cpu import find_rapl_zones  # noqa: E402
 from twin.harness.follow import follow  # noqa: E402
-from twin.harness.io import HARNESS_COLUMNS, read_harness, summary_path, write_json  # noqa: E402
+from twin.harness.io import HARNESS_COLUMNS, meta_path, read_harness, summary_path, write_json  # noqa: E402
 from twin.harness.nvml import NvmlMeter  # noqa: E402
 from twin.harness.run import SWEEP_COLUMNS, run_harness, run_harness_sweep  # noqa: E402
 from twin.harness.summary import read_summary  # noqa: E402
@@ -58,6 +58,10 @@ def test_cpu_run_says_energy_is_estimated(cpu_run):
     assert on_disk["energy_source"] == "estimated"
     assert "ESTIMATED, NOT MEASURED" in on_disk["energy_note"]
     assert on_disk["meter"]["energy_model"]["formula"].startswith("P = ")
+    # Written before the first sample, so a follower can label the power while the run goes.
+    meta = json.loads(meta_path(out).read_text())
+    assert meta["energy_source"] == "estimated"
+    assert meta["energy_note"] == on_disk["energy_note"]
 
 
 def test_cpu_run_summary_is_consistent(cpu_run):

@@ -22,6 +22,7 @@ def test_the_analysis_notebooks_are_there() -> None:
     for expected in (
         "01_energy_in_tokens_out.ipynb",
         "02_climate_and_cooling.ipynb",
+        "03_fault_study.ipynb",
         "04_calibrate_from_harness.ipynb",
     ):
         assert expected in names

@@ -3,16 +3,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twin.catalog import accelerator_spec
+from twin.catalog import accelerator_names, accelerator_spec
 from twin.physics.accelerator import (
+    DEFAULT_VOLTAGE_FLOOR,
     accelerator_power_w,
     clock_for_power_limit,
+    core_power_scale,
+    core_voltage_fraction,
     die_steady_temp_c,
     thermal_power_limit_w,
 )
 
 H100 = accelerator_spec("H100-SXM")
-K = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent)
+K = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent, H100.voltage_floor_fraction)
 
 
 def power(busy, mem, sm, clock):
@@ -49,8 +52,8 @@ def test_scalar_equals_vector():
 
 @given(busy=st.floats(0, 1), mem=st.floats(0, 1), sm=st.floats(0, 1), limit=st.floats(150, 700))
 def test_clock_for_limit_respects_limit(busy, mem, sm, limit):
-    args = (H100.idle_power_w, H100.max_power_w, busy, mem, sm, *K)
-    f = clock_for_power_limit(limit, *args, min_clock_fraction=H100.min_clock_fraction)
+    args = (H100.idle_power_w, H100.max_power_w, busy, mem, sm, *K[:3])
+    f = clock_for_power_limit(limit, *args, H100.min_clock_fraction, H100.voltage_floor_fraction)
     p = accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, f, *K)
     floor = accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, H100.min_clock_fraction, *K)
     # Either the limit is met, or the governor sits at its lowest clock.
@@ -72,12 +75,84 @@ def test_power_monotone_in_activity_and_clock(a, b):
 
 
 def test_memory_bound_work_is_cheap_to_cap():
-    # A 400 W cap does not touch lowers the clock of decode (SMs mostly idle) but cuts a
-    # compute-bound kernel's clock by the cube root.
-    decode = clock_for_power_limit(400, 70, 700, 1, 0.7, 0.1, *K)
-    gemm = clock_for_power_limit(400, 70, 700, 1, 0.5, 1.0, *K)
+    # A 400 W cap does not lower the clock of decode (SMs mostly idle) but cuts a compute-bound
+    # kernel's clock. GEMM (busy 1, HBM 0.5, s_1 = 1): at a clock f < 1 the SMs stay saturated and
+    # the work slows by 1/f, so HBM activity falls to 0.5 f; above the voltage floor g = f^3, so the
+    # cap solves (400 - 70)/630 = (0.15 + 0.55) f^3 + 0.30 x 0.5 f: f = 0.829410 (cubic by hand).
+    decode = clock_for_power_limit(400, 70, 700, 1, 0.7, 0.1, *K[:3])
+    gemm = float(clock_for_power_limit(400, 70, 700, 1, 0.5, 1.0, *K[:3]))
     assert decode == pytest.approx(1.0)
-    assert gemm < 0.8  # (0.2238/0.55)**(1/3) = 0.741 by hand
+    assert 0.70 * gemm**3 + 0.15 * gemm == pytest.approx(330 / 630, rel=1e-12)
+    assert gemm == pytest.approx(0.829410, abs=1e-6)
+
+
+def test_function_default_voltage_floor_is_the_catalogs():
+    # The engine's power calls rely on the physics default: it must be every accelerator's value.
+    assert all(accelerator_spec(n).voltage_floor_fraction == DEFAULT_VOLTAGE_FLOOR for n in accelerator_names())
+
+
+@pytest.mark.parametrize(
+    ("clock", "expected_w"),
+    [
+        # Decode-like (busy 1, HBM 0.7, s_1 0.1), SM clock locked. At f = 0.8 (above the voltage
+        # floor) g = 0.8^3 = 0.512 and s_f = 0.125: 70 + 630 (0.15 x 0.512 + 0.21 + 0.55 x 0.125 x
+        # 0.512) = 70 + 630 x 0.322 = 272.86 W. At f = 0.5 (on the floor) g = 0.69^2 x 0.5 = 0.23805,
+        # s_f = 0.2: 70 + 630 (0.15 x 0.23805 + 0.21 + 0.55 x 0.2 x 0.23805) = 241.2949 W.
+        (0.8, 272.86),
+        (0.5, 70 + 630 * (0.15 * 0.23805 + 0.21 + 0.55 * 0.2 * 0.23805)),
+    ],
+)
+def test_power_hand_values_at_locked_clock(clock, expected_w):
+    assert power(1.0, 0.7, 0.1, clock) == pytest.approx(expected_w, rel=1e-12)
+
+
+def test_sm_bound_work_slows_its_memory_traffic():
+    # s_1 = 1 at f = 0.5: the work takes 1/0.5 = 2x longer, so HBM activity 0.5 falls to 0.25 while
+    # the SMs stay saturated: 70 + 630 ((0.15 + 0.55) x 0.23805 + 0.30 x 0.25) = 222.23 W.
+    assert power(1.0, 0.5, 1.0, 0.5) == pytest.approx(70 + 630 * (0.70 * 0.23805 + 0.075), rel=1e-12)
+
+
+def test_voltage_curve_limits():
+    f = np.linspace(0.05, 1.0, 20)
+    # No floor: the voltage follows the clock and core power is f^3 (the CMOS V ~ f limit).
+    assert core_power_scale(f, 3.0, 0.0) == pytest.approx(f**3, rel=1e-12)
+    # Floor at 1: fixed voltage, core power linear in f.
+    assert core_power_scale(f, 3.0, 1.0) == pytest.approx(f, rel=1e-12)
+    # The catalog curve: flat voltage up to the knee f = v_floor, continuous there, 1 at boost.
+    v = core_voltage_fraction(f, 3.0, 0.69)
+    assert np.all(v[f <= 0.69] == 0.69) and v[-1] == 1.0
+    assert core_power_scale(0.69, 3.0, 0.69) == pytest.approx(0.69**3)
+    assert np.all(np.diff(core_power_scale(f)) > 0)
+    # With no floor, the model is the SM-only f^3 model plus a k_static share that scales too.
+    old = 70 + 630 * (0.15 * 0.6**3 + 0.21 + 0.55 * (0.1 / 0.6) * 0.6**3)
+    assert accelerator_power_w(70, 700, 1, 0.7, 0.1, 0.6, 0.15, 0.30, 3.0, 0.0) == pytest.approx(old)
+
+
+@given(
+    busy=st.floats(0, 1),
+    mem=st.floats(0, 1),
+    sm=st.floats(0, 1),
+    clock=st.floats(H100.min_clock_fraction, 1),
+    floor=st.floats(0, 1),
+)
+def test_clock_for_limit_round_trip(busy, mem, sm, clock, floor):
+    # Cap at the power drawn at some clock: the governor finds a clock that draws exactly that
+    # power, no lower than the one we started from (higher only where power is flat in the clock).
+    ks = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent)
+    pw = (H100.idle_power_w, H100.max_power_w, busy, mem, sm)
+    limit = accelerator_power_w(*pw, clock, *ks, floor)
+    f = clock_for_power_limit(limit, *pw, *ks, H100.min_clock_fraction, floor)
+    assert f >= clock - 1e-9
+    assert accelerator_power_w(*pw, f, *ks, floor) == pytest.approx(limit, rel=1e-9, abs=1e-9)
+
+
+def test_clock_for_limit_is_vectorised():
+    limits = np.array([[700.0, 400.0], [250.0, 50.0]])
+    f = clock_for_power_limit(limits, 70, 700, 1, 0.5, 1.0, *K[:3], 0.25)
+    assert f.shape == (2, 2)
+    for i in np.ndindex(2, 2):
+        assert f[i] == pytest.approx(float(clock_for_power_limit(limits[i], 70, 700, 1, 0.5, 1.0, *K[:3], 0.25)))
+    assert f[0, 0] == 1.0 and f[1, 1] == 0.25  # boost fits; below the floor's power: the floor
 
 
 def test_thermal_limit_and_die_temperature_are_inverse():
@@ -86,3 +161,13 @@ def test_thermal_limit_and_die_temperature_are_inverse():
     # Cold-plate example (parameters.md 3.4): 0.04 K/W gives 4 K per 100 W.
     assert die_steady_temp_c(25.0, 100.0, 0.04) == pytest.approx(29.0)
     assert thermal_power_limit_w(95.0, 89.0, 0.04) == 0.0
+
+
+def test_engine_refuses_a_voltage_floor_it_would_ignore():
+    # The engine's power calls use the physics default; another value must be an error, not ignored.
+    import twin
+    from twin.errors import ScenarioError
+
+    sc = twin.load_scenario("default", {"fleet.accelerator_overrides": {"voltage_floor_fraction": 0.8}})
+    with pytest.raises(ScenarioError, match=r"fleet.accelerator_overrides.*voltage_floor_fraction 0.8"):
+        twin.simulate(sc)

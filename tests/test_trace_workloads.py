@@ -163,7 +163,10 @@ def test_power_cap_slows_prefill_more_than_decode(conv):
 
     ttft_ratio = capped.kpis["chat_ttft_mean_s"] / free.kpis["chat_ttft_mean_s"]
     tpot_ratio = capped.kpis["chat_tpot_mean_s"] / free.kpis["chat_tpot_mean_s"]
-    assert ttft_ratio > 1.08
+    clock = capped.timeseries["clock_fraction_mean"].mean()
+    assert clock < 0.99
+    # Prefill time goes as 1/f; the mean of 1/f is at least 1/(mean f), and queueing adds to it.
+    assert ttft_ratio > 1.0 / clock
     assert step_time(capped) / step_time(free) == pytest.approx(1.0, abs=0.005)
     assert 1.0 < tpot_ratio < ttft_ratio
 

@@ -191,6 +191,7 @@ def test_registry_names() -> None:
         "mooncake",
         "nvidia-smi",
         "dcgm",
+        "harness",
         "jobs",
         "generic",
     }

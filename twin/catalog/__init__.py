@@ -40,6 +40,7 @@ class AcceleratorSpec:
     static_power_fraction: float
     mem_power_fraction: float
     clock_exponent: float
+    voltage_floor_fraction: float
     min_clock_fraction: float
     thermal_resistance_liquid_k_w: float
     thermal_resistance_air_k_w: float
@@ -59,7 +60,7 @@ class AcceleratorSpec:
         for key in values:
             if key not in valid:
                 raise UnknownNameError("accelerator parameter", key, sorted(valid))
-        return replace(self, **values)
+        return replace(self, **values)  # type: ignore[arg-type]  # every overridable field is a float
 
 
 @dataclass(frozen=True)

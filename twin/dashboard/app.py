@@ -73,17 +73,35 @@ def reset_levers(base: twin.Scenario) -> None:
             st.session_state[lever.key] = value
 
 
-def lever_widget(lever: lv.Lever, base: twin.Scenario) -> Any:
-    """Draw one lever's widget (its state is in ``st.session_state[lever.key]``); return its value."""
+def lever_widget(lever: lv.Lever, base: twin.Scenario, active: bool = True) -> Any:
+    """Draw one lever's widget (its state is in ``st.session_state[lever.key]``); return its value.
+
+    An inactive lever (one that does not act given the others, e.g. a fault's duration without a
+    fault) is drawn greyed out.
+    """
     sb = st.sidebar
     label = f"{lever.label} [{lever.unit}]" if lever.unit else lever.label
+    off = not active
     if lever.kind == "choice":
-        return sb.selectbox(label, lv.lever_options(lever, base), key=lever.key, help=lever.help)
+        return sb.selectbox(
+            label,
+            lv.lever_options(lever, base),
+            format_func=lambda option: lever.label_of(base, option),
+            key=lever.key,
+            help=lever.help,
+            disabled=off,
+        )
     if lever.kind == "bool":
-        return sb.toggle(label, key=lever.key, help=lever.help)
+        return sb.toggle(label, key=lever.key, help=lever.help, disabled=off)
     if lever.kind == "int":
         return sb.slider(
-            label, int(lever.min_value or 1), int(lever.max_value or 100), step=1, key=lever.key, help=lever.help
+            label,
+            int(lever.min_value or 1),
+            int(lever.max_value or 100),
+            step=1,
+            key=lever.key,
+            help=lever.help,
+            disabled=off,
         )
     if lever.kind == "float":
         return sb.slider(
@@ -93,21 +111,27 @@ def lever_widget(lever: lv.Lever, base: twin.Scenario) -> Any:
             step=float(lever.step or 0.1),
             key=lever.key,
             help=lever.help,
+            disabled=off,
         )
     if lever.kind == "date":
         year = base.start.year
         return sb.date_input(
-            label, min_value=date(year, 1, 1), max_value=date(year, 12, 31), key=lever.key, help=lever.help
+            label,
+            min_value=date(year, 1, 1),
+            max_value=date(year, 12, 31),
+            key=lever.key,
+            help=lever.help,
+            disabled=off,
         )
     if lever.kind == "optional_float":
-        on = sb.toggle(f"Enable: {lever.label}", key=f"{lever.key}__on", help=lever.help)
+        on = sb.toggle(f"Enable: {lever.label}", key=f"{lever.key}__on", help=lever.help, disabled=off)
         value = sb.slider(
             label,
             float(lever.min_value or 0.0),
             float(lever.max_value or 1.0),
             step=float(lever.step or 1.0),
             key=lever.key,
-            disabled=not on,
+            disabled=off or not on,
         )
         return float(value) if on else None
     raise ValueError(f"unknown lever kind {lever.kind!r}")
@@ -129,13 +153,14 @@ def sidebar(base: twin.Scenario, source: str) -> tuple[float, dict[str, Any]]:
     )
     st.sidebar.button("Reset levers to the baseline", on_click=reset_levers, args=(base,), key="reset")
     values: dict[str, Any] = {}
+    baseline = lv.baseline_values(base)
     for group in lv.GROUPS:
         group_levers = [lever for lever in lv.levers_for(base) if lever.group == group]
         if not group_levers:
             continue
         st.sidebar.subheader(group)
-        for lever in group_levers:
-            values[lever.key] = lever_widget(lever, base)
+        for lever in group_levers:  # a lever's controls (the fault, the arrivals) come before it
+            values[lever.key] = lever_widget(lever, base, lever.active(base, {**baseline, **values}))
     return float(duration_h), values
 
 
@@ -219,6 +244,9 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash")
     for warning in what_if.meta.get("warnings", []):
         st.warning(warning)
+    fault_h = values.get("fault_start_h")
+    if values.get("fault", "scenario") not in ("scenario", "clear") and fault_h is not None and fault_h >= duration_h:
+        st.warning(f"The fault at {fault_h:g} h comes after the end of the {duration_h:g} h run: it does not happen.")
 
     st.subheader("Energy in, tokens out")
     kpi_cards(base.kpis, what_if.kpis)
@@ -252,6 +280,23 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     c1.altair_chart(line_chart(long, frames.SERIES["throttled_fraction"][0]), width="stretch")
     c2.altair_chart(line_chart(long, frames.SERIES["capped_fraction"][0]), width="stretch")
 
+    if frames.has_fault_outcomes(base, what_if):
+        fault_section(base, what_if)
+    if frames.latency_pools(what_if.kpis):
+        st.subheader("Latency per workload")
+        st.dataframe(
+            frames.latency_table(base.kpis, what_if.kpis).style.format(
+                {f"{frames.BASELINE} [ms]": "{:,.1f}", f"{frames.WHAT_IF} [ms]": "{:,.1f}", "change %": "{:+.1f}"},
+                na_rep="",
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            "Time to first token and time per output token from the fluid queue: the spread over ticks and "
+            "servers, weighted by requests (TTFT) or tokens (TPOT); see the README's latency estimates."
+        )
+
     st.subheader("Side by side")
     st.dataframe(frames.comparison_text(base.kpis, what_if.kpis), hide_index=True, width="stretch")
 
@@ -278,6 +323,37 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     d[4].download_button(
         "baseline summary.json", frames.summary_json(base), "baseline-summary.json", "application/json", key="dl_base"
     )
+
+
+def fault_section(base: twin.Result, what_if: twin.Result) -> None:
+    """Faults and controls: what was lost, servers up and the battery over time, the events."""
+    st.subheader("Faults and controls")
+    cards = frames.FAULT_CARDS
+    for start in range(0, len(cards), 5):
+        cols = st.columns(5)
+        for col, card in zip(cols, cards[start : start + 5], strict=False):
+            col.metric(
+                card.label,
+                card.text(what_if.kpis),
+                delta=frames.delta(card, base.kpis, what_if.kpis),
+                delta_color=frames.delta_color(card),
+                help=f"baseline: {card.text(base.kpis)}",
+            )
+    quantities = ["servers_up"]
+    if any("battery_soc" in r.timeseries and r.timeseries["battery_soc"].notna().any() for r in (base, what_if)):
+        quantities.append("battery_soc")
+    long = frames.series_long(base, what_if, quantities)
+    chart_cols = st.columns(len(quantities))
+    for col, quantity in zip(chart_cols, quantities, strict=True):
+        col.altair_chart(line_chart(long, frames.SERIES[quantity][0]), width="stretch")
+    st.markdown(f"**Events of the what-if** ({len(what_if.events)})")
+    st.dataframe(
+        frames.events_table(what_if).style.format({"time [h]": "{:.3f}", "time [s]": "{:,.1f}"}),
+        hide_index=True,
+        width="stretch",
+    )
+    with st.expander(f"Events of the baseline ({len(base.events)})"):
+        st.dataframe(frames.events_table(base), hide_index=True, width="stretch")
 
 
 def sweep_page() -> None:

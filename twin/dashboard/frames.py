@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
@@ -33,6 +34,7 @@ class KpiCard:
     fmt: str
     better: Literal["lower", "higher", "neither"] = "neither"
     scale: float = 1.0
+    missing: str = "n/a"
 
     def value(self, kpis: Mapping[str, float]) -> float:
         """The KPI in display units (``nan`` when missing)."""
@@ -42,7 +44,7 @@ class KpiCard:
         """The formatted value with its unit."""
         v = self.value(kpis)
         if not math.isfinite(v):
-            return "n/a"
+            return self.missing
         return f"{self.fmt.format(v)} {self.unit}".strip()
 
 
@@ -75,6 +77,82 @@ TABLE_EXTRA: tuple[KpiCard, ...] = (
     KpiCard("energy_cost", "Energy cost", "", "{:,.0f}", "lower"),
     KpiCard("n_gpus", "GPUs", "", "{:,.0f}"),
 )
+
+
+#: Fault and control outcomes, shown when a run has events or a fault KPI is not zero.
+FAULT_CARDS: tuple[KpiCard, ...] = (
+    KpiCard("tokens_lost", "Tokens lost", "M", "{:,.1f}", "lower", scale=1e-6),
+    KpiCard("load_shed_j", "Load shed", "kWh", "{:,.1f}", "lower", scale=1 / J_PER_KWH),
+    KpiCard("battery_min_soc", "Battery min charge", "%", "{:.1f}", "higher", scale=100.0, missing="no battery"),
+    KpiCard("time_to_thermal_shutdown_s", "Fault to thermal shutdown", "s", "{:,.0f}", "higher", missing="no shutdown"),
+    KpiCard("min_servers_up", "Fewest servers up", "", "{:,.0f}", "higher"),
+    KpiCard("tokens_out_net", "Tokens out net of lost", "M", "{:,.0f}", "higher", scale=1e-6),
+    KpiCard("time_throttled_s", "Time thermally throttled", "s", "{:,.0f}", "lower"),
+    KpiCard("time_site_limited_s", "Time at the site power limit", "h", "{:,.2f}", "neither", scale=1 / S_PER_HOUR),
+    KpiCard("generator_output_j", "Generator output", "kWh", "{:,.1f}", "neither", scale=1 / J_PER_KWH),
+    KpiCard("ups_load_fraction_max", "Peak UPS load (of one side)", "%", "{:.1f}", "lower", scale=100.0),
+)
+#: Fault KPIs whose non-zero value means a fault or control acted.
+_FAULT_SIGNS: tuple[str, ...] = ("tokens_lost", "load_shed_j", "time_throttled_s", "time_site_limited_s")
+
+
+def has_fault_outcomes(*results: Result) -> bool:
+    """Whether any run logged an event or lost, shed, throttled or limited anything."""
+    for result in results:
+        if len(result.events):
+            return True
+        if any(float(result.kpis.get(key, 0.0)) != 0.0 for key in _FAULT_SIGNS):
+            return True
+    return False
+
+
+def events_table(result: Result) -> pd.DataFrame:
+    """The run's discrete events for display: time [h], time [s], event, detail."""
+    ev = result.events
+    return pd.DataFrame(
+        {
+            "time [h]": ev["time_s"] / S_PER_HOUR,
+            "time [s]": ev["time_s"],
+            "event": ev["event"].astype(str),
+            "detail": ev["detail"].astype(str),
+        }
+    )
+
+
+#: Per-pool latency KPIs ``<pool>_<suffix>`` (twin.engine.pool_stats), in display order.
+LATENCY_KPIS: tuple[tuple[str, str], ...] = (
+    ("ttft_p50_s", "TTFT p50"),
+    ("ttft_p99_s", "TTFT p99"),
+    ("tpot_p50_s", "TPOT p50"),
+    ("tpot_p99_s", "TPOT p99"),
+)
+
+
+def latency_pools(kpis: Mapping[str, float]) -> list[str]:
+    """Inference pools that report latency KPIs, in KPI order."""
+    suffix = "_" + LATENCY_KPIS[0][0]
+    return [key[: -len(suffix)] for key in kpis if key.endswith(suffix)]
+
+
+def latency_table(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
+    """``workload, latency, baseline [ms], what-if [ms], change %`` for every pool with latency KPIs."""
+    pools = list(dict.fromkeys([*latency_pools(base), *latency_pools(what_if)]))
+    rows = []
+    for pool in pools:
+        for suffix, label in LATENCY_KPIS:
+            b = float(base.get(f"{pool}_{suffix}", math.nan)) * 1e3
+            w = float(what_if.get(f"{pool}_{suffix}", math.nan)) * 1e3
+            rows.append(
+                {
+                    "workload": pool,
+                    "latency": label,
+                    f"{BASELINE} [ms]": b,
+                    f"{WHAT_IF} [ms]": w,
+                    "change %": 100.0 * (w - b) / b if b > 0 and math.isfinite(w) else math.nan,
+                }
+            )
+    columns = ["workload", "latency", f"{BASELINE} [ms]", f"{WHAT_IF} [ms]", "change %"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def delta(card: KpiCard, base: Mapping[str, float], what_if: Mapping[str, float]) -> str | None:
@@ -219,6 +297,9 @@ SERIES: dict[str, tuple[str, float]] = {
     "tokens_per_s": ("tokens out per second [k/s]", 1e-3),
     "throttled_fraction": ("GPUs throttled [%]", 100.0),
     "capped_fraction": ("GPUs at the power cap [%]", 100.0),
+    "servers_up": ("servers up", 1.0),
+    "battery_soc": ("UPS battery state of charge [%]", 100.0),
+    "generator_power_w": ("generator output [kW]", 1e-3),
 }
 
 
@@ -236,13 +317,18 @@ def with_derived(result: Result) -> pd.DataFrame:
 
 
 def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFrame:
-    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units)."""
+    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units).
+
+    Values that are not finite (the maximum die temperature of an interval with every server
+    down is ``-inf``) become gaps (NaN).
+    """
     parts = []
     for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
         ts = with_derived(result)
         for col in columns:
             label, scale = SERIES[col]
-            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": ts[col] * scale}))
+            value = (ts[col] * scale).where(np.isfinite(ts[col]))
+            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": value}))
     return pd.concat(parts, ignore_index=True)
 
 

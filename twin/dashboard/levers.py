@@ -6,17 +6,32 @@ value into overrides for :func:`twin.load_scenario`. :func:`what_if_overrides` a
 them and keeps only what differs from the baseline, so the overrides dict is both the cache key
 of a run and the ``--set`` flags that reproduce it with ``twin run``.
 
-To add a lever (a workload trace, a fault), append a :class:`Lever` to :data:`LEVERS`: its
-``read`` gives the baseline value, its ``apply`` the overrides; the app draws its widget from
-``kind`` and the limits.
+To add a lever, append a :class:`Lever` to :data:`LEVERS`: its ``read`` gives the baseline
+value, its ``apply`` the overrides; the app draws its widget from ``kind`` and the limits, and
+greys it out while ``active`` says it does not act (what-if overrides then skip it).
 
 Fleet size and request rate interact: changing ``fleet.rows`` or ``fleet.racks_per_row`` scales
 each workload's ``servers`` in proportion, and each inference workload's request rate follows its
 servers, so the load per server stays that of the baseline; ``rate_scale`` multiplies it on top.
+
+Workload trace: the ``arrivals`` lever replaces the arrivals of every inference pool (or of the
+one ``arrivals_pool`` names) by a built-in Azure LLM 2023 trace or a Poisson stream at the pool's
+baseline *request* rate (times the rate lever and the fleet scaling). A trace brings its own
+prompt and output lengths; a Poisson stream keeps the baseline's mean lengths (or resamples
+those of the trace the baseline replays). Diurnal shapes are dropped: the trace is the shape.
+
+Faults: the ``fault`` lever appends one event to the baseline's ``events`` (the baseline itself
+gets no fault), timed and sized by ``fault_start_h``, ``fault_duration_min`` and ``fault_count``;
+``clear`` removes the scenario's own events instead. While the what-if has a utility outage, the
+battery and generator levers act: a baseline without a battery or generator is offered a 5 min
+battery and an NFPA 110 Type 10 generator (10 s) rated at the transformer's rating, each of
+which can be switched off. The site power limit (``controls.site_power_limit_w``) and the
+cooling plant on the UPS act always.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import shlex
 from collections.abc import Callable, Mapping
@@ -31,6 +46,7 @@ from twin import catalog
 from twin.errors import FieldProblem, ScenarioError
 from twin.scenario import Scenario, preset_names
 from twin.scenario.loader import preset_path
+from twin.scenario.schema import BurstyArrivals, InferenceWorkload, PoissonArrivals, TraceArrivals
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]
 Values = Mapping[str, Any]
@@ -67,6 +83,14 @@ class Lever:
         ``applies(base) -> bool``: whether the lever exists for this baseline.
     off_value : callable, optional
         ``optional_float`` only: where the slider sits while the lever is off.
+    options_for : callable, optional
+        ``options_for(base) -> options`` for a choice whose options depend on the baseline
+        (instead of ``options``).
+    label_of : callable
+        ``label_of(base, option) -> str``: how a choice's option reads in the select box.
+    active : callable
+        ``active(base, values) -> bool``: whether the lever acts given every lever's value
+        (a fault's duration only with a fault); an inactive lever adds no overrides.
     """
 
     key: str
@@ -83,6 +107,9 @@ class Lever:
     help: str = ""
     applies: Callable[[Scenario], bool] = lambda base: True
     off_value: Callable[[Scenario], float] | None = None
+    options_for: Callable[[Scenario], tuple[Any, ...]] | None = None
+    label_of: Callable[[Scenario, Any], str] = lambda base, option: str(option)
+    active: Callable[[Scenario, Values], bool] = lambda base, values: True
 
 
 # ----------------------------------------------------------------------------- fleet and workloads
@@ -142,16 +169,116 @@ def _fleet_apply(field: str) -> Callable[[Scenario, Any, Values], dict[str, Any]
     return apply
 
 
-def _rate_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+def _rate_factor(base: Scenario, i: int, values: Values) -> float:
+    """Pool ``i``'s new request rate / its baseline rate: the rate lever times the fleet scaling."""
     n_servers = _n_servers(base, values)
     pools = scaled_pool_servers(base, n_servers)
+    return float(values.get("rate_scale", 1.0)) * _pool_ratio(base, i, pools, n_servers)
+
+
+def _rate_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i, w in enumerate(base.workloads):
-        if w.kind != "inference":
-            continue
-        ratio = _pool_ratio(base, i, pools, n_servers)
-        out[f"workloads.{i}.arrivals.requests_per_s"] = float(w.arrivals.requests_per_s * float(value) * ratio)
+        if not isinstance(w, InferenceWorkload) or _arrivals_replaced(base, values, i):
+            continue  # a replaced pool gets its rate from the arrivals lever
+        factor = _rate_factor(base, i, {**values, "rate_scale": value})
+        arr = w.arrivals
+        if arr.requests_per_s is None:  # a trace at rate_scale times its own rate
+            assert isinstance(arr, TraceArrivals)
+            out[f"workloads.{i}.arrivals.rate_scale"] = float((arr.rate_scale or 1.0) * factor)
+        else:
+            out[f"workloads.{i}.arrivals.requests_per_s"] = float(arr.requests_per_s * factor)
     return out
+
+
+# ----------------------------------------------------------------------------- workload trace
+
+#: Built-in request traces the arrivals lever offers (twin.workload.BUILTIN_TRACES).
+AZURE_TRACES: tuple[str, ...] = ("azure-llm-2023-conv", "azure-llm-2023-code")
+#: Options of the arrivals lever: the scenario's own, a built-in trace, or a Poisson stream.
+ARRIVAL_OPTIONS: tuple[str, ...] = ("scenario", *AZURE_TRACES, "poisson")
+ARRIVAL_LABELS: dict[str, str] = {
+    "scenario": "as in the scenario",
+    "azure-llm-2023-conv": "Azure LLM 2023 conversation trace",
+    "azure-llm-2023-code": "Azure LLM 2023 code trace",
+    "poisson": "Poisson (the baseline's rate and lengths)",
+}
+#: ``arrivals_pool`` value that means every inference workload.
+ALL_POOLS = "*"
+
+
+@functools.lru_cache(maxsize=16)
+def _trace_rate_per_s(path: str, fmt: str | None) -> float:
+    """Mean request rate of a trace file as the engine loops it: requests / period [1/s]."""
+    from twin.workload import read_trace, trace_period_s
+
+    df, _meta = read_trace(path, fmt)
+    return float(len(df) / trace_period_s(df))
+
+
+def _pool_requests_per_s(base: Scenario, i: int) -> float:
+    """Baseline mean request rate of inference pool ``i`` [1/s]."""
+    arr = base.workloads[i].arrivals  # type: ignore[union-attr]
+    if arr.requests_per_s is not None:
+        return float(arr.requests_per_s)
+    if isinstance(arr, TraceArrivals):
+        from twin.workload import resolve_trace
+
+        try:
+            rate = _trace_rate_per_s(str(resolve_trace(arr.path, base.source_dir)), arr.format)
+        except (OSError, ValueError) as exc:  # the engine reports the same trace with its line
+            raise ScenarioError("what-if levers", [FieldProblem(f"workloads.{i}.arrivals.path", str(exc))]) from None
+        return (arr.rate_scale or 1.0) * rate / arr.time_scale
+    raise AssertionError(f"workloads.{i}.arrivals has no request rate")
+
+
+def _arrivals_source(arr: Any) -> str:
+    """Which :data:`ARRIVAL_OPTIONS` entry ``arr`` already is (``"scenario"`` for anything else)."""
+    if isinstance(arr, TraceArrivals) and arr.path in AZURE_TRACES:
+        return arr.path
+    if isinstance(arr, PoissonArrivals):
+        return "poisson"
+    return "scenario"
+
+
+def _arrivals_replaced(base: Scenario, values: Values, i: int) -> bool:
+    """Whether the arrivals lever gives inference pool ``i`` new arrivals."""
+    choice = values.get("arrivals", "scenario")
+    w = base.workloads[i]
+    if choice == "scenario" or not isinstance(w, InferenceWorkload):
+        return False
+    if values.get("arrivals_pool", ALL_POOLS) not in (ALL_POOLS, w.name):
+        return False
+    return _arrivals_source(w.arrivals) != choice
+
+
+def _lengths(arr: Any) -> dict[str, Any]:
+    """Prompt and output lengths of a Poisson stream replacing ``arr``."""
+    if isinstance(arr, TraceArrivals):
+        return {"tokens_from": arr.path}  # resample the trace's own (prompt, output) pairs
+    out: dict[str, Any] = {"prompt_tokens": float(arr.prompt_tokens), "output_tokens": float(arr.output_tokens)}
+    if isinstance(arr, PoissonArrivals | BurstyArrivals) and arr.tokens_from is not None:
+        out["tokens_from"] = arr.tokens_from
+    return out
+
+
+def _arrivals_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, w in enumerate(base.workloads):
+        if not _arrivals_replaced(base, {**values, "arrivals": value}, i):
+            continue
+        assert isinstance(w, InferenceWorkload)
+        rate = _pool_requests_per_s(base, i) * _rate_factor(base, i, values)
+        if value == "poisson":
+            new: dict[str, Any] = {"kind": "poisson", "requests_per_s": rate, **_lengths(w.arrivals)}
+        else:
+            new = {"kind": "trace", "path": str(value), "requests_per_s": rate}
+        out[f"workloads.{i}.arrivals"] = new
+    return out
+
+
+def _inference_names(base: Scenario) -> tuple[str, ...]:
+    return tuple(w.name for w in base.workloads if isinstance(w, InferenceWorkload))
 
 
 def _accelerator_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
@@ -187,8 +314,143 @@ def _start_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
     return {"start": datetime.combine(day, base.start.time()).isoformat()}
 
 
+# ----------------------------------------------------------------------------- faults and controls
+
+#: Options of the fault lever: the scenario's own events, none at all, or one added fault.
+FAULT_OPTIONS: tuple[str, ...] = (
+    "scenario",
+    "clear",
+    "utility_loss",
+    "chiller_trip",
+    "cdu_pump_fail",
+    "crah_fail",
+    "feed_loss",
+    "server_fail",
+)
+FAULT_LABELS: dict[str, str] = {
+    "clear": "none (remove the scenario's events)",
+    "utility_loss": "utility outage (battery, generator)",
+    "chiller_trip": "chiller trip",
+    "cdu_pump_fail": "CDU pump failure",
+    "crah_fail": "CRAH failure",
+    "feed_loss": "feed A loss (2N side)",
+    "server_fail": "server failures",
+}
+#: Faults whose ``count`` (units that fail) the count lever sets.
+COUNTED_FAULTS: tuple[str, ...] = ("chiller_trip", "cdu_pump_fail", "crah_fail", "server_fail")
+#: Battery offered for an outage when the baseline has none: 5 min at the UPS rating (30 s - 5 min
+#: typical, parameters.md 2), and a generator picking up the load in 10 s (NFPA 110 Type 10).
+DEFAULT_BATTERY_RUNTIME_S = 300.0
+DEFAULT_GENERATOR_DELAY_S = 10.0
+
+
+def _fault_label(base: Scenario, option: Any) -> str:
+    if option == "scenario":
+        n = len(base.events)
+        return f"as in the scenario ({n} event{'s' * (n != 1)})" if n else "none"
+    return FAULT_LABELS.get(str(option), str(option))
+
+
+def _fault_options(base: Scenario) -> tuple[str, ...]:
+    """Every fault option; ``clear`` only where the scenario has events to clear."""
+    return tuple(o for o in FAULT_OPTIONS if o != "clear" or base.events)
+
+
+def _event(kind: str, values: Values) -> dict[str, Any]:
+    """The event the fault lever adds (``time_s`` from the run's start)."""
+    event: dict[str, Any] = {"time_s": float(values.get("fault_start_h", DEFAULT_FAULT_START_H)) * 3600.0, "kind": kind}
+    if kind == "feed_loss":
+        event["target"] = "A"
+    if kind in COUNTED_FAULTS:
+        event["count"] = int(values.get("fault_count", 1))
+    minutes = values.get("fault_duration_min", DEFAULT_FAULT_DURATION_MIN)
+    if minutes is not None:
+        event["duration_s"] = float(minutes) * 60.0
+    return event
+
+
+def _fault_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+    if value == "scenario":
+        return {}
+    if value == "clear":
+        return {"events": []}
+    own = [e.model_dump(mode="python", exclude_none=True) for e in base.events]
+    return {"events": [*own, _event(str(value), values)]}
+
+
+def _has_fault(base: Scenario, values: Values) -> bool:
+    return values.get("fault", "scenario") not in ("scenario", "clear")
+
+
+def _has_outage(base: Scenario, values: Values) -> bool:
+    """Whether the what-if loses the utility: the added fault, or the scenario's own outage."""
+    choice = values.get("fault", "scenario")
+    own = choice != "clear" and any(e.kind == "utility_loss" for e in base.events)
+    return choice == "utility_loss" or own
+
+
+def _base_has_outage(base: Scenario) -> bool:
+    return any(e.kind == "utility_loss" for e in base.events)
+
+
+def _battery_read(base: Scenario) -> float | None:
+    """The baseline battery's runtime at the UPS rating [s]; the offered default when it has none."""
+    ups = base.power.ups
+    bat = ups.battery
+    if bat is None:
+        return None if _base_has_outage(base) else DEFAULT_BATTERY_RUNTIME_S
+    if bat.runtime_s is not None:
+        return float(bat.runtime_s)
+    # energy_j: the runtime it gives (inverse of twin.physics.power.battery_capacity_for_runtime_j).
+    rated_w = ups.rated_w * ups.units_needed_for_load
+    return float(bat.energy_j or 0.0) * bat.discharge_efficiency * (1.0 - bat.min_soc) / rated_w
+
+
+def _battery_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+    ups = base.power.ups
+    bat = ups.battery
+    if value is None:
+        return {} if bat is None else {"power.ups.battery": None}
+    runtime_s = float(value)
+    if bat is None:  # the whole stage: the scenario file may not spell out power.ups
+        return {"power.ups": {**ups.model_dump(mode="python", exclude_none=True), "battery": {"runtime_s": runtime_s}}}
+    if bat.runtime_s is not None:
+        return {"power.ups.battery.runtime_s": runtime_s}
+    if math.isclose(runtime_s, _battery_read(base) or 0.0, rel_tol=1e-9):
+        return {}
+    spec = bat.model_dump(mode="python", exclude_none=True)
+    spec.pop("energy_j")
+    return {"power.ups.battery": {**spec, "runtime_s": runtime_s}}
+
+
+def _generator_read(base: Scenario) -> float | None:
+    gen = base.power.generator
+    if gen is None:
+        return None if _base_has_outage(base) else DEFAULT_GENERATOR_DELAY_S
+    return float(gen.start_delay_s)
+
+
+def _generator_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+    gen = base.power.generator
+    if value is None:
+        return {} if gen is None else {"power.generator": None}
+    if gen is not None:
+        return {"power.generator.start_delay_s": float(value)}
+    tr = base.power.transformer
+    return {"power.generator": {"rated_w": float(tr.rated_w * tr.count), "start_delay_s": float(value)}}
+
+
+def _site_limit_off_kw(base: Scenario) -> float:
+    tr = base.power.transformer
+    return min(tr.rated_w * tr.count / 1e3, SITE_LIMIT_MAX_KW)
+
+
+DEFAULT_FAULT_START_H = 2.0
+DEFAULT_FAULT_DURATION_MIN = 60.0
+SITE_LIMIT_MIN_KW, SITE_LIMIT_MAX_KW = 50.0, 10_000.0
+
 #: Groups in the order the app draws them.
-GROUPS: tuple[str, ...] = ("Fleet", "Cooling", "Climate", "Workload")
+GROUPS: tuple[str, ...] = ("Fleet", "Cooling", "Climate", "Workload", "Faults and controls")
 
 LEVERS: tuple[Lever, ...] = (
     Lever(
@@ -326,6 +588,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant and diurnal climates only.",
+        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
     ),
     Lever(
         "wet_bulb_c",
@@ -339,6 +602,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant climate only; must not exceed the dry-bulb.",
+        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
     ),
     Lever(
         "rate_scale",
@@ -352,6 +616,138 @@ LEVERS: tuple[Lever, ...] = (
         step=0.05,
         help="Multiplies every inference workload's request rate (on top of the fleet-size scaling).",
         applies=_has_inference,
+    ),
+    Lever(
+        "arrivals",
+        "Arrivals (workload trace)",
+        "Workload",
+        "choice",
+        read=lambda b: "scenario",
+        apply=_arrivals_apply,
+        options=ARRIVAL_OPTIONS,
+        label_of=lambda b, o: ARRIVAL_LABELS.get(str(o), str(o)),
+        help="Replay a built-in Azure LLM 2023 trace (its own prompt/output lengths) or a Poisson stream, "
+        "at the baseline's request rate times the rate lever. Per-server copies are shifted, not in lockstep.",
+        applies=_has_inference,
+    ),
+    Lever(
+        "arrivals_pool",
+        "…for the workload",
+        "Workload",
+        "choice",
+        read=lambda b: ALL_POOLS,
+        apply=lambda b, v, vals: {},  # read by the arrivals and rate levers
+        options_for=lambda b: (ALL_POOLS, *_inference_names(b)),
+        label_of=lambda b, o: "all inference workloads" if o == ALL_POOLS else str(o),
+        help="Which inference workload gets the new arrivals.",
+        applies=_has_inference,
+        active=lambda b, vals: vals.get("arrivals", "scenario") != "scenario",
+    ),
+    Lever(
+        "fault",
+        "Fault",
+        "Faults and controls",
+        "choice",
+        read=lambda b: "scenario",
+        apply=_fault_apply,
+        options_for=_fault_options,
+        label_of=_fault_label,
+        help="One fault added to the what-if (the baseline keeps the scenario's own events, if any).",
+    ),
+    Lever(
+        "fault_start_h",
+        "Fault at",
+        "Faults and controls",
+        "float",
+        read=lambda b: DEFAULT_FAULT_START_H,
+        apply=lambda b, v, vals: {},  # read by the fault lever
+        min_value=0.0,
+        max_value=48.0,
+        step=0.25,
+        unit="h into the run",
+        help="When the fault happens, from the start of the run (after the run's end: no fault).",
+        active=_has_fault,
+    ),
+    Lever(
+        "fault_duration_min",
+        "Repaired after",
+        "Faults and controls",
+        "optional_float",
+        read=lambda b: DEFAULT_FAULT_DURATION_MIN,
+        apply=lambda b, v, vals: {},  # read by the fault lever
+        min_value=1.0,
+        max_value=720.0,
+        step=1.0,
+        unit="min",
+        help="Off: not repaired within the run.",
+        off_value=lambda b: DEFAULT_FAULT_DURATION_MIN,
+        active=_has_fault,
+    ),
+    Lever(
+        "fault_count",
+        "Units that fail",
+        "Faults and controls",
+        "int",
+        read=lambda b: 1,
+        apply=lambda b, v, vals: {},  # read by the fault lever
+        min_value=1,
+        max_value=64,
+        step=1,
+        help="Chillers, CDUs, CRAHs or servers (more than are installed: all of them).",
+        active=lambda b, vals: vals.get("fault") in COUNTED_FAULTS,
+    ),
+    Lever(
+        "battery_runtime_s",
+        "UPS battery runtime",
+        "Faults and controls",
+        "optional_float",
+        read=_battery_read,
+        apply=_battery_apply,
+        min_value=10.0,
+        max_value=1800.0,
+        step=10.0,
+        unit="s at the UPS rating",
+        help="Ride-through during a utility outage (cut off at the battery's min_soc); off: no battery.",
+        off_value=lambda b: DEFAULT_BATTERY_RUNTIME_S,
+        active=_has_outage,
+    ),
+    Lever(
+        "generator_delay_s",
+        "Generator start delay",
+        "Faults and controls",
+        "optional_float",
+        read=_generator_read,
+        apply=_generator_apply,
+        min_value=0.0,
+        max_value=1800.0,
+        step=5.0,
+        unit="s",
+        help="Outage to generator pick-up (NFPA 110 Type 10: 10 s); off: no generator.",
+        off_value=lambda b: DEFAULT_GENERATOR_DELAY_S,
+        active=_has_outage,
+    ),
+    Lever(
+        "cooling_on_ups",
+        "Cooling plant on the UPS",
+        "Faults and controls",
+        "bool",
+        read=lambda b: b.power.cooling_on_ups,
+        apply=_path("power.cooling_on_ups", bool),
+        help="Cooling rides through an outage on the battery (else it stops until the generator).",
+    ),
+    Lever(
+        "site_power_limit_kw",
+        "Site power limit",
+        "Faults and controls",
+        "optional_float",
+        read=lambda b: None if b.controls.site_power_limit_w is None else b.controls.site_power_limit_w / 1e3,
+        apply=lambda b, v, vals: {"controls.site_power_limit_w": None if v is None else float(v) * 1e3},
+        min_value=SITE_LIMIT_MIN_KW,
+        max_value=SITE_LIMIT_MAX_KW,
+        step=10.0,
+        unit="kW",
+        help="The meter is held at the limit by capping every GPU to the same share of its demand.",
+        off_value=_site_limit_off_kw,
     ),
 )
 
@@ -439,7 +835,8 @@ def what_if_overrides(base: Scenario, values: Values) -> dict[str, Any]:
     dumped = base.model_dump(mode="python")
     out: dict[str, Any] = {}
     for lever in levers_for(base):
-        out.update(lever.apply(base, full[lever.key], full))
+        if lever.active(base, full):
+            out.update(lever.apply(base, full[lever.key], full))
     return {k: _plain(v) for k, v in sorted(out.items()) if not _same(v, _get_dotted(dumped, k))}
 
 
@@ -507,5 +904,6 @@ def _yaml_scalar(value: Any) -> str:
 
 def lever_options(lever: Lever, base: Scenario) -> tuple[Any, ...]:
     """A choice lever's options, with the baseline's value added when the table lacks it."""
+    options = lever.options_for(base) if lever.options_for is not None else lever.options
     current = lever.read(base)
-    return lever.options if current in lever.options else (*lever.options, current)
+    return options if current in options else (*options, current)

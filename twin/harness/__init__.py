@@ -11,8 +11,10 @@ imports it lazily, inside its functions):
 - :mod:`~twin.harness.summary`: ``HarnessSummary``, the run summary, and ``read_summary``.
 - :mod:`~twin.harness.calibrate`: fits an accelerator catalog entry from harness output.
 - :mod:`~twin.harness.follow`: tails a running harness's CSV.
+- :mod:`~twin.harness.mirror`: mirrors the measured device on every GPU of a simulated fleet
+  (``mirror_frame``, ``mirror_file``, ``follow_mirror``; imports the simulator).
 - :mod:`~twin.harness.io`: file layout, atomic writes, reading harness output.
-- :mod:`~twin.harness.commands`: the ``twin harness`` / ``twin calibrate`` CLI functions.
+- :mod:`~twin.harness.commands`: the ``twin harness`` / ``calibrate`` / ``follow`` CLI functions.
 """
 
 from __future__ import annotations

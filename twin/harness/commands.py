@@ -1,4 +1,4 @@
-"""CLI functions for ``twin harness``, ``twin calibrate`` and ``twin follow``.
+"""CLI functions for ``twin harness``, ``twin calibrate`` and ``twin follow`` (``--mirror``).
 
 Plain functions with typer annotations; the main CLI registers them (``app.command()(harness)``).
 torch is imported only when a harness actually runs, so importing this module needs no torch.
@@ -55,6 +55,8 @@ def _echo_summary(s: Any) -> None:
         typer.echo(f"  {s.energy_note}")
     if s.power_limit_status not in ("default", "set"):
         typer.echo(f"  power limit: {s.power_limit_status}")
+    for note in s.notes:
+        typer.echo(f"  note: {note}")
 
 
 def harness(
@@ -132,16 +134,99 @@ def calibrate(
     typer.echo(f"wrote {out or calibration_path(file)}")
 
 
+def _echo_mirror_rows(frame: Any, start: int, label: str) -> None:
+    for row in frame.iloc[start:].to_dict("records"):
+        t0 = float(row["time_s"])
+        span = f"{t0:g}-{t0 + float(row['duration_s']):g} s"
+        flag = "" if row["mirror_exact"] else " (not an exact mirror)"
+        typer.echo(
+            f"t={span:>11} device {_fmt(row['device_power_w'], 'W')} "
+            f"{_fmt(row['device_tokens_per_s'], 'tok/s')} | {row['gpus']:.0f} GPUs: facility "
+            f"{_fmt(row['facility_power_w'] / 1e3, 'kW')}, IT {_fmt(row['it_power_w'] / 1e3, 'kW')}, "
+            f"PUE {_fmt(row['pue'])}, {_fmt(row['tokens_per_s'], 'tok/s')}, "
+            f"{_fmt(row['tokens_per_kwh'], 'tok/kWh')}, {_fmt(row['j_per_token_facility'], 'J/tok')} | total "
+            f"{_fmt(row['facility_energy_total_j'] / 3.6e6, 'kWh')}, {_fmt(row['tokens_total'], 'tok')}"
+            f"{flag} {label}"
+        )
+
+
+def _echo_mirror_summary(result: Any, file: Path, scenario: str) -> None:
+    k, label = result.kpis, result.source.label
+    state = "finished run" if result.finished else "run not finished"
+    typer.echo(
+        f"mirror of {file} ({state}) on {scenario}: {_fmt(k['duration_s'], 's')}; device "
+        f"{_fmt(k['device_energy_j'], 'J')}, {_fmt(k['device_mean_power_w'], 'W')} mean, "
+        f"{_fmt(k['device_tokens'], 'tokens')} ({_fmt(k['device_tokens_per_s'], 'tok/s')}) {label}"
+    )
+    typer.echo(
+        f"  fleet of {k['gpus']:.0f} GPUs: facility {_fmt(k['facility_energy_kwh'], 'kWh')} "
+        f"({_fmt(k['mean_facility_power_w'] / 1e3, 'kW')} mean), IT {_fmt(k['it_energy_j'] / 3.6e6, 'kWh')}, "
+        f"PUE {_fmt(k['pue'])}; {_fmt(k['tokens'], 'tokens')} (measured x {k['gpus']:.0f}), "
+        f"{_fmt(k['tokens_per_kwh'], 'tokens/kWh')}, {_fmt(k['j_per_token_facility'], 'J/token')} facility, "
+        f"{_fmt(k['j_per_token_it'], 'J/token')} IT {label}"
+    )
+    for note in result.notes:
+        typer.echo(f"  note: {note} {label}")
+    if result.source.energy_source == "estimated" and result.source.note:
+        typer.echo(f"  {label} {result.source.note}")
+
+
 def follow(
-    file: Annotated[Path, typer.Argument(help="harness output file being written")],
+    file: Annotated[Path, typer.Argument(help="harness output file being written (or finished)")],
     poll: Annotated[float, typer.Option(help="seconds between looks")] = 0.5,
+    mirror: Annotated[
+        str | None,
+        typer.Option(help="mirror the device on every GPU of this scenario (preset name or YAML, e.g. default)"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override a field of the mirror scenario: --set fleet.rows=1")
+    ] = None,
+    gpus: Annotated[int | None, typer.Option(help="mirror: resize the facility to this many GPUs")] = None,
+    interval: Annotated[float, typer.Option(help="mirror: report interval [s]")] = 1.0,
 ) -> None:
-    """Print a running harness's samples as they arrive; ends when its summary is written."""
+    """Print a running harness's samples as they arrive (or, with --mirror, the facility they imply).
+
+    Ends when the harness writes its summary (at once for a finished file).
+    """
+    if mirror is None:
+        if set_ or gpus is not None:
+            _fail("--set and --gpus need --mirror SCENARIO")
+        _follow_samples(file, poll)
+        return
+    from twin.cli import _parse_sets
+    from twin.harness.mirror import follow_mirror
+
+    if not (math.isfinite(interval) and interval > 0):
+        _fail(f"--interval must be > 0, got {interval}")
+    shown = 0
+    last = None
+    try:
+        for result in follow_mirror(
+            file, mirror, overrides=_parse_sets(set_), gpus=gpus, interval_s=interval, poll_s=poll
+        ):
+            if last is None:
+                for note in result.notes[:1]:
+                    typer.echo(f"mirroring {file} on {mirror}: {note} {result.source.label}")
+            _echo_mirror_rows(result.frame, shown, result.source.label)
+            shown = len(result.frame)
+            last = result
+    except (TwinError, ValueError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: stop following, report what was mirrored
+        typer.echo("stopped")
+    if last is None:
+        _fail(f"{file}: no complete {interval:g} s interval to mirror")
+    _echo_mirror_summary(last, file, mirror)
+
+
+def _follow_samples(file: Path, poll: float) -> None:
     from twin.harness.follow import follow as tail
+    from twin.harness.mirror import device_source
 
     last_t = math.nan
     try:
         for frame in tail(file, poll_s=poll):
+            label = device_source(file).label
             for row in frame.to_dict("records"):
                 t = float(row["time_s"])
                 rate = float(row["tokens"]) / (t - last_t) if t > last_t else math.nan
@@ -149,7 +234,7 @@ def follow(
                 typer.echo(
                     f"t={t:8.2f} s  {row['phase']:7s}  P={_fmt(row['power_w'], 'W')}  "
                     f"E={_fmt(row['energy_j'], 'J')}  u={_fmt(row['utilization'])}  "
-                    f"tokens/s={_fmt(rate)}"
+                    f"tokens/s={_fmt(rate)}  {label}"
                 )
     except TwinError as exc:
         _fail(str(exc))

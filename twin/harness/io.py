@@ -7,6 +7,9 @@ File layout of one run with ``--out run.csv`` (or ``run.parquet``):
   :func:`twin.harness.follow.follow` can tail it.
 - ``run.parquet``: the same rows, written once at the end (only when ``--out`` ends in
   ``.parquet``).
+- ``run.meta.json``: what is known before the first sample (device, energy source and its
+  note, batch, sampling rate), written atomically before the CSV is created, so that a follower
+  can label the power it reads (measured or estimated) while the run goes.
 - ``run.summary.json``: the run summary, written once at the end. Its presence marks the run as
   finished.
 """
@@ -42,6 +45,12 @@ def summary_path(out: Path | str) -> Path:
     """Return the summary path of a run written to ``out`` (``run.csv`` -> ``run.summary.json``)."""
     out = Path(out)
     return out.with_name(out.stem + ".summary.json")
+
+
+def meta_path(out: Path | str) -> Path:
+    """Return the metadata path of a run written to ``out`` (``run.csv`` -> ``run.meta.json``)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".meta.json")
 
 
 def live_csv_path(out: Path | str) -> Path:
@@ -204,6 +213,7 @@ __all__ = [
     "atomic_write_text",
     "coerce_frame",
     "live_csv_path",
+    "meta_path",
     "read_harness",
     "summary_path",
     "write_json",

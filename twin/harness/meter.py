@@ -5,9 +5,10 @@ created. ``energy_source`` says where the energy comes from:
 
 ``"nvml"``
     measured by the GPU board: ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since the
-    driver loaded, Volta or newer) rebased to the meter's first read; power from
-    ``nvmlDeviceGetPowerUsage`` (milliwatts). On GPUs without the counter the power samples are
-    integrated (trapezoid) and ``note`` says so.
+    driver loaded, Volta or newer) rebased to the meter's first read; power from the
+    ``NVML_FI_DEV_POWER_INSTANT`` field, or ``nvmlDeviceGetPowerUsage`` (milliwatts) where the
+    driver lacks it. On GPUs without the counter the power samples are integrated (trapezoid)
+    and ``note`` says so.
 ``"rapl"``
     measured by the CPU: ``/sys/class/powercap/intel-rapl:*/energy_uj`` (microjoules, wrapping
     at ``max_energy_range_uj``). CPU packages (and DRAM where exposed) only, not the machine.
@@ -45,7 +46,9 @@ class MeterReading:
     time_s : float
         Clock reading when the sample was taken (monotonic; only differences matter) [s].
     power_w : float
-        Power draw [W] (instantaneous for NVML, mean since the previous read otherwise).
+        Power draw [W]: NVML's instantaneous field where the driver has it, else
+        ``nvmlDeviceGetPowerUsage`` (a 1 s average on Ampere and newer); for RAPL and the
+        estimate the mean since the previous read.
     energy_j : float
         Energy since the meter was created [J].
     utilization, memory_utilization : float

@@ -6,6 +6,14 @@ API reference, docs.nvidia.com/deploy/nvml-api): power and limits in milliwatts,
 counter in millijoules since the driver loaded (Volta and newer; it updates every 20-100 ms, so
 windows should last well over 100 ms), clocks in megahertz, utilisation in percent over the
 driver's last sample period (1/6 s to 1 s).
+
+Power samples: ``nvmlDeviceGetPowerUsage`` returns a 1 s average on Ampere (except GA100) and
+newer GPUs, instantaneous power on older ones (NVML reference). The meter therefore asks for the
+field ``NVML_FI_DEV_POWER_INSTANT`` through ``nvmlDeviceGetFieldValues`` first, as Zeus does, and
+falls back to ``nvmlDeviceGetPowerUsage`` where the driver does not support it; ``describe()``
+says which. Energy always comes from the counter, never from the power samples, where the board
+has one. Setting a power limit (``nvmlDeviceSetPowerManagementLimit``, milliwatts) needs root;
+the limit found at start is put back afterwards.
 """
 
 from __future__ import annotations
@@ -20,6 +28,11 @@ from typing import Any
 from twin.harness import HarnessError
 from twin.harness.meter import NAN, Clock, MeterBase, MeterReading
 
+#: NVML value types (``NVML_VALUE_TYPE_*``) -> the ``c_nvmlValue_t`` member holding the value.
+_VALUE_MEMBER: dict[int, str] = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
+#: ``NVML_FI_DEV_POWER_INSTANT`` (nvml.h), for bindings that lack the constant.
+_FI_DEV_POWER_INSTANT = 186
+
 
 def _nvml_error_class(nvml: Any, name: str) -> type[BaseException]:
     cls = getattr(nvml, name, None) or nvml.NVMLError
@@ -31,9 +44,9 @@ class NvmlMeter(MeterBase):
 
     Parameters
     ----------
-    index : int
+    index : int or str
         NVML device index (NVML numbers all GPUs, ignoring ``CUDA_VISIBLE_DEVICES``; see
-        :func:`nvml_index_of_cuda_device`).
+        :func:`nvml_index_of_cuda_device`), or a device UUID (``GPU-...``).
     nvml : module or object, optional
         The NVML binding: ``pynvml`` from nvidia-ml-py by default. It must provide the
         ``nvml*`` functions used here, ``NVMLError`` and the ``NVML_*`` constants.
@@ -43,7 +56,7 @@ class NvmlMeter(MeterBase):
 
     energy_source = "nvml"
 
-    def __init__(self, index: int = 0, nvml: Any = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, index: int | str = 0, nvml: Any = None, clock: Clock = time.monotonic) -> None:
         if nvml is None:
             try:
                 import pynvml  # nvidia-ml-py
@@ -54,7 +67,10 @@ class NvmlMeter(MeterBase):
         self._clock = clock
         try:
             nvml.nvmlInit()
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            if isinstance(index, str):
+                self._handle = nvml.nvmlDeviceGetHandleByUUID(index)
+            else:
+                self._handle = nvml.nvmlDeviceGetHandleByIndex(index)
             name = nvml.nvmlDeviceGetName(self._handle)
         except nvml.NVMLError as exc:
             raise HarnessError(f"NVML unavailable for GPU {index}: {exc}") from exc
@@ -66,11 +82,40 @@ class NvmlMeter(MeterBase):
         self._limit_changed = False
         self._integrated_j = 0.0
         self._last_power: tuple[float, float] | None = None
+        self._instant = math.isfinite(self._instant_power_mw())
+        self.power_reading = (
+            "NVML_FI_DEV_POWER_INSTANT (instantaneous)"
+            if self._instant
+            else "nvmlDeviceGetPowerUsage (a 1 s average on Ampere except GA100 and newer, instantaneous before)"
+        )
         self.note = (
             "measured by NVML: board energy counter (mJ, rebased to the first sample)"
             if self._has_counter
             else "measured by NVML: power samples integrated over time (this GPU has no energy counter)"
         )
+
+    def _instant_power_mw(self) -> float:
+        """Instantaneous board power from the field API [mW]; NaN where unsupported."""
+        nvml = self._nvml
+        get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
+        if get is None:
+            return NAN
+        field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", _FI_DEV_POWER_INSTANT)
+        try:
+            value = get(self._handle, [field])[0]
+        except nvml.NVMLError:
+            return NAN
+        member = _VALUE_MEMBER.get(int(value.valueType))
+        if value.nvmlReturn != getattr(nvml, "NVML_SUCCESS", 0) or member is None:
+            return NAN
+        return float(getattr(value.value, member))
+
+    def _power_mw(self) -> float:
+        if self._instant:
+            power = self._instant_power_mw()
+            if math.isfinite(power):
+                return power
+        return self._query(self._nvml.nvmlDeviceGetPowerUsage)
 
     def _query(self, fn: Callable[..., Any], *args: Any) -> float:
         """Call an NVML query; NaN when the device does not support it."""
@@ -83,7 +128,7 @@ class NvmlMeter(MeterBase):
         """One sample, converted to SI (W, J, Hz, fractions)."""
         nvml = self._nvml
         now = self._clock()
-        power_w = self._query(nvml.nvmlDeviceGetPowerUsage) / 1e3
+        power_w = self._power_mw() / 1e3
         if self._has_counter:
             energy_j = (self._query(nvml.nvmlDeviceGetTotalEnergyConsumption) - self._energy0_mj) / 1e3
         else:
@@ -146,9 +191,22 @@ class NvmlMeter(MeterBase):
         return "set"
 
     def restore_power_limit(self) -> None:
-        """Put back the limit found at start, if :meth:`set_power_limit` changed it."""
+        """Put back the limit found at start, if :meth:`set_power_limit` changed it.
+
+        Raises
+        ------
+        HarnessError
+            If NVML refuses, with the ``nvidia-smi`` command that restores the limit by hand.
+        """
         if self._limit_changed and math.isfinite(self._default_limit_mw):
-            self._nvml.nvmlDeviceSetPowerManagementLimit(self._handle, int(self._default_limit_mw))
+            try:
+                self._nvml.nvmlDeviceSetPowerManagementLimit(self._handle, round(self._default_limit_mw))
+            except self._nvml.NVMLError as exc:
+                raise HarnessError(
+                    f"could not restore GPU {self.index}'s power limit to {self._default_limit_mw / 1e3:g} W "
+                    f"(NVML: {exc}); restore it with: sudo nvidia-smi -i {self.index} -pl "
+                    f"{self._default_limit_mw / 1e3:g}"
+                ) from exc
             self._limit_changed = False
 
     def describe(self) -> dict[str, Any]:
@@ -158,6 +216,7 @@ class NvmlMeter(MeterBase):
             **super().describe(),
             "nvml_index": self.index,
             "energy_counter": self._has_counter,
+            "power_reading": self.power_reading,
             "power_limit_min_w": lo,
             "power_limit_max_w": hi,
             "power_limit_default_w": self._default_limit_mw / 1e3,
@@ -172,13 +231,20 @@ class NvmlMeter(MeterBase):
                 self._nvml.nvmlShutdown()
 
 
-def nvml_index_of_cuda_device(cuda_index: int, env: Mapping[str, str] | None = None) -> int:
-    """NVML index of CUDA device ``cuda_index``, following a numeric ``CUDA_VISIBLE_DEVICES``.
+def nvml_index_of_cuda_device(cuda_index: int, env: Mapping[str, str] | None = None) -> int | str:
+    """NVML index (or UUID) of CUDA device ``cuda_index``, following ``CUDA_VISIBLE_DEVICES``.
+
+    A numeric entry is an NVML index, a ``GPU-...`` entry a UUID that NVML looks up directly.
+    Without the variable the CUDA index is taken as the NVML index: CUDA enumerates fastest
+    first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, NVML in PCI order, so on a machine with mixed
+    GPU models set that variable (the harness notes a device-name mismatch).
 
     Examples
     --------
     >>> nvml_index_of_cuda_device(1, {"CUDA_VISIBLE_DEVICES": "2,3"})
     3
+    >>> nvml_index_of_cuda_device(0, {"CUDA_VISIBLE_DEVICES": "GPU-8a1c,GPU-77f0"})
+    'GPU-8a1c'
     >>> nvml_index_of_cuda_device(0, {})
     0
     """
@@ -186,9 +252,13 @@ def nvml_index_of_cuda_device(cuda_index: int, env: Mapping[str, str] | None = N
     if not visible:
         return cuda_index
     parts = [p.strip() for p in visible.split(",")]
-    if cuda_index < len(parts) and parts[cuda_index].isdigit():
-        return int(parts[cuda_index])
-    return cuda_index  # UUIDs or MIG names: assume the order matches
+    if cuda_index < len(parts):
+        part = parts[cuda_index]
+        if part.isdigit():
+            return int(part)
+        if part.startswith("GPU-"):
+            return part
+    return cuda_index  # MIG names: assume the order matches
 
 
 class ZeusWindows:

@@ -24,6 +24,7 @@ from twin.harness.io import (
     LiveCsvWriter,
     atomic_write_frame,
     live_csv_path,
+    meta_path,
     summary_path,
     write_json,
 )
@@ -283,6 +284,18 @@ def run_harness(
     zeus = ZeusWindows(cuda_index if use_zeus and net.device.type == "cuda" else None)
     out = Path(out)
     summary_path(out).unlink(missing_ok=True)  # a stale summary would end a follower at once
+    write_json(
+        meta_path(out),
+        {
+            "device": device,
+            "device_name": meter.device_name,
+            "energy_source": meter.energy_source,
+            "energy_note": meter.note,
+            "batch": batch,
+            "sample_hz": sample_hz,
+            "started_at": started_at,
+        },
+    )
     writer = LiveCsvWriter(live_csv_path(out))
     counter = WorkCounter(phase="idle")
     sampler = Sampler(meter, counter, writer, sample_hz=sample_hz, gpu_index=cuda_index)
@@ -309,6 +322,13 @@ def run_harness(
     frame = writer.frame()
     stats = _window_stats(frame, boundary)
     notes = list(zeus.problems)
+    if net.device.type == "cuda":
+        cuda_name = torch.cuda.get_device_name(net.device)
+        if cuda_name != meter.device_name:
+            notes.append(
+                f"NVML measured {meter.device_name!r} but the workload ran on {cuda_name!r}: the CUDA and "
+                "NVML device orders may differ; set CUDA_DEVICE_ORDER=PCI_BUS_ID"
+            )
     if status not in ("default", "set"):
         notes.append(f"power limit {power_limit_w} W {status}")
     summary = HarnessSummary(

@@ -2,23 +2,123 @@
 
 Model (used by every function here)::
 
-    P = P_idle + (P_max - P_idle) * (k_static * busy + k_mem * m + k_sm * s_f * f**gamma)
-    s_f = min(1, s_1 / f)
+    P   = P_idle + (P_max - P_idle) * (k_static * busy * g(f) + k_mem * m / r + k_sm * s_f * g(f))
+    g   = v(f)**2 * f                  core-domain dynamic power C V^2 f, 1 at boost clock
+    v   = max(v_floor, f**((gamma - 1) / 2))   core voltage over its boost value
+    s_f = min(1, s_1 / f),  r = max(1, s_1 / f)
 
 ``busy`` is the fraction of time kernels run, ``m`` the HBM activity (achieved over achievable
-bandwidth), ``s_1`` the SM activity the work needs at boost clock, ``f`` the SM clock as a fraction
-of boost and ``s_f`` the SM activity at clock ``f`` (the same work takes longer at a lower clock).
-``k_sm = 1 - k_static - k_mem``. SM power per busy SM scales as ``f**gamma`` (gamma = 3: dynamic
-power a*C*V^2*f with V roughly proportional to f; Weste & Harris, *CMOS VLSI Design*, 4th ed.,
-2010, sec. 5.2). Memory power does not scale with the SM clock. Coefficients and their sources are
-in ``twin/catalog/accelerators.csv``.
+bandwidth) and ``s_1`` the SM activity the work needs at boost clock, ``f`` the SM (graphics) clock
+as a fraction of boost and ``s_f`` the SM activity at clock ``f`` (the same work takes longer at a
+lower clock). Where the SMs saturate (``s_1 > f``) the work stretches by ``r`` and its HBM traffic
+per second falls by as much (the roofline); activities measured at the clock itself have
+``s_1 <= f`` and ``r = 1``. ``k_sm = 1 - k_static - k_mem``.
+
+Everything clocked by the graphics clock scales as CMOS dynamic power ``a C V^2 f`` [1]_: the SMs
+(``k_sm``) and the share drawn whenever kernels run (``k_static``: clock distribution, L2 and
+crossbar, which sit in the graphics-clock domain of NVIDIA GPUs [2]_). HBM power (``k_mem``) sits in
+the memory-clock domain, which SM-clock locking and power capping leave alone. Across the DVFS range
+the core voltage falls with the clock: proportionally (``gamma = 3``: power ``~ f**3``) down to a
+voltage floor ``v_floor``, below which only the frequency falls (power ``~ v_floor**2 f``). That
+shape, flat voltage below a knee and a steep rise above it, is what Guerreiro et al. estimated for
+NVIDIA GPUs from power measurements across clock settings [2]_ and what Afzal et al. found as a
+"transition frequency" in A100/H100/H200 power [3]_. With ``v_floor = 0`` the model reduces to the
+all-``f**3`` core. Coefficients and their sources are in ``twin/catalog/accelerators.csv``.
+
+References
+----------
+.. [1] N. Weste, D. Harris, *CMOS VLSI Design*, 4th ed., Addison-Wesley, 2010, sec. 5.2.
+.. [2] J. Guerreiro, A. Ilic, N. Roma, P. Tomas, "Modeling and Decoupling the GPU Power Consumption
+   for Cross-Domain DVFS", IEEE TPDS 30(11), 2019; model files github.com/hpc-ulisboa/gpupowermodel
+   (``v2.0_TPDS2019/local_examples/Files_used/TitanXp/model_dvfs_titanxp.csv``).
+.. [3] A. Afzal, M. M. Li, M. Panzlaff, "Modeling and Chasing the Energy-Efficiency Sweet Spots in
+   Modern GPUs", arXiv:2607.00819, 2026.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from twin._types import FloatArray, Numeric
+from twin._types import FloatArray, IntArray, Numeric
+
+#: Default ``voltage_floor`` of the functions here: the catalog's shared ``voltage_floor_fraction``
+#: (``accelerators.csv``; a test keeps the two equal). Callers that hold an accelerator spec pass
+#: its own value.
+DEFAULT_VOLTAGE_FLOOR = 0.69
+
+#: Power tolerance of :func:`clock_for_power_limit`, in units of the dynamic range (1e-9 W on a
+#: 1 kW board).
+_TOLERANCE = 1e-12
+
+#: Most solver steps of :func:`clock_for_power_limit` (Newton converges in a handful; bisection,
+#: its fallback on flat stretches, needs about 50 to reach float resolution).
+_MAX_SOLVER_STEPS = 80
+
+
+def core_voltage_fraction(
+    clock_fraction: Numeric, clock_exponent: Numeric = 3.0, voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR
+) -> FloatArray:
+    """Core voltage over its boost-clock value along the DVFS curve, ``v(f)``.
+
+    Parameters
+    ----------
+    clock_fraction : numeric
+        SM clock as a fraction of boost clock, ``f``. [0..1]
+    clock_exponent : numeric
+        ``gamma``: core power goes as ``f**gamma`` where the voltage scales (3: ``V ~ f``). [1]
+    voltage_floor : numeric
+        Lowest core voltage over the boost voltage, ``v_floor``. [1]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``max(v_floor, f**((gamma - 1)/2))``. [1]
+
+    References
+    ----------
+    .. [1] Guerreiro et al., IEEE TPDS 30(11), 2019: Titan Xp core voltage estimated flat at
+       0.69 of its top-clock value up to about 0.7 of the top clock (module docstring).
+
+    Examples
+    --------
+    >>> core_voltage_fraction([0.5, 0.69, 0.9, 1.0]).round(2)
+    array([0.69, 0.69, 0.9 , 1.  ])
+    """
+    f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 0.0, 1.0)
+    gamma = np.asarray(clock_exponent, dtype=np.float64)
+    return np.asarray(np.maximum(np.asarray(voltage_floor, dtype=np.float64), f ** ((gamma - 1.0) / 2.0)))
+
+
+def core_power_scale(
+    clock_fraction: Numeric, clock_exponent: Numeric = 3.0, voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR
+) -> FloatArray:
+    """Graphics-clock-domain dynamic power over its boost value at fixed activity, ``g = v(f)**2 f``.
+
+    Parameters
+    ----------
+    clock_fraction, clock_exponent, voltage_floor : numeric
+        As in :func:`core_voltage_fraction`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``f * max(v_floor**2, f**(gamma - 1))``: ``f**3`` above the voltage floor, ``v_floor**2 f``
+        below it. [1]
+
+    References
+    ----------
+    .. [1] N. Weste, D. Harris, *CMOS VLSI Design*, 4th ed., 2010, sec. 5.2 (``P = a C V^2 f``).
+
+    Examples
+    --------
+    Half clock at the voltage floor: 0.69**2 x 0.5 = 0.238 of boost power (0.125 if the voltage
+    kept falling with the clock):
+
+    >>> core_power_scale([0.5, 0.8, 1.0]).round(4)
+    array([0.238, 0.512, 1.   ])
+    """
+    f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 0.0, 1.0)
+    return np.asarray(f * core_voltage_fraction(f, clock_exponent, voltage_floor) ** 2)
 
 
 def accelerator_power_w(
@@ -31,6 +131,7 @@ def accelerator_power_w(
     static_fraction: Numeric,
     mem_fraction: Numeric,
     clock_exponent: Numeric = 3.0,
+    voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR,
 ) -> FloatArray:
     """Board power of an accelerator.
 
@@ -43,7 +144,8 @@ def accelerator_power_w(
     busy : numeric
         Fraction of time any kernel runs. [0..1]
     mem_activity : numeric
-        HBM traffic as a fraction of achievable bandwidth. [0..1]
+        HBM traffic as a fraction of achievable bandwidth, ``m`` (it falls by ``r`` where the SMs
+        saturate at clock ``f``: module docstring). [0..1]
     sm_activity : numeric
         SM activity the work needs at boost clock, ``s_1``. [0..1]
     clock_fraction : numeric
@@ -51,7 +153,9 @@ def accelerator_power_w(
     static_fraction, mem_fraction : numeric
         ``k_static`` and ``k_mem``, shares of the dynamic range. [1]
     clock_exponent : numeric
-        ``gamma``, exponent of SM power in clock. [1]
+        ``gamma``, exponent of core power in clock where the voltage scales. [1]
+    voltage_floor : numeric
+        ``v_floor``, lowest core voltage over the boost voltage. [1]
 
     Returns
     -------
@@ -60,13 +164,16 @@ def accelerator_power_w(
 
     Notes
     -----
-    See the module docstring for the equation.
+    See the module docstring for the equation. The defaults of ``clock_exponent`` and
+    ``voltage_floor`` are the catalog's shared values (a test keeps them equal).
 
     References
     ----------
     .. [1] N. Weste, D. Harris, *CMOS VLSI Design*, 4th ed., Addison-Wesley, 2010, sec. 5.2.
     .. [2] Ma et al., "The Illusion of Power Capping in LLM Decode", arXiv 2605.11999, 2026
        (decode 137-300 W on a 700 W H200; used to set ``k_static`` and ``k_mem``).
+    .. [3] Guerreiro et al., IEEE TPDS 30(11), 2019 (core voltage floor; L2 and clock power in the
+       graphics-clock domain).
 
     Examples
     --------
@@ -76,6 +183,13 @@ def accelerator_power_w(
     700.0
     >>> float(accelerator_power_w(70, 700, 0, 0, 0, 1, 0.15, 0.30))
     70.0
+
+    Memory-bound work (busy 1, HBM 0.7, SM 0.1) at boost, then with the clock locked at half:
+    70 + 630 (0.15 + 0.21 + 0.055) = 331.45 W, and with ``g(0.5) = 0.69**2 x 0.5 = 0.23805``,
+    70 + 630 (0.15 x 0.23805 + 0.21 + 0.55 x 0.2 x 0.23805) = 241.29 W:
+
+    >>> accelerator_power_w(70, 700, 1, 0.7, 0.1, [1.0, 0.5], 0.15, 0.30).round(2)
+    array([331.45, 241.29])
     """
     f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
     s1 = np.clip(np.asarray(sm_activity, dtype=np.float64), 0.0, 1.0)
@@ -83,7 +197,10 @@ def accelerator_power_w(
     k_st = np.asarray(static_fraction, dtype=np.float64)
     k_m = np.asarray(mem_fraction, dtype=np.float64)
     k_sm = 1.0 - k_st - k_m
-    dyn = k_st * np.clip(busy, 0.0, 1.0) + k_m * np.clip(mem_activity, 0.0, 1.0) + k_sm * s_f * f**clock_exponent
+    g = core_power_scale(f, clock_exponent, voltage_floor)
+    core = (k_st * np.clip(busy, 0.0, 1.0) + k_sm * s_f) * g
+    stretch = np.maximum(1.0, s1 / f)  # SM-bound work at clock f takes this much longer
+    dyn = core + k_m * np.clip(mem_activity, 0.0, 1.0) / stretch
     idle = np.asarray(idle_power_w, dtype=np.float64)
     return np.asarray(idle + (np.asarray(max_power_w, dtype=np.float64) - idle) * dyn)
 
@@ -99,18 +216,20 @@ def clock_for_power_limit(
     mem_fraction: Numeric,
     clock_exponent: Numeric = 3.0,
     min_clock_fraction: Numeric = 0.25,
+    voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR,
 ) -> FloatArray:
     """Highest SM clock fraction at which :func:`accelerator_power_w` stays within a limit.
 
-    This is what the GPU's power governor does under ``nvidia-smi -pl``: it lowers the clock until
-    the board power fits the limit, never below ``min_clock_fraction``.
+    This is what the GPU's power governor does under ``nvidia-smi -pl``: it lowers the graphics
+    clock (and with it the core voltage) until the board power fits the limit, never below
+    ``min_clock_fraction``.
 
     Parameters
     ----------
     power_limit_w : numeric
         Power limit (cap, or a thermal limit). [W]
     idle_power_w, max_power_w, busy, mem_activity, sm_activity, static_fraction, mem_fraction,
-    clock_exponent : numeric
+    clock_exponent, voltage_floor : numeric
         As in :func:`accelerator_power_w`.
     min_clock_fraction : numeric
         Lowest clock the governor uses. [0..1]
@@ -122,38 +241,115 @@ def clock_for_power_limit(
 
     Notes
     -----
-    With headroom ``h = (P_lim - P_idle)/(P_max - P_idle) - k_static*busy - k_mem*m``, SM power is
-    ``k_sm*s_1*f**(gamma-1)`` while ``f >= s_1`` (the SMs are not saturated) and ``k_sm*f**gamma``
-    below, so ``f = (h/(k_sm*s_1))**(1/(gamma-1))`` if that is ``>= s_1``, else
-    ``(h/k_sm)**(1/gamma)``; clipped to ``[f_min, 1]``, and ``f_min`` when ``h <= 0``.
+    The core power ``(k_static busy + k_sm s_f) g(f)`` does not decrease with ``f`` (``g`` rises,
+    and ``s_f g = min(g, s_1 g/f)`` with ``g/f = v**2`` non-decreasing), so the board power is
+    monotone in the clock and the highest clock within the limit is found on ``[f_min, 1]`` by a
+    safeguarded Newton iteration (bisection where a step leaves the bracket), to float
+    resolution: 1 where boost fits, ``f_min`` where even the floor does not (the governor sits
+    there).
 
     Examples
     --------
     A compute-bound kernel (s_1 = 1) capped at the power it would draw at 80 % clock runs at 0.8:
 
     >>> p = float(accelerator_power_w(70, 700, 1, 0.5, 1, 0.8, 0.15, 0.30))
-    >>> round(float(clock_for_power_limit(p, 70, 700, 1, 0.5, 1, 0.15, 0.30)), 6)
+    >>> round(float(clock_for_power_limit(p, 70, 700, 1, 0.5, 1, 0.15, 0.30)), 9)
     0.8
     """
-    idle = np.asarray(idle_power_w, dtype=np.float64)
-    span = np.asarray(max_power_w, dtype=np.float64) - idle
-    k_st = np.asarray(static_fraction, dtype=np.float64)
-    k_m = np.asarray(mem_fraction, dtype=np.float64)
-    k_sm = 1.0 - k_st - k_m
-    gamma = np.asarray(clock_exponent, dtype=np.float64)
-    s1 = np.clip(np.asarray(sm_activity, dtype=np.float64), 0.0, 1.0)
-    h = (np.asarray(power_limit_w, dtype=np.float64) - idle) / span
-    h_raw = h - k_st * np.clip(busy, 0.0, 1.0) - k_m * np.clip(mem_activity, 0.0, 1.0)
-    h = np.maximum(h_raw, 0.0)
-    # Region f >= s_1: SM power k_sm*s_1*f^(gamma-1).
-    ratio_hi = np.divide(h, k_sm * s1, out=np.full(np.broadcast(h, s1).shape, np.inf), where=s1 > 1e-12)
-    f_hi = ratio_hi ** (1.0 / (gamma - 1.0))
-    # Region f < s_1: SM power k_sm*f^gamma.
-    f_lo = (h / k_sm) ** (1.0 / gamma)
-    f = np.where(f_hi >= s1, f_hi, f_lo)
-    # A limit below the clock-independent power cannot be met: the governor sits at its floor.
-    f = np.where(h_raw <= 0, min_clock_fraction, f)
-    return np.asarray(np.clip(f, min_clock_fraction, 1.0))
+    args = np.broadcast_arrays(
+        *(
+            np.asarray(a, dtype=np.float64)
+            for a in (
+                power_limit_w,
+                idle_power_w,
+                max_power_w,
+                busy,
+                mem_activity,
+                sm_activity,
+                static_fraction,
+                mem_fraction,
+                clock_exponent,
+                min_clock_fraction,
+                voltage_floor,
+            )
+        )
+    )
+    shape = args[0].shape
+    limit, idle, pmax, busy_a, mem_a, sm_a, k_st, k_m, gamma, f_min, v_fl = (a.ravel() for a in args)
+
+    def power(f: FloatArray, i: IntArray | slice = slice(None)) -> FloatArray:
+        return accelerator_power_w(
+            idle[i], pmax[i], busy_a[i], mem_a[i], sm_a[i], f, k_st[i], k_m[i], gamma[i], v_fl[i]
+        )
+
+    f_floor = np.clip(f_min, 0.0, 1.0)
+    out = np.ones(limit.shape)
+    slack = _TOLERANCE * (pmax - idle)  # rounding slack in watts
+    over = power(np.ones(limit.shape)) > limit + slack
+    stuck = over & (power(f_floor) > limit + slack)
+    out[stuck] = f_floor[stuck]
+    todo = np.flatnonzero(over & ~stuck)
+    if todo.size:
+        span = pmax[todo] - idle[todo]
+        target = (limit[todo] - idle[todo]) / span
+        out[todo] = _solve_clock(
+            target,
+            k_st[todo] * np.clip(busy_a[todo], 0.0, 1.0),
+            1.0 - k_st[todo] - k_m[todo],
+            k_m[todo] * np.clip(mem_a[todo], 0.0, 1.0),
+            np.clip(sm_a[todo], 0.0, 1.0),
+            gamma[todo],
+            v_fl[todo],
+            f_floor[todo],
+        )
+    return np.asarray(out.reshape(shape))
+
+
+def _solve_clock(
+    target: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    s1: FloatArray,
+    gamma: FloatArray,
+    v_floor: FloatArray,
+    f_lo: FloatArray,
+) -> FloatArray:
+    """Highest ``f`` in ``[f_lo, 1]`` with ``(a + b s_f) g(f) + c / stretch <= target``.
+
+    The caller guarantees ``f_lo`` fits and 1 does not. Safeguarded Newton: each iterate narrows
+    the bracket ``[lo, hi]`` (``lo`` fits, ``hi`` does not) and a Newton step outside it, or on a
+    flat stretch, falls back to bisection; it ends on the limit where the power still rises with
+    the clock, or when the bracket is below float resolution.
+    """
+    v2 = v_floor**2
+    knee = np.where(gamma > 1.0, v_floor ** (2.0 / np.maximum(gamma - 1.0, 1e-12)), 1.0)
+    lo, hi = f_lo.copy(), np.ones_like(target)
+    x = hi.copy()
+    tol = _TOLERANCE
+    # The one flat stretch: with no busy share (a = 0) the power is constant from f = s_1 up to
+    # the voltage knee. Where it fits, the answer lies at or above the knee.
+    flat = (a == 0.0) & (s1 < knee) & (knee > lo) & (knee < 1.0)
+    lo = np.where(flat & (b * s1 * v2 + c <= target + tol), knee, lo)
+    for _ in range(_MAX_SOLVER_STEPS):
+        above = x > knee
+        g = np.where(above, x**gamma, v2 * x)
+        dg = np.where(above, gamma * x ** (gamma - 1.0), v2)
+        free = x >= s1  # SMs not saturated: SM power s_1 g/f, HBM activity unchanged
+        val = np.where(free, a * g + b * s1 * g / x + c, (a + b) * g + c * x / np.maximum(s1, 1e-300))
+        slope = np.where(free, a * dg + b * s1 * (dg / x - g / x**2), (a + b) * dg + c / np.maximum(s1, 1e-300))
+        fits = val <= target + tol
+        lo = np.where(fits, x, lo)
+        hi = np.where(fits, hi, x)
+        # Converged: on the limit (within tol) where the power still rises with the clock, so no
+        # higher clock fits; on a flat stretch keep bisecting towards its top.
+        done = (fits & (val >= target - tol) & (slope > 0)) | (hi - lo <= 4e-16)
+        if np.all(done):
+            break
+        newton = x - (val - target) / np.where(slope > 0, slope, np.inf)
+        ok = (slope > 0) & (newton > lo) & (newton < hi)
+        x = np.where(done, x, np.where(ok, newton, 0.5 * (lo + hi)))
+    return lo
 
 
 def busy_for_power(

@@ -13,6 +13,8 @@ Coefficients and their sources are in ``twin/catalog/loss_curves.yaml``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from twin._types import FloatArray, Numeric
@@ -58,8 +60,8 @@ def quadratic_loss_w(load_w: Numeric, rated_w: Numeric, a: Numeric, b: Numeric, 
 def tabulated_loss_w(
     load_w: Numeric,
     rated_w: Numeric,
-    load_fraction: Numeric,
-    efficiency: Numeric,
+    load_fraction: Sequence[float] | FloatArray,
+    efficiency: Sequence[float] | FloatArray,
 ) -> FloatArray:
     """Loss of a stage from efficiency points, interpolated on the loss fraction.
 

@@ -400,8 +400,8 @@ class TelemetryWorkload(StrictModel):
     kind: Literal["telemetry"]
     name: str
     servers: int | None = Field(None, gt=0)
-    path: str = Field(description="nvidia-smi or DCGM CSV, relative to the scenario file, or a built-in name.")
-    format: Literal["nvidia-smi", "dcgm"] | None = Field(None, description="None: sniffed from the header.")
+    path: str = Field(description="nvidia-smi, DCGM or harness CSV, relative to the scenario file, or a built-in name.")
+    format: Literal["nvidia-smi", "dcgm", "harness"] | None = Field(None, description="None: sniffed from the header.")
     signal: Literal["auto", "utilization", "power"] = Field(
         "auto", description="What drives the GPUs; auto: utilisation where recorded, else power."
     )

@@ -5,6 +5,11 @@ Against a published range ``[lo, hi]`` (a spread of measurements, a one-sided bo
 ``(0, hi)``) it is 0 inside the range and the distance to the nearest end, relative to that end,
 outside it: ``(p - hi) / |hi|`` above, ``(p - lo) / |lo|`` below. A case passes when
 ``|error| <= TOLERANCE``.
+
+A published claim whose conditions are unknowable (a vendor figure that names no workload) is an
+*order-of-magnitude check* instead (``magnitude_only``): it passes when the prediction lies within
+a factor ``MAGNITUDE_FACTOR`` (√10, half a decade) of the value or range, it is shown with that
+factor beside its relative error, and it is counted apart from the ±25 % cases.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from typing import Any
 
 #: Largest relative error a case may show and pass (the issue's target: within +-25 %).
 TOLERANCE = 0.25
+#: Largest factor between prediction and published value of an order-of-magnitude check (√10:
+#: within half a decade, the same rounded order of magnitude).
+MAGNITUDE_FACTOR = math.sqrt(10.0)
 
 Published = float | tuple[float, float]
 
@@ -83,6 +91,9 @@ class AnchorResult:
         Why the twin misses, shown only when it does.
     fmt : str
         Format of the values for display.
+    magnitude_only : bool
+        An order-of-magnitude check (module docstring): the published conditions are unknowable,
+        so the case passes within a factor :data:`MAGNITUDE_FACTOR` and is counted apart.
     """
 
     key: str
@@ -95,6 +106,7 @@ class AnchorResult:
     notes: str = ""
     miss_reason: str = ""
     fmt: str = "{:.3g}"
+    magnitude_only: bool = False
 
     @property
     def rel_error(self) -> float:
@@ -104,14 +116,33 @@ class AnchorResult:
         return relative_error(self.predicted, self.published)
 
     @property
+    def factor(self) -> float:
+        """Prediction over the published value, or over the nearest end of a range (1 inside it).
+
+        For positive quantities (the order-of-magnitude checks): ``1 + rel_error``.
+
+        Examples
+        --------
+        >>> AnchorResult("k", "q", 470.0, (95.0, 180.0), "u", "s", "c").factor
+        2.611111111111111
+        """
+        return 1.0 + self.rel_error
+
+    @property
     def passed(self) -> bool:
-        """True when ``|rel_error| <= TOLERANCE``."""
+        """True when ``|rel_error| <= TOLERANCE`` (order-of-magnitude checks: within the factor)."""
         err = self.rel_error
-        return math.isfinite(err) and abs(err) <= TOLERANCE + 1e-12
+        if not math.isfinite(err):
+            return False
+        if self.magnitude_only:
+            return 1.0 / MAGNITUDE_FACTOR <= self.factor <= MAGNITUDE_FACTOR
+        return abs(err) <= TOLERANCE + 1e-12
 
     @property
     def status(self) -> str:
-        """``pass`` or ``miss``."""
+        """``pass`` or ``miss``; ``order of magnitude`` for an order-of-magnitude check that passes."""
+        if self.magnitude_only and self.passed:
+            return "order of magnitude"
         return "pass" if self.passed else "miss"
 
     @property
@@ -148,6 +179,8 @@ class AnchorResult:
             "published_high": hi,
             "unit": self.unit,
             "rel_error": self.rel_error,
+            "check": "order of magnitude" if self.magnitude_only else f"±{100 * TOLERANCE:.0f} %",
+            "factor": self.factor,
             "status": self.status,
             "source": self.source,
             "conditions": self.conditions,
@@ -187,4 +220,4 @@ class NotExpressible:
         }
 
 
-__all__ = ["TOLERANCE", "AnchorResult", "NotExpressible", "Published", "relative_error"]
+__all__ = ["MAGNITUDE_FACTOR", "TOLERANCE", "AnchorResult", "NotExpressible", "Published", "relative_error"]

@@ -130,13 +130,15 @@ def decode_point(
     *,
     tensor_parallel: int = 1,
     precision: str = "bf16",
+    voltage_floor: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Board power and decode tokens/s per GPU of a replica held at ``batch`` sequences.
 
     Uses the engine's serving model (:func:`twin.engine.serving.serve_block`, so the same
     activity-to-power mapping as a run) for one server with an endless decode queue and no
     prefill, at each SM clock fraction given (the clock is held there, as ``nvidia-smi -lgc``
-    does, not chosen by a governor).
+    does, not chosen by a governor). ``voltage_floor`` replaces the accelerator's core-voltage
+    floor in the power model (for sensitivity notes; default: the catalog's).
 
     Returns
     -------
@@ -179,6 +181,7 @@ def decode_point(
         acc.static_power_fraction,
         acc.mem_power_fraction,
         acc.clock_exponent,
+        acc.voltage_floor_fraction if voltage_floor is None else voltage_floor,
     )
     return power[:, 0], res.decode_tokens[:, 0] / fac.gpus_per_server
 

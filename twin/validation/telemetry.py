@@ -120,13 +120,14 @@ def modelled_power_w(
 
     Examples
     --------
-    H100 (catalog: idle 70 W, TDP 700 W, k_static 0.15, k_mem 0.30): full activity at boost gives
-    the TDP; half utilisation at half clock with 40 % memory activity gives
-    70 + 630 (0.15 x 0.5 + 0.30 x 0.4 + 0.55 x 0.5 x 0.5^3) = 214.5 W:
+    H100 (catalog: idle 70 W, TDP 700 W, k_static 0.15, k_mem 0.30, voltage floor 0.69): full
+    activity at boost gives the TDP; half utilisation at half clock (at the voltage floor:
+    ``g = 0.69^2 x 0.5 = 0.23805``) with 40 % memory activity gives
+    70 + 630 ((0.15 x 0.5 + 0.55 x 0.5) x 0.23805 + 0.30 x 0.4) = 198.090 W:
 
     >>> h100 = accelerator_spec("H100-SXM")
     >>> modelled_power_w(h100, np.array([1.0, 0.5]), np.array([1.0, 0.4]), np.array([1.0, 0.5])).round(3)
-    array([700.   , 214.506])
+    array([700.  , 198.09])
     """
     u = np.clip(np.asarray(utilization, dtype=np.float64), 0.0, 1.0)
     f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
@@ -141,6 +142,7 @@ def modelled_power_w(
         spec.static_power_fraction,
         spec.mem_power_fraction,
         spec.clock_exponent,
+        spec.voltage_floor_fraction,
     )
 
 

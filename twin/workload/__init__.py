@@ -5,7 +5,8 @@ standard column names); raw source names and units never leave this package.
 
 - Readers: :func:`read_trace` (by name or sniffed from the header) and the registry
   :data:`READERS`: ``azure-llm``, ``burstgpt``, ``mooncake`` (requests), ``nvidia-smi``,
-  ``dcgm`` (telemetry), ``jobs`` and ``generic`` (any kind, explicit column mapping).
+  ``dcgm``, ``harness`` (telemetry; the last is the twin's own schema, as ``twin harness``
+  writes it), ``jobs`` and ``generic`` (any kind, explicit column mapping).
 - Controls (:mod:`twin.workload.controls`): :func:`scale_time`, :func:`scale_rate`,
   :func:`loop_trace`, :func:`offset_copies`, :func:`copy_offsets_s`.
 - Generators (:mod:`twin.workload.synthetic`): :func:`poisson_requests`,
@@ -54,7 +55,7 @@ from twin.workload.synthetic import (
     poisson_arrivals_s,
     poisson_requests,
 )
-from twin.workload.telemetry import read_dcgm, read_nvidia_smi
+from twin.workload.telemetry import read_dcgm, read_harness_telemetry, read_nvidia_smi
 
 __all__ = [
     "AZURE_LLM_2023",
@@ -87,6 +88,7 @@ __all__ = [
     "read_burstgpt",
     "read_dcgm",
     "read_generic",
+    "read_harness_telemetry",
     "read_jobs",
     "read_mooncake",
     "read_nvidia_smi",

@@ -16,7 +16,7 @@ from twin.workload.jobs import read_jobs
 from twin.workload.requests import read_azure_llm, read_burstgpt, read_mooncake
 from twin.workload.schema import TraceMeta
 from twin.workload.telemetry import VARIABLE_MAP as TELEMETRY_MAP
-from twin.workload.telemetry import read_dcgm, read_nvidia_smi
+from twin.workload.telemetry import read_dcgm, read_harness_telemetry, read_nvidia_smi
 
 Reader = Callable[..., tuple[pd.DataFrame, TraceMeta]]
 
@@ -27,6 +27,7 @@ READERS: dict[str, Reader] = {
     "mooncake": read_mooncake,
     "nvidia-smi": read_nvidia_smi,
     "dcgm": read_dcgm,
+    "harness": read_harness_telemetry,
     "jobs": read_jobs,
     "generic": read_generic,
 }
@@ -38,6 +39,7 @@ FORMAT_KIND: dict[str, str] = {
     "mooncake": "requests",
     "nvidia-smi": "telemetry",
     "dcgm": "telemetry",
+    "harness": "telemetry",
     "jobs": "jobs",
     "generic": "any (kind=...)",
 }
@@ -87,6 +89,8 @@ def sniff_format(path: PathLike) -> str:
         return "burstgpt"
     if "DCGM_FI_" in "\n".join(head):
         return "dcgm"
+    if {"time_s", "gpu_index"} <= names and names & {"power_w", "utilization", "energy_j"}:
+        return "harness"
     smi_fields = {k.lower() for k in TELEMETRY_MAP["nvidia-smi"]} - {"timestamp", "index"}
     if names & smi_fields:
         return "nvidia-smi"

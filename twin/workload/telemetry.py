@@ -1,4 +1,7 @@
-"""Readers of GPU telemetry: nvidia-smi CSV and DCGM CSV (dcgmi / dcgm-exporter dumps).
+"""Readers of GPU telemetry: nvidia-smi CSV, DCGM CSV and the twin's own schema.
+
+nvidia-smi ``--query-gpu`` CSV, DCGM CSV (dcgmi / dcgm-exporter dumps) and CSV already in the
+twin's telemetry schema (``twin harness`` output) are read.
 
 Each reader returns ``(data, meta)`` with the telemetry columns of :mod:`twin.workload.schema`
 in SI units: percentages become fractions 0..1, MHz become Hz, mJ become J, and the cumulative
@@ -36,11 +39,12 @@ from twin.workload._parse import (
     pick_columns,
     read_csv,
     regex_groups,
+    require_columns,
     strip_unit,
     telemetry_frame,
     times,
 )
-from twin.workload.schema import TraceMeta
+from twin.workload.schema import TELEMETRY_COLUMNS, TraceMeta
 
 #: Source column -> standard column, per format. Where several source names map to one
 #: standard column, the first one present in the file is used.
@@ -276,3 +280,37 @@ def read_dcgm(
     if "energy_j" in fields:
         extra["energy_field"] = fields["energy_j"]
     return telemetry_frame(source, columns, fmt=fmt, origin=origin, positions=positions, extra=extra)
+
+
+#: Columns a file in the twin's own telemetry schema must have (the rest default to NaN).
+HARNESS_REQUIRED: tuple[str, ...] = ("time_s", "gpu_index")
+
+
+def read_harness_telemetry(path: PathLike) -> tuple[pd.DataFrame, TraceMeta]:
+    """Read a CSV already in the twin's telemetry schema, as ``twin harness`` writes it.
+
+    Parameters
+    ----------
+    path : str or Path
+        CSV with the header names of :data:`~twin.workload.schema.TELEMETRY_COLUMNS` (SI units,
+        times in seconds); ``time_s`` and ``gpu_index`` are required, other telemetry columns
+        are optional (NaN when absent). The harness's ``tokens`` and ``phase`` columns, and any
+        other column, are ignored here (read them with :func:`twin.harness.io.read_harness`).
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        Telemetry frame; times after the first sample, energy rebased to 0 J per GPU.
+    meta : TraceMeta
+        ``extra["columns"]`` lists the telemetry columns the file had.
+    """
+    fmt = "harness"
+    source = Source(path)
+    frame = read_csv(source, dtype="str")
+    require_columns(source, frame, HARNESS_REQUIRED, "telemetry")
+    t, origin = times(source, frame["time_s"], "time_s", numeric_only=True)
+    columns: dict[str, np.ndarray] = {"time_s": t, "gpu_index": nonneg_ints(source, frame["gpu_index"], "gpu_index")}
+    present = [c for c in TELEMETRY_COLUMNS[2:] if c in frame.columns]
+    for name in present:
+        columns[name] = numbers(source, frame[name], name, allow_missing=True)
+    return telemetry_frame(source, columns, fmt=fmt, origin=origin, extra={"columns": present})
