@@ -6,7 +6,9 @@ deliberate change: a report row is closed before any other event at the same ins
 values (servers up, weather, battery) are those at the interval's end (before, an event scheduled
 earlier than the report's own timer went first). Every KPI and ledger sum was the same with and
 without that change; only point-sampled columns (weather, servers up) moved at hour or fault
-boundaries. The test
+boundaries. After main's accelerator model changed (voltage floor), the file was rewritten the
+same way: ``twin/engine/`` as at commit cae8b00 (the engine before the performance work, with
+that one change) and the rest of ``twin/`` from the merged main. The test
 ``tests/test_engine_reference.py`` reruns the same scenarios and asks for the same numbers, so an
 optimisation that changes a result (beyond float rounding) fails. Regenerate only for a deliberate
 change of the model, and say so in the commit.
