@@ -273,6 +273,8 @@ class Engine:
             if not span:
                 stop = min(stop, self._next_boundary(t))
             transient = self.plant.transient
+            if transient or self.demand.varies:  # ticks on the step grid: build no more than a block of them
+                stop = min(stop, (math.floor(t / self.step_s + 1e-9) + k_max + 1) * self.step_s)
             edges = self._tick_edges(t, stop, fine=transient)
             n = 1 if transient else min(k_max, edges.size - 1)
             block = self._compute(edges[:n], edges[1 : n + 1])

@@ -90,6 +90,14 @@ class IntervalAccumulator:
 
     def add(self, seg: Segments, values: dict[str, FloatArray]) -> None:
         """Fold per-segment values ``(seg.n,)``; queue the closed intervals, keep the last one open."""
+        if seg.n == 1:  # the common case of a block inside one interval: plain floats
+            for name, kind in self.kinds.items():
+                x = _combine(kind, self.open[name], float(values[name][0])) if name in values else self.open[name]
+                if seg.closed:
+                    self._queued[name].append(np.array([x]))
+                    x = _EMPTY[kind]
+                self.open[name] = x
+            return
         for name, kind in self.kinds.items():
             v = np.array(values[name], dtype=np.float64, copy=True) if name in values else np.full(seg.n, _EMPTY[kind])
             v[0] = _combine(kind, self.open[name], float(v[0]))
