@@ -163,11 +163,28 @@ def test_thermal_limit_and_die_temperature_are_inverse():
     assert thermal_power_limit_w(95.0, 89.0, 0.04) == 0.0
 
 
-def test_engine_refuses_a_voltage_floor_it_would_ignore():
-    # The engine's power calls use the physics default; another value must be an error, not ignored.
+def test_engine_uses_the_accelerators_voltage_floor():
+    # Under a binding cap the governor's clock comes from the accelerator's own V-f curve: a higher
+    # voltage floor makes each clock step save less power, so the capped GPUs run slower
+    # (fewer training tokens, compute-bound) for the same power. Without a binding cap the floor does nothing.
     import twin
-    from twin.errors import ScenarioError
 
-    sc = twin.load_scenario("default", {"fleet.accelerator_overrides": {"voltage_floor_fraction": 0.8}})
-    with pytest.raises(ScenarioError, match=r"fleet.accelerator_overrides.*voltage_floor_fraction 0.8"):
-        twin.simulate(sc)
+    train = {"name": "train", "kind": "training", "model": "Llama-3.1-8B", "mfu": 0.45}
+    over = {
+        "duration_s": 1800, "fleet.rows": 1, "fleet.racks_per_row": 1, "workloads": [train],
+        "fleet.power_cap_w": 350.0,
+    }  # fmt: skip
+    base = twin.simulate(twin.load_scenario("default", over))
+    high = twin.simulate(
+        twin.load_scenario("default", {**over, "fleet.accelerator_overrides": {"voltage_floor_fraction": 0.9}})
+    )
+    assert high.kpis["tokens_out"] < base.kpis["tokens_out"]
+    for r in (base, high):  # the cap binds: 4 servers x 8 GPUs x 350 W x 1800 s
+        assert r.kpis["energy_accelerators_j"] == pytest.approx(32 * 350.0 * 1800, rel=1e-9)
+    uncapped = {k: v for k, v in over.items() if k != "fleet.power_cap_w"}
+    a = twin.simulate(twin.load_scenario("default", uncapped))
+    b = twin.simulate(
+        twin.load_scenario("default", {**uncapped, "fleet.accelerator_overrides": {"voltage_floor_fraction": 0.9}})
+    )
+    assert b.kpis["tokens_out"] == a.kpis["tokens_out"]
+    assert b.kpis["facility_energy_j"] == a.kpis["facility_energy_j"]

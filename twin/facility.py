@@ -18,7 +18,6 @@ from twin import catalog
 from twin._types import FloatArray, IntArray
 from twin.catalog import AcceleratorSpec, LossCurve, ModelSpec
 from twin.errors import FieldProblem, ScenarioError
-from twin.physics.accelerator import DEFAULT_VOLTAGE_FLOOR
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
 from twin.scenario.faults import check_fault_references
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
@@ -187,15 +186,6 @@ def _accelerator(scenario: Scenario) -> AcceleratorSpec:
             acc = acc.with_overrides(**fleet.accelerator_overrides)
         except Exception as exc:
             raise ScenarioError("scenario", [FieldProblem("fleet.accelerator_overrides", str(exc))]) from None
-    if acc.voltage_floor_fraction != DEFAULT_VOLTAGE_FLOOR:
-        # The engine's power calls (twin/engine/kernel.py) use the physics default until they pass
-        # the accelerator's own voltage floor; refuse a value they would silently ignore.
-        where = "fleet.accelerator_overrides" if fleet.accelerator_file is None else "fleet.accelerator_file"
-        problem = (
-            f"voltage_floor_fraction {acc.voltage_floor_fraction:g}: the engine uses only the catalog's "
-            f"{DEFAULT_VOLTAGE_FLOOR:g} so far"
-        )
-        raise ScenarioError("scenario", [FieldProblem(where, problem)])
     return acc
 
 

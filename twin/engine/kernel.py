@@ -384,7 +384,8 @@ class Engine:
         res0 = serve(ones)
         pw = (acc.idle_power_w, acc.max_power_w)
         ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
-        p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks)
+        vf = acc.voltage_floor_fraction
+        p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks, voltage_floor=vf)
         r_th = fac.thermal_resistance_k_w
         inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
@@ -393,11 +394,11 @@ class Engine:
             clock, res = ones, res0
             if np.any(p_full > limit_w):
                 clock = clock_for_power_limit(
-                    limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction
+                    limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction, vf
                 )
                 clock = np.where(p_full > limit_w, clock, 1.0)
                 res = serve(clock)
-            p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks)
+            p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks, voltage_floor=vf)
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 
