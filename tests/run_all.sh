@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs what it needs, then runs lint and pytest.
+# The whole test suite, from a fresh clone: installs what it needs, then runs lint (ruff), types (mypy) and pytest.
 # Usage: bash tests/run_all.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +16,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 .venv/bin/ruff check twin tests benchmarks
+.venv/bin/python -m mypy twin
 .venv/bin/python -m pytest "$@"

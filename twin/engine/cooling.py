@@ -142,7 +142,7 @@ class PhysicalPlant:
         self.params = PlantParams.from_presets(
             spec.liquid_class,
             spec.air_class,
-            chiller=chiller_curve(spec.chiller),
+            chiller=chiller_curve(spec.chiller),  # type: ignore[arg-type]  # frozen fields: the protocol only reads
             design_heat_w=design_heat_w,
             heat_rejection=spec.heat_rejection,
             **overrides,
