@@ -120,6 +120,18 @@ def test_a_server_repaired_while_unpowered_boots_only_when_power_returns():
     assert booted.iloc[0]["detail"] == "servers=8"
 
 
+def test_a_job_that_lost_every_server_restarts_after_they_boot():
+    # Utility lost 100-1300 s, battery empty within a minute, no generator: the training job rolls
+    # back, and its 600 s restart can only begin once its servers have booted (1300 + 300 s), so it
+    # trains again from 2200 s: the 2100-2400 s interval holds 200 s of full-rate tokens.
+    sc = outage({"energy_j": 1.0e6, "min_soc": 0.2}, workloads=(TRAIN,))
+    r = simulate(sc.with_updates({"duration_s": 3000}), debug=True)
+    assert event_times(r, "servers_booted") == pytest.approx([1600.0])
+    tok = r.timeseries.set_index("time_s")["tokens_training"]
+    assert tok.loc[300:1800].sum() == 0.0  # 300-2100 s: dark, booting, then restarting
+    assert tok.loc[2100] == pytest.approx(tok.loc[2400] * 200 / 300, rel=1e-9)
+
+
 def test_generator_that_fails_to_start_leaves_the_battery_alone():
     battery = {"energy_j": 6.0e6, "min_soc": 0.2}
     fails = simulate(outage(battery, {"rated_w": 100e3, "start_delay_s": 60, "fail_to_start_probability": 1.0}))

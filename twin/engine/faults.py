@@ -568,6 +568,9 @@ class FaultSystem:
         st.server_up = new_up
         if went_down.any():
             self._servers_down(went_down)
+        for job in self.jobs:  # a job that lost every server restarts once some are back
+            if job.paused_until == np.inf and (new_up & job.servers).any():
+                self._restart(job)
 
     def on_thermal_shutdown(self, servers: BoolArray) -> None:
         """Hook of the kernel's shutdown event: remember why, and count what was lost."""
@@ -581,7 +584,6 @@ class FaultSystem:
 
     def _servers_down(self, servers: BoolArray) -> None:
         st = self.eng.state
-        now = self.env.now
         for job in self.jobs:
             if not (servers & job.servers).any() or job.restarting:
                 continue  # not this job, or it is already restarting from its checkpoint
@@ -599,8 +601,12 @@ class FaultSystem:
             job.energy_since_j = 0.0
             job.rollbacks += 1
             job.restarting = True
-            self._pause(job, now + job.restart_s)
-            self._schedule_checkpoint(job, now + job.restart_s + job.interval_s)
+            if (st.server_up & job.servers).any():
+                self._restart(job)
+            else:  # nothing left to restart on: the restart begins when its servers are back
+                job.ckpt_token += 1  # cancel the pending checkpoint
+                job.paused_until = np.inf
+                self.paused[job.servers] = True
         for _, pool in self.inference_pools:
             hit = servers & pool
             if hit.any():
@@ -627,6 +633,13 @@ class FaultSystem:
         if job.stall_s > 0:
             self._pause(job, now + job.stall_s)
         self._schedule_checkpoint(job, now + job.stall_s + job.interval_s)
+
+    def _restart(self, job: Job) -> None:
+        """Relaunch from the last checkpoint: ``restart_s`` idle, then the checkpoint clock restarts."""
+        now = self.env.now
+        job.paused_until = now
+        self._pause(job, now + job.restart_s)
+        self._schedule_checkpoint(job, now + job.restart_s + job.interval_s)
 
     def _pause(self, job: Job, until_s: float) -> None:
         job.paused_until = max(job.paused_until, until_s)
