@@ -85,7 +85,7 @@ def test_power_settles_on_the_limit(b0, alpha, m0, beta, s0, limit, f_min):
     else:
         assert np.all(p <= limit * (1 + FIT_RTOL))
         assert np.all(p >= limit * (1 - 1e-6)), (f, p / limit - 1)
-    assert len(act.calls) <= 14
+    assert len(act.calls) <= 8
 
 
 @settings(max_examples=300, deadline=None)

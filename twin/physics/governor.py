@@ -1,20 +1,20 @@
 """The GPU power governor as a closed loop: the highest clock whose power, at that clock's own activity, fits a limit.
 
 :func:`twin.physics.accelerator.clock_for_power_limit` answers the question for a *given* activity.
-But the activity itself depends on the clock: a served load stretches at a lower clock (prefill and
-training are compute-bound, so their busy time grows as ``1/f``; memory-bound decode barely slows),
-so the power at the clock chosen from the boost-clock activity is not the limit, and usually below
-it. NVIDIA's governor is a feedback loop on the measured board power: it holds the power at the
-limit (or lowers the clock to its floor), whatever the workload does with the clock [1]_.
-:func:`governed_clock` solves for that operating point, ``P(a(f), f) = limit``, per cell, with the
-activity ``a(f)`` given by a callable (the engine's serving model).
+But a served load's activity depends on the clock: at a lower clock compute-bound prefill keeps the
+GPU busy longer while memory-bound decode barely slows, so the mix of the work shifts. The power at
+a clock chosen from the boost-clock activity therefore misses the limit, below it or above it.
+NVIDIA's governor is a feedback loop on the measured board power: "the clocks have been optimized
+to ensure not to exceed currently set power limits" [1]_, and it lowers them no further than that
+(or to its floor). :func:`governed_clock` solves for that operating point, ``P(a(f), f) = limit``,
+per cell, with the activity ``a(f)`` given by a callable (the engine's serving model).
 
 References
 ----------
-.. [1] NVIDIA, *NVML API Reference*, ``nvmlDeviceSetPowerManagementLimit`` and
-   ``nvmlClocksEventReasons`` (``SwPowerCap``: "the clocks have been optimized to ensure not to
-   exceed currently set power limits"), docs.nvidia.com/deploy/nvml-api; see also
-   parameters.md 1.1 (power capping lowers the graphics clock).
+.. [1] NVIDIA, *NVML API Reference*, ``nvmlClocksEventReasonSwPowerCap``,
+   docs.nvidia.com/deploy/nvml-api/api/group__nvmlClocksEventReasons.html; the power-cap range
+   (``nvidia-smi -pl``) is in parameters.md 1.1, and Samsi et al. 2023's measured effect of a cap
+   on LLM inference in parameters.md 5.1.
 """
 
 from __future__ import annotations
@@ -36,9 +36,13 @@ CONVERGED_RTOL = 1e-9
 CLOCK_EPS = 1e-7
 #: Clock step of the difference that gives the power's slope at a held activity.
 _DIFF_STEP = 1e-7
-#: Most evaluations of the activity after the boost clock (each one a serving-model call in the
-#: engine); a cell not converged by then keeps the highest clock found to fit.
-MAX_STEPS = 12
+#: Evaluations after which an end of a cell's bracket is tried again before a step may pass it.
+STALE_AGE = 2.0
+#: Relative margins below the limit of the repair rounds after ``MAX_STEPS`` (then the floor).
+REPAIR_MARGINS = (0.0, 1e-7, 1e-5, 1e-3)
+#: Most search steps after the boost clock (each one evaluation of the activity, a serving-model
+#: call in the engine); most cells settle in 2 to 4, a few behind a queue or at a jump take more.
+MAX_STEPS = 8
 
 #: Whatever the activity callable returns besides the activities (the engine's serving result).
 T = TypeVar("T")
@@ -106,10 +110,16 @@ def governed_clock(
     keeps a bracket, the highest clock seen to fit and the lowest seen not to, and a step outside
     it bisects it; a bracket narrower than ``CLOCK_EPS`` (a jump in the activity) ends the search
     at its fitting end. Where the activity is not monotone in the clock the search ends on the
-    limit at a clock above every clock it saw fit. A cell not settled in ``MAX_STEPS`` takes the
-    highest clock it saw fit (the floor if none), evaluated with the others; as cells share a
-    queue, any cell then above the limit goes to that clock too, or to the floor, until every
-    cell fits or sits at its floor.
+    limit at a clock above every clock it saw fit. Cells that share a queue change each other's
+    activity, so an end of a bracket seen ``STALE_AGE`` steps ago is tried again before a step
+    may pass it.
+
+    After ``MAX_STEPS`` a cell that fits keeps its clock (at a jump, or still settling behind a
+    queue); one above the limit takes the highest clock this solve saw fit, else the clock that
+    meets the limit less a margin at its activity held (``REPAIR_MARGINS``, one evaluation of all
+    cells each, since lowering one clock can push the ticks behind it in a queue over the
+    limit); at the end the floor. The power therefore never exceeds the limit by more than
+    ``FIT_RTOL`` except at the floor.
 
     Examples
     --------
@@ -150,7 +160,7 @@ def governed_clock(
     done = _done(f, r, r <= slack, np.ones(shape), reach, f_min)
     if done.all():
         return f, p, act[0]
-    br = _Bracket(np.full(shape, f_min), np.zeros(shape, dtype=bool), np.ones(shape))
+    br = _Bracket.start(shape, f_min)
     br.see(f, r <= slack, f_min)
     seen = [_Point(f, p, act[1:])]
     # The first step: from the last two clocks a previous solve over the same activity evaluated
@@ -158,8 +168,8 @@ def governed_clock(
     cur, prev = seen[0], None
     if memory is not None and len(memory.points) == 2:
         prev, cur = memory.points
-        br.see(prev.f, prev.p - limit <= slack, f_min, tried=False)
-        br.see(cur.f, cur.p - limit <= slack, f_min, tried=False)
+        br.see(prev.f, prev.p - limit <= slack, f_min, now=False)
+        br.see(cur.f, cur.p - limit <= slack, f_min, now=False)
     for _ in range(MAX_STEPS):
         todo = np.flatnonzero(~done)
         f = f.copy()
@@ -175,16 +185,33 @@ def governed_clock(
         br.see(f, fits, f_min)
         prev, cur = cur, seen[-1]
     else:
-        # Not converged everywhere: a cell above the limit takes the highest clock seen to fit,
-        # then, if a queue it shares pushed it over again, the floor; until every cell fits or
-        # sits at its floor.
-        retry = br.lo < f
-        while True:
+        # Not settled everywhere. Cells that fit keep their clock; a cell above the limit takes
+        # the highest clock this solve saw fit, else the clock that meets the limit (less a
+        # margin) at its activity held. Lowering a clock can push cells that share its queue
+        # over the limit: they get the same, with wider margins, and at the end the floor.
+        for margin in (*REPAIR_MARGINS, None):
             bad = (p - limit > slack) & (f > f_min)
             if not bad.any():
                 break
-            f = np.where(bad, np.where(retry, br.lo, f_min), f)
-            retry &= ~bad
+            i = np.flatnonzero(bad)
+            if margin is None:
+                new = np.full(i.size, f_min)
+            else:
+                fi = f.reshape(-1)[i]
+                busy, mem, sm = (np.broadcast_to(a, shape).reshape(-1)[i] for a in act[1:])
+                held = clock_for_power_limit(
+                    limit.reshape(-1)[i] * (1.0 - margin), *pw, busy, mem, sm, *ks, f_min, voltage_floor
+                )
+                lo = br.lo.reshape(-1)[i]
+                new = np.where(br.tried.reshape(-1)[i] & (lo < fi) & (margin == 0.0), lo, held)
+                new = np.minimum(new, fi * (1.0 - 1e-12))
+            f = f.copy()
+            f.reshape(-1)[i] = np.maximum(new, f_min)
+            act = activity_at(f)
+            p = power(f, act)
+            seen.append(_Point(f, p, act[1:]))
+        while np.any(bad := (p - limit > slack) & (f > f_min)):  # the floor's own knock-on effects
+            f = np.where(bad, f_min, f)
             act = activity_at(f)
             p = power(f, act)
             seen.append(_Point(f, p, act[1:]))
@@ -215,28 +242,41 @@ class GovernorMemory:
 
 @dataclass
 class _Bracket:
-    """Per cell: the highest clock seen to fit (else the floor) and the lowest seen not to.
+    """Per cell: the highest clock seen to fit (``lo``, else the floor) and the lowest seen not to.
 
-    ``tried``: ``lo`` was evaluated in this solve (not only in a previous one, nor the untried floor).
+    ``tried``: ``lo`` was evaluated in this solve (not only by a previous one, nor the untried
+    floor). ``lo_age``, ``hi_age``: evaluations since each end was last seen; cells that share a
+    queue can make an old one stale, so a step beyond an old end tries that end again.
     """
 
     lo: FloatArray
     tried: BoolArray
     hi: FloatArray
+    lo_age: FloatArray
+    hi_age: FloatArray
 
-    def see(self, f: FloatArray, fits: BoolArray, f_min: float, tried: bool = True) -> None:
-        """Narrow the bracket with clocks ``f`` evaluated jointly.
+    @classmethod
+    def start(cls, shape: tuple[int, ...], f_min: float) -> _Bracket:
+        return cls(np.full(shape, f_min), np.zeros(shape, dtype=bool), np.ones(shape), np.zeros(shape), np.zeros(shape))
 
-        A queue shared between cells can make what was seen stale: a clock seen to fit that now
-        does not drops the lower end to the floor, one seen not to fit that now does opens the
-        upper end to boost.
+    def see(self, f: FloatArray, fits: BoolArray, f_min: float, now: bool = True) -> None:
+        """Narrow the bracket with clocks ``f`` evaluated together (``now``: in this solve).
+
+        A clock seen to fit that now does not drops the lower end to the floor, one seen not to
+        fit that now does opens the upper end to boost (a shared queue changed in between).
         """
+        age = 0.0 if now else STALE_AGE
+        self.lo_age += 1.0
+        self.hi_age += 1.0
+        set_lo = fits & (f >= self.lo)
         stale_lo = ~fits & (f <= self.lo)
-        raise_lo = fits & (f >= self.lo)
-        self.lo = np.where(raise_lo, f, np.where(stale_lo, f_min, self.lo))
-        self.tried = np.where(raise_lo, tried, self.tried & ~stale_lo)
+        self.lo = np.where(set_lo, f, np.where(stale_lo, f_min, self.lo))
+        self.tried = np.where(set_lo, now, self.tried & ~stale_lo)
+        self.lo_age = np.where(set_lo | stale_lo, age, self.lo_age)
+        set_hi = ~fits & (f <= self.hi)
         stale_hi = fits & (f >= self.hi)
-        self.hi = np.where(~fits & (f < self.hi), f, np.where(stale_hi, 1.0, self.hi))
+        self.hi = np.where(set_hi, f, np.where(stale_hi, 1.0, self.hi))
+        self.hi_age = np.where(set_hi | stale_hi, age, self.hi_age)
 
 
 def _power(
@@ -303,8 +343,13 @@ def _propose(
         )
     lo, hi = take(br.lo), take(br.hi)
     # Strictly inside the bracket; at or below its lower end, that end itself if this solve has
-    # not tried it (a clock a previous solve saw fit, or the floor).
-    untried = np.logical_not(take(br.tried))
-    step = np.where(untried & (step <= lo), lo, np.maximum(step, f_min))
-    inside = (step < hi) & ((step > lo) | ((step == lo) & untried))
-    return np.where(inside, step, 0.5 * (lo + hi))
+    # not tried it (a clock a previous solve saw fit, or the floor). Beyond an end seen a while
+    # ago, that end again (it may be stale); else bisection.
+    tried = take(br.tried).astype(bool)
+    step = np.where(~tried & (step <= lo), lo, np.maximum(step, f_min))
+    low = (step < lo) | ((step == lo) & tried)
+    high = step >= hi
+    again_lo = low & tried & (take(br.lo_age) >= STALE_AGE)
+    again_hi = high & (take(br.hi_age) >= STALE_AGE)
+    mid = 0.5 * (lo + hi)
+    return np.where(low | high, np.where(again_lo, lo, np.where(again_hi, hi, mid)), step)
