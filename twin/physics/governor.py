@@ -36,10 +36,12 @@ CONVERGED_RTOL = 1e-9
 CLOCK_EPS = 1e-7
 #: Clock step of the difference that gives the power's slope at a held activity.
 _DIFF_STEP = 1e-7
+#: A power slope in the clock below this share of the slope at the activity held counts as flat.
+PLATEAU = 0.1
 #: Evaluations after which an end of a cell's bracket is tried again before a step may pass it.
 STALE_AGE = 2.0
 #: Relative margins below the limit of the repair rounds after ``MAX_STEPS`` (then the floor).
-REPAIR_MARGINS = (0.0, 1e-7, 1e-5, 1e-3)
+REPAIR_MARGINS = (0.0, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 #: Most search steps after the boost clock (each one evaluation of the activity, a serving-model
 #: call in the engine); most cells settle in 2 to 4, a few behind a queue or at a jump take more.
 MAX_STEPS = 8
@@ -115,10 +117,11 @@ def governed_clock(
     may pass it.
 
     After ``MAX_STEPS`` a cell that fits keeps its clock (at a jump, or still settling behind a
-    queue); one above the limit takes the highest clock this solve saw fit, else the clock that
-    meets the limit less a margin at its activity held (``REPAIR_MARGINS``, one evaluation of all
-    cells each, since lowering one clock can push the ticks behind it in a queue over the
-    limit); at the end the floor. The power therefore never exceeds the limit by more than
+    queue); one above the limit takes the clock that meets the limit at its activity held, or the
+    highest clock this solve saw fit if that is higher; if still above, that clock less a growing
+    margin (``REPAIR_MARGINS``; one evaluation of all cells each, since lowering one clock can push
+    the ticks queued behind it over the limit); at the end the floor. The power therefore never
+    exceeds the limit by more than
     ``FIT_RTOL`` except at the floor.
 
     Examples
@@ -189,6 +192,7 @@ def governed_clock(
         # the highest clock this solve saw fit, else the clock that meets the limit (less a
         # margin) at its activity held. Lowering a clock can push cells that share its queue
         # over the limit: they get the same, with wider margins, and at the end the floor.
+        p_before = p
         for margin in (*REPAIR_MARGINS, None):
             bad = (p - limit > slack) & (f > f_min)
             if not bad.any():
@@ -197,14 +201,16 @@ def governed_clock(
             if margin is None:
                 new = np.full(i.size, f_min)
             else:
-                fi = f.reshape(-1)[i]
+                fi, pi, li = f.reshape(-1)[i], p.reshape(-1)[i], limit.reshape(-1)[i]
                 busy, mem, sm = (np.broadcast_to(a, shape).reshape(-1)[i] for a in act[1:])
-                held = clock_for_power_limit(
-                    limit.reshape(-1)[i] * (1.0 - margin), *pw, busy, mem, sm, *ks, f_min, voltage_floor
-                )
+                new = clock_for_power_limit(li * (1.0 - margin), *pw, busy, mem, sm, *ks, f_min, voltage_floor)
+                # The highest clock this solve saw fit, where it is higher, or where the last
+                # lowering did not bring the power half way down (it is flat in the clock there).
                 lo = br.lo.reshape(-1)[i]
-                new = np.where(br.tried.reshape(-1)[i] & (lo < fi) & (margin == 0.0), lo, held)
-                new = np.minimum(new, fi * (1.0 - 1e-12))
+                flat = pi > 0.5 * (p_before.reshape(-1)[i] + li)
+                use_lo = br.tried.reshape(-1)[i] & (lo < fi) & ((lo > new) | (flat & (margin > 0.0)))
+                new = np.minimum(np.where(use_lo, lo, new), fi * (1.0 - 1e-12))
+            p_before = p
             f = f.copy()
             f.reshape(-1)[i] = np.maximum(new, f_min)
             act = activity_at(f)
@@ -320,6 +326,7 @@ def _propose(
     rt = take(cur.p) - lim
     a_t = [take(a) for a in cur.act]
     step = np.full(todo.size, np.nan)
+    flat = np.zeros(todo.size, dtype=bool)
     if prev is not None:
         df = ft - take(prev.f)
         moved = np.zeros(todo.size, dtype=bool)
@@ -334,7 +341,10 @@ def _propose(
             held_slope = (p_cur - _power(a_t, ft - _DIFF_STEP, pw, ks, voltage_floor)) / _DIFF_STEP
             act_slope = (p_cur - _power(a_prev, ft, pw, ks, voltage_floor)) / np.where(ok, df, 1.0)
             slope = held_slope + act_slope
-            ok &= slope > 0.0
+            # Where the activity's change all but cancels the clock's (compute-bound work below
+            # the voltage knee: busy ~ 1/f, power ~ f), the power is flat: bisect.
+            flat = ok & (slope <= PLATEAU * np.abs(held_slope))
+            ok &= ~flat
             step = np.where(ok, ft - rt / np.where(ok, slope, 1.0), np.nan)
     held = np.flatnonzero(np.isnan(step))
     if held.size:
@@ -349,7 +359,10 @@ def _propose(
     step = np.where(~tried & (step <= lo), lo, np.maximum(step, f_min))
     low = (step < lo) | ((step == lo) & tried)
     high = step >= hi
-    again_lo = low & tried & (take(br.lo_age) >= STALE_AGE)
+    if prev is not None:  # a flat stretch: bisect (not a re-try of an end)
+        low |= flat
+        high &= ~flat
+    again_lo = low & ~flat & tried & (take(br.lo_age) >= STALE_AGE)
     again_hi = high & (take(br.hi_age) >= STALE_AGE)
     mid = 0.5 * (lo + hi)
     return np.where(low | high, np.where(again_lo, lo, np.where(again_hi, hi, mid)), step)
