@@ -424,7 +424,7 @@ class Engine:
                 r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
                 return self._chain(p, r, dts, weather)[1]
 
-            frac = self.controls.solve_fraction(metered_at, dts.size)
+            frac = self.controls.solve_fraction(metered_at, metered_w)
             site_limited = frac < 1.0
             limit_w = np.minimum(limit_w, frac[:, None] * p_full)
             res, clock, p_gpu, floor_extra = run_at(limit_w)
