@@ -37,13 +37,14 @@ EXPECTED_PASS = {
     "ma-h200-clock-lock-saving",
     "mlperf-h200-llama2-70b",
     "samsi-power-cap-energy",
+    "samsi-power-cap-latency",
     "hyperscale-pue",
     "opengate-5kw-shutdown",
+    # +24.8 %: the well-mixed room gives at most half the time at twice the rack power, the
+    # published pair differs more than 3x; both fit the +-25 % band only near its edges.
+    "opengate-10kw-shutdown",
 }
-EXPECTED_MISS = {
-    "samsi-power-cap-latency",  # the engine's one-step governor under-uses the cap
-    "opengate-10kw-shutdown",  # a well-mixed room cannot give the published 5/10 kW ratio
-}
+EXPECTED_MISS: set[str] = set()
 #: Vendor claims whose workload is unknowable: checked to an order of magnitude, counted apart.
 EXPECTED_MAGNITUDE = {"nvidia-hopper-tokens-per-mw"}
 
@@ -68,13 +69,18 @@ def test_anchor_within_tolerance(results, key):
     assert r.source and r.conditions
 
 
-@pytest.mark.parametrize("key", sorted(EXPECTED_MISS))
-def test_documented_miss_is_reported_as_a_miss(results, key):
-    r = results[key]
-    assert r.status == "miss"
-    assert abs(r.rel_error) > TOLERANCE
-    assert r.miss_reason
-    assert r.note_text.startswith("MISS: " + r.miss_reason)
+def test_a_miss_is_reported_as_a_miss_with_its_reason(results):
+    # No anchor misses today; the rule is checked on a hand-built case, then on any real miss.
+    made_up = AnchorResult("k", "q", 130.0, 100.0, "u", "s", "c", miss_reason="why it misses.")
+    assert made_up.status == "miss" and not made_up.passed
+    assert made_up.note_text.startswith("MISS: why it misses.")
+    assert "| +30.0 % | miss |" in markdown([made_up])
+    for key in EXPECTED_MISS:
+        r = results[key]
+        assert r.status == "miss"
+        assert abs(r.rel_error) > TOLERANCE
+        assert r.miss_reason
+        assert r.note_text.startswith("MISS: " + r.miss_reason)
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_MAGNITUDE))
@@ -110,6 +116,16 @@ def test_immersion_node_power_by_hand(results):
     # The AC node power adds the PSU loss: positive and a few per cent (80 PLUS Titanium >= 94 %).
     ac, dc = results["latif-dgx-h100-training"].predicted, results["smc-immersion-h100-lora"].predicted
     assert 1.0 < ac / dc < 1.0 / 0.94
+
+
+def test_samsi_cap_is_held_by_the_governor():
+    # The closed-loop governor holds the capped GPUs at the 175 W cap (the one-step governor it
+    # replaced left them at 160 W, with the clock cut deeper than needed).
+    from twin.validation.anchors import _samsi_cap_effects
+
+    _, d_latency, _, gpu_w = _samsi_cap_effects()
+    assert gpu_w == pytest.approx(175.0, rel=1e-6)
+    assert d_latency > 0.0
 
 
 def test_denser_room_shuts_down_sooner(results):

@@ -103,18 +103,22 @@ class Controls:
         """True when some tick would draw more than the site limit."""
         return self.limit_w is not None and bool(np.any(metered_w > self.limit_w * (1.0 + LIMIT_RTOL)))
 
-    def solve_fraction(self, metered_of: Callable[[FloatArray], FloatArray], n_ticks: int) -> FloatArray:
-        """Largest per-tick fraction ``a`` of uncapped GPU power whose metered power meets the limit."""
+    def solve_fraction(self, metered_of: Callable[[FloatArray], FloatArray], uncapped_w: FloatArray) -> FloatArray:
+        """Largest per-tick fraction ``a`` of uncapped GPU power whose metered power meets the limit.
+
+        ``uncapped_w`` is each tick's metered power uncapped: a tick already within the limit keeps
+        ``a = 1`` (it is not limited; the bisection alone would stop a hair below 1).
+        """
         assert self.limit_w is not None
         limit = self.limit_w * (1.0 + LIMIT_RTOL)
-        lo = np.zeros(n_ticks)
-        hi = np.ones(n_ticks)
+        lo = np.zeros(uncapped_w.size)
+        hi = np.ones(uncapped_w.size)
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
             ok = metered_of(mid) <= limit
             lo = np.where(ok, mid, lo)
             hi = np.where(ok, hi, mid)
-        return lo
+        return np.where(uncapped_w <= limit, 1.0, lo)
 
     def commit(self, b: Block, seg: Segments) -> None:
         """Ramp rate, time above the limit, thermal throttling and smoothing energy of a committed block."""

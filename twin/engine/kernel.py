@@ -54,7 +54,8 @@ from twin.engine.state import FleetState
 from twin.engine.telemetry import Recorder
 from twin.facility import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
-from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit, thermal_power_limit_w
+from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
+from twin.physics.governor import GovernorMemory, governed_clock
 from twin.physics.thermal import rc_step, rc_time_to_threshold_s
 from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
@@ -390,15 +391,25 @@ class Engine:
         inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
 
+        def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
+            res = serve(clock)
+            return res, res.busy, res.mem_activity, res.sm_activity
+
+        at_boost = (res0, res0.busy, res0.mem_activity, res0.sm_activity)
+        memory = GovernorMemory()  # the site limit's bisection solves again over the same block
+
         def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
-            clock, res = ones, res0
+            """Serve under a per-GPU power limit: the governor's closed loop.
+
+            Each GPU's clock settles where its power, at the activity it has at that clock, meets
+            the limit (:func:`twin.physics.governor.governed_clock`); where boost fits everywhere
+            nothing is recomputed.
+            """
+            clock, res, p_gpu = ones, res0, p_full
             if np.any(p_full > limit_w):
-                clock = clock_for_power_limit(
-                    limit_w, *pw, res.busy, res.mem_activity, res.sm_activity, *ks, acc.min_clock_fraction, vf
+                clock, p_gpu, res = governed_clock(
+                    limit_w, activity_at, *pw, *ks, acc.min_clock_fraction, vf, at_boost=at_boost, memory=memory
                 )
-                clock = np.where(p_full > limit_w, clock, 1.0)
-                res = serve(clock)
-            p_gpu = accelerator_power_w(*pw, res.busy, res.mem_activity, res.sm_activity, clock, *ks, voltage_floor=vf)
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 
@@ -413,7 +424,7 @@ class Engine:
                 r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
                 return self._chain(p, r, dts, weather)[1]
 
-            frac = self.controls.solve_fraction(metered_at, dts.size)
+            frac = self.controls.solve_fraction(metered_at, metered_w)
             site_limited = frac < 1.0
             limit_w = np.minimum(limit_w, frac[:, None] * p_full)
             res, clock, p_gpu, floor_extra = run_at(limit_w)
