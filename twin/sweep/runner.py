@@ -219,7 +219,11 @@ def _on_dask(
         raise TwinError(
             "sweeps on Dask need the sweep extra: pip install 'ai-factory-twin[sweep]' (or run with --workers 0)"
         ) from None
+    import dask
+
     with ExitStack() as stack:
+        # A loaded machine can take longer than Dask's default 30 s to start and connect workers.
+        stack.enter_context(dask.config.set({"distributed.comm.timeouts.connect": f"{WORKER_WAIT_S:.0f}s"}))
         if scheduler is not None:
             client = stack.enter_context(Client(scheduler, timeout="30s"))
             try:
