@@ -102,21 +102,13 @@ def _resolve(source: str | Path | None) -> Path:
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if path.resolve() in seen:
         raise ScenarioError(str(path), [FieldProblem("base", "circular base chain")])
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(str(path), [FieldProblem("(yaml)", f"not valid YAML: {exc}", line)]) from None
+    data, lines = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ScenarioError(
             str(path), [FieldProblem("(top level)", f"expected a mapping, got {type(data).__name__}", 1)]
         )
-    lines = _line_map(node) if node is not None else {}
     base = data.pop("base", None)
     if base is None:
         return data, lines
@@ -144,6 +136,22 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """The YAML document in ``path`` (None when empty) and the line of each key path in it.
+
+    Malformed YAML raises :class:`ScenarioError` naming the file and the line.
+    """
+    text = path.read_text()
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ScenarioError(str(path), [FieldProblem("(yaml)", f"not valid YAML: {exc}", line)]) from None
+    return data, (_line_map(node) if node is not None else {})
 
 
 def _line_map(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:

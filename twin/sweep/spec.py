@@ -44,11 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from twin.errors import FieldProblem, ScenarioError
-from twin.scenario.loader import _line_map, load_scenario, preset_names, preset_path, validate_mapping
+from twin.scenario.loader import load_scenario, preset_names, preset_path, read_yaml, validate_mapping
 from twin.scenario.schema import Scenario, set_dotted
 
 #: A dotted field path: ``cooling.liquid_class``, ``workloads.0.arrivals.requests_per_s``.
@@ -200,18 +199,11 @@ def _check_paths(spec: SweepSpec, path: Path, lines: dict[tuple[str, ...], int])
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if not path.is_file():
         raise ScenarioError(str(path), [FieldProblem("(file)", "no such sweep spec file")])
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(str(path), [FieldProblem("(yaml)", f"not valid YAML: {exc}", line)]) from None
+    data, lines = read_yaml(path)
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise ScenarioError(str(path), [FieldProblem("(top level)", f"expected a mapping, got {got}", 1)])
-    return data, (_line_map(node) if node is not None else {})
+    return data, lines
 
 
 def _resolve_base(base: str, spec_path: Path, lines: dict[tuple[str, ...], int]) -> Path:
