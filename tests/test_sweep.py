@@ -143,6 +143,8 @@ BAD_SPECS = [
     ("base: default\noverrides: {fleet.rows: -1}\ngrid:\n  seed: [1]\n", "fleet.rows", 2, "must be > 0"),
     ("base: default\ngrid:\n  fleet rows: [1]\n", "grid", 3, "not a dotted field path"),
     ("- just\n- a list\n", "(top level)", 1, "expected a mapping"),
+    ("", "(top level)", 1, "an empty file"),
+    ("base: default\ngrid:\n  fleet.rows: [1\n", "(yaml)", 4, "not valid YAML"),
 ]
 
 
