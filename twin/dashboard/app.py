@@ -202,9 +202,10 @@ def flow_chart(flow: pd.DataFrame) -> alt.Chart:
     )
 
 
-def kpi_cards(base: dict[str, float], what_if: dict[str, float]) -> None:
-    """The headline KPIs of the what-if, with the change against the baseline."""
-    cards = frames.KPI_CARDS
+def kpi_cards(
+    base: dict[str, float], what_if: dict[str, float], cards: tuple[frames.KpiCard, ...] = frames.KPI_CARDS
+) -> None:
+    """KPI cards of the what-if, five to a row, with the change against the baseline."""
     for start in range(0, len(cards), 5):
         cols = st.columns(5)
         for col, card in zip(cols, cards[start : start + 5], strict=False):
@@ -328,17 +329,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
 def fault_section(base: twin.Result, what_if: twin.Result) -> None:
     """Faults and controls: what was lost, servers up and the battery over time, the events."""
     st.subheader("Faults and controls")
-    cards = frames.FAULT_CARDS
-    for start in range(0, len(cards), 5):
-        cols = st.columns(5)
-        for col, card in zip(cols, cards[start : start + 5], strict=False):
-            col.metric(
-                card.label,
-                card.text(what_if.kpis),
-                delta=frames.delta(card, base.kpis, what_if.kpis),
-                delta_color=frames.delta_color(card),
-                help=f"baseline: {card.text(base.kpis)}",
-            )
+    kpi_cards(base.kpis, what_if.kpis, frames.FAULT_CARDS)
     quantities = ["servers_up"]
     if any("battery_soc" in r.timeseries and r.timeseries["battery_soc"].notna().any() for r in (base, what_if)):
         quantities.append("battery_soc")
