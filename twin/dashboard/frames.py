@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -170,13 +170,17 @@ def delta_color(card: KpiCard) -> Literal["normal", "inverse", "off"]:
     return {"lower": "inverse", "higher": "normal", "neither": "off"}[card.better]  # type: ignore[return-value]
 
 
+def _compared(base: Mapping[str, float], what_if: Mapping[str, float]) -> Iterator[tuple[KpiCard, float, float]]:
+    """Every card and extra row either run reports, with its baseline and what-if values."""
+    for card in (*KPI_CARDS, *TABLE_EXTRA):
+        if card.key in base or card.key in what_if:
+            yield card, card.value(base), card.value(what_if)
+
+
 def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
     """KPI, unit, baseline, what-if, change and change % for every card and extra row."""
     rows = []
-    for card in (*KPI_CARDS, *TABLE_EXTRA):
-        if card.key not in base and card.key not in what_if:
-            continue
-        b, w = card.value(base), card.value(what_if)
+    for card, b, w in _compared(base, what_if):
         rows.append(
             {
                 "KPI": card.label,
@@ -193,10 +197,7 @@ def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float]) ->
 def comparison_text(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
     """:func:`comparison_table` as text, each value in its KPI's format (for display)."""
     rows = []
-    for card in (*KPI_CARDS, *TABLE_EXTRA):
-        if card.key not in base and card.key not in what_if:
-            continue
-        b, w = card.value(base), card.value(what_if)
+    for card, b, w in _compared(base, what_if):
         change = delta(card, base, what_if)
         rows.append(
             {
