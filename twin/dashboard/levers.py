@@ -300,9 +300,14 @@ def _path(path: str, cast: Callable[[Any], Any] = lambda v: v) -> Callable[[Scen
     return lambda base, value, values: {path: cast(value)}
 
 
+def _synthetic_climate(base: Scenario, values: Values) -> bool:
+    """True when the chosen climate is a synthetic profile (its temperatures are levers)."""
+    return values.get("weather_source", base.weather.source) in SYNTHETIC_WEATHER
+
+
 def _synthetic_weather(path: str) -> Callable[[Scenario, Any, Values], dict[str, Any]]:
     def apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-        if values.get("weather_source", base.weather.source) not in SYNTHETIC_WEATHER:
+        if not _synthetic_climate(base, values):
             return {}
         return {path: float(value)}
 
@@ -588,7 +593,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant and diurnal climates only.",
-        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
+        active=_synthetic_climate,
     ),
     Lever(
         "wet_bulb_c",
@@ -602,7 +607,7 @@ LEVERS: tuple[Lever, ...] = (
         step=0.5,
         unit="°C",
         help="Used by the constant climate only; must not exceed the dry-bulb.",
-        active=lambda b, vals: vals.get("weather_source", b.weather.source) in SYNTHETIC_WEATHER,
+        active=_synthetic_climate,
     ),
     Lever(
         "rate_scale",
