@@ -19,7 +19,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -147,7 +147,14 @@ def governed_clock(
     ks = (static_fraction, mem_fraction, clock_exponent)
 
     def power(f: FloatArray, a: tuple[T, FloatArray, FloatArray, FloatArray]) -> FloatArray:
-        return accelerator_power_w(*pw, a[1], a[2], a[3], f, *ks, voltage_floor=voltage_floor)
+        return _power(a[1:], f, pw, ks, voltage_floor)
+
+    def evaluate(f: FloatArray) -> tuple[tuple[T, FloatArray, FloatArray, FloatArray], FloatArray]:
+        """The activity and power at clocks ``f``, kept in ``seen``."""
+        a = activity_at(f)
+        p = power(f, a)
+        seen.append(_Point(f, p, a[1:]))
+        return a, p
 
     act = at_boost
     if act is None:
@@ -177,9 +184,7 @@ def governed_clock(
         todo = np.flatnonzero(~done)
         f = f.copy()
         f.reshape(-1)[todo] = _propose(limit, cur, prev, br, todo, pw, ks, f_min, voltage_floor)
-        act = activity_at(f)
-        p = power(f, act)
-        seen.append(_Point(f, p, act[1:]))
+        act, p = evaluate(f)
         r = p - limit
         fits = r <= slack
         done = _done(f, r, fits, br.hi, reach, f_min)
@@ -213,14 +218,10 @@ def governed_clock(
             p_before = p
             f = f.copy()
             f.reshape(-1)[i] = np.maximum(new, f_min)
-            act = activity_at(f)
-            p = power(f, act)
-            seen.append(_Point(f, p, act[1:]))
+            act, p = evaluate(f)
         while np.any(bad := (p - limit > slack) & (f > f_min)):  # the floor's own knock-on effects
             f = np.where(bad, f_min, f)
-            act = activity_at(f)
-            p = power(f, act)
-            seen.append(_Point(f, p, act[1:]))
+            act, p = evaluate(f)
     if memory is not None:
         memory.points = seen[-2:]
     return f, p, act[0]
@@ -286,7 +287,7 @@ class _Bracket:
 
 
 def _power(
-    act: list[FloatArray], f: FloatArray, pw: tuple[float, float], ks: tuple[float, float, float], v_fl: float
+    act: Sequence[FloatArray], f: FloatArray, pw: tuple[float, float], ks: tuple[float, float, float], v_fl: float
 ) -> FloatArray:
     return accelerator_power_w(*pw, act[0], act[1], act[2], f, *ks, voltage_floor=v_fl)
 
