@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from twin.errors import ConsistencyError
 from twin.facility import Facility
+from twin.replica import kv_capacity_sequences
 
 
 def check_power_cap(fac: Facility) -> list[str]:
@@ -24,27 +25,35 @@ def check_power_cap(fac: Facility) -> list[str]:
 
 
 def check_model_fits(fac: Facility) -> list[str]:
-    """Each replica's weights (and its KV cache at max batch) fit the HBM of its GPUs."""
+    """Each replica's weights (and its cache at max batch) fit the HBM of its GPUs.
+
+    The cache of ``max_batch`` sequences at the full prompt-plus-output context must fit what
+    vLLM leaves for it (:func:`twin.replica.kv_capacity_sequences`); beyond that a real engine
+    preempts and the twin's batch is optimistic.
+    """
     issues = []
     hbm = fac.accelerator.hbm_bytes
     for pool in fac.pools:
-        if pool.kind != "inference" or pool.spec is None:
+        if pool.kind != "inference" or pool.spec is None or pool.model is None:
             continue
         arr = pool.spec.arrivals  # type: ignore[union-attr]
         # Traces (and resampled lengths) are not read here: check the weights alone for them.
         fixed = getattr(arr, "tokens_from", None) is None
         ctx = getattr(arr, "prompt_tokens", 0.0) + getattr(arr, "output_tokens", 0.0) if fixed else 0.0
-        need = pool.weight_bytes + pool.max_batch * ctx * pool.kv_bytes_per_token
-        have = hbm * pool.gpus_per_replica
-        if pool.weight_bytes > have:
+        w = pool.weight_bytes_per_gpu
+        if w > hbm:
             issues.append(
-                f"workload {pool.name}: weights {pool.weight_bytes / 1e9:.0f} GB do not fit "
-                f"{pool.gpus_per_replica} x {hbm / 1e9:.0f} GB; raise tensor_parallel"
+                f"workload {pool.name}: weights {w / 1e9:.0f} GB per GPU do not fit {hbm / 1e9:.0f} GB "
+                f"({pool.layout.describe()}); raise tensor_parallel"
             )
-        elif need > have:
+            continue
+        fits = kv_capacity_sequences(
+            pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), pool.spec.precision, pool.kv_bytes_per_value  # type: ignore[union-attr]
+        )
+        if ctx > 0 and fits < pool.max_batch:
             issues.append(
-                f"workload {pool.name}: weights + KV cache at max_batch {pool.max_batch:g} need "
-                f"{need / 1e9:.0f} GB > {have / 1e9:.0f} GB per replica; lower max_batch"
+                f"workload {pool.name}: the KV cache of max_batch {pool.max_batch:g} sequences at {ctx:g} tokens does "
+                f"not fit beside {w / 1e9:.0f} GB of weights per GPU (room for {fits:.0f}); lower max_batch"
             )
     return issues
 

@@ -16,15 +16,15 @@ import yaml
 
 from twin import catalog
 from twin._types import FloatArray, IntArray
-from twin.catalog import AcceleratorSpec, LossCurve, ModelSpec
-from twin.errors import FieldProblem, ScenarioError
+from twin.catalog import AcceleratorSpec, LossCurve
+from twin.catalog.architecture import BYTES_PER_VALUE, Architecture, ArchitectureError, load_architecture
+from twin.errors import FieldProblem, ScenarioError, UnknownNameError
+from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
+from twin.physics.serving import StepCosts
+from twin.replica import Layout, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
-
-#: Bytes per weight and per KV value by precision. BF16 is 2 bytes, FP8 1 byte (IEEE/OCP formats).
-BYTES_PER_VALUE = {"bf16": 2.0, "fp8": 1.0}
-
 
 @dataclass(frozen=True)
 class StageModel:
@@ -50,25 +50,30 @@ class StageModel:
 
 @dataclass(frozen=True)
 class Pool:
-    """Servers running one workload, with the constants its serving model needs."""
+    """Servers running one workload, with the constants its serving model needs.
+
+    A serving pool's unit is one attention rank (:class:`twin.replica.Layout`): ``tp`` GPUs,
+    ``ranks_per_server`` of them per server (fractional when a rank spans servers), each holding
+    ``max_batch`` sequences and a ``token_budget`` per step, at the per-GPU ``costs``.
+    """
 
     index: int
     name: str
     kind: str
-    model: ModelSpec | None
+    model: Architecture | None
     servers: IntArray
-    gpus_per_replica: int
-    max_batch: float
-    weight_bytes: float
-    dense_weight_bytes: float
-    expert_weight_bytes: float
-    kv_bytes_per_token: float
-    flops_per_token: float
-    replica_bandwidth_b_s: float
-    replica_flop_s: float
-    peak_flop_s_per_gpu: float
+    layout: Layout = Layout()
+    ranks_per_server: float = 0.0
+    max_batch: float = 0.0
+    token_budget: float = 0.0
+    costs: StepCosts | None = field(default=None, repr=False)
+    weight_format: str = "bf16"
+    weight_bytes_per_gpu: float = 0.0
+    kv_bytes_per_value: float = 2.0
+    peak_flop_s_per_gpu: float = 0.0
     mfu: float = 0.0
     mem_activity: float = 0.0
+    bubble: float = 0.0
     spec: InferenceWorkload | TrainingWorkload | TelemetryWorkload | None = field(default=None, repr=False)
 
     @property
@@ -77,9 +82,14 @@ class Pool:
         return int(self.servers.size)
 
     @property
+    def gpus_per_replica(self) -> int:
+        """GPUs of one replica (all its attention ranks)."""
+        return self.layout.gpus
+
+    @property
     def is_moe(self) -> bool:
         """True for a mixture-of-experts model."""
-        return self.expert_weight_bytes > 0
+        return self.model is not None and self.model.is_moe
 
 
 @dataclass(frozen=True)
@@ -203,7 +213,7 @@ def _pools(scenario: Scenario, acc: AcceleratorSpec) -> tuple[list[Pool], IntArr
         servers = np.arange(first, first + count, dtype=np.int64)
         pool_of_server[servers] = i
         first += count
-        pools.append(_pool(i, w, servers, fleet.gpus_per_server, acc))
+        pools.append(_pool(i, w, servers, fleet.gpus_per_server, acc, scenario.source_dir))
     return pools, pool_of_server
 
 
@@ -213,65 +223,59 @@ def _pool(
     servers: IntArray,
     gpus_per_server: int,
     acc: AcceleratorSpec,
+    source_dir: Path | None,
 ) -> Pool:
-    if isinstance(w, TelemetryWorkload):
-        # Replayed activity: no model, no tokens (twin.engine.sources).
-        zero = dict.fromkeys(
-            ("weight_bytes", "dense_weight_bytes", "expert_weight_bytes", "kv_bytes_per_token", "flops_per_token"),
-            0.0,
-        )
-        return Pool(
-            index=index,
-            name=w.name,
-            kind=w.kind,
-            model=None,
-            servers=servers,
-            gpus_per_replica=1,
-            max_batch=0.0,
-            replica_bandwidth_b_s=0.0,
-            replica_flop_s=0.0,
-            peak_flop_s_per_gpu=0.0,
-            spec=w,
-            **zero,
-        )
-    model = catalog.model_spec(w.model)
-    b_w = BYTES_PER_VALUE[w.precision]
-    peak = acc.fp8_flop_s if w.precision == "fp8" else acc.bf16_flop_s
-    expert = model.expert_params * b_w
-    weight = model.params * b_w
+    if isinstance(w, TelemetryWorkload):  # replayed activity: no model, no tokens (twin.engine.sources)
+        return Pool(index=index, name=w.name, kind=w.kind, model=None, servers=servers, spec=w)
+    field_path = f"workloads.{index}.model"
+    try:
+        model = load_architecture(w.model, source_dir)
+    except (ArchitectureError, UnknownNameError) as exc:
+        raise ScenarioError("scenario", [FieldProblem(field_path, str(exc))]) from None
+    fmt = w.precision or model.weight_format
+    peak = acc.fp8_flop_s if fmt == "fp8" else acc.bf16_flop_s
     if isinstance(w, InferenceWorkload):
-        tp = w.tensor_parallel
-        if gpus_per_server % tp and tp % gpus_per_server:
+        layout = Layout(w.tensor_parallel, w.expert_parallel, w.data_parallel)
+        gpus = layout.gpus
+        if gpus_per_server % gpus and gpus % gpus_per_server:
             raise ScenarioError(
                 "scenario",
                 [
                     FieldProblem(
                         f"workloads.{index}.tensor_parallel",
-                        f"must divide or be a multiple of gpus_per_server ({gpus_per_server}), got {tp}",
+                        f"a replica's GPUs (tensor_parallel x data_parallel = {gpus}) must divide or be a multiple "
+                        f"of gpus_per_server ({gpus_per_server})",
                     )
                 ],
             )
-        max_batch = float(w.max_batch)
-        mfu = mem = 0.0
-    else:
-        tp, max_batch, mfu, mem = 1, 0.0, w.mfu, w.mem_activity
+        kv_b = BYTES_PER_VALUE[w.kv_precision]
+        return Pool(
+            index=index,
+            name=w.name,
+            kind=w.kind,
+            model=model,
+            servers=servers,
+            layout=layout,
+            ranks_per_server=gpus_per_server / layout.tensor_parallel,
+            max_batch=w.max_batch / layout.data_parallel,
+            token_budget=float(w.max_batched_tokens),
+            costs=step_costs(model, layout, acc, w.precision, kv_b),
+            weight_format=fmt,
+            weight_bytes_per_gpu=weight_bytes_per_gpu(model, layout, w.precision),
+            kv_bytes_per_value=kv_b,
+            peak_flop_s_per_gpu=peak,
+            spec=w,
+        )
     return Pool(
         index=index,
         name=w.name,
         kind=w.kind,
         model=model,
         servers=servers,
-        gpus_per_replica=tp,
-        max_batch=max_batch,
-        weight_bytes=weight,
-        dense_weight_bytes=weight - expert,
-        expert_weight_bytes=expert,
-        kv_bytes_per_token=model.kv_bytes_per_token(b_w),
-        flops_per_token=2.0 * model.active_params,
-        replica_bandwidth_b_s=tp * acc.achieved_bandwidth_fraction * acc.hbm_bandwidth_b_s,
-        replica_flop_s=tp * acc.achieved_flop_fraction * peak,
+        weight_format=fmt,
         peak_flop_s_per_gpu=peak,
-        mfu=mfu,
-        mem_activity=mem,
+        mfu=w.mfu,
+        mem_activity=w.mem_activity,
+        bubble=float(pipeline_bubble_fraction(w.pipeline_parallel, w.microbatches)),
         spec=w,
     )

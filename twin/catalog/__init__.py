@@ -2,7 +2,8 @@
 
 Tables are long-format CSV (``name, parameter, value, unit, source``) after PyPSA's component
 tables; rows under the name ``*`` apply to every entry unless the entry overrides them. Loss curves
-are YAML. The loaders return frozen dataclasses; an unknown name raises
+are YAML. Models are Hugging Face ``config.json`` files in ``architectures/`` (read by
+:mod:`twin.catalog.architecture`), with short names in ``models.yaml``. The loaders return frozen dataclasses; an unknown name raises
 :class:`~twin.errors.UnknownNameError` listing the valid names.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from twin.catalog.architecture import Architecture, load_architecture
 from twin.errors import TwinError, UnknownNameError
 
 CATALOG_DIR = Path(__file__).parent
@@ -27,6 +29,7 @@ class AcceleratorSpec:
 
     name: str
     max_power_w: float
+    full_power_w: float
     idle_power_w: float
     hbm_bytes: float
     hbm_bandwidth_b_s: float
@@ -46,8 +49,18 @@ class AcceleratorSpec:
     thermal_resistance_air_k_w: float
     die_time_constant_s: float
     achieved_bandwidth_fraction: float
+    achieved_kv_bandwidth_fraction: float
+    achieved_expert_bandwidth_fraction: float
+    achieved_block_fp8_expert_bandwidth_fraction: float
+    achieved_mxfp4_expert_bandwidth_fraction: float
     achieved_flop_fraction: float
+    achieved_expert_flop_fraction: float
+    roofline_exponent: float
     step_overhead_s: float
+    step_overhead_per_sequence_s: float
+    link_bandwidth_b_s: float
+    achieved_link_fraction: float
+    link_latency_s: float
 
     @property
     def sm_power_fraction(self) -> float:
@@ -61,32 +74,6 @@ class AcceleratorSpec:
             if key not in valid:
                 raise UnknownNameError("accelerator parameter", key, sorted(valid))
         return replace(self, **values)  # type: ignore[arg-type]  # every overridable field is a float
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One LLM architecture (see ``models.csv`` for sources)."""
-
-    name: str
-    params: float
-    active_params: float
-    n_layers: float
-    d_model: float
-    n_kv_heads: float
-    head_dim: float
-    n_experts: float
-    experts_per_token: float
-    expert_params: float
-
-    def kv_bytes_per_token(self, bytes_per_value: float = 2.0) -> float:
-        """KV-cache bytes per token: 2 (K and V) x layers x KV heads x head dim x bytes.
-
-        Examples
-        --------
-        >>> round(model_spec("Llama-3.1-8B").kv_bytes_per_token())  # parameters.md 6: 131 kB
-        131072
-        """
-        return 2.0 * self.n_layers * self.n_kv_heads * self.head_dim * bytes_per_value
 
 
 @dataclass(frozen=True)
@@ -132,9 +119,9 @@ def _accelerators() -> dict[str, AcceleratorSpec]:
 
 
 @cache
-def _models() -> dict[str, ModelSpec]:
-    path = CATALOG_DIR / "models.csv"
-    return {name: _build(ModelSpec, name, params, str(path)) for name, params in _read_long_csv(path, "model").items()}
+def _model_aliases() -> dict[str, str]:
+    raw = yaml.safe_load((CATALOG_DIR / "models.yaml").read_text()) or {}
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 @cache
@@ -170,16 +157,29 @@ def accelerator_from_mapping(name: str, values: dict[str, Any], source: str) -> 
 
 
 def model_names() -> list[str]:
-    """Names of the built-in LLMs."""
-    return sorted(_models())
+    """Short names of the catalog's LLMs (``models.yaml``)."""
+    return sorted(_model_aliases())
 
 
-def model_spec(name: str) -> ModelSpec:
-    """Return the built-in LLM ``name`` (e.g. ``"Llama-3.1-8B"``)."""
+def model_config_id(name: str) -> str:
+    """The Hugging Face id a catalog name stands for (e.g. ``Llama-3.1-8B``)."""
     try:
-        return _models()[name]
+        return _model_aliases()[name]
     except KeyError:
         raise UnknownNameError("model", name, model_names()) from None
+
+
+def catalog_model_architecture(name: str) -> Architecture:
+    """The architecture of the catalog model ``name`` (its shipped config, under the short name)."""
+    return replace(load_architecture(model_config_id(name)), name=name)
+
+
+def model_spec(name: str) -> Architecture:
+    """The architecture of a model: a catalog name, a shipped Hugging Face id or a config path.
+
+    Raises :class:`~twin.errors.UnknownNameError` listing the valid names.
+    """
+    return load_architecture(name)
 
 
 def loss_curve_names() -> list[str]:
@@ -197,13 +197,15 @@ def loss_curve(name: str) -> LossCurve:
 
 __all__ = [
     "AcceleratorSpec",
+    "Architecture",
     "LossCurve",
-    "ModelSpec",
     "accelerator_from_mapping",
     "accelerator_names",
     "accelerator_spec",
     "loss_curve",
     "loss_curve_names",
+    "catalog_model_architecture",
+    "model_config_id",
     "model_names",
     "model_spec",
 ]

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -140,7 +140,8 @@ class Engine:
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
-        self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), sc.fleet.power_cap_w)
+        cap_w = sc.fleet.power_cap_w if sc.fleet.power_cap_w is not None else fac.accelerator.max_power_w
+        self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
         self.faults = FaultSystem(self)
         self.controls = Controls(self)
@@ -222,10 +223,7 @@ class Engine:
         if self.cols.identity:
             self._const_cols = c
             return
-        taken: dict[str, Any] = {
-            f.name: self.cols.take(getattr(c, f.name)) for f in fields(c) if isinstance(getattr(c, f.name), np.ndarray)
-        }
-        self._const_cols = replace(c, **taken)
+        self._const_cols = c.columns(self.cols.take)
 
     # ------------------------------------------------------------- continuous part
     def _boundaries(self, t_from: float, t_to: float) -> FloatArray:
@@ -383,7 +381,7 @@ class Engine:
             return self.faults.pause_training(res)
 
         res0 = serve(ones)
-        pw = (acc.idle_power_w, acc.max_power_w)
+        pw = (acc.idle_power_w, acc.full_power_w)
         ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
         vf = acc.voltage_floor_fraction
         p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks, voltage_floor=vf)

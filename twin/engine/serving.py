@@ -1,71 +1,64 @@
 """The serving model over a block of ticks: queues, batches and GPU activity per server.
 
-Each server hosts ``gpus_per_server / tensor_parallel`` replicas (fractional when a replica spans
-servers). In each tick a replica has ``dt`` seconds; prefill costs ``c_p`` seconds per prompt token
-and decode ``t_step(B_max)/B_max`` per token at the largest batch. Demand plus backlog is served
-first-come in proportion when it exceeds the tick (the fluid queue); the decode batch is the one
-that sustains the served token rate (:func:`twin.physics.serving.decode_batch_for_rate`), at least
-one sequence while any token is generated. Tokens are booked when served; a request's decode
-spreads over seconds, so generated tokens are booked up to a request's duration early (the tick is
-the resolution of the model).
+Each server hosts ``ranks`` attention ranks of its pool (:class:`twin.facility.Pool`; fractional
+when a rank spans servers), each running steps of the continuous-batching model of
+:mod:`twin.physics.serving`. In each tick a rank serves its prompt and output tokens as flows:
+
+* **Capacity.** A full rank holds ``B = min(max_batch, budget / (1 + rho))`` sequences, where
+  ``rho`` is the tick's prompt tokens per output token (decode and prefill share the step's
+  token budget), and prefills ``rho B`` prompt tokens per step; its decode capacity is ``B`` per
+  step time of that step. Demand plus backlog beyond it waits (the fluid queue), first-come in
+  proportion.
+* **Batch.** The sequences ``B`` whose steps make the served output rate, ``B / t(B, C) =
+  lambda_d`` with ``C = (lambda_p / lambda_d) B`` (:func:`twin.physics.serving.batch_for_rates`).
+  Below one sequence the rank runs single-sequence steps part of the time (its duty cycle).
+* **Activity.** The step's busy share, HBM and SM activity (times the duty cycle) go to the
+  accelerator power model.
+
+Tokens are booked when served; a request's decode spreads over seconds, so generated tokens are
+booked up to a request's duration early (the tick is the resolution of the model).
 
 Latency estimates (per tick and server, from the same fluid queue): a request arriving in a tick
-waits for the work left queued at the tick's end, ``w = q_p c_p + q_d c_d`` seconds (backlog over
-service rate), then its prompt is prefilled at the replica's FLOP/s, so
-``TTFT = w + L_p c_p`` with ``L_p`` the tick's mean prompt length; each sequence then gets one
-token per decode step while the replica decodes, ``TPOT = t_step(B) / (1 - phi_p)`` with ``B`` the
-tick's batch and ``phi_p`` its prefill share. These are interval-level values: a fluid model
-has no individual requests, so their spread over ticks and servers (weighted by requests or by
-tokens, :mod:`twin.engine.pool_stats`) stands for the distribution; the spread of requests within
-a tick (FCFS order, chunked prefill interleaving) is not modelled.
+waits for the work left queued at the tick's end to drain at the rank's capacity, then its prompt
+joins a step, ``TTFT = w + t(B, C + L_p)`` with ``L_p`` the tick's mean prompt length; each
+sequence then gets one token per step, ``TPOT = t``. These are interval-level values: a fluid
+model has no individual requests, so their spread over ticks and servers (weighted by requests or
+by tokens, :mod:`twin.engine.pool_stats`) stands for the distribution.
 
 Training servers run at full activity on the share ``train_fraction`` of their GPUs (1 for a
-steady job, from a job trace otherwise); telemetry servers replay a measured busy fraction
-``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
+steady job, from a job trace otherwise), idle in the pipeline bubble; telemetry servers replay a
+measured busy fraction ``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from twin._types import BoolArray, FloatArray
 from twin.facility import Facility
-from twin.physics.serving import (
-    decode_batch_for_rate,
-    decode_step_time_s,
-    moe_weight_bytes_per_step,
-    prefill_time_per_token_s,
-)
-
-#: Fixed-point iterations for the batch of a mixture-of-experts model (weight bytes depend on B).
-MOE_ITERATIONS = 6
+from twin.physics.serving import ServingDevice, StepCosts, batch_for_rates, step
+from twin.replica import expert_format, serving_device
 
 
 @dataclass(frozen=True)
 class ServerConstants:
-    """Per-server constants of the pool each server belongs to (idle servers: zeros)."""
+    """Per-server constants of the pool each server belongs to (other servers: zero costs)."""
 
     inference: BoolArray
     training: BoolArray
-    replicas: FloatArray
+    telemetry: BoolArray
+    ranks: FloatArray
     max_batch: FloatArray
-    dense_bytes: FloatArray
-    expert_bytes: FloatArray
-    n_experts: FloatArray
-    experts_per_token: FloatArray
-    kv_bytes: FloatArray
-    flops_per_token: FloatArray
-    bandwidth_b_s: FloatArray
-    flop_s: FloatArray
-    n_layers: FloatArray
-    d_model: FloatArray
-    overhead_s: float
+    token_budget: FloatArray
+    costs: StepCosts
+    device: ServingDevice
     mfu_over_eta: FloatArray
     mem_activity: FloatArray
     train_tokens_per_s_per_gpu: FloatArray
-    telemetry: BoolArray
+    train_duty: FloatArray
     replay_mem_per_busy: FloatArray
     replay_sm_per_busy: FloatArray
 
@@ -77,12 +70,8 @@ class ServerConstants:
         cols: dict[str, FloatArray] = {
             name: np.zeros(n)
             for name in (
-                "replicas",
                 "max_batch",
-                "dense_bytes",
-                "expert_bytes",
-                "kv_bytes",
-                "flops_per_token",
+                "token_budget",
                 "mfu_over_eta",
                 "mem_activity",
                 "train_tokens_per_s_per_gpu",
@@ -90,40 +79,74 @@ class ServerConstants:
                 "replay_sm_per_busy",
             )
         }
-        ones = ("n_experts", "experts_per_token", "bandwidth_b_s", "flop_s", "n_layers", "d_model")
-        cols.update({name: np.ones(n) for name in ones})
-        inference = np.zeros(n, dtype=bool)
-        training = np.zeros(n, dtype=bool)
-        telemetry = np.zeros(n, dtype=bool)
+        cols["ranks"] = np.ones(n)
+        cols["train_duty"] = np.ones(n)
+        cost_cols = {f.name: np.zeros(n) for f in fields(StepCosts)}
+        for name in ("n_experts", "experts_per_token", "expert_gpus", "expert_token_scale"):
+            cost_cols[name][:] = 1.0
+        masks = {k: np.zeros(n, dtype=bool) for k in ("inference", "training", "telemetry")}
+        formats = ["bf16"] * n
         for pool in fac.pools:
             s = pool.servers
-            m = pool.model
-            if m is None:  # telemetry replay: activity comes from the trace
+            if pool.model is None:  # telemetry replay: activity comes from the trace
                 spec = pool.spec
-                telemetry[s] = True
+                masks["telemetry"][s] = True
                 cols["replay_mem_per_busy"][s] = getattr(spec, "mem_activity_per_busy", 1.0)
                 cols["replay_sm_per_busy"][s] = getattr(spec, "sm_activity_per_busy", 1.0)
-                continue
-            cols["n_experts"][s] = m.n_experts
-            cols["experts_per_token"][s] = m.experts_per_token
-            cols["n_layers"][s] = m.n_layers
-            cols["d_model"][s] = m.d_model
-            cols["flops_per_token"][s] = pool.flops_per_token
-            if pool.kind == "inference":
-                inference[s] = True
-                cols["replicas"][s] = fac.gpus_per_server / pool.gpus_per_replica
+            elif pool.kind == "inference" and pool.costs is not None:
+                masks["inference"][s] = True
+                cols["ranks"][s] = pool.ranks_per_server
                 cols["max_batch"][s] = pool.max_batch
-                cols["dense_bytes"][s] = pool.dense_weight_bytes
-                cols["expert_bytes"][s] = pool.expert_weight_bytes
-                cols["kv_bytes"][s] = pool.kv_bytes_per_token
-                cols["bandwidth_b_s"][s] = pool.replica_bandwidth_b_s
-                cols["flop_s"][s] = pool.replica_flop_s
+                cols["token_budget"][s] = pool.token_budget
+                for f in fields(StepCosts):
+                    cost_cols[f.name][s] = float(getattr(pool.costs, f.name))
+                fmt = expert_format(pool.model, pool.spec.precision)  # type: ignore[union-attr]
+                for i in s:
+                    formats[int(i)] = fmt
             else:
-                training[s] = True
+                masks["training"][s] = True
                 cols["mfu_over_eta"][s] = min(pool.mfu / acc.achieved_flop_fraction, 1.0)
                 cols["mem_activity"][s] = pool.mem_activity
-                cols["train_tokens_per_s_per_gpu"][s] = pool.mfu * pool.peak_flop_s_per_gpu / (6.0 * m.active_params)
-        return cls(inference=inference, training=training, telemetry=telemetry, overhead_s=acc.step_overhead_s, **cols)
+                cols["train_duty"][s] = 1.0 - pool.bubble
+                active = pool.model.active_params
+                cols["train_tokens_per_s_per_gpu"][s] = pool.mfu * pool.peak_flop_s_per_gpu / (6.0 * active)
+        return cls(costs=StepCosts(**cost_cols), device=serving_device(acc, formats), **masks, **cols)
+
+    @classmethod
+    def for_ranks(
+        cls, costs: StepCosts, device: ServingDevice, max_batch: FloatArray, token_budget: FloatArray
+    ) -> ServerConstants:
+        """Constants of standalone serving ranks, one per column (the validation's replicas)."""
+        n = np.asarray(max_batch).size
+        zeros, ones = np.zeros(n), np.ones(n)
+        return cls(
+            inference=np.ones(n, dtype=bool),
+            training=np.zeros(n, dtype=bool),
+            telemetry=np.zeros(n, dtype=bool),
+            ranks=ones,
+            max_batch=np.asarray(max_batch, dtype=np.float64),
+            token_budget=np.asarray(token_budget, dtype=np.float64) * ones,
+            costs=costs,
+            device=device,
+            mfu_over_eta=zeros,
+            mem_activity=zeros,
+            train_tokens_per_s_per_gpu=zeros,
+            train_duty=ones,
+            replay_mem_per_busy=zeros,
+            replay_sm_per_busy=zeros,
+        )
+
+    def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
+        """The constants of grouped columns (``take`` maps a per-server array to columns)."""
+        arrays = {f.name: take(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        costs = StepCosts(**{f.name: take(getattr(self.costs, f.name)) for f in fields(StepCosts)})
+        dev = ServingDevice(
+            **{
+                f.name: take(v) if np.ndim(v := getattr(self.device, f.name)) else v
+                for f in fields(ServingDevice)
+            }
+        )
+        return replace(self, costs=costs, device=dev, **arrays)
 
 
 @dataclass
@@ -144,9 +167,23 @@ class ServeResult:
     tpot_s: FloatArray
 
 
-def weight_bytes(c: ServerConstants, batch: FloatArray) -> FloatArray:
-    """Weight bytes read per decode step at ``batch`` (all weights for dense models)."""
-    return moe_weight_bytes_per_step(batch, c.dense_bytes, c.expert_bytes, c.n_experts, c.experts_per_token)
+def full_rank(
+    c: ServerConstants,
+    prefill: FloatArray,
+    decode: FloatArray,
+    context_len: FloatArray,
+    position: FloatArray,
+    clock: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """A full rank at the mix of ``prefill`` and ``decode`` tokens: (sequences, prompt tokens, step time) per step.
+
+    With no output tokens to decode the step carries one token budget of prompts.
+    """
+    rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
+    seqs = np.where(decode > 0, np.minimum(c.max_batch, c.token_budget / (1.0 + rho)), 0.0)
+    chunk = np.where(decode > 0, rho * seqs, c.token_budget)
+    t = step(c.costs, c.device, seqs, chunk, context_len, position, clock).time_s
+    return seqs, chunk, t
 
 
 def serve_block(
@@ -192,50 +229,34 @@ def serve_block(
     ServeResult
     """
     dt = dts[:, None]
-    rep = np.where(c.replicas > 0, c.replicas, 1.0)
-    bmax = np.maximum(c.max_batch, 1.0)
-    c_p = prefill_time_per_token_s(c.flops_per_token, prompt_len, c.n_layers, c.d_model, c.flop_s, clock)
-    t_max = decode_step_time_s(
-        bmax,
-        weight_bytes(c, bmax),
-        c.kv_bytes,
-        context_len,
-        c.flops_per_token,
-        c.bandwidth_b_s,
-        c.flop_s,
-        clock,
-        c.overhead_s,
-    )
-    c_d = t_max / bmax
-    # Per replica from here on.
+    rep = np.where(c.inference, c.ranks, 1.0)
+    position = 0.5 * prompt_len  # mean position of a prefilled token in its prompt
+    # Per rank from here on.
     p_in = np.where(c.inference, prefill_demand / rep, 0.0)
     d_in = np.where(c.inference, decode_demand / rep, 0.0)
-    qp0 = backlog_prefill / rep
-    qd0 = backlog_decode / rep
-    served_frac = _fluid_queue(p_in, d_in, c_p, c_d, qp0, qd0, dt)
-    p_srv, d_srv, qp, qd = served_frac
-    phi_p = np.minimum(p_srv * c_p / dt, 1.0)
-    dec_time = dt * (1.0 - phi_p)
-    lam = np.divide(d_srv, dec_time, out=np.zeros_like(d_srv), where=dec_time > 0)
-    batch = _batch_for_rate(c, lam, context_len, clock)
-    saturated = (qp + qd) > 0
-    batch = np.where(saturated, bmax, np.minimum(batch, bmax))
-    b_eff = np.where(d_srv > 0, np.maximum(batch, 1.0), 0.0)
-    b_safe = np.maximum(b_eff, 1.0)
-    w_eff = weight_bytes(c, b_safe)
-    t_step = decode_step_time_s(
-        b_safe, w_eff, c.kv_bytes, context_len, c.flops_per_token, c.bandwidth_b_s, c.flop_s, clock, c.overhead_s
-    )
-    busy_d = np.minimum(d_srv * t_step / b_safe / dt, 1.0 - phi_p)
-    kernel_share = np.clip(1.0 - c.overhead_s / t_step, 0.0, 1.0)
-    m_d = (w_eff + b_safe * context_len * c.kv_bytes) / (t_step * c.bandwidth_b_s)
-    s_d = b_safe * c.flops_per_token / (t_step * c.flop_s)
-    busy = phi_p + busy_d * kernel_share
-    mem = busy_d * m_d
-    sm = phi_p * clock + busy_d * s_d
-    # Training servers: compute-bound steps, throughput proportional to clock.
+    qp0 = np.where(c.inference, backlog_prefill / rep, 0.0)
+    qd0 = np.where(c.inference, backlog_decode / rep, 0.0)
+    p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock)
+    lam_d, lam_p = d_srv / dt, p_srv / dt
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, c.max_batch, clock)
+    chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
+    # Below one sequence the rank runs single-sequence steps part of the time.
+    small = (d_srv > 0) & (seqs < 1.0)
+    prefill_only = (d_srv <= 0) & (p_srv > 0)
+    seqs = np.where(small, 1.0, seqs)
+    chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
+    chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
+    st = step(c.costs, c.device, seqs, chunk, context_len, position, clock)
+    made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
+    rate = np.where(d_srv > 0, lam_d, lam_p)
+    duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
+    busy = duty * st.busy
+    mem = duty * st.mem_activity(c.device)
+    sm = duty * st.sm_activity(c.device)
+    step_s = np.where(d_srv > 0, st.time_s, 0.0)
+    # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
     train = c.training
-    tf = 1.0 if train_fraction is None else train_fraction
+    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
     busy = np.where(train, tf, busy)
     mem = np.where(train, c.mem_activity * tf, mem)
     sm = np.where(train, c.mfu_over_eta * tf, sm)
@@ -252,10 +273,11 @@ def serve_block(
         prompt_per_request = np.divide(
             prefill_demand, requests, out=np.array(prompt_len, dtype=np.float64), where=requests > 0
         )
-    wait = qp * c_p + qd * c_d
-    ttft = np.where(c.inference, wait + prompt_per_request * c_p, 0.0)
-    tpot = np.divide(t_step, 1.0 - phi_p, out=np.full_like(t_step, np.inf), where=phi_p < 1.0)
-    tpot = np.where(d_srv > 0, tpot, 0.0)
+    full_seqs, full_chunk, t_full = full_rank(c, p_in + qp, d_in + qd, context_len, position, clock)
+    capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
+    wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
+    first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
+    ttft = np.where(c.inference, wait + first, 0.0)
     return ServeResult(
         prefill_tokens=p_srv * rep,
         decode_tokens=d_srv * rep,
@@ -263,40 +285,62 @@ def serve_block(
         busy=np.clip(busy, 0.0, 1.0),
         mem_activity=np.clip(mem, 0.0, 1.0),
         sm_activity=np.clip(sm, 0.0, 1.0),
-        batch=np.where(d_srv > 0, b_eff, 0.0),
-        step_time_s=np.where(d_srv > 0, t_step, 0.0),
+        batch=np.where(d_srv > 0, seqs, 0.0),
+        step_time_s=step_s,
         backlog_prefill_tokens=qp * rep,
         backlog_decode_tokens=qd * rep,
         ttft_s=ttft,
-        tpot_s=tpot,
+        tpot_s=step_s,
     )
 
 
+def _capacity(
+    c: ServerConstants,
+    prefill: FloatArray,
+    decode: FloatArray,
+    dt: FloatArray,
+    context_len: FloatArray,
+    position: FloatArray,
+    clock: FloatArray,
+) -> FloatArray:
+    """Share of ``prefill`` and ``decode`` tokens a full rank serves in ``dt`` (at most 1)."""
+    seqs, chunk, t = full_rank(c, prefill, decode, context_len, position, clock)
+    made = np.where(decode > 0, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
+    want = np.where(decode > 0, decode, prefill)
+    return np.asarray(np.minimum(1.0, np.divide(made, want, out=np.ones_like(want), where=want > 0)))
+
+
 def _fluid_queue(
+    c: ServerConstants,
     p_in: FloatArray,
     d_in: FloatArray,
-    c_p: FloatArray,
-    c_d: FloatArray,
     qp0: FloatArray,
     qd0: FloatArray,
     dt: FloatArray,
+    context_len: FloatArray,
+    position: FloatArray,
+    clock: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Serve demand plus backlog within each tick's time; return served and backlog per tick."""
-    work = p_in * c_p + d_in * c_d
-    if not (np.any(qp0 > 0) or np.any(qd0 > 0)) and np.all(work <= dt):
-        zeros = np.zeros_like(p_in)
-        return p_in, d_in, zeros, zeros.copy()
+    if not (np.any(qp0 > 0) or np.any(qd0 > 0)):
+        r = _capacity(c, p_in, d_in, dt, context_len, position, clock)
+        if np.all(r >= 1.0):
+            zeros = np.zeros_like(p_in)
+            return p_in, d_in, zeros, zeros.copy()
     k_ticks = p_in.shape[0]
     p_srv = np.empty_like(p_in)
     d_srv = np.empty_like(d_in)
     qp_out = np.empty_like(p_in)
     qd_out = np.empty_like(d_in)
     qp, qd = qp0.copy(), qd0.copy()
+    ctx = np.broadcast_to(context_len, p_in.shape)
+    pos = np.broadcast_to(position, p_in.shape)
+    clk = np.broadcast_to(clock, p_in.shape)
+    dts = np.broadcast_to(dt, p_in.shape)
     for k in range(k_ticks):
         tp = qp + p_in[k]
         td = qd + d_in[k]
-        w = tp * c_p[k] + td * c_d[k]
-        r = np.minimum(1.0, np.divide(dt[k], w, out=np.ones_like(w), where=w > 0))
+        r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k])
         p_srv[k] = r * tp
         d_srv[k] = r * td
         qp = tp - p_srv[k]
@@ -304,15 +348,3 @@ def _fluid_queue(
         qp_out[k] = qp
         qd_out[k] = qd
     return p_srv, d_srv, qp_out, qd_out
-
-
-def _batch_for_rate(c: ServerConstants, lam: FloatArray, context_len: FloatArray, clock: FloatArray) -> FloatArray:
-    bmax = np.maximum(c.max_batch, 1.0)
-    w = weight_bytes(c, bmax)
-    args = (c.kv_bytes, context_len, c.flops_per_token, c.bandwidth_b_s, c.flop_s, clock, c.overhead_s)
-    batch = decode_batch_for_rate(lam, w, *args)
-    if np.any(c.expert_bytes > 0):
-        for _ in range(MOE_ITERATIONS):
-            w = weight_bytes(c, np.minimum(np.maximum(batch, 1.0), bmax))
-            batch = decode_batch_for_rate(lam, w, *args)
-    return batch

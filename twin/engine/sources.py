@@ -406,7 +406,7 @@ def build_telemetry_source(
         busy = busy_for_power(
             df["power_w"].to_numpy(dtype=np.float64),
             acc.idle_power_w,
-            acc.max_power_w,
+            acc.full_power_w,
             acc.static_power_fraction,
             acc.mem_power_fraction,
             spec.mem_activity_per_busy,

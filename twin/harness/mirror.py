@@ -309,9 +309,10 @@ def mirror_scenario(
     lo, hi = power_range_w
     overrides = dict(data["fleet"].get("accelerator_overrides") or {})
     overrides["idle_power_w"] = float(min(acc.idle_power_w, lo))
-    overrides["max_power_w"] = float(max(acc.max_power_w, hi))
-    if overrides["max_power_w"] <= overrides["idle_power_w"]:
-        overrides["max_power_w"] = overrides["idle_power_w"] + 1.0  # a flat trace: any span inverts it
+    overrides["full_power_w"] = float(max(acc.full_power_w, hi))
+    overrides["max_power_w"] = float(max(acc.max_power_w, hi))  # the power limit lets the measured peak through
+    if overrides["full_power_w"] <= overrides["idle_power_w"]:
+        overrides["full_power_w"] = overrides["idle_power_w"] + 1.0  # a flat trace: any span inverts it
     data["fleet"]["accelerator_overrides"] = overrides
     return validate_mapping(data, source)
 

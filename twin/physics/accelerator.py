@@ -123,7 +123,7 @@ def core_power_scale(
 
 def accelerator_power_w(
     idle_power_w: Numeric,
-    max_power_w: Numeric,
+    full_power_w: Numeric,
     busy: Numeric,
     mem_activity: Numeric,
     sm_activity: Numeric,
@@ -139,8 +139,9 @@ def accelerator_power_w(
     ----------
     idle_power_w : numeric
         Power with no work at the idle P-state. [W]
-    max_power_w : numeric
-        Maximum board power (TDP) at full activity and boost clock. [W]
+    full_power_w : numeric
+        Board power with every domain fully active at boost clock. It may exceed the board's
+        power limit (TDP): the governor then lowers the clock (:func:`clock_for_power_limit`). [W]
     busy : numeric
         Fraction of time any kernel runs. [0..1]
     mem_activity : numeric
@@ -202,13 +203,13 @@ def accelerator_power_w(
     stretch = np.maximum(1.0, s1 / f)  # SM-bound work at clock f takes this much longer
     dyn = core + k_m * np.clip(mem_activity, 0.0, 1.0) / stretch
     idle = np.asarray(idle_power_w, dtype=np.float64)
-    return np.asarray(idle + (np.asarray(max_power_w, dtype=np.float64) - idle) * dyn)
+    return np.asarray(idle + (np.asarray(full_power_w, dtype=np.float64) - idle) * dyn)
 
 
 def clock_for_power_limit(
     power_limit_w: Numeric,
     idle_power_w: Numeric,
-    max_power_w: Numeric,
+    full_power_w: Numeric,
     busy: Numeric,
     mem_activity: Numeric,
     sm_activity: Numeric,
@@ -228,7 +229,7 @@ def clock_for_power_limit(
     ----------
     power_limit_w : numeric
         Power limit (cap, or a thermal limit). [W]
-    idle_power_w, max_power_w, busy, mem_activity, sm_activity, static_fraction, mem_fraction,
+    idle_power_w, full_power_w, busy, mem_activity, sm_activity, static_fraction, mem_fraction,
     clock_exponent, voltage_floor : numeric
         As in :func:`accelerator_power_w`.
     min_clock_fraction : numeric
@@ -262,7 +263,7 @@ def clock_for_power_limit(
             for a in (
                 power_limit_w,
                 idle_power_w,
-                max_power_w,
+                full_power_w,
                 busy,
                 mem_activity,
                 sm_activity,
@@ -355,7 +356,7 @@ def _solve_clock(
 def busy_for_power(
     power_w: Numeric,
     idle_power_w: Numeric,
-    max_power_w: Numeric,
+    full_power_w: Numeric,
     static_fraction: Numeric,
     mem_fraction: Numeric,
     mem_per_busy: Numeric = 1.0,
@@ -372,7 +373,7 @@ def busy_for_power(
     ----------
     power_w : numeric
         Measured board power. [W]
-    idle_power_w, max_power_w : numeric
+    idle_power_w, full_power_w : numeric
         As in :func:`accelerator_power_w`. [W]
     static_fraction, mem_fraction : numeric
         ``k_static`` and ``k_mem``. [1]
@@ -399,7 +400,7 @@ def busy_for_power(
     0.5
     """
     idle = np.asarray(idle_power_w, dtype=np.float64)
-    span = np.asarray(max_power_w, dtype=np.float64) - idle
+    span = np.asarray(full_power_w, dtype=np.float64) - idle
     k_st = np.asarray(static_fraction, dtype=np.float64)
     k_m = np.asarray(mem_fraction, dtype=np.float64)
     per_busy = k_st + k_m * np.asarray(mem_per_busy) + (1.0 - k_st - k_m) * np.asarray(sm_per_busy)

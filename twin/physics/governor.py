@@ -56,7 +56,7 @@ def governed_clock(
     power_limit_w: Numeric,
     activity_at: ActivityAt[T],
     idle_power_w: float,
-    max_power_w: float,
+    full_power_w: float,
     static_fraction: float,
     mem_fraction: float,
     clock_exponent: float = 3.0,
@@ -77,7 +77,7 @@ def governed_clock(
         ``(payload, busy, mem_activity, sm_activity)`` at that clock (activities as in
         :func:`twin.physics.accelerator.accelerator_power_w`); cells may depend on each other
         (a queue carries work from one tick to the next), so it is always called on every cell.
-    idle_power_w, max_power_w, static_fraction, mem_fraction, clock_exponent, voltage_floor : float
+    idle_power_w, full_power_w, static_fraction, mem_fraction, clock_exponent, voltage_floor : float
         As in :func:`twin.physics.accelerator.accelerator_power_w`.
     min_clock_fraction : float
         Lowest clock the governor uses. [1]
@@ -143,7 +143,7 @@ def governed_clock(
     >>> round(float(f[0]), 3), round(float(p[0]), 6)
     (0.878, 400.0)
     """
-    pw = (idle_power_w, max_power_w)
+    pw = (idle_power_w, full_power_w)
     ks = (static_fraction, mem_fraction, clock_exponent)
 
     def power(f: FloatArray, a: tuple[T, FloatArray, FloatArray, FloatArray]) -> FloatArray:

@@ -1,203 +1,281 @@
-"""Roofline model of LLM serving: decode step time, prefill time, batch for a token rate.
+"""One step of an LLM serving replica: time, bytes and FLOPs per GPU, from the model's costs.
 
-Notation (parameters.md section 6): ``W`` weight bytes read per decode step (per replica),
-``kv`` KV-cache bytes per token of context, ``L`` context tokens per sequence, ``B`` batch
-(concurrent sequences), ``BW`` achieved HBM bandwidth of the replica (``eta_bw * BW_peak * n_gpu``),
-``F`` achieved FLOP/s of the replica at boost clock (``eta_f * F_peak * n_gpu``), ``f`` the SM clock
-fraction, ``t_o`` fixed per-step overhead::
+A continuous-batching engine (vLLM, TensorRT-LLM) runs the replica in steps. In each step every
+running sequence decodes one token (``B`` sequences) and queued prompts are prefilled in chunks
+(``C`` prompt tokens), together up to a token budget. Per GPU of the replica, a step costs
+(each group of kernels at its own roofline [1]_, the groups one after another)::
 
-    t_step(B) = max((W + B*L*kv) / BW, B * 2*N_active / (F*f)) + t_o
-    tokens/s  = B / t_step(B)
+    t = R(W_d / BW, (B c_d + C c_p) / F)                      weights every token passes through
+      + R(W_e u(B + C) / BW_e, (B + C) c_e / F)               routed experts, u = share touched
+      + R(B (kv(L) + s) / BW_kv, (B a(L) + C a_p(x)) / F)     attention (KV cache) and SSM state
+      + n_c alpha + (B + C) b_c / BW_link                     all-reduces, all-to-alls (n_c steps)
+      + t_o + t_s B                                           host: scheduling, sampling, launch
 
-Decode is memory-bound until ``B`` reaches about ``ridge * b_w / 2`` (about 295 for BF16 on H100),
-so a lower clock slows it far less than compute-bound prefill, whose time per token is
-``2*N_active / (F*f)`` plus attention ``4 * n_layers * L_prompt * d_model / (F*f)`` per token.
+``R`` is the (smooth) roofline of a memory time and a compute time (:func:`roofline_time_s`).
+``BW``, ``BW_e``, ``BW_kv`` and ``F`` are the GPU's achieved HBM bandwidths (dense weight reads,
+grouped expert kernels, attention) and FLOP/s (``F`` scales with the SM clock fraction ``f``; HBM
+does not), ``L`` the mean context of a decoding sequence and ``x`` the mean
+position of a prefilled token. ``u(T) = 1 - (1 - k/E)**T`` is the share of a GPU's experts that
+``T`` tokens routed uniformly to ``k`` of ``E`` experts touch; with experts spread whole over
+``G`` GPUs the step waits for the GPU that touched the most of its experts and got the most
+tokens (:func:`busiest_share`). The costs (``W_d``, ``c_d``, ...,
+:class:`StepCosts`) come from the model's architecture and the replica's parallel layout
+(:mod:`twin.serving_costs`); the device figures (:class:`ServingDevice`) from the accelerator's
+catalog entry, fitted once per accelerator (``twin calibrate``).
+
+Decode is memory-bound at small batch (the weights' read time is shared by the batch) and turns
+compute-bound as the batch grows; prefill is compute-bound, and in a mixed step it first fills
+the SMs left idle by the weight reads. The GPU is busy while kernels run (the host share idles
+it); its HBM and SM activity are the step's bytes and FLOPs over what the step's time allows,
+which is what the accelerator's power model (:mod:`twin.physics.accelerator`) takes.
 
 References
 ----------
-.. [1] parameters.md section 6 (jared-hpc.com roofline post; aiinframap.com crossover ~batch 296).
+.. [1] S. Williams, A. Waterman, D. Patterson, "Roofline: an insightful visual performance model
+   for multicore architectures", Commun. ACM 52(4), 2009 (time = max(bytes / bandwidth,
+   FLOPs / peak) per kernel).
 .. [2] J. Kaplan et al., "Scaling Laws for Neural Language Models", arXiv 2001.08361, 2020,
    sec. 2.1: forward pass ~2N FLOPs per token, training ~6N.
+.. [3] W. Kwon et al., "Efficient Memory Management for Large Language Model Serving with
+   PagedAttention", SOSP 2023 (continuous batching; the KV cache a sequence holds grows with its
+   context), and the vLLM V1 scheduler (decode tokens first, then prefill chunks up to
+   ``max_num_batched_tokens``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from twin._types import FloatArray, Numeric
 
+#: Most false-position steps of :func:`batch_for_rates` (it settles in a handful: the rate is
+#: piecewise linear in the batch but for the touched-expert share).
+RATE_SOLVER_STEPS = 60
+#: Relative tolerance of :func:`batch_for_rates`.
+RATE_SOLVER_RTOL = 1e-10
 
-def moe_weight_bytes_per_step(
-    batch: Numeric,
-    dense_bytes: Numeric,
-    expert_bytes: Numeric,
-    n_experts: Numeric,
-    experts_per_token: Numeric,
-) -> FloatArray:
-    """Weight bytes read in one decode step of a (mixture-of-experts) model.
+
+@dataclass(frozen=True)
+class StepCosts:
+    """Per-GPU costs of one serving step of a replica (arrays broadcast over replicas).
+
+    Attributes
+    ----------
+    dense_bytes : ndarray
+        Weight bytes every step reads: attention, dense MLPs, shared experts, Mamba mixers and
+        the output head (per GPU). [B]
+    expert_bytes : ndarray
+        Routed-expert weight bytes the GPU holds (0 for a dense model). [B]
+    n_experts, experts_per_token : ndarray
+        ``E`` and ``k`` of the expert layers (1 and 1 for a dense model). [1]
+    expert_gpus : ndarray
+        GPUs the experts are spread over whole (expert parallel; 1 where each GPU holds a slice
+        of every expert). [1]
+    expert_token_scale : ndarray
+        Tokens routed in the expert group per token of this rank (the data-parallel ranks). [1]
+    decode_flops_per_token, prefill_flops_per_token : ndarray
+        Matrix-multiply FLOPs per token outside the routed experts, per GPU; decode includes the
+        output head, prefill computes it only for a sequence's last token. [FLOP]
+    expert_flops_per_token : ndarray
+        Routed-expert FLOPs per token on the GPU (``2 k`` experts' weights, per GPU share). [FLOP]
+    kv_bytes_per_token, window_kv_bytes_per_token : ndarray
+        KV-cache bytes per context token read in decode, in full-attention and in windowed
+        layers (per GPU). [B]
+    window_tokens : ndarray
+        Attention window of the windowed layers (0: none). [1]
+    attention_flops, window_attention_flops : ndarray
+        Decode attention FLOPs per token per context token, full and windowed layers. [FLOP]
+    prefill_attention_flops, prefill_window_attention_flops : ndarray
+        The same for prefilled tokens (MLA prefills in its expanded form). [FLOP]
+    state_bytes_per_sequence : ndarray
+        SSM state read and written per decoding sequence and step. [B]
+    collective_steps : ndarray
+        Latency-bound steps of the step's collectives (all-reduces, all-to-all dispatch and
+        combine; :func:`twin.physics.interconnect.allreduce_steps`). [1]
+    collective_bytes_per_token : ndarray
+        Bytes the GPU sends in them per token in the step. [B]
+    """
+
+    dense_bytes: FloatArray
+    expert_bytes: FloatArray
+    n_experts: FloatArray
+    experts_per_token: FloatArray
+    expert_gpus: FloatArray
+    expert_token_scale: FloatArray
+    decode_flops_per_token: FloatArray
+    prefill_flops_per_token: FloatArray
+    expert_flops_per_token: FloatArray
+    kv_bytes_per_token: FloatArray
+    window_kv_bytes_per_token: FloatArray
+    window_tokens: FloatArray
+    attention_flops: FloatArray
+    window_attention_flops: FloatArray
+    prefill_attention_flops: FloatArray
+    prefill_window_attention_flops: FloatArray
+    state_bytes_per_sequence: FloatArray
+    collective_steps: FloatArray
+    collective_bytes_per_token: FloatArray
+
+    @classmethod
+    def stack(cls, items: list[StepCosts]) -> StepCosts:
+        """One set of costs per item, stacked along a last axis."""
+        return cls(**{f.name: np.array([np.asarray(getattr(i, f.name)) for i in items]) for f in fields(cls)})
+
+    def take(self, index: np.ndarray) -> StepCosts:
+        """The costs at ``index`` (of the last axis)."""
+        return StepCosts(**{f.name: np.asarray(getattr(self, f.name))[..., index] for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class ServingDevice:
+    """What one GPU of a replica achieves (arrays broadcast like :class:`StepCosts`).
+
+    Attributes
+    ----------
+    bandwidth_b_s : ndarray
+        Achieved HBM bandwidth of the weight reads of dense matrix multiplies. [B/s]
+    kv_bandwidth_b_s : ndarray
+        Achieved HBM bandwidth of attention reading the KV cache (and SSM state). [B/s]
+    expert_bandwidth_b_s : ndarray
+        Achieved HBM bandwidth of the grouped expert kernels reading routed experts. [B/s]
+    peak_bandwidth_b_s : ndarray
+        Datasheet HBM bandwidth (the memory activity is traffic over it). [B/s]
+    flop_s : ndarray
+        Achieved BF16 FLOP/s at boost clock of dense matrix multiplies and attention. [FLOP/s]
+    expert_flop_s : ndarray
+        Achieved BF16 FLOP/s at boost clock of the grouped expert kernels. [FLOP/s]
+    link_bandwidth_b_s : ndarray
+        Achieved per-GPU bandwidth of the scale-up link (NVLink). [B/s]
+    link_latency_s : ndarray
+        Latency of one step of a collective, ``alpha``. [s]
+    overhead_s : ndarray
+        Host time per step in which the GPU idles (scheduling, sampling, launch). [s]
+    overhead_per_sequence_s : ndarray
+        Host time per running sequence and step. [s]
+    roofline_exponent : ndarray
+        ``n`` of the smooth roofline (:func:`roofline_time_s`; large: the sharp maximum). [1]
+    """
+
+    bandwidth_b_s: FloatArray
+    kv_bandwidth_b_s: FloatArray
+    expert_bandwidth_b_s: FloatArray
+    peak_bandwidth_b_s: FloatArray
+    flop_s: FloatArray
+    expert_flop_s: FloatArray
+    link_bandwidth_b_s: FloatArray
+    link_latency_s: FloatArray
+    overhead_s: FloatArray
+    overhead_per_sequence_s: FloatArray
+    roofline_exponent: FloatArray
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its time and what it moved and computed (per GPU)."""
+
+    time_s: FloatArray
+    host_s: FloatArray
+    collective_s: FloatArray
+    bytes: FloatArray
+    flops: FloatArray
+
+    @property
+    def busy(self) -> FloatArray:
+        """Share of the step in which compute kernels run (not waiting on the host or on peers). [1]"""
+        t = np.where(self.time_s > 0, self.time_s, 1.0)
+        return np.asarray(np.where(self.time_s > 0, 1.0 - (self.host_s + self.collective_s) / t, 0.0))
+
+    def mem_activity(self, dev: ServingDevice) -> FloatArray:
+        """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
+        t = np.where(self.time_s > 0, self.time_s, np.inf)
+        return np.asarray(np.clip(self.bytes / (t * dev.peak_bandwidth_b_s), 0.0, 1.0))
+
+    def sm_activity(self, dev: ServingDevice) -> FloatArray:
+        """SM activity the step's FLOPs need at boost clock, as a share of the achievable. [1]"""
+        t = np.where(self.time_s > 0, self.time_s, np.inf)
+        return np.asarray(np.clip(self.flops / (t * dev.flop_s), 0.0, 1.0))
+
+
+def experts_touched_fraction(tokens: Numeric, n_experts: Numeric, experts_per_token: Numeric) -> FloatArray:
+    """Share of a layer's experts that ``tokens`` tokens routed uniformly at random touch.
 
     Parameters
     ----------
-    batch : numeric
-        Tokens in the step (sequences in the batch). [1]
-    dense_bytes : numeric
-        Bytes of weights every token uses (attention, embeddings, shared layers). [B]
-    expert_bytes : numeric
-        Bytes of all experts together. [B]
-    n_experts : numeric
-        Experts per MoE layer, ``E``. [1]
-    experts_per_token : numeric
-        Experts each token is routed to, ``k``. [1]
+    tokens : numeric
+        Tokens in the step, ``T``. [1]
+    n_experts, experts_per_token : numeric
+        ``E`` and ``k``. [1]
 
     Returns
     -------
     numpy.ndarray
-        ``dense + expert_bytes * (1 - (1 - k/E)**B)``: with uniform routing each expert is read
-        if any of the ``B`` tokens picks it. [B]
+        ``1 - (1 - k/E)**T``: an expert is read if any token picks it. [1]
 
     Examples
     --------
-    A dense model (no experts) reads all its weights:
+    One token of Mixtral (2 of 8) reads a quarter of the experts; 256 tokens read all:
 
-    >>> float(moe_weight_bytes_per_step(64, 16e9, 0.0, 1, 1))
-    16000000000.0
-    >>> round(float(moe_weight_bytes_per_step(1, 3.2e9, 90.2e9, 8, 2)) / 1e9, 2)
-    25.75
+    >>> experts_touched_fraction([1, 256], 8, 2).round(6)
+    array([0.25, 1.  ])
     """
-    b = np.maximum(np.asarray(batch, dtype=np.float64), 0.0)
-    miss = (1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts)) ** b
-    return np.asarray(np.asarray(dense_bytes, dtype=np.float64) + np.asarray(expert_bytes) * (1.0 - miss))
+    t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
+    miss = 1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64)
+    return np.asarray(1.0 - np.power(np.clip(miss, 0.0, 1.0), t))
 
 
-def decode_step_time_s(
-    batch: Numeric,
-    weight_bytes: Numeric,
-    kv_bytes_per_token: Numeric,
-    context_tokens: Numeric,
-    flops_per_token: Numeric,
-    bandwidth_b_s: Numeric,
-    flop_s: Numeric,
-    clock_fraction: Numeric = 1.0,
-    overhead_s: Numeric = 0.0,
-) -> FloatArray:
-    """Time of one decode step of a replica.
+def busiest_share(mean: Numeric, sd: Numeric, gpus: Numeric) -> FloatArray:
+    """Expected largest of ``gpus`` loads with a given mean and spread (Blom's approximation).
+
+    An expert-parallel step waits for its busiest GPU. With each GPU's load near-normal,
+    ``E[max] = mean + sd * z`` with ``z = Phi^-1((G - 0.375) / (G + 0.25))`` [1]_ (0 for one GPU).
 
     Parameters
     ----------
-    batch : numeric
-        Sequences in the batch, ``B``. [1]
-    weight_bytes : numeric
-        Weight bytes read per step, ``W``. [B]
-    kv_bytes_per_token : numeric
-        KV-cache bytes per context token. [B]
-    context_tokens : numeric
-        Mean context length per sequence, ``L``. [1]
-    flops_per_token : numeric
-        Forward FLOPs per generated token, ``2*N_active``. [FLOP]
-    bandwidth_b_s : numeric
-        Achieved HBM bandwidth of the replica. [B/s]
-    flop_s : numeric
-        Achieved FLOP/s of the replica at boost clock. [FLOP/s]
-    clock_fraction : numeric
-        SM clock fraction ``f``. [1]
-    overhead_s : numeric
-        Fixed per-step overhead. [s]
+    mean, sd : numeric
+        Mean and standard deviation of one GPU's load. [any]
+    gpus : numeric
+        GPUs, ``G``. [1]
 
     Returns
     -------
     numpy.ndarray
-        ``max((W + B L kv)/BW, B flops/(F f)) + t_o``. [s]
+        [same unit as ``mean``]
+
+    References
+    ----------
+    .. [1] G. Blom, *Statistical Estimates and Transformed Beta-Variables*, Wiley, 1958
+       (plotting position ``(i - 3/8) / (n + 1/4)``; for ``n = 2, 4, 8`` it gives 0.59, 1.04,
+       1.43 against the exact 0.56, 1.03, 1.42 standard deviations).
 
     Examples
     --------
-    Llama-3-70B on 8 H100 (parameters.md 6): 141 GB weights + 64 x 2048 x 328 kB KV over
-    26.8 TB/s is 6.9 ms per step:
-
-    >>> round(float(decode_step_time_s(64, 141e9, 327680, 2048, 2 * 70.6e9, 26.8e12, 4e15)) * 1e3, 1)
-    6.9
+    >>> busiest_share(10.0, 2.0, [1, 2, 8]).round(2)
+    array([10.  , 11.18, 12.85])
     """
-    b = np.asarray(batch, dtype=np.float64)
-    t_mem = (np.asarray(weight_bytes) + b * np.asarray(context_tokens) * kv_bytes_per_token) / bandwidth_b_s
-    t_cmp = b * np.asarray(flops_per_token) / (np.asarray(flop_s) * np.asarray(clock_fraction))
-    return np.asarray(np.maximum(t_mem, t_cmp) + overhead_s, dtype=np.float64)
+    from scipy.special import ndtri
+
+    g = np.maximum(np.asarray(gpus, dtype=np.float64), 1.0)
+    z = np.where(g > 1.0, ndtri((g - 0.375) / (g + 0.25)), 0.0)
+    return np.asarray(np.asarray(mean, dtype=np.float64) + np.asarray(sd, dtype=np.float64) * z)
 
 
-def decode_batch_for_rate(
-    rate_tok_s: Numeric,
-    weight_bytes: Numeric,
-    kv_bytes_per_token: Numeric,
-    context_tokens: Numeric,
-    flops_per_token: Numeric,
-    bandwidth_b_s: Numeric,
-    flop_s: Numeric,
-    clock_fraction: Numeric = 1.0,
-    overhead_s: Numeric = 0.0,
-) -> FloatArray:
-    """Batch a replica must hold so that ``B / t_step(B)`` equals a token rate.
+def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) -> FloatArray:
+    """Time of a kernel that moves data for ``memory_s`` and computes for ``compute_s``.
+
+    The roofline takes the larger of the two [1]_; a real kernel near the ridge overlaps them
+    imperfectly (a matrix multiply with few rows neither streams its weights at full bandwidth
+    nor keeps the tensor cores full), so the twin takes the smooth maximum
+    ``(t_m**n + t_c**n)**(1/n)``: the sum at ``n = 1``, the maximum as ``n`` grows. ``n`` is
+    fitted per accelerator with its achieved fractions.
 
     Parameters
     ----------
-    rate_tok_s : numeric
-        Generated tokens per second the replica must sustain, ``lambda``. [1/s]
-    weight_bytes, kv_bytes_per_token, context_tokens, flops_per_token, bandwidth_b_s, flop_s,
-    clock_fraction, overhead_s : numeric
-        As in :func:`decode_step_time_s` (``weight_bytes`` fixed, i.e. dense).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``B >= 0``; ``inf`` where no batch reaches the rate. [1]
-
-    Notes
-    -----
-    With ``a = W/BW``, ``b = L kv/BW``, ``c = flops/(F f)``: ``B = lambda t(B)`` has the solution
-    ``max(lambda (a + t_o)/(1 - lambda b), lambda t_o/(1 - lambda c))``, each branch feasible only
-    while its denominator is positive (both sides are linear with slope below one, so the fixed
-    point of their maximum is the maximum of their fixed points).
-
-    Examples
-    --------
-    The batch found reproduces the rate:
-
-    >>> args = (141e9, 327680, 2048, 2 * 70.6e9, 26.8e12, 4e15, 1.0, 0.003)
-    >>> b = decode_batch_for_rate(5000.0, *args)
-    >>> round(float(b / decode_step_time_s(b, *args)), 6)
-    5000.0
-    """
-    lam = np.maximum(np.asarray(rate_tok_s, dtype=np.float64), 0.0)
-    a = np.asarray(weight_bytes, dtype=np.float64) / bandwidth_b_s
-    b = np.asarray(context_tokens, dtype=np.float64) * kv_bytes_per_token / bandwidth_b_s
-    c = np.asarray(flops_per_token, dtype=np.float64) / (np.asarray(flop_s) * np.asarray(clock_fraction))
-    shape = np.broadcast(lam, a, b, c).shape
-    den_m = 1.0 - lam * b
-    den_c = 1.0 - lam * c
-    b_mem = np.divide(lam * (a + overhead_s), den_m, out=np.full(shape, np.inf), where=den_m > 0)
-    b_cmp = np.divide(lam * overhead_s, den_c, out=np.full(shape, np.inf), where=den_c > 0)
-    return np.asarray(np.maximum(b_mem, b_cmp))
-
-
-def prefill_time_per_token_s(
-    flops_per_token: Numeric,
-    prompt_tokens: Numeric,
-    n_layers: Numeric,
-    d_model: Numeric,
-    flop_s: Numeric,
-    clock_fraction: Numeric = 1.0,
-) -> FloatArray:
-    """Compute-bound prefill time per prompt token of a replica.
-
-    Parameters
-    ----------
-    flops_per_token : numeric
-        Dense forward FLOPs per token, ``2*N_active``. [FLOP]
-    prompt_tokens : numeric
-        Mean prompt length ``L``; attention adds ``4 n_layers L d_model`` FLOPs per token. [1]
-    n_layers, d_model : numeric
-        Model depth and width. [1]
-    flop_s : numeric
-        Achieved FLOP/s of the replica at boost clock. [FLOP/s]
-    clock_fraction : numeric
-        SM clock fraction. [1]
+    memory_s, compute_s : numeric
+        Times at the achieved bandwidth and at the achieved FLOP/s. [s]
+    exponent : numeric
+        ``n >= 1``. [1]
 
     Returns
     -------
@@ -206,14 +284,228 @@ def prefill_time_per_token_s(
 
     Examples
     --------
-    Llama-3-70B, 2000-token prompt, 8 H100 at MFU 0.5 (parameters.md 6: ~71 ms per prompt,
-    weights only; attention adds about 4 %):
-
-    >>> round(float(prefill_time_per_token_s(2 * 70.6e9, 0, 80, 8192, 8 * 0.5 * 989.4e12)) * 2000 * 1e3)
-    71
+    >>> roofline_time_s([3.0, 3.0, 3.0], [4.0, 4.0, 0.0], [1.0, 2.0, 2.0])
+    array([7., 5., 3.])
     """
-    attn = 4.0 * np.asarray(n_layers) * np.asarray(prompt_tokens, dtype=np.float64) * np.asarray(d_model)
-    return np.asarray((np.asarray(flops_per_token) + attn) / (np.asarray(flop_s) * np.asarray(clock_fraction)))
+    a = np.asarray(memory_s, dtype=np.float64)
+    b = np.asarray(compute_s, dtype=np.float64)
+    n = np.asarray(exponent, dtype=np.float64)
+    hi = np.maximum(a, b)
+    lo = np.minimum(a, b)
+    ratio = np.divide(lo, hi, out=np.zeros_like(hi), where=hi > 0)
+    return np.asarray(hi * (1.0 + ratio**n) ** (1.0 / n))
+
+
+def _windowed(context: FloatArray, full: FloatArray, windowed: FloatArray, window: FloatArray) -> FloatArray:
+    """``full * L + windowed * min(L, window)`` (a window of 0 means no windowed layers)."""
+    seen = np.where(window > 0, np.minimum(context, window), context)
+    return np.asarray(full * context + windowed * seen)
+
+
+def step(
+    c: StepCosts,
+    dev: ServingDevice,
+    decode_seqs: Numeric,
+    prefill_tokens: Numeric,
+    context_tokens: Numeric,
+    prefill_position: Numeric,
+    clock_fraction: Numeric = 1.0,
+) -> Step:
+    """Time, bytes and FLOPs of one step (module docstring).
+
+    Parameters
+    ----------
+    c : StepCosts
+        Per-GPU costs of the replica.
+    dev : ServingDevice
+        Achieved device figures.
+    decode_seqs : numeric
+        Sequences decoding one token each, ``B``. [1]
+    prefill_tokens : numeric
+        Prompt tokens prefilled in the step, ``C``. [1]
+    context_tokens : numeric
+        Mean context of the decoding sequences, ``L``. [1]
+    prefill_position : numeric
+        Mean position of the prefilled tokens in their prompts, ``x`` (half the prompt for
+        whole prompts). [1]
+    clock_fraction : numeric
+        SM clock over boost. [1]
+
+    Returns
+    -------
+    Step
+
+    Examples
+    --------
+    Llama-3.1-8B (BF16) on one H100 at 80 % of 3.35 TB/s and 60 % of 989 TFLOP/s, batch 64 at a
+    1000-token context, no prefill, no host time: weights 16.06 GB, KV 64 x 1000 x 131 kB = 8.4 GB,
+    so 24.45 GB over 2.68 TB/s = 9.1 ms (compute 64 x 16 GFLOP / 593 TFLOP/s = 1.7 ms hides):
+
+    >>> from twin.physics.serving import example_costs, example_device
+    >>> s = step(example_costs(), example_device(), 64, 0, 1000, 0)
+    >>> round(float(s.time_s) * 1e3, 2)
+    9.12
+    """
+    b = np.asarray(decode_seqs, dtype=np.float64)
+    p = np.asarray(prefill_tokens, dtype=np.float64)
+    ctx = np.asarray(context_tokens, dtype=np.float64)
+    x = np.asarray(prefill_position, dtype=np.float64)
+    f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
+    bw, fl = dev.bandwidth_b_s, dev.flop_s * f
+    tokens = b + p
+    dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
+    n = dev.roofline_exponent
+    t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n)
+    # Experts: the busiest GPU of an expert-parallel group sets the time (module docstring).
+    g = c.expert_gpus
+    held = c.n_experts / g  # experts per GPU
+    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token)
+    touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
+    expert_read = c.expert_bytes * np.divide(touched, held, out=np.zeros_like(touched), where=held > 0)
+    picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
+    heavy = np.divide(busiest_share(picks, np.sqrt(picks), g), picks, out=np.ones_like(picks), where=picks > 0)
+    expert_flops = tokens * c.expert_flops_per_token * heavy
+    t_expert = roofline_time_s(expert_read / dev.expert_bandwidth_b_s, expert_flops / (dev.expert_flop_s * f), n)
+    kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
+    attn_bytes = b * (kv + c.state_bytes_per_sequence)
+    attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
+        x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens
+    )
+    t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n)
+    active = tokens > 0
+    t_coll = np.where(
+        active, c.collective_steps * dev.link_latency_s + tokens * c.collective_bytes_per_token / dev.link_bandwidth_b_s, 0.0
+    )
+    t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
+    t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
+    moved = np.where(active, c.dense_bytes + expert_read + attn_bytes, 0.0)
+    return Step(
+        time_s=np.asarray(t_kern + t_coll + t_host),
+        host_s=np.asarray(t_host),
+        collective_s=np.asarray(t_coll),
+        bytes=np.asarray(moved),
+        flops=np.asarray(dense_flops + expert_flops + attn_flops),
+    )
+
+
+def batch_for_rates(
+    c: StepCosts,
+    dev: ServingDevice,
+    decode_rate: Numeric,
+    prefill_rate: Numeric,
+    context_tokens: Numeric,
+    prefill_position: Numeric,
+    max_seqs: Numeric,
+    clock_fraction: Numeric = 1.0,
+) -> FloatArray:
+    """Sequences a replica runs to sustain a decode and a prefill token rate.
+
+    With ``B`` sequences and ``C = (lambda_p / lambda_d) B`` prompt tokens per step, the replica
+    makes ``B / t(B, C)`` output tokens per second, which grows with ``B``; the batch is where it
+    equals ``lambda_d``, found by the Illinois variant of false position on ``[0, max_seqs]``
+    (a bracket keeps it safe where the touched-expert share bends the step time).
+
+    Parameters
+    ----------
+    c, dev : StepCosts, ServingDevice
+        As in :func:`step`.
+    decode_rate, prefill_rate : numeric
+        Output and prompt tokens per second the replica serves (``decode_rate > 0``). [1/s]
+    context_tokens, prefill_position, clock_fraction : numeric
+        As in :func:`step`.
+    max_seqs : numeric
+        Most sequences the replica holds; returned where even they do not reach the rate. [1]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``B`` in ``[0, max_seqs]`` (0 where ``decode_rate`` is 0). [1]
+
+    Examples
+    --------
+    The batch found reproduces the rate it was asked for:
+
+    >>> from twin.physics.serving import example_costs, example_device
+    >>> c, d = example_costs(), example_device()
+    >>> b = batch_for_rates(c, d, 5000.0, 2000.0, 1000.0, 250.0, 1024)
+    >>> round(float(b / step(c, d, b, 0.4 * b, 1000.0, 250.0).time_s), 6)
+    5000.0
+    """
+    lam = np.maximum(np.asarray(decode_rate, dtype=np.float64), 0.0)
+    rho = np.divide(prefill_rate, lam, out=np.zeros_like(lam), where=lam > 0)
+    hi = np.broadcast_to(np.asarray(max_seqs, dtype=np.float64), lam.shape).copy()
+    shape = np.broadcast_shapes(lam.shape, hi.shape, np.shape(context_tokens), np.shape(clock_fraction))
+    lam, rho, hi = (np.broadcast_to(a, shape).copy() for a in (lam, rho, hi))
+
+    def h(b: FloatArray) -> FloatArray:
+        return np.asarray(b - lam * step(c, dev, b, rho * b, context_tokens, prefill_position, clock_fraction).time_s)
+
+    lo = np.zeros(shape)
+    tiny = np.maximum(hi * 1e-9, 1e-12)
+    f_lo = h(tiny)  # the empty step takes no time: start from a vanishing batch
+    f_hi = h(hi)
+    todo = (lam > 0) & (f_hi > 0)
+    side = np.zeros(shape)
+    b = np.where(todo, hi, np.where(lam > 0, hi, 0.0))
+    for _ in range(RATE_SOLVER_STEPS):
+        if not np.any(todo):
+            break
+        den = np.where(todo, f_hi - f_lo, 1.0)
+        x = np.where(todo, (lo * f_hi - hi * f_lo) / den, b)
+        x = np.clip(x, lo, hi)
+        fx = h(x)
+        up = todo & (fx > 0)
+        down = todo & (fx <= 0)
+        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+        lo, f_lo = np.where(down, x, lo), np.where(down, fx, f_lo)
+        f_lo = np.where(up & (side > 0), 0.5 * f_lo, f_lo)  # Illinois: the end kept twice is halved
+        f_hi = np.where(down & (side < 0), 0.5 * f_hi, f_hi)
+        side = np.where(up, 1.0, np.where(down, -1.0, side))
+        b = np.where(todo, x, b)
+        todo &= (hi - lo > RATE_SOLVER_RTOL * np.maximum(hi, 1.0)) & (np.abs(fx) > RATE_SOLVER_RTOL * np.maximum(x, 1.0))
+    return np.asarray(b)
+
+
+def median_prefills_per_step(arrivals_per_step: Numeric) -> FloatArray:
+    """Median number of prompts admitted in a step when they arrive as a Poisson stream.
+
+    Parameters
+    ----------
+    arrivals_per_step : numeric
+        Mean prompts admitted per step (finished sequences per step in a full replica). [1]
+
+    Returns
+    -------
+    numpy.ndarray
+        The median of ``N ~ Poisson(r)``, interpolated within the count where the CDF crosses
+        one half (the mid-distribution median), so that it moves continuously with ``r``. [1]
+
+    Examples
+    --------
+    Few arrivals: most steps carry no prompt; one per step: half of them none or one:
+
+    >>> median_prefills_per_step([0.02, 0.6931471805599453, 2.5, 40.0]).round(3)
+    array([ 0.   ,  0.   ,  1.87 , 39.664])
+    """
+    r = np.maximum(np.asarray(arrivals_per_step, dtype=np.float64), 0.0)
+    flat = r.ravel()
+    n_max = int(np.max(flat + 8.0 * np.sqrt(flat) + 8.0)) if flat.size else 8
+    n = np.arange(n_max + 1, dtype=np.float64)
+    log_pmf = n[:, None] * np.log(np.maximum(flat, 1e-300))[None, :] - flat[None, :] - _log_factorial(n)[:, None]
+    pmf = np.exp(log_pmf)
+    cdf = np.cumsum(pmf, axis=0)
+    k = np.argmax(cdf >= 0.5, axis=0)  # first count whose CDF reaches one half
+    cols = np.arange(flat.size)
+    below = np.where(k > 0, cdf[np.maximum(k - 1, 0), cols], 0.0)
+    frac = (0.5 - below) / np.maximum(pmf[k, cols], 1e-300)
+    med = np.where(k > 0, k - 1 + frac, 0.0)
+    return np.asarray(np.where(flat > 0, med, 0.0).reshape(r.shape))
+
+
+def _log_factorial(n: FloatArray) -> FloatArray:
+    from scipy.special import gammaln
+
+    return np.asarray(gammaln(n + 1.0))
 
 
 def training_tokens_per_s(
@@ -251,4 +543,54 @@ def training_tokens_per_s(
     return np.asarray(
         np.asarray(mfu) * np.asarray(flop_s_peak) * np.asarray(clock_fraction) / (6.0 * np.asarray(active_params)),
         dtype=np.float64,
+    )
+
+
+def example_costs() -> StepCosts:
+    """Llama-3.1-8B in BF16 on one GPU: the costs the docstring examples use (hand-computed).
+
+    8.03e9 weights (16.06 GB), of which 0.525e9 are the embedding table (not multiplied);
+    131 072 KV bytes per token (32 layers x 8 KV heads x 128 x 2 x 2 B); 4 x 32 heads x 128 x 32
+    layers = 524 288 attention FLOPs per token per context token.
+    """
+    z = np.zeros(())
+    one = np.ones(())
+    matmul = 2.0 * (8.03e9 - 0.525e9)
+    return StepCosts(
+        dense_bytes=np.asarray(2.0 * (8.03e9 - 0.525e9)),
+        expert_bytes=z,
+        n_experts=one,
+        experts_per_token=one,
+        expert_gpus=one,
+        expert_token_scale=one,
+        decode_flops_per_token=np.asarray(matmul),
+        prefill_flops_per_token=np.asarray(matmul - 2.0 * 0.525e9),
+        expert_flops_per_token=z,
+        kv_bytes_per_token=np.asarray(131072.0),
+        window_kv_bytes_per_token=z,
+        window_tokens=z,
+        attention_flops=np.asarray(524288.0),
+        window_attention_flops=z,
+        prefill_attention_flops=np.asarray(524288.0),
+        prefill_window_attention_flops=z,
+        state_bytes_per_sequence=z,
+        collective_steps=z,
+        collective_bytes_per_token=z,
+    )
+
+
+def example_device() -> ServingDevice:
+    """An H100 at 80 % of its HBM bandwidth and 60 % of its BF16 FLOP/s, no host time."""
+    return ServingDevice(
+        bandwidth_b_s=np.asarray(0.8 * 3.35e12),
+        kv_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
+        expert_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
+        peak_bandwidth_b_s=np.asarray(3.35e12),
+        flop_s=np.asarray(0.6 * 989.4e12),
+        expert_flop_s=np.asarray(0.6 * 989.4e12),
+        link_bandwidth_b_s=np.asarray(370e9),
+        link_latency_s=np.asarray(10e-6),
+        overhead_s=np.zeros(()),
+        overhead_per_sequence_s=np.zeros(()),
+        roofline_exponent=np.asarray(50.0),
     )

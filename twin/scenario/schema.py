@@ -22,6 +22,25 @@ def _known(name: str, valid: list[str], kind: str) -> str:
     return name
 
 
+def _known_model_name(name: str) -> str:
+    """A catalog name, a shipped Hugging Face id (its canonical spelling) or a ``config.json`` path.
+
+    A path is resolved (and its config read) when the facility is built, relative to the
+    scenario file.
+    """
+    from twin.catalog.architecture import looks_like_path, resolve_id, shipped_model_ids
+
+    if name in catalog.model_names() or looks_like_path(name):
+        return name
+    hf = resolve_id(name)
+    if hf is not None:
+        return hf
+    raise ValueError(
+        f"unknown model {name!r}; give a catalog name ({', '.join(catalog.model_names())}), a shipped Hugging Face "
+        f"id ({', '.join(shipped_model_ids())}) or a path to a config.json"
+    )
+
+
 class StrictModel(BaseModel):
     """Base model: unknown keys are errors, instances are immutable."""
 
@@ -330,11 +349,28 @@ class InferenceWorkload(StrictModel):
 
     kind: Literal["inference"] = "inference"
     name: str
-    model: str = Field(description="Catalog model name (twin.catalog).")
+    model: str = Field(
+        description="Catalog name, shipped Hugging Face id, or path to a config.json (twin.catalog.architecture)."
+    )
     servers: int | None = Field(None, gt=0, description="Servers in the pool (None: all not yet taken).")
-    tensor_parallel: int = Field(1, gt=0)
-    max_batch: int = Field(256, gt=0)
-    precision: Literal["bf16", "fp8"] = "bf16"
+    tensor_parallel: int = Field(1, gt=0, description="GPUs a replica's attention and dense layers are split over.")
+    expert_parallel: bool = Field(
+        False, description="Spread whole experts over the replica's GPUs (vLLM --enable-expert-parallel)."
+    )
+    data_parallel: int = Field(
+        1,
+        gt=0,
+        description="Data-parallel attention ranks sharing the experts (with expert_parallel); a replica then has "
+        "tensor_parallel x data_parallel GPUs. Independent replicas need no setting: each server holds its own.",
+    )
+    max_batch: int = Field(256, gt=0, description="Sequences a replica runs at once (vLLM max_num_seqs).")
+    max_batched_tokens: int = Field(
+        8192, gt=0, description="Tokens per step of one rank, decode plus prefill chunks (vLLM max_num_batched_tokens)."
+    )
+    precision: Literal["bf16", "fp8"] | None = Field(
+        None, description="Weight format; None: the model's own (its config's dtype and quantization)."
+    )
+    kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache format (vLLM --kv-cache-dtype).")
     arrivals: ArrivalSpec
 
     @model_validator(mode="before")
@@ -348,7 +384,21 @@ class InferenceWorkload(StrictModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        return _known(name, catalog.model_names(), "model")
+        return _known_model_name(name)
+
+    @model_validator(mode="after")
+    def _layout(self) -> InferenceWorkload:
+        if self.data_parallel > 1 and not self.expert_parallel:
+            raise ValueError(
+                "data_parallel > 1 needs expert_parallel: true (data-parallel attention ranks share experts); "
+                "independent replicas need no setting"
+            )
+        return self
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs in one replica."""
+        return self.tensor_parallel * self.data_parallel
 
 
 class JobTrace(StrictModel):
@@ -374,7 +424,13 @@ class TrainingWorkload(StrictModel):
     mem_activity: float = Field(
         0.5, ge=0, le=1, description="[EST] HBM activity of training steps (fraction of achievable bandwidth)."
     )
-    precision: Literal["bf16", "fp8"] = "bf16"
+    precision: Literal["bf16", "fp8"] | None = Field(
+        None, description="Weight format; None: the model's own (its config's dtype and quantization)."
+    )
+    pipeline_parallel: int = Field(1, gt=0, description="Pipeline stages of the training job.")
+    microbatches: int = Field(
+        8, gt=0, description="[EST] Micro-batches per step: the pipeline bubble is (p - 1) / (m + p - 1)."
+    )
     jobs: JobTrace | None = Field(
         None, description="Jobs from a trace occupy the pool's GPUs (packed onto servers); None: one steady job."
     )
@@ -385,7 +441,7 @@ class TrainingWorkload(StrictModel):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        return _known(name, catalog.model_names(), "model")
+        return _known_model_name(name)
 
 
 class TelemetryWorkload(StrictModel):

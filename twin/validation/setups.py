@@ -173,7 +173,7 @@ def decode_point(
     )
     power = accelerator_power_w(
         acc.idle_power_w,
-        acc.max_power_w,
+        acc.full_power_w,
         res.busy,
         res.mem_activity,
         res.sm_activity,

@@ -134,7 +134,7 @@ def modelled_power_w(
     s_measured = np.clip(sm_activity_per_busy * u, 0.0, 1.0)
     return accelerator_power_w(
         spec.idle_power_w,
-        spec.max_power_w,
+        spec.full_power_w,
         u,
         np.clip(np.asarray(memory_utilization, dtype=np.float64), 0.0, 1.0),
         s_measured * f,  # s_1: the activity the same work needs at boost clock

@@ -1,0 +1,660 @@
+"""LLM architectures read from Hugging Face ``config.json`` files: what serving one token costs.
+
+A workload's ``model:`` names a catalog model (``models.yaml``), a Hugging Face model id whose
+``config.json`` ships in ``architectures/`` (their sources are in ``architectures/SOURCE.md``), or
+a path to any ``config.json``. :func:`load_architecture` resolves all three into an
+:class:`Architecture`: the layer kinds and sizes, from the standard config fields, and from them
+the parameter counts, bytes and FLOPs the serving model needs.
+
+Fields read (transformers' names; aliases in brackets):
+
+* every layer: ``num_hidden_layers``, ``hidden_size``, ``vocab_size``, ``tie_word_embeddings``,
+  ``torch_dtype`` [``dtype``], ``quantization_config``;
+* attention: ``num_attention_heads``, ``num_key_value_heads``, ``head_dim``; windows from
+  ``sliding_window`` with ``layer_types`` or ``sliding_window_pattern`` (Gemma 3, gpt-oss) or
+  ``attention_chunk_size`` with ``no_rope_layers`` (Llama 4); multi-head latent attention from
+  ``kv_lora_rank``, ``q_lora_rank``, ``qk_nope_head_dim``, ``qk_rope_head_dim``, ``v_head_dim``
+  (DeepSeek-V2/V3);
+* MLP: ``intermediate_size`` (``intermediate_size_mlp`` for Llama 4's dense layers), gated
+  (SwiGLU/GeGLU) unless ``mlp_hidden_act`` is ``relu2`` (Nemotron-H);
+* mixture of experts: ``num_experts`` [``n_routed_experts``, ``num_local_experts``],
+  ``num_experts_per_tok`` [``experts_per_token``], ``moe_intermediate_size``, shared experts
+  (``n_shared_experts``, ``shared_expert_intermediate_size``, Llama 4's one shared expert), which
+  layers are sparse (``first_k_dense_replace`` and ``moe_layer_freq``, ``decoder_sparse_step`` and
+  ``mlp_only_layers``, ``interleave_moe_layer_step``);
+* Mamba-2 mixers of hybrid models: ``hybrid_override_pattern`` (``M`` Mamba, ``*`` attention,
+  ``-`` MLP, ``E`` experts), ``mamba_num_heads``, ``mamba_head_dim``, ``ssm_state_size``,
+  ``n_groups``, ``conv_kernel``.
+
+Fields known not to change what a token costs (token ids, norms' epsilons, positional-encoding
+scaling, initialisation, training-only losses, ...) are listed in :data:`IGNORED_FIELDS`. Any
+other field is an error that lists it (:class:`ArchitectureError`): the twin will not silently
+serve a model whose config says something it does not understand. A multimodal config
+(``text_config``, ``thinker_config``, ``llm_config``) gives its language model, and the
+architecture says so in :attr:`Architecture.notes`: the vision or audio encoder is not modelled.
+
+Weight formats: ``bf16``/``fp16`` 2 bytes, ``fp8`` 1 byte (block or channel scales add under
+0.01 %; :attr:`Architecture.block_scaled` marks DeepSeek-style 128 x 128 block scales, which the
+serving engine runs through other kernels than per-channel scales), ``mxfp4`` 4.25 bits (4-bit E2M1 values and one 8-bit E8M0 scale per 32; OCP
+Microscaling Formats (MX) v1.0 spec, 2023, sec. 5). Which parts a quantised checkpoint keeps in
+16 bits comes from its ``modules_to_not_convert`` / ``ignore`` list; embeddings, the output head,
+routers and norms stay in 16 bits unless that list says otherwise.
+
+References
+----------
+.. [1] Hugging Face transformers, model configuration classes (``LlamaConfig``, ``Qwen3MoeConfig``,
+   ``DeepseekV3Config``, ``Gemma3TextConfig``, ``Llama4TextConfig``, ``GptOssConfig``,
+   ``NemotronHConfig``): the field names above.
+.. [2] DeepSeek-AI, "DeepSeek-V3 Technical Report", arXiv 2412.19437, 2024, sec. 2.1.1
+   (multi-head latent attention: the cache holds the ``kv_lora_rank`` latent and the
+   ``qk_rope_head_dim`` key per token and layer).
+.. [3] T. Dao, A. Gu, "Transformers are SSMs" (Mamba-2), arXiv 2405.21060, 2024, sec. 7
+   (state ``heads x head_dim x state_size`` per sequence and layer, independent of context).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from twin.errors import TwinError, UnknownNameError
+
+ARCHITECTURES_DIR = Path(__file__).parent / "architectures"
+
+#: Bytes per stored weight or cache value of each format (module docstring).
+BYTES_PER_VALUE: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "mxfp4": 4.25 / 8.0}
+
+#: ``torch_dtype`` values and the format they mean.
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+#: ``quant_method`` values and the weight format of the layers they quantise.
+_QUANT_METHODS = {"fp8": "fp8", "fbgemm_fp8": "fp8", "mxfp4": "mxfp4", "compressed-tensors": "fp8"}
+
+#: Fields that do not change the bytes or FLOPs of a token (or are read together with another).
+IGNORED_FIELDS = frozenset(
+    {
+        "_name_or_path", "architectures", "auto_map", "model_type", "transformers_version", "torch_dtype",
+        "dtype", "use_cache", "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range",
+        "initializer_factor", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "norm_eps",
+        "max_position_embeddings", "rope_theta", "rope_scaling", "rope_parameters", "rope_local_base_freq",
+        "rope_interleave", "partial_rotary_factor", "use_qk_norm", "qk_layernorm", "attention_dropout",
+        "hidden_dropout", "attn_dropout", "dropout", "hidden_act", "hidden_activation", "pretraining_tp",
+        "mlp_bias", "attention_bias", "bias", "use_bias", "tie_word_embeddings", "router_aux_loss_coef",
+        "output_router_logits", "router_jitter_noise", "router_z_loss_coef", "aux_loss_alpha", "seq_aux",
+        "norm_topk_prob", "routed_scaling_factor", "topk_method", "n_group", "topk_group", "scoring_func",
+        "ep_size", "num_nextn_predict_layers", "use_sliding_window", "max_window_layers",
+        "query_pre_attn_scalar", "final_logit_softcapping", "attn_logit_softcapping", "cache_implementation",
+        "attn_implementation", "sliding_window_pattern", "layer_types", "no_rope_layers", "attn_scale",
+        "attn_temperature_tuning", "floor_scale", "swiglu_limit", "num_experts_per_tok",
+        "experts_per_token", "image_token_index", "image_token_id", "video_token_id", "audio_token_id",
+        "boi_token_index", "eoi_token_index", "vision_start_token_id", "vision_end_token_id",
+        "vision_token_id", "mm_tokens_per_image", "vision_feature_layer", "vision_feature_select_strategy",
+        "projector_hidden_act", "multimodal_projector_bias", "image_size", "downsample_ratio", "template",
+        "ps_version", "vision_config", "audio_config", "talker_config", "code2wav_config", "enable_audio_output",
+        "im_start_token_id", "im_end_token_id", "tts_pad_token_id", "tts_bos_token_id", "tts_eos_token_id",
+        "system_token_id", "user_token_id", "assistant_token_id", "position_id_per_seconds",
+        "seconds_per_chunk", "audio_start_token_id", "audio_end_token_id",
+        "rescale_prenorm_residual", "residual_in_fp32", "use_mamba_kernels", "mamba_hidden_act",
+        "mamba_proj_bias", "mamba_conv_bias", "time_step_min", "time_step_max", "time_step_floor",
+        "time_step_limit", "time_step_rank", "mamba_chunk_size", "chunk_size", "expand", "use_conv_bias",
+        "mlp_hidden_act", "num_logits_to_keep", "sliding_window", "attention_chunk_size",
+        "interleave_moe_layer_step", "moe_layers", "decoder_sparse_step", "mlp_only_layers",
+        "first_k_dense_replace", "moe_layer_freq", "head_dim", "quantization_config", "is_encoder_decoder",
+        "return_dict", "output_hidden_states", "output_attentions", "torchscript", "use_return_dict",
+        "tokenizer_class", "prefix", "task_specific_params", "problem_type", "id2label", "label2id",
+        "use_bfloat16", "tf_legacy_loss", "chunk_size_feed_forward", "is_decoder", "add_cross_attention",
+        "cross_attention_hidden_size", "finetuning_task", "max_length", "min_length", "do_sample",
+        "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k",
+        "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+        "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
+        "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+        "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "sep_token_id",
+        "decoder_start_token_id", "pruned_heads", "tie_encoder_decoder", "label_smoothing",
+        "initializer_std", "embedding_multiplier", "logits_scaling", "residual_multiplier",
+        "attention_multiplier", "router_dtype", "moe_router_dtype", "num_memory_blocks",
+        "fp32_residual_connection", "fp16_lm_head", "attention_sink", "attention_sinks", "qkv_bias",
+        "initial_context_length",
+    }
+)
+#: Fields read by :func:`parse_config` (everything else must be in :data:`IGNORED_FIELDS`).
+USED_FIELDS = frozenset(
+    {
+        "num_hidden_layers", "hidden_size", "vocab_size", "num_attention_heads", "num_key_value_heads",
+        "intermediate_size", "intermediate_size_mlp", "num_experts", "n_routed_experts", "num_local_experts",
+        "moe_intermediate_size", "n_shared_experts", "shared_expert_intermediate_size",
+        "moe_shared_expert_intermediate_size", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
+        "qk_rope_head_dim", "v_head_dim", "hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim",
+        "ssm_state_size", "n_groups", "conv_kernel", "text_config", "thinker_config", "llm_config",
+    }
+)
+#: Top-level keys that mark a multimodal wrapper around a language model, in the order tried.
+_TEXT_KEYS = ("text_config", "thinker_config", "llm_config")
+
+
+class ArchitectureError(TwinError, ValueError):
+    """A model config the twin cannot read: names the file and the fields at fault."""
+
+    def __init__(self, source: str, message: str, fields: tuple[str, ...] = ()) -> None:
+        self.source = source
+        self.fields = fields
+        super().__init__(f"{source}: {message}")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A decoder-only language model, layer kind by layer kind. Counts are per model (all layers).
+
+    ``n_*_layers`` count layers by their token mixer (full or windowed attention, Mamba-2) and
+    by their MLP (dense, mixture of experts; a hybrid's MLP-only layers are dense layers with no
+    mixer). Sizes are in elements; :attr:`weight_format` and :attr:`quantized` give the bytes.
+    """
+
+    name: str
+    source: str
+    n_layers: int
+    d_model: int
+    vocab_size: int
+    tied_embeddings: bool
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    n_full_attention_layers: int
+    n_window_layers: int = 0
+    attention_window: int = 0
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    n_mamba_layers: int = 0
+    mamba_heads: int = 0
+    mamba_head_dim: int = 0
+    ssm_state: int = 0
+    ssm_groups: int = 0
+    conv_kernel: int = 0
+    n_dense_mlp_layers: int = 0
+    dense_intermediate: int = 0
+    gated_mlp: bool = True
+    n_moe_layers: int = 0
+    n_experts: int = 0
+    experts_per_token: int = 0
+    expert_intermediate: int = 0
+    shared_intermediate: int = 0
+    weight_format: str = "bf16"
+    quantized: frozenset[str] = field(default_factory=frozenset)
+    block_scaled: bool = False
+    multimodal: bool = False
+    notes: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ parameter counts
+    @property
+    def is_mla(self) -> bool:
+        """True for multi-head latent attention."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def n_attention_layers(self) -> int:
+        """Layers with an attention mixer (full or windowed)."""
+        return self.n_full_attention_layers + self.n_window_layers
+
+    @property
+    def is_moe(self) -> bool:
+        """True for a mixture-of-experts model."""
+        return self.n_moe_layers > 0 and self.n_experts > 1
+
+    @property
+    def attention_params_per_layer(self) -> float:
+        """Projection weights of one attention layer."""
+        d, h, kv, hd = self.d_model, self.n_heads, self.n_kv_heads, self.head_dim
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = d * self.q_lora_rank + self.q_lora_rank * h * qk if self.q_lora_rank else d * h * qk
+            kv_a = d * (self.kv_lora_rank + self.qk_rope_head_dim)
+            kv_b = self.kv_lora_rank * h * (self.qk_nope_head_dim + self.v_head_dim)
+            return float(q + kv_a + kv_b + h * self.v_head_dim * d)
+        return float(d * h * hd + 2 * d * kv * hd + h * hd * d)
+
+    @property
+    def mamba_inner(self) -> int:
+        """Mamba-2 inner width, heads x head dim."""
+        return self.mamba_heads * self.mamba_head_dim
+
+    @property
+    def mamba_params_per_layer(self) -> float:
+        """Weights of one Mamba-2 mixer (in/out projections and the convolution)."""
+        if not self.n_mamba_layers:
+            return 0.0
+        inner, gs = self.mamba_inner, self.ssm_groups * self.ssm_state
+        in_proj = self.d_model * (2 * inner + 2 * gs + self.mamba_heads)
+        conv = (inner + 2 * gs) * self.conv_kernel
+        return float(in_proj + conv + inner * self.d_model + 3 * self.mamba_heads + inner)
+
+    def _mlp(self, intermediate: int) -> float:
+        return float((3 if self.gated_mlp else 2) * self.d_model * intermediate)
+
+    @property
+    def expert_params(self) -> float:
+        """Weights of all routed experts of all layers."""
+        return self.n_moe_layers * self.n_experts * self._mlp(self.expert_intermediate)
+
+    @property
+    def params_by_part(self) -> dict[str, float]:
+        """Parameter counts of each part of the model (embedding and output head apart)."""
+        head = 0.0 if self.tied_embeddings else float(self.vocab_size * self.d_model)
+        router = self.n_moe_layers * self.d_model * self.n_experts if self.is_moe else 0.0
+        return {
+            "embedding": float(self.vocab_size * self.d_model),
+            "lm_head": head,
+            "attention": self.n_attention_layers * self.attention_params_per_layer,
+            "mamba": self.n_mamba_layers * self.mamba_params_per_layer,
+            "dense_mlp": self.n_dense_mlp_layers * self._mlp(self.dense_intermediate),
+            "shared_experts": self.n_moe_layers * self._mlp(self.shared_intermediate),
+            "router": float(router),
+            "experts": self.expert_params,
+        }
+
+    @property
+    def params(self) -> float:
+        """All parameters."""
+        return float(sum(self.params_by_part.values()))
+
+    @property
+    def active_params(self) -> float:
+        """Parameters a token passes through: all but the unrouted experts."""
+        unused = self.expert_params * (1.0 - self.experts_per_token / self.n_experts) if self.is_moe else 0.0
+        return self.params - unused
+
+    @property
+    def matmul_params_per_token(self) -> float:
+        """Weights multiplied per token, output head included, embedding lookup excluded."""
+        parts = self.params_by_part
+        head = parts["lm_head"] if not self.tied_embeddings else parts["embedding"]
+        routed = self.expert_params * self.experts_per_token / self.n_experts if self.is_moe else 0.0
+        return head + sum(parts[k] for k in ("attention", "mamba", "dense_mlp", "shared_experts", "router")) + routed
+
+    # ------------------------------------------------------------------ bytes
+    def bytes_per_weight(self, part: str, weight_format: str | None = None) -> float:
+        """Bytes per weight of ``part`` (a :attr:`params_by_part` key) in a format (default: the model's)."""
+        fmt = weight_format or self.weight_format
+        quantized = self.quantized if weight_format is None else _default_quantized(fmt)
+        if part in quantized:
+            return BYTES_PER_VALUE[fmt]
+        return BYTES_PER_VALUE["bf16"]
+
+    def weight_bytes_by_part(self, weight_format: str | None = None) -> dict[str, float]:
+        """Bytes of each part's weights in HBM."""
+        return {k: v * self.bytes_per_weight(k, weight_format) for k, v in self.params_by_part.items()}
+
+    def kv_bytes_per_token_layer(self, kv_bytes_per_value: float = 2.0) -> float:
+        """KV-cache bytes one token adds in one attention layer (K and V, or MLA's latent)."""
+        if self.is_mla:
+            return (self.kv_lora_rank + self.qk_rope_head_dim) * kv_bytes_per_value
+        return 2.0 * self.n_kv_heads * self.head_dim * kv_bytes_per_value
+
+    def kv_bytes_per_token(self, kv_bytes_per_value: float = 2.0) -> float:
+        """KV-cache bytes per context token over all attention layers (windowed ones included)."""
+        return self.n_attention_layers * self.kv_bytes_per_token_layer(kv_bytes_per_value)
+
+    def state_bytes_per_sequence(self, state_bytes_per_value: float = 4.0) -> float:
+        """Mamba-2 state of one sequence over all Mamba layers: SSM state plus convolution window."""
+        if not self.n_mamba_layers:
+            return 0.0
+        ssm = self.mamba_heads * self.mamba_head_dim * self.ssm_state * state_bytes_per_value
+        conv = (self.conv_kernel - 1) * (self.mamba_inner + 2 * self.ssm_groups * self.ssm_state) * 2.0
+        return self.n_mamba_layers * (ssm + conv)
+
+    # ------------------------------------------------------------------ FLOPs
+    def attention_flops_per_context_token(self, decode: bool = True) -> float:
+        """FLOPs of one token attending to one context token, per attention layer.
+
+        Scores and the weighted sum each cost 2 FLOPs per multiply-add. MLA decodes in the
+        absorbed form (the cache's latent acts as one shared key/value head of width
+        ``kv_lora_rank``) and prefills in the expanded one [2]_.
+        """
+        h = self.n_heads
+        if self.is_mla:
+            if decode:
+                return 2.0 * h * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
+            return 2.0 * h * (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim)
+        return 4.0 * h * self.head_dim
+
+    @property
+    def sublayers(self) -> int:
+        """Mixers plus MLP blocks: each ends in one tensor-parallel all-reduce."""
+        mixers = self.n_attention_layers + self.n_mamba_layers
+        return mixers + self.n_dense_mlp_layers + self.n_moe_layers
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers a user checks against a model card."""
+        return {
+            "model": self.name,
+            "params_b": round(self.params / 1e9, 3),
+            "active_params_b": round(self.active_params / 1e9, 3),
+            "layers": self.n_layers,
+            "weight_format": self.weight_format,
+            "kv_bytes_per_token": self.kv_bytes_per_token(),
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------- parsing
+def _default_quantized(fmt: str) -> frozenset[str]:
+    if fmt in ("bf16", "fp16", "fp32"):
+        return frozenset()
+    if fmt == "mxfp4":
+        return frozenset({"experts"})
+    return frozenset({"attention", "mamba", "dense_mlp", "shared_experts", "experts"})
+
+
+#: Words in a quantisation exclusion pattern and the part of the model they keep in 16 bits.
+_EXCLUDE_WORDS: tuple[tuple[str, str], ...] = (
+    ("shared_expert", "shared_experts"),
+    ("self_attn", "attention"),
+    ("attn", "attention"),
+    ("mixer", "mamba"),
+    ("router", "router"),
+    ("mlp.gate", "router"),
+    ("lm_head", "lm_head"),
+    ("embed", "embedding"),
+)
+#: Exclusion patterns that name parts of the model the twin does not serve (vision, audio).
+_FOREIGN_WORDS = ("vision", "visual", "multi_modal", "audio", "mm_projector", "patch_embed")
+
+
+def _quantization(cfg: dict[str, Any], source: str) -> tuple[str, frozenset[str]]:
+    dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
+    base = _DTYPES.get(dtype)
+    if base is None:
+        raise ArchitectureError(source, f"torch_dtype {dtype!r} is not one of {sorted(_DTYPES)}", ("torch_dtype",))
+    q = cfg.get("quantization_config")
+    if not q:
+        return base, frozenset()
+    method = str(q.get("quant_method", ""))
+    fmt = _QUANT_METHODS.get(method)
+    if fmt is None:
+        raise ArchitectureError(
+            source,
+            f"quantization_config.quant_method {method!r} is not one the twin models ({sorted(_QUANT_METHODS)})",
+            ("quantization_config.quant_method",),
+        )
+    if method == "compressed-tensors":
+        fmt = _compressed_tensors_format(q, source)
+    parts = set(_default_quantized(fmt))
+    excluded = q.get("modules_to_not_convert") or q.get("ignore") or q.get("ignored_layers") or []
+    for pattern in excluded:
+        text = str(pattern).lower()
+        if any(w in text for w in _FOREIGN_WORDS):
+            continue
+        for word, part in _EXCLUDE_WORDS:
+            if word in text:
+                parts.discard(part)
+                break
+    return fmt, frozenset(parts)
+
+
+def _compressed_tensors_format(q: dict[str, Any], source: str) -> str:
+    """Weight format of a compressed-tensors checkpoint (FP8 is the one the twin models)."""
+    groups = q.get("config_groups") or {}
+    for group in groups.values():
+        w = (group or {}).get("weights") or {}
+        if w.get("type") == "float" and int(w.get("num_bits", 0)) == 8:
+            return "fp8"
+        raise ArchitectureError(
+            source,
+            f"compressed-tensors weights {w.get('type')!r} with {w.get('num_bits')} bits are not modelled "
+            "(the twin models 8-bit float weights)",
+            ("quantization_config.config_groups",),
+        )
+    return "fp8"
+
+
+def _first(cfg: dict[str, Any], *names: str, default: Any = None) -> Any:
+    for n in names:
+        if cfg.get(n) is not None:
+            return cfg[n]
+    return default
+
+
+def _require(cfg: dict[str, Any], source: str, *names: str) -> int:
+    value = _first(cfg, *names)
+    if value is None:
+        raise ArchitectureError(source, f"missing {names[0]} (the twin needs it to size the model)", (names[0],))
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ArchitectureError(source, f"{names[0]} must be a non-negative integer, got {value!r}", (names[0],))
+    return int(value)
+
+
+def _text_part(cfg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The language model's config of a multimodal wrapper (and whether there was one)."""
+    for key in _TEXT_KEYS:
+        inner = cfg.get(key)
+        if isinstance(inner, dict):
+            inner = inner.get("text_config", inner) if key == "thinker_config" else inner
+            merged = dict(inner)
+            for k in ("quantization_config", "torch_dtype", "dtype", "tie_word_embeddings"):
+                if k not in merged and k in cfg:
+                    merged[k] = cfg[k]
+            return merged, True
+    return cfg, False
+
+
+def _check_fields(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
+    unknown = sorted(k for k in cfg if k not in USED_FIELDS and k not in IGNORED_FIELDS)
+    if unknown:
+        names = tuple(prefix + k for k in unknown)
+        raise ArchitectureError(
+            source,
+            f"fields the twin cannot use: {', '.join(names)} (it does not know how they change what a token "
+            "costs; remove them if they do not, or describe the model with fields it reads: "
+            "twin.catalog.architecture)",
+            names,
+        )
+
+
+def _moe_layers(cfg: dict[str, Any], n_layers: int) -> list[bool]:
+    """Which layers route to experts (the families' conventions)."""
+    if "first_k_dense_replace" in cfg:
+        k = int(cfg["first_k_dense_replace"] or 0)
+        freq = int(cfg.get("moe_layer_freq") or 1)
+        return [i >= k and (i % freq == 0) for i in range(n_layers)]
+    if cfg.get("moe_layers") is not None:
+        sparse = set(int(i) for i in cfg["moe_layers"])
+        return [i in sparse for i in range(n_layers)]
+    if cfg.get("interleave_moe_layer_step") is not None:
+        step = int(cfg["interleave_moe_layer_step"] or 1)
+        return [(i + 1) % step == 0 for i in range(n_layers)]
+    step = int(cfg.get("decoder_sparse_step") or 1)
+    dense_only = set(int(i) for i in (cfg.get("mlp_only_layers") or []))
+    return [(i + 1) % step == 0 and i not in dense_only for i in range(n_layers)]
+
+
+def _window_layers(cfg: dict[str, Any], n_layers: int, source: str) -> tuple[int, int]:
+    """(windowed layers, window in tokens) from the sliding-window or chunked-attention fields."""
+    chunk = cfg.get("attention_chunk_size")
+    if chunk:
+        nope = cfg.get("no_rope_layers")  # 1: RoPE with chunked attention; 0: global NoPE layer
+        if isinstance(nope, list) and len(nope) == n_layers:
+            return int(sum(1 for v in nope if v)), int(chunk)
+        return n_layers - n_layers // 4, int(chunk)  # Llama 4 default: every 4th layer global
+    window = cfg.get("sliding_window")
+    if not window or cfg.get("use_sliding_window") is False:
+        return 0, 0
+    types = cfg.get("layer_types")
+    if isinstance(types, list):
+        if len(types) != n_layers:
+            raise ArchitectureError(source, f"layer_types has {len(types)} entries for {n_layers} layers", ("layer_types",))
+        return sum(1 for t in types if "sliding" in str(t) or "chunked" in str(t)), int(window)
+    pattern = cfg.get("sliding_window_pattern")
+    if pattern:
+        return n_layers - n_layers // int(pattern), int(window)
+    mwl = cfg.get("max_window_layers")
+    if mwl is not None and cfg.get("use_sliding_window"):
+        return max(n_layers - int(mwl), 0), int(window)
+    return n_layers, int(window)  # Mistral-style: every layer sees the window
+
+
+def parse_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
+    """Build an :class:`Architecture` from a ``config.json`` mapping (module docstring)."""
+    if not isinstance(cfg, dict):
+        raise ArchitectureError(source, "a model config must be a JSON object")
+    text, multimodal = _text_part(cfg)
+    notes: list[str] = []
+    if multimodal:
+        notes.append("multimodal model: its language model is served (text path only; the encoders are not modelled)")
+        _check_fields({k: v for k, v in cfg.items() if k not in _TEXT_KEYS}, source)
+    _check_fields(text, source, "text_config." if multimodal else "")
+    fmt, quantized = _quantization(text, source)
+    block_scaled = bool((text.get("quantization_config") or {}).get("weight_block_size"))
+    d = _require(text, source, "hidden_size")
+    vocab = _require(text, source, "vocab_size")
+    heads = _require(text, source, "num_attention_heads")
+    kv_heads = int(_first(text, "num_key_value_heads", default=heads) or heads)
+    head_dim = int(_first(text, "head_dim", default=0) or (d // heads if heads else 0))
+    pattern = text.get("hybrid_override_pattern")
+    n_experts = int(_first(text, "num_experts", "n_routed_experts", "num_local_experts", default=0) or 0)
+    k = int(_first(text, "num_experts_per_tok", "experts_per_token", default=0) or 0)
+    if n_experts > 1 and not 0 < k <= n_experts:
+        raise ArchitectureError(source, f"num_experts_per_tok must be in 1..{n_experts}, got {k}", ("num_experts_per_tok",))
+    intermediate = int(_first(text, "intermediate_size", default=0) or 0)
+    moe_inter = int(_first(text, "moe_intermediate_size", default=0) or 0)
+    shared = int(_first(text, "shared_expert_intermediate_size", "moe_shared_expert_intermediate_size", default=0) or 0)
+    if not shared and text.get("n_shared_experts"):
+        shared = int(text["n_shared_experts"]) * (moe_inter or intermediate)
+    model_type = str(cfg.get("model_type", ""))
+    llama4 = "llama4" in model_type or "llama4" in str(text.get("model_type", ""))
+    dense_inter = intermediate
+    if llama4:  # expert size in intermediate_size, dense layers in intermediate_size_mlp, one shared expert
+        moe_inter = moe_inter or intermediate
+        dense_inter = int(text.get("intermediate_size_mlp") or intermediate)
+        shared = shared or moe_inter
+    elif n_experts > 1 and not moe_inter:  # Mixtral, gpt-oss: the experts' size is intermediate_size
+        moe_inter = intermediate
+    kw: dict[str, Any] = {}
+    if pattern is not None:
+        pat = str(pattern)
+        bad = sorted(set(pat) - set("M*-E"))
+        if bad:
+            raise ArchitectureError(
+                source, f"hybrid_override_pattern has layer kinds {bad} (the twin knows M, *, -, E)", ("hybrid_override_pattern",)
+            )
+        n_layers = len(pat)
+        kw.update(
+            n_full_attention_layers=pat.count("*"),
+            n_mamba_layers=pat.count("M"),
+            n_dense_mlp_layers=pat.count("-"),
+            n_moe_layers=pat.count("E"),
+            mamba_heads=_require(text, source, "mamba_num_heads"),
+            mamba_head_dim=_require(text, source, "mamba_head_dim"),
+            ssm_state=_require(text, source, "ssm_state_size"),
+            ssm_groups=int(text.get("n_groups") or 1),
+            conv_kernel=int(text.get("conv_kernel") or 4),
+            gated_mlp=str(text.get("mlp_hidden_act", "silu")) != "relu2",
+        )
+        notes.append(f"hybrid: {pat.count('M')} Mamba-2 and {pat.count('*')} attention layers")
+    else:
+        n_layers = _require(text, source, "num_hidden_layers")
+        sparse = _moe_layers(text, n_layers) if n_experts > 1 else [False] * n_layers
+        n_win, window = _window_layers(text, n_layers, source)
+        kw.update(
+            n_full_attention_layers=n_layers - n_win,
+            n_window_layers=n_win,
+            attention_window=window,
+            n_dense_mlp_layers=sum(1 for s in sparse if not s),
+            n_moe_layers=sum(1 for s in sparse if s),
+        )
+    if text.get("kv_lora_rank"):
+        kw.update(
+            kv_lora_rank=int(text["kv_lora_rank"]),
+            q_lora_rank=int(text.get("q_lora_rank") or 0),
+            qk_nope_head_dim=_require(text, source, "qk_nope_head_dim"),
+            qk_rope_head_dim=_require(text, source, "qk_rope_head_dim"),
+            v_head_dim=_require(text, source, "v_head_dim"),
+        )
+    arch = Architecture(
+        name=name,
+        source=source,
+        n_layers=n_layers,
+        d_model=d,
+        vocab_size=vocab,
+        tied_embeddings=bool(text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
+        n_heads=heads,
+        n_kv_heads=kv_heads,
+        head_dim=head_dim,
+        dense_intermediate=dense_inter,
+        n_experts=n_experts if n_experts > 1 else 0,
+        experts_per_token=k if n_experts > 1 else 0,
+        expert_intermediate=moe_inter if n_experts > 1 else 0,
+        shared_intermediate=shared if n_experts > 1 else 0,
+        weight_format=fmt,
+        quantized=quantized,
+        block_scaled=block_scaled,
+        multimodal=multimodal,
+        notes=tuple(notes),
+        **kw,
+    )
+    if arch.n_dense_mlp_layers and not arch.dense_intermediate:
+        raise ArchitectureError(source, "missing intermediate_size for the dense MLP layers", ("intermediate_size",))
+    if arch.is_moe and not arch.expert_intermediate:
+        raise ArchitectureError(source, "missing moe_intermediate_size for the experts", ("moe_intermediate_size",))
+    return arch
+
+
+def read_config(path: Path, name: str | None = None) -> Architecture:
+    """Read a ``config.json`` file (errors name the file)."""
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ArchitectureError(str(path), "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArchitectureError(str(path), f"not valid JSON: {exc}") from None
+    return parse_config(cfg, name or str(path), str(path))
+
+
+def _file_name(model_id: str) -> str:
+    return model_id.replace("/", "__") + ".json"
+
+
+@cache
+def shipped_model_ids() -> tuple[str, ...]:
+    """Hugging Face ids whose ``config.json`` ships with the twin."""
+    return tuple(sorted(p.stem.replace("__", "/", 1) for p in ARCHITECTURES_DIR.glob("*.json")))
+
+
+@cache
+def _shipped(model_id: str) -> Architecture:
+    return read_config(ARCHITECTURES_DIR / _file_name(model_id), model_id)
+
+
+def looks_like_path(name: str) -> bool:
+    """True if ``name`` is meant as a file path (ends in ``.json`` or holds a path separator that is not an org/id)."""
+    return name.endswith(".json") or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
+def resolve_id(name: str) -> str | None:
+    """The shipped Hugging Face id ``name`` refers to (case-insensitive), or None."""
+    ids = {m.lower(): m for m in shipped_model_ids()}
+    return ids.get(name.lower())
+
+
+def load_architecture(name: str, base_dir: Path | None = None) -> Architecture:
+    """Resolve a catalog name, a shipped Hugging Face id or a ``config.json`` path.
+
+    Raises :class:`~twin.errors.UnknownNameError` (listing the valid names) for a name that is
+    none of these, and :class:`ArchitectureError` for a config it cannot use.
+    """
+    from twin.catalog import catalog_model_architecture, model_names  # the catalog's short names
+
+    if name in model_names():
+        return catalog_model_architecture(name)
+    hf = resolve_id(name)
+    if hf is not None:
+        return _shipped(hf)
+    if looks_like_path(name):
+        path = Path(name).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return read_config(path)
+    raise UnknownNameError("model", name, [*model_names(), *shipped_model_ids()])
+

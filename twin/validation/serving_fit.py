@@ -1,0 +1,206 @@
+"""Fit an accelerator's serving and power parameters to measured serving configurations.
+
+One set of parameters per accelerator, for every model, layout, batch and task (never per model or
+per configuration), fitted on half of the dataset's models and reported on the other half
+(:func:`split_models`: the text models in sorted order, every other one held out, so that
+families, sizes, MoE, FP8 and hybrids fall on both sides by rule, not by choice).
+
+Fitted (:data:`FIT_PARAMETERS`):
+
+``achieved_bandwidth_fraction``, ``achieved_kv_bandwidth_fraction``, ``achieved_expert_bandwidth_fraction``, ``achieved_flop_fraction``
+    what a step's kernels achieve of the datasheet HBM bandwidth (dense weight reads, attention
+    over the KV cache, grouped expert kernels) and of its FLOP/s;
+``achieved_block_fp8_expert_bandwidth_fraction``, ``achieved_mxfp4_expert_bandwidth_fraction``
+    the same for grouped expert kernels on block-scaled FP8 and on MXFP4 weights (the engine
+    runs them through other kernels: the data show block-scaled FP8 experts no faster than BF16
+    ones on H100, though they move half the bytes);
+``achieved_expert_flop_fraction``
+    what grouped expert kernels achieve of the BF16 FLOP/s;
+``roofline_exponent``
+    how sharply a kernel turns from memory-bound to compute-bound (:func:`twin.physics.serving.roofline_time_s`);
+``step_overhead_s``
+    host time per step in which the GPU waits (scheduling, sampling, launches);
+``link_latency_s``
+    the latency of one step of a ring collective as the engine runs it;
+``static_power_fraction``, ``mem_power_fraction``
+    the power model's shares of the dynamic range drawn while kernels run and by HBM traffic
+    (:mod:`twin.physics.accelerator`; the SMs take the rest);
+``full_power_w``
+    the board power with every domain fully active at boost clock, which may exceed the power
+    limit (TDP): where a step's power at boost would, the governor lowers the clock, and
+    compute-bound work slows (what a GPU at its power limit does).
+
+The residuals are the log ratios of predicted to measured GPU power, output tokens/s and median
+ITL of each configuration (J/token is power over tokens/s, so it follows), under a soft-L1 loss
+with a 10 % scale, so that a few runs the twin cannot explain (a kernel the engine lacked on one
+GPU) do not pull the fit. The idle power, TDP, datasheet peaks and the DVFS curve stay the
+catalog's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import differential_evolution, least_squares
+
+from twin.catalog import AcceleratorSpec
+from twin.validation.serving import Setup, expressible, run_setup, setup
+
+FIT_PARAMETERS: tuple[str, ...] = (
+    "achieved_bandwidth_fraction",
+    "achieved_kv_bandwidth_fraction",
+    "achieved_expert_bandwidth_fraction",
+    "achieved_block_fp8_expert_bandwidth_fraction",
+    "achieved_mxfp4_expert_bandwidth_fraction",
+    "achieved_flop_fraction",
+    "achieved_expert_flop_fraction",
+    "roofline_exponent",
+    "step_overhead_s",
+    "link_latency_s",
+    "static_power_fraction",
+    "mem_power_fraction",
+    "full_power_w",
+)
+#: Measured columns and the predictions they are fitted against.
+TARGETS: tuple[tuple[str, str], ...] = (
+    ("power_w_per_gpu", "pred_power_w_per_gpu"),
+    ("output_throughput_tokens_per_sec", "pred_tokens_per_s"),
+    ("itl_p50_s", "pred_itl_p50_s"),
+)
+#: Scale of the soft-L1 loss on log ratios (10 %).
+LOSS_SCALE = 0.1
+
+
+def split_models(models: pd.Series | list[str]) -> tuple[list[str], list[str]]:
+    """Fit and held-out halves: the sorted model ids, even positions fitted, odd held out.
+
+    Examples
+    --------
+    >>> split_models(["b", "a", "d", "c", "a"])
+    (['a', 'c'], ['b', 'd'])
+    """
+    ids = sorted(set(models))
+    return ids[0::2], ids[1::2]
+
+
+@dataclass(frozen=True)
+class ServingFit:
+    """One accelerator's fitted parameters and how well they fit."""
+
+    accelerator: str
+    values: dict[str, float]
+    configurations: int
+    models: list[str]
+    rms_log_error: dict[str, float]
+
+    def spec(self, base: AcceleratorSpec) -> AcceleratorSpec:
+        """``base`` with the fitted values."""
+        return base.with_overrides(**self.values)
+
+
+def _unpack(x: np.ndarray, tdp_w: float) -> dict[str, float]:
+    """Parameters from the optimiser's vector (the power shares as ``a`` and ``(1 - a) b``)."""
+    bw, kv, ex, ex8, ex4, fl, fe, rn, t0, lat, a, b, full = (float(v) for v in x)
+    return {
+        "achieved_bandwidth_fraction": bw,
+        "achieved_kv_bandwidth_fraction": kv,
+        "achieved_expert_bandwidth_fraction": ex,
+        "achieved_block_fp8_expert_bandwidth_fraction": ex8,
+        "achieved_mxfp4_expert_bandwidth_fraction": ex4,
+        "achieved_flop_fraction": fl,
+        "achieved_expert_flop_fraction": fe,
+        "roofline_exponent": rn,
+        "step_overhead_s": t0 * 1e-3,
+        "link_latency_s": lat * 1e-6,
+        "static_power_fraction": a,
+        "mem_power_fraction": (1.0 - a) * b,
+        "full_power_w": full * tdp_w,
+    }
+
+
+def _pack(acc: AcceleratorSpec) -> np.ndarray:
+    a = acc.static_power_fraction
+    b = acc.mem_power_fraction / (1.0 - a) if a < 1 else 0.0
+    return np.array(
+        [
+            acc.achieved_bandwidth_fraction,
+            acc.achieved_kv_bandwidth_fraction,
+            acc.achieved_expert_bandwidth_fraction,
+            acc.achieved_block_fp8_expert_bandwidth_fraction,
+            acc.achieved_mxfp4_expert_bandwidth_fraction,
+            acc.achieved_flop_fraction,
+            acc.achieved_expert_flop_fraction,
+            acc.roofline_exponent,
+            acc.step_overhead_s * 1e3,
+            acc.link_latency_s * 1e6,
+            a,
+            b,
+            acc.full_power_w / acc.max_power_w,
+        ]
+    )
+
+
+#: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, latency in us,
+#: power shares, full-activity power over TDP (at most 1.5: a power virus, not a workload).
+_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.1, 0.0, 0.0, 0.8])
+_UPPER = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 50.0, 20.0, 20.0, 1.0, 1.0, 1.5])
+
+
+def _with(s: Setup, acc: AcceleratorSpec) -> Setup:
+    from twin.replica import serving_device
+
+    return replace(s, acc=acc, const=replace(s.const, device=serving_device(acc, s.expert_formats)))
+
+
+def _residuals(s: Setup, measured: pd.DataFrame, acc: AcceleratorSpec) -> np.ndarray:
+    pred = run_setup(_with(s, acc))
+    parts = [np.log(pred[p] / measured[m].to_numpy(dtype=np.float64)) for m, p in TARGETS]
+    r = np.concatenate(parts)
+    return np.where(np.isfinite(r), r, 5.0)
+
+
+def fit_accelerator(configs: pd.DataFrame, base: AcceleratorSpec, seed: int = 1) -> ServingFit:
+    """Fit :data:`FIT_PARAMETERS` of ``base`` to ``configs`` (all on that accelerator, expressible).
+
+    A global search (differential evolution, seeded, so the fit is repeatable) finds the basin,
+    then a trust-region least-squares polish settles in it, both on the soft-L1 loss of the log
+    ratios.
+    """
+    s = setup(configs, base)
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        return _residuals(s, configs, base.with_overrides(**_unpack(x, base.max_power_w)))
+
+    def cost(x: np.ndarray) -> float:
+        z = (fun(x) / LOSS_SCALE) ** 2
+        return float(np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
+
+    x0 = np.clip(_pack(base), _LOWER + 1e-6, _UPPER - 1e-6)
+    found = differential_evolution(
+        cost, list(zip(_LOWER, _UPPER, strict=True)), maxiter=60, popsize=12, seed=seed, polish=False, tol=1e-6, x0=x0
+    )
+    sol = least_squares(
+        fun, found.x, bounds=(_LOWER, _UPPER), loss="soft_l1", f_scale=LOSS_SCALE, x_scale="jac"
+    )
+    values = _unpack(sol.x, base.max_power_w)
+    r = fun(sol.x).reshape(len(TARGETS), -1)
+    rms = {m: float(np.sqrt(np.mean(r[i] ** 2))) for i, (m, _) in enumerate(TARGETS)}
+    return ServingFit(
+        accelerator=base.name,
+        values=values,
+        configurations=len(configs),
+        models=sorted(set(configs["model_id"])),
+        rms_log_error=rms,
+    )
+
+
+def fit_dataset(configs: pd.DataFrame, bases: dict[str, AcceleratorSpec]) -> dict[str, ServingFit]:
+    """Fit every catalogued accelerator of ``configs`` on the fit half of its text models."""
+    runnable = configs[(expressible(configs) == "")]
+    fit_models, _ = split_models(runnable["model_id"])
+    out = {}
+    for name, group in runnable[runnable["model_id"].isin(fit_models)].groupby("accelerator"):
+        out[str(name)] = fit_accelerator(group, bases[str(name)])
+    return out
