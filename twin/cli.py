@@ -337,6 +337,9 @@ def _register_validation() -> None:
     app.command("validate-anchors", help="Reproduce published measurements; compare the power model with telemetry.")(
         commands.validate_anchors
     )
+    app.command("validate-serving", help="Run measured serving configurations through the twin; state the error.")(
+        commands.validate_serving
+    )
 
 
 _register_validation()

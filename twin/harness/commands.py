@@ -116,12 +116,20 @@ def calibrate(
     base: Annotated[str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")] = None,
     name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
 ) -> None:
-    """Fit idle/max power and achieved bandwidth/FLOP fractions; write a catalog entry."""
+    """Fit an accelerator entry: from harness output, or from measured serving configurations.
+
+    A harness file (or sweep folder) gives idle/max power and achieved bandwidth/FLOP fractions.
+    A serving dataset (a folder with ``llm_configs.csv``, the ML.ENERGY v3 format) gives one entry
+    per catalogued GPU in it, fitted on half of its models (twin.validation.serving_fit).
+    """
     from twin.harness.calibrate import calibrate as fit
     from twin.harness.calibrate import calibration_path
 
     if not file.exists():
         _fail(f"{file} does not exist")
+    if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in file.read_text()[:2000]):
+        _calibrate_serving(file, out)
+        return
     try:
         doc = fit(file, accelerator_base=base, name=name, out=out)
     except TwinError as exc:
@@ -132,6 +140,34 @@ def calibrate(
     for note in doc["notes"]:
         typer.echo(f"  note: {note}")
     typer.echo(f"wrote {out or calibration_path(file)}")
+
+
+def _calibrate_serving(dataset: Path, out: Path | None) -> None:
+    """Fit every catalogued GPU of a serving dataset; write one YAML entry per GPU into ``out``."""
+    import yaml
+
+    from twin import catalog
+    from twin.harness.io import atomic_write_text
+    from twin.validation.serving_data import read_serving_dataset
+    from twin.validation.serving_fit import calibration_entry, fit_dataset
+
+    try:
+        configs = read_serving_dataset(dataset)
+    except TwinError as exc:
+        _fail(str(exc))
+    names = sorted(n for n in set(configs["accelerator"]) if n)
+    typer.echo(f"fitting {', '.join(names)} on the fit half of {dataset} (about 30 s per GPU)")
+    fits = fit_dataset(configs, {n: catalog.accelerator_spec(n) for n in names})
+    folder = out or Path("calibration-serving")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, f in fits.items():
+        entry = calibration_entry(f, catalog.accelerator_spec(name), str(dataset))
+        path = folder / f"{name}.yaml"
+        atomic_write_text(path, yaml.safe_dump(entry, sort_keys=False))
+        typer.echo(f"{name}: {f.configurations} configurations of {len(f.models)} models")
+        for key, value in f.values.items():
+            typer.echo(f"  {key} = {_fmt(value)}")
+        typer.echo(f"wrote {path}")
 
 
 def _echo_mirror_rows(frame: Any, start: int, label: str) -> None:

@@ -101,4 +101,58 @@ def validate_anchors(
         console.print(f"wrote {written}")
 
 
-__all__ = ["validate_anchors"]
+def validate_serving(
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(help="Dataset folder (llm_configs.csv [+ raw/models/]) or CSV; default: the shipped ML.ENERGY v3."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the report FILE.md, with FILE.csv and FILE-parity.png beside it."),
+    ] = None,
+) -> None:
+    """Run every measured serving configuration through the twin; state the error (held-out models)."""
+    from twin.validation.serving import predict
+    from twin.validation.serving_data import read_serving_dataset
+    from twin.validation.serving_report import (
+        CSV_COLUMNS,
+        TARGETS_PCT,
+        accuracy_line,
+        markdown,
+        misses,
+        parity_plot,
+        summary,
+        with_errors,
+    )
+
+    if out is not None and out.suffix.lower() != ".md":
+        err_console.print(f"[bold red]error[/] --out {out}: expected a .md file", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        configs = read_serving_dataset(dataset)
+    except TraceFormatError as exc:
+        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    with console.status(f"running {len(configs)} configurations"):
+        errors = with_errors(predict(configs))
+    table = Table(title="Serving model against measurement (MAPE)")
+    for name in ("half", "GPU", "configurations", "power", "J/token", "tokens/s", "ITL p50"):
+        table.add_column(name, justify="left" if name in ("half", "GPU") else "right")
+    for r in summary(errors).to_dict("records"):
+        table.add_row(r["half"], r["gpu"], str(r["configurations"]), *(f"{r[k]:.1f} %" for k in TARGETS_PCT))
+    console.print(table)
+    m = misses(errors)
+    if not m.empty:
+        console.print(f"held-out configurations missing a target: {int(m['configurations'].sum())} in {len(m)} groups")
+    if out is not None:
+        label = "twin/data/mlenergy-v3 (shipped)" if dataset is None else str(dataset)
+        plot = parity_plot(errors, out.with_name(out.stem + "-parity.png"))
+        command = "twin validate-serving" + ("" if dataset is None else f" {dataset}") + f" --out {out}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(errors, label, command, plot.name))
+        errors.loc[:, list(CSV_COLUMNS)].to_csv(out.with_suffix(".csv"), index=False)
+        console.print(f"wrote {out}, {out.with_suffix('.csv')}, {plot}")
+    console.print(accuracy_line(errors), highlight=False, soft_wrap=True)
+
+
+__all__ = ["validate_anchors", "validate_serving"]

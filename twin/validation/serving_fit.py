@@ -219,7 +219,7 @@ def stalled(configs: pd.DataFrame) -> pd.Series:
 def fit_dataset(configs: pd.DataFrame, bases: dict[str, AcceleratorSpec]) -> dict[str, ServingFit]:
     """Fit every catalogued accelerator of ``configs`` on the fit half of its text models."""
     runnable = configs[(expressible(configs) == "") & ~stalled(configs)]
-    fit_models, _ = split_models(configs.loc[expressible(configs) == "", "model_id"])
+    fit_models, _ = split_models(configs.loc[configs["text"], "model_id"])
     out = {}
     for name, group in runnable[runnable["model_id"].isin(fit_models)].groupby("accelerator"):
         if str(name) in bases:
