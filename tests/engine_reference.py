@@ -19,6 +19,10 @@ where a power limit binds on inference (a training GPU's activity does not depen
 so the one-step governor was already exact there). Of the cases only ``chiller-trip-hot-day``
 (thermal throttling of inference) moved; it was rewritten with the engine of that change, and the
 others, which agreed to 1e-12, were kept from the old engine.
+
+The serving model of issue 14 (a per-GPU step of decode and prefill together, tensor- and
+expert-parallel costs, the accelerators fitted to ML.ENERGY v3, the board's power limit as the
+default cap) changes every case: all seven were rewritten with the engine of that change.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from twin.catalog import accelerator_spec
 from twin.cli import app
 from twin.validation import (
     ANCHORS,
@@ -27,24 +28,27 @@ from twin.validation import (
 from twin.validation.table import NO_TELEMETRY_NOTE, markdown
 from twin.validation.telemetry import compare_power_file, modelled_power_w
 
+H100 = accelerator_spec("H100-SXM")
+
 DATA = Path(__file__).parent / "data"
 
 EXPECTED_PASS = {
     "ml-energy-llama8b-h100",
     "latif-dgx-h100-training",
     "smc-immersion-h100-lora",
-    "ma-h200-decode-power",
     "ma-h200-clock-lock-saving",
     "mlperf-h200-llama2-70b",
     "samsi-power-cap-energy",
-    "samsi-power-cap-latency",
     "hyperscale-pue",
     "opengate-5kw-shutdown",
     # +24.8 %: the well-mixed room gives at most half the time at twice the rack power, the
     # published pair differs more than 3x; both fit the +-25 % band only near its edges.
     "opengate-10kw-shutdown",
 }
-EXPECTED_MISS: set[str] = set()
+#: Misses since the serving fit to ML.ENERGY v3 (issue 14): decode power measured by Ma et al. sits
+#: below what 838 vLLM runs show for the same class of work, and the cap's latency cost is half
+#: the published one (decode stays memory-bound under the 175 W cap in the twin).
+EXPECTED_MISS: set[str] = {"ma-h200-decode-power", "samsi-power-cap-latency"}
 #: Vendor claims whose workload is unknowable: checked to an order of magnitude, counted apart.
 EXPECTED_MAGNITUDE = {"nvidia-hopper-tokens-per-mw"}
 
@@ -108,24 +112,32 @@ def test_order_of_magnitude_rule_by_hand():
     assert not AnchorResult("k", "q", 3.1e5, (95e3, 1e5), "u", "s", "c").passed
 
 
+def hand_power_w(busy, mem, sm, g=1.0):
+    """The catalog H100's power model written out: P_idle + span (k_st busy g + k_mem m + k_sm s g), at most TDP."""
+    k_st, k_m = H100.static_power_fraction, H100.mem_power_fraction
+    span = H100.full_power_w - H100.idle_power_w
+    return min(H100.idle_power_w + span * (k_st * busy * g + k_m * mem + (1 - k_st - k_m) * sm * g), H100.max_power_w)
+
+
 def test_immersion_node_power_by_hand(results):
-    # Training on H100: busy 1, HBM 0.5, SM activity MFU / achieved FLOP fraction = 0.40 / 0.50.
-    # P_gpu = 70 + 630 (0.15 + 0.30 x 0.5 + 0.55 x 0.8) = 536.2 W; node DC = 8 P_gpu + host 2800 W.
-    p_gpu = 70 + 630 * (0.15 + 0.30 * 0.5 + 0.55 * 0.8)
+    # Training on H100: busy 1, HBM 0.5, SM activity MFU / achieved FLOP fraction = 0.40 / eta_f,
+    # at the power limit at most; node DC = 8 P_gpu + host 2800 W.
+    p_gpu = hand_power_w(1.0, 0.5, min(0.40 / H100.achieved_flop_fraction, 1.0))
     assert results["smc-immersion-h100-lora"].predicted == pytest.approx((8 * p_gpu + 2800) / 1e3, rel=1e-9)
     # The AC node power adds the PSU loss: positive and a few per cent (80 PLUS Titanium >= 94 %).
     ac, dc = results["latif-dgx-h100-training"].predicted, results["smc-immersion-h100-lora"].predicted
     assert 1.0 < ac / dc < 1.0 / 0.94
 
 
-def test_samsi_cap_is_held_by_the_governor():
-    # The closed-loop governor holds the capped GPUs at the 175 W cap (the one-step governor it
-    # replaced left them at 160 W, with the clock cut deeper than needed).
+def test_samsi_cap_lowers_power_and_slows_the_work():
+    # Under the 175 W cap the governor lowers the clock until the power fits, or to its floor clock
+    # where HBM traffic alone keeps the board above the cap; either way below the 250 W case, and
+    # the same work takes longer.
     from twin.validation.anchors import _samsi_cap_effects
 
-    _, d_latency, _, gpu_w = _samsi_cap_effects()
-    assert gpu_w == pytest.approx(175.0, rel=1e-6)
-    assert d_latency > 0.0
+    d_energy, d_latency, _, gpu_w = _samsi_cap_effects()
+    assert gpu_w < 250.0
+    assert d_energy < 0.0 < d_latency
 
 
 def test_denser_room_shuts_down_sooner(results):
@@ -178,15 +190,15 @@ SMI_ROWS = (
     "2024/05/01 12:00:02.000, 0, 250.00 W, 50 %, 40 %, 990 MHz\n"
     "2024/05/01 12:00:03.000, 0, [N/A], 50 %, 40 %, 990 MHz\n"
 )
-# By hand with the H100 catalog (idle 70 W, TDP 700 W, k_static 0.15, k_mem 0.30, k_sm 0.55,
-# core power g(f) = f^3 above the voltage floor 0.69, 0.69^2 f below it), boost clock = the file's
-# highest SM clock, 1980 MHz:
-#   row 1: f = 1,   P = 70 + 630 (0.15 + 0.30 x 0.5 + 0.55 x 1)                     = 605.5 W vs 650 W
-#   row 2: idle,    P = 70 W                                                                  vs 70 W
-#   row 3: f = 0.5, g = 0.69^2 x 0.5 = 0.23805 (busy 0.5, SM activity 0.5 at that clock),
-#          P = 70 + 630 ((0.15 x 0.5 + 0.55 x 0.5) x 0.23805 + 0.30 x 0.4) = 198.090025 W vs 250 W
+# By hand with the H100 catalog's power model (hand_power_w), boost clock = the file's highest SM
+# clock, 1980 MHz; core power g(f) = f^3 above the voltage floor 0.69, 0.69^2 f below it:
+#   row 1: f = 1,   busy 1, HBM 0.5, SM 1                                vs 650 W
+#   row 2: idle,    70 W                                                 vs 70 W
+#   row 3: f = 0.5, g = 0.69^2 x 0.5 = 0.23805, busy 0.5, HBM 0.4, SM activity 0.5 at that clock
+#          (0.25 at boost, 0.5 of the clock's capacity)                  vs 250 W
 #   row 4: no power reading: left out.
-HAND_MODEL_W = np.array([605.5, 70.0, 198.090025])
+G_HALF = 0.69**2 * 0.5
+HAND_MODEL_W = np.array([hand_power_w(1.0, 0.5, 1.0), 70.0, hand_power_w(0.5, 0.4, 0.5, G_HALF)])
 HAND_MEASURED_W = np.array([650.0, 70.0, 250.0])
 HAND_MAPE = 100 * np.mean(np.abs(HAND_MODEL_W - HAND_MEASURED_W) / HAND_MEASURED_W)  # 9.2034 %
 HAND_BIAS = 100 * np.mean((HAND_MODEL_W - HAND_MEASURED_W) / HAND_MEASURED_W)
@@ -204,7 +216,6 @@ def test_power_mape_on_nvidia_smi_by_hand(smi_file):
     assert c.n_samples == 3
     assert c.samples["model_power_w"].to_numpy() == pytest.approx(HAND_MODEL_W, rel=1e-12)
     assert c.mape_pct == pytest.approx(HAND_MAPE, rel=1e-12)
-    assert c.mape_pct == pytest.approx(9.20338, abs=1e-5)
     assert c.bias_pct == pytest.approx(HAND_BIAS, rel=1e-12)
     assert c.measured
     # An explicit boost clock equal to the file's highest gives the same answer.
@@ -213,11 +224,11 @@ def test_power_mape_on_nvidia_smi_by_hand(smi_file):
 
 def test_power_model_on_dcgm_by_hand():
     # First row of tests/data/dcgm_wide.csv, GPU 0: GPU_UTIL 98 %, DRAM_ACTIVE 0.625, SM clock 1830 MHz,
-    # the file's highest (f = 1): 70 + 630 (0.15 x 0.98 + 0.30 x 0.625 + 0.55 x 0.98) = 620.305 W.
+    # the file's highest (f = 1): busy 0.98, HBM 0.625, SM 0.98.
     c = compare_power_file(DATA / "dcgm_wide.csv", "H100-SXM")
     first = c.samples.iloc[0]
     assert (first["gpu_index"], first["power_w"]) == (0, 612.5)
-    assert first["model_power_w"] == pytest.approx(620.305, rel=1e-12)
+    assert first["model_power_w"] == pytest.approx(hand_power_w(0.98, 0.625, 0.98), rel=1e-12)
     assert c.n_samples == 5  # GPU 1 at t = 1 s has no DRAM_ACTIVE: left out
 
 
@@ -225,7 +236,7 @@ def test_model_power_limits_and_scalar_equals_vector():
     from twin.catalog import accelerator_spec
 
     h100 = accelerator_spec("H100-SXM")
-    assert float(modelled_power_w(h100, 1.0, 1.0, 1.0)) == pytest.approx(700.0)
+    assert float(modelled_power_w(h100, 1.0, 1.0, 1.0)) == pytest.approx(700.0)  # held at the power limit
     assert float(modelled_power_w(h100, 0.0, 0.0, 0.3)) == pytest.approx(70.0)
     u = np.array([0.2, 0.6, 0.9])
     vec = modelled_power_w(h100, u, u / 2, np.full(3, 0.8))
@@ -277,8 +288,8 @@ def test_missing_memory_and_clock_are_stated(tmp_path):
     header = "timestamp, index, power.draw [W], utilization.gpu [%]\n"
     path.write_text(header + "2024/05/01 12:00:00.000, 0, 385.00 W, 100 %\n")
     c = compare_power_file(path, "H100-SXM")
-    # busy 1, memory 0, SM 1 at boost: 70 + 630 (0.15 + 0.55) = 511 W against 385 W measured.
-    assert c.mape_pct == pytest.approx(100 * (511.0 - 385.0) / 385.0)
+    # busy 1, memory 0, SM 1 at boost, against 385 W measured.
+    assert c.mape_pct == pytest.approx(100 * (hand_power_w(1.0, 0.0, 1.0) - 385.0) / 385.0)
     assert any("memory" in n for n in c.notes) and any("clock" in n for n in c.notes)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from twin import load_scenario, simulate
-from twin.catalog import accelerator_spec, loss_curve
+from twin.catalog import accelerator_spec, loss_curve, model_spec
 from twin.errors import ScenarioError
 from twin.physics.power import quadratic_loss_w
 
@@ -200,7 +200,8 @@ def test_training_rolls_back_to_its_last_checkpoint():
     # Checkpoints every 600 s; a server fails at 700 s: 100 s of the job's work is lost.
     r = simulate(small(events=[{"time_s": 700, "kind": "server_fail", "target": "train"}]), debug=True)
     h100 = accelerator_spec("H100-SXM")
-    rate_per_gpu = 0.45 * h100.bf16_flop_s / (6 * 8.03e9)  # 6N FLOPs per token at MFU 0.45
+    clock = float(r.timeseries["clock_fraction_mean"].iloc[0])  # at the power limit (MFU 0.45)
+    rate_per_gpu = 0.45 * h100.bf16_flop_s / (6 * model_spec("Llama-3.1-8B").active_params) * clock  # 6N FLOPs per token at MFU 0.45
     assert r.kpis["tokens_lost_training"] == pytest.approx(rate_per_gpu * 64 * 100, rel=1e-9)
     led = r.ledger.iloc[0]
     it_w = (led["accelerators_j"] + led["server_other_j"]) / 300

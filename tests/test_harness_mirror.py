@@ -123,12 +123,12 @@ def test_mirrored_it_power_is_measured_power_times_gpus_plus_hosts(small_pod):
     m = mirror_frame(pd.DataFrame(_rows()), small_pod, source=ESTIMATED)
     assert m is not None
     f = m.frame
-    acc = catalog.accelerator_spec("H100-SXM")  # 70 W idle, 700 W max: 100 and 400 W lie inside
+    acc = catalog.accelerator_spec("H100-SXM")  # 70 W idle, 700 W limit: 100 and 400 W lie inside
     server = small_pod.fleet.server
     p = np.array([100.0, 100.0, 400.0, 400.0])
     # Hand calculation: every GPU draws the measured power; the replay's busy fraction is the
     # power's place in the accelerator's range, and it drives each host's non-GPU power.
-    busy = (p - acc.idle_power_w) / (acc.max_power_w - acc.idle_power_w)  # 0.0476, 0.0476, 0.524, 0.524
+    busy = (p - acc.idle_power_w) / (acc.full_power_w - acc.idle_power_w)  # linear between idle and full power
     other = 2 * (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * busy)
     np.testing.assert_allclose(f["accelerators_power_w"], 16 * p, rtol=1e-9)
     np.testing.assert_allclose(f["server_other_power_w"], other, rtol=1e-9)

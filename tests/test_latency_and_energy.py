@@ -7,7 +7,8 @@ from twin import simulate
 from twin.catalog import accelerator_spec, model_spec
 from twin.engine.pool_stats import BINS_PER_DECADE, WeightedHistogram
 from twin.physics.accelerator import accelerator_power_w
-from twin.physics.serving import decode_batch_for_rate, decode_step_time_s, prefill_time_per_token_s
+from twin.physics.serving import batch_for_rates, step
+from twin.replica import Layout, serving_device, step_costs
 
 H100 = accelerator_spec("H100-SXM")
 L8 = model_spec("Llama-3.1-8B")
@@ -39,38 +40,33 @@ def test_histogram_quantiles_within_one_bin():
 
 
 def test_ttft_and_tpot_by_hand(one_server):
-    # One server, 8 replicas of Llama-3.1-8B (TP 1), 20 requests/s of 500 prompt + 200 output
-    # tokens: 2.5 requests/s per replica, no queue. The replica runs at eta_f x 989.4 TFLOP/s
-    # and eta_bw x 3.35 TB/s (catalog: 0.5 and 0.8), 3 ms overhead per step.
+    # One server, 8 ranks of Llama-3.1-8B (TP 1), 20 requests/s of 500 prompt + 200 output
+    # tokens: 2.5 requests/s per rank, no queue: 500 output and 1 250 prompt tokens/s. The batch
+    # is the one whose steps make 500 tokens/s with 2.5 prompt tokens per output token in them;
+    # TTFT is one step carrying a whole prompt more, TPOT the step.
     r = simulate(one_server)
-    flop_s = H100.achieved_flop_fraction * H100.bf16_flop_s
-    bw = H100.achieved_bandwidth_fraction * H100.hbm_bandwidth_b_s
-    c_p = float(prefill_time_per_token_s(2 * L8.active_params, 500, L8.n_layers, L8.d_model, flop_s))
-    ttft = 500 * c_p  # no wait, then the prompt's prefill
-    phi_p = 2.5 * 500 * c_p  # share of each second spent in prefill
-    lam = 2.5 * 200 / (1 - phi_p)  # decode tokens/s while decoding
-    args = (L8.params * 2, L8.kv_bytes_per_token(), 500 + 200 / 2, 2 * L8.active_params, bw, flop_s, 1.0, 0.003)
-    batch = float(decode_batch_for_rate(lam, *args))
-    t_step = float(decode_step_time_s(batch, *args))
-    tpot = t_step / (1 - phi_p)
-    assert r.kpis["chat_ttft_p50_s"] == pytest.approx(ttft, rel=1e-9)
-    assert r.kpis["chat_ttft_p99_s"] == pytest.approx(ttft, rel=1e-9)
-    assert r.kpis["chat_tpot_p50_s"] == pytest.approx(tpot, rel=1e-9)
-    assert r.timeseries["chat_tpot_p99_s"].to_numpy() == pytest.approx(tpot, rel=1e-9)
-    assert r.timeseries["chat_batch_mean"].iloc[-1] == pytest.approx(batch, rel=1e-9)
+    costs, dev = step_costs(L8, Layout(), H100), serving_device(H100)
+    ctx, pos = 500 + 200 / 2, 500 / 2
+    batch = float(batch_for_rates(costs, dev, 500.0, 1250.0, ctx, pos, 256))
+    t_step = float(step(costs, dev, batch, 2.5 * batch, ctx, pos).time_s)
+    assert batch / t_step == pytest.approx(500.0, rel=1e-6)
+    ttft = float(step(costs, dev, batch, 2.5 * batch + 500, ctx, pos).time_s)
+    assert r.kpis["chat_ttft_p50_s"] == pytest.approx(ttft, rel=1e-6)
+    assert r.kpis["chat_ttft_p99_s"] == pytest.approx(ttft, rel=1e-6)
+    assert r.kpis["chat_tpot_p50_s"] == pytest.approx(t_step, rel=1e-6)
+    assert r.timeseries["chat_tpot_p99_s"].to_numpy() == pytest.approx(t_step, rel=1e-6)
+    assert r.timeseries["chat_batch_mean"].iloc[-1] == pytest.approx(batch, rel=1e-6)
 
 
 def decode_j_per_token(batch, model, n_gpu=1, context=2048):
     """Energy per generated token of one replica decoding at ``batch`` (the engine's activity model)."""
-    flop_s = n_gpu * H100.achieved_flop_fraction * H100.bf16_flop_s
-    bw = n_gpu * H100.achieved_bandwidth_fraction * H100.hbm_bandwidth_b_s
-    w, kv, flops = model.params * 2, model.kv_bytes_per_token(), 2 * model.active_params
-    t = decode_step_time_s(batch, w, kv, context, flops, bw, flop_s, 1.0, H100.step_overhead_s)
-    busy = 1 - H100.step_overhead_s / t
-    mem = (w + batch * context * kv) / (t * bw)
-    sm = batch * flops / (t * flop_s)
-    p = accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, 1.0, 0.15, 0.30)
-    return n_gpu * p * t / batch
+    c, dev = step_costs(model, Layout(tensor_parallel=n_gpu), H100), serving_device(H100)
+    s = step(c, dev, batch, 0.0, context, 0.0)
+    p = accelerator_power_w(
+        H100.idle_power_w, H100.full_power_w, s.busy, s.mem_activity(dev), s.sm_activity(dev), 1.0,
+        H100.static_power_fraction, H100.mem_power_fraction,
+    )
+    return n_gpu * np.minimum(p, H100.max_power_w) * s.time_s / batch
 
 
 @pytest.mark.parametrize(("model", "n_gpu"), [(L8, 1), (L70, 8)])
@@ -78,10 +74,9 @@ def test_decode_energy_per_token_falls_with_batch(model, n_gpu):
     batches = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256], dtype=float)
     j = decode_j_per_token(batches, model, n_gpu)
     assert np.all(np.diff(j) < 0)
-    # Batch 1 is memory-bound: a token costs one step, weights + KV over the achieved bandwidth
-    # plus the overhead (8B: 16 GB / 2.68 TB/s + 3 ms = 9.1 ms), at a board power between idle and TDP.
-    bw = n_gpu * H100.achieved_bandwidth_fraction * H100.hbm_bandwidth_b_s
-    t1 = (model.params * 2 + 2048 * model.kv_bytes_per_token()) / bw + H100.step_overhead_s
+    # Batch 1 is memory-bound: a token costs one step (weights + KV over the achieved bandwidth,
+    # the host's share, the all-reduces), at a board power between idle and the power limit.
+    t1 = float(step(step_costs(model, Layout(tensor_parallel=n_gpu), H100), serving_device(H100), 1, 0, 2048, 0).time_s)
     assert n_gpu * H100.idle_power_w * t1 < j[0] < n_gpu * H100.max_power_w * t1
     assert j[-1] < j[0] / 20  # the weight read is shared by 256 sequences
 

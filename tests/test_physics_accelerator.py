@@ -15,11 +15,13 @@ from twin.physics.accelerator import (
 )
 
 H100 = accelerator_spec("H100-SXM")
-K = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent, H100.voltage_floor_fraction)
+#: The hand calculations below use these round coefficients (k_static, k_mem, gamma, voltage floor)
+#: and a 70-700 W board, not the catalog's fitted ones, so that each value can be checked by hand.
+K = (0.15, 0.30, 3.0, 0.69)
 
 
 def power(busy, mem, sm, clock):
-    return accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, clock, *K)
+    return accelerator_power_w(70.0, 700.0, busy, mem, sm, clock, *K)
 
 
 @pytest.mark.parametrize(
@@ -35,12 +37,16 @@ def test_power_hand_values(busy, mem, sm, expected_w):
     assert power(busy, mem, sm, 1.0) == pytest.approx(expected_w)
 
 
-def test_h200_decode_power_in_published_range():
-    # Ma et al. 2026 (arXiv 2605.11999): H200 decode draws 137-300 W of 700 W. Memory-bound decode
-    # at 50-70 % of achievable bandwidth with little SM work must land in (or within 10 % of) it.
-    h200 = accelerator_spec("H200-SXM")
-    p = accelerator_power_w(h200.idle_power_w, h200.max_power_w, 1.0, np.array([0.5, 0.7]), 0.05, 1.0, *K)
-    assert np.all(p > 137) and np.all(p < 330)
+def test_h100_serving_power_from_the_catalog_in_measured_range():
+    # ML.ENERGY v3 (twin/data/mlenergy-v3): one H100 serving Llama-3.1-8B draws 486 W at batch 8
+    # (decode-dominated: kernels busy ~85 % of the time, HBM near its achievable rate, few FLOPs) and
+    # 690 W at batch 256. The catalog's fitted coefficients put those activities in that range.
+    a = H100
+    ks = (a.static_power_fraction, a.mem_power_fraction, a.clock_exponent, a.voltage_floor_fraction)
+    small = accelerator_power_w(a.idle_power_w, a.full_power_w, 0.85, 0.6, 0.05, 1.0, *ks)
+    large = accelerator_power_w(a.idle_power_w, a.full_power_w, 0.95, 0.5, 0.6, 1.0, *ks)
+    assert 0.8 * 486 < small < 1.2 * 486
+    assert small < large
 
 
 def test_scalar_equals_vector():
@@ -52,17 +58,17 @@ def test_scalar_equals_vector():
 
 @given(busy=st.floats(0, 1), mem=st.floats(0, 1), sm=st.floats(0, 1), limit=st.floats(150, 700))
 def test_clock_for_limit_respects_limit(busy, mem, sm, limit):
-    args = (H100.idle_power_w, H100.max_power_w, busy, mem, sm, *K[:3])
+    args = (H100.idle_power_w, H100.full_power_w, busy, mem, sm, *K[:3])
     f = clock_for_power_limit(limit, *args, H100.min_clock_fraction, H100.voltage_floor_fraction)
-    p = accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, f, *K)
-    floor = accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, H100.min_clock_fraction, *K)
+    p = accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, f, *K)
+    floor = accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, H100.min_clock_fraction, *K)
     # Either the limit is met, or the governor sits at its lowest clock.
     assert p <= limit + 1e-6 or f == pytest.approx(H100.min_clock_fraction)
     assert p >= floor - 1e-9
     # Highest such clock: a slightly higher clock would break the limit (unless already at boost).
     if f < 1 - 1e-9 and p <= limit + 1e-6:
         assert (
-            accelerator_power_w(H100.idle_power_w, H100.max_power_w, busy, mem, sm, min(f * 1.01, 1), *K)
+            accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, min(f * 1.01, 1), *K)
             >= limit - 1e-6
         )
 

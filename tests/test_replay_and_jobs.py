@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from twin import load_scenario, simulate
-from twin.catalog import accelerator_spec
+from twin.catalog import accelerator_spec, model_spec
 from twin.errors import ScenarioError
 from twin.physics.accelerator import busy_for_power
 
@@ -50,7 +50,7 @@ def power_log(tmp_path):
 
 
 def test_power_inversion_by_hand():
-    # Linear model (activity per busy = 1): u = (P - P_idle) / (P_max - P_idle) = (385 - 70) / 630.
+    # Linear model (activity per busy = 1): u = (P - P_idle) / (P_full - P_idle) = (385 - 70) / 630.
     assert float(busy_for_power(385.0, 70.0, 700.0, 0.15, 0.30)) == pytest.approx(0.5)
     # Other profile: k_static + k_mem a_m + k_sm a_s = 0.15 + 0.30 x 0.8 + 0.55 x 0.9 = 0.885.
     assert float(busy_for_power(500.0, 70.0, 700.0, 0.15, 0.30, 0.8, 0.9)) == pytest.approx(430 / (630 * 0.885))
@@ -73,7 +73,8 @@ def test_replayed_power_reproduces_the_measured_power(power_log, mem, sm):
     r = simulate(scenario(w, servers=4, source_dir=power_log), debug=True)
     assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(367.5, rel=1e-9)
     assert r.kpis["tokens_out"] == 0
-    busy = [busy_for_power(p, 70.0, 700.0, 0.15, 0.30, mem, sm) for p in (200.0, 500.0, 385.0)]
+    ks = (H100.idle_power_w, H100.full_power_w, H100.static_power_fraction, H100.mem_power_fraction)
+    busy = [busy_for_power(p, *ks, mem, sm) for p in (200.0, 500.0, 385.0)]
     assert r.kpis["replay_busy_mean"] == pytest.approx(((busy[0] + busy[1]) / 2 + busy[2]) / 2, rel=1e-9)
     # Second by second: in lockstep every server steps between (200 + 385)/2 and (500 + 385)/2,
     # a standard deviation of 75 W over the period; shifted copies smear the step.
@@ -89,7 +90,10 @@ def test_utilisation_drives_the_gpus_and_a_cap_holds(tmp_path):
     write_smi(tmp_path / "util.csv", rows, header="timestamp, index, utilization.gpu [%]")
     w = {"name": "replay", "kind": "telemetry", "path": "util.csv"}
     r = simulate(scenario(w, source_dir=tmp_path))
-    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(70.0 + 630.0 * 0.5, rel=1e-12)  # 385 W
+    # Linear in the utilisation between idle and full-activity power (P_full = 976 W, above the
+    # 700 W limit that only u > 0.7 reaches): 70 + 906 x 0.5 = 523 W.
+    half = H100.idle_power_w + (H100.full_power_w - H100.idle_power_w) * 0.5
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(half, rel=1e-12)
     capped = simulate(scenario(w, source_dir=tmp_path, **{"fleet.power_cap_w": 300}))
     assert capped.kpis["replay_gpu_power_mean_w"] <= 300.0 + 1e-9
     assert capped.kpis["capped_gpu_h"] == pytest.approx(16 * 600 / 3600)
@@ -121,7 +125,10 @@ def test_malformed_telemetry_row_is_located(tmp_path):
 # tests/data/jobs_seconds.csv, times after the first start (40 s): job b holds 8 GPUs on
 # [0, 3600), c 2 GPUs on [30.5, 50.5), a 1 GPU on [60, 120): 28 900 GPU-seconds.
 JOB_GPU_S = 8 * 3600 + 2 * 20 + 1 * 60
-RATE_PER_GPU = 0.45 * H100.bf16_flop_s / (6 * 8.03e9)  # 6N FLOPs per token at MFU 0.45
+#: MFU 0.2: low enough that the GPUs stay under their power limit at boost clock (at 0.45 an H100
+#: training job reaches its 700 W limit and the governor lowers the clock).
+MFU = 0.2
+RATE_PER_GPU = MFU * H100.bf16_flop_s / (6 * model_spec("Llama-3.1-8B").active_params)  # 6N FLOPs per token
 
 
 def job_pool(servers, duration_s=3600.0, **jobs):
@@ -129,7 +136,7 @@ def job_pool(servers, duration_s=3600.0, **jobs):
         "name": "train",
         "kind": "training",
         "model": "Llama-3.1-8B",
-        "mfu": 0.45,
+        "mfu": MFU,
         "jobs": {"path": "jobs_seconds.csv", **jobs},
     }
     return scenario(w, servers=servers, duration_s=duration_s, source_dir=DATA)
@@ -141,10 +148,11 @@ def test_job_trace_tokens_from_six_n(tmp_path):
     assert r.kpis["train_job_gpu_h_demanded"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
     assert r.kpis["tokens_training"] == pytest.approx(RATE_PER_GPU * JOB_GPU_S, rel=1e-9)
     # Power is linear in the busy share at boost clock: the pool's mean GPU power by hand.
-    k_sm = 1 - 0.15 - 0.30
+    k_st, k_m = H100.static_power_fraction, H100.mem_power_fraction
     busy_share = JOB_GPU_S / (16 * 3600)
-    per_busy = 0.15 + 0.30 * 0.5 + k_sm * (0.45 / 0.5)  # k_static + k_mem m + k_sm MFU/eta
-    assert r.kpis["train_gpu_power_mean_w"] == pytest.approx(70 + 630 * per_busy * busy_share, rel=1e-9)
+    per_busy = k_st + k_m * 0.5 + (1 - k_st - k_m) * (MFU / H100.achieved_flop_fraction)  # k_static + k_mem m + k_sm MFU/eta
+    span = H100.full_power_w - H100.idle_power_w
+    assert r.kpis["train_gpu_power_mean_w"] == pytest.approx(H100.idle_power_w + span * per_busy * busy_share, rel=1e-9)
 
 
 def test_jobs_beyond_the_pool_are_clipped_and_reported():
@@ -187,8 +195,9 @@ def test_bad_job_trace_is_located(tmp_path):
 def test_dcgm_telemetry_replays():
     # tests/data/dcgm_wide.csv records DCGM_FI_DEV_GPU_UTIL at 0, 1, 2 s: GPU 0 98, 100, 100 %,
     # GPU 1 0, 0, 2 %. Averaged over GPUs and held 1 s each: 0.49, 0.50, 0.51, a 3 s period with
-    # mean 0.5; 60 s are 20 periods, so the GPUs draw 70 + 630 x 0.5 = 385 W.
+    # mean 0.5; 60 s are 20 periods, so the GPUs draw P_idle + (P_full - P_idle) x 0.5.
     w = {"name": "replay", "kind": "telemetry", "path": "dcgm_wide.csv", "offsets": False}
     r = simulate(scenario(w, duration_s=60, source_dir=DATA, report_interval_s=60))
     assert r.kpis["replay_busy_mean"] == pytest.approx(0.5, rel=1e-12)
-    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(385.0, rel=1e-12)
+    half = H100.idle_power_w + (H100.full_power_w - H100.idle_power_w) * 0.5
+    assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(half, rel=1e-12)

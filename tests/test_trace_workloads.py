@@ -147,28 +147,20 @@ def test_too_little_capacity_backlog_grows_and_latency_rises(conv):
 
 
 def test_power_cap_slows_prefill_more_than_decode(conv):
-    # A 300 W cap lowers the SM clock of a 70B replica at 3 requests/s by a few per cent:
-    # compute-bound prefill (TTFT) slows about in proportion, the memory-bound decode step not
-    # at all; TPOT (step time stretched by the prefill share) in between.
+    # A 300 W cap lowers the SM clock of a 70B replica at 3 requests/s by a few per cent. A step's
+    # compute slows as 1/f, its memory traffic not at all: the step that carries a whole prompt
+    # (TTFT) is compute-heavy and slows most, the decode steps (TPOT) less, neither more than 1/f.
     arrivals = {"kind": "trace", "path": "azure-llm-2023-conv", "offsets": False, "requests_per_s": 3.0}
     free = simulate(pool_scenario(arrivals, servers=1, duration_s=600, model="Llama-3-70B", tp=8))
     capped = simulate(
         pool_scenario(arrivals, servers=1, duration_s=600, model="Llama-3-70B", tp=8, **{"fleet.power_cap_w": 300})
     )
     assert capped.kpis["capped_gpu_h"] > 0
-
-    def step_time(r):
-        ts = r.timeseries
-        return (ts["chat_step_time_mean_s"] * ts["chat_tokens_generated"]).sum() / ts["chat_tokens_generated"].sum()
-
     ttft_ratio = capped.kpis["chat_ttft_mean_s"] / free.kpis["chat_ttft_mean_s"]
     tpot_ratio = capped.kpis["chat_tpot_mean_s"] / free.kpis["chat_tpot_mean_s"]
     clock = capped.timeseries["clock_fraction_mean"].mean()
     assert clock < 0.99
-    # Prefill time goes as 1/f; the mean of 1/f is at least 1/(mean f), and queueing adds to it.
-    assert ttft_ratio > 1.0 / clock
-    assert step_time(capped) / step_time(free) == pytest.approx(1.0, abs=0.005)
-    assert 1.0 < tpot_ratio < ttft_ratio
+    assert 1.0 < tpot_ratio < ttft_ratio < 1.0 / clock
 
 
 def test_poisson_stream_uses_the_run_generator():

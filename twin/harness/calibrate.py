@@ -443,9 +443,16 @@ def _cpu_parameters(
     else:
         raise TwinError("the runs do not record the machine's memory (device_memory_bytes)")
     if "max_power_w" in fitted:
-        for key in ("power_cap_min_w", "power_cap_max_w"):
+        for key in ("power_cap_min_w", "power_cap_max_w", "full_power_w"):
             fitted[key] = fitted["max_power_w"]
             sources[key] = "CPU: no power cap; set to the fitted max_power_w"
+    for key in ("achieved_kv_bandwidth_fraction", "achieved_expert_bandwidth_fraction"):
+        fitted[key] = 1.0
+        sources[key] = "CPU: 1 by construction (peak = achieved)"
+    fitted["link_bandwidth_b_s"] = bw_b_s
+    sources["link_bandwidth_b_s"] = "CPU: no scale-up link; a replica spans one socket (set to its memory bandwidth)"
+    fitted["achieved_link_fraction"] = 1.0
+    sources["achieved_link_fraction"] = "CPU: 1 by construction (peak = achieved)"
     for key, value in _CPU_THERMAL_PLACEHOLDERS.items():
         fitted[key] = value
         sources[key] = "[EST] placeholder, not measured: typical x86 throttle point"

@@ -118,21 +118,25 @@ def modelled_power_w(
     numpy.ndarray
         Board power. [W]
 
+    Notes
+    -----
+    The board never draws more than its power limit (``max_power_w``): where the model's power at
+    the measured activity and clock exceeds it, the limit is the model's answer (the measured clock
+    already holds the governor's cut).
+
     Examples
     --------
-    H100 (catalog: idle 70 W, TDP 700 W, k_static 0.15, k_mem 0.30, voltage floor 0.69): full
-    activity at boost gives the TDP; half utilisation at half clock (at the voltage floor:
-    ``g = 0.69^2 x 0.5 = 0.23805``) with 40 % memory activity gives
-    70 + 630 ((0.15 x 0.5 + 0.55 x 0.5) x 0.23805 + 0.30 x 0.4) = 198.090 W:
+    H100 (catalog): full activity at boost is held at the 700 W limit; no activity draws the idle
+    power:
 
     >>> h100 = accelerator_spec("H100-SXM")
-    >>> modelled_power_w(h100, np.array([1.0, 0.5]), np.array([1.0, 0.4]), np.array([1.0, 0.5])).round(3)
-    array([700.  , 198.09])
+    >>> modelled_power_w(h100, np.array([1.0, 0.0]), np.array([1.0, 0.0]), np.array([1.0, 1.0])).round(3)
+    array([700.,  70.])
     """
     u = np.clip(np.asarray(utilization, dtype=np.float64), 0.0, 1.0)
     f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
     s_measured = np.clip(sm_activity_per_busy * u, 0.0, 1.0)
-    return accelerator_power_w(
+    power = accelerator_power_w(
         spec.idle_power_w,
         spec.full_power_w,
         u,
@@ -144,6 +148,7 @@ def modelled_power_w(
         spec.clock_exponent,
         spec.voltage_floor_fraction,
     )
+    return np.asarray(np.minimum(power, spec.max_power_w))
 
 
 def compare_power(
