@@ -201,7 +201,8 @@ def test_training_rolls_back_to_its_last_checkpoint():
     r = simulate(small(events=[{"time_s": 700, "kind": "server_fail", "target": "train"}]), debug=True)
     h100 = accelerator_spec("H100-SXM")
     clock = float(r.timeseries["clock_fraction_mean"].iloc[0])  # at the power limit (MFU 0.45)
-    rate_per_gpu = 0.45 * h100.bf16_flop_s / (6 * model_spec("Llama-3.1-8B").active_params) * clock  # 6N FLOPs per token at MFU 0.45
+    # 6N FLOPs per token at MFU 0.45, at that clock
+    rate_per_gpu = 0.45 * h100.bf16_flop_s / (6 * model_spec("Llama-3.1-8B").active_params) * clock
     assert r.kpis["tokens_lost_training"] == pytest.approx(rate_per_gpu * 64 * 100, rel=1e-9)
     led = r.ledger.iloc[0]
     it_w = (led["accelerators_j"] + led["server_other_j"]) / 300

@@ -30,6 +30,7 @@ VF = 0.69
 #: The catalog's H100, for checks through the engine.
 CAT_PW = (H100.idle_power_w, H100.full_power_w)
 CAT_KS = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent)
+CAT_VF = H100.voltage_floor_fraction
 
 
 def power(busy, mem, sm, f):
@@ -37,7 +38,7 @@ def power(busy, mem, sm, f):
 
 
 def catalog_power(busy, mem, sm, f):
-    return accelerator_power_w(*CAT_PW, busy, mem, sm, f, *CAT_KS, H100.voltage_floor_fraction)
+    return accelerator_power_w(*CAT_PW, busy, mem, sm, f, *CAT_KS, CAT_VF)
 
 
 def solve(limit, act, f_min=H100.min_clock_fraction, **kw):
@@ -250,9 +251,9 @@ def test_capped_inference_by_hand_through_the_serving_model():
     assert p_at(clock)[1] == pytest.approx(cap_w, rel=1e-6)
     boost, _ = p_at(1.0)
     one_step = float(
-        clock_for_power_limit(
-            cap_w, *CAT_PW, boost.busy, boost.mem_activity, boost.sm_activity, *CAT_KS, 0.25, H100.voltage_floor_fraction
-        )[0, 0]
+        clock_for_power_limit(cap_w, *CAT_PW, boost.busy, boost.mem_activity, boost.sm_activity, *CAT_KS, 0.25, CAT_VF)[
+            0, 0
+        ]
     )
     assert one_step < clock
     assert p_at(one_step)[1] < cap_w * (1 - 1e-4)

@@ -27,21 +27,21 @@ L8 = model_spec("Llama-3.1-8B")
 
 def ideal_device(acc=H100, **kw) -> ServingDevice:
     """Datasheet peaks, sharp roofline, no host time, no collective latency."""
-    base = dict(
-        bandwidth_b_s=np.asarray(acc.hbm_bandwidth_b_s),
-        kv_bandwidth_b_s=np.asarray(acc.hbm_bandwidth_b_s),
-        expert_bandwidth_b_s=np.asarray(acc.hbm_bandwidth_b_s),
-        peak_bandwidth_b_s=np.asarray(acc.hbm_bandwidth_b_s),
-        flop_s=np.asarray(acc.bf16_flop_s),
-        expert_flop_s=np.asarray(acc.bf16_flop_s),
-        link_bandwidth_b_s=np.asarray(acc.link_bandwidth_b_s),
-        link_latency_s=np.asarray(0.0),
-        overhead_s=np.asarray(0.0),
-        overhead_per_sequence_s=np.asarray(0.0),
-        roofline_exponent=np.asarray(1e6),
-    )
-    base.update({k: np.asarray(v) for k, v in kw.items()})
-    return ServingDevice(**base)
+    base = {
+        "bandwidth_b_s": acc.hbm_bandwidth_b_s,
+        "kv_bandwidth_b_s": acc.hbm_bandwidth_b_s,
+        "expert_bandwidth_b_s": acc.hbm_bandwidth_b_s,
+        "peak_bandwidth_b_s": acc.hbm_bandwidth_b_s,
+        "flop_s": acc.bf16_flop_s,
+        "expert_flop_s": acc.bf16_flop_s,
+        "link_bandwidth_b_s": acc.link_bandwidth_b_s,
+        "link_latency_s": 0.0,
+        "overhead_s": 0.0,
+        "overhead_per_sequence_s": 0.0,
+        "roofline_exponent": 1e6,
+    }
+    base.update(kw)
+    return ServingDevice(**{k: np.asarray(v) for k, v in base.items()})
 
 
 def no_collectives(c: StepCosts) -> StepCosts:
@@ -76,8 +76,10 @@ def test_ridge_point_crossover_near_295():
     t = step(c, ideal_device(), b, 0, 0, 0).time_s
     flat = t <= t[0] * (1 + 1e-9)
     crossover = int(b[np.argmin(flat)])
-    assert crossover == pytest.approx(H100.bf16_flop_s / H100.hbm_bandwidth_b_s * float(c.dense_bytes) / 2
-                                      / (float(c.decode_flops_per_token) / 2), abs=1)
+    assert crossover == pytest.approx(
+        H100.bf16_flop_s / H100.hbm_bandwidth_b_s * float(c.dense_bytes) / 2 / (float(c.decode_flops_per_token) / 2),
+        abs=1,
+    )
     assert crossover == pytest.approx(295, abs=3)
 
 
@@ -145,8 +147,14 @@ def test_tensor_parallel_pays_its_all_reduces():
     dev = serving_device(H100)
     with_comm = float(step(tp, dev, 64, 0, 1000, 0).time_s)
     without = float(step(no_collectives(tp), dev, 64, 0, 1000, 0).time_s)
-    by_hand = float(collective_time_s(160 * allreduce_steps(4), 64 * float(tp.collective_bytes_per_token),
-                                      dev.link_bandwidth_b_s, dev.link_latency_s))
+    by_hand = float(
+        collective_time_s(
+            160 * allreduce_steps(4),
+            64 * float(tp.collective_bytes_per_token),
+            dev.link_bandwidth_b_s,
+            dev.link_latency_s,
+        )
+    )
     assert with_comm - without == pytest.approx(by_hand, rel=1e-9)
     # Four GPUs serve a 70B model slower than 4x what one GPU's share would suggest.
     assert with_comm > without

@@ -150,7 +150,8 @@ def test_job_trace_tokens_from_six_n(tmp_path):
     # Power is linear in the busy share at boost clock: the pool's mean GPU power by hand.
     k_st, k_m = H100.static_power_fraction, H100.mem_power_fraction
     busy_share = JOB_GPU_S / (16 * 3600)
-    per_busy = k_st + k_m * 0.5 + (1 - k_st - k_m) * (MFU / H100.achieved_flop_fraction)  # k_static + k_mem m + k_sm MFU/eta
+    # k_static + k_mem m + k_sm MFU/eta
+    per_busy = k_st + k_m * 0.5 + (1 - k_st - k_m) * (MFU / H100.achieved_flop_fraction)
     span = H100.full_power_w - H100.idle_power_w
     assert r.kpis["train_gpu_power_mean_w"] == pytest.approx(H100.idle_power_w + span * per_busy * busy_share, rel=1e-9)
 

@@ -47,8 +47,9 @@ def check_model_fits(fac: Facility) -> list[str]:
                 f"({pool.layout.describe()}); raise tensor_parallel"
             )
             continue
+        precision = getattr(pool.spec, "precision", None)
         fits = kv_capacity_sequences(
-            pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), pool.spec.precision, pool.kv_bytes_per_value  # type: ignore[union-attr]
+            pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), precision, pool.kv_bytes_per_value
         )
         if ctx > 0 and fits < pool.max_batch:
             issues.append(

@@ -26,6 +26,7 @@ from twin.replica import Layout, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
+
 @dataclass(frozen=True)
 class StageModel:
     """A conversion stage with its loss curve resolved."""
@@ -62,7 +63,7 @@ class Pool:
     kind: str
     model: Architecture | None
     servers: IntArray
-    layout: Layout = Layout()
+    layout: Layout = field(default_factory=Layout)
     ranks_per_server: float = 0.0
     max_batch: float = 0.0
     token_budget: float = 0.0

@@ -99,7 +99,7 @@ def kv_bytes_per_token_gpu(arch: Architecture, layout: Layout, kv_bytes_per_valu
 def sequence_bytes_per_gpu(
     arch: Architecture, layout: Layout, context_tokens: float, kv_bytes_per_value: float = 2.0, state_bytes: float = 4.0
 ) -> float:
-    """Cache one sequence of ``context_tokens`` holds on one GPU: KV (windowed layers up to the window) and SSM state."""
+    """Cache one sequence of ``context_tokens`` holds on one GPU: KV (windowed layers to their window), SSM state."""
     kv = kv_bytes_per_token_gpu(arch, layout, kv_bytes_per_value)
     window = min(context_tokens, arch.attention_window) if arch.attention_window else context_tokens
     per_seq = kv * (arch.n_full_attention_layers * context_tokens + arch.n_window_layers * window)

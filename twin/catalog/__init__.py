@@ -3,7 +3,8 @@
 Tables are long-format CSV (``name, parameter, value, unit, source``) after PyPSA's component
 tables; rows under the name ``*`` apply to every entry unless the entry overrides them. Loss curves
 are YAML. Models are Hugging Face ``config.json`` files in ``architectures/`` (read by
-:mod:`twin.catalog.architecture`), with short names in ``models.yaml``. The loaders return frozen dataclasses; an unknown name raises
+:mod:`twin.catalog.architecture`), with short names in ``models.yaml``. The loaders return
+frozen dataclasses; an unknown name raises
 :class:`~twin.errors.UnknownNameError` listing the valid names.
 """
 
@@ -202,9 +203,9 @@ __all__ = [
     "accelerator_from_mapping",
     "accelerator_names",
     "accelerator_spec",
+    "catalog_model_architecture",
     "loss_curve",
     "loss_curve_names",
-    "catalog_model_architecture",
     "model_config_id",
     "model_names",
     "model_spec",

@@ -35,8 +35,9 @@ architecture says so in :attr:`Architecture.notes`: the vision or audio encoder 
 
 Weight formats: ``bf16``/``fp16`` 2 bytes, ``fp8`` 1 byte (block or channel scales add under
 0.01 %; :attr:`Architecture.block_scaled` marks DeepSeek-style 128 x 128 block scales, which the
-serving engine runs through other kernels than per-channel scales), ``mxfp4`` 4.25 bits (4-bit E2M1 values and one 8-bit E8M0 scale per 32; OCP
-Microscaling Formats (MX) v1.0 spec, 2023, sec. 5). Which parts a quantised checkpoint keeps in
+serving engine runs through other kernels than per-channel scales), ``mxfp4`` 4.25 bits (4-bit
+E2M1 values and one 8-bit E8M0 scale per 32; OCP Microscaling Formats (MX) v1.0 spec, 2023,
+sec. 5). Which parts a quantised checkpoint keeps in
 16 bits comes from its ``modules_to_not_convert`` / ``ignore`` list; embeddings, the output head,
 routers and norms stay in 16 bits unless that list says otherwise.
 
@@ -74,60 +75,55 @@ _QUANT_METHODS = {"fp8": "fp8", "fbgemm_fp8": "fp8", "mxfp4": "mxfp4", "compress
 
 #: Fields that do not change the bytes or FLOPs of a token (or are read together with another).
 IGNORED_FIELDS = frozenset(
-    {
-        "_name_or_path", "architectures", "auto_map", "model_type", "transformers_version", "torch_dtype",
-        "dtype", "use_cache", "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range",
-        "initializer_factor", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "norm_eps",
-        "max_position_embeddings", "rope_theta", "rope_scaling", "rope_parameters", "rope_local_base_freq",
-        "rope_interleave", "partial_rotary_factor", "use_qk_norm", "qk_layernorm", "attention_dropout",
-        "hidden_dropout", "attn_dropout", "dropout", "hidden_act", "hidden_activation", "pretraining_tp",
-        "mlp_bias", "attention_bias", "bias", "use_bias", "tie_word_embeddings", "router_aux_loss_coef",
-        "output_router_logits", "router_jitter_noise", "router_z_loss_coef", "aux_loss_alpha", "seq_aux",
-        "norm_topk_prob", "routed_scaling_factor", "topk_method", "n_group", "topk_group", "scoring_func",
-        "ep_size", "num_nextn_predict_layers", "use_sliding_window", "max_window_layers",
-        "query_pre_attn_scalar", "final_logit_softcapping", "attn_logit_softcapping", "cache_implementation",
-        "attn_implementation", "sliding_window_pattern", "layer_types", "no_rope_layers", "attn_scale",
-        "attn_temperature_tuning", "floor_scale", "swiglu_limit", "num_experts_per_tok",
-        "experts_per_token", "image_token_index", "image_token_id", "video_token_id", "audio_token_id",
-        "boi_token_index", "eoi_token_index", "vision_start_token_id", "vision_end_token_id",
-        "vision_token_id", "mm_tokens_per_image", "vision_feature_layer", "vision_feature_select_strategy",
-        "projector_hidden_act", "multimodal_projector_bias", "image_size", "downsample_ratio", "template",
-        "ps_version", "vision_config", "audio_config", "talker_config", "code2wav_config", "enable_audio_output",
-        "im_start_token_id", "im_end_token_id", "tts_pad_token_id", "tts_bos_token_id", "tts_eos_token_id",
-        "system_token_id", "user_token_id", "assistant_token_id", "position_id_per_seconds",
-        "seconds_per_chunk", "audio_start_token_id", "audio_end_token_id",
-        "rescale_prenorm_residual", "residual_in_fp32", "use_mamba_kernels", "mamba_hidden_act",
-        "mamba_proj_bias", "mamba_conv_bias", "time_step_min", "time_step_max", "time_step_floor",
-        "time_step_limit", "time_step_rank", "mamba_chunk_size", "chunk_size", "expand", "use_conv_bias",
-        "mlp_hidden_act", "num_logits_to_keep", "sliding_window", "attention_chunk_size",
-        "interleave_moe_layer_step", "moe_layers", "decoder_sparse_step", "mlp_only_layers",
-        "first_k_dense_replace", "moe_layer_freq", "head_dim", "quantization_config", "is_encoder_decoder",
-        "return_dict", "output_hidden_states", "output_attentions", "torchscript", "use_return_dict",
-        "tokenizer_class", "prefix", "task_specific_params", "problem_type", "id2label", "label2id",
-        "use_bfloat16", "tf_legacy_loss", "chunk_size_feed_forward", "is_decoder", "add_cross_attention",
-        "cross_attention_hidden_size", "finetuning_task", "max_length", "min_length", "do_sample",
-        "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k",
-        "top_p", "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
-        "encoder_no_repeat_ngram_size", "bad_words_ids", "num_return_sequences", "output_scores",
-        "return_dict_in_generate", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
-        "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "sep_token_id",
-        "decoder_start_token_id", "pruned_heads", "tie_encoder_decoder", "label_smoothing",
-        "initializer_std", "embedding_multiplier", "logits_scaling", "residual_multiplier",
-        "attention_multiplier", "router_dtype", "moe_router_dtype", "num_memory_blocks",
-        "fp32_residual_connection", "fp16_lm_head", "attention_sink", "attention_sinks", "qkv_bias",
-        "initial_context_length",
-    }
+    """
+    _name_or_path architectures auto_map model_type transformers_version torch_dtype dtype use_cache
+    bos_token_id eos_token_id pad_token_id initializer_range initializer_factor rms_norm_eps
+    layer_norm_eps layer_norm_epsilon norm_eps max_position_embeddings rope_theta rope_scaling
+    rope_parameters rope_local_base_freq rope_interleave partial_rotary_factor use_qk_norm
+    qk_layernorm attention_dropout hidden_dropout attn_dropout dropout hidden_act hidden_activation
+    pretraining_tp mlp_bias attention_bias bias use_bias tie_word_embeddings router_aux_loss_coef
+    output_router_logits router_jitter_noise router_z_loss_coef aux_loss_alpha seq_aux
+    norm_topk_prob routed_scaling_factor topk_method n_group topk_group scoring_func ep_size
+    num_nextn_predict_layers use_sliding_window max_window_layers query_pre_attn_scalar
+    final_logit_softcapping attn_logit_softcapping cache_implementation attn_implementation
+    sliding_window_pattern layer_types no_rope_layers attn_scale attn_temperature_tuning floor_scale
+    swiglu_limit num_experts_per_tok experts_per_token image_token_index image_token_id
+    video_token_id audio_token_id boi_token_index eoi_token_index vision_start_token_id
+    vision_end_token_id vision_token_id mm_tokens_per_image vision_feature_layer
+    vision_feature_select_strategy projector_hidden_act multimodal_projector_bias image_size
+    downsample_ratio template ps_version vision_config audio_config talker_config code2wav_config
+    enable_audio_output im_start_token_id im_end_token_id tts_pad_token_id tts_bos_token_id
+    tts_eos_token_id system_token_id user_token_id assistant_token_id position_id_per_seconds
+    seconds_per_chunk audio_start_token_id audio_end_token_id rescale_prenorm_residual
+    residual_in_fp32 use_mamba_kernels mamba_hidden_act mamba_proj_bias mamba_conv_bias
+    time_step_min time_step_max time_step_floor time_step_limit time_step_rank mamba_chunk_size
+    chunk_size expand use_conv_bias mlp_hidden_act num_logits_to_keep sliding_window
+    attention_chunk_size interleave_moe_layer_step moe_layers decoder_sparse_step mlp_only_layers
+    first_k_dense_replace moe_layer_freq head_dim quantization_config is_encoder_decoder return_dict
+    output_hidden_states output_attentions torchscript use_return_dict tokenizer_class prefix
+    task_specific_params problem_type id2label label2id use_bfloat16 tf_legacy_loss
+    chunk_size_feed_forward is_decoder add_cross_attention cross_attention_hidden_size
+    finetuning_task max_length min_length do_sample early_stopping num_beams num_beam_groups
+    diversity_penalty temperature top_k top_p typical_p repetition_penalty length_penalty
+    no_repeat_ngram_size encoder_no_repeat_ngram_size bad_words_ids num_return_sequences
+    output_scores return_dict_in_generate forced_bos_token_id forced_eos_token_id
+    remove_invalid_values exponential_decay_length_penalty suppress_tokens begin_suppress_tokens
+    sep_token_id decoder_start_token_id pruned_heads tie_encoder_decoder label_smoothing
+    initializer_std embedding_multiplier logits_scaling residual_multiplier attention_multiplier
+    router_dtype moe_router_dtype num_memory_blocks fp32_residual_connection fp16_lm_head
+    attention_sink attention_sinks qkv_bias initial_context_length
+    """.split()  # noqa: SIM905  (a compact list of field names)
 )
 #: Fields read by :func:`parse_config` (everything else must be in :data:`IGNORED_FIELDS`).
 USED_FIELDS = frozenset(
-    {
-        "num_hidden_layers", "hidden_size", "vocab_size", "num_attention_heads", "num_key_value_heads",
-        "intermediate_size", "intermediate_size_mlp", "num_experts", "n_routed_experts", "num_local_experts",
-        "moe_intermediate_size", "n_shared_experts", "shared_expert_intermediate_size",
-        "moe_shared_expert_intermediate_size", "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim",
-        "qk_rope_head_dim", "v_head_dim", "hybrid_override_pattern", "mamba_num_heads", "mamba_head_dim",
-        "ssm_state_size", "n_groups", "conv_kernel", "text_config", "thinker_config", "llm_config",
-    }
+    """
+    num_hidden_layers hidden_size vocab_size num_attention_heads num_key_value_heads
+    intermediate_size intermediate_size_mlp num_experts n_routed_experts num_local_experts
+    moe_intermediate_size n_shared_experts shared_expert_intermediate_size
+    moe_shared_expert_intermediate_size kv_lora_rank q_lora_rank qk_nope_head_dim qk_rope_head_dim
+    v_head_dim hybrid_override_pattern mamba_num_heads mamba_head_dim ssm_state_size n_groups
+    conv_kernel text_config thinker_config llm_config
+    """.split()  # noqa: SIM905  (a compact list of field names)
 )
 #: Top-level keys that mark a multimodal wrapper around a language model, in the order tried.
 _TEXT_KEYS = ("text_config", "thinker_config", "llm_config")
@@ -460,13 +456,13 @@ def _moe_layers(cfg: dict[str, Any], n_layers: int) -> list[bool]:
         freq = int(cfg.get("moe_layer_freq") or 1)
         return [i >= k and (i % freq == 0) for i in range(n_layers)]
     if cfg.get("moe_layers") is not None:
-        sparse = set(int(i) for i in cfg["moe_layers"])
+        sparse = {int(i) for i in cfg["moe_layers"]}
         return [i in sparse for i in range(n_layers)]
     if cfg.get("interleave_moe_layer_step") is not None:
         step = int(cfg["interleave_moe_layer_step"] or 1)
         return [(i + 1) % step == 0 for i in range(n_layers)]
     step = int(cfg.get("decoder_sparse_step") or 1)
-    dense_only = set(int(i) for i in (cfg.get("mlp_only_layers") or []))
+    dense_only = {int(i) for i in (cfg.get("mlp_only_layers") or [])}
     return [(i + 1) % step == 0 and i not in dense_only for i in range(n_layers)]
 
 
@@ -484,7 +480,9 @@ def _window_layers(cfg: dict[str, Any], n_layers: int, source: str) -> tuple[int
     types = cfg.get("layer_types")
     if isinstance(types, list):
         if len(types) != n_layers:
-            raise ArchitectureError(source, f"layer_types has {len(types)} entries for {n_layers} layers", ("layer_types",))
+            raise ArchitectureError(
+                source, f"layer_types has {len(types)} entries for {n_layers} layers", ("layer_types",)
+            )
         return sum(1 for t in types if "sliding" in str(t) or "chunked" in str(t)), int(window)
     pattern = cfg.get("sliding_window_pattern")
     if pattern:
@@ -516,7 +514,9 @@ def parse_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
     n_experts = int(_first(text, "num_experts", "n_routed_experts", "num_local_experts", default=0) or 0)
     k = int(_first(text, "num_experts_per_tok", "experts_per_token", default=0) or 0)
     if n_experts > 1 and not 0 < k <= n_experts:
-        raise ArchitectureError(source, f"num_experts_per_tok must be in 1..{n_experts}, got {k}", ("num_experts_per_tok",))
+        raise ArchitectureError(
+            source, f"num_experts_per_tok must be in 1..{n_experts}, got {k}", ("num_experts_per_tok",)
+        )
     intermediate = int(_first(text, "intermediate_size", default=0) or 0)
     moe_inter = int(_first(text, "moe_intermediate_size", default=0) or 0)
     shared = int(_first(text, "shared_expert_intermediate_size", "moe_shared_expert_intermediate_size", default=0) or 0)
@@ -537,7 +537,9 @@ def parse_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
         bad = sorted(set(pat) - set("M*-E"))
         if bad:
             raise ArchitectureError(
-                source, f"hybrid_override_pattern has layer kinds {bad} (the twin knows M, *, -, E)", ("hybrid_override_pattern",)
+                source,
+                f"hybrid_override_pattern has layer kinds {bad} (the twin knows M, *, -, E)",
+                ("hybrid_override_pattern",),
             )
         n_layers = len(pat)
         kw.update(
@@ -657,4 +659,3 @@ def load_architecture(name: str, base_dir: Path | None = None) -> Architecture:
             path = base_dir / path
         return read_config(path)
     raise UnknownNameError("model", name, [*model_names(), *shipped_model_ids()])
-

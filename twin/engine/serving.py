@@ -110,7 +110,14 @@ class ServerConstants:
                 cols["train_duty"][s] = 1.0 - pool.bubble
                 active = pool.model.active_params
                 cols["train_tokens_per_s_per_gpu"][s] = pool.mfu * pool.peak_flop_s_per_gpu / (6.0 * active)
-        return cls(costs=StepCosts(**cost_cols), device=serving_device(acc, formats), **masks, **cols)
+        return cls(
+            inference=masks["inference"],
+            training=masks["training"],
+            telemetry=masks["telemetry"],
+            costs=StepCosts(**cost_cols),
+            device=serving_device(acc, formats),
+            **cols,
+        )
 
     @classmethod
     def for_ranks(
@@ -138,13 +145,12 @@ class ServerConstants:
 
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
         """The constants of grouped columns (``take`` maps a per-server array to columns)."""
-        arrays = {f.name: take(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        arrays = {
+            f.name: take(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)
+        }
         costs = StepCosts(**{f.name: take(getattr(self.costs, f.name)) for f in fields(StepCosts)})
         dev = ServingDevice(
-            **{
-                f.name: take(v) if np.ndim(v := getattr(self.device, f.name)) else v
-                for f in fields(ServingDevice)
-            }
+            **{f.name: take(v) if np.ndim(v := getattr(self.device, f.name)) else v for f in fields(ServingDevice)}
         )
         return replace(self, costs=costs, device=dev, **arrays)
 

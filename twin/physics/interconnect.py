@@ -2,7 +2,8 @@
 
 The alpha-beta model of a collective: a latency ``alpha`` per step plus the bytes each GPU sends
 over its achieved link bandwidth. A ring all-reduce of ``S`` bytes over ``n`` GPUs takes
-``2 (n - 1)`` steps and sends ``2 (n - 1) / n * S`` bytes per GPU [1]_; an all-to-all that exchanges ``S`` bytes per GPU sends
+``2 (n - 1)`` steps and sends ``2 (n - 1) / n * S`` bytes per GPU [1]_; an all-to-all that
+exchanges ``S`` bytes per GPU sends
 the ``(n - 1) / n`` share that leaves the GPU [2]_. The achieved link bandwidth is the bus
 bandwidth nccl-tests reports (``busbw``), which equals ``2 (n - 1) / n`` times the algorithm
 bandwidth for an all-reduce [3]_; the catalog gives it per accelerator with its source.

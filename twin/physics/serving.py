@@ -374,7 +374,9 @@ def step(
     t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n)
     active = tokens > 0
     t_coll = np.where(
-        active, c.collective_steps * dev.link_latency_s + tokens * c.collective_bytes_per_token / dev.link_bandwidth_b_s, 0.0
+        active,
+        c.collective_steps * dev.link_latency_s + tokens * c.collective_bytes_per_token / dev.link_bandwidth_b_s,
+        0.0,
     )
     t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
     t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
@@ -462,7 +464,9 @@ def batch_for_rates(
         f_hi = np.where(down & (side < 0), 0.5 * f_hi, f_hi)
         side = np.where(up, 1.0, np.where(down, -1.0, side))
         b = np.where(todo, x, b)
-        todo &= (hi - lo > RATE_SOLVER_RTOL * np.maximum(hi, 1.0)) & (np.abs(fx) > RATE_SOLVER_RTOL * np.maximum(x, 1.0))
+        todo &= (hi - lo > RATE_SOLVER_RTOL * np.maximum(hi, 1.0)) & (
+            np.abs(fx) > RATE_SOLVER_RTOL * np.maximum(x, 1.0)
+        )
     return np.asarray(b)
 
 

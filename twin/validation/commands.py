@@ -104,7 +104,7 @@ def validate_anchors(
 def validate_serving(
     dataset: Annotated[
         Path | None,
-        typer.Argument(help="Dataset folder (llm_configs.csv [+ raw/models/]) or CSV; default: the shipped ML.ENERGY v3."),
+        typer.Argument(help="Dataset folder (llm_configs.csv [+ raw/models/]) or CSV; default: shipped ML.ENERGY v3."),
     ] = None,
     out: Annotated[
         Path | None,

@@ -87,7 +87,7 @@ class Measured:
 
 
 def layout_of(tp: int, dp: int, ep: int, gpus: int) -> Layout:
-    """vLLM's layout for the leaderboard's parallelism columns.
+    """VLLM's layout for the leaderboard's parallelism columns.
 
     The columns are derived after the run (``mlenergy-data``), not vLLM's flags: ``ep = N`` alone
     means ``--tensor-parallel-size N --enable-expert-parallel`` (attention split N ways, experts

@@ -7,7 +7,8 @@ families, sizes, MoE, FP8 and hybrids fall on both sides by rule, not by choice)
 
 Fitted (:data:`FIT_PARAMETERS`):
 
-``achieved_bandwidth_fraction``, ``achieved_kv_bandwidth_fraction``, ``achieved_expert_bandwidth_fraction``, ``achieved_flop_fraction``
+``achieved_bandwidth_fraction``, ``achieved_kv_bandwidth_fraction``,
+``achieved_expert_bandwidth_fraction``, ``achieved_flop_fraction``
     what a step's kernels achieve of the datasheet HBM bandwidth (dense weight reads, attention
     over the KV cache, grouped expert kernels) and of its FLOP/s;
 ``achieved_block_fp8_expert_bandwidth_fraction``, ``achieved_mxfp4_expert_bandwidth_fraction``

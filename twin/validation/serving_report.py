@@ -36,7 +36,9 @@ def with_errors(pred: pd.DataFrame) -> pd.DataFrame:
     out = pred.copy()
     runnable = out["reason"] == ""
     fit_models, held_models = split_models(out.loc[out["text"], "model_id"])
-    out["half"] = np.where(out["model_id"].isin(held_models), "held-out", np.where(out["model_id"].isin(fit_models), "fit", ""))
+    out["half"] = np.where(
+        out["model_id"].isin(held_models), "held-out", np.where(out["model_id"].isin(fit_models), "fit", "")
+    )
     for measured, predicted, label in METRICS:
         out[f"err_{label}"] = out[predicted] / out[measured] - 1.0
     over = np.zeros(len(out), dtype=bool)
@@ -51,8 +53,14 @@ def summary(errors: pd.DataFrame) -> pd.DataFrame:
     """MAPE (percent) per half and GPU, and for both GPUs of :data:`LINE_GPUS` together."""
     ok = errors[errors["reason"] == ""]
     rows = []
-    groups = [(h, g, ok[(ok["half"] == h) & (ok["gpu_model"] == g)]) for h in ("fit", "held-out") for g in sorted(set(ok["gpu_model"]))]
-    groups += [(h, "+".join(LINE_GPUS), ok[(ok["half"] == h) & ok["gpu_model"].isin(LINE_GPUS)]) for h in ("fit", "held-out")]
+    groups = [
+        (h, g, ok[(ok["half"] == h) & (ok["gpu_model"] == g)])
+        for h in ("fit", "held-out")
+        for g in sorted(set(ok["gpu_model"]))
+    ]
+    groups += [
+        (h, "+".join(LINE_GPUS), ok[(ok["half"] == h) & ok["gpu_model"].isin(LINE_GPUS)]) for h in ("fit", "held-out")
+    ]
     for half, gpu, part in groups:
         if part.empty:
             continue
@@ -89,7 +97,9 @@ def miss_reason(row: pd.Series) -> str:
             "take 5-15 ms on the same GPU) at low power, an engine state the hardware does not explain"
         )
     if int(row["data_parallel"]) > 1:
-        return "data-parallel attention with expert parallelism on B200: runs 3-10x slower than the same model with TP+EP"
+        return (
+            "data-parallel attention with expert parallelism on B200: runs 3-10x slower than the same model with TP+EP"
+        )
     if "Llama-4" in model:
         return (
             "Llama 4 under vLLM 0.11 runs at low power and grows its step with the batch faster than its bytes and "
@@ -145,14 +155,26 @@ def parity_plot(errors: pd.DataFrame, path: Path) -> Path:
     ok = errors[errors["reason"] == ""]
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
     units = {"power": "W per GPU", "J/token": "J per output token", "tokens/s": "output tokens/s", "ITL p50": "s"}
-    styles = {("fit", "H100"): ("o", "#9ecae1"), ("fit", "B200"): ("s", "#fdae6b"),
-              ("held-out", "H100"): ("o", "#08519c"), ("held-out", "B200"): ("s", "#d94801")}
+    styles = {
+        ("fit", "H100"): ("o", "#9ecae1"),
+        ("fit", "B200"): ("s", "#fdae6b"),
+        ("held-out", "H100"): ("o", "#08519c"),
+        ("held-out", "B200"): ("s", "#d94801"),
+    }
     for ax, (measured, predicted, label) in zip(axes, METRICS, strict=True):
         for (half, gpu), (marker, colour) in styles.items():
             part = ok[(ok["half"] == half) & (ok["gpu_model"] == gpu)]
             if not part.empty:
-                ax.scatter(part[measured], part[predicted], s=10, marker=marker, color=colour, alpha=0.8,
-                           label=f"{gpu} {half}", linewidths=0)
+                ax.scatter(
+                    part[measured],
+                    part[predicted],
+                    s=10,
+                    marker=marker,
+                    color=colour,
+                    alpha=0.8,
+                    label=f"{gpu} {half}",
+                    linewidths=0,
+                )
         lo = float(np.nanmin(ok[[measured, predicted]].to_numpy())) * 0.8
         hi = float(np.nanmax(ok[[measured, predicted]].to_numpy())) * 1.25
         x = np.array([lo, hi])
@@ -188,7 +210,8 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
         "per accelerator on the **fit** half of the models and reported on the **held-out** half "
         "(twin.validation.serving_fit.split_models: the text models in sorted order, every other one held out).",
         "",
-        f"**{accuracy_line(errors)}** (held-out models, H100 and B200 rows; targets: MAPE power <= 10 %, J/token <= 15 %, "
+        f"**{accuracy_line(errors)}** (held-out models, H100 and B200 rows; targets: MAPE power <= 10 %, "
+        "J/token <= 15 %, "
         "tokens/s <= 15 %, ITL p50 <= 20 %).",
         "",
         "| half | GPU | configurations | power | J/token | tokens/s | ITL p50 |",
@@ -224,8 +247,27 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
 
 
 CSV_COLUMNS = (
-    "model_id", "task", "gpu_model", "num_gpus", "tensor_parallel", "data_parallel", "expert_parallel",
-    "max_num_seqs", "half", "reason", "avg_batch_size", "pred_batch", "power_w_per_gpu", "pred_power_w_per_gpu",
-    "energy_per_token_joules", "pred_j_per_token", "output_throughput_tokens_per_sec", "pred_tokens_per_s",
-    "itl_p50_s", "pred_itl_p50_s", "pred_clock", "miss", "stalled",
+    "model_id",
+    "task",
+    "gpu_model",
+    "num_gpus",
+    "tensor_parallel",
+    "data_parallel",
+    "expert_parallel",
+    "max_num_seqs",
+    "half",
+    "reason",
+    "avg_batch_size",
+    "pred_batch",
+    "power_w_per_gpu",
+    "pred_power_w_per_gpu",
+    "energy_per_token_joules",
+    "pred_j_per_token",
+    "output_throughput_tokens_per_sec",
+    "pred_tokens_per_s",
+    "itl_p50_s",
+    "pred_itl_p50_s",
+    "pred_clock",
+    "miss",
+    "stalled",
 )
