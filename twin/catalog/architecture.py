@@ -422,6 +422,62 @@ def _require(cfg: dict[str, Any], source: str, *names: str) -> int:
     return int(value)
 
 
+#: Fields read as counts or sizes (non-negative whole numbers), and those that must be at least 1.
+_COUNT_FIELDS = frozenset(
+    """
+    num_hidden_layers hidden_size vocab_size num_attention_heads num_key_value_heads head_dim
+    intermediate_size intermediate_size_mlp num_experts n_routed_experts num_local_experts
+    num_experts_per_tok experts_per_token moe_intermediate_size n_shared_experts
+    shared_expert_intermediate_size moe_shared_expert_intermediate_size kv_lora_rank q_lora_rank
+    qk_nope_head_dim qk_rope_head_dim v_head_dim mamba_num_heads mamba_head_dim ssm_state_size n_groups
+    conv_kernel first_k_dense_replace moe_layer_freq interleave_moe_layer_step decoder_sparse_step
+    sliding_window sliding_window_pattern max_window_layers attention_chunk_size
+    """.split()  # noqa: SIM905  (a compact list of field names)
+)
+_POSITIVE_FIELDS = frozenset({"num_hidden_layers", "hidden_size", "vocab_size", "num_attention_heads"})
+_LIST_FIELDS = frozenset({"moe_layers", "mlp_only_layers", "no_rope_layers", "layer_types"})
+_TEXT_FIELDS = frozenset({"hybrid_override_pattern", "torch_dtype", "dtype", "model_type", "mlp_hidden_act"})
+
+
+def _check_types(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Every field the twin reads has the type it needs (a named error otherwise)."""
+    for name, value in cfg.items():
+        field_name = prefix + name
+        if value is None:
+            continue
+        if name in _COUNT_FIELDS:
+            whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+            low = 1 if name in _POSITIVE_FIELDS else 0
+            if not whole or value < low:
+                raise ArchitectureError(
+                    source, f"{field_name} must be a whole number >= {low}, got {value!r}", (field_name,)
+                )
+        elif name in _LIST_FIELDS:
+            kind = str if name == "layer_types" else int
+            ok = isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
+            if not ok:
+                raise ArchitectureError(
+                    source, f"{field_name} must be a list of {kind.__name__}, got {value!r}", (field_name,)
+                )
+        elif name in _TEXT_FIELDS and not isinstance(value, str):
+            raise ArchitectureError(source, f"{field_name} must be text, got {value!r}", (field_name,))
+        elif name == "quantization_config":
+            _check_quantization(value, source, field_name)
+
+
+def _check_quantization(q: Any, source: str, field_name: str) -> None:
+    if not isinstance(q, dict):
+        raise ArchitectureError(source, f"{field_name} must be a mapping, got {q!r}", (field_name,))
+    if not isinstance(q.get("quant_method", ""), str):
+        raise ArchitectureError(source, f"{field_name}.quant_method must be text", (f"{field_name}.quant_method",))
+    for key in ("modules_to_not_convert", "ignore", "ignored_layers"):
+        v = q.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise ArchitectureError(source, f"{field_name}.{key} must be a list of module names", (f"{field_name}.{key}",))
+    if q.get("config_groups") is not None and not isinstance(q["config_groups"], dict):
+        raise ArchitectureError(source, f"{field_name}.config_groups must be a mapping", (f"{field_name}.config_groups",))
+
+
 def _text_part(cfg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The language model's config of a multimodal wrapper (and whether there was one)."""
     for key in _TEXT_KEYS:
@@ -497,12 +553,16 @@ def parse_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
     """Build an :class:`Architecture` from a ``config.json`` mapping (module docstring)."""
     if not isinstance(cfg, dict):
         raise ArchitectureError(source, "a model config must be a JSON object")
+    for key in _TEXT_KEYS:
+        if key in cfg and not isinstance(cfg[key], dict):
+            raise ArchitectureError(source, f"{key} must be a mapping, got {cfg[key]!r}", (key,))
     text, multimodal = _text_part(cfg)
     notes: list[str] = []
     if multimodal:
         notes.append("multimodal model: its language model is served (text path only; the encoders are not modelled)")
         _check_fields({k: v for k, v in cfg.items() if k not in _TEXT_KEYS}, source)
     _check_fields(text, source, "text_config." if multimodal else "")
+    _check_types(text, source, "text_config." if multimodal else "")
     fmt, quantized = _quantization(text, source)
     block_scaled = bool((text.get("quantization_config") or {}).get("weight_block_size"))
     d = _require(text, source, "hidden_size")
