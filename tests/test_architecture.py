@@ -147,5 +147,5 @@ def test_a_scenario_serves_a_model_from_its_config_file(tmp_path):
     r = simulate(sc)
     assert r.kpis["tokens_generated"] == pytest.approx(5 * 100 * 120, rel=1e-9)
     bad = load_scenario("default", {**over, "workloads": [{**over["workloads"][0], "model": "./missing.json"}]})
-    with pytest.raises(ScenarioError, match="workloads.0.model"):
+    with pytest.raises(ScenarioError, match=r"workloads\.0\.model"):
         simulate(bad.model_copy(update={"source_dir": tmp_path}))

@@ -23,7 +23,7 @@ def chat(model: str, **kw) -> dict:
 def test_hugging_face_ids_resolve_to_their_shipped_spelling():
     sc = load_scenario("default", {"workloads.0.model": "qwen/qwen3-32b"})
     assert sc.workloads[0].model == "Qwen/Qwen3-32B"
-    with pytest.raises(ScenarioError, match="workloads.0.model"):
+    with pytest.raises(ScenarioError, match=r"workloads\.0\.model"):
         load_scenario("default", {"workloads.0.model": "no-such/model"})
 
 

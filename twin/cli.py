@@ -190,11 +190,13 @@ def validate(
 def catalog_cmd() -> None:
     """List the built-in accelerators, models, loss curves and scenario presets."""
     from twin import catalog
+    from twin.catalog.architecture import shipped_model_ids
     from twin.scenario import preset_names
 
     for title, names in (
         ("accelerators", catalog.accelerator_names()),
         ("models", catalog.model_names()),
+        ("Hugging Face models (config.json shipped)", list(shipped_model_ids())),
         ("loss curves", catalog.loss_curve_names()),
         ("presets", preset_names()),
     ):

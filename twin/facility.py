@@ -22,7 +22,7 @@ from twin.errors import FieldProblem, ScenarioError, UnknownNameError
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
 from twin.physics.serving import StepCosts
-from twin.replica import Layout, step_costs, weight_bytes_per_gpu
+from twin.replica import Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
@@ -70,6 +70,7 @@ class Pool:
     costs: StepCosts | None = field(default=None, repr=False)
     weight_format: str = "bf16"
     weight_bytes_per_gpu: float = 0.0
+    kv_free_bytes: float = 0.0
     kv_bytes_per_value: float = 2.0
     peak_flop_s_per_gpu: float = 0.0
     mfu: float = 0.0
@@ -263,6 +264,7 @@ def _pool(
             costs=step_costs(model, layout, acc, w.precision, kv_b),
             weight_format=fmt,
             weight_bytes_per_gpu=weight_bytes_per_gpu(model, layout, w.precision),
+            kv_free_bytes=kv_free_bytes(model, layout, acc, w.precision),
             kv_bytes_per_value=kv_b,
             peak_flop_s_per_gpu=peak,
             spec=w,

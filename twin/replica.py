@@ -43,7 +43,7 @@ import numpy as np
 from twin.catalog import AcceleratorSpec
 from twin.catalog.architecture import BYTES_PER_VALUE, Architecture
 from twin.physics.interconnect import allreduce_bytes_per_gpu, allreduce_steps, alltoall_bytes_per_gpu, alltoall_steps
-from twin.physics.serving import ServingDevice, StepCosts
+from twin.physics.serving import ServingDevice, StepCosts, sequences_that_fit
 
 #: Bytes of one activation value crossing the link (BF16).
 ACTIVATION_BYTES = 2.0
@@ -94,16 +94,6 @@ def kv_bytes_per_token_gpu(arch: Architecture, layout: Layout, kv_bytes_per_valu
         return per_layer  # the latent is whole on every tensor-parallel GPU
     share = max(arch.n_kv_heads / layout.tensor_parallel, 1.0) / arch.n_kv_heads
     return per_layer * share
-
-
-def sequence_bytes_per_gpu(
-    arch: Architecture, layout: Layout, context_tokens: float, kv_bytes_per_value: float = 2.0, state_bytes: float = 4.0
-) -> float:
-    """Cache one sequence of ``context_tokens`` holds on one GPU: KV (windowed layers to their window), SSM state."""
-    kv = kv_bytes_per_token_gpu(arch, layout, kv_bytes_per_value)
-    window = min(context_tokens, arch.attention_window) if arch.attention_window else context_tokens
-    per_seq = kv * (arch.n_full_attention_layers * context_tokens + arch.n_window_layers * window)
-    return per_seq + arch.state_bytes_per_sequence(state_bytes) / layout.tensor_parallel
 
 
 def step_costs(
@@ -243,6 +233,21 @@ def serving_device(acc: AcceleratorSpec, expert_formats: Sequence[str] | str = "
     )
 
 
+def kv_free_bytes(
+    arch: Architecture,
+    layout: Layout,
+    acc: AcceleratorSpec,
+    weight_format: str | None = None,
+    memory_utilization: float = 0.9,
+) -> float:
+    """HBM left for the KV cache on one GPU of a replica.
+
+    vLLM gives the cache what is left of ``gpu_memory_utilization`` (default 0.9) of HBM after
+    the weights [3]_; activations and CUDA graphs take a little more, which is left out.
+    """
+    return max(memory_utilization * acc.hbm_bytes - weight_bytes_per_gpu(arch, layout, weight_format), 0.0)
+
+
 def kv_capacity_sequences(
     arch: Architecture,
     layout: Layout,
@@ -250,17 +255,10 @@ def kv_capacity_sequences(
     context_tokens: float,
     weight_format: str | None = None,
     kv_bytes_per_value: float = 2.0,
-    memory_utilization: float = 0.9,
 ) -> float:
-    """Sequences of ``context_tokens`` whose cache fits beside the weights on one rank.
-
-    vLLM gives the KV cache what is left of ``gpu_memory_utilization`` (default 0.9) of HBM
-    after the weights [3]_; activations and CUDA graphs take a little more, which is left out.
-    Returns 0 where the weights alone do not fit.
-    """
-    free = memory_utilization * acc.hbm_bytes - weight_bytes_per_gpu(arch, layout, weight_format)
-    per_seq = sequence_bytes_per_gpu(arch, layout, context_tokens, kv_bytes_per_value)
-    return max(free, 0.0) / per_seq if per_seq > 0 else float("inf")
+    """Sequences of ``context_tokens`` whose cache fits beside the weights on one rank (0: the weights do not fit)."""
+    costs = step_costs(arch, layout, acc, weight_format, kv_bytes_per_value)
+    return float(sequences_that_fit(kv_free_bytes(arch, layout, acc, weight_format), costs, context_tokens))
 
 
 __all__ = [
@@ -271,7 +269,7 @@ __all__ = [
     "expert_bandwidth_fraction",
     "expert_format",
     "kv_capacity_sequences",
-    "sequence_bytes_per_gpu",
+    "kv_free_bytes",
     "serving_device",
     "step_costs",
     "weight_bytes_per_gpu",

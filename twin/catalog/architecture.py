@@ -473,9 +473,13 @@ def _check_quantization(q: Any, source: str, field_name: str) -> None:
     for key in ("modules_to_not_convert", "ignore", "ignored_layers"):
         v = q.get(key)
         if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
-            raise ArchitectureError(source, f"{field_name}.{key} must be a list of module names", (f"{field_name}.{key}",))
+            raise ArchitectureError(
+                source, f"{field_name}.{key} must be a list of module names", (f"{field_name}.{key}",)
+            )
     if q.get("config_groups") is not None and not isinstance(q["config_groups"], dict):
-        raise ArchitectureError(source, f"{field_name}.config_groups must be a mapping", (f"{field_name}.config_groups",))
+        raise ArchitectureError(
+            source, f"{field_name}.config_groups must be a mapping", (f"{field_name}.config_groups",)
+        )
 
 
 def _text_part(cfg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -705,6 +709,15 @@ def load_architecture(name: str, base_dir: Path | None = None) -> Architecture:
 
     Raises :class:`~twin.errors.UnknownNameError` (listing the valid names) for a name that is
     none of these, and :class:`ArchitectureError` for a config it cannot use.
+
+    Examples
+    --------
+    Qwen3-8B: 8.19 billion parameters (its model card: 8.2B), 36 layers x 8 KV heads x 128 x 2 x 2 B
+    of KV cache per token:
+
+    >>> a = load_architecture("Qwen/Qwen3-8B")
+    >>> round(a.params / 1e9, 2), a.kv_bytes_per_token()
+    (8.19, 147456.0)
     """
     from twin.catalog import catalog_model_architecture, model_names  # the catalog's short names
 

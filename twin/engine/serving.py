@@ -4,7 +4,8 @@ Each server hosts ``ranks`` attention ranks of its pool (:class:`twin.facility.P
 when a rank spans servers), each running steps of the continuous-batching model of
 :mod:`twin.physics.serving`. In each tick a rank serves its prompt and output tokens as flows:
 
-* **Capacity.** A full rank holds ``B = min(max_batch, budget / (1 + rho))`` sequences, where
+* **Capacity.** A full rank holds ``B = min(max_batch, KV fit, budget / (1 + rho))`` sequences
+  (the KV fit: what the HBM left beside the weights holds at the tick's context), where
   ``rho`` is the tick's prompt tokens per output token (decode and prefill share the step's
   token budget), and prefills ``rho B`` prompt tokens per step; its decode capacity is ``B`` per
   step time of that step. Demand plus backlog beyond it waits (the fluid queue), first-come in
@@ -39,7 +40,7 @@ import numpy as np
 
 from twin._types import BoolArray, FloatArray
 from twin.facility import Facility
-from twin.physics.serving import ServingDevice, StepCosts, batch_for_rates, step
+from twin.physics.serving import ServingDevice, StepCosts, batch_for_rates, sequences_that_fit, step
 from twin.replica import expert_format, serving_device
 
 
@@ -53,6 +54,7 @@ class ServerConstants:
     ranks: FloatArray
     max_batch: FloatArray
     token_budget: FloatArray
+    kv_free_bytes: FloatArray
     costs: StepCosts
     device: ServingDevice
     mfu_over_eta: FloatArray
@@ -72,6 +74,7 @@ class ServerConstants:
             for name in (
                 "max_batch",
                 "token_budget",
+                "kv_free_bytes",
                 "mfu_over_eta",
                 "mem_activity",
                 "train_tokens_per_s_per_gpu",
@@ -98,6 +101,7 @@ class ServerConstants:
                 cols["ranks"][s] = pool.ranks_per_server
                 cols["max_batch"][s] = pool.max_batch
                 cols["token_budget"][s] = pool.token_budget
+                cols["kv_free_bytes"][s] = pool.kv_free_bytes
                 for f in fields(StepCosts):
                     cost_cols[f.name][s] = float(getattr(pool.costs, f.name))
                 fmt = expert_format(pool.model, pool.spec.precision)  # type: ignore[union-attr]
@@ -121,7 +125,12 @@ class ServerConstants:
 
     @classmethod
     def for_ranks(
-        cls, costs: StepCosts, device: ServingDevice, max_batch: FloatArray, token_budget: FloatArray
+        cls,
+        costs: StepCosts,
+        device: ServingDevice,
+        max_batch: FloatArray,
+        token_budget: FloatArray,
+        kv_free_bytes: FloatArray,
     ) -> ServerConstants:
         """Constants of standalone serving ranks, one per column (the validation's replicas)."""
         n = np.asarray(max_batch).size
@@ -133,6 +142,7 @@ class ServerConstants:
             ranks=ones,
             max_batch=np.asarray(max_batch, dtype=np.float64),
             token_budget=np.asarray(token_budget, dtype=np.float64) * ones,
+            kv_free_bytes=np.asarray(kv_free_bytes, dtype=np.float64) * ones,
             costs=costs,
             device=device,
             mfu_over_eta=zeros,
@@ -173,6 +183,12 @@ class ServeResult:
     tpot_s: FloatArray
 
 
+def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
+    """Most sequences a rank runs: its ``max_batch``, or fewer where their KV cache does not fit."""
+    fit = sequences_that_fit(c.kv_free_bytes, c.costs, context_len)
+    return np.asarray(np.where(c.inference, np.minimum(c.max_batch, fit), c.max_batch))
+
+
 def full_rank(
     c: ServerConstants,
     prefill: FloatArray,
@@ -186,7 +202,8 @@ def full_rank(
     With no output tokens to decode the step carries one token budget of prompts.
     """
     rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
-    seqs = np.where(decode > 0, np.minimum(c.max_batch, c.token_budget / (1.0 + rho)), 0.0)
+    cap = np.minimum(max_sequences(c, context_len), c.token_budget / (1.0 + rho))
+    seqs = np.where(decode > 0, cap, 0.0)
     chunk = np.where(decode > 0, rho * seqs, c.token_budget)
     t = step(c.costs, c.device, seqs, chunk, context_len, position, clock).time_s
     return seqs, chunk, t
@@ -244,7 +261,7 @@ def serve_block(
     qd0 = np.where(c.inference, backlog_decode / rep, 0.0)
     p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock)
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, c.max_batch, clock)
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, max_sequences(c, context_len), clock)
     chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
     small = (d_srv > 0) & (seqs < 1.0)

@@ -252,7 +252,7 @@ def busiest_share(mean: Numeric, sd: Numeric, gpus: Numeric) -> FloatArray:
     Examples
     --------
     >>> busiest_share(10.0, 2.0, [1, 2, 8]).round(2)
-    array([10.  , 11.18, 12.85])
+    array([10.  , 11.18, 12.87])
     """
     from scipy.special import ndtri
 
@@ -302,6 +302,49 @@ def _windowed(context: FloatArray, full: FloatArray, windowed: FloatArray, windo
     return np.asarray(full * context + windowed * seen)
 
 
+def sequences_that_fit(free_bytes: Numeric, c: StepCosts, context_tokens: Numeric) -> FloatArray:
+    """Sequences whose cache fits in ``free_bytes`` of a GPU (paged KV cache, as vLLM allocates it).
+
+    A sequence of context ``L`` holds ``kv L`` bytes in full-attention layers, ``kv_w min(L, W)``
+    in windowed ones and its SSM state [3]_.
+
+    Parameters
+    ----------
+    free_bytes : numeric
+        HBM left for the cache on one GPU. [B]
+    c : StepCosts
+        Per-GPU costs (their KV bytes per token and SSM state).
+    context_tokens : numeric
+        Mean context of a running sequence. [1]
+
+    Returns
+    -------
+    numpy.ndarray
+        [1] (``inf`` for a model with no cache).
+
+    Examples
+    --------
+    50 GB free for Llama-3.1-8B at 1 000 tokens of context, 131 072 B per token: 381 sequences.
+
+    >>> from twin.physics.serving import example_costs
+    >>> int(sequences_that_fit(50e9, example_costs(), 1000.0))
+    381
+    """
+    per_seq = (
+        _windowed(
+            np.asarray(context_tokens, dtype=np.float64),
+            c.kv_bytes_per_token,
+            c.window_kv_bytes_per_token,
+            c.window_tokens,
+        )
+        + 0.5 * c.state_bytes_per_sequence
+    )  # the step reads and writes the state: half is what is held
+    free = np.maximum(np.asarray(free_bytes, dtype=np.float64), 0.0)
+    return np.asarray(
+        np.divide(free, per_seq, out=np.full(np.broadcast(free, per_seq).shape, np.inf), where=per_seq > 0)
+    )
+
+
 def step(
     c: StepCosts,
     dev: ServingDevice,
@@ -338,13 +381,14 @@ def step(
     Examples
     --------
     Llama-3.1-8B (BF16) on one H100 at 80 % of 3.35 TB/s and 60 % of 989 TFLOP/s, batch 64 at a
-    1000-token context, no prefill, no host time: weights 16.06 GB, KV 64 x 1000 x 131 kB = 8.4 GB,
-    so 24.45 GB over 2.68 TB/s = 9.1 ms (compute 64 x 16 GFLOP / 593 TFLOP/s = 1.7 ms hides):
+    1000-token context, no prefill, no host time, the sharp roofline: weights read 15.01 GB (all but
+    the embedding table), KV 64 x 1000 x 131 kB = 8.39 GB, so 23.40 GB over 2.68 TB/s = 8.73 ms
+    (compute 64 x 15 GFLOP / 594 TFLOP/s = 1.6 ms hides under it):
 
     >>> from twin.physics.serving import example_costs, example_device
     >>> s = step(example_costs(), example_device(), 64, 0, 1000, 0)
     >>> round(float(s.time_s) * 1e3, 2)
-    9.12
+    8.73
     """
     b = np.asarray(decode_seqs, dtype=np.float64)
     p = np.asarray(prefill_tokens, dtype=np.float64)
@@ -489,7 +533,7 @@ def median_prefills_per_step(arrivals_per_step: Numeric) -> FloatArray:
     Few arrivals: most steps carry no prompt; one per step: half of them none or one:
 
     >>> median_prefills_per_step([0.02, 0.6931471805599453, 2.5, 40.0]).round(3)
-    array([ 0.   ,  0.   ,  1.87 , 39.664])
+    array([ 0.   ,  0.   ,  1.829, 39.334])
     """
     r = np.maximum(np.asarray(arrivals_per_step, dtype=np.float64), 0.0)
     flat = r.ravel()

@@ -33,7 +33,7 @@ from twin.errors import UnknownNameError
 from twin.physics.accelerator import accelerator_power_w
 from twin.physics.governor import governed_clock
 from twin.physics.serving import StepCosts, median_prefills_per_step, step
-from twin.replica import expert_format, kv_capacity_sequences, serving_device, step_costs, weight_bytes_per_gpu
+from twin.replica import expert_format, kv_free_bytes, serving_device, step_costs, weight_bytes_per_gpu
 from twin.validation.serving_data import TOKEN_BUDGET, layout_of, mean_context_tokens
 
 #: Output tokens queued per configuration: more than any step serves in a second.
@@ -96,22 +96,24 @@ def _par(row: object) -> tuple[int, int, int, int]:
 def setup(configs: pd.DataFrame, acc: AcceleratorSpec) -> Setup:
     """Per-rank constants of ``configs`` (all on ``acc``, all expressible)."""
     costs: list[StepCosts] = []
-    batches, ranks, gpus, formats = [], [], [], []
+    batches, ranks, gpus, formats, free = [], [], [], [], []
     prompt = configs["prompt_tokens"].to_numpy(dtype=np.float64)
     output = configs["avg_output_len"].to_numpy(dtype=np.float64)
     context = mean_context_tokens(prompt, output, configs["output_sq_mean"].to_numpy(dtype=np.float64))
-    for i, row in enumerate(configs.itertuples(index=False)):
+    for row in configs.itertuples(index=False):
         arch = load_architecture(str(row.model_id))
         layout = layout_of(*_par(row))
         costs.append(step_costs(arch, layout, acc))
         formats.append(expert_format(arch))
-        fits = kv_capacity_sequences(arch, layout, acc, float(context[i]))
-        batches.append(min(float(row.max_num_seqs) / layout.data_parallel, fits))
+        free.append(kv_free_bytes(arch, layout, acc))
+        batches.append(float(row.max_num_seqs) / layout.data_parallel)
         ranks.append(layout.data_parallel)
         gpus.append(layout.gpus)
     stacked = StepCosts.stack(costs)
     device = serving_device(acc, formats)
-    const = ServerConstants.for_ranks(stacked, device, np.asarray(batches), np.full(len(batches), TOKEN_BUDGET))
+    const = ServerConstants.for_ranks(
+        stacked, device, np.asarray(batches), np.full(len(batches), TOKEN_BUDGET), np.asarray(free)
+    )
     return Setup(
         rows=configs.index.to_numpy(),
         acc=acc,
