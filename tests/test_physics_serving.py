@@ -39,6 +39,7 @@ def ideal_device(acc=H100, **kw) -> ServingDevice:
         "overhead_s": 0.0,
         "overhead_per_sequence_s": 0.0,
         "roofline_exponent": 1e6,
+        "expert_routing_skew": 0.0,
     }
     base.update(kw)
     return ServingDevice(**{k: np.asarray(v) for k, v in base.items()})

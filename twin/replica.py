@@ -230,6 +230,7 @@ def serving_device(acc: AcceleratorSpec, expert_formats: Sequence[str] | str = "
         overhead_s=arr(acc.step_overhead_s),
         overhead_per_sequence_s=arr(acc.step_overhead_per_sequence_s),
         roofline_exponent=arr(acc.roofline_exponent),
+        expert_routing_skew=arr(acc.expert_routing_skew),
     )
 
 

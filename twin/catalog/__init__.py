@@ -57,6 +57,7 @@ class AcceleratorSpec:
     achieved_flop_fraction: float
     achieved_expert_flop_fraction: float
     roofline_exponent: float
+    expert_routing_skew: float
     step_overhead_s: float
     step_overhead_per_sequence_s: float
     link_bandwidth_b_s: float

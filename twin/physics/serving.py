@@ -156,6 +156,9 @@ class ServingDevice:
         Host time per running sequence and step. [s]
     roofline_exponent : ndarray
         ``n`` of the smooth roofline (:func:`roofline_time_s`; large: the sharp maximum). [1]
+    expert_routing_skew : ndarray
+        Squared coefficient of variation of expert popularity (:func:`experts_touched_fraction`;
+        0: uniform routing). [1]
     """
 
     bandwidth_b_s: FloatArray
@@ -169,6 +172,7 @@ class ServingDevice:
     overhead_s: FloatArray
     overhead_per_sequence_s: FloatArray
     roofline_exponent: FloatArray
+    expert_routing_skew: FloatArray
 
 
 @dataclass(frozen=True)
@@ -198,8 +202,10 @@ class Step:
         return np.asarray(np.clip(self.flops / (t * dev.flop_s), 0.0, 1.0))
 
 
-def experts_touched_fraction(tokens: Numeric, n_experts: Numeric, experts_per_token: Numeric) -> FloatArray:
-    """Share of a layer's experts that ``tokens`` tokens routed uniformly at random touch.
+def experts_touched_fraction(
+    tokens: Numeric, n_experts: Numeric, experts_per_token: Numeric, skew: Numeric = 0.0
+) -> FloatArray:
+    """Share of a layer's experts that ``tokens`` tokens touch (an expert is read if any token picks it).
 
     Parameters
     ----------
@@ -207,22 +213,40 @@ def experts_touched_fraction(tokens: Numeric, n_experts: Numeric, experts_per_to
         Tokens in the step, ``T``. [1]
     n_experts, experts_per_token : numeric
         ``E`` and ``k``. [1]
+    skew : numeric
+        Squared coefficient of variation of the experts' popularity, ``s`` (0: uniform routing). [1]
 
     Returns
     -------
     numpy.ndarray
-        ``1 - (1 - k/E)**T``: an expert is read if any token picks it. [1]
+        Uniform routing: ``1 - (1 - k/E)**T``. With popularity spread as a gamma distribution of
+        squared coefficient of variation ``s`` (routers are not uniform: a few experts draw more
+        tokens, which is why expert-parallel engines rebalance them [1]_), the mean over experts
+        of ``1 - exp(-T r)``: ``1 - (1 + s T r)**(-1/s)`` with ``r = -ln(1 - k/E)``, fewer than
+        uniform. [1]
+
+    References
+    ----------
+    .. [1] DeepSeek-AI, EPLB README (expert-parallel load balancer: "different experts may have
+       varying loads"), github.com/deepseek-ai/EPLB.
 
     Examples
     --------
-    One token of Mixtral (2 of 8) reads a quarter of the experts; 256 tokens read all:
+    One token of Mixtral (2 of 8) reads a quarter of the experts; 256 tokens read all; skewed
+    routing touches fewer at 10 tokens:
 
     >>> experts_touched_fraction([1, 256], 8, 2).round(6)
     array([0.25, 1.  ])
+    >>> experts_touched_fraction(10, 128, 8, [0.0, 1.0]).round(3)
+    array([0.476, 0.393])
     """
     t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
-    miss = 1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64)
-    return np.asarray(1.0 - np.power(np.clip(miss, 0.0, 1.0), t))
+    miss = np.clip(1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64), 0, 1)
+    s = np.asarray(skew, dtype=np.float64)
+    uniform = 1.0 - np.power(miss, t)
+    rate = -np.log(np.maximum(miss, 1e-300))
+    skewed = 1.0 - np.power(1.0 + np.maximum(s, 1e-12) * t * rate, -1.0 / np.maximum(s, 1e-12))
+    return np.asarray(np.where(s > 0, skewed, uniform))
 
 
 def busiest_share(mean: Numeric, sd: Numeric, gpus: Numeric) -> FloatArray:
@@ -403,11 +427,13 @@ def step(
     # Experts: the busiest GPU of an expert-parallel group sets the time (module docstring).
     g = c.expert_gpus
     held = c.n_experts / g  # experts per GPU
-    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token)
+    skew = dev.expert_routing_skew
+    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token, skew)
     touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
     expert_read = c.expert_bytes * np.divide(touched, held, out=np.zeros_like(touched), where=held > 0)
     picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
-    heavy = np.divide(busiest_share(picks, np.sqrt(picks), g), picks, out=np.ones_like(picks), where=picks > 0)
+    spread = np.sqrt(picks + skew * picks**2 / np.maximum(held, 1.0))  # multinomial plus popularity spread
+    heavy = np.divide(busiest_share(picks, spread, g), picks, out=np.ones_like(picks), where=picks > 0)
     expert_flops = tokens * c.expert_flops_per_token * heavy
     t_expert = roofline_time_s(expert_read / dev.expert_bandwidth_b_s, expert_flops / (dev.expert_flop_s * f), n)
     kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
@@ -641,4 +667,5 @@ def example_device() -> ServingDevice:
         overhead_s=np.zeros(()),
         overhead_per_sequence_s=np.zeros(()),
         roofline_exponent=np.asarray(50.0),
+        expert_routing_skew=np.zeros(()),
     )

@@ -19,6 +19,9 @@ Fitted (:data:`FIT_PARAMETERS`):
     what grouped expert kernels achieve of the BF16 FLOP/s;
 ``roofline_exponent``
     how sharply a kernel turns from memory-bound to compute-bound (:func:`twin.physics.serving.roofline_time_s`);
+``expert_routing_skew``
+    how unevenly routers spread tokens over experts (fewer experts read per step, busier
+    expert-parallel GPUs: :func:`twin.physics.serving.experts_touched_fraction`);
 ``step_overhead_s``
     host time per step in which the GPU waits (scheduling, sampling, launches);
 ``link_latency_s``
@@ -62,6 +65,7 @@ FIT_PARAMETERS: tuple[str, ...] = (
     "achieved_flop_fraction",
     "achieved_expert_flop_fraction",
     "roofline_exponent",
+    "expert_routing_skew",
     "step_overhead_s",
     "link_latency_s",
     "static_power_fraction",
@@ -106,7 +110,7 @@ class ServingFit:
 
 def _unpack(x: np.ndarray, tdp_w: float) -> dict[str, float]:
     """Parameters from the optimiser's vector (overhead in ms, latency in us, power over TDP)."""
-    bw, kv, ex, ex8, ex4, fl, fe, rn, t0, lat, a, full = (float(v) for v in x)
+    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, lat, a, full = (float(v) for v in x)
     return {
         "achieved_bandwidth_fraction": bw,
         "achieved_kv_bandwidth_fraction": kv,
@@ -116,6 +120,7 @@ def _unpack(x: np.ndarray, tdp_w: float) -> dict[str, float]:
         "achieved_flop_fraction": fl,
         "achieved_expert_flop_fraction": fe,
         "roofline_exponent": rn,
+        "expert_routing_skew": sk,
         "step_overhead_s": t0 * 1e-3,
         "link_latency_s": lat * 1e-6,
         "static_power_fraction": a,
@@ -134,6 +139,7 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
             acc.achieved_flop_fraction,
             acc.achieved_expert_flop_fraction,
             acc.roofline_exponent,
+            acc.expert_routing_skew,
             acc.step_overhead_s * 1e3,
             acc.link_latency_s * 1e6,
             acc.static_power_fraction,
@@ -148,13 +154,13 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
 #: bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on H800), 0.85 of peak
 #: FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
 #: compute/accelerator), and 1.5 x TDP at full activity (a power virus, not a workload).
-_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.1, 0.0, 0.8])
-_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 20.0, 20.0, 1.0, 1.5])
+_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.1, 0.0, 0.8])
+_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 20.0, 1.0, 1.5])
 
 
 def _bounds(base: AcceleratorSpec) -> tuple[np.ndarray, np.ndarray]:
     hi = _UPPER.copy()
-    hi[10] = 1.0 - base.mem_power_fraction
+    hi[11] = 1.0 - base.mem_power_fraction
     return _LOWER, hi
 
 
