@@ -238,7 +238,7 @@ def experts_touched_fraction(
     >>> experts_touched_fraction([1, 256], 8, 2).round(6)
     array([0.25, 1.  ])
     >>> experts_touched_fraction(10, 128, 8, [0.0, 1.0]).round(3)
-    array([0.476, 0.393])
+    array([0.476, 0.392])
     """
     t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
     miss = np.clip(1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64), 0, 1)
