@@ -241,7 +241,9 @@ def experts_touched_fraction(
     array([0.476, 0.392])
     """
     t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
-    miss = np.clip(1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64), 0, 1)
+    miss = np.clip(
+        1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64), 0, 1
+    )
     s = np.asarray(skew, dtype=np.float64)
     uniform = 1.0 - np.power(miss, t)
     rate = -np.log(np.maximum(miss, 1e-300))
