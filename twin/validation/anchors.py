@@ -111,7 +111,7 @@ def ma_h200_decode_power() -> AnchorResult:
         ),
         notes=(
             f"Over batch 1-256 the twin gives {float(p1[0]):.0f}-{float(p256[0]):.0f} W. Its power model is fitted "
-            "to 838 ML.ENERGY v3 vLLM runs, which measured 430-540 W per H100 in decode-dominated serving at "
+            "to ML.ENERGY v3 vLLM runs (the fit half of 565 text runs of 838), which measured 430-540 W per H100 in decode-dominated serving at "
             "batch 8 and 600-690 W at batch 256 (Llama-3.1-8B on one H100: 486 W at batch 8, 610 W at 64): "
             "the two published sources disagree for this class of workload, and the twin follows the larger "
             "and better documented one (twin validate-serving)."
@@ -378,9 +378,7 @@ def samsi_power_cap_latency() -> AnchorResult:
             "the latency added by the cap is half the published one: at the batch that saves the most energy the "
             "twin's decode stays memory-bound under the 175 W cap, so the lower clock costs little time; how much "
             "of the board's power follows the clock (the HBM share, set from the H200 clock-lock measurement) "
-            "decides it. "
-            + _samsi_governor_note(gpu_w)
-            + " The batch, prompt lengths and the board (V100, 250 W default limit) are not in our "
+            "decides it. The batch, prompt lengths and the board (V100, 250 W default limit) are not in our "
             "source: the A100 stand-in runs capped already at 250 W at larger batches."
         ),
         fmt="{:+.1f}",
@@ -651,8 +649,8 @@ NOT_EXPRESSIBLE: tuple[NotExpressible, ...] = (
         "ml-energy-reasoning-25x",
         "reasoning vs chat: 25x energy per response on B200",
         f"ML.ENERGY v3.0 ({PARAMS} 5.1, 7.3)",
-        "the models and the minimum-energy configurations compared are not in our sources, and the twin "
-        "does not limit the batch by KV-cache capacity, which drives the per-token half of the 25x.",
+        "the models, response lengths and minimum-energy configurations behind the 25x are not named in our "
+        "sources (the ML.ENERGY v3 runs the twin is validated on are compared per token in twin validate-serving).",
     ),
     NotExpressible(
         "samsi-j-per-token",
@@ -671,13 +669,14 @@ NOT_EXPRESSIBLE: tuple[NotExpressible, ...] = (
         "azure-gb200-nvl72-llama2-70b",
         "GB200 NVL72 rack, Llama 2 70B offline: 865 000 tokens/s",
         f"Azure ND GB200 v6, MLPerf v4.1 (unverified) ({PARAMS} 7.7)",
-        "Blackwell submissions run FP4, which the twin does not model (BF16/FP8 only); the result is unverified.",
+        "Blackwell submissions run NVFP4 weights and activations, which the twin does not model (BF16 and FP8; "
+        "MXFP4 only for expert weights); the result is unverified.",
     ),
     NotExpressible(
         "mlperf-b200",
         "8x B200: Llama 2 70B ~103k tokens/s; Llama 3.1 8B ~147k tokens/s",
         f"MLPerf v5.1 NVIDIA ({PARAMS} 7.8)",
-        "FP4 precision is not modelled.",
+        "NVFP4 weights and activations are not modelled (MXFP4 only for expert weights, as gpt-oss ships).",
     ),
     NotExpressible(
         "meta-kw-per-gpu",

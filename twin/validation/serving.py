@@ -3,7 +3,8 @@
 Each configuration of a dataset (:mod:`twin.validation.serving_data`) is set up as the benchmark
 ran it: one replica of the model (its shipped ``config.json``) laid out as vLLM laid it out, on
 the catalog accelerator, with every request queued at once so that ``max_num_seqs`` sequences
-run (fewer where their KV cache does not fit, :func:`twin.replica.kv_capacity_sequences`), each
+run (the benchmark kept only runs whose batch held full, so the KV-cache limit that ``twin run``
+applies, :func:`twin.replica.kv_capacity_sequences`, is not applied here), each
 with the task's prompt (:data:`~twin.validation.serving_data.TASK_PROMPT_TOKENS`) and the row's
 output mix. The engine's own serving model serves it (:func:`twin.engine.serving.serve_block`,
 saturated: each step decodes the batch and prefills the prompts of the sequences that finished),

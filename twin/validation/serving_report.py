@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twin.validation.serving_data import TASK_PROMPT_TOKENS
 from twin.validation.serving_fit import STALL_RATIO, split_models, stalled
 
 #: Measured column, predicted column and label of each compared quantity.
@@ -218,6 +219,22 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
         f"Fit half ({len(fit_models)}): " + ", ".join(fit_models) + ".",
         "",
         f"Held-out half ({len(held_models)}): " + ", ".join(held_models) + ".",
+    ]
+    prompts = ", ".join(f"{task} {tokens:.0f}" for task, tokens in TASK_PROMPT_TOKENS.items())
+    lines += [
+        "",
+        "## What the twin takes where the data are silent",
+        "",
+        f"* Prompt tokens per request, per task (not in the CSV; from the benchmark's datasets): {prompts} "
+        "(twin.validation.serving_data explains each). Output tokens: each run's own mean, and the context a "
+        "running sequence holds from its output-length histogram (E[o^2] / 2 E[o]).",
+        "* The batch: max_num_seqs, held full (the benchmark sent every request at once and kept only runs whose "
+        "mean batch held at least 0.85 of it), so the KV-cache limit is not applied here (it is in `twin run`).",
+        f"* A run whose mean step (batch / tokens/s) is over {STALL_RATIO:g}x its median ITL spent most of its "
+        "window stalled (preemption, data-parallel ranks waiting); it is compared and counted, and the "
+        "'not stalled' row shows the summary without it.",
+        "* Power: the board's power limit (TDP) held by the engine's closed-loop governor, as vLLM ran at default "
+        "clocks.",
     ]
     skipped = errors[(errors["reason"] != "")]
     if not skipped.empty:

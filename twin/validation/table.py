@@ -18,10 +18,10 @@ from twin.validation.telemetry import PowerComparison
 
 #: What to say where no real GPU telemetry is available to compare the power model with.
 NO_TELEMETRY_NOTE = (
-    "No real GPU telemetry is in the project's shared traces yet (../shared/traces holds Azure LLM "
-    "request traces and TMY3 weather only), so the power-vs-utilisation error on real data is not "
-    "reported: it is blocked on data. `twin validate-anchors --telemetry FILE` computes it for any "
-    "nvidia-smi or DCGM CSV, or `twin harness` output, as soon as one exists."
+    "No real GPU power time series is in the project's data yet (the ML.ENERGY v3 runs give one mean "
+    "power per run, compared by `twin validate-serving`), so the power-vs-utilisation error on "
+    "sampled telemetry is not reported: it is blocked on data. `twin validate-anchors --telemetry FILE` "
+    "computes it for any nvidia-smi or DCGM CSV, or `twin harness` output, as soon as one exists."
 )
 
 
