@@ -111,7 +111,8 @@ def ma_h200_decode_power() -> AnchorResult:
         ),
         notes=(
             f"Over batch 1-256 the twin gives {float(p1[0]):.0f}-{float(p256[0]):.0f} W. Its power model is fitted "
-            "to ML.ENERGY v3 vLLM runs (the fit half of 565 text runs of 838), which measured 430-540 W per H100 in decode-dominated serving at "
+            "to ML.ENERGY v3 vLLM runs (the fit half of 565 text runs of 838), which measured 430-540 W per "
+            "H100 in decode-dominated serving at "
             "batch 8 and 600-690 W at batch 256 (Llama-3.1-8B on one H100: 486 W at batch 8, 610 W at 64): "
             "the two published sources disagree for this class of workload, and the twin follows the larger "
             "and better documented one (twin validate-serving)."
