@@ -69,6 +69,32 @@ def test_validate_and_set(tmp_path):
     assert proc.returncode == 2 and "fleet.rows" in proc.stderr
 
 
+def test_run_prints_what_validate_warns_about(tmp_path):
+    cap = ["--set", "fleet.power_cap_w=100", "--set", "duration_s=600"]
+    proc = subprocess.run(
+        [*TWIN, "run", *cap, "--quiet", "--out", str(tmp_path / "x")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "outside H100-SXM's settable range 200-700 W" in proc.stderr
+
+
+def test_weights_that_leave_no_kv_cache_are_an_error(tmp_path):
+    # Llama 3.1 405B in BF16 (2 bytes x 405.9e9 parameters / 8 = 101 GB per GPU) on 8 H100s of 80 GB:
+    # vLLM gives a model 0.9 x 80 = 72 GB, so the replica cannot serve a single sequence.
+    bad = ["--set", "workloads.0.model=meta-llama/Llama-3.1-405B-Instruct"]
+    for cmd in (["validate", "default"], ["run", "--out", str(tmp_path / "x")]):
+        proc = subprocess.run([*TWIN, *cmd, *bad], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2, proc.stdout
+        text = " ".join(proc.stderr.split())
+        assert "workloads.0.tensor_parallel" in text and "101 GB of weights per GPU with TP8" in text
+        assert "72 GB" in text
+    assert not (tmp_path / "x").exists()
+    # Its FP8 checkpoint (51 GB per GPU) fits.
+    ok = ["--set", "workloads.0.model=meta-llama/Llama-3.1-405B-Instruct-FP8"]
+    proc = subprocess.run([*TWIN, "validate", "default", *ok], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize("cmd", [["catalog"], ["--help"]])
 def test_other_commands(cmd):
     proc = subprocess.run([*TWIN, *cmd], capture_output=True, text=True, check=False)

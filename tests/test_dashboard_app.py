@@ -184,6 +184,22 @@ def test_azure_trace_moves_tokens_as_twin_simulate_does(app: AppTest) -> None:
     assert row["what-if [ms]"] == pytest.approx(kpis["code-8b_ttft_p99_s"] * 1e3, rel=1e-12)
 
 
+def test_another_model_runs_as_twin_simulate_does_and_one_that_does_not_fit_is_named(app: AppTest) -> None:
+    app.slider(key="duration_h").set_value(1.0).run()
+    assert app.selectbox(key="model_pool").disabled
+    app.selectbox(key="model").set_value("Qwen/Qwen3-235B-A22B-Instruct-2507-FP8").run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    overrides = {"duration_s": 3600.0, "workloads.0.model": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8"}
+    kpis = twin.simulate(twin.load_scenario("default", overrides)).kpis
+    assert metric(app, "Energy in (grid)")[0] == f"{kpis['facility_energy_kwh']:,.0f} kWh"
+    assert "--set workloads.0.model=Qwen/Qwen3-235B-A22B-Instruct-2507-FP8" in app.code[0].value
+    # Llama 3.1 405B in BF16 needs 101 GB per H100 with TP8: an error that says so, not a run.
+    app.selectbox(key="model").set_value("meta-llama/Llama-3.1-405B-Instruct").run()
+    assert not app.exception, app.exception
+    assert any("101 GB of weights per GPU" in e.value for e in app.error), [e.value for e in app.error]
+
+
 def test_site_power_limit_holds_the_peak(app: AppTest) -> None:
     # One hour: a binding limit is found by bisection every tick, so a run takes several times longer.
     app.slider(key="duration_h").set_value(1.0).run()

@@ -59,6 +59,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "dry_bulb_c": {"weather_source": "diurnal"},  # they act on the synthetic climates only
     "wet_bulb_c": {"weather_source": "diurnal"},
     "arrivals_pool": {"arrivals": "poisson"},
+    "model_pool": {"model": "Qwen/Qwen3-32B"},
     "fault_start_h": {"fault": "chiller_trip"},
     "fault_duration_min": {"fault": "chiller_trip"},
     "fault_count": {"fault": "chiller_trip"},
@@ -76,6 +77,8 @@ def test_every_lever_value_makes_a_valid_scenario(lever: lv.Lever, base: twin.Sc
     variants = _variants(lever, base)
     assert variants, lever.key
     for value in variants:
+        if lever.key == "model" and value == base.workloads[0].model:
+            continue  # the first pool's own model: offered for the other pools
         overrides = lv.what_if_overrides(base, {**context, lever.key: value})
         assert overrides != before, (lever.key, value)
         sc = twin.load_scenario("default", overrides)
@@ -105,12 +108,24 @@ def test_levers_that_qualify_another_act_only_with_it(base: twin.Scenario) -> No
         ("battery_runtime_s", 60.0),
         ("generator_delay_s", None),
         ("arrivals_pool", "code-8b"),
+        ("model_pool", "code-8b"),
     ]:
         assert not lv.LEVER_BY_KEY[key].active(base, lv.baseline_values(base)), key
         assert lv.what_if_overrides(base, {key: value}) == {}, key
     # A CRAH failure has no units to count on a feed loss: the count lever is for counted faults.
     assert not lv.LEVER_BY_KEY["fault_count"].active(base, {"fault": "feed_loss"})
     assert lv.LEVER_BY_KEY["fault_count"].active(base, {"fault": "crah_fail"})
+
+
+def test_model_lever_serves_another_model_in_its_own_precision(base: twin.Scenario) -> None:
+    ov = lv.what_if_overrides(base, {"model": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8"})
+    assert ov == {"workloads.0.model": "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8"}  # precision: already the model's
+    ov = lv.what_if_overrides(base, {"model": "openai/gpt-oss-20b", "model_pool": "code-8b"})
+    assert ov == {"workloads.1.model": "openai/gpt-oss-20b"}
+    assert twin.load_scenario("default", ov).workloads[1].model == "openai/gpt-oss-20b"
+    assert lv.what_if_overrides(base, {"model": "Llama-3-70B"}) == {}  # the pool's own model
+    options = lv.lever_options(lv.LEVER_BY_KEY["model"], base)
+    assert {"Llama-3.1-8B", "deepseek-ai/DeepSeek-V3.1", "openai/gpt-oss-120b"} <= set(options)
 
 
 def test_fault_lever_appends_one_event_to_the_scenarios_own(base: twin.Scenario) -> None:

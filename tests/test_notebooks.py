@@ -24,6 +24,7 @@ def test_the_analysis_notebooks_are_there() -> None:
         "02_climate_and_cooling.ipynb",
         "03_fault_study.ipynb",
         "04_calibrate_from_harness.ipynb",
+        "05_models_and_serving.ipynb",
     ):
         assert expected in names
 

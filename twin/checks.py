@@ -25,14 +25,13 @@ def check_power_cap(fac: Facility) -> list[str]:
 
 
 def check_model_fits(fac: Facility) -> list[str]:
-    """Each replica's weights (and its cache at max batch) fit the HBM of its GPUs.
+    """Each replica's cache at max batch fits the HBM its weights leave.
 
     The cache of ``max_batch`` sequences at the full prompt-plus-output context must fit what
     vLLM leaves for it (:func:`twin.replica.kv_capacity_sequences`); beyond that a real engine
     preempts and the twin's batch is optimistic.
     """
     issues = []
-    hbm = fac.accelerator.hbm_bytes
     for pool in fac.pools:
         if pool.kind != "inference" or pool.spec is None or pool.model is None:
             continue
@@ -40,13 +39,7 @@ def check_model_fits(fac: Facility) -> list[str]:
         # Traces (and resampled lengths) are not read here: check the weights alone for them.
         fixed = getattr(arr, "tokens_from", None) is None
         ctx = getattr(arr, "prompt_tokens", 0.0) + getattr(arr, "output_tokens", 0.0) if fixed else 0.0
-        w = pool.weight_bytes_per_gpu
-        if w > hbm:
-            issues.append(
-                f"workload {pool.name}: weights {w / 1e9:.0f} GB per GPU do not fit {hbm / 1e9:.0f} GB "
-                f"({pool.layout.describe()}); raise tensor_parallel"
-            )
-            continue
+        w = pool.weight_bytes_per_gpu  # weights that leave no room for a cache are an error (twin.facility)
         precision = getattr(pool.spec, "precision", None)
         fits = kv_capacity_sequences(
             pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), precision, pool.kv_bytes_per_value

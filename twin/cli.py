@@ -150,6 +150,8 @@ def run(
         raise typer.Exit(1) from None
     result.save(out)
     write_report(result, out / "report.png")
+    for issue in result.meta.get("warnings", []):  # what `twin validate` warns about, `run` says too
+        err_console.print(f"[yellow]warning[/] {issue}", highlight=False)
     if not quiet:
         console.print(kpi_table(result.kpis, f"{sc.name} — {result.meta['n_gpus']} GPUs, {sc.duration_s / 3600:.1f} h"))
         if len(result.events):

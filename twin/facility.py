@@ -251,6 +251,21 @@ def _pool(
                 ],
             )
         kv_b = BYTES_PER_VALUE[w.kv_precision]
+        free = kv_free_bytes(model, layout, acc, w.precision)
+        if free <= 0.0:  # nothing to serve with: a run would report a pool that never decodes
+            weights = weight_bytes_per_gpu(model, layout, w.precision)
+            raise ScenarioError(
+                "scenario",
+                [
+                    FieldProblem(
+                        f"workloads.{index}.tensor_parallel",
+                        f"{model.name} ({fmt}) needs {weights / 1e9:.0f} GB of weights per GPU with "
+                        f"{layout.describe()}, more than the {0.9 * acc.hbm_bytes / 1e9:.0f} GB vLLM gives a model on "
+                        f"{acc.name} (0.9 of HBM), leaving no room for a KV cache; raise tensor_parallel "
+                        "(or serve an FP8 checkpoint)",
+                    )
+                ],
+            )
         return Pool(
             index=index,
             name=w.name,
@@ -264,7 +279,7 @@ def _pool(
             costs=step_costs(model, layout, acc, w.precision, kv_b),
             weight_format=fmt,
             weight_bytes_per_gpu=weight_bytes_per_gpu(model, layout, w.precision),
-            kv_free_bytes=kv_free_bytes(model, layout, acc, w.precision),
+            kv_free_bytes=free,
             kv_bytes_per_value=kv_b,
             peak_flop_s_per_gpu=peak,
             spec=w,

@@ -20,6 +20,10 @@ baseline *request* rate (times the rate lever and the fleet scaling). A trace br
 prompt and output lengths; a Poisson stream keeps the baseline's mean lengths (or resamples
 those of the trace the baseline replays). Diurnal shapes are dropped: the trace is the shape.
 
+Model: the ``model`` lever serves another model (a catalog name or a shipped Hugging Face
+architecture) on the workload ``model_pool`` names, with that workload's layout and the model's
+own precision; a model whose weights do not fit the layout is flagged as ``twin run`` flags it.
+
 Faults: the ``fault`` lever appends one event to the baseline's ``events`` (the baseline itself
 gets no fault), timed and sized by ``fault_start_h``, ``fault_duration_min`` and ``fault_count``;
 ``clear`` removes the scenario's own events instead. While the what-if has a utility outage, the
@@ -279,6 +283,32 @@ def _arrivals_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any
 
 def _inference_names(base: Scenario) -> tuple[str, ...]:
     return tuple(w.name for w in base.workloads if isinstance(w, InferenceWorkload))
+
+
+#: ``model`` value that keeps the scenario's models.
+SCENARIO_MODEL = "scenario"
+
+
+def _model_options(base: Scenario) -> tuple[str, ...]:
+    from twin.catalog.architecture import shipped_model_ids
+
+    return (SCENARIO_MODEL, *catalog.model_names(), *shipped_model_ids())
+
+
+def _model_pool(base: Scenario, values: Values) -> int:
+    """Index of the inference workload the model lever acts on (the first one by default)."""
+    names = _inference_names(base)
+    name = values.get("model_pool") or names[0]
+    return next(i for i, w in enumerate(base.workloads) if w.name == name)
+
+
+def _model_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+    i = _model_pool(base, values)
+    w = base.workloads[i]
+    assert isinstance(w, InferenceWorkload)
+    if value == SCENARIO_MODEL or value == w.model:
+        return {}
+    return {f"workloads.{i}.model": str(value), f"workloads.{i}.precision": None}
 
 
 def _accelerator_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
@@ -647,6 +677,31 @@ LEVERS: tuple[Lever, ...] = (
         help="Which inference workload gets the new arrivals.",
         applies=_has_inference,
         active=lambda b, vals: vals.get("arrivals", "scenario") != "scenario",
+    ),
+    Lever(
+        "model",
+        "Model",
+        "Workload",
+        "choice",
+        read=lambda b: SCENARIO_MODEL,
+        apply=_model_apply,
+        options_for=_model_options,
+        label_of=lambda b, o: "as in the scenario" if o == SCENARIO_MODEL else str(o),
+        help="Serve another model (twin catalog: catalog names and shipped Hugging Face architectures) with the "
+        "workload's parallel layout, in the model's own precision. Weights that do not fit are flagged.",
+        applies=_has_inference,
+    ),
+    Lever(
+        "model_pool",
+        "…for the workload",
+        "Workload",
+        "choice",
+        read=lambda b: _inference_names(b)[0],
+        apply=lambda b, v, vals: {},  # read by the model lever
+        options_for=_inference_names,
+        help="Which inference workload serves the chosen model.",
+        applies=_has_inference,
+        active=lambda b, vals: vals.get("model", SCENARIO_MODEL) != SCENARIO_MODEL,
     ),
     Lever(
         "fault",
