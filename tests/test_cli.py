@@ -78,6 +78,18 @@ def test_run_prints_what_validate_warns_about(tmp_path):
     assert "outside H100-SXM's settable range 200-700 W" in proc.stderr
 
 
+def test_a_multimodal_model_serves_its_text_path_and_says_so(tmp_path):
+    vl = ["--set", "workloads.1.model=Qwen/Qwen3-VL-8B-Instruct", "--set", "duration_s=600"]
+    proc = subprocess.run([*TWIN, "validate", "default", *vl], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Qwen/Qwen3-VL-8B-Instruct is multimodal; the twin serves its language model" in " ".join(
+        proc.stdout.split()
+    )
+    proc = subprocess.run([*TWIN, "run", *vl, "-q", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "is multimodal" in proc.stderr
+
+
 def test_weights_that_leave_no_kv_cache_are_an_error(tmp_path):
     # Llama 3.1 405B in BF16 (2 bytes x 405.9e9 parameters / 8 = 101 GB per GPU) on 8 H100s of 80 GB:
     # vLLM gives a model 0.9 x 80 = 72 GB, so the replica cannot serve a single sequence.

@@ -84,7 +84,17 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
     return issues
 
 
-CHECKS = (check_power_cap, check_model_fits, check_power_chain_capacity)
+def check_multimodal(fac: Facility) -> list[str]:
+    """A multimodal model serves its language model only: say so (images and video are not modelled)."""
+    return [
+        f"workload {pool.name}: {pool.model.name} is multimodal; the twin serves its language model (text "
+        "prompts only: the vision and audio encoders and their tokens are not modelled)"
+        for pool in fac.pools
+        if pool.model is not None and pool.model.multimodal
+    ]
+
+
+CHECKS = (check_power_cap, check_model_fits, check_power_chain_capacity, check_multimodal)
 
 
 def run_checks(fac: Facility, strict: bool = False) -> list[str]:
