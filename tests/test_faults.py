@@ -355,3 +355,4 @@ def test_shipped_fault_scenarios_do_what_they_say():
     over = simulate(scenario("oversubscription-30pct", step_s=600, report_interval_s=3600), debug=True)
     assert over.kpis["oversubscription"] == pytest.approx(0.30, abs=0.01)
     assert over.kpis["ups_load_fraction_max"] <= 1.0 and over.kpis["time_site_limited_s"] > 0
+    assert over.kpis["time_above_site_limit_s"] == 0  # held at the limit, never a hair above it

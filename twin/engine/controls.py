@@ -115,7 +115,8 @@ class Controls:
         hi = np.ones(uncapped_w.size)
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo + hi)
-            ok = metered_of(mid) <= limit
+            # Solved to the limit itself: the tolerance is headroom for the governor's re-solve at ``lo``.
+            ok = metered_of(mid) <= self.limit_w
             lo = np.where(ok, mid, lo)
             hi = np.where(ok, hi, mid)
         return np.where(uncapped_w <= limit, 1.0, lo)
