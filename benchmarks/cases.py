@@ -72,7 +72,7 @@ def fleet_overrides(n_gpus: int) -> dict[str, Any]:
 
 
 def _workloads(scale: float, trace: bool) -> list[dict[str, Any]]:
-    chat = {"name": "chat-70b", "kind": "inference", "model": "Llama-3-70B", "tensor_parallel": 8, "max_batch": 128}
+    chat = {"name": "chat-70b", "kind": "inference", "model": "Llama-3-70B", "tensor_parallel": 8, "max_batch": 512}
     code = {"name": "code-8b", "kind": "inference", "model": "Llama-3.1-8B", "tensor_parallel": 1, "max_batch": 128}
     if trace:
         chat["arrivals"] = {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": 700 * scale}

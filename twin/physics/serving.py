@@ -316,6 +316,8 @@ def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) ->
     a = np.asarray(memory_s, dtype=np.float64)
     b = np.asarray(compute_s, dtype=np.float64)
     n = np.asarray(exponent, dtype=np.float64)
+    if np.all(n == 1.0):  # the sum (no powers to take)
+        return np.asarray(a + b)
     hi = np.maximum(a, b)
     lo = np.minimum(a, b)
     ratio = np.divide(lo, hi, out=np.zeros_like(hi), where=hi > 0)
@@ -324,6 +326,8 @@ def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) ->
 
 def _windowed(context: FloatArray, full: FloatArray, windowed: FloatArray, window: FloatArray) -> FloatArray:
     """``full * L + windowed * min(L, window)`` (a window of 0 means no windowed layers)."""
+    if not np.any(windowed):
+        return np.asarray(full * context)
     seen = np.where(window > 0, np.minimum(context, window), context)
     return np.asarray(full * context + windowed * seen)
 
@@ -426,18 +430,10 @@ def step(
     dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
     n = dev.roofline_exponent
     t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n)
-    # Experts: the busiest GPU of an expert-parallel group sets the time (module docstring).
-    g = c.expert_gpus
-    held = c.n_experts / g  # experts per GPU
-    skew = dev.expert_routing_skew
-    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token, skew)
-    touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
-    expert_read = c.expert_bytes * np.divide(touched, held, out=np.zeros_like(touched), where=held > 0)
-    picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
-    spread = np.sqrt(picks + skew * picks**2 / np.maximum(held, 1.0))  # multinomial plus popularity spread
-    heavy = np.divide(busiest_share(picks, spread, g), picks, out=np.ones_like(picks), where=picks > 0)
-    expert_flops = tokens * c.expert_flops_per_token * heavy
-    t_expert = roofline_time_s(expert_read / dev.expert_bandwidth_b_s, expert_flops / (dev.expert_flop_s * f), n)
+    if np.any(c.expert_bytes) or np.any(c.expert_flops_per_token):
+        expert_read, expert_flops, t_expert = _expert_group(c, dev, tokens, f, n)
+    else:  # dense models only (the same numbers, without the work)
+        expert_read = expert_flops = t_expert = np.zeros(())
     kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
     attn_bytes = b * (kv + c.state_bytes_per_sequence)
     attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
@@ -460,6 +456,24 @@ def step(
         bytes=np.asarray(moved),
         flops=np.asarray(dense_flops + expert_flops + attn_flops),
     )
+
+
+def _expert_group(
+    c: StepCosts, dev: ServingDevice, tokens: FloatArray, f: FloatArray, n: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Experts' bytes, FLOPs and time of a step; the busiest GPU of an expert-parallel group sets them."""
+    g = c.expert_gpus
+    held = c.n_experts / g  # experts per GPU
+    skew = dev.expert_routing_skew
+    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token, skew)
+    touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
+    expert_read = c.expert_bytes * np.divide(touched, held, out=np.zeros_like(touched), where=held > 0)
+    picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
+    spread = np.sqrt(picks + skew * picks**2 / np.maximum(held, 1.0))  # multinomial plus popularity spread
+    heavy = np.divide(busiest_share(picks, spread, g), picks, out=np.ones_like(picks), where=picks > 0)
+    expert_flops = tokens * c.expert_flops_per_token * heavy
+    t_expert = roofline_time_s(expert_read / dev.expert_bandwidth_b_s, expert_flops / (dev.expert_flop_s * f), n)
+    return expert_read, expert_flops, t_expert
 
 
 def batch_for_rates(
