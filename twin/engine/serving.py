@@ -33,6 +33,7 @@ measured busy fraction ``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
@@ -376,7 +377,7 @@ def _fluid_queue(
         elif idx.size > idx_limit:
             r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k])
         else:  # solve the backlogged columns only; the others serve their arrivals' share
-            sub = c.columns(lambda a, i=idx: a[i])
+            sub = c.columns(operator.itemgetter(idx))
             r = r0[k].copy()
             r[idx] = _capacity(sub, tp[idx], td[idx], dts[k][idx], ctx[k][idx], pos[k][idx], clk[k][idx])
         p_srv[k] = r * tp
