@@ -99,6 +99,20 @@ def test_fields_the_twin_cannot_use_are_named():
                       "ssm_state_size": 8}, "x", "x.json")  # fmt: skip
 
 
+def test_counts_a_model_cannot_have_are_named():
+    cfg = json.loads((catalog.CATALOG_DIR / "architectures" / "Qwen__Qwen3-8B.json").read_text())
+    # 32 query heads cannot share 7 KV heads in whole groups; no model has 0 KV heads or 1e30 layers.
+    with pytest.raises(
+        ArchitectureError, match=r"num_attention_heads \(32\) must be a multiple of num_key_value_heads"
+    ):
+        parse_config({**cfg, "num_key_value_heads": 7}, "x", "x.json")
+    no_kv = r"num_key_value_heads must be a whole number in 1\.\.2147483647, got 0$"
+    with pytest.raises(ArchitectureError, match=no_kv):
+        parse_config({**cfg, "num_key_value_heads": 0}, "x", "x.json")
+    with pytest.raises(ArchitectureError, match=r"num_hidden_layers must be a whole number in 1\.\.2147483647"):
+        parse_config({**cfg, "num_hidden_layers": 10**30}, "x", "x.json")
+
+
 def test_a_multimodal_config_serves_its_text_model_and_says_so():
     vl = load_architecture("Qwen/Qwen3-VL-8B-Instruct")
     text = load_architecture("Qwen/Qwen3-8B")
@@ -114,7 +128,8 @@ def test_a_multimodal_config_serves_its_text_model_and_says_so():
              "intermediate_size", "num_experts", "num_experts_per_tok", "moe_intermediate_size", "sliding_window",
              "torch_dtype", "quantization_config", "hybrid_override_pattern", "text_config", "junk"]
         ),
-        st.one_of(st.integers(-5, 100000), st.floats(allow_nan=True), st.text(max_size=8), st.none(),
+        st.one_of(st.integers(-5, 100000), st.integers(-(10**40), 10**40), st.floats(allow_nan=True),
+                  st.text(max_size=8), st.none(),
                   st.lists(st.integers(0, 3), max_size=4), st.dictionaries(st.text(max_size=4), st.integers())),
     )
 )  # fmt: skip

@@ -434,7 +434,11 @@ _COUNT_FIELDS = frozenset(
     sliding_window sliding_window_pattern max_window_layers attention_chunk_size
     """.split()  # noqa: SIM905  (a compact list of field names)
 )
-_POSITIVE_FIELDS = frozenset({"num_hidden_layers", "hidden_size", "vocab_size", "num_attention_heads"})
+_POSITIVE_FIELDS = frozenset(
+    {"num_hidden_layers", "hidden_size", "vocab_size", "num_attention_heads", "num_key_value_heads"}
+)
+#: Largest count a config may give: Hugging Face configs hold them as 32-bit integers.
+_MAX_COUNT = 2**31 - 1
 _LIST_FIELDS = frozenset({"moe_layers", "mlp_only_layers", "no_rope_layers", "layer_types"})
 _TEXT_FIELDS = frozenset({"hybrid_override_pattern", "torch_dtype", "dtype", "model_type", "mlp_hidden_act"})
 
@@ -448,9 +452,9 @@ def _check_types(cfg: dict[str, Any], source: str, prefix: str = "") -> None:
         if name in _COUNT_FIELDS:
             whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
             low = 1 if name in _POSITIVE_FIELDS else 0
-            if not whole or value < low:
+            if not whole or not low <= value <= _MAX_COUNT:
                 raise ArchitectureError(
-                    source, f"{field_name} must be a whole number >= {low}, got {value!r}", (field_name,)
+                    source, f"{field_name} must be a whole number in {low}..{_MAX_COUNT}, got {value!r}", (field_name,)
                 )
         elif name in _LIST_FIELDS:
             kind = str if name == "layer_types" else int
@@ -573,6 +577,13 @@ def parse_config(cfg: dict[str, Any], name: str, source: str) -> Architecture:
     vocab = _require(text, source, "vocab_size")
     heads = _require(text, source, "num_attention_heads")
     kv_heads = int(_first(text, "num_key_value_heads", default=heads) or heads)
+    if heads % kv_heads:
+        raise ArchitectureError(
+            source,
+            f"num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads}): "
+            "each KV head serves a whole group of query heads",
+            ("num_key_value_heads",),
+        )
     head_dim = int(_first(text, "head_dim", default=0) or (d // heads if heads else 0))
     pattern = text.get("hybrid_override_pattern")
     n_experts = int(_first(text, "num_experts", "n_routed_experts", "num_local_experts", default=0) or 0)
