@@ -79,6 +79,9 @@ def test_accuracy_line_format(errors):
     m = re.fullmatch(pattern, line)
     assert m, line
     assert int(m.group(1)) == int(m.group(2)) == (errors["half"] == "held-out").sum()
+    # No held-out configuration: nothing to average, so no number.
+    none = accuracy_line(errors[errors["half"] == "fit"])
+    assert none == "serving accuracy: 0 of 0 configurations; MAPE power n/a, J/token n/a, tokens/s n/a, ITL p50 n/a"
 
 
 def test_the_engine_serves_a_configuration_as_the_validation_does():
@@ -162,6 +165,11 @@ def test_cli_validate_serving_writes_its_report(tmp_path):
         (lambda d: d.assign(num_gpus=d["num_gpus"].astype(object).where(d.index != 3, "two")), "line 5"),
         (lambda d: d.assign(avg_power_watts=d["avg_power_watts"].where(d.index != 0, -5.0)), "avg_power_watts"),
         (lambda d: d.iloc[0:0], "no configurations"),
+        # 1e300 sequences overflowed the step's FLOPs and crashed; counts are 32-bit integers.
+        (
+            lambda d: d.assign(max_num_seqs=d["max_num_seqs"].astype(float).where(d.index != 1, 1e300)),
+            r"line 3, field 'max_num_seqs'",
+        ),
     ],
 )
 def test_bad_datasets_are_named(tmp_path, mutate, message):

@@ -73,6 +73,8 @@ _NUMERIC = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("model_id", "task", "gpu_model", *_NUMERIC)
 #: Columns that must be whole numbers of at least 1.
 _COUNTS = ("num_gpus", "tensor_parallel", "data_parallel", "expert_parallel", "max_num_seqs")
+#: Largest count a row may give (vLLM and the benchmark hold them as 32-bit integers).
+_MAX_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -136,11 +138,12 @@ def read_serving_dataset(path: str | Path | None = None) -> pd.DataFrame:
         bad = ~np.isfinite(values.to_numpy(dtype=np.float64)) | (values.to_numpy(dtype=np.float64) <= 0)
         if col in _COUNTS:
             v = values.to_numpy(dtype=np.float64)
-            bad |= np.isfinite(v) & (v != np.round(v))
+            bad |= np.isfinite(v) & ((v != np.round(v)) | (v > _MAX_COUNT))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
+            what = f"a whole number in 1..{_MAX_COUNT}" if col in _COUNTS else "a positive number"
             raise TraceFormatError(
-                str(csv_path), f"{df[col].iloc[i]!r} is not a positive number", line=int(df["line"].iloc[i]), field=col
+                str(csv_path), f"{str(df[col].iloc[i])!r} is not {what}", line=int(df["line"].iloc[i]), field=col
             )
         df[col] = values.astype(np.float64)
     for col in ("model_id", "task", "gpu_model"):

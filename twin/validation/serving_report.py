@@ -78,11 +78,14 @@ def accuracy_line(errors: pd.DataFrame) -> str:
     """``serving accuracy: N of M configurations; MAPE power X %, J/token Y %, tokens/s Z %, ITL p50 W %``.
 
     ``M`` counts the held-out models' text configurations on the GPUs of :data:`LINE_GPUS`,
-    ``N`` those the twin ran; the MAPEs are over the ``N``.
+    ``N`` those the twin ran; the MAPEs are over the ``N`` (``n/a`` where ``N`` is 0).
     """
     held = errors[(errors["half"] == "held-out") & errors["gpu_model"].isin(LINE_GPUS) & errors["text"]]
     ran = held[held["reason"] == ""]
-    parts = [f"{label} {100.0 * float(ran[f'err_{label}'].abs().mean()):.1f} %" for _, _, label in METRICS]
+    parts = [
+        f"{label} {100.0 * float(ran[f'err_{label}'].abs().mean()):.1f} %" if len(ran) else f"{label} n/a"
+        for _, _, label in METRICS
+    ]
     return f"serving accuracy: {len(ran)} of {len(held)} configurations; MAPE " + ", ".join(parts)
 
 
