@@ -67,3 +67,14 @@ def test_pipeline_bubble_lowers_training_throughput():
     assert flat.timeseries["clock_fraction_mean"].min() == 1.0
     assert piped.kpis["tokens_training"] == pytest.approx(flat.kpis["tokens_training"] * 8 / 11, rel=1e-9)
     assert piped.kpis["energy_accelerators_j"] < flat.kpis["energy_accelerators_j"]
+
+
+def test_a_pipeline_longer_than_the_model_or_the_pool_is_named():
+    # Each stage holds at least one layer on at least one GPU: Llama 3.1 8B has 32 layers, one
+    # server 8 GPUs, so at most 8 stages here (with a pool of 64 servers, at most 32).
+    job = {"name": "train", "kind": "training", "model": "Llama-3.1-8B", "pipeline_parallel": 9}
+    with pytest.raises(ScenarioError, match="at most 8"):
+        simulate(load_scenario("default", one_server(job)))
+    big = load_scenario("default", {"workloads": [{**job, "pipeline_parallel": 33}]})
+    with pytest.raises(ScenarioError, match="32 layers and the workload 1024 GPUs: at most 32"):
+        simulate(big)

@@ -284,6 +284,18 @@ def _pool(
             peak_flop_s_per_gpu=peak,
             spec=w,
         )
+    stages_max = min(model.n_layers, servers.size * gpus_per_server)
+    if w.pipeline_parallel > stages_max:  # a stage holds at least one layer on at least one GPU
+        raise ScenarioError(
+            "scenario",
+            [
+                FieldProblem(
+                    f"workloads.{index}.pipeline_parallel",
+                    f"{w.pipeline_parallel} stages, but {model.name} has {model.n_layers} layers and the workload "
+                    f"{servers.size * gpus_per_server} GPUs: at most {stages_max}",
+                )
+            ],
+        )
     return Pool(
         index=index,
         name=w.name,
