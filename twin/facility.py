@@ -219,6 +219,11 @@ def _pools(scenario: Scenario, acc: AcceleratorSpec) -> tuple[list[Pool], IntArr
     return pools, pool_of_server
 
 
+def _invalid(field_path: str, message: str) -> ScenarioError:
+    """A scenario error for one field of a workload the twin cannot build."""
+    return ScenarioError("scenario", [FieldProblem(field_path, message)])
+
+
 def _pool(
     index: int,
     w: InferenceWorkload | TrainingWorkload | TelemetryWorkload,
@@ -233,38 +238,28 @@ def _pool(
     try:
         model = load_architecture(w.model, source_dir)
     except (ArchitectureError, UnknownNameError) as exc:
-        raise ScenarioError("scenario", [FieldProblem(field_path, str(exc))]) from None
+        raise _invalid(field_path, str(exc)) from None
     fmt = w.precision or model.weight_format
     peak = acc.fp8_flop_s if fmt == "fp8" else acc.bf16_flop_s
     if isinstance(w, InferenceWorkload):
         layout = Layout(w.tensor_parallel, w.expert_parallel, w.data_parallel)
         gpus = layout.gpus
         if gpus_per_server % gpus and gpus % gpus_per_server:
-            raise ScenarioError(
-                "scenario",
-                [
-                    FieldProblem(
-                        f"workloads.{index}.tensor_parallel",
-                        f"a replica's GPUs (tensor_parallel x data_parallel = {gpus}) must divide or be a multiple "
-                        f"of gpus_per_server ({gpus_per_server})",
-                    )
-                ],
+            raise _invalid(
+                f"workloads.{index}.tensor_parallel",
+                f"a replica's GPUs (tensor_parallel x data_parallel = {gpus}) must divide or be a multiple "
+                f"of gpus_per_server ({gpus_per_server})",
             )
         kv_b = BYTES_PER_VALUE[w.kv_precision]
+        weights = weight_bytes_per_gpu(model, layout, w.precision)
         free = kv_free_bytes(model, layout, acc, w.precision)
         if free <= 0.0:  # nothing to serve with: a run would report a pool that never decodes
-            weights = weight_bytes_per_gpu(model, layout, w.precision)
-            raise ScenarioError(
-                "scenario",
-                [
-                    FieldProblem(
-                        f"workloads.{index}.tensor_parallel",
-                        f"{model.name} ({fmt}) needs {weights / 1e9:.0f} GB of weights per GPU with "
-                        f"{layout.describe()}, more than the {0.9 * acc.hbm_bytes / 1e9:.0f} GB vLLM gives a model on "
-                        f"{acc.name} (0.9 of HBM), leaving no room for a KV cache; raise tensor_parallel "
-                        "(or serve an FP8 checkpoint)",
-                    )
-                ],
+            raise _invalid(
+                f"workloads.{index}.tensor_parallel",
+                f"{model.name} ({fmt}) needs {weights / 1e9:.0f} GB of weights per GPU with "
+                f"{layout.describe()}, more than the {0.9 * acc.hbm_bytes / 1e9:.0f} GB vLLM gives a model on "
+                f"{acc.name} (0.9 of HBM), leaving no room for a KV cache; raise tensor_parallel "
+                "(or serve an FP8 checkpoint)",
             )
         return Pool(
             index=index,
@@ -278,7 +273,7 @@ def _pool(
             token_budget=float(w.max_batched_tokens),
             costs=step_costs(model, layout, acc, w.precision, kv_b),
             weight_format=fmt,
-            weight_bytes_per_gpu=weight_bytes_per_gpu(model, layout, w.precision),
+            weight_bytes_per_gpu=weights,
             kv_free_bytes=free,
             kv_bytes_per_value=kv_b,
             peak_flop_s_per_gpu=peak,
@@ -286,15 +281,10 @@ def _pool(
         )
     stages_max = min(model.n_layers, servers.size * gpus_per_server)
     if w.pipeline_parallel > stages_max:  # a stage holds at least one layer on at least one GPU
-        raise ScenarioError(
-            "scenario",
-            [
-                FieldProblem(
-                    f"workloads.{index}.pipeline_parallel",
-                    f"{w.pipeline_parallel} stages, but {model.name} has {model.n_layers} layers and the workload "
-                    f"{servers.size * gpus_per_server} GPUs: at most {stages_max}",
-                )
-            ],
+        raise _invalid(
+            f"workloads.{index}.pipeline_parallel",
+            f"{w.pipeline_parallel} stages, but {model.name} has {model.n_layers} layers and the workload "
+            f"{servers.size * gpus_per_server} GPUs: at most {stages_max}",
         )
     return Pool(
         index=index,
