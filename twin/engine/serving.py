@@ -197,13 +197,15 @@ def full_rank(
     context_len: FloatArray,
     position: FloatArray,
     clock: FloatArray,
+    most: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """A full rank at the mix of ``prefill`` and ``decode`` tokens: (sequences, prompt tokens, step time) per step.
 
-    With no output tokens to decode the step carries one token budget of prompts.
+    ``most`` is :func:`max_sequences` at ``context_len``. With no output tokens to decode the step
+    carries one token budget of prompts.
     """
     rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
-    cap = np.minimum(max_sequences(c, context_len), c.token_budget / (1.0 + rho))
+    cap = np.minimum(most, c.token_budget / (1.0 + rho))
     seqs = np.where(decode > 0, cap, 0.0)
     chunk = np.where(decode > 0, rho * seqs, c.token_budget)
     t = step(c.costs, c.device, seqs, chunk, context_len, position, clock).time_s
@@ -260,9 +262,10 @@ def serve_block(
     d_in = np.where(c.inference, decode_demand / rep, 0.0)
     qp0 = np.where(c.inference, backlog_prefill / rep, 0.0)
     qd0 = np.where(c.inference, backlog_decode / rep, 0.0)
-    p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock)
+    most = np.broadcast_to(max_sequences(c, context_len), p_in.shape)
+    p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock, most)
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, max_sequences(c, context_len), clock)
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock)
     chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
     small = (d_srv > 0) & (seqs < 1.0)
@@ -297,7 +300,7 @@ def serve_block(
         prompt_per_request = np.divide(
             prefill_demand, requests, out=np.array(prompt_len, dtype=np.float64), where=requests > 0
         )
-    full_seqs, full_chunk, t_full = full_rank(c, p_in + qp, d_in + qd, context_len, position, clock)
+    full_seqs, full_chunk, t_full = full_rank(c, p_in + qp, d_in + qd, context_len, position, clock, most)
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
@@ -326,9 +329,10 @@ def _capacity(
     context_len: FloatArray,
     position: FloatArray,
     clock: FloatArray,
+    most: FloatArray,
 ) -> FloatArray:
     """Share of ``prefill`` and ``decode`` tokens a full rank serves in ``dt`` (at most 1)."""
-    seqs, chunk, t = full_rank(c, prefill, decode, context_len, position, clock)
+    seqs, chunk, t = full_rank(c, prefill, decode, context_len, position, clock, most)
     made = np.where(decode > 0, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
     want = np.where(decode > 0, decode, prefill)
     return np.asarray(np.minimum(1.0, np.divide(made, want, out=np.ones_like(want), where=want > 0)))
@@ -344,6 +348,7 @@ def _fluid_queue(
     context_len: FloatArray,
     position: FloatArray,
     clock: FloatArray,
+    most: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Serve demand plus backlog within each tick's time; return served and backlog per tick.
 
@@ -351,7 +356,7 @@ def _fluid_queue(
     capacity allows, computed for every tick at once; only ticks that start with a backlog are
     solved one by one (the backlog changes the mix a full rank serves).
     """
-    r0 = _capacity(c, p_in, d_in, dt, context_len, position, clock)
+    r0 = _capacity(c, p_in, d_in, dt, context_len, position, clock, most)
     if not (np.any(qp0 > 0) or np.any(qd0 > 0)) and np.all(r0 >= 1.0):
         zeros = np.zeros_like(p_in)
         return p_in, d_in, zeros, zeros.copy()
@@ -375,11 +380,11 @@ def _fluid_queue(
         if idx.size == 0:  # no backlog: the share computed for every tick at once
             r = r0[k]
         elif idx.size > idx_limit:
-            r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k])
+            r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k], most[k])
         else:  # solve the backlogged columns only; the others serve their arrivals' share
             sub = c.columns(operator.itemgetter(idx))
             r = r0[k].copy()
-            r[idx] = _capacity(sub, tp[idx], td[idx], dts[k][idx], ctx[k][idx], pos[k][idx], clk[k][idx])
+            r[idx] = _capacity(sub, tp[idx], td[idx], dts[k][idx], ctx[k][idx], pos[k][idx], clk[k][idx], most[k][idx])
         p_srv[k] = r * tp
         d_srv[k] = r * td
         qp = tp - p_srv[k]
