@@ -41,7 +41,14 @@ import numpy as np
 
 from twin._types import BoolArray, FloatArray
 from twin.facility import Facility
-from twin.physics.serving import ServingDevice, StepCosts, batch_for_rates, sequences_that_fit, step
+from twin.physics.serving import (
+    ServingDevice,
+    StepCosts,
+    batch_for_rates,
+    sequences_that_fit,
+    step,
+    training_tokens_per_s,
+)
 from twin.replica import expert_format, serving_device
 
 
@@ -113,8 +120,9 @@ class ServerConstants:
                 cols["mfu_over_eta"][s] = min(pool.mfu / acc.achieved_flop_fraction, 1.0)
                 cols["mem_activity"][s] = pool.mem_activity
                 cols["train_duty"][s] = 1.0 - pool.bubble
-                active = pool.model.active_params
-                cols["train_tokens_per_s_per_gpu"][s] = pool.mfu * pool.peak_flop_s_per_gpu / (6.0 * active)
+                cols["train_tokens_per_s_per_gpu"][s] = training_tokens_per_s(
+                    pool.model.active_params, pool.peak_flop_s_per_gpu, pool.mfu
+                )
         return cls(
             inference=masks["inference"],
             training=masks["training"],

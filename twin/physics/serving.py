@@ -49,6 +49,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from twin._types import FloatArray, Numeric
+from twin.physics.interconnect import collective_time_s
 
 #: Most false-position steps of :func:`batch_for_rates` (it settles in a handful: the rate is
 #: piecewise linear in the batch but for the touched-expert share).
@@ -122,10 +123,6 @@ class StepCosts:
     def stack(cls, items: list[StepCosts]) -> StepCosts:
         """One set of costs per item, stacked along a last axis."""
         return cls(**{f.name: np.array([np.asarray(getattr(i, f.name)) for i in items]) for f in fields(cls)})
-
-    def take(self, index: np.ndarray) -> StepCosts:
-        """The costs at ``index`` (of the last axis)."""
-        return StepCosts(**{f.name: np.asarray(getattr(self, f.name))[..., index] for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -441,11 +438,10 @@ def step(
     )
     t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n)
     active = tokens > 0
-    t_coll = np.where(
-        active,
-        c.collective_steps * dev.link_latency_s + tokens * c.collective_bytes_per_token / dev.link_bandwidth_b_s,
-        0.0,
+    t_coll = collective_time_s(
+        c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
     )
+    t_coll = np.where(active, t_coll, 0.0)
     t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
     t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
     moved = np.where(active, c.dense_bytes + expert_read + attn_bytes, 0.0)
