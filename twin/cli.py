@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from twin.errors import ScenarioError, TwinError
+from twin.errors import InvalidInputError, ScenarioError, TwinError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The AI-factory twin: energy in, tokens out.")
 console = Console()
@@ -63,14 +63,20 @@ def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _invalid(exc: InvalidInputError) -> NoReturn:
+    """Print an input error and exit 2."""
+    what = "invalid scenario" if isinstance(exc, ScenarioError) else "invalid input"
+    err_console.print(f"[bold red]{what}[/] {exc}", highlight=False)
+    raise typer.Exit(EXIT_INVALID) from None
+
+
 def _load(scenario: str | None, sets: list[str] | None) -> Any:
     from twin.scenario import load_scenario
 
     try:
         return load_scenario(scenario, _parse_sets(sets))
-    except ScenarioError as exc:
-        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    except InvalidInputError as exc:
+        _invalid(exc)
 
 
 #: Most events the run report prints (all are in events.csv).
@@ -142,9 +148,8 @@ def run(
             ) as bar:
                 task = bar.add_task(f"simulating {sc.name}", total=sc.duration_s)
                 result = simulate(sc, debug=debug, progress=lambda t, total: bar.update(task, completed=t))
-    except ScenarioError as exc:  # an input the scenario names (a trace file) is missing or malformed
-        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    except InvalidInputError as exc:  # an input the scenario names (a trace, a weather file) is malformed
+        _invalid(exc)
     except TwinError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -176,9 +181,8 @@ def validate(
     try:
         fac = build_facility(sc)
         DemandModel(fac)  # reads every trace the scenario names: bad paths and rows fail here
-    except ScenarioError as exc:
-        err_console.print(f"[bold red]invalid scenario[/] {exc}", highlight=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    except InvalidInputError as exc:
+        _invalid(exc)
     issues = run_checks(fac)
     console.print(
         f"[green]valid[/] {sc.name}: {fac.n_gpus} x {fac.accelerator.name} in {fac.n_servers} servers, "

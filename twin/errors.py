@@ -9,6 +9,13 @@ class TwinError(Exception):
     """Base class of every error the twin raises on purpose."""
 
 
+class InvalidInputError(TwinError):
+    """An input the twin cannot honour (a file, field or value); the CLI exits 2 on it.
+
+    Other :class:`TwinError` (a ledger that does not balance, a harness that failed) exit 1.
+    """
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """One problem found in an input file.
@@ -32,7 +39,7 @@ class FieldProblem:
         return f"{self.field}{where}: {self.message}"
 
 
-class ScenarioError(TwinError, ValueError):
+class ScenarioError(InvalidInputError, ValueError):
     """A scenario (or sweep spec) file is invalid; lists every problem with its field path."""
 
     def __init__(self, source: str, problems: list[FieldProblem]) -> None:
@@ -42,11 +49,11 @@ class ScenarioError(TwinError, ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s)\n{lines}")
 
 
-class ConsistencyError(TwinError, ValueError):
+class ConsistencyError(InvalidInputError, ValueError):
     """A facility built from a valid scenario is physically inconsistent (e.g. undersized UPS)."""
 
 
-class TraceFormatError(TwinError, ValueError):
+class TraceFormatError(InvalidInputError, ValueError):
     """A trace file is malformed; names the file, the line and the field."""
 
     def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
@@ -61,7 +68,7 @@ class TraceFormatError(TwinError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
-class UnknownNameError(TwinError, KeyError):
+class UnknownNameError(InvalidInputError, KeyError):
     """A name (accelerator, model, curve, ...) is not in its catalog; lists the valid names."""
 
     def __init__(self, kind: str, name: str, valid: list[str]) -> None:

@@ -61,7 +61,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from twin.errors import TwinError, UnknownNameError
+from twin.errors import InvalidInputError, UnknownNameError
 
 ARCHITECTURES_DIR = Path(__file__).parent / "architectures"
 
@@ -129,7 +129,7 @@ USED_FIELDS = frozenset(
 _TEXT_KEYS = ("text_config", "thinker_config", "llm_config")
 
 
-class ArchitectureError(TwinError, ValueError):
+class ArchitectureError(InvalidInputError, ValueError):
     """A model config the twin cannot read: names the file and the fields at fault."""
 
     def __init__(self, source: str, message: str, fields: tuple[str, ...] = ()) -> None:
