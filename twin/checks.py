@@ -52,8 +52,23 @@ def check_model_fits(fac: Facility) -> list[str]:
     return issues
 
 
+#: Most a UPS, PDU or PSU carries over its rating, as a share of it. [-] Double-conversion UPSs
+#: are rated for 125 % load for 10 min and 150 % for 1 min (e.g. Eaton 93PM, Schneider Galaxy VX
+#: data sheets); beyond that they transfer to bypass or trip, and no loss curve is measured there.
+#: Transformers share the bound (IEEE C57.91 long-time emergency loading of 120-150 %).
+MAX_OVERLOAD = 1.5
+
+
 def check_power_chain_capacity(fac: Facility) -> list[str]:
-    """Each stage, with its redundant units out, carries the nameplate peak of what it feeds."""
+    """Each stage, with its redundant units out, carries the nameplate peak of what it feeds.
+
+    Raises
+    ------
+    ConsistencyError
+        A stage whose nameplate load exceeds :data:`MAX_OVERLOAD` times what it carries: the twin
+        would price losses far outside any unit's operating range (``power.ups.rated_w=1`` ran to
+        a PUE of 71 290).
+    """
     sc = fac.scenario
     acc = fac.accelerator
     server_w = fac.gpus_per_server * acc.max_power_w + sc.fleet.server.other_max_power_w
@@ -63,6 +78,13 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
     for name, load_w, per in (("psu", server_w, "server"), ("pdu", rack_w, "rack"), ("ups", site_w, "site")):
         st = getattr(sc.power, name)
         capacity = st.units_needed_for_load * st.rated_w
+        if load_w > MAX_OVERLOAD * capacity:
+            raise ConsistencyError(
+                f"power.{name}: nameplate peak {load_w / 1e3:,.1f} kW per {per} is {load_w / capacity:.3g} times the "
+                f"{st.units_needed_for_load} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy}; no unit "
+                f"carries more than {MAX_OVERLOAD:.0%} of its rating (it transfers to bypass or trips): raise "
+                f"power.{name}.rated_w or count"
+            )
         if load_w > capacity:
             issues.append(
                 f"power.{name}: nameplate peak {load_w / 1e3:,.1f} kW per {per} exceeds "
@@ -77,6 +99,12 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
                 f"{st.count} x {st.rated_w / 1e3:,.0f} kW installed; its no-load loss will dominate"
             )
     tx = sc.power.transformer
+    if site_w > MAX_OVERLOAD * tx.count * tx.rated_w:  # IEEE C57.91 long-time emergency loading stays below
+        raise ConsistencyError(
+            f"power.transformer: nameplate IT peak {site_w / 1e6:.3g} MW is {site_w / (tx.count * tx.rated_w):.3g} "
+            f"times the {tx.count * tx.rated_w / 1e6:.3g} MW installed; a transformer carries at most "
+            f"{MAX_OVERLOAD:.0%} of its rating: raise power.transformer.rated_w or count"
+        )
     if site_w > tx.count * tx.rated_w:
         issues.append(
             f"power.transformer: nameplate IT peak {site_w / 1e6:.2f} MW exceeds {tx.count * tx.rated_w / 1e6:.2f} MW"

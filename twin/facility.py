@@ -149,8 +149,13 @@ def build_facility(scenario: Scenario) -> Facility:
     n_servers = fleet.n_servers
     problems = check_fault_references(scenario.events, [w.name for w in scenario.workloads], fleet.n_racks)
     if problems:
-        raise ScenarioError("scenario", problems)
-    pools, pool_of_server = _pools(scenario, acc)
+        raise ScenarioError(scenario.source_name, problems)
+    try:
+        pools, pool_of_server = _pools(scenario, acc)
+    except ScenarioError as exc:  # a workload the twin cannot build (see _invalid): name the scenario file
+        if exc.source != _WORKLOAD_SOURCE:
+            raise
+        raise ScenarioError(scenario.source_name, exc.problems) from None
     stages = {
         name: StageModel(name, s.rated_w, s.count, catalog.loss_curve(s.curve), s.redundancy)
         for name, s in _stages(scenario).items()
@@ -197,7 +202,7 @@ def _accelerator(scenario: Scenario) -> AcceleratorSpec:
         try:
             acc = acc.with_overrides(**fleet.accelerator_overrides)
         except Exception as exc:
-            raise ScenarioError("scenario", [FieldProblem("fleet.accelerator_overrides", str(exc))]) from None
+            raise ScenarioError(scenario.source_name, [FieldProblem("fleet.accelerator_overrides", str(exc))]) from None
     return acc
 
 
@@ -219,9 +224,13 @@ def _pools(scenario: Scenario, acc: AcceleratorSpec) -> tuple[list[Pool], IntArr
     return pools, pool_of_server
 
 
+#: Source of :func:`_invalid`'s errors until :func:`build_facility` names the scenario file.
+_WORKLOAD_SOURCE = "(workload)"
+
+
 def _invalid(field_path: str, message: str) -> ScenarioError:
     """A scenario error for one field of a workload the twin cannot build."""
-    return ScenarioError("scenario", [FieldProblem(field_path, message)])
+    return ScenarioError(_WORKLOAD_SOURCE, [FieldProblem(field_path, message)])
 
 
 def _pool(
@@ -249,6 +258,12 @@ def _pool(
                 f"workloads.{index}.tensor_parallel",
                 f"a replica's GPUs (tensor_parallel x data_parallel = {gpus}) must divide or be a multiple "
                 f"of gpus_per_server ({gpus_per_server})",
+            )
+        if gpus > servers.size * gpus_per_server:  # no replica fits: the pool would serve nothing
+            raise _invalid(
+                f"workloads.{index}.tensor_parallel",
+                f"a replica needs {gpus} GPUs (tensor_parallel x data_parallel), but the workload has "
+                f"{servers.size} servers of {gpus_per_server} = {servers.size * gpus_per_server} GPUs",
             )
         kv_b = BYTES_PER_VALUE[w.kv_precision]
         weights = weight_bytes_per_gpu(model, layout, w.precision)

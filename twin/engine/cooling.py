@@ -16,9 +16,10 @@ it cannot remove (``unmet``) warms the node::
     C d(dT)/dt = unmet - C dT / tau_ctrl   ->   dT_ss = unmet tau_ctrl / C,  time constant tau_ctrl
 
 so with spare capacity a warm loop relaxes to its setpoint with ``tau_ctrl``, and with a shortfall
-it warms until throttled GPUs shed enough heat. Device inlets are the TCS supply (facility supply +
-CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the CRAH supply air plus ``dT_room`` for
-air-cooled ones.
+it warms until throttled GPUs shed enough heat. Room air above :data:`SERVER_AIR_SHUTDOWN_C` powers
+the servers off (the kernel's ``thermal_shutdown``), cold-plate servers included. Device inlets
+are the TCS supply (facility supply + CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the
+CRAH supply air plus ``dT_room`` for air-cooled ones.
 
 Faults (``twin/engine/faults.py``) act through four attributes: ``chillers_available`` (trips,
 restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
@@ -48,6 +49,11 @@ AT_SETPOINT_K = 1e-6
 FINE_RATE_K_S = 1e-3
 #: Largest node drift accepted within one vectorised block (inlets are held at their start value). [K]
 DRIFT_K = 0.1
+#: [EST] Room air at which servers power off, whatever cools their GPUs. [C] The upper allowable
+#: inlet of ASHRAE class A4, the widest air class (TC 9.9, 2021): no IT equipment is specified for
+#: hotter air, and the air-cooled parts of a cold-plate server (CPUs, memory, NICs, PSUs: the
+#: ``1 - liquid_share`` of its heat) trip their BMC's inlet-critical limit about there.
+SERVER_AIR_SHUTDOWN_C = 45.0
 
 
 @dataclass
@@ -101,6 +107,11 @@ class IdealPlant:
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server. [C]"""
         return np.full(n_servers, self.spec.supply_temp_c)
+
+    @property
+    def room_air_c(self) -> float:
+        """Room air the servers draw: held at the supply temperature (an air-cooled ideal plant). [C]"""
+        return -np.inf if self.liquid_cooled else float(self.spec.supply_temp_c)
 
     def compute(
         self,
@@ -194,6 +205,11 @@ class PhysicalPlant:
             and self.storage_j >= self.storage_capacity_j
             and self._rate_k_s == 0.0
         )
+
+    @property
+    def room_air_c(self) -> float:
+        """Room air the servers draw: CRAH supply plus the room's excess. [C]"""
+        return float(self.spec.crah_supply_air_c + self.room_excess_k)
 
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""

@@ -44,7 +44,7 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.boundary import WeatherBoundary
 from twin.engine.columns import Columns
 from twin.engine.controls import Controls
-from twin.engine.cooling import PlantStep, build_plant
+from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
 from twin.engine.demand import DemandModel
 from twin.engine.faults import FaultSystem
 from twin.engine.pool_stats import PoolStats
@@ -176,15 +176,18 @@ class Engine:
         """Record a discrete event (thermal shutdown, fault, control action) with its time."""
         self.events.append({"time_s": float(self.env.now), "event": kind, **detail})
 
-    def _shutdown_at(self, delay_s: float, servers: np.ndarray) -> None:
+    def _shutdown_at(self, delay_s: float, servers: np.ndarray, room_air_c: float | None = None) -> None:
+        """Power ``servers`` off after ``delay_s``: a die at its shutdown temperature, or hot room air."""
+
         def handler(_: simpy.Event) -> None:
             st = self.state
             newly = servers & st.server_up
             st.server_up &= ~servers
             if newly.any():
-                self.log_event(
-                    "thermal_shutdown", servers=int(newly.sum()), die_temp_c=float(st.die_temp_c[newly].max())
-                )
+                why = {"die_temp_c": float(st.die_temp_c[newly].max())}
+                if room_air_c is not None:
+                    why = {"room_air_c": round(room_air_c, 2)}
+                self.log_event("thermal_shutdown", servers=int(newly.sum()), **why)
                 self.faults.on_thermal_shutdown(newly)
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
@@ -292,6 +295,9 @@ class Engine:
                 block = self._truncate(block, t_empty)
             self._commit(block)
             t = float(block.t1[-1])
+            air_c = self.plant.room_air_c
+            if air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():  # at the tick it is crossed
+                self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
         self.state.t_s = t
 
     def _at_rest_part(self, b: Block) -> Block:
@@ -637,11 +643,11 @@ class Engine:
             "it_power_w": it_j / dur,
             "cooling_power_w": cooling_j / dur,
             "losses_power_w": losses_j / dur,
-            "pue": _ratio(v["metered_j"], it_j, np.nan),
-            "gpu_power_mean_w": _ratio(e["accelerators"], gpu_s, 0.0),
+            "pue": _interval_pue(v["metered_j"], it_j, e.get("battery_net")),
+            "gpu_power_mean_w": _ratio(e["accelerators"], gpu_s, np.nan),  # no GPU up: undefined
             "clock_fraction_mean": _ratio(v["clock_gpu_s"], gpu_s, np.nan),
-            "die_temp_max_c": v["max_die_temp_c"],
-            "inlet_temp_max_c": v["max_inlet_temp_c"],
+            "die_temp_max_c": _finite_or_nan(v["max_die_temp_c"]),  # no GPU up: undefined, not -inf
+            "inlet_temp_max_c": _finite_or_nan(v["max_inlet_temp_c"]),
             "throttled_gpu_s": v["throttled_gpu_s"],
             "capped_gpu_s": v["capped_gpu_s"],
             "servers_up": float(self.state.server_up.sum()),
@@ -681,6 +687,25 @@ class Engine:
 def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
     """``num / den`` where ``den > 0``, else ``empty``."""
     return np.divide(num, den, out=np.full(np.shape(num), empty), where=np.asarray(den) > 0)
+
+
+def _interval_pue(metered_j: FloatArray, it_j: FloatArray, battery_net_j: FloatArray | None) -> FloatArray:
+    """Metered facility input over IT energy per interval; NaN where that ratio means nothing.
+
+    Undefined: no IT energy (every server down), nothing metered (the UPS battery carried the
+    whole site: the ratio would read 0), or the battery discharging for part of the interval (the
+    meter misses part of what the facility drew: the ratio would read below its true value).
+    """
+    defined = (np.asarray(it_j) > 0) & (np.asarray(metered_j) > 0)
+    if battery_net_j is not None:
+        defined &= np.asarray(battery_net_j) >= 0
+    return np.divide(metered_j, it_j, out=np.full(np.shape(metered_j), np.nan), where=defined)
+
+
+def _finite_or_nan(x: FloatArray) -> FloatArray:
+    """``x`` with infinities (a maximum over no live device) as NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(np.isfinite(x), x, np.nan)
 
 
 def _die_steps(

@@ -84,6 +84,9 @@ DESIGN_AIR_FRACTION: float = 0.10
 #: [EST] Rated heat of the tower/dry cooler over the design IT heat [-]: IT heat plus the
 #: compressor work of a COP ~5 chiller, 1 + 1/5.
 HEAT_REJECTION_CAPACITY_FACTOR: float = 1.2
+#: Fixed-point steps of the heat-rejection limit in :func:`plant_power` (each divides the excess
+#: by roughly the chillers' part-load nonlinearity; 6 leave well under 1 W per MW).
+REJECTION_ITERATIONS: int = 6
 
 
 class ChillerCurveLike(Protocol):
@@ -524,8 +527,13 @@ def plant_power(
        CAPFT rises with condenser temperature near 16 C (a warmer hour can need one chiller
        fewer), and the York YT's EIRFPLR falls with PLR from 0.09 to 0.31. Such steps are a
        few per cent of chiller power; annual chiller energy still rises with the wet-bulb.
-    6. Heat rejected = economiser heat + chiller load + compressor power; tower/dry-cooler fans
-       follow the cube law on it; tower water = evaporation + blowdown + drift.
+    6. Heat rejected = economiser heat + chiller load + compressor power, at most the tower's or
+       dry cooler's rating ``heat_rejection_rated_w`` (fans at full speed). Above it the approach
+       would widen and the loops warm; the twin holds the approach and scales the economiser
+       heat and the chiller load down until the rejected heat fits (a few fixed-point steps, as
+       compressor power is not proportional to load): the rest is unmet, in each loop's share.
+       Tower/dry-cooler fans follow the cube law on the rejected heat; tower water = evaporation
+       + blowdown + drift.
     7. Pumps (constant head, flow from heat and loop rise): facility loop on ``Q_L``,
        chilled-water loop on air heat + liquid trim, condenser loop on heat rejected; CDU
        pumps at 1.5 L/min/kW. Fan and pump heat is not added back to the loads.
@@ -603,9 +611,27 @@ def plant_power(
     # 5. staged chillers
     chiller_power_w, running = _staged_chiller_power_w(chiller_load_w, n_available, t_source, unit_capacity_w, params)
 
-    # 6. heat rejection
+    # 6. heat rejection, at most the tower's or dry cooler's rating: the heat beyond it is unmet
     free_w = free_liq_w + free_air_w
     heat_rejected_w = free_w + chiller_load_w + chiller_power_w
+    rated_w = params.heat_rejection_rated_w
+    if np.any(heat_rejected_w > rated_w * (1.0 + 1e-9)):
+        served_liq_w = free_liq_w + chiller_load_w * liq_share
+        served_w = free_w + chiller_load_w
+        scale = np.ones_like(heat_rejected_w)
+        for _ in range(REJECTION_ITERATIONS):  # rejected heat rises with the scale: settles from above
+            over = heat_rejected_w > rated_w * (1.0 + 1e-9)
+            if not over.any():
+                break
+            scale = np.where(over, scale * rated_w / np.where(over, heat_rejected_w, 1.0), scale)
+            chiller_power_w, running = _staged_chiller_power_w(
+                chiller_load_w * scale, n_available, t_source, unit_capacity_w, params
+            )
+            heat_rejected_w = scale * served_w + chiller_power_w
+        unmet_liq_w = unmet_liq_w + (1.0 - scale) * served_liq_w
+        unmet_air_w = unmet_air_w + (1.0 - scale) * (served_w - served_liq_w)
+        free_liq_w, free_air_w, chiller_load_w = scale * free_liq_w, scale * free_air_w, scale * chiller_load_w
+        free_w = free_liq_w + free_air_w
     zeros = np.zeros_like(heat_rejected_w)
     if tower:
         tower_fan_w = cl.tower_fan_power_w(
@@ -626,7 +652,7 @@ def plant_power(
         water_kg_s = zeros
 
     # 7. pumps and fans
-    trim_liq_w = demand_liq_w - unmet_liq_w
+    trim_liq_w = chiller_load_w * liq_share
     fws_flow = cl.water_flow_m3_s(q_liq, params.facility_delta_t_k)
     chw_flow = cl.water_flow_m3_s(q_air_served + trim_liq_w, params.chw_delta_t_k)
     cw_flow = cl.water_flow_m3_s(heat_rejected_w, params.tower_range_k)
