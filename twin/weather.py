@@ -25,7 +25,18 @@ dropped and counted in ``meta.extra``.
 
 Missing values (TMY3 ``-9900``; EPW 99.9 / 999 / 999999 by field) are filled by linear
 interpolation in time and counted per column in ``meta.extra["missing_filled"]``. A malformed
-file raises :class:`~twin.errors.TraceFormatError` naming the file, line and field.
+file raises :class:`~twin.errors.TraceFormatError` (an
+:class:`~twin.errors.InvalidInputError`, so the CLI exits 2) naming the file, line and field;
+numbers in messages are plain (``999.0``).
+
+Encoding: files are read as UTF-8; a file that is not UTF-8 is read as Latin-1, since EPW
+comment records from older tools carry Latin-1 characters (a degree sign) and every data field
+is ASCII anyway. A file with NUL bytes is refused as binary, naming the line.
+
+Coverage: a file that is not a whole year covers only its own hours. :func:`require_coverage`
+refuses a run whose span (start + duration, on the 365-day calendar) reaches outside them,
+naming the span the file covers and the span the run needs; a whole-year record wraps from
+31 December to 1 January as a typical year does.
 
 References
 ----------
@@ -38,6 +49,7 @@ References
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -71,12 +83,20 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     "pressure_pa": (30e3, 110e3),
     "wind_m_s": (0.0, 120.0),
 }
+_SI_UNIT: dict[str, str] = {
+    "dry_bulb_c": "C",
+    "dew_point_c": "C",
+    "rh": "(0..1)",
+    "pressure_pa": "Pa",
+    "wind_m_s": "m/s",
+}
 
 #: Days per month of a 365-day year, and the day of year before each month.
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _DAYS_BEFORE_MONTH = np.concatenate(([0], np.cumsum(_DAYS_IN_MONTH)[:-1]))
 _HOURS_PER_DAY = 24
 _HOURS_PER_YEAR = 365 * _HOURS_PER_DAY
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 #: Packaged weather files (``twin/data/weather``, see its SOURCE.md).
 DATA_DIR = Path(__file__).parent / "data" / "weather"
@@ -142,12 +162,12 @@ def _time_of_year_s(
     month: FloatArray, day: FloatArray, hour: FloatArray, lines: Sequence[int], path: Path
 ) -> tuple[FloatArray, BoolArray]:
     """Hour-starting seconds into a 365-day year, and the mask of rows kept (no 29 February)."""
-    bad_month = (month < 1) | (month > 12) | (month != np.round(month))
-    month_i = np.clip(month, 1, 12).astype(np.int64)
+    bad_month = ~((month >= 1) & (month <= 12) & (month == np.round(month)))
+    month_i = np.clip(np.nan_to_num(month, nan=1.0), 1, 12).astype(np.int64)
     leap_day = (month_i == 2) & (day == 29)
     days = _DAYS_IN_MONTH[month_i - 1]
-    bad_day = ((day < 1) | (day > days) | (day != np.round(day))) & ~leap_day
-    bad_hour = (hour < 1) | (hour > _HOURS_PER_DAY) | (hour != np.round(hour))
+    bad_day = ~((day >= 1) & (day <= days) & (day == np.round(day))) & ~leap_day
+    bad_hour = ~((hour >= 1) & (hour <= _HOURS_PER_DAY) & (hour == np.round(hour)))
     for mask, field, what in (
         (bad_month, "month", "1..12"),
         (bad_day, "day", "a day of the month"),
@@ -189,7 +209,12 @@ def _finish(
         bad = ~missing & ((v < lo) | (v > hi))
         if bad.any():
             i = int(np.argmax(bad))
-            raise TraceFormatError(str(path), f"{v[i]!r} is outside {lo}..{hi} [{col}]", line=lines[i], field=col)
+            raise TraceFormatError(
+                str(path),
+                f"expected {col} in {lo}..{hi} {_SI_UNIT[col]}, got {float(v[i])}",
+                line=lines[i],
+                field=col,
+            )
         if missing.all():
             raise TraceFormatError(str(path), "every value is missing", field=col)
         if missing.any():
@@ -225,11 +250,24 @@ def _finish(
 
 
 def _read_rows(path: Path) -> list[list[str]]:
+    """CSV records of a weather file: UTF-8, else Latin-1 (module docstring); binary raises."""
     try:
-        with path.open(newline="", encoding="latin-1") as fh:
-            return list(csv.reader(fh))
+        data = path.read_bytes()
     except OSError as exc:
         raise TraceFormatError(str(path), f"cannot read the file: {exc}") from exc
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise TraceFormatError(str(path), "not a text file: it holds NUL bytes (a binary file?)", line=line)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise TraceFormatError(str(path), f"malformed CSV: {exc}", line=reader.line_num + 1) from exc
 
 
 def _data_rows(
@@ -307,10 +345,10 @@ def read_tmy3(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
         date, clock = row[index[_TMY3_DATE]], row[index[_TMY3_TIME]]
         try:
             month[i], day[i], year[i] = (int(p) for p in date.split("/"))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise TraceFormatError(str(path), f"{date!r} is not MM/DD/YYYY", line, _TMY3_DATE) from None
         hh, _, mm = clock.partition(":")
-        if not (hh.strip().isdigit() and mm.strip() == "00"):
+        if not (hh.strip().isascii() and hh.strip().isdigit() and mm.strip() == "00"):
             raise TraceFormatError(str(path), f"{clock!r} is not HH:00", line, _TMY3_TIME)
         hour[i] = int(hh)
     time_s, keep = _time_of_year_s(month, day, hour, lines, path)
@@ -384,6 +422,10 @@ def read_epw(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
     year, month, day, hour = (
         _floats([row[i] for row in data], lines, path, name) for i, name in enumerate(_EPW_TIME_FIELDS)
     )
+    bad_year = ~(np.isfinite(year) & (year == np.round(year)))
+    if bad_year.any():
+        i = int(np.argmax(bad_year))
+        raise TraceFormatError(str(path), f"expected a whole year, got {float(year[i])}", lines[i], "Year")
     time_s, keep = _time_of_year_s(month, day, hour, lines, path)
     values: dict[str, FloatArray] = {}
     for col, (field, missing_code, name) in EPW_FIELDS.items():
@@ -527,6 +569,73 @@ def _seconds_into_year(start: datetime) -> float:
     return day_of_year * _HOURS_PER_DAY * S_PER_HOUR + seconds
 
 
+def _calendar(hour_of_year: int) -> str:
+    """``'Jul 15 00:00'`` for an hour of the 365-day year (0 = 1 January 00:00)."""
+    day, hour = divmod(int(hour_of_year) % _HOURS_PER_YEAR, _HOURS_PER_DAY)
+    month = int(np.searchsorted(_DAYS_BEFORE_MONTH, day, side="right"))
+    return f"{_MONTH_NAMES[month - 1]} {day - int(_DAYS_BEFORE_MONTH[month - 1]) + 1:02d} {hour:02d}:00"
+
+
+def require_coverage(weather: pd.DataFrame, start: datetime, duration_s: float, source: str) -> None:
+    """Refuse a weather record that does not hold every hour a run reads from it.
+
+    Parameters
+    ----------
+    weather : pandas.DataFrame
+        Standard weather frame read from a file (:func:`read_tmy3`, :func:`read_epw`). The
+        synthetic profiles repeat by design and are not checked.
+    start : datetime.datetime
+        Wall-clock time of simulation time 0 (as in :func:`weather_at`).
+    duration_s : float
+        Length of the run. [s]
+    source : str
+        The file, for the message.
+
+    Raises
+    ------
+    twin.errors.TraceFormatError
+        The run reads an hour the file does not hold; the message gives the span the file covers
+        and the span the run needs.
+
+    Notes
+    -----
+    The run needs the hours from ``y0 = seconds_into_year(start)`` to ``y0 + duration_s`` on the
+    365-day calendar of :func:`weather_at`, wrapped at the year end (a typical year has no year
+    of its own, so 31 December is followed by 1 January). A record that holds all 8760 hours
+    therefore covers any run, however long; a shorter one (a few days cut from a TMY, a
+    design-day file) must hold each hour the run touches, else :func:`weather_at` would silently
+    repeat the hours it has in place of the ones it lacks.
+    """
+    hours = np.round(weather["time_s"].to_numpy(dtype=np.float64) / S_PER_HOUR).astype(np.int64)
+    present = np.zeros(_HOURS_PER_YEAR, dtype=bool)
+    present[hours[(hours >= 0) & (hours < _HOURS_PER_YEAR)]] = True
+    if present.all():
+        return
+    first_h = int(_seconds_into_year(start) // S_PER_HOUR)
+    span_h = _HOURS_PER_YEAR
+    if np.isfinite(duration_s):
+        end_s = _seconds_into_year(start) + max(float(duration_s), 0.0)
+        span_h = min(max(int(np.ceil(end_s / S_PER_HOUR)) - first_h, 1), _HOURS_PER_YEAR)
+    needed = (first_h + np.arange(span_h)) % _HOURS_PER_YEAR
+    lacking = needed[~present[needed]]
+    if not lacking.size:
+        return
+    covers = (
+        f"{len(hours)} hourly rows from {_calendar(hours.min())} to {_calendar(hours.max() + 1)}"
+        if len(hours)
+        else "no hours"
+    )
+    gaps = "" if len(hours) == hours.max() - hours.min() + 1 else " (with gaps)"
+    raise TraceFormatError(
+        source,
+        f"the weather file covers {covers}{gaps} of a 365-day year, but the run needs "
+        f"{_calendar(needed[0])} to {_calendar(needed[-1] + 1)} (start {start.isoformat()} + "
+        f"{float(duration_s):g} s), and the file has no row for {_calendar(lacking[0])}; use a "
+        "whole-year file, or a start and duration inside the covered span",
+        field="time",
+    )
+
+
 def weather_at(weather: pd.DataFrame, start: datetime, t_s: Numeric) -> dict[str, FloatArray]:
     """Weather at simulation times, piecewise constant per hour, wrapping around the record.
 
@@ -571,6 +680,7 @@ __all__ = [
     "builtin_weather_names",
     "read_epw",
     "read_tmy3",
+    "require_coverage",
     "synthetic_weather",
     "weather_at",
 ]

@@ -19,6 +19,7 @@ from twin.weather import (
     builtin_weather_names,
     read_epw,
     read_tmy3,
+    require_coverage,
     synthetic_weather,
     weather_at,
 )
@@ -27,10 +28,15 @@ from twin.weather import (
 class WeatherBoundary:
     """Hourly outdoor conditions at simulation times (constant within each weather hour)."""
 
-    def __init__(self, spec: Weather, start: datetime, source_dir: Path | None) -> None:
+    def __init__(
+        self, spec: Weather, start: datetime, source_dir: Path | None, duration_s: float | None = None
+    ) -> None:
         self.spec = spec
         self.start = start
         self.frame = _load(spec, source_dir)
+        if duration_s is not None and spec.source not in ("constant", "diurnal"):
+            # A file must hold every hour the run reads (a whole year wraps); see require_coverage.
+            require_coverage(self.frame, start, duration_s, spec.source)
         self.constant = spec.source == "constant"
         # The record as arrays, for :meth:`at_times` (the lookup of :func:`twin.weather.weather_at`).
         self._time_s = self.frame["time_s"].to_numpy(dtype=np.float64)

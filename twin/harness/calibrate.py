@@ -48,7 +48,7 @@ from twin.catalog import (
     accelerator_spec,
 )
 from twin.errors import TraceFormatError, TwinError
-from twin.harness.io import atomic_write_text, read_harness
+from twin.harness.io import atomic_write_text, read_harness, summary_path
 
 #: AcceleratorSpec parameter names, in the dataclass's order.
 _SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AcceleratorSpec) if f.name != "name")
@@ -144,8 +144,7 @@ def _expand(path_or_paths: Path | str | Sequence[Path | str]) -> list[Path]:
         if item.is_dir():
             sweep = item / "sweep.csv"
             if sweep.exists():
-                files = pd.read_csv(sweep, keep_default_na=False)["file"]
-                paths += [item / f for f in files if f]
+                paths += [item / f for f in _sweep_files(sweep)]
             else:
                 paths += sorted(p for p in item.glob("*.csv") if p.name != "sweep.csv")
         else:
@@ -153,6 +152,17 @@ def _expand(path_or_paths: Path | str | Sequence[Path | str]) -> list[Path]:
     if not paths:
         raise TwinError(f"no harness files in {path_or_paths}")
     return paths
+
+
+def _sweep_files(sweep: Path) -> list[str]:
+    """The ``file`` column of a sweep's ``sweep.csv`` (errors name the file and the line)."""
+    from twin.workload._parse import Source, read_csv, require_columns
+
+    source = Source(sweep)
+    frame = read_csv(source, dtype="str")
+    require_columns(source, frame, ["file"], "sweep")
+    names = [str(f).strip() for f in frame["file"].dropna()]
+    return [n for n in names if n]
 
 
 def calibration_path(path_or_paths: Path | str | Sequence[Path | str]) -> Path:
@@ -167,12 +177,31 @@ def calibration_path(path_or_paths: Path | str | Sequence[Path | str]) -> Path:
     return first.with_name(first.stem + ".accelerator.yaml")
 
 
+#: Summary fields the fits read as numbers; each must be a finite number >= 0 (or null).
+_SUMMARY_NUMBERS: tuple[str, ...] = (
+    "decode_steps",
+    "decode_time_s",
+    "decode_bytes_total",
+    "prefill_flops_total",
+    "prefill_time_s",
+    "device_memory_bytes",
+)
+
+
 def _load_runs(paths: list[Path]) -> list[tuple[Path, pd.DataFrame, dict[str, Any]]]:
     runs = []
     for path in paths:
         frame, summary = read_harness(path)
         if not summary:
             raise TraceFormatError(str(path), "no summary JSON beside it: the run did not finish, cannot calibrate")
+        for key in _SUMMARY_NUMBERS:
+            value = summary.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < math.inf):
+                raise TraceFormatError(
+                    str(summary_path(path)), f"expected a finite number >= 0 or null, got {value!r}", field=key
+                )
         runs.append((path, frame, summary))
     return runs
 

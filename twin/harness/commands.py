@@ -18,6 +18,11 @@ from twin.errors import TwinError
 
 T = TypeVar("T")
 
+#: Default of ``twin follow --wait``: how long to wait for a harness file that does not exist yet.
+#: A harness creates its CSV only after loading its model, which takes seconds (tiny) to about
+#: a minute (7b on a GPU), so a minute covers a harness started together with the follower.
+DEFAULT_WAIT_S: float = 60.0
+
 
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
@@ -127,7 +132,7 @@ def calibrate(
 
     if not file.exists():
         _fail(f"{file} does not exist")
-    if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in file.read_text()[:2000]):
+    if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in _head_text(file)):
         _calibrate_serving(file, out)
         return
     try:
@@ -140,6 +145,15 @@ def calibrate(
     for note in doc["notes"]:
         typer.echo(f"  note: {note}")
     typer.echo(f"wrote {out or calibration_path(file)}")
+
+
+def _head_text(file: Path, n: int = 2000) -> str:
+    """The first ``n`` bytes of a file as text (undecodable bytes replaced; the reader judges them)."""
+    try:
+        with file.open("rb") as fh:
+            return fh.read(n).decode("utf-8", errors="replace")
+    except OSError as exc:
+        _fail(f"{file}: cannot read the file: {exc}")
 
 
 def _calibrate_serving(dataset: Path, out: Path | None) -> None:
@@ -219,15 +233,37 @@ def follow(
     ] = None,
     gpus: Annotated[int | None, typer.Option(help="mirror: resize the facility to this many GPUs")] = None,
     interval: Annotated[float, typer.Option(help="mirror: report interval [s]")] = 1.0,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="seconds to wait for a FILE that does not exist yet (the harness may still be starting); "
+            "0 refuses at once, inf waits until Ctrl-C"
+        ),
+    ] = DEFAULT_WAIT_S,
 ) -> None:
     """Print a running harness's samples as they arrive (or, with --mirror, the facility they imply).
 
-    Ends when the harness writes its summary (at once for a finished file).
+    Ends when the harness writes its summary (at once for a finished file). A FILE that does not
+    exist yet is waited for, up to --wait seconds (default 60: a harness loads its model before
+    it creates the file), with a note on stderr; then the command exits 2.
     """
+    if not (wait >= 0):  # NaN too
+        _fail(f"--wait must be >= 0 seconds, got {wait}")
+    if not (math.isfinite(poll) and poll > 0):
+        _fail(f"--poll must be > 0 seconds, got {poll}")
+    from twin.harness.io import live_csv_path
+
+    live = live_csv_path(file)
+    if not live.exists():
+        if wait == 0:
+            _fail(f"{live} does not exist (use --wait SECONDS to wait for a harness to create it)")
+        limit = "until Ctrl-C" if math.isinf(wait) else f"up to {wait:g} s"
+        typer.echo(f"waiting {limit} for {live} to appear (Ctrl-C stops)", err=True)
+    wait_s = None if math.isinf(wait) else wait
     if mirror is None:
         if set_ or gpus is not None:
             _fail("--set and --gpus need --mirror SCENARIO")
-        _follow_samples(file, poll)
+        _follow_samples(file, poll, wait_s)
         return
     from twin.cli import _parse_sets
     from twin.harness.mirror import follow_mirror
@@ -238,7 +274,7 @@ def follow(
     last = None
     try:
         for result in follow_mirror(
-            file, mirror, overrides=_parse_sets(set_), gpus=gpus, interval_s=interval, poll_s=poll
+            file, mirror, overrides=_parse_sets(set_), gpus=gpus, interval_s=interval, poll_s=poll, wait_s=wait_s
         ):
             if last is None:
                 for note in result.notes[:1]:
@@ -255,13 +291,13 @@ def follow(
     _echo_mirror_summary(last, file, mirror)
 
 
-def _follow_samples(file: Path, poll: float) -> None:
+def _follow_samples(file: Path, poll: float, wait_s: float | None) -> None:
     from twin.harness.follow import follow as tail
     from twin.harness.mirror import device_source
 
     last_t = math.nan
     try:
-        for frame in tail(file, poll_s=poll):
+        for frame in tail(file, poll_s=poll, wait_s=wait_s):
             label = device_source(file).label
             for row in frame.to_dict("records"):
                 t = float(row["time_s"])
@@ -274,6 +310,8 @@ def _follow_samples(file: Path, poll: float) -> None:
                 )
     except TwinError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C: stop following
+        typer.echo("stopped")
 
 
 __all__ = ["calibrate", "follow", "harness"]

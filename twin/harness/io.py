@@ -21,15 +21,18 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from twin.errors import TraceFormatError
+from twin.workload._parse import MAX_COUNT, MISSING_TEXTS, Source, read_csv, record_lines
 from twin.workload.schema import HARNESS_EXTRA_COLUMNS, TELEMETRY_COLUMNS
+from twin.workload.telemetry import PLAUSIBLE_RANGES
 
 #: Column order of every harness telemetry file.
 HARNESS_COLUMNS: tuple[str, ...] = TELEMETRY_COLUMNS + HARNESS_EXTRA_COLUMNS
@@ -186,22 +189,115 @@ def read_harness(path: Path | str) -> tuple[pd.DataFrame, dict[str, Any]]:
     Raises
     ------
     TraceFormatError
-        If the file lacks a schema column or holds a value that is not a number.
+        If the file is empty, not UTF-8 text (CSV) or not Parquet, lacks a schema column, or
+        holds a value that is not a number or is outside its physical range
+        (:data:`twin.workload.telemetry.PLAUSIBLE_RANGES`; CSV errors name the line and the
+        column); or if the summary is not a JSON object.
     """
     path = Path(path)
     if not path.exists():
         raise TraceFormatError(str(path), "no such file")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if path.is_dir():
+        raise TraceFormatError(str(path), "expected a harness file, got a directory")
+    if path.suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise TraceFormatError(str(path), f"not a readable Parquet file: {exc}") from exc
+        _require_columns(path, frame)
+        try:
+            frame = coerce_frame(frame[list(HARNESS_COLUMNS)])
+        except (ValueError, TypeError) as exc:
+            raise TraceFormatError(str(path), f"bad value: {exc}") from exc
+    else:
+        frame = _read_checked_csv(path)
+    return frame, read_summary(path)
+
+
+def _require_columns(path: Path, frame: pd.DataFrame) -> None:
     missing = [c for c in HARNESS_COLUMNS if c not in frame.columns]
     if missing:
-        raise TraceFormatError(str(path), f"not a harness file: lacks columns {', '.join(missing)}")
-    try:
-        frame = coerce_frame(frame[list(HARNESS_COLUMNS)])
-    except (ValueError, TypeError) as exc:
-        raise TraceFormatError(str(path), f"bad value: {exc}") from exc
+        raise TraceFormatError(str(path), f"not a harness file: lacks columns {', '.join(missing)}", line=1)
+
+
+def _read_checked_csv(path: Path) -> pd.DataFrame:
+    """Read a harness CSV; errors name the file, the line and the column."""
+    raw = read_csv(Source(path), dtype="str")
+    _require_columns(path, raw)
+    return parse_rows(path, raw, lambda i: record_lines(path, [i]).get(i))
+
+
+def parse_rows(path: Path | str, raw: pd.DataFrame, line_of: Callable[[int], int | None]) -> pd.DataFrame:
+    """Turn text cells of harness rows into the schema's dtypes, checking every value.
+
+    Parameters
+    ----------
+    path : Path or str
+        The file, for messages.
+    raw : pandas.DataFrame
+        The :data:`HARNESS_COLUMNS` as text (empty cells NaN).
+    line_of : callable
+        1-based line of the row at a 0-based position (called only on an error).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, as :func:`coerce_frame` gives them.
+
+    Raises
+    ------
+    TraceFormatError
+        At the first cell that is not a number (empty and ``nan`` mean "not measured" in the
+        measurement columns), a ``gpu_index`` that is not a whole number in 0..2**31-1, or a
+        measurement outside :data:`twin.workload.telemetry.PLAUSIBLE_RANGES`.
+    """
+    out: dict[str, Any] = {}
+    for col in HARNESS_COLUMNS:
+        cells = raw[col]
+        if col in _STR_COLUMNS:
+            out[col] = cells.fillna("").astype(str).str.strip()
+            continue
+        text = cells.astype("str").str.strip()
+        missing = (cells.isna() | text.isin(MISSING_TEXTS)).to_numpy(dtype=bool)
+        num = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if col == "gpu_index":
+                what = f"a GPU index 0..{MAX_COUNT}"
+                bad = missing | ~np.isfinite(num) | (num < 0) | (num != np.floor(num)) | (num > MAX_COUNT)
+            else:
+                lo, hi, span = PLAUSIBLE_RANGES.get(col, (-np.inf, np.inf, ""))
+                what = f"a number in {span}" if span else "a finite number"
+                bad = ~missing & (~np.isfinite(num) | (num < lo) | (num > hi * (1 + 1e-9)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            got = "an empty value" if missing[i] else repr(str(cells.iloc[i]))
+            raise TraceFormatError(str(path), f"expected {what}, got {got}", line=line_of(i), field=col)
+        out[col] = num.astype(np.int64) if col == "gpu_index" else num
+    return coerce_frame(pd.DataFrame(out, index=raw.index))
+
+
+def read_summary(path: Path | str) -> dict[str, Any]:
+    """Return the summary of the run written to ``path`` (empty when it has none yet).
+
+    Raises
+    ------
+    TraceFormatError
+        The summary is not UTF-8 JSON holding an object (names its line where JSON says).
+    """
     spath = summary_path(path)
-    summary = json.loads(spath.read_text()) if spath.exists() else {}
-    return frame, summary
+    if not spath.exists():
+        return {}
+    try:
+        summary = json.loads(spath.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(str(spath), f"not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise TraceFormatError(str(spath), f"expected a JSON object, got invalid JSON ({exc.msg})", exc.lineno) from exc
+    except (OSError, RecursionError) as exc:
+        raise TraceFormatError(str(spath), f"cannot read the summary: {exc}") from exc
+    if not isinstance(summary, dict):
+        raise TraceFormatError(str(spath), f"expected a JSON object, got {type(summary).__name__}", 1)
+    return summary
 
 
 __all__ = [
@@ -214,7 +310,9 @@ __all__ = [
     "coerce_frame",
     "live_csv_path",
     "meta_path",
+    "parse_rows",
     "read_harness",
+    "read_summary",
     "summary_path",
     "write_json",
 ]

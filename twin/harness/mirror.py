@@ -555,6 +555,7 @@ def follow_mirror(
     interval_s: float = 1.0,
     poll_s: float = 0.5,
     stop: Callable[[], bool] | None = None,
+    wait_s: float | None = None,
 ) -> Iterator[MirrorResult]:
     """Mirror a running harness live: one :class:`MirrorResult` per poll that completed an interval.
 
@@ -573,6 +574,8 @@ def follow_mirror(
         Seconds between looks at the file.
     stop : callable, optional
         Checked at every poll.
+    wait_s : float, optional
+        Longest wait for the file to appear [s] (see :func:`twin.harness.follow.follow`).
 
     Yields
     ------
@@ -589,7 +592,7 @@ def follow_mirror(
     shown = 0
     last: MirrorResult | None = None
     with tempfile.TemporaryDirectory(prefix="twin-mirror-") as tmp:
-        for new in follow(path, poll_s=poll_s, stop=stop):
+        for new in follow(path, poll_s=poll_s, stop=stop, wait_s=wait_s):
             parts.append(new)
             samples = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
             parts = [samples]

@@ -6,6 +6,16 @@ row's position into its 1-based line number, so good files never pay for a Pytho
 
 Positions are the 0-based record numbers pandas gives the data rows in file order; blank lines
 are skipped, as pandas skips them, and the header is record ``-1``.
+
+Bounds every reader applies, whatever the format (hostile or corrupt files end in a
+:class:`~twin.errors.TraceFormatError`, never in a wrapped cast or an infinite time):
+
+- integer fields (GPU indices, GPU counts) are whole numbers in ``0 ..`` :data:`MAX_COUNT`;
+  a reader may pass a tighter ``maximum`` (token counts: ``MAX_TOKENS_PER_REQUEST`` of
+  :mod:`twin.workload.requests`);
+- numbers are finite after unit conversion (``1e305 MHz`` is an error, not ``inf`` Hz);
+- times are within :data:`MAX_ABS_TIME_S` of 0 after unit conversion;
+- files must be UTF-8 text; the error names the line of the first byte that is not.
 """
 
 from __future__ import annotations
@@ -32,6 +42,15 @@ PathLike = str | Path
 #: Cell texts that mean "no value" in telemetry; any text in square brackets (nvidia-smi's
 #: ``[N/A]``, ``[Not Supported]``, ``[Unknown Error]``) means the same.
 MISSING_TEXTS: frozenset[str] = frozenset({"", "N/A", "NA", "n/a", "nan", "NaN", "None", "null"})
+
+#: Largest value of an integer field (GPU index, GPU count, scaled count): the int32 range, so
+#: that every count fits the integer types used downstream and no cast can wrap.
+MAX_COUNT: int = 2**31 - 1
+#: Largest magnitude of a time or duration [s] after unit conversion, about 31,700 years. Epoch
+#: seconds (1.7e9 s), and epoch milliseconds or nanoseconds read with their unit, fit with room;
+#: a larger value is a corrupt cell or a wrong unit (epoch ms read as seconds is 1.7e12 s). The
+#: bound also keeps differences of two times finite and float64 times exact to about 0.1 ms.
+MAX_ABS_TIME_S: float = 1e12
 
 _NUMBER_UNIT = re.compile(r"^(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?P<unit>\S.*)?$")
 _BRACKETED = r"^\[.*\]$"
@@ -122,6 +141,27 @@ def fail(
     raise TraceFormatError(str(path), message, line=line, field=field)
 
 
+def not_utf8(path: PathLike, detail: object = None) -> TraceFormatError:
+    """Return the error for a file that is not UTF-8 text, naming the line of the first bad byte.
+
+    The file is read again as bytes (only on this error path) to find the byte and its line.
+    """
+    try:
+        data = Path(path).read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = data.count(b"\n", 0, bad.start) + 1
+        return TraceFormatError(
+            str(path),
+            f"not UTF-8 text: byte 0x{data[bad.start]:02x} cannot be decoded (a binary file, or "
+            "another encoding; save it as UTF-8)",
+            line=line,
+        )
+    except OSError as exc:
+        return TraceFormatError(str(path), f"cannot read the file: {exc}")
+    return TraceFormatError(str(path), f"not UTF-8 text: {detail}")
+
+
 def describe(value: object) -> str:
     """Return how a raw cell is quoted in an error message."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
@@ -194,34 +234,55 @@ def read_csv(source: Source, **kwargs: Any) -> pd.DataFrame:
         line = int(match.group(1)) if match else None
         raise TraceFormatError(str(path), f"malformed CSV: {exc}", line=line) from exc
     except UnicodeDecodeError as exc:
-        raise TraceFormatError(str(path), f"expected UTF-8 text: {exc}") from exc
+        raise not_utf8(path, exc) from exc
+    except OSError as exc:
+        raise TraceFormatError(str(path), f"cannot read the file: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
 def read_jsonl(source: Source) -> pd.DataFrame:
-    """Read a JSON-lines file; a malformed line raises an error naming that line."""
+    """Read a JSON-lines file; a malformed line raises an error naming that line.
+
+    When pandas cannot read the file, it is read again line by line with :mod:`json`: a line that
+    is not a JSON object raises, and a file whose every line is an object but that pandas refused
+    (an integer beyond 64 bits, say) is built from those objects, so that the field checks name
+    the bad value and its line.
+    """
     path = source.path
     try:
         frame = pd.read_json(path, lines=True, dtype=False, encoding="utf-8")
-    except ValueError as exc:
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from exc
+    except OSError as exc:
+        raise TraceFormatError(str(path), f"cannot read the file: {exc}") from exc
+    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as exc:
+        # pandas fails in many ways on hostile lines (a bare number is a TypeError); the strict
+        # second reading below says which line is wrong.
+        records: list[dict[str, Any]] = []
         with Path(path).open(encoding="utf-8", errors="replace") as fh:
             for line_no, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError as bad:
+                except (json.JSONDecodeError, RecursionError) as bad:
+                    reason = bad.msg if isinstance(bad, json.JSONDecodeError) else "nested too deeply"
                     raise TraceFormatError(
                         str(path),
-                        f"expected a JSON object, got invalid JSON ({bad.msg})",
+                        f"expected a JSON object, got invalid JSON ({reason})",
                         line=line_no,
                     ) from exc
                 if not isinstance(obj, dict):
                     raise TraceFormatError(
                         str(path), f"expected a JSON object, got {type(obj).__name__}", line=line_no
                     ) from exc
-        raise TraceFormatError(str(path), f"could not read JSON lines: {exc}") from exc
+                records.append(obj)
+        try:
+            frame = pd.DataFrame.from_records(records)
+        except (ValueError, TypeError) as again:
+            raise TraceFormatError(str(path), f"could not read JSON lines: {exc}") from again
+    frame.columns = [str(c) for c in frame.columns]
     return frame
 
 
@@ -299,19 +360,41 @@ def _number_and_unit(text: pd.Series) -> tuple[FloatArray, pd.Series]:
     return num, parts["unit"].fillna("")
 
 
-def nonneg_ints(source: Source, raw: pd.Series, field: str, positions: np.ndarray | None = None) -> IntArray:
-    """Parse a column of counts; raise at the first missing, negative or non-integer value."""
-    expected = "a non-negative integer"
-    if pd.api.types.is_integer_dtype(raw.dtype):
-        values = raw.to_numpy(dtype=np.int64)
-        source.fail_first(values < 0, raw, field, expected, positions)
-        return values
+def nonneg_ints(
+    source: Source,
+    raw: pd.Series,
+    field: str,
+    positions: np.ndarray | None = None,
+    *,
+    maximum: int = MAX_COUNT,
+    what: str = "",
+) -> IntArray:
+    """Parse a column of counts; raise at the first missing, negative, non-integer or too large value.
+
+    Parameters
+    ----------
+    source, raw, field, positions
+        As in :func:`numbers`.
+    maximum : int
+        Largest value accepted (default :data:`MAX_COUNT`, at most ``2**53`` so that every
+        accepted value is exact in float64 and fits int64).
+    what : str
+        What the bound is, for the message (``"tokens per request"``).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        The counts, each in ``0 .. maximum``.
+    """
+    expected = f"a non-negative integer (at most {maximum}{' ' + what if what else ''})"
+    # Every value goes through float64: the bound (<= 2**53) makes the final cast exact, and a
+    # uint64 or a 26-digit integer is compared before any cast can wrap it.
     if _numeric_dtype(raw):
-        num = raw.to_numpy(dtype=np.float64)
+        num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        num = pd.to_numeric(_text(raw), errors="coerce").to_numpy(dtype=np.float64)
+        num = pd.to_numeric(_text(raw), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(num) | (num < 0) | (num != np.floor(num))
+        bad = ~np.isfinite(num) | (num < 0) | (num != np.floor(num)) | (num > maximum)
     source.fail_first(bad, raw, field, expected, positions)
     return num.astype(np.int64)
 
@@ -323,18 +406,19 @@ def counts(
     *,
     factor: float = 1.0,
     positions: np.ndarray | None = None,
+    maximum: int = MAX_COUNT,
 ) -> IntArray:
     """Parse a column of counts, optionally scaled (``factor=1000`` for thousands).
 
-    A scaled value must still be a non-negative integer (to 1e-9 relative); the error quotes
-    the raw cell.
+    A scaled value must still be a non-negative integer (to 1e-9 relative) of at most
+    ``maximum``; the error quotes the raw cell.
     """
     if factor == 1.0:
-        return nonneg_ints(source, raw, field, positions)
-    expected = f"a non-negative count (x {factor:g} an integer)"
+        return nonneg_ints(source, raw, field, positions, maximum=maximum)
+    expected = f"a non-negative count (x {factor:g} an integer, at most {maximum})"
     values = numbers(source, raw, field, factor=factor, positions=positions, expected=expected)
     rounded = np.rint(values)
-    bad = (values < 0) | (np.abs(values - rounded) > 1e-9 * np.maximum(1.0, np.abs(values)))
+    bad = (values < 0) | (np.abs(values - rounded) > 1e-9 * np.maximum(1.0, np.abs(values))) | (rounded > maximum)
     source.fail_first(bad, raw, field, expected, positions)
     return rounded.astype(np.int64)
 
@@ -379,8 +463,9 @@ def numbers(
         Values in SI units; NaN where missing.
     """
     if _numeric_dtype(raw):
-        values = raw.to_numpy(dtype=np.float64) * factor
-        missing = np.isnan(values)
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = raw.to_numpy(dtype=np.float64, na_value=np.nan) * factor
+        missing = np.isnan(raw.to_numpy(dtype=np.float64, na_value=np.nan))
         bad = ~np.isfinite(values) & ~missing
         if not allow_missing:
             bad |= missing
@@ -395,15 +480,42 @@ def numbers(
     else:
         unit_ok = (unit.isin(list(units)) | (unit == "")).to_numpy(dtype=bool)
         scale = unit.map(dict(units)).astype("float64").fillna(factor).to_numpy(dtype=np.float64)
-    bad = ~missing & (~np.isfinite(num) | ~unit_ok)
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = num * scale
+    # Finite after conversion: 1e305 MHz is as bad as 'inf'.
+    bad = ~missing & (~np.isfinite(values) | ~unit_ok)
     if not allow_missing:
         bad |= missing
     if units is not None:
         expected = f"{expected} (units: {', '.join(units)})"
     source.fail_first(bad, raw, field, expected, positions)
-    values = num * scale
     values[missing] = np.nan
     return values
+
+
+def check_range(
+    source: Source,
+    values: FloatArray,
+    raw: pd.Series,
+    field: str,
+    lo: float,
+    hi: float,
+    expected: str,
+    positions: np.ndarray | None = None,
+) -> None:
+    """Raise at the first value (NaN excepted) outside ``lo .. hi``, quoting the raw cell.
+
+    ``hi`` gets a relative tolerance of 1e-9, so that ``100 %`` read as ``100 * 0.01`` passes.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(v) & ((v < lo) | (v > hi + 1e-9 * max(1.0, abs(hi))))
+    source.fail_first(bad, raw, field, expected, positions)
+
+
+def _check_time(source: Source, values: FloatArray, raw: pd.Series, field: str, positions: np.ndarray | None) -> None:
+    limit = f"a time within {MAX_ABS_TIME_S:.0e} s of 0 (about 31,700 years; a wrong time unit?)"
+    check_range(source, values, raw, field, -MAX_ABS_TIME_S, MAX_ABS_TIME_S, limit, positions)
 
 
 class TimeOrigin(NamedTuple):
@@ -457,15 +569,17 @@ def times(
         return np.empty(0), origin
     expected_num = "a time in seconds" if numeric_unit_s == 1.0 else f"a time in units of {numeric_unit_s:g} s"
     if _numeric_dtype(raw):
-        values = numbers(source, raw, field, expected=expected_num, positions=positions)
-        return values * numeric_unit_s, None
+        values = numbers(source, raw, field, factor=numeric_unit_s, expected=expected_num, positions=positions)
+        _check_time(source, values, raw, field, positions)
+        return values, None
     text = _text(raw)
     # The first value decides whether the column holds numbers or date-time text.
     present = raw.notna().to_numpy(dtype=bool)
     first = str(text.iloc[int(np.argmax(present))]) if present.any() else ""
     if numeric_only or not present.any() or _is_number(first):
-        values = numbers(source, raw, field, expected=expected_num, positions=positions)
-        return values * numeric_unit_s, None
+        values = numbers(source, raw, field, factor=numeric_unit_s, expected=expected_num, positions=positions)
+        _check_time(source, values, raw, field, positions)
+        return values, None
     expected = f"a timestamp like {time_format!r}" if time_format else "a date-time timestamp"
     missing = raw.isna().to_numpy(dtype=bool)
     if time_format is not None:

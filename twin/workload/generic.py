@@ -32,8 +32,9 @@ from twin.workload._parse import (
     times,
 )
 from twin.workload.jobs import parse_jobs
+from twin.workload.requests import MAX_TOKENS_PER_REQUEST
 from twin.workload.schema import JOB_COLUMNS, REQUEST_COLUMNS, TELEMETRY_COLUMNS, TraceMeta
-from twin.workload.telemetry import UNITS
+from twin.workload.telemetry import UNITS, check_plausible
 
 #: Standard columns each kind accepts, and those it requires.
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -120,7 +121,7 @@ def read_generic(
     )
     if kind == "requests":
         prompt, output = (
-            counts(source, frame[columns[k]], columns[k], factor=scale.get(k, 1.0))
+            counts(source, frame[columns[k]], columns[k], factor=scale.get(k, 1.0), maximum=MAX_TOKENS_PER_REQUEST)
             for k in ("prompt_tokens", "output_tokens")
         )
         return request_frame(t, prompt, output, path=path, fmt=fmt, origin=origin, extra=extra)
@@ -140,6 +141,7 @@ def read_generic(
             factor=scale.get(standard, 1.0),
             allow_missing=True,
         )
+        check_plausible(source, standard, data[standard], frame[col], col)
     if "energy_j" in columns:
         extra["energy_field"] = columns["energy_j"]
     return telemetry_frame(source, data, fmt=fmt, origin=origin, extra=extra)

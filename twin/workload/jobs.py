@@ -6,8 +6,10 @@ may be date-time text or numbers (seconds, or another unit through ``time_unit_s
 may be replaced by a duration column.
 
 Jobs are sorted by start (stable); ``start_s`` and ``end_s`` are seconds after the first start.
-A job that ends at or before its start, holds fewer than one GPU (after ``drop_cpu_jobs``), or
-has an unparsable or missing field raises :class:`~twin.errors.TraceFormatError` naming the line.
+A job that ends at or before its start, holds fewer than one GPU (after ``drop_cpu_jobs``) or
+more than :data:`MAX_JOB_GPUS`, has a time or duration beyond
+:data:`~twin.workload._parse.MAX_ABS_TIME_S`, or has an unparsable or missing field raises
+:class:`~twin.errors.TraceFormatError` naming the line.
 
 References
 ----------
@@ -16,6 +18,9 @@ References
    ``submit_time``, ``start_time``, ``end_time``, ``duration``).
 .. [2] M. Jeon et al., "Analysis of large-scale multi-tenant GPU clusters for DNN training
    workloads", USENIX ATC 2019 (Philly traces).
+.. [3] A. Grattafiori et al., "The Llama 3 herd of models", arXiv:2407.21783, 2024 (training
+   on up to 16,384 H100 GPUs); xAI's Colossus cluster, the largest announced, holds about
+   200,000 GPUs (2025).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from twin.workload._parse import (
+    MAX_ABS_TIME_S,
     PathLike,
     Source,
+    check_range,
     counts,
     job_frame,
     numbers,
@@ -36,6 +43,11 @@ from twin.workload._parse import (
     times,
 )
 from twin.workload.schema import TraceMeta
+
+#: Most GPUs one job may hold. The largest training jobs published ran on 16 k GPUs and the
+#: largest cluster announced holds about 200 k ([3]); a job on more than 1 M GPUs is a corrupt
+#: cell (or GPUs written in another unit), not a job.
+MAX_JOB_GPUS: int = 1_000_000
 
 #: Source column -> standard column. For each standard column the first name present in the
 #: file is used (case-insensitive). ``duration_s`` is used only when no end column is found.
@@ -109,6 +121,7 @@ def parse_jobs(
         chosen["gpus"],
         factor=scale.get("gpus", 1.0),
         positions=positions,
+        maximum=MAX_JOB_GPUS,
     )
     if drop_cpu_jobs:
         keep = gpus > 0
@@ -133,14 +146,26 @@ def parse_jobs(
             positions=positions,
         )
     else:
-        end = start + numbers(
+        raw_duration = frame[chosen["duration_s"]]
+        duration = numbers(
             source,
-            frame[chosen["duration_s"]],
+            raw_duration,
             chosen["duration_s"],
             factor=time_unit_s * scale.get("duration_s", 1.0),
             positions=positions,
             expected="a duration",
         )
+        check_range(
+            source,
+            duration,
+            raw_duration,
+            chosen["duration_s"],
+            -MAX_ABS_TIME_S,
+            MAX_ABS_TIME_S,
+            f"a duration within {MAX_ABS_TIME_S:.0e} s (a wrong time unit?)",
+            positions,
+        )
+        end = start + duration
     if "job_id" in chosen:
         job_id = frame[chosen["job_id"]].astype("str").to_numpy(dtype=object)
     else:

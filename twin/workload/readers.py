@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from twin.errors import TraceFormatError, UnknownNameError
-from twin.workload._parse import PathLike
+from twin.workload._parse import PathLike, not_utf8
 from twin.workload.generic import read_generic
 from twin.workload.jobs import VARIABLE_MAP as JOB_MAP
 from twin.workload.jobs import read_jobs
@@ -48,13 +48,21 @@ _SNIFF_LINES = 5
 
 
 def _head(path: PathLike) -> list[str]:
+    """The first non-blank lines, stripped; a file that is not UTF-8 text or holds NUL bytes raises."""
     lines: list[str] = []
-    with Path(path).open(encoding="utf-8-sig", errors="replace") as fh:
-        for line in fh:
-            if line.strip():
-                lines.append(line.strip())
-            if len(lines) >= _SNIFF_LINES:
-                break
+    try:
+        with Path(path).open(encoding="utf-8-sig") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if "\x00" in line:
+                    raise TraceFormatError(str(path), "not a text file: it holds NUL bytes", line=line_no)
+                if line.strip():
+                    lines.append(line.strip())
+                if len(lines) >= _SNIFF_LINES:
+                    break
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from exc
+    except OSError as exc:
+        raise TraceFormatError(str(path), f"cannot read the file: {exc}") from exc
     return lines
 
 

@@ -5,7 +5,8 @@ Each reader returns ``(data, meta)``: ``data`` has the request columns of
 ``output_tokens``), sorted by arrival; ``meta`` is a :class:`~twin.workload.schema.TraceMeta`.
 
 Rows out of time order are sorted (stable) and counted in ``meta.extra["rows_out_of_order"]``.
-A missing column, a missing, negative or non-integer token count, or an unparsable timestamp
+A missing column, a missing, negative, non-integer or implausibly large token count (above
+:data:`MAX_TOKENS_PER_REQUEST`), an unparsable timestamp, or a file that is not UTF-8 text
 raises :class:`~twin.errors.TraceFormatError` naming the file, the 1-based line, the field and
 what was expected.
 
@@ -20,6 +21,8 @@ References
    systems", arXiv:2401.17644, 2024; schema: github.com/HPMLL/BurstGPT README.
 .. [4] R. Qin et al., "Mooncake: A KVCache-centric disaggregated architecture for LLM
    serving", FAST 2025; traces: github.com/kvcache-ai/Mooncake, FAST25-release/traces.
+.. [5] Meta, "The Llama 4 herd", ai.meta.com/blog/llama-4-multimodal-intelligence, April 2025
+   (Llama 4 Scout: a 10 M token context window, the largest of any released model).
 """
 
 from __future__ import annotations
@@ -41,6 +44,13 @@ from twin.workload._parse import (
     times,
 )
 from twin.workload.schema import TraceMeta
+
+#: Most tokens one request may carry in its prompt or its output. The largest context window of
+#: any released model is 10 M tokens (Llama 4 Scout [5]; Gemini 1.5 Pro: 2 M; the bundled Azure
+#: traces peak below 20 k), and prompt plus output must fit in it, so a larger count is a
+#: corrupt cell (or a cast that wrapped upstream), not a request. Also far below the 2**31
+#: range of the integer columns.
+MAX_TOKENS_PER_REQUEST: int = 10_000_000
 
 #: Source column -> standard column, per format.
 VARIABLE_MAP: dict[str, dict[str, str]] = {
@@ -80,9 +90,10 @@ def _columns(fmt: str) -> tuple[str, str, str]:
 
 def _tokens(source: Source, frame: pd.DataFrame, fmt: str) -> tuple[IntArray, IntArray]:
     _, c_prompt, c_output = _columns(fmt)
+    limit, what = MAX_TOKENS_PER_REQUEST, "tokens per request"
     return (
-        nonneg_ints(source, frame[c_prompt], c_prompt),
-        nonneg_ints(source, frame[c_output], c_output),
+        nonneg_ints(source, frame[c_prompt], c_prompt, maximum=limit, what=what),
+        nonneg_ints(source, frame[c_output], c_output, maximum=limit, what=what),
     )
 
 

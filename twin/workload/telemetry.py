@@ -8,8 +8,10 @@ in SI units: percentages become fractions 0..1, MHz become Hz, mJ become J, and 
 energy counter is rebased to 0 J at each GPU's first sample. Rows are sorted by time, then GPU
 (stable); ``time_s`` is seconds after the first sample. Values that the tool could not read
 (``[N/A]``, ``[Not Supported]``, ``N/A``, empty) become NaN; any other unparsable value raises
-:class:`~twin.errors.TraceFormatError` naming the file, line and field. A cumulative energy
-counter that decreases within one GPU raises too (a reset cannot be rebased safely).
+:class:`~twin.errors.TraceFormatError` naming the file, line and field. So does a value outside
+its physical range (:data:`PLAUSIBLE_RANGES`: utilisation 0..100 %, power 0..5 kW, ...), a GPU
+index beyond :data:`~twin.workload._parse.MAX_COUNT`, and a cumulative energy counter that
+decreases within one GPU (a reset cannot be rebased safely).
 
 References
 ----------
@@ -20,6 +22,12 @@ References
    ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` [mJ since boot], ``DCGM_FI_DEV_GPU_UTIL`` [%],
    ``DCGM_FI_PROF_DRAM_ACTIVE`` [ratio], ``DCGM_FI_DEV_GPU_TEMP`` [C],
    ``DCGM_FI_DEV_SM_CLOCK`` and ``DCGM_FI_DEV_MEM_CLOCK`` [MHz].
+.. [3] NVIDIA, "NVML API reference", ``nvmlDeviceGetTotalEnergyConsumption``: energy in mJ
+   since the driver was loaded, an ``unsigned long long`` (at most 2**64 mJ).
+.. [4] Board power of the largest accelerators, from their datasheets: NVIDIA B200 1000 W,
+   GB200 1200 W per GPU, B300 1400 W; AMD MI355X 1400 W.
+.. [5] JEDEC JESD22-A108 / AEC-Q100 grade 0: silicon junction temperatures of -40..150 C are
+   the widest rated operating range of packaged parts.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from twin.workload._parse import (
     PathLike,
     Source,
     TimeOrigin,
+    check_range,
     nonneg_ints,
     numbers,
     pick_columns,
@@ -129,6 +138,43 @@ DCGM_FACTOR: dict[str, float] = {
     "DCGM_FI_DEV_POWER_MGMT_LIMIT": 1.0,  # W
     "DCGM_FI_DEV_ENFORCED_POWER_LIMIT": 1.0,  # W
 }
+#: Physical range of each telemetry column in SI units, and how the range is written in an
+#: error. A value outside is a corrupt cell or a unit mix-up, never a measurement:
+#:
+#: - utilisations are fractions of time (nvidia-smi and DCGM report 0..100 % or a 0..1 ratio);
+#: - power draw and power limits are >= 0 and below 5 kW per GPU: the largest accelerators draw
+#:   1.0-1.4 kW [4], so 5 kW leaves room for the next generations and still catches a value
+#:   written in mW under a W header;
+#: - the energy counter is >= 0 and at most 2**64 mJ, the range of NVML's counter [3];
+#: - temperatures are within -40..150 C, the widest rated junction range of silicon [5];
+#: - clocks are within 0..100 GHz: GPU clocks are 1-3 GHz for SMs and up to about 15 GHz for
+#:   GDDR memory as nvidia-smi reports it, so 100 GHz only catches corrupt cells and Hz written
+#:   as MHz.
+PLAUSIBLE_RANGES: dict[str, tuple[float, float, str]] = {
+    "power_w": (0.0, 5e3, "0..5000 W"),
+    "power_limit_w": (0.0, 5e3, "0..5000 W"),
+    "energy_j": (0.0, 2.0**64 * 1e-3, "0..1.8e16 J (the NVML counter's range)"),
+    "utilization": (0.0, 1.0, "0..100 % (a ratio 0..1)"),
+    "memory_utilization": (0.0, 1.0, "0..100 % (a ratio 0..1)"),
+    "temperature_c": (-40.0, 150.0, "-40..150 C"),
+    "sm_clock_hz": (0.0, 1e11, "0..100 GHz"),
+    "mem_clock_hz": (0.0, 1e11, "0..100 GHz"),
+}
+
+
+def check_plausible(
+    source: Source,
+    standard: str,
+    values: np.ndarray,
+    raw: pd.Series,
+    field: str,
+    positions: np.ndarray | None = None,
+) -> None:
+    """Raise at the first value of ``standard`` (SI) outside :data:`PLAUSIBLE_RANGES`."""
+    lo, hi, text = PLAUSIBLE_RANGES[standard]
+    check_range(source, values, raw, field, lo, hi, f"{standard} in {text}", positions)
+
+
 #: Column names that hold the field name in a long ("tidy") DCGM dump.
 DCGM_LONG_FIELD_COLUMNS: tuple[str, ...] = ("field", "metric", "__name__", "field_name", "name")
 
@@ -141,7 +187,9 @@ def _gpu_indices(source: Source, raw: pd.Series, field: str, positions: np.ndarr
         return nonneg_ints(source, raw, field, positions)
     digits = regex_groups(raw.astype("str"), _GPU_LABEL)["index"]
     source.fail_first(digits.isna().to_numpy(dtype=bool), raw, field, "a GPU index like 0 or 'GPU 0'", positions)
-    return np.asarray(digits.astype("int64"), dtype=np.int64)
+    # The digits may be many: parse them with the bound, never with a cast that can overflow.
+    index = nonneg_ints(source, digits, field, positions)
+    return index
 
 
 def read_nvidia_smi(path: PathLike, *, fields: Sequence[str] | None = None) -> tuple[pd.DataFrame, TraceMeta]:
@@ -194,6 +242,7 @@ def read_nvidia_smi(path: PathLike, *, fields: Sequence[str] | None = None) -> t
                 f"expected a unit in {sorted(units)} for {standard}, got {unit!r}",
             )
         columns[standard] = numbers(source, frame[col], col, units=units, factor=units[unit], allow_missing=True)
+        check_plausible(source, standard, columns[standard], frame[col], col)
     return telemetry_frame(source, columns, fmt=fmt, origin=origin, extra={"columns": dict(chosen)})
 
 
@@ -259,9 +308,10 @@ def read_dcgm(
         factor = names.map(DCGM_FACTOR).astype("float64")
         known = factor.notna().to_numpy(dtype=bool)
         value = numbers(source, frame[lower["value"]], lower["value"], allow_missing=True)
-        long = pd.DataFrame(
-            {"t": t, "gpu": gpu, "field": names, "value": value * factor, "pos": np.arange(len(t))}
-        ).loc[known]
+        with np.errstate(over="ignore"):
+            value = value * factor.to_numpy(dtype=np.float64)
+        _check_long(source, names, value, frame[lower["value"]], lower["value"])
+        long = pd.DataFrame({"t": t, "gpu": gpu, "field": names, "value": value, "pos": np.arange(len(t))}).loc[known]
         wide = long.groupby(["t", "gpu", "field"])["value"].last().unstack("field")
         positions = long.groupby(["t", "gpu"])["pos"].min().reindex(wide.index).to_numpy()
         columns["time_s"] = wide.index.get_level_values("t").to_numpy(dtype=np.float64)
@@ -275,11 +325,34 @@ def read_dcgm(
         fields = {k: v for k, v in chosen.items() if k not in ("time_s", "gpu_index")}
         for standard, col in fields.items():
             columns[standard] = numbers(source, frame[col], col, factor=DCGM_FACTOR[col.upper()], allow_missing=True)
+            check_plausible(source, standard, columns[standard], frame[col], col)
         extra["layout"] = "wide"
     extra["columns"] = dict(fields)
     if "energy_j" in fields:
         extra["energy_field"] = fields["energy_j"]
     return telemetry_frame(source, columns, fmt=fmt, origin=origin, positions=positions, extra=extra)
+
+
+#: DCGM field name (upper case) -> standard column, for the range check of a long dump.
+_DCGM_STANDARD: dict[str, str] = {k.upper(): v for k, v in VARIABLE_MAP["dcgm"].items() if k in DCGM_FACTOR}
+
+
+def _check_long(source: Source, names: pd.Series, value: np.ndarray, raw: pd.Series, field: str) -> None:
+    """Range-check a long DCGM dump row by row (each row's field name gives its range)."""
+    standard = names.map(_DCGM_STANDARD)
+    lo = standard.map({k: r[0] for k, r in PLAUSIBLE_RANGES.items()}).to_numpy(dtype=np.float64, na_value=np.nan)
+    hi = standard.map({k: r[1] for k, r in PLAUSIBLE_RANGES.items()}).to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isnan(value) & ~np.isnan(lo) & ((value < lo) | (value > hi * (1 + 1e-9)))
+    if bad.any():
+        i = int(np.argmax(bad))
+        std = str(standard.iloc[i])
+        source.fail(
+            i,
+            field,
+            f"expected {names.iloc[i]} ({std}) in {PLAUSIBLE_RANGES[std][2]}, got {raw.iloc[i]!r} "
+            f"(x {DCGM_FACTOR[str(names.iloc[i])]:g} to SI)",
+        )
 
 
 #: Columns a file in the twin's own telemetry schema must have (the rest default to NaN).
@@ -313,4 +386,5 @@ def read_harness_telemetry(path: PathLike) -> tuple[pd.DataFrame, TraceMeta]:
     present = [c for c in TELEMETRY_COLUMNS[2:] if c in frame.columns]
     for name in present:
         columns[name] = numbers(source, frame[name], name, allow_missing=True)
+        check_plausible(source, name, columns[name], frame[name], name)
     return telemetry_frame(source, columns, fmt=fmt, origin=origin, extra={"columns": present})
