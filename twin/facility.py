@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from twin import catalog
 from twin._types import FloatArray, IntArray
@@ -24,6 +23,7 @@ from twin.physics.power import quadratic_loss_w, tabulated_loss_w
 from twin.physics.serving import StepCosts
 from twin.replica import Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
+from twin.scenario.loader import read_yaml
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
 
@@ -189,7 +189,11 @@ def _accelerator(scenario: Scenario) -> AcceleratorSpec:
             path = scenario.source_dir / path
         if not path.exists():
             raise ScenarioError(str(path), [FieldProblem("fleet.accelerator_file", "no such file")])
-        values = yaml.safe_load(path.read_text()) or {}
+        values, _ = read_yaml(path)  # UTF-8, size, depth and alias limits, as for a scenario
+        if not isinstance(values, dict):
+            raise ScenarioError(
+                str(path), [FieldProblem("fleet.accelerator_file", "expected a mapping of accelerator parameters")]
+            )
         name = str(values.pop("name", path.stem))
         numeric = {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         try:

@@ -11,6 +11,7 @@ frozen dataclasses; an unknown name raises
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,12 @@ from twin.catalog.architecture import Architecture, load_architecture
 from twin.errors import TwinError, UnknownNameError
 
 CATALOG_DIR = Path(__file__).parent
+
+
+#: Accelerator parameters that must be strictly positive (a device without them does nothing).
+_POSITIVE = frozenset(
+    ("max_power_w", "hbm_bytes", "hbm_bandwidth_b_s", "bf16_flop_s", "fp8_flop_s", "die_time_constant_s")
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,28 @@ class AcceleratorSpec:
     link_bandwidth_b_s: float
     achieved_link_fraction: float
     link_latency_s: float
+
+    def __post_init__(self) -> None:
+        """Refuse parameters no device has (``max_power_w=-5`` from an override ran on)."""
+        bad = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name":
+                continue
+            if not math.isfinite(value):
+                bad.append(f"{f.name} = {value} is not a finite number")
+            elif value < 0 and not f.name.endswith("_temp_c"):
+                bad.append(f"{f.name} = {value:g} is negative")
+            elif value <= 0 and f.name in _POSITIVE:
+                bad.append(f"{f.name} = {value:g} must be > 0")
+            elif f.name.endswith("_fraction") and value > 1:
+                bad.append(f"{f.name} = {value:g} is a fraction, at most 1")
+        if not bad and self.idle_power_w > self.max_power_w:
+            bad.append(f"idle_power_w ({self.idle_power_w:g}) exceeds max_power_w ({self.max_power_w:g})")
+        if not bad and self.slowdown_temp_c >= self.shutdown_temp_c:
+            bad.append(f"slowdown_temp_c ({self.slowdown_temp_c:g}) must be below shutdown_temp_c")
+        if bad:
+            raise ValueError(f"accelerator {self.name!r}: " + "; ".join(bad))
 
     @property
     def sm_power_fraction(self) -> float:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from twin.errors import FieldProblem
+from twin.scenario.strict import Float, Int, StrictModel
 
 #: Fault kinds an event may name, with what ``count`` counts for each.
 FAULT_KINDS: dict[str, str] = {
@@ -45,21 +46,21 @@ SIDED_KINDS = ("feed_loss", "pdu_loss")
 SERVER_KINDS = ("server_fail", "gpu_fail")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """Base of the fault sections (:class:`twin.scenario.strict.StrictModel`)."""
 
 
 class FaultEvent(_Strict):
     """One scheduled fault and, optionally, its repair."""
 
-    time_s: float = Field(ge=0, description="When the fault happens (simulation time).")
+    time_s: Float = Field(ge=0, description="When the fault happens (simulation time).")
     kind: FaultKind
     target: str | None = Field(
         None, description="feed_loss/pdu_loss: A or B; server_fail/gpu_fail: a workload name (default: any)."
     )
-    count: int = Field(1, gt=0, description="Units that fail (chillers, CDUs, CRAHs, UPS modules, servers, GPUs).")
-    rack: int | None = Field(None, ge=0, description="pdu_loss: the rack (default: every rack).")
-    duration_s: float | None = Field(None, gt=0, description="Repaired after this long (default: not in this run).")
+    count: Int = Field(1, gt=0, description="Units that fail (chillers, CDUs, CRAHs, UPS modules, servers, GPUs).")
+    rack: Int | None = Field(None, ge=0, description="pdu_loss: the rack (default: every rack).")
+    duration_s: Float | None = Field(None, gt=0, description="Repaired after this long (default: not in this run).")
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> FaultEvent:
@@ -75,8 +76,8 @@ class FaultEvent(_Strict):
 class ComponentReliability(_Strict):
     """Exponential time to failure and to repair of each unit of one kind."""
 
-    mtbf_h: float = Field(gt=0, description="Mean time between failures of one unit.")
-    mttr_h: float = Field(gt=0, description="Mean time to repair.")
+    mtbf_h: Float = Field(gt=0, description="Mean time between failures of one unit.")
+    mttr_h: Float = Field(gt=0, description="Mean time to repair.")
 
 
 class Reliability(_Strict):
@@ -99,15 +100,15 @@ class Reliability(_Strict):
 class Battery(_Strict):
     """The UPS battery: one bank behind the UPS modules."""
 
-    energy_j: float | None = Field(None, gt=0, description="Energy stored when full.")
-    runtime_s: float | None = Field(
+    energy_j: Float | None = Field(None, gt=0, description="Energy stored when full.")
+    runtime_s: Float | None = Field(
         None, gt=0, description="Or: time from full to min_soc delivering the UPS rated output (30 s - 5 min typical)."
     )
-    min_soc: float = Field(0.1, ge=0, lt=1, description="[EST] state of charge at which the UPS cuts off.")
-    initial_soc: float = Field(1.0, ge=0, le=1)
-    charge_efficiency: float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
-    discharge_efficiency: float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
-    recharge_power_w: float | None = Field(
+    min_soc: Float = Field(0.1, ge=0, lt=1, description="[EST] state of charge at which the UPS cuts off.")
+    initial_soc: Float = Field(1.0, ge=0, le=1)
+    charge_efficiency: Float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
+    discharge_efficiency: Float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
+    recharge_power_w: Float | None = Field(
         None, gt=0, description="Charger input power (default: 10 % of the UPS rated output [EST])."
     )
 
@@ -123,27 +124,27 @@ class Battery(_Strict):
 class Generator(_Strict):
     """A standby generator at the low-voltage switchboard (after the MV transformer)."""
 
-    rated_w: float = Field(gt=0, description="Rated electrical output.")
-    start_delay_s: float = Field(10.0, ge=0, description="Outage to load pick-up (NFPA 110 Type 10: 10 s).")
-    fail_to_start_probability: float = Field(0.0, ge=0, le=1, description="Drawn at each start.")
+    rated_w: Float = Field(gt=0, description="Rated electrical output.")
+    start_delay_s: Float = Field(10.0, ge=0, description="Outage to load pick-up (NFPA 110 Type 10: 10 s).")
+    fail_to_start_probability: Float = Field(0.0, ge=0, le=1, description="Drawn at each start.")
 
 
 class DemandResponseWindow(_Strict):
     """A curtailment window: the site draws at most ``limit_w`` from ``start_s`` for ``duration_s``."""
 
-    start_s: float = Field(ge=0)
-    duration_s: float = Field(gt=0)
-    limit_w: float = Field(gt=0)
+    start_s: Float = Field(ge=0)
+    duration_s: Float = Field(gt=0)
+    limit_w: Float = Field(gt=0)
 
 
 class Controls(_Strict):
     """Power controls enforced by GPU power capping."""
 
-    site_power_limit_w: float | None = Field(
+    site_power_limit_w: Float | None = Field(
         None, gt=0, description="Metered facility power limit, held by capping GPU power in proportion."
     )
     demand_response: list[DemandResponseWindow] = Field(default_factory=list)
-    training_power_floor_fraction: float | None = Field(
+    training_power_floor_fraction: Float | None = Field(
         None, gt=0, le=1, description="Training GPUs draw at least this share of their TDP (power smoothing)."
     )
 

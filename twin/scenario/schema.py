@@ -6,14 +6,18 @@ Units are in the field names. A scenario is frozen once loaded; build variants w
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
+from twin.scenario.resources import MAX_GPUS, size_problem
+from twin.scenario.strict import Float, Int, StrictModel
 
 
 def _known(name: str, valid: list[str], kind: str) -> str:
@@ -41,21 +45,15 @@ def _known_model_name(name: str) -> str:
     )
 
 
-class StrictModel(BaseModel):
-    """Base model: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Site(StrictModel):
     """Where the facility is and what its energy costs."""
 
     name: str = "site"
-    carbon_intensity_g_per_kwh: float = Field(
+    carbon_intensity_g_per_kwh: Float = Field(
         370.0, ge=0, description="Grid carbon intensity (US average 370 g/kWh, parameters.md 3.5)."
     )
-    electricity_price_per_kwh: float = Field(0.08, ge=0, description="Energy price per kWh.")
-    other_facility_power_w: float = Field(
+    electricity_price_per_kwh: Float = Field(0.08, ge=0, description="Energy price per kWh.")
+    other_facility_power_w: Float = Field(
         0.0, ge=0, description="Lighting, offices, security: constant load on the transformer."
     )
 
@@ -63,9 +61,9 @@ class Site(StrictModel):
 class ServerSpec(StrictModel):
     """Non-accelerator power of one server (CPUs, memory, NICs, NVSwitch, fans)."""
 
-    other_idle_power_w: float = Field(1400.0, ge=0)
-    other_max_power_w: float = Field(2800.0, ge=0)
-    boot_s: float = Field(300.0, ge=0, description="[EST] power-on to serving again (POST, OS, runtime).")
+    other_idle_power_w: Float = Field(1400.0, ge=0)
+    other_max_power_w: Float = Field(2800.0, ge=0)
+    boot_s: Float = Field(300.0, ge=0, description="[EST] power-on to serving again (POST, OS, runtime).")
 
     @model_validator(mode="after")
     def _max_above_idle(self) -> ServerSpec:
@@ -84,18 +82,27 @@ class Fleet(StrictModel):
     accelerator_file: Path | None = Field(
         None, description="YAML accelerator entry (e.g. from `twin calibrate`), relative to the scenario."
     )
-    accelerator_overrides: dict[str, float] = Field(default_factory=dict)
-    gpus_per_server: int = Field(8, gt=0)
-    servers_per_rack: int = Field(4, gt=0)
-    racks_per_row: int = Field(8, gt=0)
-    rows: int = Field(4, gt=0)
+    accelerator_overrides: dict[str, Float] = Field(default_factory=dict)
+    gpus_per_server: Int = Field(8, gt=0)
+    servers_per_rack: Int = Field(4, gt=0)
+    racks_per_row: Int = Field(8, gt=0)
+    rows: Int = Field(4, gt=0)
     server: ServerSpec = ServerSpec()
-    power_cap_w: float | None = Field(None, gt=0, description="GPU power limit (nvidia-smi -pl).")
+    power_cap_w: Float | None = Field(None, gt=0, description="GPU power limit (nvidia-smi -pl).")
 
     @field_validator("accelerator")
     @classmethod
     def _known_accelerator(cls, name: str) -> str:
         return _known(name, catalog.accelerator_names(), "accelerator")
+
+    @model_validator(mode="after")
+    def _not_too_many(self) -> Fleet:
+        if self.n_gpus > MAX_GPUS:  # twin.scenario.resources says why this many
+            raise ValueError(
+                f"gpus_per_server x servers_per_rack x racks_per_row x rows = {self.n_gpus:,} GPUs; the twin "
+                f"simulates at most {MAX_GPUS:,} (five times the largest AI site announced)"
+            )
+        return self
 
     @property
     def n_racks(self) -> int:
@@ -116,8 +123,8 @@ class Fleet(StrictModel):
 class Stage(StrictModel):
     """One conversion stage: ``count`` identical units sharing the load equally."""
 
-    rated_w: float = Field(gt=0, description="Rated output power of one unit.")
-    count: int = Field(1, gt=0, description="Units installed at this level (per server for PSUs, per rack for PDUs).")
+    rated_w: Float = Field(gt=0, description="Rated output power of one unit.")
+    count: Int = Field(1, gt=0, description="Units installed at this level (per server for PSUs, per rack for PDUs).")
     curve: str = Field(description="Loss curve name (twin/catalog/loss_curves.yaml).")
     redundancy: Literal["N", "N+1", "2N"] = "N"
 
@@ -168,34 +175,34 @@ class PlantCooling(StrictModel):
     type: Literal["air", "hybrid", "liquid"] = Field(
         "liquid", description="air: CRAHs only; hybrid/liquid: GPU cold plates -> CDU -> facility water."
     )
-    liquid_fraction: float | None = Field(None, ge=0, le=1, description="Server heat to liquid (default by type).")
+    liquid_fraction: Float | None = Field(None, ge=0, le=1, description="Server heat to liquid (default by type).")
     liquid_class: Literal["W17", "W27", "W32", "W40", "W45"] = Field(
         "W32", description="ASHRAE liquid class: facility-water supply setpoint in C."
     )
-    facility_supply_c: float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
+    facility_supply_c: Float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
     air_class: Literal["A1", "A2", "A3", "A4"] = "A1"
-    crah_supply_air_c: float = Field(24.0, ge=10, le=45, description="CRAH supply-air setpoint.")
+    crah_supply_air_c: Float = Field(24.0, ge=10, le=45, description="CRAH supply-air setpoint.")
     heat_rejection: Literal["tower", "dry_cooler"] = "tower"
     chiller: str = Field("Carrier 19XR 742kW/5.42COP/VSD", description="Catalog chiller (twin/catalog/chillers.yaml).")
-    n_chillers: int | None = Field(None, gt=0, description="Chillers installed (default: N+1 on the design heat).")
+    n_chillers: Int | None = Field(None, gt=0, description="Chillers installed (default: N+1 on the design heat).")
     economiser: bool = True
-    design_heat_w: float | None = Field(None, gt=0, description="Design heat (default: nameplate IT power).")
-    loop_volume_l_per_kw: float = Field(
+    design_heat_w: Float | None = Field(None, gt=0, description="Design heat (default: nameplate IT power).")
+    loop_volume_l_per_kw: Float = Field(
         1.0, gt=0, description="TCS coolant per kW of design liquid heat (parameters.md 4: 100 L per 100 kW rack)."
     )
-    room_volume_m3_per_rack: float = Field(
+    room_volume_m3_per_rack: Float = Field(
         12.0, gt=0, description="[EST] white-space air per rack: about 3 m2 of floor (rack + aisles) x 4 m."
     )
-    room_extra_heat_capacity_j_k_per_rack: float = Field(
+    room_extra_heat_capacity_j_k_per_rack: Float = Field(
         0.0, ge=0, description="Rack and building mass coupled to the room air (0: air alone, the fastest rise)."
     )
-    chw_storage_m3: float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
-    control_time_constant_s: float = Field(
+    chw_storage_m3: Float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
+    control_time_constant_s: Float = Field(
         60.0, gt=0, description="[EST] time the plant controls take to pull a warm loop back to setpoint."
     )
-    n_cdus: int = Field(4, gt=0, description="[EST] CDUs, N+1: n_cdus - 1 carry the design liquid heat.")
-    n_crahs: int = Field(5, gt=0, description="CRAH units sharing the rated air flow (N+1 with N = 4).")
-    chiller_restart_s: float = Field(
+    n_cdus: Int = Field(4, gt=0, description="[EST] CDUs, N+1: n_cdus - 1 carry the design liquid heat.")
+    n_crahs: Int = Field(5, gt=0, description="CRAH units sharing the rated air flow (N+1 with N = 4).")
+    chiller_restart_s: Float = Field(
         180.0, ge=0, description="Power back to chillers running (2-3 min typical, parameters.md 4)."
     )
     plant_overrides: dict[str, float | str | bool] = Field(
@@ -217,12 +224,25 @@ class PlantCooling(StrictModel):
         return LIQUID_FRACTION_BY_TYPE[self.type]
 
 
+#: Ideal cooling's inlet temperature bounds. [C] Water-based coolant is liquid between 0 and 100 C
+#: at atmospheric pressure, so no single-phase water or glycol-water loop delivers outside them;
+#: every ASHRAE class lies inside (air A1-A4: 5-45 C allowable inlet; liquid W17-W45 and W+ above
+#: 45 C, ASHRAE TC 9.9 Thermal Guidelines, 5th ed. and its 2021 liquid-cooling paper), as do
+#: hot-inlet what-ifs that throttle the dies (70-75 C).
+SUPPLY_TEMP_RANGE_C = (0.0, 100.0)
+
+
 class IdealCooling(StrictModel):
     """Limiting case: heat vanishes at no energy cost and inlets stay at their setpoints."""
 
     model: Literal["ideal"] = "ideal"
     type: Literal["air", "hybrid", "liquid"] = "liquid"
-    supply_temp_c: float = Field(30.0, description="Device inlet temperature (coolant or air).")
+    supply_temp_c: Float = Field(
+        30.0,
+        ge=SUPPLY_TEMP_RANGE_C[0],
+        le=SUPPLY_TEMP_RANGE_C[1],
+        description="Device inlet temperature (coolant or air), 0-100 C.",
+    )
 
     @property
     def liquid_share(self) -> float:
@@ -240,11 +260,11 @@ class Weather(StrictModel):
         "constant",
         description="constant | diurnal | a built-in TMY3 name (greensboro-nc, sand-point-ak) | a TMY3/EPW path.",
     )
-    dry_bulb_c: float = Field(25.0, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
-    wet_bulb_c: float = Field(18.0, ge=-60, le=40, description="constant: wet-bulb.")
-    dew_point_c: float = Field(12.0, ge=-60, le=40, description="diurnal: dew point.")
-    amplitude_k: float = Field(5.0, ge=0, le=25, description="diurnal: half the daily swing.")
-    peak_hour: float = Field(15.0, ge=0, lt=24, description="diurnal: hour of the warmest air.")
+    dry_bulb_c: Float = Field(25.0, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
+    wet_bulb_c: Float = Field(18.0, ge=-60, le=40, description="constant: wet-bulb.")
+    dew_point_c: Float = Field(12.0, ge=-60, le=40, description="diurnal: dew point.")
+    amplitude_k: Float = Field(5.0, ge=0, le=25, description="diurnal: half the daily swing.")
+    peak_hour: Float = Field(15.0, ge=0, lt=24, description="diurnal: hour of the warmest air.")
 
     @model_validator(mode="after")
     def _wet_below_dry(self) -> Weather:
@@ -257,11 +277,11 @@ class Arrivals(StrictModel):
     """Synthetic request arrivals (expected values; a fluid model of the request stream)."""
 
     kind: Literal["constant", "diurnal"] = "diurnal"
-    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole workload.")
-    peak_to_mean: float = Field(1.0, ge=1.0, le=2.0, description="Diurnal peak rate / mean rate.")
-    peak_hour: float = Field(14.0, ge=0, lt=24, description="Local hour of the diurnal peak.")
-    prompt_tokens: float = Field(1000.0, ge=0, description="Mean prompt tokens per request.")
-    output_tokens: float = Field(250.0, gt=0, description="Mean generated tokens per request.")
+    requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole workload.")
+    peak_to_mean: Float = Field(1.0, ge=1.0, le=2.0, description="Diurnal peak rate / mean rate.")
+    peak_hour: Float = Field(14.0, ge=0, lt=24, description="Local hour of the diurnal peak.")
+    prompt_tokens: Float = Field(1000.0, ge=0, description="Mean prompt tokens per request.")
+    output_tokens: Float = Field(250.0, gt=0, description="Mean generated tokens per request.")
 
 
 class TraceArrivals(StrictModel):
@@ -281,12 +301,12 @@ class TraceArrivals(StrictModel):
     format: Literal["azure-llm", "burstgpt", "mooncake"] | None = Field(
         None, description="Reader name; None: sniffed from the header."
     )
-    time_scale: float = Field(1.0, gt=0, description="Stretch arrival times by this factor (2: half the rate).")
-    rate_scale: float | None = Field(None, gt=0, description="Pool rate / trace rate (default 1).")
-    requests_per_s: float | None = Field(None, gt=0, description="Target mean request rate of the whole pool.")
+    time_scale: Float = Field(1.0, gt=0, description="Stretch arrival times by this factor (2: half the rate).")
+    rate_scale: Float | None = Field(None, gt=0, description="Pool rate / trace rate (default 1).")
+    requests_per_s: Float | None = Field(None, gt=0, description="Target mean request rate of the whole pool.")
     loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else no requests after).")
     offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
-    copies: int | None = Field(
+    copies: Int | None = Field(
         None, ge=1, le=64, description="Shifted copies superposed per server (default: the rate's need, at most 8)."
     )
 
@@ -301,9 +321,9 @@ class PoissonArrivals(StrictModel):
     """A homogeneous Poisson stream drawn with the run's random generator."""
 
     kind: Literal["poisson"]
-    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole pool.")
-    prompt_tokens: float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole pool.")
+    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
+    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )
@@ -315,15 +335,15 @@ class BurstyArrivals(StrictModel):
 
     kind: Literal["bursty"]
     process: Literal["gamma", "mmpp"] = "gamma"
-    requests_per_s: float = Field(gt=0, description="Mean request rate of the whole pool.")
-    cv: float | None = Field(
+    requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole pool.")
+    cv: Float | None = Field(
         None, gt=0, description="gamma: coefficient of variation of inter-arrival times (1 = Poisson)."
     )
-    burst_factor: float | None = Field(None, ge=1, description="mmpp: rate in the burst state / rate outside it.")
-    mean_low_s: float | None = Field(None, gt=0, description="mmpp: mean time between bursts.")
-    mean_high_s: float | None = Field(None, gt=0, description="mmpp: mean burst length.")
-    prompt_tokens: float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    burst_factor: Float | None = Field(None, ge=1, description="mmpp: rate in the burst state / rate outside it.")
+    mean_low_s: Float | None = Field(None, gt=0, description="mmpp: mean time between bursts.")
+    mean_high_s: Float | None = Field(None, gt=0, description="mmpp: mean burst length.")
+    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
+    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )
@@ -352,19 +372,19 @@ class InferenceWorkload(StrictModel):
     model: str = Field(
         description="Catalog name, shipped Hugging Face id, or path to a config.json (twin.catalog.architecture)."
     )
-    servers: int | None = Field(None, gt=0, description="Servers in the pool (None: all not yet taken).")
-    tensor_parallel: int = Field(1, gt=0, description="GPUs a replica's attention and dense layers are split over.")
+    servers: Int | None = Field(None, gt=0, description="Servers in the pool (None: all not yet taken).")
+    tensor_parallel: Int = Field(1, gt=0, description="GPUs a replica's attention and dense layers are split over.")
     expert_parallel: bool = Field(
         False, description="Spread whole experts over the replica's GPUs (vLLM --enable-expert-parallel)."
     )
-    data_parallel: int = Field(
+    data_parallel: Int = Field(
         1,
         gt=0,
         description="Data-parallel attention ranks sharing the experts (with expert_parallel); a replica then has "
         "tensor_parallel x data_parallel GPUs. Independent replicas need no setting: each server holds its own.",
     )
-    max_batch: int = Field(256, gt=0, description="Sequences a replica runs at once (vLLM max_num_seqs).")
-    max_batched_tokens: int = Field(
+    max_batch: Int = Field(256, gt=0, description="Sequences a replica runs at once (vLLM max_num_seqs).")
+    max_batched_tokens: Int = Field(
         8192, gt=0, description="Tokens per step of one rank, decode plus prefill chunks (vLLM max_num_batched_tokens)."
     )
     precision: Literal["bf16", "fp8"] | None = Field(
@@ -408,8 +428,8 @@ class JobTrace(StrictModel):
     columns: dict[str, str] = Field(
         default_factory=dict, description="Standard name (start_s, end_s, duration_s, gpus) -> source column."
     )
-    time_unit_s: float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
-    time_scale: float = Field(1.0, gt=0, description="Stretch job times by this factor.")
+    time_unit_s: Float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
+    time_scale: Float = Field(1.0, gt=0, description="Stretch job times by this factor.")
     loop: bool = Field(False, description="Repeat the trace (period: the last job end) when the run outlasts it.")
 
 
@@ -419,24 +439,24 @@ class TrainingWorkload(StrictModel):
     kind: Literal["training"] = "training"
     name: str
     model: str
-    servers: int | None = Field(None, gt=0)
-    mfu: float = Field(0.40, gt=0, le=1)
-    mem_activity: float = Field(
+    servers: Int | None = Field(None, gt=0)
+    mfu: Float = Field(0.40, gt=0, le=1)
+    mem_activity: Float = Field(
         0.5, ge=0, le=1, description="[EST] HBM activity of training steps (fraction of achievable bandwidth)."
     )
     precision: Literal["bf16", "fp8"] | None = Field(
         None, description="Weight format; None: the model's own (its config's dtype and quantization)."
     )
-    pipeline_parallel: int = Field(1, gt=0, description="Pipeline stages of the training job.")
-    microbatches: int = Field(
+    pipeline_parallel: Int = Field(1, gt=0, description="Pipeline stages of the training job.")
+    microbatches: Int = Field(
         8, gt=0, description="[EST] Micro-batches per step: the pipeline bubble is (p - 1) / (m + p - 1)."
     )
     jobs: JobTrace | None = Field(
         None, description="Jobs from a trace occupy the pool's GPUs (packed onto servers); None: one steady job."
     )
-    checkpoint_interval_s: float = Field(1800.0, gt=0, description="[EST] work since the last one is lost on a fault.")
-    checkpoint_stall_s: float = Field(0.0, ge=0, description="Training pauses this long to write each checkpoint.")
-    restart_s: float = Field(600.0, ge=0, description="[EST] fault to training again from the last checkpoint.")
+    checkpoint_interval_s: Float = Field(1800.0, gt=0, description="[EST] work since the last one is lost on a fault.")
+    checkpoint_stall_s: Float = Field(0.0, ge=0, description="Training pauses this long to write each checkpoint.")
+    restart_s: Float = Field(600.0, ge=0, description="[EST] fault to training again from the last checkpoint.")
 
     @field_validator("model")
     @classmethod
@@ -455,17 +475,17 @@ class TelemetryWorkload(StrictModel):
 
     kind: Literal["telemetry"]
     name: str
-    servers: int | None = Field(None, gt=0)
+    servers: Int | None = Field(None, gt=0)
     path: str = Field(description="nvidia-smi, DCGM or harness CSV, relative to the scenario file, or a built-in name.")
     format: Literal["nvidia-smi", "dcgm", "harness"] | None = Field(None, description="None: sniffed from the header.")
     signal: Literal["auto", "utilization", "power"] = Field(
         "auto", description="What drives the GPUs; auto: utilisation where recorded, else power."
     )
-    time_scale: float = Field(1.0, gt=0, description="Stretch sample times by this factor.")
+    time_scale: Float = Field(1.0, gt=0, description="Stretch sample times by this factor.")
     loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else idle after).")
     offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
-    mem_activity_per_busy: float = Field(1.0, ge=0, le=1, description="HBM activity per unit of utilisation.")
-    sm_activity_per_busy: float = Field(1.0, ge=0, le=1, description="SM activity per unit of utilisation.")
+    mem_activity_per_busy: Float = Field(1.0, ge=0, le=1, description="HBM activity per unit of utilisation.")
+    sm_activity_per_busy: Float = Field(1.0, ge=0, le=1, description="SM activity per unit of utilisation.")
 
 
 Workload = Annotated[InferenceWorkload | TrainingWorkload | TelemetryWorkload, Field(discriminator="kind")]
@@ -476,11 +496,11 @@ class Scenario(StrictModel):
 
     name: str = "scenario"
     description: str = ""
-    seed: int = Field(42, ge=0)
+    seed: Int = Field(42, ge=0)
     start: datetime = Field(datetime(2024, 7, 15), description="Wall-clock time of t = 0 (local).")
-    duration_s: float = Field(86400.0, gt=0)
-    step_s: float = Field(1.0, gt=0, description="Physics tick: resolution of time-varying inputs.")
-    report_interval_s: float = Field(60.0, gt=0)
+    duration_s: Float = Field(86400.0, gt=0)
+    step_s: Float = Field(1.0, gt=0, description="Physics tick: resolution of time-varying inputs.")
+    report_interval_s: Float = Field(60.0, gt=0)
     site: Site = Site()
     fleet: Fleet = Fleet()
     power: PowerChain = PowerChain()
@@ -491,11 +511,12 @@ class Scenario(StrictModel):
     reliability: Reliability = Reliability()
     controls: Controls = Controls()
     source_dir: Path | None = Field(None, exclude=True, description="Folder of the scenario file.")
+    source_file: Path | None = Field(None, exclude=True, description="The scenario file (errors name it).")
 
     @model_validator(mode="after")
     def _times_and_pools(self) -> Scenario:
         ratio = self.report_interval_s / self.step_s
-        if abs(ratio - round(ratio)) > 1e-9:
+        if not math.isfinite(ratio) or abs(ratio - round(ratio)) > 1e-9:
             raise ValueError(
                 f"report_interval_s ({self.report_interval_s}) must be a whole multiple of step_s ({self.step_s})"
             )
@@ -505,7 +526,15 @@ class Scenario(StrictModel):
         names = [w.name for w in self.workloads]
         if len(set(names)) != len(names):
             raise ValueError(f"workload names must be unique, got {names}")
+        too_big = size_problem(self)  # the fleet, tick and memory limits (twin.scenario.resources)
+        if too_big is not None:
+            raise ValueError(too_big)
         return self
+
+    @property
+    def source_name(self) -> str:
+        """What errors call this scenario: its file, else its name."""
+        return str(self.source_file) if self.source_file is not None else f"scenario {self.name!r}"
 
     def with_updates(self, updates: dict[str, Any]) -> Scenario:
         """Return a validated copy with dotted-path fields replaced, e.g. ``{"fleet.rows": 2}``."""
@@ -513,23 +542,55 @@ class Scenario(StrictModel):
         for path, value in updates.items():
             set_dotted(data, path, value)
         data["source_dir"] = self.source_dir
+        data["source_file"] = self.source_file
         return Scenario.model_validate(data)
 
 
+#: A list index in a dotted path (ASCII digits; no sign).
+_INDEX = re.compile(r"[0-9]+")
+
+
+class PathError(ValueError):
+    """A dotted path that does not lead to a field :func:`set_dotted` can set."""
+
+
 def set_dotted(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``data[a][b][0][c] = value`` for ``path = "a.b.0.c"`` (list indices are integers)."""
+    """Set ``data[a][b][0][c] = value`` for ``path = "a.b.0.c"``.
+
+    Missing mappings on the way are created (a missing list only where the next key is an index,
+    and then it is empty). List indices are ``0 .. len - 1``: negative indices and indices past
+    the end are refused rather than editing the last entry or appending.
+
+    Raises
+    ------
+    PathError
+        An empty key, a non-integer or out-of-range index, or a path that goes through a value.
+    """
     keys = path.split(".")
+    if not all(keys):
+        raise PathError(f"{path!r} has an empty key; expected a dotted field path like fleet.rows")
     node: Any = data
-    for i, key in enumerate(keys[:-1]):
-        nxt = keys[i + 1]
+    for i, key in enumerate(keys):
+        here = ".".join(keys[:i]) or "the scenario"
+        last = i == len(keys) - 1
         if isinstance(node, list):
-            node = node[int(key)]
+            if not _INDEX.fullmatch(key):
+                raise PathError(f"{here} is a list: expected an index 0 to {len(node) - 1}, got {key!r}")
+            index = int(key)
+            if index >= len(node):
+                valid = f"indices 0 to {len(node) - 1}" if node else "no entries"
+                raise PathError(f"{here} has {valid}, so there is no index {index}; set the whole list instead")
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                if key not in node or node[key] is None:
+                    node[key] = [] if _INDEX.fullmatch(keys[i + 1]) else {}
+                node = node[key]
         else:
-            if key not in node or node[key] is None:
-                node[key] = [] if nxt.isdigit() else {}
-            node = node[key]
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+            shown = repr(node) if len(repr(node)) <= 40 else repr(node)[:39] + "…"
+            raise PathError(f"{here} is a value ({shown}), not a mapping or list: it has no field {key!r}")

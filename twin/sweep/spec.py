@@ -22,6 +22,12 @@ file, the point with its values, the field path and the spec line where the valu
 that only show when a point runs (a corrupt weather file, a physically impossible plant) are
 recorded per point by the runner and do not stop the others.
 
+Decision: the sweep's name (``name:``, else the spec file's stem) names its folder
+``sweeps/<name>``, so it must be one safe folder name (:data:`SWEEP_NAME`: letters, digits,
+``-``, ``_`` and ``.``, not starting with ``.``): ``../..`` or an absolute path would write
+outside the sweeps folder. A spec expands to at most :data:`MAX_POINTS` points (a grid of ten
+keys of ten values would otherwise validate 10**10 scenarios before refusing nothing).
+
 The key of a point is the SHA-256 of the canonical JSON of its fully resolved scenario (first 16
 hex digits): the same scenario spelt differently (``500`` or ``500.0``, keys in another order,
 from another spec) gets the same key, and any change to what the run depends on gets a new one.
@@ -38,17 +44,18 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin.errors import FieldProblem, ScenarioError
 from twin.scenario.loader import load_scenario, preset_names, preset_path, read_yaml, validate_mapping
-from twin.scenario.schema import Scenario, set_dotted
+from twin.scenario.schema import PathError, Scenario, set_dotted
 
 #: A dotted field path: ``cooling.liquid_class``, ``workloads.0.arrivals.requests_per_s``.
 DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.(\d+|[A-Za-z_]\w*))*$")
@@ -58,6 +65,22 @@ KEY_DIGITS = 16
 
 #: Most problems listed in one error; the rest are counted.
 MAX_PROBLEMS = 30
+
+#: A sweep's name: one folder name (it names ``sweeps/<name>``), so never ``..``, a path or hidden.
+SWEEP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+#: Most points one spec may expand to: each is validated before anything runs, and each is a run.
+MAX_POINTS = 10_000
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a sweep folder, or None."""
+    if SWEEP_NAME.fullmatch(name):
+        return None
+    return (
+        f"must be one folder name of at most 100 letters, digits, '-', '_' and '.', not starting with '.' "
+        f"(the sweep's folder is sweeps/<name>), got {name!r}"
+    )
 
 
 class SweepSpec(BaseModel):
@@ -82,6 +105,14 @@ class SweepSpec(BaseModel):
         if both:
             raise ValueError(f"{', '.join(both)} is set both in grid and in points; set each path in one place")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str | None) -> str | None:
+        problem = None if name is None else _name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
 
 @dataclass(frozen=True)
@@ -152,7 +183,16 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path)
     data, lines = _read_yaml(path)
     spec: SweepSpec = validate_mapping(data, str(path), lines, model=SweepSpec)
+    name = spec.name or path.stem
+    if spec.name is None and _name_problem(name) is not None:
+        raise ScenarioError(str(path), [FieldProblem("name", f"the file name gives none: {_name_problem(name)}")])
     _check_paths(spec, path, lines)
+    n_points = max(len(spec.points), 1) * math.prod(len(v) for v in spec.grid.values())
+    if n_points > MAX_POINTS:
+        raise ScenarioError(
+            str(path),
+            [FieldProblem("(spec)", f"{n_points:,} points; a sweep has at most {MAX_POINTS:,} (split it)")],
+        )
     base_path = _resolve_base(spec.base, path, lines)
     base = _load_base(base_path, spec, path, lines)
     base_data = base.model_dump(mode="python")
@@ -180,7 +220,7 @@ def load_sweep(path: str | Path) -> Sweep:
             problems = [*problems[:MAX_PROBLEMS], more]
         raise ScenarioError(str(path), problems)
     _check_unique(points, path)
-    return Sweep(spec=spec, source=path, name=spec.name or path.stem, base_path=base_path, points=points)
+    return Sweep(spec=spec, source=path, name=name, base_path=base_path, points=points)
 
 
 def _check_paths(spec: SweepSpec, path: Path, lines: dict[tuple[str, ...], int]) -> None:
@@ -244,9 +284,10 @@ def _resolve_point(base_data: dict[str, Any], source_dir: Path | None, values: d
     for field, value in values.items():
         try:
             set_dotted(data, field, copy.deepcopy(value))
-        except (IndexError, KeyError, TypeError, ValueError, AttributeError):
-            raise ScenarioError(source, [FieldProblem(field, "no such field path in the scenario")]) from None
+        except PathError as exc:
+            raise ScenarioError(source, [FieldProblem(field, f"no such field path in the scenario: {exc}")]) from None
     data["source_dir"] = source_dir
+    data["source_file"] = Path(source)  # facility errors of the point name the spec
     scenario: Scenario = validate_mapping(data, source)
     return scenario
 
