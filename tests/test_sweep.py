@@ -256,7 +256,9 @@ def test_failed_point_is_recorded_with_its_error(cluster_sweep):
 
 def test_rerun_retries_failed_points_and_keeps_finished_ones(tmp_path):
     epw = broken_epw(tmp_path)
-    spec = write_spec(tmp_path, {"points": [{"weather.source": "constant"}, {"weather.source": "broken.epw"}]})
+    points = [{"weather.source": "constant"}, {"weather.source": "broken.epw"}]
+    # The repaired file holds 48 h from 1 January: the run must lie inside them.
+    spec = write_spec(tmp_path, {"overrides": {**TINY, "start": "2001-01-01T00:00:00"}, "points": points})
     sw = load_sweep(spec)
     out = tmp_path / "out"
     # through the CLI, in this process: a failed point is exit code 1, named with its error file

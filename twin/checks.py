@@ -122,7 +122,21 @@ def check_multimodal(fac: Facility) -> list[str]:
     ]
 
 
-CHECKS = (check_power_cap, check_model_fits, check_power_chain_capacity, check_multimodal)
+def check_workloads(fac: Facility) -> list[str]:
+    """A scenario without workloads runs, idle: say so (``workloads: []`` is a legitimate idle baseline).
+
+    An empty scenario file is refused by the loader (:mod:`twin.scenario.loader`); one that sets no
+    workloads, or an empty list, gets this warning from ``twin validate`` and ``twin run``.
+    """
+    if fac.pools:
+        return []
+    return [
+        f"no workloads: all {fac.n_servers} servers idle for the whole run; add workloads: (or start from "
+        "base: default)"
+    ]
+
+
+CHECKS = (check_workloads, check_power_cap, check_model_fits, check_power_chain_capacity, check_multimodal)
 
 
 def run_checks(fac: Facility, strict: bool = False) -> list[str]:

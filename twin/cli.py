@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -54,12 +53,19 @@ FAULT_KPI_ROWS = [
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as overrides; each value is YAML, read within the loader's limits."""
+    from twin.scenario.loader import loads_yaml
+
     out: dict[str, Any] = {}
     for item in sets or []:
         if "=" not in item:
             raise typer.BadParameter(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        key = key.strip()
+        try:
+            out[key] = loads_yaml(value, f"--set {key}")[0]
+        except ScenarioError as exc:
+            raise InvalidInputError(f"--set {key}: {exc.problems[0].message}") from None
     return out
 
 
@@ -71,10 +77,16 @@ def _invalid(exc: InvalidInputError) -> NoReturn:
 
 
 def _load(scenario: str | None, sets: list[str] | None) -> Any:
+    """The scenario with its ``--set`` overrides; problems a ``--set`` caused are named after it."""
     from twin.scenario import load_scenario
+    from twin.scenario.loader import blame_overrides
 
+    overrides: dict[str, Any] = {}
     try:
-        return load_scenario(scenario, _parse_sets(sets))
+        overrides = _parse_sets(sets)
+        return load_scenario(scenario, overrides)
+    except ScenarioError as exc:
+        _invalid(blame_overrides(exc, list(overrides)))
     except InvalidInputError as exc:
         _invalid(exc)
 
@@ -97,23 +109,26 @@ def events_table(events: Any) -> Table:
 
 
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
-    """A rich table of the headline KPIs."""
+    """A rich table of the headline KPIs; an undefined (null) value reads ``n/a``."""
+    from twin.results import fmt_value, is_undefined
+
     table = Table(title=title)
     table.add_column("KPI")
     table.add_column("value", justify="right")
     table.add_column("unit")
     for key, label, unit, fmt in KPI_ROWS:
         if key in kpis:
-            table.add_row(label, fmt.format(kpis[key]), unit)
+            table.add_row(label, fmt_value(kpis[key], fmt), unit)
     for key, value in kpis.items():  # per-pool latency estimates (twin.engine.pool_stats)
         for metric in ("ttft", "tpot"):
             for q in ("p50", "p99"):
                 if key.endswith(f"_{metric}_{q}_s"):
                     pool = key[: -len(f"_{metric}_{q}_s")]
-                    table.add_row(f"{pool} {metric.upper()} {q}", f"{value * 1e3:,.1f}", "ms")
+                    ms = None if is_undefined(value) else value * 1e3
+                    table.add_row(f"{pool} {metric.upper()} {q}", fmt_value(ms, "{:,.1f}"), "ms")
     for key, label, unit, fmt in FAULT_KPI_ROWS:
         if key in kpis and (kpis[key] != 0 or key == "battery_min_soc"):
-            table.add_row(label, fmt.format(kpis[key]), unit)
+            table.add_row(label, fmt_value(kpis[key], fmt), unit)
     return table
 
 
@@ -130,10 +145,14 @@ def run(
     debug: Annotated[bool, typer.Option(help="Check the energy ledger after every interval.")] = False,
 ) -> None:
     """Run a scenario and write its report."""
-    from twin.report import write_report
+    from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
     sc = _load(scenario, set_)
+    try:  # before simulating: a file, or a folder with other files, is refused, not found out after the run
+        previous = check_output_dir(out)
+    except OutputDirError as exc:
+        _invalid(exc)
     try:
         if quiet:
             result = simulate(sc, debug=debug)
@@ -153,8 +172,15 @@ def run(
     except TwinError as exc:
         err_console.print(f"[bold red]error[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    result.save(out)
-    write_report(result, out / "report.png")
+    if previous is not None:  # say what is replaced, never overwrite without a word
+        err_console.print(f"[yellow]{previous.describe()}[/]", highlight=False)
+    try:
+        result.save(out, report=True)  # the whole folder or nothing: written aside, then swapped in
+    except OutputDirError as exc:
+        _invalid(exc)
+    except OSError as exc:
+        err_console.print(f"[bold red]error[/] cannot write the run to {out}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
     for issue in result.meta.get("warnings", []):  # what `twin validate` warns about, `run` says too
         err_console.print(f"[yellow]warning[/] {issue}", highlight=False)
     if not quiet:
@@ -174,6 +200,7 @@ def validate(
 ) -> None:
     """Check a scenario file without running it."""
     from twin.checks import run_checks
+    from twin.engine.boundary import WeatherBoundary
     from twin.engine.demand import DemandModel
     from twin.facility import build_facility
 
@@ -181,9 +208,10 @@ def validate(
     try:
         fac = build_facility(sc)
         DemandModel(fac)  # reads every trace the scenario names: bad paths and rows fail here
+        WeatherBoundary(sc.weather, sc.start, sc.source_dir, sc.duration_s)  # the file covers the run
+        issues = run_checks(fac)
     except InvalidInputError as exc:
         _invalid(exc)
-    issues = run_checks(fac)
     console.print(
         f"[green]valid[/] {sc.name}: {fac.n_gpus} x {fac.accelerator.name} in {fac.n_servers} servers, "
         f"{len(fac.pools)} workload(s), {sc.duration_s:g} s at {sc.step_s:g} s ticks"
@@ -229,7 +257,7 @@ def sweep(
     0 every point finished, 1 a point failed, 2 the spec is invalid, 130 interrupted.
     """
     from twin.sweep import load_sweep, run_sweep
-    from twin.sweep.store import status
+    from twin.sweep.store import INVALID, point_problem, status
 
     try:
         sw = load_sweep(spec)
@@ -237,9 +265,18 @@ def sweep(
         err_console.print(f"[bold red]invalid sweep spec[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_INVALID) from None
     folder = out if out is not None else Path("sweeps") / sw.name
+    if folder.exists() and not folder.is_dir():
+        err_console.print(f"[bold red]invalid input[/] {folder} is a file, not a sweep folder", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
     if dry_run:
+        problems = []
         for p in sw.points:
-            console.print(f"{p.index:>4}  {p.key}  {status(folder, p.key):<7}  {p.label()}", highlight=False)
+            state = status(folder, p.key)
+            console.print(f"{p.index:>4}  {p.key}  {state:<7}  {p.label()}", highlight=False)
+            if state == INVALID:
+                problems.append(f"point {p.index}: {point_problem(folder, p.key)}; a run computes it again")
+        for line in problems:
+            err_console.print(f"[yellow]invalid[/] {line}", highlight=False)
         console.print(f"{len(sw.points)} points, folder {folder}")
         return
     try:
@@ -260,7 +297,10 @@ def sweep(
                 n_failed += state == "failed"
                 bar.update(task, completed=done, total=total, failed=f"[red]{n_failed} failed[/]" if n_failed else "")
 
-            report = run_sweep(sw, folder, scheduler=scheduler, workers=workers, progress=advance)
+            def invalid(point: Any, problem: str) -> None:
+                err_console.print(f"[yellow]recomputing[/] point {point.index} ({point.label()}): {problem}")
+
+            report = run_sweep(sw, folder, scheduler=scheduler, workers=workers, progress=advance, on_invalid=invalid)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: finished points are kept in {folder}; run again to resume")
         raise typer.Exit(130) from None
@@ -277,6 +317,8 @@ def sweep(
 
 def _print_sweep(report: Any) -> None:
     """A table of the swept values and headline KPIs (the first 30 points), then the counts."""
+    from twin.results import fmt_value
+
     frame = report.summary
     first = list(frame.columns).index("status")
     fields = list(frame.columns[2:first])
@@ -296,7 +338,7 @@ def _print_sweep(report: Any) -> None:
         table.add_column(formats[k][0], justify="right", no_wrap=True)
     for _, row in frame.head(30).iterrows():
         cells = [str(row["point"]), *(str(row[f]) for f in fields), str(row["status"])]
-        cells += [formats[k][1].format(row[k]) if row["status"] == "ok" else "" for k in kpis]
+        cells += [fmt_value(row[k], formats[k][1]) if row["status"] == "ok" else "" for k in kpis]
         table.add_row(*cells)
     console.print(table)
     console.print(

@@ -1,22 +1,27 @@
-"""The one-page report: where the energy went and what it produced."""
+"""The one-page report: where the energy went and what it produced.
+
+Undefined values (null KPIs, NaN intervals) are gaps in the charts and ``n/a`` in the titles.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from twin.results import Result, atomic_write
+from twin.results import Result, atomic_write, fmt_value, null_undefined
 from twin.units import J_PER_KWH, S_PER_HOUR
 
 
 def report_figure(result: Result) -> Figure:
     """A 2 x 2 figure: power over time, PUE and tokens/s, energy breakdown, temperatures."""
-    ts = result.timeseries
+    ts = null_undefined(result.timeseries)  # an infinity (no GPU up) is a gap, not an axis to -inf
     k = result.kpis
     hours = ts["time_s"] / S_PER_HOUR
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), constrained_layout=True)
@@ -37,7 +42,7 @@ def report_figure(result: Result) -> Figure:
     ax.set_xlabel("time [h]")
     ax.set_ylabel("PUE [-]", color="tab:red")
     ax2 = ax.twinx()
-    ax2.plot(hours, ts["tokens_out"] / ts["duration_s"], color="tab:blue", label="tokens out/s")
+    ax2.plot(hours, _per_s(ts["tokens_out"], ts["duration_s"]), color="tab:blue", label="tokens out/s")
     ax2.set_ylabel("tokens out per second", color="tab:blue")
     ax.set_title("PUE and token output")
 
@@ -46,7 +51,10 @@ def report_figure(result: Result) -> Figure:
     names = sorted(energy, key=lambda n: energy[n])
     ax.barh(names, [energy[n] / J_PER_KWH for n in names], color="tab:gray")
     ax.set_xlabel("energy [kWh]")
-    ax.set_title(f"Where {k['facility_energy_kwh']:,.0f} kWh went (ledger residual {k['ledger_residual_j']:.2g} J)")
+    ax.set_title(
+        f"Where {fmt_value(k.get('facility_energy_kwh'), '{:,.0f}')} kWh went "
+        f"(ledger residual {fmt_value(k.get('ledger_residual_j'), '{:.2g}')} J)"
+    )
     ax = axes[1, 1]
     ax.plot(hours, ts["die_temp_max_c"], label="max die temperature", color="tab:orange")
     ax.plot(hours, ts["inlet_temp_max_c"], label="max inlet temperature", color="tab:green")
@@ -58,13 +66,27 @@ def report_figure(result: Result) -> Figure:
     ax3.set_ylabel("clock fraction", color="tab:purple")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Temperatures and clocks")
+    name = result.scenario.get("name")
+    hours_run = _num(k, "duration_s") / S_PER_HOUR
     fig.suptitle(
-        f"{result.scenario.get('name')}: {k['n_gpus']:.0f} GPUs, {k['duration_s'] / S_PER_HOUR:.1f} h — "
-        f"{k['tokens_per_kwh']:,.0f} tokens/kWh, {k['j_per_token_facility']:.3g} J/token, "
-        f"PUE {k['pue']:.3f}, peak {k['peak_facility_power_w'] / 1e6:.3f} MW",
+        f"{name}: {fmt_value(k.get('n_gpus'), '{:.0f}')} GPUs, {fmt_value(hours_run, '{:.1f}')} h — "
+        f"{fmt_value(k.get('tokens_per_kwh'), '{:,.0f}')} tokens/kWh, "
+        f"{fmt_value(k.get('j_per_token_facility'), '{:.3g}')} J/token, PUE {fmt_value(k.get('pue'), '{:.3f}')}, "
+        f"peak {fmt_value(_num(k, 'peak_facility_power_w') / 1e6, '{:.3f}')} MW",
         fontsize=12,
     )
     return fig
+
+
+def _num(kpis: dict[str, float], key: str) -> float:
+    """A KPI as a float; NaN when it is missing or null."""
+    value = kpis.get(key)
+    return np.nan if value is None else float(value)
+
+
+def _per_s(amount: pd.Series, duration_s: pd.Series) -> pd.Series:
+    """``amount / duration_s``; NaN for an interval of no duration."""
+    return (amount / duration_s.where(duration_s > 0)).astype(float)
 
 
 def write_report(result: Result, path: str | Path) -> Path:

@@ -7,7 +7,6 @@ result's units, so the app only lays them out and the numbers are tested here.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
-from twin.results import Result
+from twin.results import Result, fmt_value, parquet_table, to_json
 from twin.units import J_PER_KWH, S_PER_HOUR
 
 #: Labels of the two runs in every comparison.
@@ -37,8 +37,9 @@ class KpiCard:
     missing: str = "n/a"
 
     def value(self, kpis: Mapping[str, float]) -> float:
-        """The KPI in display units (``nan`` when missing)."""
-        return float(kpis.get(self.key, math.nan)) * self.scale
+        """The KPI in display units (``nan`` when missing or undefined: ``None``, a JSON null)."""
+        v = kpis.get(self.key)
+        return math.nan if v is None else float(v) * self.scale
 
     def text(self, kpis: Mapping[str, float]) -> str:
         """The formatted value with its unit."""
@@ -271,15 +272,23 @@ def flow_comparison(base: Mapping[str, float], what_if: Mapping[str, float]) -> 
 
 def flow_sentence(kpis: Mapping[str, float]) -> str:
     """One line from the grid to the tokens: kWh in, the share that reaches IT, tokens out."""
-    facility = float(kpis["facility_energy_kwh"])
-    it = float(kpis["it_energy_kwh"])
-    tokens = float(kpis["tokens_out"])
-    acc = float(kpis.get("energy_accelerators_j", math.nan)) / J_PER_KWH
+    facility = _num(kpis, "facility_energy_kwh")
+    it = _num(kpis, "it_energy_kwh")
+    tokens = _num(kpis, "tokens_out")
+    acc = _num(kpis, "energy_accelerators_j") / J_PER_KWH
+    share = it / facility if facility > 0 else math.nan
     return (
-        f"{facility:,.0f} kWh from the grid → {it:,.0f} kWh to IT ({it / facility:.1%}), of which "
-        f"{acc:,.0f} kWh to accelerators → {tokens / 1e6:,.0f} M tokens "
-        f"({float(kpis['tokens_per_kwh']):,.0f} per grid kWh)"
+        f"{fmt_value(facility, '{:,.0f}')} kWh from the grid → {fmt_value(it, '{:,.0f}')} kWh to IT "
+        f"({fmt_value(share, '{:.1%}')}), of which {fmt_value(acc, '{:,.0f}')} kWh to accelerators → "
+        f"{fmt_value(tokens / 1e6, '{:,.0f}')} M tokens "
+        f"({fmt_value(kpis.get('tokens_per_kwh'), '{:,.0f}')} per grid kWh)"
     )
+
+
+def _num(kpis: Mapping[str, float], key: str) -> float:
+    """A KPI as a float: NaN when missing or undefined (``None``)."""
+    v = kpis.get(key)
+    return math.nan if v is None else float(v)
 
 
 # ----------------------------------------------------------------------------- time series
@@ -320,8 +329,8 @@ def with_derived(result: Result) -> pd.DataFrame:
 def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFrame:
     """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units).
 
-    Values that are not finite (the maximum die temperature of an interval with every server
-    down is ``-inf``) become gaps (NaN).
+    Values that are not finite (undefined: the PUE or maximum die temperature of an interval with
+    every server down) become gaps (NaN).
     """
     parts = []
     for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
@@ -337,9 +346,9 @@ def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFra
 
 
 def summary_json(result: Result, overrides: Mapping[str, Any] | None = None) -> str:
-    """``summary.json`` as ``twin run`` writes it, plus the what-if overrides that produced it."""
+    """``summary.json`` as ``twin run`` writes it (undefined values null), plus the what-if overrides."""
     doc = {**result.summary(), "overrides": dict(overrides or {})}
-    return json.dumps(doc, indent=2, default=_json_default, allow_nan=True)
+    return to_json(doc)
 
 
 def timeseries_csv(result: Result) -> bytes:
@@ -348,18 +357,12 @@ def timeseries_csv(result: Result) -> bytes:
 
 
 def timeseries_parquet(result: Result) -> bytes:
-    """The time series as Parquet."""
+    """The time series as Parquet (undefined values as nulls, as ``twin run`` writes it)."""
     buf = io.BytesIO()
-    result.timeseries.to_parquet(buf, index=False)
+    pq.write_table(parquet_table(result.timeseries), buf)
     return buf.getvalue()
 
 
 def ledger_csv(result: Result) -> bytes:
     """The energy ledger (per interval and category) as CSV."""
     return result.ledger.to_csv(index=False).encode()
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    return str(obj)

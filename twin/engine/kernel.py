@@ -295,8 +295,8 @@ class Engine:
                 block = self._truncate(block, t_empty)
             self._commit(block)
             t = float(block.t1[-1])
-            air_c = self.plant.room_air_c
-            if air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():  # at the tick it is crossed
+            air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
+            if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
                 self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
         self.state.t_s = t
 

@@ -7,7 +7,12 @@ point's file is written once and atomically, and workers need no shared file sys
 
 Re-running a sweep skips every point with a finished file and runs the rest: those never started,
 those a killed run had in flight, and those that failed before (failures are retried; a point
-that succeeds on retry loses its error record).
+that succeeds on retry loses its error record). A point file that is unreadable (truncated) or
+records another point's key is not finished: it is reported (``on_invalid``), removed and the
+point computed again.
+
+The LocalCluster serves no dashboard and binds its HTTP endpoint to a free port on 127.0.0.1, so
+a sweep runs when Dask's default dashboard port (8787) is taken.
 """
 
 from __future__ import annotations
@@ -37,8 +42,14 @@ from twin.sweep.spec import Sweep, SweepPoint
 #: ``progress(0, total, None, "start")`` before the first (``total``: the points this run runs).
 Progress = Callable[[int, int, SweepPoint | None, str], None]
 
+#: ``on_invalid(point, problem)`` for each point whose file does not count as finished, before it is rerun.
+OnInvalid = Callable[[SweepPoint, str], None]
+
 #: Seconds to wait for a remote scheduler to have a worker.
 WORKER_WAIT_S = 60.0
+
+#: Address of the LocalCluster scheduler's HTTP endpoint: any free port, never the default 8787.
+HTTP_ADDRESS = "127.0.0.1:0"
 
 
 @dataclass
@@ -59,6 +70,8 @@ class SweepReport:
         Points this run finished.
     failed : list of SweepPoint
         Points whose run failed in this run, in spec order.
+    invalid : list of (SweepPoint, str)
+        Points whose file was unreadable or another point's, with the problem; run again.
     summary : pandas.DataFrame
         The summary written at the end (see :func:`twin.sweep.store.build_summary`).
     wall_time_s : float
@@ -71,6 +84,7 @@ class SweepReport:
     skipped: int = 0
     ran: int = 0
     failed: list[SweepPoint] = field(default_factory=list)
+    invalid: list[tuple[SweepPoint, str]] = field(default_factory=list)
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     wall_time_s: float = 0.0
 
@@ -123,6 +137,7 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    on_invalid: OnInvalid | None = None,
 ) -> SweepReport:
     """Run every point of ``sweep`` that has no finished file in ``out``; rebuild the summary.
 
@@ -139,6 +154,9 @@ def run_sweep(
         point to run. ``0`` runs the points one after the other in this process, without Dask.
     progress : callable, optional
         ``progress(done, total, point, status)`` after each point (see :data:`Progress`).
+    on_invalid : callable, optional
+        ``on_invalid(point, problem)`` for each point file found unreadable or another point's,
+        before the point is run again (see :data:`OnInvalid`).
 
     Returns
     -------
@@ -154,7 +172,7 @@ def run_sweep(
     report = SweepReport(out=out, run_id=uuid.uuid4().hex[:12], total=len(sweep.points))
     with store.locked(out):
         store.write_manifest(sweep, out)
-        todo = [p for p in sweep.points if not store.point_path(out, p.key).exists()]
+        todo = _todo(sweep, out, report, on_invalid)
         report.skipped = report.total - len(todo)
         if progress is not None:
             progress(0, len(todo), None, "start")
@@ -173,6 +191,23 @@ def run_sweep(
     report.failed.sort(key=lambda p: p.index)
     report.wall_time_s = time.perf_counter() - t0
     return report
+
+
+def _todo(sweep: Sweep, out: Path, report: SweepReport, on_invalid: OnInvalid | None) -> list[SweepPoint]:
+    """The points without a finished file; an invalid file is reported and removed (it is run again)."""
+    todo = []
+    for p in sweep.points:
+        path = store.point_path(out, p.key)
+        if path.exists():
+            problem = store.point_problem(out, p.key)
+            if problem is None:
+                continue
+            report.invalid.append((p, problem))
+            if on_invalid is not None:
+                on_invalid(p, problem)
+            path.unlink(missing_ok=True)
+        todo.append(p)
+    return todo
 
 
 def _store(out: Path, point: SweepPoint, payload: dict[str, Any], report: SweepReport) -> None:
@@ -238,7 +273,8 @@ def _on_dask(
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    dashboard_address=HTTP_ADDRESS,  # Dask's default (8787) may be taken: any free port
+                    scheduler_kwargs={"dashboard": False},  # the HTTP endpoint only, no dashboard
                     silence_logs=logging.CRITICAL,  # failures are recorded per point; shutdown noise is not
                 )
             )

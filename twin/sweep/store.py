@@ -10,9 +10,15 @@ Layout of ``DIR``::
     sweep.json                the spec's points (index, key, values) as last run
     .lock                     held (flock) by the run writing to DIR
 
-Every file is written atomically (:func:`twin.results.atomic_write`). Only the process holding
-the lock writes, so a point's file is written once; a run killed at any moment leaves finished
-points intact and at most stale ``.*.tmp`` files, which the next run removes.
+Every file is written atomically (:func:`twin.results.atomic_write`: a temporary file, then
+``os.replace``). Only the process holding the lock writes, so a point's file is written once; a
+run killed at any moment leaves finished points intact and at most stale ``.*.tmp`` files, which
+the next run removes.
+
+A point file counts as finished only if its footer reads and the key it records is the key it is
+named by (:func:`point_problem`): a truncated file, or another point's file copied over it, is
+``invalid``; the next run says so, removes it and computes the point again. Undefined values are
+null: in the time series, the KPIs and every JSON record (:func:`twin.results.to_json`).
 """
 
 from __future__ import annotations
@@ -27,11 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twin.errors import TwinError
-from twin.results import atomic_write, atomic_write_text
+from twin.results import atomic_write, atomic_write_text, kpis_from_json, parquet_table, to_json, write_parquet
 
 if TYPE_CHECKING:
     from twin.sweep.spec import Sweep
@@ -39,8 +44,12 @@ if TYPE_CHECKING:
 #: Key of the point record in a point file's Parquet key-value metadata.
 META_KEY = b"twin.sweep"
 
-#: Status of a point in the summary.
-OK, FAILED, PENDING = "ok", "failed", "pending"
+#: Status of a point in the summary (``invalid``: a point file that is unreadable or another point's).
+OK, FAILED, PENDING, INVALID = "ok", "failed", "pending", "invalid"
+
+
+class PointFileError(TwinError):
+    """A point file that cannot be read, or that holds another point's result; names the file."""
 
 
 def point_path(out: Path, key: str) -> Path:
@@ -55,9 +64,9 @@ def error_path(out: Path, key: str) -> Path:
 
 def write_point(out: Path, key: str, timeseries: pd.DataFrame, record: dict[str, Any]) -> Path:
     """Write a finished point atomically, then drop any error record a former run left for it."""
-    table = pa.Table.from_pandas(timeseries, preserve_index=False)
+    table = parquet_table(timeseries)  # undefined values as Parquet nulls
     meta = dict(table.schema.metadata or {})
-    meta[META_KEY] = json.dumps(record, default=_json_default).encode()
+    meta[META_KEY] = to_json(record, indent=None).encode()
     table = table.replace_schema_metadata(meta)
     path = atomic_write(point_path(out, key), lambda p: pq.write_table(table, p))
     error_path(out, key).unlink(missing_ok=True)
@@ -66,29 +75,69 @@ def write_point(out: Path, key: str, timeseries: pd.DataFrame, record: dict[str,
 
 def write_error(out: Path, key: str, record: dict[str, Any]) -> Path:
     """Write a failed point's error record atomically."""
-    return atomic_write_text(error_path(out, key), json.dumps(record, indent=2, default=_json_default))
+    return atomic_write_text(error_path(out, key), to_json(record))
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """The point record of a point file (reads only the Parquet footer)."""
-    meta = pq.read_schema(path).metadata or {}
+def read_record(path: Path, key: str | None = None) -> dict[str, Any]:
+    """The point record of a point file (reads only the Parquet footer); null KPIs come back as NaN.
+
+    Raises
+    ------
+    PointFileError
+        The file is unreadable (truncated, not Parquet), has no point record, or records another
+        key than ``key`` (when given).
+    """
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise PointFileError(f"{path}: unreadable sweep point file ({type(exc).__name__}: {exc})") from None
     if META_KEY not in meta:
-        raise TwinError(f"{path}: not a sweep point file (no {META_KEY.decode()} metadata)")
-    record: dict[str, Any] = json.loads(meta[META_KEY])
+        raise PointFileError(f"{path}: not a sweep point file (no {META_KEY.decode()} metadata)")
+    try:
+        record: dict[str, Any] = json.loads(meta[META_KEY])
+        stored = record.get("key")
+    except (ValueError, AttributeError) as exc:
+        raise PointFileError(f"{path}: unreadable point record ({type(exc).__name__}: {exc})") from None
+    if key is not None and stored != key:
+        raise PointFileError(f"{path}: holds the result of point {stored}, not of point {key}")
+    if isinstance(record.get("kpis"), dict):
+        record["kpis"] = kpis_from_json(record["kpis"])
     return record
 
 
+def point_problem(out: Path, key: str) -> str | None:
+    """Why the point's file does not count as finished; ``None`` when it does or there is none."""
+    path = point_path(out, key)
+    if not path.exists():
+        return None
+    try:
+        read_record(path, key)
+    except PointFileError as exc:
+        return str(exc)
+    return None
+
+
 def load_point(out: str | Path, key: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A finished point's time series and record (``kpis``, ``values``, ``scenario``, ``meta``, ...)."""
+    """A finished point's time series and record (``kpis``, ``values``, ``scenario``, ``meta``, ...).
+
+    Raises
+    ------
+    PointFileError
+        The file is unreadable or holds another point's result (:func:`read_record`).
+    """
     path = point_path(Path(out), key)
-    table = pq.read_table(path)
-    return table.to_pandas(), read_record(path)
+    record = read_record(path, key)
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as exc:
+        raise PointFileError(f"{path}: unreadable sweep point file ({type(exc).__name__}: {exc})") from None
+    return table.to_pandas(), record
 
 
 def status(out: Path, key: str) -> str:
-    """``ok``, ``failed`` or ``pending``: what is on disk for the point."""
+    """``ok``, ``invalid``, ``failed`` or ``pending``: what is on disk for the point."""
     if point_path(out, key).exists():
-        return OK
+        return INVALID if point_problem(out, key) is not None else OK
     if error_path(out, key).exists():
         return FAILED
     return PENDING
@@ -110,14 +159,19 @@ def build_summary(sweep: Sweep, out: Path) -> pd.DataFrame:
         kind = status(out, p.key)
         row["status"], row["error"] = kind, ""
         if kind == OK:
-            record = read_record(point_path(out, p.key))
+            record = read_record(point_path(out, p.key), p.key)
             kpi_names.update(dict.fromkeys(record["kpis"]))
             row.update(record["kpis"])
             run = record
+        elif kind == INVALID:
+            row["error"] = point_problem(out, p.key) or ""
         elif kind == FAILED:
-            record = json.loads(error_path(out, p.key).read_text())
-            row["error"] = f"{record['error_type']}: {record['error']}"
-            run = record
+            try:
+                record = json.loads(error_path(out, p.key).read_text())
+                row["error"] = f"{record['error_type']}: {record['error']}"
+                run = record
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                row["error"] = f"{error_path(out, p.key)}: unreadable error record ({type(exc).__name__}: {exc})"
         row["wall_time_s"] = run.get("wall_time_s", math.nan)
         row["worker"] = run.get("worker", "")
         row["run_id"] = run.get("run_id", "")
@@ -132,7 +186,7 @@ def build_summary(sweep: Sweep, out: Path) -> pd.DataFrame:
 def write_summary(frame: pd.DataFrame, out: Path) -> list[Path]:
     """Write ``summary.parquet`` and ``summary.csv`` atomically."""
     return [
-        atomic_write(out / "summary.parquet", lambda p: frame.to_parquet(p, index=False)),
+        atomic_write(out / "summary.parquet", lambda p: write_parquet(frame, p)),
         atomic_write(out / "summary.csv", lambda p: frame.to_csv(p, index=False)),
     ]
 
@@ -151,7 +205,7 @@ def write_manifest(sweep: Sweep, out: Path) -> Path:
         "fields": sweep.fields,
         "points": [{"point": p.index, "key": p.key, "values": p.values} for p in sweep.points],
     }
-    return atomic_write_text(out / "sweep.json", json.dumps(manifest, indent=2, default=_json_default))
+    return atomic_write_text(out / "sweep.json", to_json(manifest))
 
 
 @contextlib.contextmanager
