@@ -7,6 +7,8 @@ a warning by default, since oversubscription is a legitimate what-if; ``strict=T
 
 from __future__ import annotations
 
+import numpy as np
+
 from twin.errors import ConsistencyError
 from twin.facility import Facility
 from twin.replica import kv_capacity_sequences
@@ -71,9 +73,11 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
     """
     sc = fac.scenario
     acc = fac.accelerator
+    # What each stage delivers at nameplate: the IT below it plus the losses of the stages between
+    # (a PSU rated 3e10 W loses gigawatts at no load, which the UPS above it must carry).
     server_w = fac.gpus_per_server * acc.max_power_w + sc.fleet.server.other_max_power_w
-    rack_w = server_w * fac.servers_per_rack
-    site_w = rack_w * fac.n_racks
+    rack_w = float(server_w + fac.stages["psu"].loss_w(np.array(server_w, dtype=np.float64))) * fac.servers_per_rack
+    site_w = float(rack_w + fac.stages["pdu"].loss_w(np.array(rack_w, dtype=np.float64))) * fac.n_racks
     issues = []
     for name, load_w, per in (("psu", server_w, "server"), ("pdu", rack_w, "rack"), ("ups", site_w, "site")):
         st = getattr(sc.power, name)

@@ -347,7 +347,8 @@ def _solve_clock(
         done = (fits & (val >= target - tol) & (slope > 0)) | (hi - lo <= 4e-16)
         if np.all(done):
             break
-        newton = x - (val - target) / np.where(slope > 0, slope, np.inf)
+        with np.errstate(over="ignore"):  # a subnormal slope steps to +-inf: outside the bracket, bisected
+            newton = x - (val - target) / np.where(slope > 0, slope, np.inf)
         ok = (slope > 0) & (newton > lo) & (newton < hi)
         x = np.where(done, x, np.where(ok, newton, 0.5 * (lo + hi)))
     return lo

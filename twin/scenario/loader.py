@@ -26,6 +26,7 @@ Hostile or broken files end in a :class:`~twin.errors.ScenarioError`, never a tr
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def load_scenario(source: str | Path | None = None, overrides: dict[str, Any] | 
     bad_paths = []
     for key, value in (overrides or {}).items():
         try:
-            set_dotted(data, key, value)
+            set_dotted(data, key, copy.deepcopy(value))  # a later dotted key must not edit the caller's value
         except PathError as exc:
             bad_paths.append(FieldProblem(key, str(exc)))
     if bad_paths:

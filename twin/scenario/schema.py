@@ -270,6 +270,14 @@ class Weather(StrictModel):
     def _wet_below_dry(self) -> Weather:
         if self.source == "constant" and self.wet_bulb_c > self.dry_bulb_c:
             raise ValueError(f"wet_bulb_c ({self.wet_bulb_c}) must be <= dry_bulb_c ({self.dry_bulb_c})")
+        if self.source == "constant":
+            from twin.physics.psychrometrics import humidity_ratio_from_wet_bulb
+
+            if float(humidity_ratio_from_wet_bulb(self.dry_bulb_c, self.wet_bulb_c)) < 0.0:
+                raise ValueError(
+                    f"wet_bulb_c ({self.wet_bulb_c}) is below the driest possible air at dry_bulb_c "
+                    f"{self.dry_bulb_c} (humidity ratio < 0 at sea-level pressure)"
+                )
         return self
 
 

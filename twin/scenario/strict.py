@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
 def _not_bool(value: Any) -> Any:
@@ -23,10 +23,32 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+#: Largest magnitude of any float field. No quantity of a facility comes near it (a 10 GW campus
+#: for 30 years is 1e19 J but 1e10 W and 1e9 s; the fastest accelerator 1e16 FLOP/s), while the
+#: twin's products of two of them (losses ``P**2 / P_rated``, energies ``P t``) stay far inside
+#: float64: ``other_facility_power_w=1e154`` overflowed to inf.
+MAX_MAGNITUDE = 1e18
+
+
+#: Smallest magnitude of a non-zero float field: a nanowatt, a nanosecond, a billionth of a
+#: request per second. Nothing in a facility is meaningful below it, and its reciprocals stay
+#: finite: ``requests_per_s=2.2e-308`` overflowed a division.
+MIN_MAGNITUDE = 1e-9
+
+
+def _not_huge(value: float) -> float:
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"expected a number of magnitude at most {MAX_MAGNITUDE:g}, got {value:g}")
+    if value != 0.0 and abs(value) < MIN_MAGNITUDE:
+        raise ValueError(f"expected 0 or a number of magnitude at least {MIN_MAGNITUDE:g}, got {value:g}")
+    return value
+
+
 #: An integer field that refuses booleans.
 Int = Annotated[int, BeforeValidator(_not_bool)]
-#: A float field that refuses booleans (and, in a :class:`StrictModel`, inf and NaN).
-Float = Annotated[float, BeforeValidator(_not_bool)]
+#: A float field that refuses booleans, magnitudes over :data:`MAX_MAGNITUDE` or between 0 and
+#: :data:`MIN_MAGNITUDE` (and, in a :class:`StrictModel`, inf and NaN).
+Float = Annotated[float, BeforeValidator(_not_bool), AfterValidator(_not_huge)]
 
 
 class StrictModel(BaseModel):
