@@ -397,3 +397,28 @@ def test_a_binary_accelerator_file_is_a_named_error(tmp_path: Path) -> None:
     sc = load_scenario("default", {"fleet.accelerator_file": str(acc)})
     with pytest.raises(ScenarioError, match="not UTF-8"):
         build_facility(sc)
+
+
+# ------------------------------------------------------------------------ cooling plant overrides
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ("{chiler_q_ref_w: 1e6}", "unknown plant parameter(s) 'chiler_q_ref_w'"),  # validate said valid
+        ("{chiller_q_ref_w: -1e6}", "PlantParams.chiller_q_ref_w must be > 0"),  # a TypeError traceback
+        ("{heat_rejection: 5}", "set cooling.heat_rejection itself"),
+        ("{tower_approach_k: .inf}", "cooling.plant_overrides.tower_approach_k"),  # inf refused by the model
+    ],
+)
+def test_validate_refuses_plant_overrides_the_run_cannot_build(overrides: str, message: str) -> None:
+    for command in ("validate", "run"):
+        args = [command, "default", "--set", f"cooling.plant_overrides={overrides}"]
+        if command == "run":
+            args += ["-q", "--out", "/nonexistent-parent/never-written"]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, (command, res.output)
+        assert message in " ".join(res.output.split()), (command, res.output)
+
+
+def test_a_known_plant_override_still_applies() -> None:
+    sc = load_scenario("default", {"cooling.plant_overrides": {"chiller_q_ref_w": "2e6"}})  # YAML's 2e6 is text
+    assert sc.cooling.plant_overrides == {"chiller_q_ref_w": 2e6}

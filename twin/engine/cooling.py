@@ -38,6 +38,7 @@ import numpy as np
 
 from twin._types import FloatArray
 from twin.catalog.cooling import chiller_curve
+from twin.errors import FieldProblem, ScenarioError
 from twin.physics.cooling_plant import PlantParams, PlantResult, plant_power
 from twin.physics.thermal import rc_step
 from twin.scenario.schema import IdealCooling, PlantCooling
@@ -137,7 +138,9 @@ class PhysicalPlant:
 
     components: tuple[str, ...] = ("chiller", "heat_rejection_fans", "pumps", "cdu_pumps", "crah_fans")
 
-    def __init__(self, spec: PlantCooling, design_it_w: float, design_losses_w: float, n_racks: int) -> None:
+    def __init__(
+        self, spec: PlantCooling, design_it_w: float, design_losses_w: float, n_racks: int, source: str = "scenario"
+    ) -> None:
         self.spec = spec
         self.liquid_fraction = spec.liquid_share
         self.liquid_cooled = spec.type != "air"
@@ -154,14 +157,17 @@ class PhysicalPlant:
             overrides["facility_supply_c"] = spec.facility_supply_c
         if spec.n_chillers is not None:
             overrides["n_chillers"] = spec.n_chillers
-        self.params = PlantParams.from_presets(
-            spec.liquid_class,
-            spec.air_class,
-            chiller=chiller_curve(spec.chiller),  # type: ignore[arg-type]  # frozen fields: the protocol only reads
-            design_heat_w=design_heat_w,
-            heat_rejection=spec.heat_rejection,
-            **overrides,
-        )
+        try:
+            self.params = PlantParams.from_presets(
+                spec.liquid_class,
+                spec.air_class,
+                chiller=chiller_curve(spec.chiller),  # type: ignore[arg-type]  # frozen fields: the protocol only reads
+                design_heat_w=design_heat_w,
+                heat_rejection=spec.heat_rejection,
+                **overrides,
+            )
+        except (TypeError, ValueError) as exc:  # PlantParams refuses what no plant has (a negative capacity)
+            raise ScenarioError(source, [FieldProblem("cooling.plant_overrides", str(exc))]) from None
         p = self.params
         liquid_kw = max(design_heat_w * self.liquid_fraction / 1e3, 1.0)
         self.loop_capacity_j_k = (
@@ -346,9 +352,13 @@ class PhysicalPlant:
 
 
 def build_plant(
-    spec: PlantCooling | IdealCooling, design_it_w: float, design_losses_w: float, n_racks: int
+    spec: PlantCooling | IdealCooling,
+    design_it_w: float,
+    design_losses_w: float,
+    n_racks: int,
+    source: str = "scenario",
 ) -> IdealPlant | PhysicalPlant:
-    """The engine's cooling model for a scenario's cooling section."""
+    """The engine's cooling model for a scenario's cooling section (errors name ``source``)."""
     if isinstance(spec, IdealCooling):
         return IdealPlant(spec)
-    return PhysicalPlant(spec, design_it_w, design_losses_w, n_racks)
+    return PhysicalPlant(spec, design_it_w, design_losses_w, n_racks, source)

@@ -133,7 +133,9 @@ class Engine:
         self.n_reports = math.ceil(self.duration_s / self.report_s - 1e-9)
         #: End of each report interval (the last one at the end of the run). [s]
         self.report_ends = np.append(np.arange(1, self.n_reports, dtype=np.float64) * self.report_s, self.duration_s)
-        self.plant = build_plant(sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks)
+        self.plant = build_plant(
+            sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks, sc.source_name
+        )
         self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir, sc.duration_s)
         self.boundary = self.weather.at(0.0)
         self.const = ServerConstants.build(fac)

@@ -45,6 +45,16 @@ def _known_model_name(name: str) -> str:
     )
 
 
+def _yaml_float(value: float | str | bool) -> float | str | bool:
+    """``"-1e6"`` as the float PyYAML leaves as text (its floats need a dot); other values as they are."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 class Site(StrictModel):
     """Where the facility is and what its energy costs."""
 
@@ -208,6 +218,27 @@ class PlantCooling(StrictModel):
     plant_overrides: dict[str, float | str | bool] = Field(
         default_factory=dict, description="Any twin.physics.cooling_plant.PlantParams field."
     )
+
+    @field_validator("plant_overrides")
+    @classmethod
+    def _known_plant_fields(cls, values: dict[str, float | str | bool]) -> dict[str, float | str | bool]:
+        """Only :class:`~twin.physics.cooling_plant.PlantParams` fields (a typo ran in validate, failed in run)."""
+        from dataclasses import fields
+
+        from twin.physics.cooling_plant import PlantParams
+
+        valid = sorted(f.name for f in fields(PlantParams))
+        values = {k: _yaml_float(v) for k, v in values.items()}
+        own = [k for k in ("heat_rejection", "design_heat_w") if k in values]
+        if own:
+            raise ValueError(f"{', '.join(own)}: set cooling.{own[0]} itself, not through plant_overrides")
+        unknown = [k for k in values if k not in valid]
+        if unknown:
+            raise ValueError(f"unknown plant parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+        bad = [k for k, v in values.items() if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= 1e18)]
+        if bad:
+            raise ValueError(f"plant parameter(s) {', '.join(bad)} must be finite numbers of magnitude at most 1e18")
+        return values
 
     @field_validator("chiller")
     @classmethod
