@@ -52,6 +52,7 @@ main() {
   install_chromium
   .venv/bin/ruff check twin tests benchmarks
   .venv/bin/python -m mypy twin
+  .venv/bin/lint-imports  # the layers contract in pyproject.toml
   .venv/bin/python -m pytest "$@"
 }
 

@@ -25,7 +25,7 @@ import twin.simulation
 from twin import load_scenario, simulate
 from twin.cli import app, kpi_table
 from twin.dashboard import frames
-from twin.report import report_figure
+from twin.report import report_figure, write_report
 from twin.results import Result, check_output_dir, events_frame
 from twin.sweep import load_point, load_sweep, read_summary, run_sweep
 from twin.sweep.store import INVALID, OK, PointFileError, point_path, status, write_point
@@ -205,7 +205,7 @@ def test_interrupted_save_leaves_the_former_run_whole(
     assert folder_bytes(out) == before  # not a new time series beside the old summary
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
     # a save that goes through replaces every file, the report of the former run included
-    empty.save(out, report=True)
+    empty.save(out, report=write_report)
     assert (out / "report.png").exists()
     files = outage.save(out)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in files)

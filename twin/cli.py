@@ -145,6 +145,7 @@ def run(
     debug: Annotated[bool, typer.Option(help="Check the energy ledger after every interval.")] = False,
 ) -> None:
     """Run a scenario and write its report."""
+    from twin.report import write_report
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
@@ -175,7 +176,7 @@ def run(
     if previous is not None:  # say what is replaced, never overwrite without a word
         err_console.print(f"[yellow]{previous.describe()}[/]", highlight=False)
     try:
-        result.save(out, report=True)  # the whole folder or nothing: written aside, then swapped in
+        result.save(out, report=write_report)  # the whole folder or nothing: written aside, then swapped in
     except OutputDirError as exc:
         _invalid(exc)
     except OSError as exc:

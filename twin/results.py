@@ -87,7 +87,7 @@ class Result:
             "meta": self.meta,
         }
 
-    def save(self, out_dir: str | Path, *, report: bool = False) -> list[Path]:
+    def save(self, out_dir: str | Path, *, report: Callable[[Result, Path], object] | None = None) -> list[Path]:
         """Write the run's folder as one whole: all files or, on any failure, none of them.
 
         Parameters
@@ -95,8 +95,9 @@ class Result:
         out_dir : str or Path
             The folder: new, empty, or holding a former run (which is replaced). It must not be a
             file nor a folder holding other files (:func:`check_output_dir`).
-        report : bool
-            Also render ``report.png`` (:func:`twin.report.write_report`) into the same folder.
+        report : callable, optional
+            ``report(result, path)`` renders ``report.png`` into the same folder before the swap
+            (:func:`twin.report.write_report`; passed in, as the report layer sits above this one).
 
         Returns
         -------
@@ -121,10 +122,8 @@ class Result:
             (new / "scenario.json").write_text(to_json(self.scenario))
             self.events.to_csv(new / "events.csv", index=False)
             (new / "summary.json").write_text(to_json(summary))
-            if report:
-                from twin.report import write_report
-
-                write_report(self, new / "report.png")
+            if report is not None:
+                report(self, new / "report.png")
             new.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a results folder is not
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
