@@ -7,7 +7,7 @@ units are in the names (temperatures in C, differences in K). No PUE here: that 
 quantity.
 
 Module constants are the defaults, each with its source; ``[EST]`` marks a value we derived
-(the derivation is given), following ``shared/reference/parameters.md``.
+(the derivation is given), following ``docs/parameters.md``.
 
 References
 ----------
