@@ -46,7 +46,12 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.demand import Demand
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.engine.serving import ServeResult
-from twin.physics.power import battery_capacity_for_runtime_j, battery_empty_offset_s, battery_time_to_full_s
+from twin.physics.power import (
+    battery_capacity_for_runtime_j,
+    battery_empty_offset_s,
+    battery_step_j,
+    battery_time_to_full_s,
+)
 from twin.scenario.faults import FaultEvent
 from twin.scenario.schema import TrainingWorkload
 from twin.units import S_PER_HOUR
@@ -768,15 +773,19 @@ class FaultSystem:
         bat = self.battery
         sup = self.supply
         cols = b.cols
-        if bat is not None:
+        if bat is not None and span > 0.0 and (sup.on_battery or sup.charging):
+            # Terminal power over the block, positive delivered: the usable window above the floor
+            # is what physics.power.battery_step_j advances (its limits are the floor and full).
+            power_w = float(b.extra["ups_in_w"] @ dts) / span if sup.on_battery else -sup.charge_w
+            usable_j, exchanged_j = battery_step_j(
+                bat.stored_j - bat.floor_j, power_w, span, bat.capacity_j - bat.floor_j, bat.eta_c, bat.eta_d
+            )
+            bat.stored_j = bat.floor_j + float(usable_j)
             if sup.on_battery:
-                out_j = float(b.extra["ups_in_w"] @ dts)
-                bat.stored_j = max(bat.stored_j - out_j / bat.eta_d, min(bat.floor_j, bat.stored_j))
-                bat.discharged_j += out_j
-            elif sup.charging:
-                in_j = sup.charge_w * span
-                bat.stored_j = min(bat.stored_j + bat.eta_c * in_j, bat.capacity_j)
-                bat.charged_j += in_j
+                bat.discharged_j += float(exchanged_j)
+            else:
+                bat.charged_j -= float(exchanged_j)
+        if bat is not None:
             bat.min_soc_seen = min(bat.min_soc_seen, bat.stored_j / bat.capacity_j)
         it_w = b.extra["it_w"]
         for job in self.jobs:
