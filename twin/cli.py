@@ -53,20 +53,10 @@ FAULT_KPI_ROWS = [
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
-    """``--set KEY=VALUE`` options as overrides; each value is YAML, read within the loader's limits."""
-    from twin.scenario.loader import loads_yaml
+    """``--set KEY=VALUE`` options as overrides (:func:`twin.scenario.loader.parse_sets`)."""
+    from twin.scenario.loader import parse_sets
 
-    out: dict[str, Any] = {}
-    for item in sets or []:
-        if "=" not in item:
-            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        key = key.strip()
-        try:
-            out[key] = loads_yaml(value, f"--set {key}")[0]
-        except ScenarioError as exc:
-            raise InvalidInputError(f"--set {key}: {exc.problems[0].message}") from None
-    return out
+    return parse_sets(sets)
 
 
 def _invalid(exc: InvalidInputError) -> NoReturn:

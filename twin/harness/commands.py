@@ -265,8 +265,8 @@ def follow(
             _fail("--set and --gpus need --mirror SCENARIO")
         _follow_samples(file, poll, wait_s)
         return
-    from twin.cli import _parse_sets
     from twin.harness.mirror import follow_mirror
+    from twin.scenario.loader import parse_sets
 
     if not (math.isfinite(interval) and interval > 0):
         _fail(f"--interval must be > 0, got {interval}")
@@ -274,7 +274,7 @@ def follow(
     last = None
     try:
         for result in follow_mirror(
-            file, mirror, overrides=_parse_sets(set_), gpus=gpus, interval_s=interval, poll_s=poll, wait_s=wait_s
+            file, mirror, overrides=parse_sets(set_), gpus=gpus, interval_s=interval, poll_s=poll, wait_s=wait_s
         ):
             if last is None:
                 for note in result.notes[:1]:

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from twin.errors import FieldProblem, ScenarioError
+from twin.errors import FieldProblem, InvalidInputError, ScenarioError
 from twin.scenario.schema import PathError, Scenario, set_dotted
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -128,6 +128,29 @@ def blame_overrides(exc: ScenarioError, keys: list[str], label: str = "--set") -
             message = p.message if p.field == key else f"{p.field} {p.message}"
             problems.append(FieldProblem(f"{label} {key}", message))
     return ScenarioError(exc.source, problems)
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides (the CLI's ``--set``) as a mapping; each value is YAML.
+
+    Values are read within this module's limits (size, depth, aliases).
+
+    Raises
+    ------
+    InvalidInputError
+        An item without ``=``, or a value that is not valid YAML, naming ``--set KEY``.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InvalidInputError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        try:
+            out[key] = loads_yaml(value, f"--set {key}")[0]
+        except ScenarioError as exc:
+            raise InvalidInputError(f"--set {key}: {exc.problems[0].message}") from None
+    return out
 
 
 def validate_mapping(
