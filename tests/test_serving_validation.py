@@ -200,3 +200,20 @@ def test_fuzzed_rows_are_read_or_refused_by_name(tmp_path_factory, cells):
         assert len(out) == 3 and np.isfinite(out["power_w_per_gpu"]).all()
         return
     assert "llm_configs.csv" in message
+
+
+def test_cli_calibrate_takes_a_serving_dataset_and_a_harness_file_apart(tmp_path):
+    # `twin calibrate` dispatches: a serving dataset is fitted per GPU (twin.validation), a file
+    # that is neither a dataset nor harness output is a named error from the harness reader.
+    models = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-14B"]
+    raw = pd.read_csv(BUILTIN_DATASET / "llm_configs.csv")
+    raw = raw[raw["model_id"].isin(models) & raw["gpu_model"].str.contains("H100")]
+    (tmp_path / "ds").mkdir()
+    raw.to_csv(tmp_path / "ds" / "llm_configs.csv", index=False)
+    res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "ds"), "--out", str(tmp_path / "fit")])
+    assert res.exit_code == 0, res.output
+    assert "H100-SXM: " in res.output and (tmp_path / "fit" / "H100-SXM.yaml").exists()
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    res = CliRunner().invoke(app, ["calibrate", str(other)])
+    assert res.exit_code == 2 and "error:" in res.output

@@ -366,7 +366,6 @@ def _register_harness() -> None:
     from twin.harness import commands
 
     app.command("harness", help="Run the real PyTorch workload and record power/energy/tokens.")(commands.harness)
-    app.command("calibrate", help="Fit an accelerator catalog entry from harness output.")(commands.calibrate)
     app.command("follow", help="Watch a running harness's samples as they are written.")(commands.follow)
 
 
@@ -379,6 +378,9 @@ def _register_validation() -> None:
 
     app.command("validate-anchors", help="Reproduce published measurements; compare the power model with telemetry.")(
         commands.validate_anchors
+    )
+    app.command("calibrate", help="Fit an accelerator catalog entry from harness output or a serving dataset.")(
+        commands.calibrate
     )
     app.command("validate-serving", help="Run measured serving configurations through the twin; state the error.")(
         commands.validate_serving

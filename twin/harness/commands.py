@@ -24,7 +24,8 @@ T = TypeVar("T")
 DEFAULT_WAIT_S: float = 60.0
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` and exit 2 (the harness commands' input errors)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
@@ -36,11 +37,12 @@ def _parse_list(text: str, cast: Callable[[str], T], flag: str, kind: str) -> li
     except ValueError:
         values = []
     if not values:
-        _fail(f"bad {flag} {text!r}: expected comma-separated {kind}, e.g. {flag} 1,8,32")
+        fail(f"bad {flag} {text!r}: expected comma-separated {kind}, e.g. {flag} 1,8,32")
     return values
 
 
-def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
+def fmt(value: Any, unit: str = "", digits: int = 4) -> str:
+    """A number to ``digits`` significant digits with its unit; ``n/a`` for None or non-finite."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}g}{(' ' + unit) if unit else ''}"
@@ -49,12 +51,12 @@ def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
 def _echo_summary(s: Any) -> None:
     typer.echo(
         f"{s.device_name} ({s.device}, {s.dtype}), batch {s.batch}: {s.tokens} tokens in "
-        f"{s.duration_s:.2f} s = {_fmt(s.tokens_per_s, 'tokens/s')}"
+        f"{s.duration_s:.2f} s = {fmt(s.tokens_per_s, 'tokens/s')}"
     )
     typer.echo(
-        f"  energy {_fmt(s.energy_j, 'J')}, {_fmt(s.j_per_token, 'J/token')}, mean "
-        f"{_fmt(s.mean_power_w, 'W')}, peak {_fmt(s.peak_power_w, 'W')}, idle "
-        f"{_fmt(s.idle_power_w, 'W')}  [energy_source: {s.energy_source}]"
+        f"  energy {fmt(s.energy_j, 'J')}, {fmt(s.j_per_token, 'J/token')}, mean "
+        f"{fmt(s.mean_power_w, 'W')}, peak {fmt(s.peak_power_w, 'W')}, idle "
+        f"{fmt(s.idle_power_w, 'W')}  [energy_source: {s.energy_source}]"
     )
     if s.energy_source == "estimated":
         typer.echo(f"  {s.energy_note}")
@@ -88,7 +90,7 @@ def harness(
     from twin.harness.run import require_device, run_harness, run_harness_sweep
 
     if device != "cpu" and not device.startswith("cuda"):
-        _fail(f"unknown --device {device!r}; use cpu or cuda")
+        fail(f"unknown --device {device!r}; use cpu or cuda")
     batches = _parse_list(sweep_batches, int, "--sweep-batches", "integers") if sweep_batches else None
     caps = _parse_list(power_limits, float, "--power-limits", "watts") if power_limits else None
     try:
@@ -112,7 +114,7 @@ def harness(
             _echo_summary(summary)
             typer.echo(f"wrote {out}")
     except (TwinError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def calibrate(
@@ -121,67 +123,25 @@ def calibrate(
     base: Annotated[str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")] = None,
     name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
 ) -> None:
-    """Fit an accelerator entry: from harness output, or from measured serving configurations.
+    """Fit an accelerator entry from harness output: idle/max power, achieved bandwidth/FLOP fractions.
 
-    A harness file (or sweep folder) gives idle/max power and achieved bandwidth/FLOP fractions.
-    A serving dataset (a folder with ``llm_configs.csv``, the ML.ENERGY v3 format) gives one entry
-    per catalogued GPU in it, fitted on half of its models (twin.validation.serving_fit).
+    ``twin calibrate`` (:func:`twin.validation.commands.calibrate`) also takes serving datasets.
     """
     from twin.harness.calibrate import calibrate as fit
     from twin.harness.calibrate import calibration_path
 
     if not file.exists():
-        _fail(f"{file} does not exist")
-    if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in _head_text(file)):
-        _calibrate_serving(file, out)
-        return
+        fail(f"{file} does not exist")
     try:
         doc = fit(file, accelerator_base=base, name=name, out=out)
     except TwinError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"{doc['name']} (base {doc['base'] or 'none: CPU'}, energy {doc['energy_source']})")
     for key in doc["fitted"]:
-        typer.echo(f"  {key} = {_fmt(doc[key])}")
+        typer.echo(f"  {key} = {fmt(doc[key])}")
     for note in doc["notes"]:
         typer.echo(f"  note: {note}")
     typer.echo(f"wrote {out or calibration_path(file)}")
-
-
-def _head_text(file: Path, n: int = 2000) -> str:
-    """The first ``n`` bytes of a file as text (undecodable bytes replaced; the reader judges them)."""
-    try:
-        with file.open("rb") as fh:
-            return fh.read(n).decode("utf-8", errors="replace")
-    except OSError as exc:
-        _fail(f"{file}: cannot read the file: {exc}")
-
-
-def _calibrate_serving(dataset: Path, out: Path | None) -> None:
-    """Fit every catalogued GPU of a serving dataset; write one YAML entry per GPU into ``out``."""
-    import yaml
-
-    from twin import catalog
-    from twin.harness.io import atomic_write_text
-    from twin.validation.serving_data import read_serving_dataset
-    from twin.validation.serving_fit import calibration_entry, fit_dataset
-
-    try:
-        configs = read_serving_dataset(dataset)
-    except TwinError as exc:
-        _fail(str(exc))
-    names = sorted(n for n in set(configs["accelerator"]) if n)
-    typer.echo(f"fitting {', '.join(names)} on the fit half of {dataset} (about 30 s per GPU)")
-    fits = fit_dataset(configs, {n: catalog.accelerator_spec(n) for n in names})
-    folder = out or Path("calibration-serving")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, f in fits.items():
-        entry = calibration_entry(f, catalog.accelerator_spec(name), str(dataset))
-        path = folder / f"{name}.yaml"
-        atomic_write_text(path, yaml.safe_dump(entry, sort_keys=False))
-        typer.echo(f"{name}: {f.configurations} configurations of {len(f.models)} models")
-        for key, value in f.values.items():
-            typer.echo(f"  {key} = {_fmt(value)}")
-        typer.echo(f"wrote {path}")
 
 
 def _echo_mirror_rows(frame: Any, start: int, label: str) -> None:
@@ -190,12 +150,12 @@ def _echo_mirror_rows(frame: Any, start: int, label: str) -> None:
         span = f"{t0:g}-{t0 + float(row['duration_s']):g} s"
         flag = "" if row["mirror_exact"] else " (not an exact mirror)"
         typer.echo(
-            f"t={span:>11} device {_fmt(row['device_power_w'], 'W')} "
-            f"{_fmt(row['device_tokens_per_s'], 'tok/s')} | {row['gpus']:.0f} GPUs: facility "
-            f"{_fmt(row['facility_power_w'] / 1e3, 'kW')}, IT {_fmt(row['it_power_w'] / 1e3, 'kW')}, "
-            f"PUE {_fmt(row['pue'])}, {_fmt(row['tokens_per_s'], 'tok/s')}, "
-            f"{_fmt(row['tokens_per_kwh'], 'tok/kWh')}, {_fmt(row['j_per_token_facility'], 'J/tok')} | total "
-            f"{_fmt(row['facility_energy_total_j'] / 3.6e6, 'kWh')}, {_fmt(row['tokens_total'], 'tok')}"
+            f"t={span:>11} device {fmt(row['device_power_w'], 'W')} "
+            f"{fmt(row['device_tokens_per_s'], 'tok/s')} | {row['gpus']:.0f} GPUs: facility "
+            f"{fmt(row['facility_power_w'] / 1e3, 'kW')}, IT {fmt(row['it_power_w'] / 1e3, 'kW')}, "
+            f"PUE {fmt(row['pue'])}, {fmt(row['tokens_per_s'], 'tok/s')}, "
+            f"{fmt(row['tokens_per_kwh'], 'tok/kWh')}, {fmt(row['j_per_token_facility'], 'J/tok')} | total "
+            f"{fmt(row['facility_energy_total_j'] / 3.6e6, 'kWh')}, {fmt(row['tokens_total'], 'tok')}"
             f"{flag} {label}"
         )
 
@@ -204,16 +164,16 @@ def _echo_mirror_summary(result: Any, file: Path, scenario: str) -> None:
     k, label = result.kpis, result.source.label
     state = "finished run" if result.finished else "run not finished"
     typer.echo(
-        f"mirror of {file} ({state}) on {scenario}: {_fmt(k['duration_s'], 's')}; device "
-        f"{_fmt(k['device_energy_j'], 'J')}, {_fmt(k['device_mean_power_w'], 'W')} mean, "
-        f"{_fmt(k['device_tokens'], 'tokens')} ({_fmt(k['device_tokens_per_s'], 'tok/s')}) {label}"
+        f"mirror of {file} ({state}) on {scenario}: {fmt(k['duration_s'], 's')}; device "
+        f"{fmt(k['device_energy_j'], 'J')}, {fmt(k['device_mean_power_w'], 'W')} mean, "
+        f"{fmt(k['device_tokens'], 'tokens')} ({fmt(k['device_tokens_per_s'], 'tok/s')}) {label}"
     )
     typer.echo(
-        f"  fleet of {k['gpus']:.0f} GPUs: facility {_fmt(k['facility_energy_kwh'], 'kWh')} "
-        f"({_fmt(k['mean_facility_power_w'] / 1e3, 'kW')} mean), IT {_fmt(k['it_energy_j'] / 3.6e6, 'kWh')}, "
-        f"PUE {_fmt(k['pue'])}; {_fmt(k['tokens'], 'tokens')} (measured x {k['gpus']:.0f}), "
-        f"{_fmt(k['tokens_per_kwh'], 'tokens/kWh')}, {_fmt(k['j_per_token_facility'], 'J/token')} facility, "
-        f"{_fmt(k['j_per_token_it'], 'J/token')} IT {label}"
+        f"  fleet of {k['gpus']:.0f} GPUs: facility {fmt(k['facility_energy_kwh'], 'kWh')} "
+        f"({fmt(k['mean_facility_power_w'] / 1e3, 'kW')} mean), IT {fmt(k['it_energy_j'] / 3.6e6, 'kWh')}, "
+        f"PUE {fmt(k['pue'])}; {fmt(k['tokens'], 'tokens')} (measured x {k['gpus']:.0f}), "
+        f"{fmt(k['tokens_per_kwh'], 'tokens/kWh')}, {fmt(k['j_per_token_facility'], 'J/token')} facility, "
+        f"{fmt(k['j_per_token_it'], 'J/token')} IT {label}"
     )
     for note in result.notes:
         typer.echo(f"  note: {note} {label}")
@@ -248,28 +208,28 @@ def follow(
     it creates the file), with a note on stderr; then the command exits 2.
     """
     if not (wait >= 0):  # NaN too
-        _fail(f"--wait must be >= 0 seconds, got {wait}")
+        fail(f"--wait must be >= 0 seconds, got {wait}")
     if not (math.isfinite(poll) and poll > 0):
-        _fail(f"--poll must be > 0 seconds, got {poll}")
+        fail(f"--poll must be > 0 seconds, got {poll}")
     from twin.harness.io import live_csv_path
 
     live = live_csv_path(file)
     if not live.exists():
         if wait == 0:
-            _fail(f"{live} does not exist (use --wait SECONDS to wait for a harness to create it)")
+            fail(f"{live} does not exist (use --wait SECONDS to wait for a harness to create it)")
         limit = "until Ctrl-C" if math.isinf(wait) else f"up to {wait:g} s"
         typer.echo(f"waiting {limit} for {live} to appear (Ctrl-C stops)", err=True)
     wait_s = None if math.isinf(wait) else wait
     if mirror is None:
         if set_ or gpus is not None:
-            _fail("--set and --gpus need --mirror SCENARIO")
+            fail("--set and --gpus need --mirror SCENARIO")
         _follow_samples(file, poll, wait_s)
         return
     from twin.harness.mirror import follow_mirror
     from twin.scenario.loader import parse_sets
 
     if not (math.isfinite(interval) and interval > 0):
-        _fail(f"--interval must be > 0, got {interval}")
+        fail(f"--interval must be > 0, got {interval}")
     shown = 0
     last = None
     try:
@@ -283,11 +243,11 @@ def follow(
             shown = len(result.frame)
             last = result
     except (TwinError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:  # Ctrl-C: stop following, report what was mirrored
         typer.echo("stopped")
     if last is None:
-        _fail(f"{file}: no complete {interval:g} s interval to mirror")
+        fail(f"{file}: no complete {interval:g} s interval to mirror")
     _echo_mirror_summary(last, file, mirror)
 
 
@@ -304,12 +264,12 @@ def _follow_samples(file: Path, poll: float, wait_s: float | None) -> None:
                 rate = float(row["tokens"]) / (t - last_t) if t > last_t else math.nan
                 last_t = t
                 typer.echo(
-                    f"t={t:8.2f} s  {row['phase']:7s}  P={_fmt(row['power_w'], 'W')}  "
-                    f"E={_fmt(row['energy_j'], 'J')}  u={_fmt(row['utilization'])}  "
-                    f"tokens/s={_fmt(rate)}  {label}"
+                    f"t={t:8.2f} s  {row['phase']:7s}  P={fmt(row['power_w'], 'W')}  "
+                    f"E={fmt(row['energy_j'], 'J')}  u={fmt(row['utilization'])}  "
+                    f"tokens/s={fmt(rate)}  {label}"
                 )
     except TwinError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:  # Ctrl-C: stop following
         typer.echo("stopped")
 

@@ -156,3 +156,66 @@ def validate_serving(
 
 
 __all__ = ["validate_anchors", "validate_serving"]
+
+
+def calibrate(
+    file: Annotated[Path, typer.Argument(help="harness output file or sweep folder, or a serving dataset")],
+    out: Annotated[Path | None, typer.Option(help="YAML entry to write (a folder for a dataset)")] = None,
+    base: Annotated[str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")] = None,
+    name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
+) -> None:
+    """Fit an accelerator entry: from harness output, or from measured serving configurations.
+
+    A harness file (or sweep folder) gives idle/max power and achieved bandwidth/FLOP fractions
+    (:func:`twin.harness.commands.calibrate`). A serving dataset (a folder with
+    ``llm_configs.csv``, the ML.ENERGY v3 format) gives one entry per catalogued GPU in it,
+    fitted on half of its models (:mod:`twin.validation.serving_fit`).
+    """
+    from twin.harness import commands as harness
+
+    if not file.exists():
+        harness.fail(f"{file} does not exist")
+    if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in _head_text(file)):
+        _calibrate_serving(file, out)
+        return
+    harness.calibrate(file, out, base, name)
+
+
+def _head_text(file: Path, n: int = 2000) -> str:
+    """The first ``n`` bytes of a file as text (undecodable bytes replaced; the reader judges them)."""
+    from twin.harness.commands import fail
+
+    try:
+        with file.open("rb") as fh:
+            return fh.read(n).decode("utf-8", errors="replace")
+    except OSError as exc:
+        fail(f"{file}: cannot read the file: {exc}")
+
+
+def _calibrate_serving(dataset: Path, out: Path | None) -> None:
+    """Fit every catalogued GPU of a serving dataset; write one YAML entry per GPU into ``out``."""
+    import yaml
+
+    from twin import catalog
+    from twin.harness.commands import fail, fmt
+    from twin.harness.io import atomic_write_text
+    from twin.validation.serving_data import read_serving_dataset
+    from twin.validation.serving_fit import calibration_entry, fit_dataset
+
+    try:
+        configs = read_serving_dataset(dataset)
+    except TwinError as exc:
+        fail(str(exc))
+    names = sorted(n for n in set(configs["accelerator"]) if n)
+    typer.echo(f"fitting {', '.join(names)} on the fit half of {dataset} (about 30 s per GPU)")
+    fits = fit_dataset(configs, {n: catalog.accelerator_spec(n) for n in names})
+    folder = out or Path("calibration-serving")
+    folder.mkdir(parents=True, exist_ok=True)
+    for gpu, f in fits.items():
+        entry = calibration_entry(f, catalog.accelerator_spec(gpu), str(dataset))
+        path = folder / f"{gpu}.yaml"
+        atomic_write_text(path, yaml.safe_dump(entry, sort_keys=False))
+        typer.echo(f"{gpu}: {f.configurations} configurations of {len(f.models)} models")
+        for key, value in f.values.items():
+            typer.echo(f"  {key} = {fmt(value)}")
+        typer.echo(f"wrote {path}")
