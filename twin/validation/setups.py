@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from twin._types import FloatArray
-from twin.engine.kernel import Engine
 from twin.engine.serving import ServerConstants, serve_block
 from twin.facility import build_facility
 from twin.physics.accelerator import accelerator_power_w
@@ -111,12 +110,11 @@ def first_shutdown(sc: Scenario) -> tuple[float, float]:
     time_s, inlet_c : float
         ``inf`` and the run's hottest inlet when no server shuts down. [s], [C]
     """
-    fac = build_facility(sc)
-    engine = Engine(fac, np.random.default_rng(sc.seed))
-    engine.run()
-    times = [e["time_s"] for e in engine.events if e["event"] == "thermal_shutdown"]
-    t = min(times) if times else float("inf")
-    ts = engine.recorder.frame()
+    result = simulate(sc)
+    ev = result.events
+    times = ev.loc[ev["event"] == "thermal_shutdown", "time_s"] if len(ev) else []
+    t = float(min(times)) if len(times) else float("inf")
+    ts = result.timeseries
     upto = ts[ts["time_s"] <= t]
     return t, float(upto["inlet_temp_max_c"].max())
 
