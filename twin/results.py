@@ -290,11 +290,10 @@ def json_safe(obj: Any) -> Any:
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return json_safe(obj.tolist())
-    if isinstance(obj, np.bool_ | np.integer):
-        return obj.item()
-    if isinstance(obj, float | np.floating):
-        value = float(obj)
-        return value if math.isfinite(value) else None
+    if isinstance(obj, np.generic):  # NumPy scalars (bool, int, float, str) as their Python values
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     return obj
 
 

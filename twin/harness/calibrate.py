@@ -49,6 +49,7 @@ from twin.catalog import (
 )
 from twin.errors import TraceFormatError, TwinError
 from twin.harness.io import atomic_write_text, read_harness, summary_path
+from twin.results import json_safe
 
 #: AcceleratorSpec parameter names, in the dataclass's order.
 _SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AcceleratorSpec) if f.name != "name")
@@ -341,7 +342,7 @@ def calibrate(
         "notes": notes,
     }
     out = calibration_path(path_or_paths) if out is None else out
-    atomic_write_text(out, yaml.safe_dump(_plain(doc), sort_keys=False, allow_unicode=True))
+    atomic_write_text(out, yaml.safe_dump(json_safe(doc), sort_keys=False, allow_unicode=True))
     return doc
 
 
@@ -499,19 +500,6 @@ def _run_row(path: Path, s: dict[str, Any]) -> dict[str, Any]:
         "energy_source",
     )
     return {"file": path.name, **{k: s.get(k) for k in keys}}
-
-
-def _plain(value: Any) -> Any:
-    """Numpy scalars to Python, NaN to None, recursively (for ``yaml.safe_dump``)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def load_calibration(path: Path | str) -> AcceleratorSpec:

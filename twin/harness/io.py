@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import TraceFormatError
+from twin.results import json_safe
 from twin.workload._parse import MAX_COUNT, MISSING_TEXTS, Source, read_csv, record_lines
 from twin.workload.schema import HARNESS_EXTRA_COLUMNS, TELEMETRY_COLUMNS
 from twin.workload.telemetry import PLAUSIBLE_RANGES
@@ -94,19 +95,9 @@ def atomic_write_frame(path: Path | str, frame: pd.DataFrame) -> None:
             frame.to_csv(fh, index=False)
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_json(path: Path | str, data: Mapping[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically; non-finite floats become ``null``."""
-    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(json_safe(data), indent=2, sort_keys=True) + "\n")
 
 
 def _format(value: Any) -> str:

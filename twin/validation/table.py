@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from twin.results import atomic_write_text
+from twin.results import atomic_write_text, json_safe
 from twin.validation.compare import MAGNITUDE_FACTOR, TOLERANCE, AnchorResult, NotExpressible
 from twin.validation.telemetry import PowerComparison
 
@@ -153,16 +153,6 @@ def records(
     }
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def csv_text(
     results: Sequence[AnchorResult],
     skipped: Sequence[NotExpressible] = (),
@@ -204,7 +194,7 @@ def write_table(
     elif suffix == ".csv":
         text = csv_text(results, skipped, telemetry)
     elif suffix == ".json":
-        text = json.dumps(_json_safe(records(results, skipped, telemetry)), indent=2) + "\n"
+        text = json.dumps(json_safe(records(results, skipped, telemetry)), indent=2) + "\n"
     else:
         raise ValueError(f"{path}: expected a .md, .csv or .json file, got {suffix or 'no suffix'!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
