@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from rich.console import Console
+from test_sweep import TINY  # the sweep tests' two-server pod
 from typer.testing import CliRunner
 
 import twin.simulation
@@ -289,27 +290,6 @@ def test_rerun_says_which_run_it_replaces(tmp_path: Path) -> None:
 
 
 # === 4. sweep points: the stored key is checked, a truncated file is found and recomputed ======
-
-TINY = {
-    "duration_s": 600,
-    "fleet.rows": 1,
-    "fleet.racks_per_row": 1,
-    "fleet.servers_per_rack": 2,
-    "site.other_facility_power_w": 0,
-    "power.transformer.rated_w": 40000,
-    "power.ups.rated_w": 30000,
-    "weather": {"source": "constant", "dry_bulb_c": 32, "wet_bulb_c": 24},
-    "workloads": [
-        {
-            "name": "chat",
-            "kind": "inference",
-            "model": "Llama-3.1-8B",
-            "servers": 2,
-            "max_batch": 128,
-            "arrivals": {"kind": "constant", "requests_per_s": 40},
-        }
-    ],
-}
 
 
 @pytest.fixture
