@@ -10,10 +10,11 @@ import typer
 from typer.testing import CliRunner
 
 from twin.harness import commands
+from twin.validation import commands as validation_commands
 
 app = typer.Typer()
 app.command()(commands.harness)
-app.command()(commands.calibrate)
+app.command()(validation_commands.calibrate)
 app.command()(commands.follow)
 runner = CliRunner()
 

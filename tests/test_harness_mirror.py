@@ -32,6 +32,7 @@ from twin.harness.mirror import (
     mirror_frame,
     scale_fleet,
 )
+from twin.validation import commands as validation_commands
 from twin.workload import read_trace
 
 CPU_RUN = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "cpu-harness.csv"
@@ -251,7 +252,7 @@ def test_cli_follow_mirror_labels_every_line_of_an_estimated_run(tmp_path):
     path = _write_run(tmp_path / "cpu.csv", _rows())
     app = typer.Typer()
     app.command()(commands.follow)
-    app.command()(commands.calibrate)  # two commands: typer then expects the command name
+    app.command()(validation_commands.calibrate)  # two commands: typer then expects the command name
     runner = CliRunner()
     result = runner.invoke(app, ["follow", str(path), "--mirror", "default", "--gpus", "16", "--poll", "0.01"])
     assert result.exit_code == 0, result.output

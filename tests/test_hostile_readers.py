@@ -28,6 +28,7 @@ from twin.harness import commands
 from twin.harness.calibrate import calibrate
 from twin.harness.follow import follow
 from twin.harness.io import LiveCsvWriter, read_harness, summary_path, write_json
+from twin.validation import commands as validation_commands
 from twin.weather import DATA_DIR as WEATHER_DIR
 from twin.weather import read_epw, read_tmy3, require_coverage
 from twin.workload import read_trace
@@ -40,7 +41,7 @@ SMI_SAMPLE = REPO / "twin" / "data" / "traces" / "nvidia-smi-sample" / "nvidia_s
 GREENSBORO = WEATHER_DIR / "723170TYA_Greensboro_NC.csv"
 runner = CliRunner()
 harness_app = typer.Typer()
-harness_app.command()(commands.calibrate)
+harness_app.command()(validation_commands.calibrate)
 harness_app.command()(commands.follow)
 
 

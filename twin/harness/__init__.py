@@ -14,7 +14,8 @@ imports it lazily, inside its functions):
 - :mod:`~twin.harness.mirror`: mirrors the measured device on every GPU of a simulated fleet
   (``mirror_frame``, ``mirror_file``, ``follow_mirror``; imports the simulator).
 - :mod:`~twin.harness.io`: file layout, atomic writes, reading harness output.
-- :mod:`~twin.harness.commands`: the ``twin harness`` / ``calibrate`` / ``follow`` CLI functions.
+- :mod:`~twin.harness.commands`: the ``twin harness`` and ``follow`` CLI functions, and the harness-file
+  body of ``twin calibrate``.
 """
 
 from __future__ import annotations

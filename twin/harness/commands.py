@@ -117,15 +117,11 @@ def harness(
         fail(str(exc))
 
 
-def calibrate(
-    file: Annotated[Path, typer.Argument(help="harness output file, or a sweep directory")],
-    out: Annotated[Path | None, typer.Option(help="YAML entry to write")] = None,
-    base: Annotated[str | None, typer.Option(help="catalog SKU for peaks (GPU runs; guessed if omitted)")] = None,
-    name: Annotated[str | None, typer.Option(help="name of the new entry")] = None,
-) -> None:
+def calibrate_file(file: Path, out: Path | None, base: str | None, name: str | None) -> None:
     """Fit an accelerator entry from harness output: idle/max power, achieved bandwidth/FLOP fractions.
 
-    ``twin calibrate`` (:func:`twin.validation.commands.calibrate`) also takes serving datasets.
+    The body of ``twin calibrate`` (:func:`twin.validation.commands.calibrate`, which also takes
+    serving datasets) for a harness file or sweep folder; exits 2 on bad input.
     """
     from twin.harness.calibrate import calibrate as fit
     from twin.harness.calibrate import calibration_path
@@ -274,4 +270,4 @@ def _follow_samples(file: Path, poll: float, wait_s: float | None) -> None:
         typer.echo("stopped")
 
 
-__all__ = ["calibrate", "follow", "harness"]
+__all__ = ["calibrate_file", "follow", "harness"]

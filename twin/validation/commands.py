@@ -167,7 +167,7 @@ def calibrate(
     """Fit an accelerator entry: from harness output, or from measured serving configurations.
 
     A harness file (or sweep folder) gives idle/max power and achieved bandwidth/FLOP fractions
-    (:func:`twin.harness.commands.calibrate`). A serving dataset (a folder with
+    (:func:`twin.harness.commands.calibrate_file`). A serving dataset (a folder with
     ``llm_configs.csv``, the ML.ENERGY v3 format) gives one entry per catalogued GPU in it,
     fitted on half of its models (:mod:`twin.validation.serving_fit`).
     """
@@ -178,7 +178,7 @@ def calibrate(
     if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in _head_text(file)):
         _calibrate_serving(file, out)
         return
-    harness.calibrate(file, out, base, name)
+    harness.calibrate_file(file, out, base, name)
 
 
 def _head_text(file: Path, n: int = 2000) -> str:
