@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from twin import catalog
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.resources import MAX_GPUS, size_problem
-from twin.scenario.strict import Float, Int, StrictModel
+from twin.scenario.strict import MAX_MAGNITUDE, Float, Int, StrictModel
 
 
 def _known(name: str, valid: list[str], kind: str) -> str:
@@ -235,9 +235,11 @@ class PlantCooling(StrictModel):
         unknown = [k for k in values if k not in valid]
         if unknown:
             raise ValueError(f"unknown plant parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
-        bad = [k for k, v in values.items() if isinstance(v, float) and not (math.isfinite(v) and abs(v) <= 1e18)]
+        bad = [k for k, v in values.items() if isinstance(v, float) and not abs(v) <= MAX_MAGNITUDE]
         if bad:
-            raise ValueError(f"plant parameter(s) {', '.join(bad)} must be finite numbers of magnitude at most 1e18")
+            raise ValueError(
+                f"plant parameter(s) {', '.join(bad)} must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}"
+            )
         return values
 
     @field_validator("chiller")
