@@ -427,6 +427,18 @@ def test_harness_file_with_a_bad_value_names_line_and_column(tmp_path: Path) -> 
     assert (info.value.line, info.value.field) == (4, "temperature_c")
 
 
+def test_parquet_harness_file_is_range_checked_like_the_csv(tmp_path: Path) -> None:
+    frame, _ = read_harness(_harness_run(tmp_path))
+    good = tmp_path / "run.parquet"
+    frame.to_parquet(good, index=False)
+    pd.testing.assert_frame_equal(read_harness(good)[0], frame)  # the same rows either way
+    bad = tmp_path / "bad.parquet"
+    frame.assign(power_w=frame["power_w"].where(frame.index != 2, -50.0)).to_parquet(bad, index=False)
+    with pytest.raises(TraceFormatError) as info:
+        read_harness(bad)
+    assert info.value.field == "power_w" and "-50.0" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("summary", "message"),
     [(b"{not json", "invalid JSON"), (b"[1, 2]", "got list"), (b'{"decode_steps": "many"}', "decode_steps")],

@@ -196,10 +196,7 @@ def read_harness(path: Path | str) -> tuple[pd.DataFrame, dict[str, Any]]:
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             raise TraceFormatError(str(path), f"not a readable Parquet file: {exc}") from exc
         _require_columns(path, frame)
-        try:
-            frame = coerce_frame(frame[list(HARNESS_COLUMNS)])
-        except (ValueError, TypeError) as exc:
-            raise TraceFormatError(str(path), f"bad value: {exc}") from exc
+        frame = parse_rows(path, frame[list(HARNESS_COLUMNS)], lambda i: None)  # the CSV's checks, no lines
     else:
         frame = _read_checked_csv(path)
     return frame, read_summary(path)
@@ -226,7 +223,7 @@ def parse_rows(path: Path | str, raw: pd.DataFrame, line_of: Callable[[int], int
     path : Path or str
         The file, for messages.
     raw : pandas.DataFrame
-        The :data:`HARNESS_COLUMNS` as text (empty cells NaN).
+        The :data:`HARNESS_COLUMNS` as text or numbers (empty cells NaN).
     line_of : callable
         1-based line of the row at a 0-based position (called only on an error).
 
