@@ -225,7 +225,7 @@ class PhysicalPlant:
         """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
         if self.liquid_cooled:
             return np.full(n_servers, self.tcs_supply_c + self.loop_excess_k)
-        return np.full(n_servers, self.spec.crah_supply_air_c + self.room_excess_k)
+        return np.full(n_servers, self.room_air_c)
 
     def compute(
         self,
