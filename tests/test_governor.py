@@ -4,6 +4,7 @@ throttling and the site limit)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from twin.catalog import accelerator_spec
 from twin.engine.demand import DemandModel
 from twin.engine.serving import ServerConstants, serve_block
 from twin.facility import build_facility
-from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
+from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import FIT_RTOL, MAX_STEPS, REPAIR_MARGINS, GovernorMemory, governed_clock
 from twin.validation.setups import inference, node, run, scenario
 
@@ -24,25 +25,29 @@ REPO = Path(__file__).resolve().parent.parent
 H100 = accelerator_spec("H100-SXM")
 #: Round coefficients for the hand calculations of the governor on its own (a 70-700 W board,
 #: k_static 0.15, k_mem 0.30, f**3 above a 0.69 voltage floor): not the catalog's fitted ones.
-PW = (70.0, 700.0)
-KS = (0.15, 0.30, 3.0)
-VF = 0.69
+BOARD = AcceleratorPowerParams(
+    idle_power_w=70.0,
+    full_power_w=700.0,
+    static_power_fraction=0.15,
+    mem_power_fraction=0.30,
+    clock_exponent=3.0,
+    voltage_floor_fraction=0.69,
+    min_clock_fraction=H100.min_clock_fraction,
+)
 #: The catalog's H100, for checks through the engine.
-CAT_PW = (H100.idle_power_w, H100.full_power_w)
-CAT_KS = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent)
-CAT_VF = H100.voltage_floor_fraction
+CATALOG = H100.power_params
 
 
 def power(busy, mem, sm, f):
-    return accelerator_power_w(*PW, busy, mem, sm, f, *KS, VF)
+    return accelerator_power_w(busy, mem, sm, f, params=BOARD)
 
 
 def catalog_power(busy, mem, sm, f):
-    return accelerator_power_w(*CAT_PW, busy, mem, sm, f, *CAT_KS, CAT_VF)
+    return accelerator_power_w(busy, mem, sm, f, params=CATALOG)
 
 
 def solve(limit, act, f_min=H100.min_clock_fraction, **kw):
-    return governed_clock(limit, act, *PW, *KS, f_min, VF, **kw)
+    return governed_clock(limit, act, params=replace(BOARD, min_clock_fraction=f_min), **kw)
 
 
 class Recorder:
@@ -185,13 +190,14 @@ def test_closed_loop_fixes_the_one_step_shortfall():
     # it draws 253.5 W under a 250 W limit. The closed loop settles on the limit, at a lower clock.
     fn = stretching(0.5, 1.0, 0.0, 0.0, 0.5)
     limit = 250.0
-    f1 = clock_for_power_limit(limit, *PW, *fn(np.ones(1)), *KS, H100.min_clock_fraction, VF)
+    f1 = clock_for_power_limit(limit, *fn(np.ones(1)), params=BOARD)
     p1 = power(*fn(f1), f1)
     f, p, _ = solve(np.full(1, limit), Recorder(fn))
     # By hand: busy 0.5/f and s_f = s_1/f = 0.5/f, no HBM power, so P = P_idle + span (0.5/f)
     # (k_static + k_sm) g(f) with k_sm = 1 - 0.15 - 0.30 = 0.55 and g = f**3 above the voltage knee
     # (0.69): P = 70 + 630 x 0.5 x 0.70 f**2 = 250 W at f = sqrt(180 / 220.5) = 0.9035.
-    assert KS[:2] == (0.15, 0.30) and PW == (70.0, 700.0)
+    assert (BOARD.static_power_fraction, BOARD.mem_power_fraction) == (0.15, 0.30)
+    assert (BOARD.idle_power_w, BOARD.full_power_w) == (70.0, 700.0)
     assert f[0] == pytest.approx(np.sqrt(180.0 / 220.5), rel=1e-8)
     assert p[0] == pytest.approx(limit, rel=1e-9)
     # One step, by hand: busy held at 0.5 and s_1 = 0.5 <= f, so P = 70 + 630 (0.15 x 0.5 f**3 +
@@ -257,9 +263,7 @@ def test_capped_inference_by_hand_through_the_serving_model():
     assert p_at(clock)[1] == pytest.approx(cap_w, rel=1e-6)
     boost, _ = p_at(1.0)
     one_step = float(
-        clock_for_power_limit(cap_w, *CAT_PW, boost.busy, boost.mem_activity, boost.sm_activity, *CAT_KS, 0.25, CAT_VF)[
-            0, 0
-        ]
+        clock_for_power_limit(cap_w, boost.busy, boost.mem_activity, boost.sm_activity, params=CATALOG)[0, 0]
     )
     assert p_at(clock)[0].busy[0, 0] > boost.busy[0, 0]
     assert one_step > clock

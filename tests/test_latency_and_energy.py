@@ -62,16 +62,7 @@ def decode_j_per_token(batch, model, n_gpu=1, context=2048):
     """Energy per generated token of one replica decoding at ``batch`` (the engine's activity model)."""
     c, dev = step_costs(model, Layout(tensor_parallel=n_gpu), H100), serving_device(H100)
     s = step(c, dev, batch, 0.0, context, 0.0)
-    p = accelerator_power_w(
-        H100.idle_power_w,
-        H100.full_power_w,
-        s.busy,
-        s.mem_activity(dev),
-        s.sm_activity(dev),
-        1.0,
-        H100.static_power_fraction,
-        H100.mem_power_fraction,
-    )
+    p = accelerator_power_w(s.busy, s.mem_activity(dev), s.sm_activity(dev), 1.0, params=H100.power_params)
     return n_gpu * np.minimum(p, H100.max_power_w) * s.time_s / batch
 
 

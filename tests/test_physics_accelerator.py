@@ -1,3 +1,5 @@
+from dataclasses import MISSING, fields, replace
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -6,6 +8,7 @@ from hypothesis import strategies as st
 from twin.catalog import accelerator_names, accelerator_spec
 from twin.physics.accelerator import (
     DEFAULT_VOLTAGE_FLOOR,
+    AcceleratorPowerParams,
     accelerator_power_w,
     clock_for_power_limit,
     core_power_scale,
@@ -15,13 +18,22 @@ from twin.physics.accelerator import (
 )
 
 H100 = accelerator_spec("H100-SXM")
-#: The hand calculations below use these round coefficients (k_static, k_mem, gamma, voltage floor)
-#: and a 70-700 W board, not the catalog's fitted ones, so that each value can be checked by hand.
-K = (0.15, 0.30, 3.0, 0.69)
+#: The hand calculations below use these round coefficients (k_static 0.15, k_mem 0.30, gamma 3,
+#: voltage floor 0.69) and a 70-700 W board, not the catalog's fitted ones, so that each value can
+#: be checked by hand.
+BOARD = AcceleratorPowerParams(
+    idle_power_w=70.0,
+    full_power_w=700.0,
+    static_power_fraction=0.15,
+    mem_power_fraction=0.30,
+    clock_exponent=3.0,
+    voltage_floor_fraction=0.69,
+    min_clock_fraction=0.25,
+)
 
 
 def power(busy, mem, sm, clock):
-    return accelerator_power_w(70.0, 700.0, busy, mem, sm, clock, *K)
+    return accelerator_power_w(busy, mem, sm, clock, params=BOARD)
 
 
 @pytest.mark.parametrize(
@@ -41,10 +53,8 @@ def test_h100_serving_power_from_the_catalog_in_measured_range():
     # ML.ENERGY v3 (twin/data/mlenergy-v3): one H100 serving Llama-3.1-8B draws 486 W at batch 8
     # (decode-dominated: kernels busy ~85 % of the time, HBM near its achievable rate, few FLOPs) and
     # 690 W at batch 256. The catalog's fitted coefficients put those activities in that range.
-    a = H100
-    ks = (a.static_power_fraction, a.mem_power_fraction, a.clock_exponent, a.voltage_floor_fraction)
-    small = accelerator_power_w(a.idle_power_w, a.full_power_w, 0.85, 0.6, 0.05, 1.0, *ks)
-    large = accelerator_power_w(a.idle_power_w, a.full_power_w, 0.95, 0.5, 0.6, 1.0, *ks)
+    small = accelerator_power_w(0.85, 0.6, 0.05, 1.0, params=H100.power_params)
+    large = accelerator_power_w(0.95, 0.5, 0.6, 1.0, params=H100.power_params)
     assert 0.8 * 486 < small < 1.2 * 486
     assert small < large
 
@@ -58,19 +68,22 @@ def test_scalar_equals_vector():
 
 @given(busy=st.floats(0, 1), mem=st.floats(0, 1), sm=st.floats(0, 1), limit=st.floats(150, 700))
 def test_clock_for_limit_respects_limit(busy, mem, sm, limit):
-    args = (H100.idle_power_w, H100.full_power_w, busy, mem, sm, *K[:3])
-    f = clock_for_power_limit(limit, *args, H100.min_clock_fraction, H100.voltage_floor_fraction)
-    p = accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, f, *K)
-    floor = accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, H100.min_clock_fraction, *K)
+    board = replace(
+        BOARD,
+        idle_power_w=H100.idle_power_w,
+        full_power_w=H100.full_power_w,
+        voltage_floor_fraction=H100.voltage_floor_fraction,
+        min_clock_fraction=H100.min_clock_fraction,
+    )
+    f = clock_for_power_limit(limit, busy, mem, sm, params=board)
+    p = accelerator_power_w(busy, mem, sm, f, params=board)
+    floor = accelerator_power_w(busy, mem, sm, H100.min_clock_fraction, params=board)
     # Either the limit is met, or the governor sits at its lowest clock.
     assert p <= limit + 1e-6 or f == pytest.approx(H100.min_clock_fraction)
     assert p >= floor - 1e-9
     # Highest such clock: a slightly higher clock would break the limit (unless already at boost).
     if f < 1 - 1e-9 and p <= limit + 1e-6:
-        assert (
-            accelerator_power_w(H100.idle_power_w, H100.full_power_w, busy, mem, sm, min(f * 1.01, 1), *K)
-            >= limit - 1e-6
-        )
+        assert accelerator_power_w(busy, mem, sm, min(f * 1.01, 1), params=board) >= limit - 1e-6
 
 
 @given(st.floats(0, 1), st.floats(0, 1))
@@ -85,16 +98,42 @@ def test_memory_bound_work_is_cheap_to_cap():
     # kernel's clock. GEMM (busy 1, HBM 0.5, s_1 = 1): at a clock f < 1 the SMs stay saturated and
     # the work slows by 1/f, so HBM activity falls to 0.5 f; above the voltage floor g = f^3, so the
     # cap solves (400 - 70)/630 = (0.15 + 0.55) f^3 + 0.30 x 0.5 f: f = 0.829410 (cubic by hand).
-    decode = clock_for_power_limit(400, 70, 700, 1, 0.7, 0.1, *K[:3])
-    gemm = float(clock_for_power_limit(400, 70, 700, 1, 0.5, 1.0, *K[:3]))
+    decode = clock_for_power_limit(400, 1, 0.7, 0.1, params=BOARD)
+    gemm = float(clock_for_power_limit(400, 1, 0.5, 1.0, params=BOARD))
     assert decode == pytest.approx(1.0)
     assert 0.70 * gemm**3 + 0.15 * gemm == pytest.approx(330 / 630, rel=1e-12)
     assert gemm == pytest.approx(0.829410, abs=1e-6)
 
 
-def test_function_default_voltage_floor_is_the_catalogs():
-    # The engine's power calls rely on the physics default: it must be every accelerator's value.
-    assert all(accelerator_spec(n).voltage_floor_fraction == DEFAULT_VOLTAGE_FLOOR for n in accelerator_names())
+def test_power_params_defaults_are_the_catalogs():
+    # Callers without a spec (doctests, hand checks) rely on the defaults: they must be every
+    # accelerator's shared value, and each spec's power_params must carry its own values.
+    defaults = {f.name: f.default for f in fields(AcceleratorPowerParams) if f.default is not MISSING}
+    assert set(defaults) == {"clock_exponent", "voltage_floor_fraction", "min_clock_fraction"}
+    assert defaults["voltage_floor_fraction"] == DEFAULT_VOLTAGE_FLOOR
+    for name in accelerator_names():
+        spec = accelerator_spec(name)
+        params = spec.power_params
+        for f in fields(AcceleratorPowerParams):
+            assert getattr(params, f.name) == getattr(spec, f.name)
+            if f.name in defaults:
+                assert getattr(spec, f.name) == defaults[f.name], (name, f.name)
+
+
+def test_per_column_params_are_vectorised():
+    # One params object with a value per column (two boards) gives each column its own board's answer.
+    other = replace(
+        BOARD, idle_power_w=100.0, full_power_w=1000.0, static_power_fraction=0.4, voltage_floor_fraction=0.8
+    )
+    both = AcceleratorPowerParams(
+        **{f.name: np.array([getattr(BOARD, f.name), getattr(other, f.name)]) for f in fields(AcceleratorPowerParams)}
+    )
+    clock = np.array([[1.0, 1.0], [0.6, 0.6]])
+    p = accelerator_power_w(1.0, 0.7, 0.4, clock, params=both)
+    f = clock_for_power_limit(np.array([[500.0, 500.0], [300.0, 300.0]]), 1.0, 0.7, 0.4, params=both)
+    for col, board in enumerate((BOARD, other)):
+        assert np.array_equal(p[:, col], accelerator_power_w(1.0, 0.7, 0.4, clock[:, col], params=board))
+        assert np.array_equal(f[:, col], clock_for_power_limit(np.array([500.0, 300.0]), 1.0, 0.7, 0.4, params=board))
 
 
 @pytest.mark.parametrize(
@@ -131,7 +170,9 @@ def test_voltage_curve_limits():
     assert np.all(np.diff(core_power_scale(f)) > 0)
     # With no floor, the model is the SM-only f^3 model plus a k_static share that scales too.
     old = 70 + 630 * (0.15 * 0.6**3 + 0.21 + 0.55 * (0.1 / 0.6) * 0.6**3)
-    assert accelerator_power_w(70, 700, 1, 0.7, 0.1, 0.6, 0.15, 0.30, 3.0, 0.0) == pytest.approx(old)
+    assert accelerator_power_w(1, 0.7, 0.1, 0.6, params=replace(BOARD, voltage_floor_fraction=0.0)) == pytest.approx(
+        old
+    )
 
 
 @given(
@@ -144,20 +185,19 @@ def test_voltage_curve_limits():
 def test_clock_for_limit_round_trip(busy, mem, sm, clock, floor):
     # Cap at the power drawn at some clock: the governor finds a clock that draws exactly that
     # power, no lower than the one we started from (higher only where power is flat in the clock).
-    ks = (H100.static_power_fraction, H100.mem_power_fraction, H100.clock_exponent)
-    pw = (H100.idle_power_w, H100.max_power_w, busy, mem, sm)
-    limit = accelerator_power_w(*pw, clock, *ks, floor)
-    f = clock_for_power_limit(limit, *pw, *ks, H100.min_clock_fraction, floor)
+    board = replace(H100.power_params, full_power_w=H100.max_power_w, voltage_floor_fraction=floor)
+    limit = accelerator_power_w(busy, mem, sm, clock, params=board)
+    f = clock_for_power_limit(limit, busy, mem, sm, params=board)
     assert f >= clock - 1e-9
-    assert accelerator_power_w(*pw, f, *ks, floor) == pytest.approx(limit, rel=1e-9, abs=1e-9)
+    assert accelerator_power_w(busy, mem, sm, f, params=board) == pytest.approx(limit, rel=1e-9, abs=1e-9)
 
 
 def test_clock_for_limit_is_vectorised():
     limits = np.array([[700.0, 400.0], [250.0, 50.0]])
-    f = clock_for_power_limit(limits, 70, 700, 1, 0.5, 1.0, *K[:3], 0.25)
+    f = clock_for_power_limit(limits, 1, 0.5, 1.0, params=BOARD)
     assert f.shape == (2, 2)
     for i in np.ndindex(2, 2):
-        assert f[i] == pytest.approx(float(clock_for_power_limit(limits[i], 70, 700, 1, 0.5, 1.0, *K[:3], 0.25)))
+        assert f[i] == pytest.approx(float(clock_for_power_limit(limits[i], 1, 0.5, 1.0, params=BOARD)))
     assert f[0, 0] == 1.0 and f[1, 1] == 0.25  # boost fits; below the floor's power: the floor
 
 

@@ -8,7 +8,7 @@ import pytest
 from twin import load_scenario, simulate
 from twin.catalog import accelerator_spec, model_spec
 from twin.errors import ScenarioError
-from twin.physics.accelerator import busy_for_power
+from twin.physics.accelerator import AcceleratorPowerParams, busy_for_power
 
 DATA = Path(__file__).resolve().parent / "data"
 H100 = accelerator_spec("H100-SXM")
@@ -51,11 +51,15 @@ def power_log(tmp_path):
 
 def test_power_inversion_by_hand():
     # Linear model (activity per busy = 1): u = (P - P_idle) / (P_full - P_idle) = (385 - 70) / 630.
-    assert float(busy_for_power(385.0, 70.0, 700.0, 0.15, 0.30)) == pytest.approx(0.5)
+    board = AcceleratorPowerParams(
+        idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30
+    )
+    assert float(busy_for_power(385.0, params=board)) == pytest.approx(0.5)
     # Other profile: k_static + k_mem a_m + k_sm a_s = 0.15 + 0.30 x 0.8 + 0.55 x 0.9 = 0.885.
-    assert float(busy_for_power(500.0, 70.0, 700.0, 0.15, 0.30, 0.8, 0.9)) == pytest.approx(430 / (630 * 0.885))
-    assert float(busy_for_power(50.0, 70.0, 700.0, 0.15, 0.30)) == 0.0  # below idle
-    assert float(busy_for_power(900.0, 70.0, 700.0, 0.15, 0.30)) == 1.0  # above the maximum
+    u = float(busy_for_power(500.0, params=board, mem_per_busy=0.8, sm_per_busy=0.9))
+    assert u == pytest.approx(430 / (630 * 0.885))
+    assert float(busy_for_power(50.0, params=board)) == 0.0  # below idle
+    assert float(busy_for_power(900.0, params=board)) == 1.0  # above the maximum
 
 
 @pytest.mark.parametrize(("mem", "sm"), [(1.0, 1.0), (0.8, 0.9)])
@@ -73,8 +77,9 @@ def test_replayed_power_reproduces_the_measured_power(power_log, mem, sm):
     r = simulate(scenario(w, servers=4, source_dir=power_log), debug=True)
     assert r.kpis["replay_gpu_power_mean_w"] == pytest.approx(367.5, rel=1e-9)
     assert r.kpis["tokens_out"] == 0
-    ks = (H100.idle_power_w, H100.full_power_w, H100.static_power_fraction, H100.mem_power_fraction)
-    busy = [busy_for_power(p, *ks, mem, sm) for p in (200.0, 500.0, 385.0)]
+    busy = [
+        busy_for_power(p, params=H100.power_params, mem_per_busy=mem, sm_per_busy=sm) for p in (200.0, 500.0, 385.0)
+    ]
     assert r.kpis["replay_busy_mean"] == pytest.approx(((busy[0] + busy[1]) / 2 + busy[2]) / 2, rel=1e-9)
     # Second by second: in lockstep every server steps between (200 + 385)/2 and (500 + 385)/2,
     # a standard deviation of 75 W over the period; shifted copies smear the step.

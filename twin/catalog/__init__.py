@@ -21,6 +21,7 @@ import yaml
 
 from twin.catalog.architecture import Architecture, load_architecture
 from twin.errors import TwinError, UnknownNameError
+from twin.physics.accelerator import AcceleratorPowerParams
 
 CATALOG_DIR = Path(__file__).parent
 
@@ -92,6 +93,11 @@ class AcceleratorSpec:
             bad.append(f"slowdown_temp_c ({self.slowdown_temp_c:g}) must be below shutdown_temp_c")
         if bad:
             raise ValueError(f"accelerator {self.name!r}: " + "; ".join(bad))
+
+    @property
+    def power_params(self) -> AcceleratorPowerParams:
+        """The power model's coefficients of this SKU (:mod:`twin.physics.accelerator`)."""
+        return AcceleratorPowerParams(**{f.name: getattr(self, f.name) for f in fields(AcceleratorPowerParams)})
 
     @property
     def sm_power_fraction(self) -> float:

@@ -389,10 +389,8 @@ class Engine:
             return self.faults.pause_training(res)
 
         res0 = serve(ones)
-        pw = (acc.idle_power_w, acc.full_power_w)
-        ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
-        vf = acc.voltage_floor_fraction
-        p_full = accelerator_power_w(*pw, res0.busy, res0.mem_activity, res0.sm_activity, 1.0, *ks, voltage_floor=vf)
+        board = acc.power_params
+        p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
         inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
@@ -413,9 +411,7 @@ class Engine:
             """
             clock, res, p_gpu = ones, res0, p_full
             if np.any(p_full > limit_w):
-                clock, p_gpu, res = governed_clock(
-                    limit_w, activity_at, *pw, *ks, acc.min_clock_fraction, vf, at_boost=at_boost, memory=memory
-                )
+                clock, p_gpu, res = governed_clock(limit_w, activity_at, params=board, at_boost=at_boost, memory=memory)
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 

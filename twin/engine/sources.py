@@ -405,12 +405,9 @@ def build_telemetry_source(
     if signal == "power":
         busy = busy_for_power(
             df["power_w"].to_numpy(dtype=np.float64),
-            acc.idle_power_w,
-            acc.full_power_w,
-            acc.static_power_fraction,
-            acc.mem_power_fraction,
-            spec.mem_activity_per_busy,
-            spec.sm_activity_per_busy,
+            params=acc.power_params,
+            mem_per_busy=spec.mem_activity_per_busy,
+            sm_per_busy=spec.sm_activity_per_busy,
         )
         busy = np.where(df["power_w"].isna().to_numpy(), np.nan, busy)
     else:

@@ -37,13 +37,15 @@ References
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 
 from twin._types import FloatArray, IntArray, Numeric
 
-#: Default ``voltage_floor`` of the functions here: the catalog's shared ``voltage_floor_fraction``
-#: (``accelerators.csv``; a test keeps the two equal). Callers that hold an accelerator spec pass
-#: its own value.
+#: Default core-voltage floor of :class:`AcceleratorPowerParams` and the voltage-curve functions:
+#: the catalog's shared ``voltage_floor_fraction`` (``accelerators.csv``; a test keeps the two
+#: equal). Callers that hold an accelerator spec use its own (``AcceleratorSpec.power_params``).
 DEFAULT_VOLTAGE_FLOOR = 0.69
 
 #: Power tolerance of :func:`clock_for_power_limit`, in units of the dynamic range (1e-9 W on a
@@ -53,6 +55,64 @@ _TOLERANCE = 1e-12
 #: Most solver steps of :func:`clock_for_power_limit` (Newton converges in a handful; bisection,
 #: its fallback on flat stretches, needs about 50 to reach float resolution).
 _MAX_SOLVER_STEPS = 80
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorPowerParams:
+    """Coefficients of the accelerator power model (module docstring) of one board or one per column.
+
+    Every field is a float or an array that broadcasts with the activities, so one object can hold
+    a fleet's columns. :attr:`twin.catalog.AcceleratorSpec.power_params` builds it from the catalog
+    (``twin/catalog/accelerators.csv``), which gives each SKU's value and its source.
+
+    Attributes
+    ----------
+    idle_power_w : numeric
+        ``P_idle``: power with no work at the idle P-state (catalog: public ``nvidia-smi`` dumps).
+        [W]
+    full_power_w : numeric
+        ``P_max``: board power with every domain fully active at boost clock (catalog: fitted to
+        the ML.ENERGY v3 serving measurements, ``twin.validation.serving_fit``). It may exceed
+        the board's power limit (TDP): the governor then lowers the clock
+        (:func:`clock_for_power_limit`). [W]
+    static_power_fraction : numeric
+        ``k_static``: share of the dynamic range drawn whenever kernels run (clock distribution,
+        L2 and crossbar, in the graphics-clock domain [2]_; catalog: fitted like ``P_max``). [1]
+    mem_power_fraction : numeric
+        ``k_mem``: share of the dynamic range drawn by HBM traffic at full bandwidth, in the
+        memory-clock domain (catalog: set to reproduce the decode-energy saving of SM-clock
+        locking that Ma et al. measured [4]_). ``k_sm = 1 - k_static - k_mem``. [1]
+    clock_exponent : numeric
+        ``gamma``: core power goes as ``f**gamma`` where the core voltage scales with the clock
+        (3: ``V ~ f`` in ``P = a C V^2 f`` [1]_). [1]
+    voltage_floor_fraction : numeric
+        ``v_floor``: lowest core voltage over the boost voltage, below which only the clock falls
+        (Titan Xp: 0.69 [2]_; the same power shape on A100/H100/H200 [3]_). [1]
+    min_clock_fraction : numeric
+        Lowest SM clock the power/thermal governor uses, over boost clock ([EST] in the catalog).
+        [1]
+
+    Notes
+    -----
+    The defaults of ``clock_exponent``, ``voltage_floor_fraction`` and ``min_clock_fraction`` are
+    the catalog's values shared by every accelerator (a test keeps them equal).
+
+    References
+    ----------
+    .. [1] N. Weste, D. Harris, *CMOS VLSI Design*, 4th ed., Addison-Wesley, 2010, sec. 5.2.
+    .. [2] Guerreiro et al., IEEE TPDS 30(11), 2019 (core voltage floor; L2 and clock power in the
+       graphics-clock domain).
+    .. [3] Afzal et al., arXiv:2607.00819, 2026.
+    .. [4] Ma et al., "The Illusion of Power Capping in LLM Decode", arXiv 2605.11999, 2026.
+    """
+
+    idle_power_w: Numeric
+    full_power_w: Numeric
+    static_power_fraction: Numeric
+    mem_power_fraction: Numeric
+    clock_exponent: Numeric = 3.0
+    voltage_floor_fraction: Numeric = DEFAULT_VOLTAGE_FLOOR
+    min_clock_fraction: Numeric = 0.25
 
 
 def core_voltage_fraction(
@@ -122,26 +182,17 @@ def core_power_scale(
 
 
 def accelerator_power_w(
-    idle_power_w: Numeric,
-    full_power_w: Numeric,
     busy: Numeric,
     mem_activity: Numeric,
     sm_activity: Numeric,
     clock_fraction: Numeric,
-    static_fraction: Numeric,
-    mem_fraction: Numeric,
-    clock_exponent: Numeric = 3.0,
-    voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR,
+    *,
+    params: AcceleratorPowerParams,
 ) -> FloatArray:
     """Board power of an accelerator.
 
     Parameters
     ----------
-    idle_power_w : numeric
-        Power with no work at the idle P-state. [W]
-    full_power_w : numeric
-        Board power with every domain fully active at boost clock. It may exceed the board's
-        power limit (TDP): the governor then lowers the clock (:func:`clock_for_power_limit`). [W]
     busy : numeric
         Fraction of time any kernel runs. [0..1]
     mem_activity : numeric
@@ -151,12 +202,8 @@ def accelerator_power_w(
         SM activity the work needs at boost clock, ``s_1``. [0..1]
     clock_fraction : numeric
         SM clock as a fraction of boost clock, ``f``. [0..1]
-    static_fraction, mem_fraction : numeric
-        ``k_static`` and ``k_mem``, shares of the dynamic range. [1]
-    clock_exponent : numeric
-        ``gamma``, exponent of core power in clock where the voltage scales. [1]
-    voltage_floor : numeric
-        ``v_floor``, lowest core voltage over the boost voltage. [1]
+    params : AcceleratorPowerParams
+        The board's coefficients (``min_clock_fraction`` unused here).
 
     Returns
     -------
@@ -165,8 +212,7 @@ def accelerator_power_w(
 
     Notes
     -----
-    See the module docstring for the equation. The defaults of ``clock_exponent`` and
-    ``voltage_floor`` are the catalog's shared values (a test keeps them equal).
+    See the module docstring for the equation.
 
     References
     ----------
@@ -180,60 +226,58 @@ def accelerator_power_w(
     --------
     Full activity at boost clock draws the TDP; no work draws idle power:
 
-    >>> float(accelerator_power_w(70, 700, 1, 1, 1, 1, 0.15, 0.30))
+    >>> board = AcceleratorPowerParams(
+    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15, mem_power_fraction=0.30
+    ... )
+    >>> float(accelerator_power_w(1, 1, 1, 1, params=board))
     700.0
-    >>> float(accelerator_power_w(70, 700, 0, 0, 0, 1, 0.15, 0.30))
+    >>> float(accelerator_power_w(0, 0, 0, 1, params=board))
     70.0
 
     Memory-bound work (busy 1, HBM 0.7, SM 0.1) at boost, then with the clock locked at half:
     70 + 630 (0.15 + 0.21 + 0.055) = 331.45 W, and with ``g(0.5) = 0.69**2 x 0.5 = 0.23805``,
     70 + 630 (0.15 x 0.23805 + 0.21 + 0.55 x 0.2 x 0.23805) = 241.29 W:
 
-    >>> accelerator_power_w(70, 700, 1, 0.7, 0.1, [1.0, 0.5], 0.15, 0.30).round(2)
+    >>> accelerator_power_w(1, 0.7, 0.1, [1.0, 0.5], params=board).round(2)
     array([331.45, 241.29])
     """
     f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
     s1 = np.clip(np.asarray(sm_activity, dtype=np.float64), 0.0, 1.0)
     s_f = np.minimum(1.0, s1 / f)
-    k_st = np.asarray(static_fraction, dtype=np.float64)
-    k_m = np.asarray(mem_fraction, dtype=np.float64)
+    k_st = np.asarray(params.static_power_fraction, dtype=np.float64)
+    k_m = np.asarray(params.mem_power_fraction, dtype=np.float64)
     k_sm = 1.0 - k_st - k_m
-    g = core_power_scale(f, clock_exponent, voltage_floor)
+    g = core_power_scale(f, params.clock_exponent, params.voltage_floor_fraction)
     core = (k_st * np.clip(busy, 0.0, 1.0) + k_sm * s_f) * g
     stretch = np.maximum(1.0, s1 / f)  # SM-bound work at clock f takes this much longer
     dyn = core + k_m * np.clip(mem_activity, 0.0, 1.0) / stretch
-    idle = np.asarray(idle_power_w, dtype=np.float64)
-    return np.asarray(idle + (np.asarray(full_power_w, dtype=np.float64) - idle) * dyn)
+    idle = np.asarray(params.idle_power_w, dtype=np.float64)
+    return np.asarray(idle + (np.asarray(params.full_power_w, dtype=np.float64) - idle) * dyn)
 
 
 def clock_for_power_limit(
     power_limit_w: Numeric,
-    idle_power_w: Numeric,
-    full_power_w: Numeric,
     busy: Numeric,
     mem_activity: Numeric,
     sm_activity: Numeric,
-    static_fraction: Numeric,
-    mem_fraction: Numeric,
-    clock_exponent: Numeric = 3.0,
-    min_clock_fraction: Numeric = 0.25,
-    voltage_floor: Numeric = DEFAULT_VOLTAGE_FLOOR,
+    *,
+    params: AcceleratorPowerParams,
 ) -> FloatArray:
     """Highest SM clock fraction at which :func:`accelerator_power_w` stays within a limit.
 
     This is what the GPU's power governor does under ``nvidia-smi -pl``: it lowers the graphics
     clock (and with it the core voltage) until the board power fits the limit, never below
-    ``min_clock_fraction``.
+    ``params.min_clock_fraction``.
 
     Parameters
     ----------
     power_limit_w : numeric
         Power limit (cap, or a thermal limit). [W]
-    idle_power_w, full_power_w, busy, mem_activity, sm_activity, static_fraction, mem_fraction,
-    clock_exponent, voltage_floor : numeric
+    busy, mem_activity, sm_activity : numeric
         As in :func:`accelerator_power_w`.
-    min_clock_fraction : numeric
-        Lowest clock the governor uses. [0..1]
+    params : AcceleratorPowerParams
+        The board's coefficients, with the lowest clock the governor uses
+        (``min_clock_fraction``).
 
     Returns
     -------
@@ -253,35 +297,30 @@ def clock_for_power_limit(
     --------
     A compute-bound kernel (s_1 = 1) capped at the power it would draw at 80 % clock runs at 0.8:
 
-    >>> p = float(accelerator_power_w(70, 700, 1, 0.5, 1, 0.8, 0.15, 0.30))
-    >>> round(float(clock_for_power_limit(p, 70, 700, 1, 0.5, 1, 0.15, 0.30)), 9)
+    >>> board = AcceleratorPowerParams(
+    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15, mem_power_fraction=0.30
+    ... )
+    >>> p = float(accelerator_power_w(1, 0.5, 1, 0.8, params=board))
+    >>> round(float(clock_for_power_limit(p, 1, 0.5, 1, params=board)), 9)
     0.8
     """
+    names = [field.name for field in fields(AcceleratorPowerParams)]
     args = np.broadcast_arrays(
         *(
             np.asarray(a, dtype=np.float64)
-            for a in (
-                power_limit_w,
-                idle_power_w,
-                full_power_w,
-                busy,
-                mem_activity,
-                sm_activity,
-                static_fraction,
-                mem_fraction,
-                clock_exponent,
-                min_clock_fraction,
-                voltage_floor,
-            )
+            for a in (power_limit_w, busy, mem_activity, sm_activity, *(getattr(params, n) for n in names))
         )
     )
     shape = args[0].shape
-    limit, idle, pmax, busy_a, mem_a, sm_a, k_st, k_m, gamma, f_min, v_fl = (a.ravel() for a in args)
+    limit, busy_a, mem_a, sm_a, *coefficients = (a.ravel() for a in args)
+    flat = dict(zip(names, coefficients, strict=True))
+    idle, pmax = flat["idle_power_w"], flat["full_power_w"]
+    k_st, k_m = flat["static_power_fraction"], flat["mem_power_fraction"]
+    gamma, v_fl, f_min = flat["clock_exponent"], flat["voltage_floor_fraction"], flat["min_clock_fraction"]
 
     def power(f: FloatArray, i: IntArray | slice = slice(None)) -> FloatArray:
-        return accelerator_power_w(
-            idle[i], pmax[i], busy_a[i], mem_a[i], sm_a[i], f, k_st[i], k_m[i], gamma[i], v_fl[i]
-        )
+        cells = AcceleratorPowerParams(**{n: c[i] for n, c in flat.items()})
+        return accelerator_power_w(busy_a[i], mem_a[i], sm_a[i], f, params=cells)
 
     f_floor = np.clip(f_min, 0.0, 1.0)
     out = np.ones(limit.shape)
@@ -356,10 +395,8 @@ def _solve_clock(
 
 def busy_for_power(
     power_w: Numeric,
-    idle_power_w: Numeric,
-    full_power_w: Numeric,
-    static_fraction: Numeric,
-    mem_fraction: Numeric,
+    *,
+    params: AcceleratorPowerParams,
     mem_per_busy: Numeric = 1.0,
     sm_per_busy: Numeric = 1.0,
 ) -> FloatArray:
@@ -374,10 +411,8 @@ def busy_for_power(
     ----------
     power_w : numeric
         Measured board power. [W]
-    idle_power_w, full_power_w : numeric
-        As in :func:`accelerator_power_w`. [W]
-    static_fraction, mem_fraction : numeric
-        ``k_static`` and ``k_mem``. [1]
+    params : AcceleratorPowerParams
+        The board's coefficients (``P_idle``, ``P_max``, ``k_static``, ``k_mem`` read here).
     mem_per_busy, sm_per_busy : numeric
         HBM and SM activity per unit of busy time. [1]
 
@@ -397,13 +432,16 @@ def busy_for_power(
     --------
     An H100 (70 W idle, 700 W max) measured at 385 W is half busy under the linear model:
 
-    >>> float(busy_for_power(385.0, 70.0, 700.0, 0.15, 0.30))
+    >>> board = AcceleratorPowerParams(
+    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30
+    ... )
+    >>> float(busy_for_power(385.0, params=board))
     0.5
     """
-    idle = np.asarray(idle_power_w, dtype=np.float64)
-    span = np.asarray(full_power_w, dtype=np.float64) - idle
-    k_st = np.asarray(static_fraction, dtype=np.float64)
-    k_m = np.asarray(mem_fraction, dtype=np.float64)
+    idle = np.asarray(params.idle_power_w, dtype=np.float64)
+    span = np.asarray(params.full_power_w, dtype=np.float64) - idle
+    k_st = np.asarray(params.static_power_fraction, dtype=np.float64)
+    k_m = np.asarray(params.mem_power_fraction, dtype=np.float64)
     per_busy = k_st + k_m * np.asarray(mem_per_busy) + (1.0 - k_st - k_m) * np.asarray(sm_per_busy)
     u = (np.asarray(power_w, dtype=np.float64) - idle) / (span * per_busy)
     return np.asarray(np.clip(u, 0.0, 1.0))

@@ -26,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 
 from twin._types import BoolArray, FloatArray, IntArray, Numeric
-from twin.physics.accelerator import DEFAULT_VOLTAGE_FLOOR, accelerator_power_w, clock_for_power_limit
+from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w, clock_for_power_limit
 
 #: Power above the limit, relative to it, that still counts as within it (float rounding).
 FIT_RTOL = 1e-9
@@ -55,14 +55,8 @@ ActivityAt = Callable[[FloatArray], tuple[T, FloatArray, FloatArray, FloatArray]
 def governed_clock(
     power_limit_w: Numeric,
     activity_at: ActivityAt[T],
-    idle_power_w: float,
-    full_power_w: float,
-    static_fraction: float,
-    mem_fraction: float,
-    clock_exponent: float = 3.0,
-    min_clock_fraction: float = 0.25,
-    voltage_floor: float = DEFAULT_VOLTAGE_FLOOR,
     *,
+    params: AcceleratorPowerParams,
     at_boost: tuple[T, FloatArray, FloatArray, FloatArray] | None = None,
     memory: GovernorMemory | None = None,
 ) -> tuple[FloatArray, FloatArray, T]:
@@ -77,10 +71,9 @@ def governed_clock(
         ``(payload, busy, mem_activity, sm_activity)`` at that clock (activities as in
         :func:`twin.physics.accelerator.accelerator_power_w`); cells may depend on each other
         (a queue carries work from one tick to the next), so it is always called on every cell.
-    idle_power_w, full_power_w, static_fraction, mem_fraction, clock_exponent, voltage_floor : float
-        As in :func:`twin.physics.accelerator.accelerator_power_w`.
-    min_clock_fraction : float
-        Lowest clock the governor uses. [1]
+    params : AcceleratorPowerParams
+        The board's coefficients, with the lowest clock the governor uses (``min_clock_fraction``,
+        one value for all cells).
     at_boost : tuple, optional
         ``activity_at(1)`` if the caller has it already (saves a call).
     memory : GovernorMemory, optional
@@ -130,24 +123,25 @@ def governed_clock(
     activity at boost 0.5), under a 400 W limit: the clock chosen from its boost activity draws
     376 W once the job runs at it; the closed loop settles higher, on the limit.
 
-    >>> from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
+    >>> from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w, clock_for_power_limit
     >>> def act(f):
     ...     return None, np.ones_like(f), 0.8 * f, np.full_like(f, 0.5)
-    >>> k = (70.0, 700.0, 0.15, 0.30, 3.0, 0.25, 0.69)
-    >>> f1 = clock_for_power_limit(400.0, *k[:2], 1.0, 0.8, 0.5, *k[2:])
+    >>> board = AcceleratorPowerParams(
+    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30,
+    ...     clock_exponent=3.0, voltage_floor_fraction=0.69, min_clock_fraction=0.25,
+    ... )
+    >>> f1 = clock_for_power_limit(400.0, 1.0, 0.8, 0.5, params=board)
     >>> _, busy, mem, sm = act(np.atleast_1d(f1))
-    >>> p1 = accelerator_power_w(*k[:2], busy, mem, sm, f1, *k[2:5], k[6])
+    >>> p1 = accelerator_power_w(busy, mem, sm, f1, params=board)
     >>> round(float(f1), 3), round(float(p1[0]), 1)
     (0.841, 376.0)
-    >>> f, p, _ = governed_clock(np.full(1, 400.0), act, *k)
+    >>> f, p, _ = governed_clock(np.full(1, 400.0), act, params=board)
     >>> round(float(f[0]), 3), round(float(p[0]), 6)
     (0.878, 400.0)
     """
-    pw = (idle_power_w, full_power_w)
-    ks = (static_fraction, mem_fraction, clock_exponent)
 
     def power(f: FloatArray, a: tuple[T, FloatArray, FloatArray, FloatArray]) -> FloatArray:
-        return _power(a[1:], f, pw, ks, voltage_floor)
+        return _power(a[1:], f, params)
 
     def evaluate(f: FloatArray) -> tuple[tuple[T, FloatArray, FloatArray, FloatArray], FloatArray]:
         """The activity and power at clocks ``f``, kept in ``seen``."""
@@ -161,7 +155,7 @@ def governed_clock(
         act = activity_at(np.ones(np.shape(power_limit_w)))
     shape = np.broadcast_shapes(np.shape(power_limit_w), np.shape(act[1]))
     limit = np.broadcast_to(np.asarray(power_limit_w, dtype=np.float64), shape)
-    f_min = float(np.clip(min_clock_fraction, 0.0, 1.0))
+    f_min = float(np.clip(params.min_clock_fraction, 0.0, 1.0))
     slack = FIT_RTOL * np.abs(limit)
     reach = CONVERGED_RTOL * np.abs(limit)
     f = np.ones(shape)
@@ -183,7 +177,7 @@ def governed_clock(
     for _ in range(MAX_STEPS):
         todo = np.flatnonzero(~done)
         f = f.copy()
-        f.reshape(-1)[todo] = _propose(limit, cur, prev, br, todo, pw, ks, f_min, voltage_floor)
+        f.reshape(-1)[todo] = _propose(limit, cur, prev, br, todo, params, f_min)
         act, p = evaluate(f)
         r = p - limit
         fits = r <= slack
@@ -208,7 +202,7 @@ def governed_clock(
             else:
                 fi, pi, li = f.reshape(-1)[i], p.reshape(-1)[i], limit.reshape(-1)[i]
                 busy, mem, sm = (np.broadcast_to(a, shape).reshape(-1)[i] for a in act[1:])
-                new = clock_for_power_limit(li * (1.0 - margin), *pw, busy, mem, sm, *ks, f_min, voltage_floor)
+                new = clock_for_power_limit(li * (1.0 - margin), busy, mem, sm, params=params)
                 # The highest clock this solve saw fit, where it is higher, or where the last
                 # lowering did not bring the power half way down (it is flat in the clock there).
                 lo = br.lo.reshape(-1)[i]
@@ -286,10 +280,8 @@ class _Bracket:
         self.hi_age = np.where(set_hi | stale_hi, age, self.hi_age)
 
 
-def _power(
-    act: Sequence[FloatArray], f: FloatArray, pw: tuple[float, float], ks: tuple[float, float, float], v_fl: float
-) -> FloatArray:
-    return accelerator_power_w(*pw, act[0], act[1], act[2], f, *ks, voltage_floor=v_fl)
+def _power(act: Sequence[FloatArray], f: FloatArray, params: AcceleratorPowerParams) -> FloatArray:
+    return accelerator_power_w(act[0], act[1], act[2], f, params=params)
 
 
 def _done(f: FloatArray, r: FloatArray, fits: BoolArray, hi: FloatArray, reach: FloatArray, f_min: float) -> BoolArray:
@@ -304,10 +296,8 @@ def _propose(
     prev: _Point | None,
     br: _Bracket,
     todo: IntArray,
-    pw: tuple[float, float],
-    ks: tuple[float, float, float],
+    params: AcceleratorPowerParams,
     f_min: float,
-    voltage_floor: float,
 ) -> FloatArray:
     """Next clock of cells ``todo`` (flat indices), aiming at the power ``target``.
 
@@ -339,8 +329,8 @@ def _propose(
         if ok.any():
             a_prev = [take(b) for b in prev.act]
             p_cur = rt + lim
-            held_slope = (p_cur - _power(a_t, ft - _DIFF_STEP, pw, ks, voltage_floor)) / _DIFF_STEP
-            act_slope = (p_cur - _power(a_prev, ft, pw, ks, voltage_floor)) / np.where(ok, df, 1.0)
+            held_slope = (p_cur - _power(a_t, ft - _DIFF_STEP, params)) / _DIFF_STEP
+            act_slope = (p_cur - _power(a_prev, ft, params)) / np.where(ok, df, 1.0)
             slope = held_slope + act_slope
             # Where the activity's change all but cancels the clock's (compute-bound work below
             # the voltage knee: busy ~ 1/f, power ~ f), the power is flat: bisect.
@@ -349,9 +339,7 @@ def _propose(
             step = np.where(ok, ft - rt / np.where(ok, slope, 1.0), np.nan)
     held = np.flatnonzero(np.isnan(step))
     if held.size:
-        step[held] = clock_for_power_limit(
-            lim[held], *pw, a_t[0][held], a_t[1][held], a_t[2][held], *ks, f_min, voltage_floor
-        )
+        step[held] = clock_for_power_limit(lim[held], a_t[0][held], a_t[1][held], a_t[2][held], params=params)
     lo, hi = take(br.lo), take(br.hi)
     # Strictly inside the bracket; at or below its lower end, that end itself if this solve has
     # not tried it (a clock a previous solve saw fit, or the floor). Beyond an end seen a while

@@ -156,15 +156,12 @@ def run_setup(s: Setup) -> dict[str, np.ndarray]:
         res = serve(clock)
         return res, res.busy, res.mem_activity, res.sm_activity
 
-    pw = (acc.idle_power_w, acc.full_power_w)
-    ks = (acc.static_power_fraction, acc.mem_power_fraction, acc.clock_exponent)
+    board = acc.power_params
     at_boost = activity_at(np.ones((1, n)))
-    p_boost = accelerator_power_w(*pw, *at_boost[1:], 1.0, *ks, acc.voltage_floor_fraction)
+    p_boost = accelerator_power_w(*at_boost[1:], 1.0, params=board)
     limit = np.full((1, n), acc.max_power_w)  # the board's default power limit
     if np.any(p_boost > limit):
-        clock, power, res = governed_clock(
-            limit, activity_at, *pw, *ks, acc.min_clock_fraction, acc.voltage_floor_fraction, at_boost=at_boost
-        )
+        clock, power, res = governed_clock(limit, activity_at, params=board, at_boost=at_boost)
     else:
         clock, power, res = np.ones((1, n)), p_boost, at_boost[0]
     tokens = res.decode_tokens[0] * s.ranks  # a second of a full replica

@@ -7,6 +7,7 @@ twin's one set of defaults.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -169,18 +170,10 @@ def decode_point(
         np.zeros(1),
         np.ones(k),
     )
-    power = accelerator_power_w(
-        acc.idle_power_w,
-        acc.full_power_w,
-        res.busy,
-        res.mem_activity,
-        res.sm_activity,
-        clock,
-        acc.static_power_fraction,
-        acc.mem_power_fraction,
-        acc.clock_exponent,
-        acc.voltage_floor_fraction if voltage_floor is None else voltage_floor,
-    )
+    board = acc.power_params
+    if voltage_floor is not None:
+        board = replace(board, voltage_floor_fraction=voltage_floor)
+    power = accelerator_power_w(res.busy, res.mem_activity, res.sm_activity, clock, params=board)
     return power[:, 0], res.decode_tokens[:, 0] / fac.gpus_per_server
 
 

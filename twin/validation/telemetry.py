@@ -137,16 +137,11 @@ def modelled_power_w(
     f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
     s_measured = np.clip(sm_activity_per_busy * u, 0.0, 1.0)
     power = accelerator_power_w(
-        spec.idle_power_w,
-        spec.full_power_w,
         u,
         np.clip(np.asarray(memory_utilization, dtype=np.float64), 0.0, 1.0),
         s_measured * f,  # s_1: the activity the same work needs at boost clock
         f,
-        spec.static_power_fraction,
-        spec.mem_power_fraction,
-        spec.clock_exponent,
-        spec.voltage_floor_fraction,
+        params=spec.power_params,
     )
     return np.asarray(np.minimum(power, spec.max_power_w))
 
