@@ -62,7 +62,7 @@ class Site(StrictModel):
     carbon_intensity_g_per_kwh: Float = Field(
         370.0, ge=0, description="Grid carbon intensity (US average 370 g/kWh, parameters.md 3.5)."
     )
-    electricity_price_per_kwh: Float = Field(0.08, ge=0, description="Energy price per kWh.")
+    electricity_price_per_kwh: Float = Field(0.08, ge=0, description="Energy price [USD/kWh] (the energy_cost KPI).")
     other_facility_power_w: Float = Field(
         0.0, ge=0, description="Lighting, offices, security: constant load on the transformer."
     )
