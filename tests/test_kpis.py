@@ -73,6 +73,9 @@ def test_no_site_key_reads_as_a_pool_key():
     # "<pool>_<column>" never equals a site key, whatever the pool's name
     for key in SITE_KPIS:
         assert not any(key.endswith("_" + column) for column in POOL_KPIS), key
+    # nor does "<pool>_<column>" of one pool read as another column of a pool named "<pool>_<word>"
+    for column in POOL_KPIS:
+        assert not any(column.endswith("_" + other) for other in POOL_KPIS), column
 
 
 def test_every_key_a_run_reports_is_declared_and_every_declared_key_is_reported(results):

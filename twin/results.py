@@ -259,12 +259,11 @@ def compute_kpis(
             "energy_cost": facility_j / J_PER_KWH * site["electricity_price_per_kwh"],
         }
     )
-    for name in pool_names:
-        k[f"{name}_tokens_generated"] = float(ts[f"{name}_tokens_generated"].sum())
-        k[f"{name}_tokens_prefill"] = float(ts[f"{name}_tokens_prefill"].sum())
-        k[f"{name}_tokens_training"] = float(ts[f"{name}_tokens_training"].sum())
-        k[f"{name}_requests"] = float(ts[f"{name}_requests"].sum())
-        k[f"{name}_backlog_tokens_end"] = float(ts[f"{name}_backlog_tokens"].iloc[-1]) if len(ts) else math.nan
+    for name in pool_names:  # run totals of the time series' per-pool columns
+        for column in ("tokens_generated", "tokens_prefill", "tokens_training", "requests"):
+            k[POOL_KPIS[column].key_for(name)] = float(ts[f"{name}_{column}"].sum())
+        backlog = ts[f"{name}_backlog_tokens"]
+        k[POOL_KPIS["backlog_tokens_end"].key_for(name)] = float(backlog.iloc[-1]) if len(ts) else math.nan
     return k
 
 
