@@ -26,6 +26,7 @@ from twin.weather import (
     SYNTHETIC_PEAK_HOUR,
     SYNTHETIC_WET_BULB_C,
 )
+from twin.workload import fluid
 
 
 def _known(name: str, valid: list[str], kind: str) -> str:
@@ -318,15 +319,20 @@ class Weather(StrictModel):
         return self
 
 
+#: [EST] Prompt and output tokens of a synthetic request (without a trace to draw them from).
+PROMPT_TOKENS = 1000.0
+OUTPUT_TOKENS = 250.0
+
+
 class Arrivals(StrictModel):
     """Synthetic request arrivals (expected values; a fluid model of the request stream)."""
 
     kind: Literal["constant", "diurnal"] = "diurnal"
     requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole workload.")
     peak_to_mean: Float = Field(1.0, ge=1.0, le=2.0, description="Diurnal peak rate / mean rate.")
-    peak_hour: Float = Field(14.0, ge=0, lt=24, description="Local hour of the diurnal peak.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Mean prompt tokens per request.")
-    output_tokens: Float = Field(250.0, gt=0, description="Mean generated tokens per request.")
+    peak_hour: Float = Field(fluid.PEAK_HOUR, ge=0, lt=24, description="Local hour of the diurnal peak.")
+    prompt_tokens: Float = Field(PROMPT_TOKENS, ge=0, description="Mean prompt tokens per request.")
+    output_tokens: Float = Field(OUTPUT_TOKENS, gt=0, description="Mean generated tokens per request.")
 
 
 class TraceArrivals(StrictModel):
@@ -367,8 +373,12 @@ class PoissonArrivals(StrictModel):
 
     kind: Literal["poisson"]
     requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole pool.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    prompt_tokens: Float = Field(
+        PROMPT_TOKENS, ge=0, description="Prompt tokens of every request (without tokens_from)."
+    )
+    output_tokens: Float = Field(
+        OUTPUT_TOKENS, gt=0, description="Output tokens of every request (without tokens_from)."
+    )
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )
@@ -387,8 +397,12 @@ class BurstyArrivals(StrictModel):
     burst_factor: Float | None = Field(None, ge=1, description="mmpp: rate in the burst state / rate outside it.")
     mean_low_s: Float | None = Field(None, gt=0, description="mmpp: mean time between bursts.")
     mean_high_s: Float | None = Field(None, gt=0, description="mmpp: mean burst length.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    prompt_tokens: Float = Field(
+        PROMPT_TOKENS, ge=0, description="Prompt tokens of every request (without tokens_from)."
+    )
+    output_tokens: Float = Field(
+        OUTPUT_TOKENS, gt=0, description="Output tokens of every request (without tokens_from)."
+    )
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )
