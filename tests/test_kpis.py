@@ -5,13 +5,14 @@ and a training rollback (utility outage), a thermal shutdown and throttling (chi
 telemetry replay and a job trace (per-pool job GPU-hours).
 """
 
+import doctest
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from twin import load_scenario, simulate
+from twin import kpis, load_scenario, simulate
 from twin.kpis import POOL, POOL_KPIS, REGISTRY, SITE_KPIS, UnregisteredKpiError, describe, readme_block
 from twin.results import Result
 
@@ -135,3 +136,8 @@ def test_readme_kpi_table_is_the_registry():
         "README.md's KPI table differs from twin/kpis.py: run "
         "python -c \"from twin.kpis import update_readme; update_readme('README.md')\""
     )
+
+
+def test_docstring_examples():
+    result = doctest.testmod(kpis)
+    assert result.attempted > 0 and result.failed == 0

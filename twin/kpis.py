@@ -191,22 +191,27 @@ def describe(kpis: Iterable[str], pools: Iterable[str]) -> dict[str, Kpi]:
     ------
     UnregisteredKpiError
         A key the registry does not declare (for any of ``pools``).
+
+    Examples
+    --------
+    >>> {k: v.unit for k, v in describe(["chat_ttft_p99_s", "pue", "energy_cost"], ["chat"]).items()}
+    {'pue': '1', 'energy_cost': 'USD', 'chat_ttft_p99_s': 's'}
     """
-    pools = list(pools)
+    names = list(pools)
     found: dict[str, tuple[Kpi, str | None]] = {}
     missing = []
     for key in kpis:
-        hit = lookup(key, pools)
+        hit = lookup(key, names)
         if hit is None:
             missing.append(key)
         else:
             found[key] = hit
     if missing:
         raise UnregisteredKpiError(
-            f"KPIs not declared in twin/kpis.py REGISTRY: {', '.join(sorted(missing))} (pools: {', '.join(pools)})"
+            f"KPIs not declared in twin/kpis.py REGISTRY: {', '.join(sorted(missing))} (pools: {', '.join(names)})"
         )
     rank = {k.key: i for i, k in enumerate(REGISTRY)}
-    pool_rank = {p: i for i, p in enumerate(pools)}
+    pool_rank = {p: i for i, p in enumerate(names)}
 
     def order(key: str) -> tuple[int, int]:
         kpi, pool = found[key]
