@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from twin.errors import InvalidInputError, ScenarioError, TwinError
+from twin.kpis import SITE_KPIS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The AI-factory twin: energy in, tokens out.")
 console = Console()
@@ -19,36 +20,37 @@ err_console = Console(stderr=True)
 #: Exit code for invalid input (a scenario, spec or trace that does not validate).
 EXIT_INVALID = 2
 
+#: Headline KPIs (key, label, format); units from the registry (twin.kpis).
 KPI_ROWS = [
-    ("facility_energy_kwh", "Facility energy", "kWh", "{:,.1f}"),
-    ("it_energy_kwh", "IT energy", "kWh", "{:,.1f}"),
-    ("pue", "PUE", "", "{:.3f}"),
-    ("tokens_out", "Tokens out", "", "{:,.0f}"),
-    ("tokens_per_kwh", "Tokens per kWh (facility)", "1/kWh", "{:,.0f}"),
-    ("j_per_token_facility", "Energy per token (facility)", "J", "{:.4g}"),
-    ("j_per_token_it", "Energy per token (IT)", "J", "{:.4g}"),
-    ("mean_facility_power_w", "Mean facility power", "W", "{:,.0f}"),
-    ("peak_facility_power_w", "Peak facility power", "W", "{:,.0f}"),
-    ("cooling_energy_j", "Cooling energy", "J", "{:.4g}"),
-    ("conversion_loss_energy_j", "Conversion losses", "J", "{:.4g}"),
-    ("max_die_temp_c", "Max die temperature", "°C", "{:.1f}"),
-    ("water_l", "Water (towers)", "L", "{:,.0f}"),
-    ("wue_l_per_kwh", "WUE", "L/kWh", "{:.3f}"),
-    ("free_cooling_h", "Free-cooling hours (equivalent)", "h", "{:,.1f}"),
-    ("throttled_gpu_h", "Throttled GPU-hours", "h", "{:,.1f}"),
-    ("carbon_kg", "Carbon (location-based)", "kg CO2e", "{:,.0f}"),
-    ("ledger_residual_j", "Ledger residual", "J", "{:.3g}"),
+    ("facility_energy_kwh", "Facility energy", "{:,.1f}"),
+    ("it_energy_kwh", "IT energy", "{:,.1f}"),
+    ("pue", "PUE", "{:.3f}"),
+    ("tokens_out", "Tokens out", "{:,.0f}"),
+    ("tokens_per_kwh", "Tokens per kWh (facility)", "{:,.0f}"),
+    ("j_per_token_facility", "Energy per token (facility)", "{:.4g}"),
+    ("j_per_token_it", "Energy per token (IT)", "{:.4g}"),
+    ("mean_facility_power_w", "Mean facility power", "{:,.0f}"),
+    ("peak_facility_power_w", "Peak facility power", "{:,.0f}"),
+    ("cooling_energy_j", "Cooling energy", "{:.4g}"),
+    ("conversion_loss_energy_j", "Conversion losses", "{:.4g}"),
+    ("max_die_temp_c", "Max die temperature", "{:.1f}"),
+    ("water_l", "Water (towers)", "{:,.0f}"),
+    ("wue_l_per_kwh", "WUE", "{:.3f}"),
+    ("free_cooling_h", "Free-cooling hours (equivalent)", "{:,.1f}"),
+    ("throttled_gpu_h", "Throttled GPU-hours", "{:,.1f}"),
+    ("carbon_kg", "Carbon (location-based)", "{:,.0f}"),
+    ("ledger_residual_j", "Ledger residual", "{:.3g}"),
 ]
-#: Fault and control KPIs, shown when they are not zero (the battery's state of charge always).
+#: Fault and control KPIs (key, label, format), shown when not zero (the battery's state of charge always).
 FAULT_KPI_ROWS = [
-    ("tokens_lost", "Tokens lost (rollbacks + dropped)", "", "{:,.0f}"),
-    ("lost_energy_j", "Energy of rolled-back work", "J", "{:.4g}"),
-    ("load_shed_j", "Load shed", "J", "{:.4g}"),
-    ("battery_min_soc", "Battery minimum state of charge", "", "{:.3f}"),
-    ("time_to_thermal_shutdown_s", "Fault to first thermal shutdown", "s", "{:,.1f}"),
-    ("time_throttled_s", "Time with GPUs thermally throttled", "s", "{:,.0f}"),
-    ("time_site_limited_s", "Time held at the site power limit", "s", "{:,.0f}"),
-    ("grid_ramp_max_w_per_s", "Largest grid ramp", "W/s", "{:,.0f}"),
+    ("tokens_lost", "Tokens lost (rollbacks + dropped)", "{:,.0f}"),
+    ("lost_energy_j", "Energy of rolled-back work", "{:.4g}"),
+    ("load_shed_j", "Load shed", "{:.4g}"),
+    ("battery_min_soc", "Battery minimum state of charge", "{:.3f}"),
+    ("time_to_thermal_shutdown_s", "Fault to first thermal shutdown", "{:,.1f}"),
+    ("time_throttled_s", "Time with GPUs thermally throttled", "{:,.0f}"),
+    ("time_site_limited_s", "Time held at the site power limit", "{:,.0f}"),
+    ("grid_ramp_max_w_per_s", "Largest grid ramp", "{:,.0f}"),
 ]
 
 
@@ -106,9 +108,9 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     table.add_column("KPI")
     table.add_column("value", justify="right")
     table.add_column("unit")
-    for key, label, unit, fmt in KPI_ROWS:
+    for key, label, fmt in KPI_ROWS:
         if key in kpis:
-            table.add_row(label, fmt_value(kpis[key], fmt), unit)
+            table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
     for key, value in kpis.items():  # per-pool latency estimates (twin.engine.pool_stats)
         for metric in ("ttft", "tpot"):
             for q in ("p50", "p99"):
@@ -116,10 +118,16 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
                     pool = key[: -len(f"_{metric}_{q}_s")]
                     ms = None if is_undefined(value) else value * 1e3
                     table.add_row(f"{pool} {metric.upper()} {q}", fmt_value(ms, "{:,.1f}"), "ms")
-    for key, label, unit, fmt in FAULT_KPI_ROWS:
+    for key, label, fmt in FAULT_KPI_ROWS:
         if key in kpis and (kpis[key] != 0 or key == "battery_min_soc"):
-            table.add_row(label, fmt_value(kpis[key], fmt), unit)
+            table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
     return table
+
+
+def _unit(key: str) -> str:
+    """A site KPI's unit as the table shows it (none for a ratio of like quantities)."""
+    unit = SITE_KPIS[key].unit
+    return "" if unit == "1" else unit
 
 
 @app.command()

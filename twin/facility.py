@@ -21,7 +21,7 @@ from twin.errors import FieldProblem, ScenarioError, UnknownNameError
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
 from twin.physics.serving import StepCosts
-from twin.replica import Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
+from twin.replica import GPU_MEMORY_UTILIZATION, Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
 from twin.scenario.loader import read_yaml
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
@@ -276,9 +276,9 @@ def _pool(
             raise _invalid(
                 f"workloads.{index}.tensor_parallel",
                 f"{model.name} ({fmt}) needs {weights / 1e9:.0f} GB of weights per GPU with "
-                f"{layout.describe()}, more than the {0.9 * acc.hbm_bytes / 1e9:.0f} GB vLLM gives a model on "
-                f"{acc.name} (0.9 of HBM), leaving no room for a KV cache; raise tensor_parallel "
-                "(or serve an FP8 checkpoint)",
+                f"{layout.describe()}, more than the {GPU_MEMORY_UTILIZATION * acc.hbm_bytes / 1e9:.0f} GB vLLM "
+                f"gives a model on {acc.name} ({GPU_MEMORY_UTILIZATION:g} of HBM), leaving no room for a KV cache; "
+                "raise tensor_parallel (or serve an FP8 checkpoint)",
             )
         return Pool(
             index=index,

@@ -47,6 +47,8 @@ from twin.physics.serving import ServingDevice, StepCosts, sequences_that_fit
 
 #: Bytes of one activation value crossing the link (BF16).
 ACTIVATION_BYTES = 2.0
+#: Share of HBM vLLM takes for weights and KV cache: its ``gpu_memory_utilization`` default [3]_.
+GPU_MEMORY_UTILIZATION = 0.9
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def kv_free_bytes(
     layout: Layout,
     acc: AcceleratorSpec,
     weight_format: str | None = None,
-    memory_utilization: float = 0.9,
+    memory_utilization: float = GPU_MEMORY_UTILIZATION,
 ) -> float:
     """HBM left for the KV cache on one GPU of a replica.
 
@@ -265,6 +267,7 @@ def kv_capacity_sequences(
 __all__ = [
     "ACTIVATION_BYTES",
     "BYTES_PER_VALUE",
+    "GPU_MEMORY_UTILIZATION",
     "Layout",
     "compute_scale",
     "expert_bandwidth_fraction",

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from twin.errors import InvalidInputError
+from twin.kpis import POOL_KPIS, describe
 from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
 from twin.units import J_PER_KWH, S_PER_HOUR
 
@@ -52,8 +53,9 @@ class Result:
     Attributes
     ----------
     kpis : dict
-        Scalar key figures; units are in the key names (``_j``, ``_kwh``, ``_w``, ``_c``, ``_h``,
-        ``_kg``); ratios are ``pue``, ``tokens_per_kwh``, ``j_per_token_*``.
+        Scalar key figures, each declared with its unit and meaning in :data:`twin.kpis.REGISTRY`
+        (most units are also in the key names: ``_j``, ``_kwh``, ``_w``, ``_c``, ``_h``, ``_kg``).
+        Per-pool ones are ``<pool>_<column>``; :meth:`pool_frame` tables them.
     timeseries : pandas.DataFrame
         One row per report interval; mean powers ``_w``, token counts, temperatures ``_c``.
     ledger : pandas.DataFrame
@@ -78,10 +80,38 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
     events: pd.DataFrame = field(default_factory=lambda: events_frame([]))
 
+    @property
+    def pool_names(self) -> list[str]:
+        """The pools (workloads), in scenario order."""
+        return [str(w["name"]) for w in self.scenario.get("workloads", [])]
+
+    def pool_frame(self) -> pd.DataFrame:
+        """The per-pool KPIs as a tidy table: one row per pool, one column per per-pool KPI.
+
+        Columns are ``pool``, ``kind`` (the workload kind), then every per-pool KPI of
+        :data:`twin.kpis.POOL_KPIS` by its column name (``ttft_p99_s`` for ``<pool>_ttft_p99_s``),
+        NaN where it does not apply to the pool (latency of a training pool). ``attrs["units"]``
+        maps each KPI column to its unit.
+        """
+        kinds = [str(w.get("kind", "")) for w in self.scenario.get("workloads", [])]
+        rows = [
+            {"pool": pool, "kind": kind, **{c: self.kpis.get(k.key_for(pool), math.nan) for c, k in POOL_KPIS.items()}}
+            for pool, kind in zip(self.pool_names, kinds, strict=True)
+        ]
+        frame = pd.DataFrame(rows, columns=["pool", "kind", *POOL_KPIS]).astype(dict.fromkeys(POOL_KPIS, "float64"))
+        frame.attrs["units"] = {c: k.unit for c, k in POOL_KPIS.items()}
+        return frame
+
     def summary(self) -> dict[str, Any]:
-        """KPIs plus the run facts, as written to ``summary.json``."""
+        """KPIs plus the run facts, as written to ``summary.json``.
+
+        ``kpis`` lists the values in registry order (:data:`twin.kpis.REGISTRY`), ``units`` the
+        unit of each. Raises :class:`twin.kpis.UnregisteredKpiError` for an undeclared KPI.
+        """
+        declared = describe(self.kpis, self.pool_names)
         return {
-            "kpis": self.kpis,
+            "kpis": {key: self.kpis[key] for key in declared},
+            "units": {key: kpi.unit for key, kpi in declared.items()},
             "scenario_name": self.scenario.get("name"),
             "seed": self.seed,
             "meta": self.meta,
@@ -229,12 +259,11 @@ def compute_kpis(
             "energy_cost": facility_j / J_PER_KWH * site["electricity_price_per_kwh"],
         }
     )
-    for name in pool_names:
-        k[f"{name}_tokens_generated"] = float(ts[f"{name}_tokens_generated"].sum())
-        k[f"{name}_tokens_prefill"] = float(ts[f"{name}_tokens_prefill"].sum())
-        k[f"{name}_tokens_training"] = float(ts[f"{name}_tokens_training"].sum())
-        k[f"{name}_requests"] = float(ts[f"{name}_requests"].sum())
-        k[f"{name}_backlog_tokens_end"] = float(ts[f"{name}_backlog_tokens"].iloc[-1]) if len(ts) else math.nan
+    for name in pool_names:  # run totals of the time series' per-pool columns
+        for column in ("tokens_generated", "tokens_prefill", "tokens_training", "requests"):
+            k[POOL_KPIS[column].key_for(name)] = float(ts[f"{name}_{column}"].sum())
+        backlog = ts[f"{name}_backlog_tokens"]
+        k[POOL_KPIS["backlog_tokens_end"].key_for(name)] = float(backlog.iloc[-1]) if len(ts) else math.nan
     return k
 
 

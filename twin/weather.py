@@ -472,6 +472,15 @@ def _diurnal_profile(hours: int, options: dict[str, float]) -> tuple[FloatArray,
     return dry, np.minimum(np.full(hours, options["dew_point_c"]), dry)
 
 
+#: [EST] Default synthetic weather (also the scenario's ``weather``), an illustrative warm day and
+#: no site's record: dry-bulb (the mean of a diurnal day) [C], wet-bulb of a constant day [C], dew
+#: point of a diurnal day [C], half the daily swing [K] and the hour of the warmest air [h].
+SYNTHETIC_DRY_BULB_C: float = 25.0
+SYNTHETIC_WET_BULB_C: float = 18.0
+SYNTHETIC_DEW_POINT_C: float = 12.0
+SYNTHETIC_AMPLITUDE_K: float = 5.0
+SYNTHETIC_PEAK_HOUR: float = 15.0
+
 #: Synthetic weather kinds (``synthetic_weather(kind=...)``).
 SYNTHETIC_KINDS: dict[str, Callable[[int, dict[str, float]], tuple[FloatArray, FloatArray]]] = {
     "constant": _constant_profile,
@@ -483,11 +492,11 @@ def synthetic_weather(
     kind: str = "constant",
     *,
     hours: int = _HOURS_PER_YEAR,
-    dry_bulb_c: float = 20.0,
-    wet_bulb_c: float = 15.0,
-    dew_point_c: float = 10.0,
-    amplitude_k: float = 5.0,
-    peak_hour: float = 15.0,
+    dry_bulb_c: float = SYNTHETIC_DRY_BULB_C,
+    wet_bulb_c: float = SYNTHETIC_WET_BULB_C,
+    dew_point_c: float = SYNTHETIC_DEW_POINT_C,
+    amplitude_k: float = SYNTHETIC_AMPLITUDE_K,
+    peak_hour: float = SYNTHETIC_PEAK_HOUR,
     pressure_pa: float = STANDARD_PRESSURE_PA,
     wind_m_s: float = 0.0,
 ) -> tuple[pd.DataFrame, TraceMeta]:

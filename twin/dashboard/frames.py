@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from twin.kpis import SITE_KPIS
 from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
 from twin.results import Result, fmt_value, parquet_table, to_json
 from twin.units import J_PER_KWH, S_PER_HOUR
@@ -75,7 +76,7 @@ TABLE_EXTRA: tuple[KpiCard, ...] = (
     KpiCard("free_cooling_h", "Free-cooling hours", "h", "{:,.1f}", "higher"),
     KpiCard("wue_l_per_kwh", "WUE", "L/kWh", "{:.3f}", "lower"),
     KpiCard("unmet_heat_j", "Unmet heat", "kWh", "{:,.2f}", "lower", scale=1 / J_PER_KWH),
-    KpiCard("energy_cost", "Energy cost", "", "{:,.0f}", "lower"),
+    KpiCard("energy_cost", "Energy cost", SITE_KPIS["energy_cost"].unit, "{:,.0f}", "lower"),
     KpiCard("n_gpus", "GPUs", "", "{:,.0f}"),
 )
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
 
@@ -61,6 +61,10 @@ ASHRAE_AIR_CLASSES: dict[str, tuple[float, float]] = {
 ASHRAE_AIR_RECOMMENDED_C: tuple[float, float] = (18.0, 27.0)
 #: Heat-rejection kinds ``plant_power`` knows.
 HEAT_REJECTION_KINDS: tuple[str, ...] = ("tower", "dry_cooler")
+#: [EST] A plant's defaults (also the scenario's ``cooling``): W32 facility water, A1 air, towers.
+DEFAULT_LIQUID_CLASS: Final = "W32"
+DEFAULT_AIR_CLASS: Final = "A1"
+DEFAULT_HEAT_REJECTION: Final = "tower"
 
 #: [EST] CRAH supply-air setpoint [C]: inside the recommended 18-27 C ([2]).
 CRAH_SUPPLY_AIR_C: float = 24.0
@@ -81,6 +85,11 @@ CDU_APPROACH_K: float = 5.0
 #: [EST] Share of IT heat that goes to air at design [-]: 85-95 % is captured by liquid
 #: (parameters.md 3.4), midpoint 90 %.
 DESIGN_AIR_FRACTION: float = 0.10
+#: Share of server heat captured by liquid for each cooling type [-]: 85-95 % for direct-to-chip
+#: (yobitel.com, parameters.md 3.4), midpoint 0.90 for "liquid" (``1 - DESIGN_AIR_FRACTION``);
+#: [EST] 0.75 for a hybrid row with GPU cold plates only (GPUs are ~75 % of an HGX node's IT power
+#: in parameters.md 1.2).
+LIQUID_FRACTION_BY_TYPE: dict[str, float] = {"air": 0.0, "hybrid": 0.75, "liquid": 1.0 - DESIGN_AIR_FRACTION}
 #: [EST] Rated heat of the tower/dry cooler over the design IT heat [-]: IT heat plus the
 #: compressor work of a COP ~5 chiller, 1 + 1/5.
 HEAT_REJECTION_CAPACITY_FACTOR: float = 1.2
@@ -182,16 +191,16 @@ class PlantParams:
     n_chillers: int = 2
     n_chillers_redundant: int = 1
     design_air_fraction: float = DESIGN_AIR_FRACTION
-    facility_supply_c: float = ASHRAE_LIQUID_CLASSES["W32"]
+    facility_supply_c: float = ASHRAE_LIQUID_CLASSES[DEFAULT_LIQUID_CLASS]
     facility_delta_t_k: float = FACILITY_DELTA_T_K
     cdu_approach_k: float = CDU_APPROACH_K
     chw_supply_c: float = CRAH_SUPPLY_AIR_C - CRAH_COIL_APPROACH_K
     chw_delta_t_k: float = CHW_DELTA_T_K
     crah_supply_air_c: float = CRAH_SUPPLY_AIR_C
     crah_delta_t_k: float = CRAH_DELTA_T_K
-    air_inlet_allowable_min_c: float = ASHRAE_AIR_CLASSES["A1"][0]
-    air_inlet_allowable_max_c: float = ASHRAE_AIR_CLASSES["A1"][1]
-    heat_rejection: str = "tower"
+    air_inlet_allowable_min_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][0]
+    air_inlet_allowable_max_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][1]
+    heat_rejection: str = DEFAULT_HEAT_REJECTION
     tower_approach_k: float = cl.TOWER_APPROACH_K
     dry_cooler_approach_k: float = cl.DRY_COOLER_APPROACH_K
     heat_rejection_capacity_factor: float = HEAT_REJECTION_CAPACITY_FACTOR
@@ -293,12 +302,12 @@ class PlantParams:
     @classmethod
     def from_presets(
         cls,
-        liquid_class: str = "W32",
-        air_class: str = "A1",
+        liquid_class: str = DEFAULT_LIQUID_CLASS,
+        air_class: str = DEFAULT_AIR_CLASS,
         *,
         chiller: ChillerCurveLike,
         design_heat_w: float,
-        heat_rejection: str = "tower",
+        heat_rejection: str = DEFAULT_HEAT_REJECTION,
         **overrides: object,
     ) -> PlantParams:
         """Build parameters from ASHRAE classes, a catalog chiller and a design load.

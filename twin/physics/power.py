@@ -19,6 +19,10 @@ import numpy as np
 
 from twin._types import FloatArray, Numeric
 
+#: [EST] One-way charge and discharge efficiency of a Li-ion UPS battery string [1] (round trip
+#: about 90 %); the default of every battery function here and of ``power.ups.battery``.
+BATTERY_EFFICIENCY: float = 0.95
+
 
 def quadratic_loss_w(load_w: Numeric, rated_w: Numeric, a: Numeric, b: Numeric, c: Numeric) -> FloatArray:
     """Loss of a stage with a fixed + proportional + quadratic loss curve.
@@ -123,8 +127,8 @@ def battery_step_j(
     power_w: Numeric,
     dt_s: Numeric,
     capacity_j: Numeric,
-    charge_efficiency: Numeric = 0.95,
-    discharge_efficiency: Numeric = 0.95,
+    charge_efficiency: Numeric = BATTERY_EFFICIENCY,
+    discharge_efficiency: Numeric = BATTERY_EFFICIENCY,
 ) -> tuple[FloatArray, FloatArray]:
     """Advance a battery's stored energy with a constant terminal power.
 
@@ -152,8 +156,8 @@ def battery_step_j(
     Notes
     -----
     Discharging ``P`` for ``dt`` removes ``P dt / eta_d`` from storage; charging at ``-P`` adds
-    ``eta_c |P| dt``. Limits cut the exchange so that storage stays within bounds. One-way
-    efficiency 0.95 is an [EST] for Li-ion UPS strings (round trip about 90 %).
+    ``eta_c |P| dt``. Limits cut the exchange so that storage stays within bounds. The default
+    one-way efficiency :data:`BATTERY_EFFICIENCY` (0.95) is an [EST] for Li-ion UPS strings.
 
     Examples
     --------
@@ -176,7 +180,9 @@ def battery_step_j(
     return np.asarray(np.clip(stored, 0.0, cap)), np.asarray(delivered_dis - absorbed)
 
 
-def battery_time_to_empty_s(stored_j: Numeric, power_w: Numeric, discharge_efficiency: Numeric = 0.95) -> FloatArray:
+def battery_time_to_empty_s(
+    stored_j: Numeric, power_w: Numeric, discharge_efficiency: Numeric = BATTERY_EFFICIENCY
+) -> FloatArray:
     """Time a battery can deliver a constant power (``inf`` when not discharging).
 
     Parameters
@@ -207,7 +213,7 @@ def battery_time_to_empty_s(stored_j: Numeric, power_w: Numeric, discharge_effic
 
 
 def battery_capacity_for_runtime_j(
-    runtime_s: Numeric, power_w: Numeric, min_soc: Numeric = 0.0, discharge_efficiency: Numeric = 0.95
+    runtime_s: Numeric, power_w: Numeric, min_soc: Numeric = 0.0, discharge_efficiency: Numeric = BATTERY_EFFICIENCY
 ) -> FloatArray:
     """Stored energy at full charge that delivers ``power_w`` for ``runtime_s`` down to ``min_soc``.
 
@@ -245,7 +251,7 @@ def battery_capacity_for_runtime_j(
 
 
 def battery_empty_offset_s(
-    usable_j: float, power_w: FloatArray, dt_s: FloatArray, discharge_efficiency: float = 0.95
+    usable_j: float, power_w: FloatArray, dt_s: FloatArray, discharge_efficiency: float = BATTERY_EFFICIENCY
 ) -> float:
     """When a battery delivering a piecewise-constant power reaches its cut-off.
 
@@ -294,7 +300,7 @@ def battery_empty_offset_s(
 
 
 def battery_time_to_full_s(
-    stored_j: Numeric, capacity_j: Numeric, charge_power_w: Numeric, charge_efficiency: Numeric = 0.95
+    stored_j: Numeric, capacity_j: Numeric, charge_power_w: Numeric, charge_efficiency: Numeric = BATTERY_EFFICIENCY
 ) -> FloatArray:
     """Time to full charge at a constant charger input power (``inf`` when not charging).
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from twin.errors import FieldProblem
+from twin.physics.power import BATTERY_EFFICIENCY
 from twin.scenario.strict import Float, Int, StrictModel
 
 #: Fault kinds an event may name, with what ``count`` counts for each.
@@ -106,8 +107,12 @@ class Battery(_Strict):
     )
     min_soc: Float = Field(0.1, ge=0, lt=1, description="[EST] state of charge at which the UPS cuts off.")
     initial_soc: Float = Field(1.0, ge=0, le=1)
-    charge_efficiency: Float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
-    discharge_efficiency: Float = Field(0.95, gt=0, le=1, description="[EST] one-way (twin.physics.power).")
+    charge_efficiency: Float = Field(
+        BATTERY_EFFICIENCY, gt=0, le=1, description="[EST] one-way (twin.physics.power.BATTERY_EFFICIENCY)."
+    )
+    discharge_efficiency: Float = Field(
+        BATTERY_EFFICIENCY, gt=0, le=1, description="[EST] one-way (twin.physics.power.BATTERY_EFFICIENCY)."
+    )
     recharge_power_w: Float | None = Field(
         None, gt=0, description="Charger input power (default: 10 % of the UPS rated output [EST])."
     )

@@ -15,9 +15,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
+from twin.physics import cooling_plant as cp
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.resources import MAX_GPUS, size_problem
 from twin.scenario.strict import MAX_MAGNITUDE, Float, Int, StrictModel
+from twin.weather import (
+    SYNTHETIC_AMPLITUDE_K,
+    SYNTHETIC_DEW_POINT_C,
+    SYNTHETIC_DRY_BULB_C,
+    SYNTHETIC_PEAK_HOUR,
+    SYNTHETIC_WET_BULB_C,
+)
+from twin.workload import fluid
 
 
 def _known(name: str, valid: list[str], kind: str) -> str:
@@ -62,7 +71,7 @@ class Site(StrictModel):
     carbon_intensity_g_per_kwh: Float = Field(
         370.0, ge=0, description="Grid carbon intensity (US average 370 g/kWh, parameters.md 3.5)."
     )
-    electricity_price_per_kwh: Float = Field(0.08, ge=0, description="Energy price per kWh.")
+    electricity_price_per_kwh: Float = Field(0.08, ge=0, description="Energy price [USD/kWh] (the energy_cost KPI).")
     other_facility_power_w: Float = Field(
         0.0, ge=0, description="Lighting, offices, security: constant load on the transformer."
     )
@@ -172,12 +181,6 @@ class PowerChain(StrictModel):
     generator: Generator | None = Field(None, description="Standby generator (None: none).")
 
 
-#: Share of server heat captured by liquid for each cooling type: 85-95 % for direct-to-chip
-#: (yobitel.com, parameters.md 3.4), midpoint 0.90 for "liquid"; [EST] 0.75 for a hybrid row
-#: with GPU cold plates only (GPUs are ~75 % of an HGX node's IT power in parameters.md 1.2).
-LIQUID_FRACTION_BY_TYPE: dict[str, float] = {"air": 0.0, "hybrid": 0.75, "liquid": 0.90}
-
-
 class PlantCooling(StrictModel):
     """A cooling plant whose energy comes from physics (``twin.physics.cooling_plant``)."""
 
@@ -187,12 +190,14 @@ class PlantCooling(StrictModel):
     )
     liquid_fraction: Float | None = Field(None, ge=0, le=1, description="Server heat to liquid (default by type).")
     liquid_class: Literal["W17", "W27", "W32", "W40", "W45"] = Field(
-        "W32", description="ASHRAE liquid class: facility-water supply setpoint in C."
+        cp.DEFAULT_LIQUID_CLASS, description="ASHRAE liquid class: facility-water supply setpoint in C."
     )
     facility_supply_c: Float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
-    air_class: Literal["A1", "A2", "A3", "A4"] = "A1"
-    crah_supply_air_c: Float = Field(24.0, ge=10, le=45, description="CRAH supply-air setpoint.")
-    heat_rejection: Literal["tower", "dry_cooler"] = "tower"
+    air_class: Literal["A1", "A2", "A3", "A4"] = Field(cp.DEFAULT_AIR_CLASS, description="ASHRAE air class.")
+    crah_supply_air_c: Float = Field(cp.CRAH_SUPPLY_AIR_C, ge=10, le=45, description="CRAH supply-air setpoint.")
+    heat_rejection: Literal["tower", "dry_cooler"] = Field(
+        cp.DEFAULT_HEAT_REJECTION, description="Towers or dry coolers."
+    )
     chiller: str = Field("Carrier 19XR 742kW/5.42COP/VSD", description="Catalog chiller (twin/catalog/chillers.yaml).")
     n_chillers: Int | None = Field(None, gt=0, description="Chillers installed (default: N+1 on the design heat).")
     economiser: bool = True
@@ -254,7 +259,7 @@ class PlantCooling(StrictModel):
         """Share of server heat taken by liquid."""
         if self.liquid_fraction is not None:
             return 0.0 if self.type == "air" else self.liquid_fraction
-        return LIQUID_FRACTION_BY_TYPE[self.type]
+        return cp.LIQUID_FRACTION_BY_TYPE[self.type]
 
 
 #: Ideal cooling's inlet temperature bounds. [C] Water-based coolant is liquid between 0 and 100 C
@@ -280,7 +285,7 @@ class IdealCooling(StrictModel):
     @property
     def liquid_share(self) -> float:
         """Share of server heat taken by liquid."""
-        return LIQUID_FRACTION_BY_TYPE[self.type]
+        return cp.LIQUID_FRACTION_BY_TYPE[self.type]
 
 
 CoolingSpec = Annotated[PlantCooling | IdealCooling, Field(discriminator="model")]
@@ -293,11 +298,11 @@ class Weather(StrictModel):
         "constant",
         description="constant | diurnal | a built-in TMY3 name (greensboro-nc, sand-point-ak) | a TMY3/EPW path.",
     )
-    dry_bulb_c: Float = Field(25.0, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
-    wet_bulb_c: Float = Field(18.0, ge=-60, le=40, description="constant: wet-bulb.")
-    dew_point_c: Float = Field(12.0, ge=-60, le=40, description="diurnal: dew point.")
-    amplitude_k: Float = Field(5.0, ge=0, le=25, description="diurnal: half the daily swing.")
-    peak_hour: Float = Field(15.0, ge=0, lt=24, description="diurnal: hour of the warmest air.")
+    dry_bulb_c: Float = Field(SYNTHETIC_DRY_BULB_C, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
+    wet_bulb_c: Float = Field(SYNTHETIC_WET_BULB_C, ge=-60, le=40, description="constant: wet-bulb.")
+    dew_point_c: Float = Field(SYNTHETIC_DEW_POINT_C, ge=-60, le=40, description="diurnal: dew point.")
+    amplitude_k: Float = Field(SYNTHETIC_AMPLITUDE_K, ge=0, le=25, description="diurnal: half the daily swing.")
+    peak_hour: Float = Field(SYNTHETIC_PEAK_HOUR, ge=0, lt=24, description="diurnal: hour of the warmest air.")
 
     @model_validator(mode="after")
     def _wet_below_dry(self) -> Weather:
@@ -314,15 +319,20 @@ class Weather(StrictModel):
         return self
 
 
+#: [EST] Prompt and output tokens of a synthetic request (without a trace to draw them from).
+PROMPT_TOKENS = 1000.0
+OUTPUT_TOKENS = 250.0
+
+
 class Arrivals(StrictModel):
     """Synthetic request arrivals (expected values; a fluid model of the request stream)."""
 
     kind: Literal["constant", "diurnal"] = "diurnal"
     requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole workload.")
     peak_to_mean: Float = Field(1.0, ge=1.0, le=2.0, description="Diurnal peak rate / mean rate.")
-    peak_hour: Float = Field(14.0, ge=0, lt=24, description="Local hour of the diurnal peak.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Mean prompt tokens per request.")
-    output_tokens: Float = Field(250.0, gt=0, description="Mean generated tokens per request.")
+    peak_hour: Float = Field(fluid.PEAK_HOUR, ge=0, lt=24, description="Local hour of the diurnal peak.")
+    prompt_tokens: Float = Field(PROMPT_TOKENS, ge=0, description="Mean prompt tokens per request.")
+    output_tokens: Float = Field(OUTPUT_TOKENS, gt=0, description="Mean generated tokens per request.")
 
 
 class TraceArrivals(StrictModel):
@@ -363,8 +373,12 @@ class PoissonArrivals(StrictModel):
 
     kind: Literal["poisson"]
     requests_per_s: Float = Field(gt=0, description="Mean request rate of the whole pool.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    prompt_tokens: Float = Field(
+        PROMPT_TOKENS, ge=0, description="Prompt tokens of every request (without tokens_from)."
+    )
+    output_tokens: Float = Field(
+        OUTPUT_TOKENS, gt=0, description="Output tokens of every request (without tokens_from)."
+    )
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )
@@ -383,8 +397,12 @@ class BurstyArrivals(StrictModel):
     burst_factor: Float | None = Field(None, ge=1, description="mmpp: rate in the burst state / rate outside it.")
     mean_low_s: Float | None = Field(None, gt=0, description="mmpp: mean time between bursts.")
     mean_high_s: Float | None = Field(None, gt=0, description="mmpp: mean burst length.")
-    prompt_tokens: Float = Field(1000.0, ge=0, description="Prompt tokens of every request (without tokens_from).")
-    output_tokens: Float = Field(250.0, gt=0, description="Output tokens of every request (without tokens_from).")
+    prompt_tokens: Float = Field(
+        PROMPT_TOKENS, ge=0, description="Prompt tokens of every request (without tokens_from)."
+    )
+    output_tokens: Float = Field(
+        OUTPUT_TOKENS, gt=0, description="Output tokens of every request (without tokens_from)."
+    )
     tokens_from: str | None = Field(
         None, description="A request trace (path or built-in name) whose (prompt, output) pairs are resampled."
     )

@@ -34,7 +34,7 @@ from twin.errors import UnknownNameError
 from twin.physics.accelerator import accelerator_power_w
 from twin.physics.governor import governed_clock
 from twin.physics.serving import StepCosts, median_prefills_per_step, step
-from twin.replica import expert_format, serving_device, step_costs, weight_bytes_per_gpu
+from twin.replica import GPU_MEMORY_UTILIZATION, expert_format, serving_device, step_costs, weight_bytes_per_gpu
 from twin.validation.serving_data import TOKEN_BUDGET, layout_of, mean_context_tokens
 
 #: Output tokens queued per configuration: more than any step serves in a second.
@@ -80,7 +80,7 @@ def _why_not(row: object) -> str:
     if layout.gpus != int(getattr(row, "num_gpus", 0)):
         return f"layout {layout.describe()} does not use the row's {int(getattr(row, 'num_gpus', 0))} GPUs"
     acc = catalog.accelerator_spec(str(getattr(row, "accelerator", "")))
-    if weight_bytes_per_gpu(arch, layout) > 0.9 * acc.hbm_bytes:
+    if weight_bytes_per_gpu(arch, layout) > GPU_MEMORY_UTILIZATION * acc.hbm_bytes:
         return "weights do not fit in HBM"
     return ""
 

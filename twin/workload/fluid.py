@@ -13,13 +13,16 @@ import numpy as np
 from twin._types import FloatArray
 from twin.units import S_PER_DAY, S_PER_HOUR
 
+#: [EST] Local hour of the diurnal request peak, early afternoon (also the scenario's default). [h]
+PEAK_HOUR: float = 14.0
+
 
 def expected_arrivals(
     t0_s: FloatArray,
     t1_s: FloatArray,
     mean_rate_per_s: float,
     peak_to_mean: float = 1.0,
-    peak_hour: float = 14.0,
+    peak_hour: float = PEAK_HOUR,
     start_hour: float = 0.0,
 ) -> FloatArray:
     """Expected requests arriving in each interval ``[t0, t1)``.
