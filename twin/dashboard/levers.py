@@ -38,7 +38,8 @@ import yaml
 from twin import catalog
 from twin.scenario import Scenario, preset_names
 from twin.scenario import edits as ed
-from twin.scenario.edits import plain, scaled_pool_servers
+from twin.scenario.edits import plain
+from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
 from twin.scenario.schema import InferenceWorkload
 
@@ -55,8 +56,6 @@ MAX_REPORT_POINTS = 360
 #: Simulated hours of a dashboard run: short by default so a changed lever reruns in about a second.
 DEFAULT_DURATION_H = 6.0
 MIN_DURATION_H, MAX_DURATION_H = 1.0, 168.0
-
-__all__ = ["scaled_pool_servers"]  # re-exported: the fleet levers' pool sizes
 
 
 @dataclass(frozen=True)
@@ -308,7 +307,7 @@ LEVERS: tuple[Lever, ...] = (
         "Fleet",
         "int",
         read=lambda b: b.fleet.racks_per_row,
-        edit=_reads_only,
+        edit=_reads_only,  # read by the rows lever: one resize of the fleet
         min_value=1,
         max_value=32,
         step=1,

@@ -169,6 +169,11 @@ def set_field(sc: Scenario, path: str, value: Any) -> Scenario:
     ScenarioError
         A path that is no field, or a value the schema refuses, naming the field.
     """
+    try:
+        if _same(_value_at(sc, path, whole=False), value):
+            return sc
+    except (AttributeError, IndexError, ValueError, TypeError):
+        pass  # no such field: said below
     data = _data(sc)
     parent, _, _ = path.rpartition(".")
     try:
@@ -269,18 +274,16 @@ def resize_fleet(
         raise ScenarioError(exc.source, [FieldProblem(f"fleet.{p.field}", p.message) for p in exc.problems]) from None
     if fleet.n_servers == sc.fleet.n_servers:
         return sc if fleet == sc.fleet else _edit(sc, lambda data: _at(data, sc, "fleet").update(shape))
+    keep = keep or {}
     sizes = scaled_pool_servers(sc, fleet.n_servers, keep)
     counts = _counts(sizes, fleet.n_servers)
 
     def change(data: Data) -> None:
         _at(data, sc, "fleet").update(shape)
         for i, (w, old, new) in enumerate(zip(sc.workloads, pool_servers(sc), counts, strict=True)):
-            if i in (keep or {}):
+            if w.servers is not None or i in keep:
                 _at(data, sc, f"workloads.{i}")["servers"] = sizes[i]
-                continue
-            if w.servers is not None:
-                _at(data, sc, f"workloads.{i}")["servers"] = sizes[i]
-            if isinstance(w, InferenceWorkload) and old > 0 and new != old:
+            if i not in keep and isinstance(w, InferenceWorkload) and old > 0 and new != old:
                 _scale_rate(_at(data, sc, f"workloads.{i}.arrivals"), w, new / old)
 
     return _edit(sc, change)
@@ -565,6 +568,16 @@ def _touches(path: str, keys: Collection[str]) -> bool:
     return _given(path, keys) or any(k.startswith(path + ".") for k in keys)
 
 
+def _pool_size(workload: Any) -> int | None:
+    """The ``servers`` a workload mapping gives: None for the rest of the fleet, 0 for no valid size."""
+    n = workload.get("servers") if isinstance(workload, dict) else 0
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n) or n <= 0 or n != int(n):
+        return 0
+    return int(n)
+
+
 def _fleet_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
     if not _touches("fleet", keys) or "workloads" in keys:
         return {}
@@ -574,12 +587,11 @@ def _fleet_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
         return {}  # the loader names the bad value
     if fleet.n_servers == base.fleet.n_servers or len(data["workloads"]) != len(base.workloads):
         return {}
-    keep = {
-        i: data["workloads"][i]["servers"] for i in range(len(base.workloads)) if _given(f"workloads.{i}.servers", keys)
-    }
-    if len(keep) == len(base.workloads):
+    given = [i for i in range(len(base.workloads)) if _given(f"workloads.{i}.servers", keys)]
+    if len(given) == len(base.workloads):
         return {}  # the sets size every pool
-    if not all(n is None or (isinstance(n, int) and not isinstance(n, bool) and n > 0) for n in keep.values()):
+    keep = {i: _pool_size(data["workloads"][i]) for i in given}
+    if any(n == 0 for n in keep.values()):
         return {}  # the loader names the bad size
     scaled_pool_servers(base, fleet.n_servers, keep)  # pools that cannot fit: the rule's own problem
     shape = {"rows": fleet.rows, "racks_per_row": fleet.racks_per_row, "servers_per_rack": fleet.servers_per_rack}
@@ -761,11 +773,12 @@ def _comparable(a: Any, b: Any) -> bool:
     )
 
 
-def _value_at(sc: Scenario, path: str) -> Any:
+def _value_at(sc: Scenario, path: str, whole: bool = True) -> Any:
+    """The value at dotted ``path`` (``whole``: as plain data, a model as its set fields)."""
     node: Any = sc
     for key in path.split("."):
         node = node[int(key)] if isinstance(node, list) else getattr(node, key)
-    return _whole(node)
+    return _whole(node) if whole else node
 
 
 def sets_between(base: Scenario, edited: Scenario) -> dict[str, Any]:
