@@ -30,21 +30,19 @@ What follows a ``--set`` (:func:`follow_sets`, used by ``twin run``/``twin valid
 every sweep's ``overrides`` and points; :func:`load_with_sets`). A rule fills in only what the
 sets do not give themselves, and never replaces a value they give:
 
-========================================  ====================================================
-``--set`` key                             what follows
-========================================  ====================================================
-``fleet.rows``, ``fleet.racks_per_row``,  :func:`resize_fleet`: each pool whose ``servers`` the
-``fleet.servers_per_rack`` (or ``fleet``)  sets do not give scales with the servers, and its
-changing the number of servers            request rate (``requests_per_s``, or a trace's
-                                          ``rate_scale``) follows, unless the sets give it
-``fleet.accelerator`` (another name)      a calibrated ``fleet.accelerator_file`` of the base is
-                                          dropped (before, the file silently won over the name)
-``power.generator.FIELD`` where the base  ``power.generator.rated_w`` = the transformer stage's
-has no generator                          ``rated_w`` x ``count`` (before: an error)
-``power.ups.battery.runtime_s`` on a      the other size (``energy_j``, resp. ``runtime_s``) is
-battery sized by ``energy_j`` (or the     dropped (before: "give exactly one of")
-other way round)
-========================================  ====================================================
+* ``fleet.rows``, ``fleet.racks_per_row``, ``fleet.servers_per_rack`` (or ``fleet`` whole)
+  changing the number of servers: :func:`resize_fleet`. Each pool whose ``servers`` the sets do
+  not give scales with the servers, and its request rate (``requests_per_s``, or a trace's
+  ``rate_scale``) follows its servers, unless the sets give the rate. The transformer and UPS
+  are not resized: a fleet they cannot carry is refused by ``twin validate``. (``twin follow
+  --mirror --gpus N`` resizes otherwise: :func:`twin.harness.mirror.scale_fleet` scales the site
+  ratings and replaces the workloads.)
+* ``fleet.accelerator`` (another name): the base's calibrated ``fleet.accelerator_file`` is
+  dropped (before, the file silently won over the name).
+* ``power.generator.FIELD`` where the base has no generator: ``power.generator.rated_w`` is the
+  transformer stage's ``rated_w`` x ``count`` after the sets (before: an error).
+* ``power.ups.battery.runtime_s`` on a battery sized by ``energy_j`` (or the other way round):
+  the other size is dropped (before: "give exactly one of").
 
 Decisions:
 
