@@ -139,7 +139,19 @@ BAD_SPECS = [
         None,
         "same scenario",
     ),
-    ("base: default\npoints:\n  - {seed: 1}\n  - {fleet.rows: 2}\n", "(top level)", 4, "the fleet has 64"),
+    (  # the pools follow a fleet size the point gives (twin.scenario.edits), unless it sizes them
+        "base: default\npoints:\n  - {seed: 1}\n"
+        "  - {fleet.rows: 2, workloads.0.servers: 60, workloads.1.servers: 16}\n",
+        "(top level)",
+        4,
+        "workloads ask for 76 servers but the fleet has 64",
+    ),
+    (
+        "base: default\npoints:\n  - {seed: 1}\n  - {fleet.rows: 2, workloads.0.servers: 96}\n",
+        "fleet",
+        4,
+        "64 servers cannot hold 2 workloads (112 servers",
+    ),
     ("base: default\noverrides: {fleet.rows: -1}\ngrid:\n  seed: [1]\n", "fleet.rows", 2, "must be > 0"),
     ("base: default\ngrid:\n  fleet rows: [1]\n", "grid", 3, "not a dotted field path"),
     ("- just\n- a list\n", "(top level)", 1, "expected a mapping"),

@@ -54,6 +54,13 @@ FAULT_KPI_ROWS = [
 ]
 
 
+#: Help of ``--set``; what follows a key is :mod:`twin.scenario.edits`' table.
+SET_HELP = (
+    "Override a field: --set fleet.rows=2 (the workloads' servers and request rates follow the fleet "
+    "size unless also set; see twin/scenario/edits.py)"
+)
+
+
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
     """``--set KEY=VALUE`` options as overrides (:func:`twin.scenario.loader.parse_sets`)."""
     from twin.scenario.loader import parse_sets
@@ -69,14 +76,17 @@ def _invalid(exc: InvalidInputError) -> NoReturn:
 
 
 def _load(scenario: str | None, sets: list[str] | None) -> Any:
-    """The scenario with its ``--set`` overrides; problems a ``--set`` caused are named after it."""
-    from twin.scenario import load_scenario
+    """The scenario with its ``--set`` overrides and what follows from them (:mod:`twin.scenario.edits`).
+
+    Problems a ``--set`` caused are named after it.
+    """
+    from twin.scenario.edits import load_with_sets
     from twin.scenario.loader import blame_overrides
 
     overrides: dict[str, Any] = {}
     try:
         overrides = _parse_sets(sets)
-        return load_scenario(scenario, overrides)
+        return load_with_sets(scenario, overrides)
     except ScenarioError as exc:
         _invalid(blame_overrides(exc, list(overrides)))
     except InvalidInputError as exc:
@@ -138,7 +148,7 @@ def run(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for summary.json, timeseries.parquet, report.png.")
     ] = Path("out"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set fleet.rows=2")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     debug: Annotated[bool, typer.Option(help="Check the energy ledger after every interval.")] = False,
 ) -> None:
@@ -195,7 +205,7 @@ def run(
 @app.command()
 def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML or preset name.")],
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set fleet.rows=2")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Check a scenario file without running it."""
     from twin.checks import run_checks

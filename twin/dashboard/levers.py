@@ -1,59 +1,52 @@
-"""What-if levers: widget values turned into scenario overrides (dotted path → value).
+"""What-if levers: widget values mapped to scenario edits, and the overrides that reproduce them.
 
 This module is the dashboard's logic and imports no Streamlit, so it is unit-tested directly.
-Every lever reads its baseline value from a :class:`~twin.scenario.Scenario` and turns a chosen
-value into overrides for :func:`twin.load_scenario`. :func:`what_if_overrides` applies all of
-them and keeps only what differs from the baseline, so the overrides dict is both the cache key
-of a run and the ``--set`` flags that reproduce it with ``twin run``.
+Every lever reads its baseline value from a :class:`~twin.scenario.Scenario` and maps a chosen
+value to an edit of :mod:`twin.scenario.edits`, where the what-if rules live (and what follows a
+``twin run --set`` too): a fleet size scales the workload pools and their request rates, the
+arrivals lever replaces a pool's arrivals at its request rate, the model lever serves another
+model in its own precision, the fault lever appends one event (``clear`` removes the scenario's),
+the battery and generator levers add, resize or remove them. :func:`what_if_overrides` applies
+every lever in table order to the baseline and returns the ``--set`` overrides between the
+baseline and the what-if (:func:`twin.scenario.edits.sets_between`), so the overrides dict is
+both the cache key of a run and the ``--set`` flags that reproduce it with ``twin run``.
 
 To add a lever, append a :class:`Lever` to :data:`LEVERS`: its ``read`` gives the baseline
-value, its ``apply`` the overrides; the app draws its widget from ``kind`` and the limits, and
-greys it out while ``active`` says it does not act (what-if overrides then skip it).
+value, its ``edit`` the edited scenario; the app draws its widget from ``kind`` and the limits,
+and greys it out while ``active`` says it does not act (what-if overrides then skip it).
 
-Fleet size and request rate interact: changing ``fleet.rows`` or ``fleet.racks_per_row`` scales
-each workload's ``servers`` in proportion, and each inference workload's request rate follows its
-servers, so the load per server stays that of the baseline; ``rate_scale`` multiplies it on top.
-
-Workload trace: the ``arrivals`` lever replaces the arrivals of every inference pool (or of the
-one ``arrivals_pool`` names) by a built-in Azure LLM 2023 trace or a Poisson stream at the pool's
-baseline *request* rate (times the rate lever and the fleet scaling). A trace brings its own
-prompt and output lengths; a Poisson stream keeps the baseline's mean lengths (or resamples
-those of the trace the baseline replays). Diurnal shapes are dropped: the trace is the shape.
-
-Model: the ``model`` lever serves another model (a catalog name or a shipped Hugging Face
-architecture) on the workload ``model_pool`` names, with that workload's layout and the model's
-own precision; a model whose weights do not fit the layout is flagged as ``twin run`` flags it.
-
-Faults: the ``fault`` lever appends one event to the baseline's ``events`` (the baseline itself
-gets no fault), timed and sized by ``fault_start_h``, ``fault_duration_min`` and ``fault_count``;
-``clear`` removes the scenario's own events instead. While the what-if has a utility outage, the
-battery and generator levers act: a baseline without a battery or generator is offered a 5 min
-battery and an NFPA 110 Type 10 generator (10 s) rated at the transformer's rating, each of
-which can be switched off. The site power limit (``controls.site_power_limit_w``) and the
-cooling plant on the UPS act always.
+What is the dashboard's own (UI conveniences, not rules of ``--set``): the rows and racks
+levers act together as one fleet size; the rate lever multiplies on top of the fleet scaling;
+while the what-if has a utility outage a baseline without a battery or generator is offered
+:data:`DEFAULT_BATTERY_RUNTIME_S` of battery and an NFPA 110 Type 10 generator (10 s), switched
+on; the dry- and wet-bulb levers act on the synthetic climates only; the start-date lever keeps
+the baseline's time of day; the site power limit is in kW.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from twin import catalog
-from twin.errors import FieldProblem, ScenarioError
 from twin.scenario import Scenario, preset_names
+from twin.scenario import edits as ed
+from twin.scenario.edits import plain
+from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
-from twin.scenario.schema import BurstyArrivals, InferenceWorkload, PoissonArrivals, TraceArrivals
+from twin.scenario.schema import InferenceWorkload
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]
 Values = Mapping[str, Any]
+#: ``edit(base, scenario, value, values) -> scenario``: a lever's edit of the what-if so far.
+Edit = Callable[[Scenario, Scenario, Any, Values], Scenario]
 
 #: Weather sources the climate lever offers (built-in TMY3 years and the synthetic profiles).
 WEATHER_SOURCES: tuple[str, ...] = ("greensboro-nc", "sand-point-ak", "constant", "diurnal")
@@ -80,9 +73,10 @@ class Lever:
         ``date`` or ``optional_float`` (a switch plus a slider; ``None`` when off).
     read : callable
         ``read(base) -> value``: the baseline's value.
-    apply : callable
-        ``apply(base, value, values) -> overrides``: dotted paths for ``value``; ``values`` holds
-        every lever's value (for levers that depend on others).
+    edit : callable
+        ``edit(base, scenario, value, values) -> scenario``: the what-if so far edited for
+        ``value`` (:mod:`twin.scenario.edits`); ``values`` holds every lever's value (for levers
+        that depend on others).
     applies : callable
         ``applies(base) -> bool``: whether the lever exists for this baseline.
     off_value : callable, optional
@@ -94,7 +88,7 @@ class Lever:
         ``label_of(base, option) -> str``: how a choice's option reads in the select box.
     active : callable
         ``active(base, values) -> bool``: whether the lever acts given every lever's value
-        (a fault's duration only with a fault); an inactive lever adds no overrides.
+        (a fault's duration only with a fault); an inactive lever edits nothing.
     """
 
     key: str
@@ -102,7 +96,7 @@ class Lever:
     group: str
     kind: LeverKind
     read: Callable[[Scenario], Any]
-    apply: Callable[[Scenario, Any, Values], dict[str, Any]]
+    edit: Edit
     options: tuple[Any, ...] = ()
     min_value: float | None = None
     max_value: float | None = None
@@ -116,177 +110,60 @@ class Lever:
     active: Callable[[Scenario, Values], bool] = lambda base, values: True
 
 
-# ----------------------------------------------------------------------------- fleet and workloads
+# ----------------------------------------------------------------------------- lever -> edit
 
 
-def _n_servers(base: Scenario, values: Values) -> int:
+def _reads_only(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
+    """The edit of a lever another lever reads (a fault's time, the pool a choice acts on)."""
+    return sc
+
+
+def _field(path: str, cast: Callable[[Any], Any] = lambda v: v) -> Edit:
+    """The edit of a lever that sets one field (:func:`twin.scenario.edits.set_field`)."""
+    return lambda base, sc, value, values: ed.set_field(sc, path, cast(value))
+
+
+def _fleet_edit(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
+    """Rows and racks per row together: one :func:`~twin.scenario.edits.resize_fleet` of the baseline's fleet."""
     fl = base.fleet
-    rows = int(values.get("rows", fl.rows))
-    racks = int(values.get("racks_per_row", fl.racks_per_row))
-    return rows * racks * fl.servers_per_rack
+    return ed.resize_fleet(
+        sc, rows=int(values.get("rows", fl.rows)), racks_per_row=int(values.get("racks_per_row", fl.racks_per_row))
+    )
 
 
-def scaled_pool_servers(base: Scenario, n_servers: int) -> list[int | None]:
-    """Servers of each workload when the fleet has ``n_servers`` instead of the baseline's.
-
-    Explicit pool sizes scale in proportion (rounded down, at least 1); ``None`` (the rest of
-    the fleet) stays ``None``.
-
-    Raises
-    ------
-    ScenarioError
-        When the pools cannot fit in ``n_servers`` even at one server each.
-    """
-    factor = n_servers / base.fleet.n_servers
-    pools = [None if w.servers is None else max(1, math.floor(w.servers * factor + 1e-9)) for w in base.workloads]
-    taken = sum(p or 0 for p in pools)
-    if taken > n_servers:
-        raise ScenarioError(
-            "what-if levers",
-            [FieldProblem("fleet", f"{n_servers} servers cannot hold {len(pools)} workloads ({taken} servers)")],
-        )
-    return pools
-
-
-def _pool_ratio(base: Scenario, i: int, pools: list[int | None], n_servers: int) -> float:
-    """New servers / baseline servers of workload ``i`` (``None`` pools take the fleet's rest)."""
-
-    def size(sizes: list[int | None], total: int, j: int) -> int:
-        own = sizes[j]
-        if own is not None:
-            return own
-        return max(total - sum(s or 0 for s in sizes), 0)
-
-    old = size([w.servers for w in base.workloads], base.fleet.n_servers, i)
-    new = size(pools, n_servers, i)
-    return new / old if old > 0 else 1.0
-
-
-def _fleet_apply(field: str) -> Callable[[Scenario, Any, Values], dict[str, Any]]:
-    def apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-        out: dict[str, Any] = {f"fleet.{field}": int(value)}
-        for i, servers in enumerate(scaled_pool_servers(base, _n_servers(base, values))):
-            if servers is not None:
-                out[f"workloads.{i}.servers"] = servers
-        return out
-
-    return apply
-
-
-def _rate_factor(base: Scenario, i: int, values: Values) -> float:
-    """Pool ``i``'s new request rate / its baseline rate: the rate lever times the fleet scaling."""
-    n_servers = _n_servers(base, values)
-    pools = scaled_pool_servers(base, n_servers)
-    return float(values.get("rate_scale", 1.0)) * _pool_ratio(base, i, pools, n_servers)
-
-
-def _rate_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i, w in enumerate(base.workloads):
-        if not isinstance(w, InferenceWorkload) or _arrivals_replaced(base, values, i):
-            continue  # a replaced pool gets its rate from the arrivals lever
-        factor = _rate_factor(base, i, {**values, "rate_scale": value})
-        arr = w.arrivals
-        if arr.requests_per_s is None:  # a trace at rate_scale times its own rate
-            assert isinstance(arr, TraceArrivals)
-            out[f"workloads.{i}.arrivals.rate_scale"] = float((arr.rate_scale or 1.0) * factor)
-        else:
-            out[f"workloads.{i}.arrivals.requests_per_s"] = float(arr.requests_per_s * factor)
-    return out
-
-
-# ----------------------------------------------------------------------------- workload trace
-
-#: Built-in request traces the arrivals lever offers (twin.workload.BUILTIN_TRACES).
-AZURE_TRACES: tuple[str, ...] = ("azure-llm-2023-conv", "azure-llm-2023-code")
-#: Options of the arrivals lever: the scenario's own, a built-in trace, or a Poisson stream.
-ARRIVAL_OPTIONS: tuple[str, ...] = ("scenario", *AZURE_TRACES, "poisson")
-ARRIVAL_LABELS: dict[str, str] = {
-    "scenario": "as in the scenario",
-    "azure-llm-2023-conv": "Azure LLM 2023 conversation trace",
-    "azure-llm-2023-code": "Azure LLM 2023 code trace",
-    "poisson": "Poisson (the baseline's rate and lengths)",
-}
-#: ``arrivals_pool`` value that means every inference workload.
-ALL_POOLS = "*"
-
-
-@functools.lru_cache(maxsize=16)
-def _trace_rate_per_s(path: str, fmt: str | None) -> float:
-    """Mean request rate of a trace file as the engine loops it: requests / period [1/s]."""
-    from twin.workload import read_trace, trace_period_s
-
-    df, _meta = read_trace(path, fmt)
-    return float(len(df) / trace_period_s(df))
-
-
-def _pool_requests_per_s(base: Scenario, i: int) -> float:
-    """Baseline mean request rate of inference pool ``i`` [1/s]."""
-    arr = base.workloads[i].arrivals  # type: ignore[union-attr]
-    if arr.requests_per_s is not None:
-        return float(arr.requests_per_s)
-    if isinstance(arr, TraceArrivals):
-        from twin.workload import resolve_trace
-
-        try:
-            rate = _trace_rate_per_s(str(resolve_trace(arr.path, base.source_dir)), arr.format)
-        except (OSError, ValueError) as exc:  # the engine reports the same trace with its line
-            raise ScenarioError("what-if levers", [FieldProblem(f"workloads.{i}.arrivals.path", str(exc))]) from None
-        return (arr.rate_scale or 1.0) * rate / arr.time_scale
-    raise AssertionError(f"workloads.{i}.arrivals has no request rate")
-
-
-def _arrivals_source(arr: Any) -> str:
-    """Which :data:`ARRIVAL_OPTIONS` entry ``arr`` already is (``"scenario"`` for anything else)."""
-    if isinstance(arr, TraceArrivals) and arr.path in AZURE_TRACES:
-        return arr.path
-    if isinstance(arr, PoissonArrivals):
-        return "poisson"
-    return "scenario"
-
-
-def _arrivals_replaced(base: Scenario, values: Values, i: int) -> bool:
-    """Whether the arrivals lever gives inference pool ``i`` new arrivals."""
-    choice = values.get("arrivals", "scenario")
-    w = base.workloads[i]
-    if choice == "scenario" or not isinstance(w, InferenceWorkload):
-        return False
-    if values.get("arrivals_pool", ALL_POOLS) not in (ALL_POOLS, w.name):
-        return False
-    return _arrivals_source(w.arrivals) != choice
-
-
-def _lengths(arr: Any) -> dict[str, Any]:
-    """Prompt and output lengths of a Poisson stream replacing ``arr``."""
-    if isinstance(arr, TraceArrivals):
-        return {"tokens_from": arr.path}  # resample the trace's own (prompt, output) pairs
-    out: dict[str, Any] = {"prompt_tokens": float(arr.prompt_tokens), "output_tokens": float(arr.output_tokens)}
-    if isinstance(arr, PoissonArrivals | BurstyArrivals) and arr.tokens_from is not None:
-        out["tokens_from"] = arr.tokens_from
-    return out
-
-
-def _arrivals_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for i, w in enumerate(base.workloads):
-        if not _arrivals_replaced(base, {**values, "arrivals": value}, i):
-            continue
-        assert isinstance(w, InferenceWorkload)
-        rate = _pool_requests_per_s(base, i) * _rate_factor(base, i, values)
-        if value == "poisson":
-            new: dict[str, Any] = {"kind": "poisson", "requests_per_s": rate, **_lengths(w.arrivals)}
-        else:
-            new = {"kind": "trace", "path": str(value), "requests_per_s": rate}
-        out[f"workloads.{i}.arrivals"] = new
-    return out
+def _has_inference(base: Scenario) -> bool:
+    return any(w.kind == "inference" for w in base.workloads)
 
 
 def _inference_names(base: Scenario) -> tuple[str, ...]:
     return tuple(w.name for w in base.workloads if isinstance(w, InferenceWorkload))
 
 
+def _index_of(base: Scenario, name: str) -> int:
+    return next(i for i, w in enumerate(base.workloads) if w.name == name)
+
+
+#: Built-in request traces the arrivals lever offers (twin.workload.BUILTIN_TRACES).
+AZURE_TRACES: tuple[str, ...] = ("azure-llm-2023-conv", "azure-llm-2023-code")
+#: Options of the arrivals lever: the scenario's own, a built-in trace, or a Poisson stream.
+ARRIVAL_OPTIONS: tuple[str, ...] = ("scenario", *AZURE_TRACES, ed.POISSON)
+ARRIVAL_LABELS: dict[str, str] = {
+    "scenario": "as in the scenario",
+    "azure-llm-2023-conv": "Azure LLM 2023 conversation trace",
+    "azure-llm-2023-code": "Azure LLM 2023 code trace",
+    ed.POISSON: "Poisson (the baseline's rate and lengths)",
+}
+#: ``arrivals_pool`` value that means every inference workload.
+ALL_POOLS = "*"
 #: ``model`` value that keeps the scenario's models.
 SCENARIO_MODEL = "scenario"
+
+
+def _arrivals_edit(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
+    if value == "scenario":
+        return sc
+    pool = values.get("arrivals_pool", ALL_POOLS)
+    return ed.replace_arrivals(sc, str(value), None if pool == ALL_POOLS else [_index_of(base, pool)])
 
 
 def _model_options(base: Scenario) -> tuple[str, ...]:
@@ -295,39 +172,15 @@ def _model_options(base: Scenario) -> tuple[str, ...]:
     return (SCENARIO_MODEL, *catalog.model_names(), *shipped_model_ids())
 
 
-def _model_pool(base: Scenario, values: Values) -> int:
-    """Index of the inference workload the model lever acts on (the first one by default)."""
-    names = _inference_names(base)
-    name = values.get("model_pool") or names[0]
-    return next(i for i, w in enumerate(base.workloads) if w.name == name)
-
-
-def _model_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    i = _model_pool(base, values)
-    w = base.workloads[i]
-    assert isinstance(w, InferenceWorkload)
-    if value == SCENARIO_MODEL or value == w.model:
-        return {}
-    return {f"workloads.{i}.model": str(value), f"workloads.{i}.precision": None}
-
-
-def _accelerator_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    out: dict[str, Any] = {"fleet.accelerator": str(value)}
-    if base.fleet.accelerator_file is not None and value != base.fleet.accelerator:
-        out["fleet.accelerator_file"] = None
-    return out
-
-
-def _has_inference(base: Scenario) -> bool:
-    return any(w.kind == "inference" for w in base.workloads)
+def _model_edit(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
+    if value == SCENARIO_MODEL:
+        return sc
+    name = values.get("model_pool") or _inference_names(base)[0]
+    return ed.serve_model(sc, _index_of(base, name), str(value))
 
 
 def _is_plant(base: Scenario) -> bool:
     return base.cooling.model == "plant"
-
-
-def _path(path: str, cast: Callable[[Any], Any] = lambda v: v) -> Callable[[Scenario, Any, Values], dict[str, Any]]:
-    return lambda base, value, values: {path: cast(value)}
 
 
 def _synthetic_climate(base: Scenario, values: Values) -> bool:
@@ -335,18 +188,9 @@ def _synthetic_climate(base: Scenario, values: Values) -> bool:
     return values.get("weather_source", base.weather.source) in SYNTHETIC_WEATHER
 
 
-def _synthetic_weather(path: str) -> Callable[[Scenario, Any, Values], dict[str, Any]]:
-    def apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-        if not _synthetic_climate(base, values):
-            return {}
-        return {path: float(value)}
-
-    return apply
-
-
-def _start_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+def _start_edit(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
     day = value.date() if isinstance(value, datetime) else value
-    return {"start": datetime.combine(day, base.start.time()).isoformat()}
+    return ed.set_field(sc, "start", datetime.combine(day, base.start.time()))
 
 
 # ----------------------------------------------------------------------------- faults and controls
@@ -373,10 +217,11 @@ FAULT_LABELS: dict[str, str] = {
 }
 #: Faults whose ``count`` (units that fail) the count lever sets.
 COUNTED_FAULTS: tuple[str, ...] = ("chiller_trip", "cdu_pump_fail", "crah_fail", "server_fail")
-#: Battery offered for an outage when the baseline has none: 5 min at the UPS rating (30 s - 5 min
-#: typical, parameters.md 2), and a generator picking up the load in 10 s (NFPA 110 Type 10).
-DEFAULT_BATTERY_RUNTIME_S = 300.0
-DEFAULT_GENERATOR_DELAY_S = 10.0
+DEFAULT_BATTERY_RUNTIME_S = ed.DEFAULT_BATTERY_RUNTIME_S
+DEFAULT_GENERATOR_DELAY_S = ed.DEFAULT_GENERATOR_DELAY_S
+DEFAULT_FAULT_START_H = 2.0
+DEFAULT_FAULT_DURATION_MIN = 60.0
+SITE_LIMIT_MIN_KW, SITE_LIMIT_MAX_KW = 50.0, 10_000.0
 
 
 def _fault_label(base: Scenario, option: Any) -> str:
@@ -391,26 +236,21 @@ def _fault_options(base: Scenario) -> tuple[str, ...]:
     return tuple(o for o in FAULT_OPTIONS if o != "clear" or base.events)
 
 
-def _event(kind: str, values: Values) -> dict[str, Any]:
-    """The event the fault lever adds (``time_s`` from the run's start)."""
-    event: dict[str, Any] = {"time_s": float(values.get("fault_start_h", DEFAULT_FAULT_START_H)) * 3600.0, "kind": kind}
-    if kind == "feed_loss":
-        event["target"] = "A"
-    if kind in COUNTED_FAULTS:
-        event["count"] = int(values.get("fault_count", 1))
-    minutes = values.get("fault_duration_min", DEFAULT_FAULT_DURATION_MIN)
-    if minutes is not None:
-        event["duration_s"] = float(minutes) * 60.0
-    return event
-
-
-def _fault_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
+def _fault_edit(base: Scenario, sc: Scenario, value: Any, values: Values) -> Scenario:
+    """``clear``, or one fault at ``fault_start_h`` (feed A; ``fault_count`` units of a counted fault)."""
     if value == "scenario":
-        return {}
+        return sc
     if value == "clear":
-        return {"events": []}
-    own = [e.model_dump(mode="python", exclude_none=True) for e in base.events]
-    return {"events": [*own, _event(str(value), values)]}
+        return ed.clear_faults(sc)
+    minutes = values.get("fault_duration_min", DEFAULT_FAULT_DURATION_MIN)
+    return ed.add_fault(
+        sc,
+        str(value),
+        float(values.get("fault_start_h", DEFAULT_FAULT_START_H)) * 3600.0,
+        duration_s=None if minutes is None else float(minutes) * 60.0,
+        count=int(values.get("fault_count", 1)) if value in COUNTED_FAULTS else None,
+        target="A" if value == "feed_loss" else None,
+    )
 
 
 def _has_fault(base: Scenario, values: Values) -> bool:
@@ -420,8 +260,7 @@ def _has_fault(base: Scenario, values: Values) -> bool:
 def _has_outage(base: Scenario, values: Values) -> bool:
     """Whether the what-if loses the utility: the added fault, or the scenario's own outage."""
     choice = values.get("fault", "scenario")
-    own = choice != "clear" and any(e.kind == "utility_loss" for e in base.events)
-    return choice == "utility_loss" or own
+    return choice == "utility_loss" or (choice != "clear" and _base_has_outage(base))
 
 
 def _base_has_outage(base: Scenario) -> bool:
@@ -429,33 +268,10 @@ def _base_has_outage(base: Scenario) -> bool:
 
 
 def _battery_read(base: Scenario) -> float | None:
-    """The baseline battery's runtime at the UPS rating [s]; the offered default when it has none."""
-    ups = base.power.ups
-    bat = ups.battery
-    if bat is None:
+    """The baseline battery's runtime [s]; without one, the offered default (off where the baseline has an outage)."""
+    if base.power.ups.battery is None:
         return None if _base_has_outage(base) else DEFAULT_BATTERY_RUNTIME_S
-    if bat.runtime_s is not None:
-        return float(bat.runtime_s)
-    # energy_j: the runtime it gives (inverse of twin.physics.power.battery_capacity_for_runtime_j).
-    rated_w = ups.rated_w * ups.units_needed_for_load
-    return float(bat.energy_j or 0.0) * bat.discharge_efficiency * (1.0 - bat.min_soc) / rated_w
-
-
-def _battery_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    ups = base.power.ups
-    bat = ups.battery
-    if value is None:
-        return {} if bat is None else {"power.ups.battery": None}
-    runtime_s = float(value)
-    if bat is None:  # the whole stage: the scenario file may not spell out power.ups
-        return {"power.ups": {**ups.model_dump(mode="python", exclude_none=True), "battery": {"runtime_s": runtime_s}}}
-    if bat.runtime_s is not None:
-        return {"power.ups.battery.runtime_s": runtime_s}
-    if math.isclose(runtime_s, _battery_read(base) or 0.0, rel_tol=1e-9):
-        return {}
-    spec = bat.model_dump(mode="python", exclude_none=True)
-    spec.pop("energy_j")
-    return {"power.ups.battery": {**spec, "runtime_s": runtime_s}}
+    return ed.battery_runtime_s(base)
 
 
 def _generator_read(base: Scenario) -> float | None:
@@ -465,24 +281,9 @@ def _generator_read(base: Scenario) -> float | None:
     return float(gen.start_delay_s)
 
 
-def _generator_apply(base: Scenario, value: Any, values: Values) -> dict[str, Any]:
-    gen = base.power.generator
-    if value is None:
-        return {} if gen is None else {"power.generator": None}
-    if gen is not None:
-        return {"power.generator.start_delay_s": float(value)}
-    tr = base.power.transformer
-    return {"power.generator": {"rated_w": float(tr.rated_w * tr.count), "start_delay_s": float(value)}}
-
-
 def _site_limit_off_kw(base: Scenario) -> float:
-    tr = base.power.transformer
-    return min(tr.rated_w * tr.count / 1e3, SITE_LIMIT_MAX_KW)
+    return min(ed.site_rating_w(base) / 1e3, SITE_LIMIT_MAX_KW)
 
-
-DEFAULT_FAULT_START_H = 2.0
-DEFAULT_FAULT_DURATION_MIN = 60.0
-SITE_LIMIT_MIN_KW, SITE_LIMIT_MAX_KW = 50.0, 10_000.0
 
 #: Groups in the order the app draws them.
 GROUPS: tuple[str, ...] = ("Fleet", "Cooling", "Climate", "Workload", "Faults and controls")
@@ -494,7 +295,7 @@ LEVERS: tuple[Lever, ...] = (
         "Fleet",
         "int",
         read=lambda b: b.fleet.rows,
-        apply=_fleet_apply("rows"),
+        edit=_fleet_edit,
         min_value=1,
         max_value=16,
         step=1,
@@ -506,7 +307,7 @@ LEVERS: tuple[Lever, ...] = (
         "Fleet",
         "int",
         read=lambda b: b.fleet.racks_per_row,
-        apply=_fleet_apply("racks_per_row"),
+        edit=_reads_only,  # read by the rows lever: one resize of the fleet
         min_value=1,
         max_value=32,
         step=1,
@@ -518,7 +319,7 @@ LEVERS: tuple[Lever, ...] = (
         "Fleet",
         "choice",
         read=lambda b: b.fleet.accelerator,
-        apply=_accelerator_apply,
+        edit=lambda b, sc, v, vals: ed.change_accelerator(sc, str(v)),
         options=tuple(catalog.accelerator_names()),
         help="Catalog SKU (twin catalog).",
     ),
@@ -528,7 +329,7 @@ LEVERS: tuple[Lever, ...] = (
         "Fleet",
         "optional_float",
         read=lambda b: b.fleet.power_cap_w,
-        apply=lambda b, v, vals: {"fleet.power_cap_w": None if v is None else float(v)},
+        edit=_field("fleet.power_cap_w", lambda v: None if v is None else float(v)),
         min_value=100.0,
         max_value=1200.0,
         step=25.0,
@@ -542,7 +343,7 @@ LEVERS: tuple[Lever, ...] = (
         "Cooling",
         "choice",
         read=lambda b: b.cooling.type,
-        apply=_path("cooling.type"),
+        edit=_field("cooling.type"),
         options=("air", "hybrid", "liquid"),
         help="air: CRAHs only; hybrid: GPU cold plates (75 % to liquid); liquid: 90 % to liquid.",
     ),
@@ -552,7 +353,7 @@ LEVERS: tuple[Lever, ...] = (
         "Cooling",
         "choice",
         read=lambda b: b.cooling.liquid_class,  # type: ignore[union-attr]
-        apply=_path("cooling.liquid_class"),
+        edit=_field("cooling.liquid_class"),
         options=("W17", "W27", "W32", "W40", "W45"),
         help="ASHRAE liquid class: facility-water supply setpoint in °C.",
         applies=_is_plant,
@@ -563,7 +364,7 @@ LEVERS: tuple[Lever, ...] = (
         "Cooling",
         "float",
         read=lambda b: b.cooling.crah_supply_air_c,  # type: ignore[union-attr]
-        apply=_path("cooling.crah_supply_air_c", float),
+        edit=_field("cooling.crah_supply_air_c", float),
         min_value=15.0,
         max_value=32.0,
         step=0.5,
@@ -577,7 +378,7 @@ LEVERS: tuple[Lever, ...] = (
         "Cooling",
         "choice",
         read=lambda b: b.cooling.heat_rejection,  # type: ignore[union-attr]
-        apply=_path("cooling.heat_rejection"),
+        edit=_field("cooling.heat_rejection"),
         options=("tower", "dry_cooler"),
         help="Cooling tower (evaporates water) or dry cooler (no water, warmer condenser).",
         applies=_is_plant,
@@ -588,7 +389,7 @@ LEVERS: tuple[Lever, ...] = (
         "Cooling",
         "bool",
         read=lambda b: b.cooling.economiser,  # type: ignore[union-attr]
-        apply=_path("cooling.economiser", bool),
+        edit=_field("cooling.economiser", bool),
         help="Free cooling when the outdoor air allows it.",
         applies=_is_plant,
     ),
@@ -598,7 +399,7 @@ LEVERS: tuple[Lever, ...] = (
         "Climate",
         "choice",
         read=lambda b: b.weather.source,
-        apply=_path("weather.source"),
+        edit=_field("weather.source"),
         options=WEATHER_SOURCES,
         help="NREL TMY3 years for Greensboro NC or Sand Point AK, or a synthetic profile.",
     ),
@@ -608,7 +409,7 @@ LEVERS: tuple[Lever, ...] = (
         "Climate",
         "date",
         read=lambda b: b.start.date(),
-        apply=_start_apply,
+        edit=_start_edit,
         help="Day of the (typical) year the run starts: the season of the weather file.",
     ),
     Lever(
@@ -617,7 +418,7 @@ LEVERS: tuple[Lever, ...] = (
         "Climate",
         "float",
         read=lambda b: b.weather.dry_bulb_c,
-        apply=_synthetic_weather("weather.dry_bulb_c"),
+        edit=_field("weather.dry_bulb_c", float),
         min_value=-20.0,
         max_value=45.0,
         step=0.5,
@@ -631,7 +432,7 @@ LEVERS: tuple[Lever, ...] = (
         "Climate",
         "float",
         read=lambda b: b.weather.wet_bulb_c,
-        apply=_synthetic_weather("weather.wet_bulb_c"),
+        edit=_field("weather.wet_bulb_c", float),
         min_value=-20.0,
         max_value=35.0,
         step=0.5,
@@ -645,7 +446,7 @@ LEVERS: tuple[Lever, ...] = (
         "Workload",
         "float",
         read=lambda b: 1.0,
-        apply=_rate_apply,
+        edit=lambda b, sc, v, vals: ed.scale_request_rate(sc, float(v)),
         min_value=0.1,
         max_value=3.0,
         step=0.05,
@@ -658,7 +459,7 @@ LEVERS: tuple[Lever, ...] = (
         "Workload",
         "choice",
         read=lambda b: "scenario",
-        apply=_arrivals_apply,
+        edit=_arrivals_edit,
         options=ARRIVAL_OPTIONS,
         label_of=lambda b, o: ARRIVAL_LABELS.get(str(o), str(o)),
         help="Replay a built-in Azure LLM 2023 trace (its own prompt/output lengths) or a Poisson stream, "
@@ -671,7 +472,7 @@ LEVERS: tuple[Lever, ...] = (
         "Workload",
         "choice",
         read=lambda b: ALL_POOLS,
-        apply=lambda b, v, vals: {},  # read by the arrivals and rate levers
+        edit=_reads_only,  # read by the arrivals lever
         options_for=lambda b: (ALL_POOLS, *_inference_names(b)),
         label_of=lambda b, o: "all inference workloads" if o == ALL_POOLS else str(o),
         help="Which inference workload gets the new arrivals.",
@@ -684,7 +485,7 @@ LEVERS: tuple[Lever, ...] = (
         "Workload",
         "choice",
         read=lambda b: SCENARIO_MODEL,
-        apply=_model_apply,
+        edit=_model_edit,
         options_for=_model_options,
         label_of=lambda b, o: "as in the scenario" if o == SCENARIO_MODEL else str(o),
         help="Serve another model (twin catalog: catalog names and shipped Hugging Face architectures) with the "
@@ -697,7 +498,7 @@ LEVERS: tuple[Lever, ...] = (
         "Workload",
         "choice",
         read=lambda b: _inference_names(b)[0],
-        apply=lambda b, v, vals: {},  # read by the model lever
+        edit=_reads_only,  # read by the model lever
         options_for=_inference_names,
         help="Which inference workload serves the chosen model.",
         applies=_has_inference,
@@ -709,7 +510,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "choice",
         read=lambda b: "scenario",
-        apply=_fault_apply,
+        edit=_fault_edit,
         options_for=_fault_options,
         label_of=_fault_label,
         help="One fault added to the what-if (the baseline keeps the scenario's own events, if any).",
@@ -720,7 +521,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "float",
         read=lambda b: DEFAULT_FAULT_START_H,
-        apply=lambda b, v, vals: {},  # read by the fault lever
+        edit=_reads_only,  # read by the fault lever
         min_value=0.0,
         max_value=48.0,
         step=0.25,
@@ -734,7 +535,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "optional_float",
         read=lambda b: DEFAULT_FAULT_DURATION_MIN,
-        apply=lambda b, v, vals: {},  # read by the fault lever
+        edit=_reads_only,  # read by the fault lever
         min_value=1.0,
         max_value=720.0,
         step=1.0,
@@ -749,7 +550,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "int",
         read=lambda b: 1,
-        apply=lambda b, v, vals: {},  # read by the fault lever
+        edit=_reads_only,  # read by the fault lever
         min_value=1,
         max_value=64,
         step=1,
@@ -762,7 +563,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "optional_float",
         read=_battery_read,
-        apply=_battery_apply,
+        edit=lambda b, sc, v, vals: ed.set_battery(sc, v),
         min_value=10.0,
         max_value=1800.0,
         step=10.0,
@@ -777,7 +578,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "optional_float",
         read=_generator_read,
-        apply=_generator_apply,
+        edit=lambda b, sc, v, vals: ed.set_generator(sc, v),
         min_value=0.0,
         max_value=1800.0,
         step=5.0,
@@ -792,7 +593,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "bool",
         read=lambda b: b.power.cooling_on_ups,
-        apply=_path("power.cooling_on_ups", bool),
+        edit=_field("power.cooling_on_ups", bool),
         help="Cooling rides through an outage on the battery (else it stops until the generator).",
     ),
     Lever(
@@ -801,7 +602,7 @@ LEVERS: tuple[Lever, ...] = (
         "Faults and controls",
         "optional_float",
         read=lambda b: None if b.controls.site_power_limit_w is None else b.controls.site_power_limit_w / 1e3,
-        apply=lambda b, v, vals: {"controls.site_power_limit_w": None if v is None else float(v) * 1e3},
+        edit=_field("controls.site_power_limit_w", lambda v: None if v is None else float(v) * 1e3),
         min_value=SITE_LIMIT_MIN_KW,
         max_value=SITE_LIMIT_MAX_KW,
         step=10.0,
@@ -839,65 +640,43 @@ def run_overrides(base: Scenario, duration_h: float) -> dict[str, Any]:
     if duration_s / interval_s > MAX_REPORT_POINTS:
         interval_s = math.ceil(duration_s / MAX_REPORT_POINTS / step_s) * step_s
     out = {"duration_s": duration_s, "report_interval_s": float(interval_s)}
-    return {k: v for k, v in out.items() if not _same(v, getattr(base, k))}
+    return {k: v for k, v in out.items() if not math.isclose(v, getattr(base, k), rel_tol=1e-12)}
 
 
 # ----------------------------------------------------------------------------- overrides
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return datetime.combine(value, time()).isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def what_if(base: Scenario, values: Values) -> Scenario:
+    """The what-if described by the lever ``values``: every active lever's edit of ``base``, in table order.
 
-
-def _get_dotted(data: Any, path: str) -> Any:
-    node = data
-    for key in path.split("."):
-        if isinstance(node, list):
-            node = node[int(key)]
-        elif isinstance(node, dict):
-            node = node.get(key)
-        else:
-            return None
-    return node
-
-
-def _same(a: Any, b: Any) -> bool:
-    a, b = _plain(a), _plain(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
-    return bool(a == b)
-
-
-def what_if_overrides(base: Scenario, values: Values) -> dict[str, Any]:
-    """Overrides that turn ``base`` into the what-if described by the lever ``values``.
-
-    Levers missing from ``values`` keep their baseline value; an override equal to the
-    baseline's value is dropped, so unchanged levers give ``{}``. Keys are sorted.
+    Levers missing from ``values`` keep their baseline value.
 
     Raises
     ------
     KeyError
         For a key that is no lever of ``base``.
+    ScenarioError
+        An edit that cannot be honoured (pools that cannot fit the fleet, an unreadable trace).
     """
     known = {lever.key for lever in levers_for(base)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise KeyError(f"unknown lever(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     full = {**baseline_values(base), **values}
-    dumped = base.model_dump(mode="python")
-    out: dict[str, Any] = {}
+    sc = base
     for lever in levers_for(base):
         if lever.active(base, full):
-            out.update(lever.apply(base, full[lever.key], full))
-    return {k: _plain(v) for k, v in sorted(out.items()) if not _same(v, _get_dotted(dumped, k))}
+            sc = lever.edit(base, sc, full[lever.key], full)
+    return sc
+
+
+def what_if_overrides(base: Scenario, values: Values) -> dict[str, Any]:
+    """Overrides that turn ``base`` into the what-if of the lever ``values`` (:func:`what_if`).
+
+    Only what differs from the baseline is kept (unchanged levers give ``{}``), as ``--set``
+    overrides (:func:`twin.scenario.edits.sets_between`); keys are sorted.
+    """
+    return ed.sets_between(base, what_if(base, values))
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -937,7 +716,7 @@ def scenario_choices(extra_dirs: list[Path] | None = None) -> list[ScenarioChoic
 
 def overrides_key(overrides: Mapping[str, Any]) -> str:
     """A canonical text of ``overrides`` (sorted JSON-like YAML): the cache key of a run."""
-    data = {k: _plain(v) for k, v in sorted(overrides.items())}
+    data = {k: plain(v) for k, v in sorted(overrides.items())}
     return yaml.safe_dump(data, default_flow_style=True, width=10**6).strip()
 
 
@@ -945,7 +724,7 @@ def cli_command(source: str, overrides: Mapping[str, Any]) -> str:
     """The ``twin run`` command line that reproduces a run (``--set path=value`` per override)."""
     parts = ["twin", "run", shlex.quote(source)]
     for key, value in sorted(overrides.items()):
-        text = _yaml_scalar(_plain(value))
+        text = _yaml_scalar(plain(value))
         parts.append(f"--set {shlex.quote(f'{key}={text}')}")
     return " ".join(parts)
 

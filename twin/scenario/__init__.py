@@ -1,4 +1,4 @@
-"""Scenario schema (pydantic v2) and its YAML loader with located errors."""
+"""Scenario schema (pydantic v2), its YAML loader with located errors, and the what-if edits (:mod:`.edits`)."""
 
 from twin.scenario.loader import load_scenario, preset_names, preset_path, validate_mapping
 from twin.scenario.schema import (

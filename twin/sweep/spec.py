@@ -14,7 +14,10 @@ A spec is a YAML file::
 The points are every entry of ``points`` combined with every cell of ``grid`` (``points`` outer,
 ``grid`` inner, grid keys varying last-key-fastest); with only one of the two, it alone defines
 them. Values are applied in the order overrides, then the point's entry, then the grid cell, each
-with :func:`twin.scenario.schema.set_dotted`: a mapping value replaces the whole sub-tree.
+with :func:`twin.scenario.schema.set_dotted`: a mapping value replaces the whole sub-tree. What
+follows a value is what follows a ``twin run --set`` of it (:mod:`twin.scenario.edits`: the pools
+and request rates follow a fleet size), on the base for ``overrides`` and on the base with the
+overrides for a point.
 
 Decision: an invalid point (a value the scenario schema rejects, a path that does not exist) makes
 the whole spec invalid, and nothing runs; the :class:`~twin.errors.ScenarioError` names the spec
@@ -54,7 +57,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin.errors import FieldProblem, ScenarioError
-from twin.scenario.loader import load_scenario, preset_names, preset_path, read_yaml, validate_mapping
+from twin.scenario.edits import follow_sets, load_with_sets
+from twin.scenario.loader import preset_names, preset_path, read_yaml, validate_mapping
 from twin.scenario.schema import PathError, Scenario, set_dotted
 
 #: A dotted field path: ``cooling.liquid_class``, ``workloads.0.arrivals.requests_per_s``.
@@ -204,7 +208,7 @@ def load_sweep(path: str | Path) -> Sweep:
         values = {**entries[j], **cell}
         origin = {k: ("points", str(j), k) for k in entries[j]} | {k: ("grid", k) for k in cell}
         try:
-            scenario = _resolve_point(base_data, path.parent.resolve(), values, str(path))
+            scenario = _resolve_point(base, base_data, path.parent.resolve(), values, str(path))
         except ScenarioError as exc:
             problems += [
                 FieldProblem(
@@ -267,7 +271,7 @@ def _resolve_base(base: str, spec_path: Path, lines: dict[tuple[str, ...], int])
 def _load_base(base_path: Path, spec: SweepSpec, spec_path: Path, lines: dict[tuple[str, ...], int]) -> Scenario:
     """The base scenario with the spec's overrides (it must be a valid scenario itself)."""
     try:
-        return load_scenario(base_path, spec.overrides)
+        return load_with_sets(base_path, spec.overrides)
     except ScenarioError as exc:
         origin = {k: ("overrides", k) for k in spec.overrides}
         problems = [
@@ -279,9 +283,12 @@ def _load_base(base_path: Path, spec: SweepSpec, spec_path: Path, lines: dict[tu
         raise ScenarioError(str(spec_path), problems) from None
 
 
-def _resolve_point(base_data: dict[str, Any], source_dir: Path | None, values: dict[str, Any], source: str) -> Scenario:
+def _resolve_point(
+    base: Scenario, base_data: dict[str, Any], source_dir: Path | None, values: dict[str, Any], source: str
+) -> Scenario:
+    """The point's scenario: ``values`` and what follows from them (:func:`follow_sets`) on the base."""
     data = copy.deepcopy(base_data)
-    for field, value in values.items():
+    for field, value in follow_sets(base, values).items():
         try:
             set_dotted(data, field, copy.deepcopy(value))
         except PathError as exc:
