@@ -53,7 +53,7 @@ class Controls:
     def __init__(self, eng: Engine) -> None:
         self.eng = eng
         fac = eng.fac
-        spec = fac.scenario.controls
+        spec = fac.controls
         self.base_limit_w = spec.site_power_limit_w
         self.limit_w = self.base_limit_w
         self._active: dict[int, float] = {}
@@ -168,8 +168,8 @@ class Controls:
     def kpis(self) -> dict[str, Any]:
         """Run totals of the controls."""
         fac = self.eng.fac
-        ups = fac.scenario.power.ups
-        capacity_w = ups.units_needed_for_load * ups.rated_w
+        ups = fac.stages["ups"]
+        capacity_w = ups.units_needed * ups.rated_w
         out = {
             "grid_ramp_max_w_per_s": self.ramp_max,
             "time_above_site_limit_s": self.time_above_limit_s,

@@ -14,17 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin._types import FloatArray
-from twin.engine.sources import (
-    FluidSource,
-    InputError,
-    JobSource,
-    RequestSource,
-    SignalSource,
-    build_job_source,
-    build_request_source,
-    build_telemetry_source,
-)
-from twin.facility import Facility, Pool
+from twin.engine.sources import FluidSource, JobSource, RequestSource, SignalSource, request_source, signal_source
+from twin.facility_parts.fleet import Facility, Pool
 
 
 @dataclass
@@ -61,31 +52,25 @@ class DemandModel:
         The run's generator (per-server offsets, drawn streams). Needed only when a pool draws;
         a fresh seeded one from the scenario is used when omitted.
 
-    Raises
-    ------
-    ScenarioError
-        A trace is missing or malformed; the message names the scenario field and, for a bad
-        row, the trace file and line.
+    Traces were read and checked when the facility was built (:mod:`twin.facility_traces`).
     """
 
     def __init__(self, fac: Facility, rng: np.random.Generator | None = None) -> None:
         self.fac = fac
-        rng = np.random.default_rng(fac.scenario.seed) if rng is None else rng
-        start = fac.scenario.start
+        rng = np.random.default_rng(fac.run.seed) if rng is None else rng
+        start = fac.run.start
         start_hour = start.hour + start.minute / 60.0 + start.second / 3600.0
-        errors = InputError(fac)
+        gps = fac.gpus_per_server
         self.requests: list[tuple[Pool, RequestSource | FluidSource]] = []
         self.telemetry: list[tuple[Pool, SignalSource]] = []
         self.jobs: list[tuple[Pool, JobSource]] = []
-        for i, pool in enumerate(fac.pools):
-            if pool.kind == "inference":
-                self.requests.append((pool, build_request_source(pool, i, fac, rng, errors, start_hour)))
-            elif pool.kind == "telemetry":
-                self.telemetry.append((pool, build_telemetry_source(pool, i, fac, rng, errors)))
-            else:
-                job = build_job_source(pool, i, fac, errors)
-                if job is not None:
-                    self.jobs.append((pool, job))
+        for pool in fac.pools:
+            if pool.requests is not None:
+                self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour)))
+            elif pool.replay is not None:
+                self.telemetry.append((pool, signal_source(pool, pool.replay, gps, rng)))
+            elif pool.jobs is not None:
+                self.jobs.append((pool, JobSource(pool.jobs.demanded, pool.jobs.placed, gps, pool.n_servers)))
 
     @property
     def varies(self) -> bool:

@@ -46,22 +46,19 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.demand import Demand
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.engine.serving import ServeResult
+from twin.facility_parts.fleet import Facility
+from twin.facility_parts.plant import PlantSpec
+from twin.facility_parts.power import ScheduledFault
 from twin.physics.power import (
-    battery_capacity_for_runtime_j,
     battery_empty_offset_s,
     battery_step_j,
     battery_time_to_full_s,
 )
-from twin.scenario.faults import FaultEvent
-from twin.scenario.schema import TrainingWorkload
-from twin.units import S_PER_HOUR
 
 if TYPE_CHECKING:
     from twin.engine.kernel import Block, Engine
 
 SIDES = ("A", "B")
-#: Fraction of the UPS rated output the charger draws by default. [EST] typical UPS chargers.
-DEFAULT_RECHARGE_FRACTION = 0.10
 #: Stored energy within this of a bound counts as at the bound. [J]
 BATTERY_EPS_J = 1e-6
 #: Per-interval tallies of the time series.
@@ -159,7 +156,6 @@ class FaultSystem:
         self.eng = eng
         self.env: simpy.Environment = eng.env
         fac = eng.fac
-        sc = fac.scenario
         self.fac = fac
         self.rng = eng.rng
         st = fac.stages
@@ -172,13 +168,13 @@ class FaultSystem:
         self.pdu_up = {s: np.full(fac.n_racks, self.pdu_on[s], dtype=np.int64) for s in SIDES}
         self.pdu_blocked = {s: np.zeros(fac.n_racks, dtype=np.int64) for s in SIDES}
         self.utility_down = 0
-        self.ups_needed = sc.power.ups.units_needed_for_load
-        self.generator = sc.power.generator
+        self.ups_needed = st["ups"].units_needed
+        self.generator = fac.supply.generator
         self.gen_failed = 0
         self.gen_state = "none" if self.generator is None else "off"
         self.gen_token = 0
         self.ups_dark = False
-        self.cooling_on_ups = sc.power.cooling_on_ups
+        self.cooling_on_ups = fac.supply.cooling_on_ups
         self.battery = self._battery()
         self.plant_powered = True
         self.chillers_down = 0
@@ -195,10 +191,10 @@ class FaultSystem:
         self.last_server_w = np.zeros(n)
         self.paused = np.zeros(n, dtype=bool)
         self.jobs = [
-            Job(p.index, fac.pool_of_server == p.index, p.spec.checkpoint_interval_s, p.spec.checkpoint_stall_s,
-                p.spec.restart_s)
+            Job(p.index, fac.pool_of_server == p.index, p.checkpoints.interval_s, p.checkpoints.stall_s,
+                p.checkpoints.restart_s)
             for p in fac.pools
-            if isinstance(p.spec, TrainingWorkload)
+            if p.checkpoints is not None
         ]  # fmt: skip
         self.inference_pools = [(p.index, fac.pool_of_server == p.index) for p in fac.pools if p.kind == "inference"]
         self.tally = Tally()
@@ -210,31 +206,23 @@ class FaultSystem:
         self._update_supply()
         for job in self.jobs:
             self._schedule_checkpoint(job, job.interval_s)
-        for ev in sc.events:
+        for ev in fac.faults.events:
             self._schedule_fault(ev)
-        for kind, rel in sc.reliability.kinds().items():
-            self.env.process(self._random_faults(kind, rel.mtbf_h * S_PER_HOUR, rel.mttr_h * S_PER_HOUR))
+        for rel in fac.faults.random:
+            self.env.process(self._random_faults(rel.kind, rel.mtbf_s, rel.mttr_s))
 
     # ------------------------------------------------------------------ set-up
     def _battery(self) -> Battery | None:
-        spec = self.fac.scenario.power.ups.battery
+        spec = self.fac.supply.battery
         if spec is None:
             return None
-        ups = self.fac.stages["ups"]
-        rated_w = ups.rated_w * self.fac.scenario.power.ups.units_needed_for_load
-        if spec.energy_j is not None:
-            cap = spec.energy_j
-        else:
-            runtime_s = float(spec.runtime_s or 0.0)
-            cap = float(battery_capacity_for_runtime_j(runtime_s, rated_w, spec.min_soc, spec.discharge_efficiency))
-        charge = spec.recharge_power_w if spec.recharge_power_w is not None else DEFAULT_RECHARGE_FRACTION * rated_w
         return Battery(
-            capacity_j=cap,
-            floor_j=spec.min_soc * cap,
-            stored_j=spec.initial_soc * cap,
+            capacity_j=spec.capacity_j,
+            floor_j=spec.floor_j,
+            stored_j=spec.initial_j,
             eta_c=spec.charge_efficiency,
             eta_d=spec.discharge_efficiency,
-            charge_w=charge,
+            charge_w=spec.charge_w,
             min_soc_seen=spec.initial_soc,
         )
 
@@ -247,13 +235,13 @@ class FaultSystem:
         self.env.timeout(max(time_s - self.env.now, 0.0)).callbacks.append(callback)
 
     # --------------------------------------------------------------- faults
-    def _schedule_fault(self, ev: FaultEvent) -> None:
+    def _schedule_fault(self, ev: ScheduledFault) -> None:
         def fire(_: simpy.Event) -> None:
             self._scheduled(ev)
 
         self._at(ev.time_s, fire)
 
-    def _scheduled(self, ev: FaultEvent) -> None:
+    def _scheduled(self, ev: ScheduledFault) -> None:
         undo = self._apply(ev.kind, ev)
         if ev.duration_s is not None:
             self._at(self.env.now + ev.duration_s, lambda _: self._repair(ev.kind, undo))
@@ -279,19 +267,18 @@ class FaultSystem:
     def _population(self, kind: str) -> int:
         fac = self.fac
         plant = self.eng.plant
-        spec = fac.scenario.cooling
         return {
             "utility": 1,
             "ups": fac.stages["ups"].count,
             "pdu": fac.stages["pdu"].count * fac.n_racks,
             "chiller": max(int(plant.n_chillers), 1),
-            "cdu": int(getattr(spec, "n_cdus", 1)),
-            "crah": int(getattr(spec, "n_crahs", 1)),
+            "cdu": _units(fac, "n_cdus"),
+            "crah": _units(fac, "n_crahs"),
             "server": fac.n_servers,
             "gpu": fac.n_gpus,
         }[kind]
 
-    def _apply(self, kind: str, ev: FaultEvent | None, unit: int | None = None) -> dict[str, Any]:
+    def _apply(self, kind: str, ev: ScheduledFault | None, unit: int | None = None) -> dict[str, Any]:
         """Take units out; return what :meth:`_repair` needs to put them back."""
         now = self.env.now
         t = self.tally
@@ -306,12 +293,12 @@ class FaultSystem:
         elif kind == "generator_fail":
             self.gen_failed += 1
         elif kind == "feed_loss":
-            side = str(ev.target) if ev is not None else "A"
+            side = str(ev.side) if ev is not None else "A"
             self.feed_down[side] += 1
             undo["side"] = detail["side"] = side
         elif kind in ("pdu_loss", "pdu"):
             if ev is not None:
-                side = str(ev.target)
+                side = str(ev.side)
                 racks = np.arange(self.fac.n_racks) if ev.rack is None else np.array([ev.rack])
                 self.pdu_blocked[side][racks] += 1
                 undo.update(side=side, racks=racks, blocked=True)
@@ -384,14 +371,13 @@ class FaultSystem:
         self._boot(self.thermal.copy())
         self.thermal[:] = False
 
-    def _pick_servers(self, kind: str, ev: FaultEvent | None, unit: int | None) -> np.ndarray:
+    def _pick_servers(self, kind: str, ev: ScheduledFault | None, unit: int | None) -> np.ndarray:
         g = self.fac.gpus_per_server
         if ev is None:
             return np.array([int(unit or 0) // g if kind == "gpu" else int(unit or 0)])
         pool = np.ones(self.fac.n_servers, dtype=bool)
-        if ev.target is not None:
-            index = next(p.index for p in self.fac.pools if p.name == ev.target)
-            pool = self.fac.pool_of_server == index
+        if ev.pool is not None:
+            pool = self.fac.pool_of_server == ev.pool
         candidates = np.flatnonzero(pool & self.eng.state.server_up)
         if candidates.size == 0:
             return np.array([], dtype=np.int64)
@@ -513,7 +499,7 @@ class FaultSystem:
         powered = sup.bus_live or (self.cooling_on_ups and sup.on_battery)
         now = self.env.now
         if powered and not self.plant_powered:
-            self.chiller_ready_at = now + float(getattr(self.fac.scenario.cooling, "chiller_restart_s", 0.0))
+            self.chiller_ready_at = now + _restart_s(self.fac)
             self._at(self.chiller_ready_at, lambda _: self._cooling_back())
         if powered != self.plant_powered:
             self.eng.log_event("cooling_power", on=powered)
@@ -524,9 +510,8 @@ class FaultSystem:
         plant.chillers_available = float(max(n_chillers - self.chillers_down, 0)) if ready else 0.0
         if self.chillers_down == 0 and ready:
             plant.chillers_available = None
-        spec = self.fac.scenario.cooling
-        n_cdus = int(getattr(spec, "n_cdus", 1))
-        n_crahs = int(getattr(spec, "n_crahs", 1))
+        n_cdus = _units(self.fac, "n_cdus")
+        n_crahs = _units(self.fac, "n_crahs")
         plant.cdu_fraction = max(n_cdus - self.cdus_down, 0) / n_cdus
         plant.crah_fraction = max(n_crahs - self.crahs_down, 0) / n_crahs
 
@@ -542,7 +527,7 @@ class FaultSystem:
         servers = servers & (self.units.psu > 0)  # unpowered servers boot when their power returns
         if not servers.any():
             return
-        boot_s = self.fac.scenario.fleet.server.boot_s
+        boot_s = self.fac.server.boot_s
         self.booting |= servers
         self.boot_done_at[servers] = self.env.now + boot_s
         self._at(self.env.now + boot_s, lambda _: self._boot_done())
@@ -861,6 +846,16 @@ class FaultSystem:
         if not np.isnan(t.time_to_thermal_shutdown_s):
             out["time_to_thermal_shutdown_s"] = t.time_to_thermal_shutdown_s
         return out
+
+
+def _units(fac: Facility, name: str) -> int:
+    """CDUs or CRAH units of the plant (``name``: ``n_cdus`` or ``n_crahs``); an ideal plant counts one."""
+    return int(getattr(fac.cooling, name)) if isinstance(fac.cooling, PlantSpec) else 1
+
+
+def _restart_s(fac: Facility) -> float:
+    """Power back to chillers running (an ideal plant has none to restart). [s]"""
+    return fac.cooling.chiller_restart_s if isinstance(fac.cooling, PlantSpec) else 0.0
 
 
 def _event_name(kind: str) -> str:

@@ -41,7 +41,6 @@ import numpy as np
 import simpy
 
 from twin._types import BoolArray, FloatArray
-from twin.engine.boundary import WeatherBoundary
 from twin.engine.columns import Columns
 from twin.engine.controls import Controls
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
@@ -52,7 +51,7 @@ from twin.engine.segments import IntervalAccumulator, Kind, Segments
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.telemetry import Recorder
-from twin.facility import Facility
+from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
 from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
@@ -121,28 +120,26 @@ class Engine:
         progress: Callable[[float, float], None] | None = None,
         debug: bool = False,
     ) -> None:
-        sc = fac.scenario
+        run = fac.run
         self.fac = fac
         self.rng = rng
         self.progress = progress
         self.debug = debug
         self.env = simpy.Environment()
-        self.duration_s = sc.duration_s
-        self.step_s = sc.step_s
-        self.report_s = sc.report_interval_s
+        self.duration_s = run.duration_s
+        self.step_s = run.step_s
+        self.report_s = run.report_interval_s
         self.n_reports = math.ceil(self.duration_s / self.report_s - 1e-9)
         #: End of each report interval (the last one at the end of the run). [s]
         self.report_ends = np.append(np.arange(1, self.n_reports, dtype=np.float64) * self.report_s, self.duration_s)
-        self.plant = build_plant(
-            sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks, sc.source_name
-        )
-        self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir, sc.duration_s)
+        self.plant = build_plant(fac.cooling)
+        self.weather = fac.weather
         self.boundary = self.weather.at(0.0)
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
-        cap_w = sc.fleet.power_cap_w if sc.fleet.power_cap_w is not None else fac.accelerator.max_power_w
+        cap_w = fac.power_cap_w if fac.power_cap_w is not None else fac.accelerator.max_power_w
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
         self.faults = FaultSystem(self)
@@ -469,7 +466,7 @@ class Engine:
         fac, st, units, cols = self.fac, self.state, self.faults.units, self.cols
         up = cols.take(st.server_up).astype(np.float64)
         gpus = cols.take(st.gpus_up) * up
-        server = fac.scenario.fleet.server
+        server = fac.server
         gpu_w = p_gpu * gpus
         other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
         it_w = gpu_w + other_w
@@ -491,7 +488,7 @@ class Engine:
         for name, power in plant.powers_w.items():
             site[f"cooling_{name}"] = power
             cooling_w = cooling_w + power
-        site["other_facility"] = np.full(dts.size, fac.scenario.site.other_facility_power_w)
+        site["other_facility"] = np.full(dts.size, fac.other_facility_power_w)
         # Sources: UPS and transformer losses, battery, what the meter reads.
         metered_w, extra = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w)
         extra.update(it_w=it_w, server_w=it_w + psu_loss)
