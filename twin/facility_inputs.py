@@ -59,7 +59,7 @@ def compile_cooling(
         "economiser_enabled": spec.economiser,
         "crah_supply_air_c": spec.crah_supply_air_c,
         "design_air_fraction": min(air_w / (design_it_w + design_losses_w), 1.0),
-        **spec.plant_overrides,
+        **spec.plant_overrides.given(),
     }
     if spec.facility_supply_c is not None:
         overrides["facility_supply_c"] = spec.facility_supply_c
