@@ -19,8 +19,7 @@ from twin.catalog import AcceleratorSpec
 from twin.catalog.architecture import BYTES_PER_VALUE, ArchitectureError, load_architecture
 from twin.errors import FieldProblem, ScenarioError, UnknownNameError
 from twin.facility_inputs import compile_controls, compile_cooling, compile_faults, compile_supply, load_weather
-from twin.facility_parts.fleet import Facility, Pool, RunTimes, ServerPower, StageModel
-from twin.facility_parts.plant import IdealPlantSpec
+from twin.facility_parts.fleet import Facility, Pool, RunTimes, ServerPower, StageModel, nameplate_w
 from twin.facility_traces import InputError, checkpoints, job_load, replay_signal, request_spec
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.replica import Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
@@ -51,8 +50,13 @@ def build_facility(scenario: Scenario) -> Facility:
     }
     errors = InputError(scenario)
     pools = [_sources(p, w, scenario, acc, errors) for p, w in zip(pools, scenario.workloads, strict=True)]
-    server = fleet.server
-    fac = Facility(
+    s = fleet.server
+    server = ServerPower(s.other_idle_power_w, s.other_max_power_w, s.boot_s)
+    weather = load_weather(scenario.weather, scenario.start, scenario.source_dir, scenario.duration_s)
+    # The plant is sized on the nameplate IT power and the losses it causes.
+    it_w, losses_w = nameplate_w(acc, server, fleet.gpus_per_server, stages, fleet.servers_per_rack, fleet.n_racks)
+    cooling = compile_cooling(scenario.cooling, it_w, losses_w, fleet.n_racks, scenario.source_name)
+    return Facility(
         name=scenario.name,
         run=RunTimes(scenario.seed, scenario.start, scenario.duration_s, scenario.step_s, scenario.report_interval_s),
         accelerator=acc,
@@ -65,24 +69,15 @@ def build_facility(scenario: Scenario) -> Facility:
         pools=tuple(pools),
         stages=stages,
         liquid_cooled=scenario.cooling.type != "air",
-        server=ServerPower(server.other_idle_power_w, server.other_max_power_w, server.boot_s),
+        server=server,
         power_cap_w=fleet.power_cap_w,
         other_facility_power_w=scenario.site.other_facility_power_w,
-        cooling=_NO_COOLING,
-        weather=load_weather(scenario.weather, scenario.start, scenario.source_dir, scenario.duration_s),
+        cooling=cooling,
+        weather=weather,
         supply=compile_supply(scenario.power),
         controls=compile_controls(scenario.controls),
         faults=compile_faults(scenario.events, scenario.reliability, [w.name for w in scenario.workloads]),
     )
-    # The plant is sized on the nameplate IT power and losses, which the facility computes.
-    cooling = compile_cooling(
-        scenario.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks, scenario.source_name
-    )
-    return replace(fac, cooling=cooling)
-
-
-#: Placeholder plant until :func:`compile_cooling` has the nameplate power it needs.
-_NO_COOLING = IdealPlantSpec(0.0, 0.0, False)
 
 
 def _sources(pool: Pool, w: InferenceWorkload | TrainingWorkload | TelemetryWorkload, sc: Scenario,

@@ -151,17 +151,16 @@ class Facility:
     @property
     def nameplate_it_power_w(self) -> float:
         """IT power with every GPU at TDP and every host at its maximum. [W]"""
-        server = self.gpus_per_server * self.accelerator.max_power_w + self.server.other_max_power_w
-        return self.n_servers * server
+        return self._nameplate()[0]
 
     def nameplate_losses_w(self) -> float:
         """PSU, PDU and UPS losses with the IT at nameplate: heat the air side must also carry. [W]"""
-        server_w = self.nameplate_it_power_w / self.n_servers
-        psu = float(self.stages["psu"].loss_w(np.array(server_w)))
-        rack_w = (server_w + psu) * self.servers_per_rack
-        pdu = float(self.stages["pdu"].loss_w(np.array(rack_w)))
-        ups = float(self.stages["ups"].loss_w(np.array((rack_w + pdu) * self.n_racks)))
-        return psu * self.n_servers + pdu * self.n_racks + ups
+        return self._nameplate()[1]
+
+    def _nameplate(self) -> tuple[float, float]:
+        return nameplate_w(
+            self.accelerator, self.server, self.gpus_per_server, self.stages, self.servers_per_rack, self.n_racks
+        )
 
     @property
     def thermal_resistance_k_w(self) -> float:
@@ -173,3 +172,21 @@ class Facility:
         """Sum a ``(..., n_servers)`` array over the servers of each rack."""
         shape = (*per_server.shape[:-1], self.n_racks, self.servers_per_rack)
         return np.asarray(per_server.reshape(shape).sum(axis=-1))
+
+
+def nameplate_w(
+    acc: AcceleratorSpec,
+    server: ServerPower,
+    gpus_per_server: int,
+    stages: dict[str, StageModel],
+    servers_per_rack: int,
+    n_racks: int,
+) -> tuple[float, float]:
+    """IT power with every GPU at TDP and every host at its maximum, and the PSU, PDU and UPS losses it causes. [W]"""
+    server_w = gpus_per_server * acc.max_power_w + server.other_max_power_w
+    n_servers = servers_per_rack * n_racks
+    psu = float(stages["psu"].loss_w(np.array(server_w)))
+    rack_w = (server_w + psu) * servers_per_rack
+    pdu = float(stages["pdu"].loss_w(np.array(rack_w)))
+    ups = float(stages["ups"].loss_w(np.array((rack_w + pdu) * n_racks)))
+    return n_servers * server_w, psu * n_servers + pdu * n_racks + ups
