@@ -21,7 +21,7 @@ cold-plate servers off too (the kernel's ``thermal_shutdown``). Device inlets
 are the TCS supply (facility supply + CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the
 CRAH supply air plus ``dT_room`` for air-cooled ones.
 
-Faults (``twin/engine/faults.py``) act through four attributes: ``chillers_available`` (trips,
+Faults (``twin/engine/fault_schedule.py``) act through four attributes: ``chillers_available`` (trips,
 restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
 their rated share, ``(n_cdus - 1)`` units being sized for the design liquid heat),
 ``crah_fraction`` (CRAH units running: their rated air flow and fan power scale with the count)

@@ -1,8 +1,9 @@
 """The engine: a simpy event kernel with the fleet advanced in closed form between events.
 
 simpy holds the discrete events: weather hours, thermal shutdowns, and the faults, repairs,
-battery cut-offs and control windows of :mod:`twin.engine.faults` and :mod:`twin.engine.controls`
-(called through a few hooks). The loop is SimPy's documented ``peek``/``step`` pattern: before each
+battery cut-offs and control windows of :mod:`twin.engine.fault_schedule` (with
+:mod:`twin.engine.supply` and :mod:`twin.engine.jobs`) and :mod:`twin.engine.controls` (called
+through a few hooks). The loop is SimPy's documented ``peek``/``step`` pattern: before each
 event the continuous state is advanced from ``state.t_s`` to ``env.peek()``, then the event is
 processed. A battery reaching its cut-off inside a block is solved for like a die crossing,
 scheduled, and the block recomputed up to that instant.
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,13 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.columns import Columns
 from twin.engine.controls import Controls
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
-from twin.engine.demand import DemandModel
-from twin.engine.faults import FaultSystem
+from twin.engine.demand import DemandModel, DroppedTokens
+from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.segments import IntervalAccumulator, Kind, Segments
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
+from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
@@ -70,7 +72,18 @@ TIME_EPS_S = 1e-9
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
 
-@dataclass
+@dataclass(frozen=True)
+class BlockExtras:
+    """What the subsystems computed for a block besides the fleet's own quantities."""
+
+    chain: ChainFlows
+    dropped: DroppedTokens
+    floor_extra_w: FloatArray
+    site_limited: BoolArray
+    weather: dict[str, FloatArray]
+
+
+@dataclass(frozen=True)
 class Block:
     """Everything computed for a block of ticks, before it is committed.
 
@@ -94,7 +107,7 @@ class Block:
     inlet_c: FloatArray
     plant: PlantStep
     cols: Columns
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: BlockExtras
 
 
 class Engine:
@@ -419,7 +432,7 @@ class Engine:
         cap_w = cols.take(st.power_cap_w)
         limit_w = np.minimum(cap_w, thermal_w)
         res, clock, p_gpu, floor_extra = run_at(limit_w)
-        site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
+        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         site_limited = np.zeros(dts.size, dtype=bool)
         if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
 
@@ -431,10 +444,9 @@ class Engine:
             site_limited = frac < 1.0
             limit_w = np.minimum(limit_w, frac[:, None] * p_full)
             res, clock, p_gpu, floor_extra = run_at(limit_w)
-            site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
+            site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         live = cols.take(st.server_up)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
-        extra.update(dropped=dropped, floor_extra_w=floor_extra, site_limited=site_limited, weather=weather)
         die_end, die_max = _die_steps(
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
         )
@@ -456,12 +468,12 @@ class Engine:
             inlet_c=inlet,
             plant=plant,
             cols=cols,
-            extra=extra,
+            extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
         )
 
     def _chain(
         self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray, weather: dict[str, FloatArray]
-    ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, dict[str, Any]]:
+    ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, ChainFlows]:
         """Power from the GPUs up the chain to the meter, with the units and sources up now, in each tick's weather."""
         fac, st, units, cols = self.fac, self.state, self.faults.units, self.cols
         up = cols.take(st.server_up).astype(np.float64)
@@ -490,9 +502,8 @@ class Engine:
             cooling_w = cooling_w + power
         site["other_facility"] = np.full(dts.size, fac.other_facility_power_w)
         # Sources: UPS and transformer losses, battery, what the meter reads.
-        metered_w, extra = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w)
-        extra.update(it_w=it_w, server_w=it_w + psu_loss)
-        return site, metered_w, plant, extra
+        metered_w, chain = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w, it_w + psu_loss)
+        return site, metered_w, plant, chain
 
     # -------------------------------------------------------------------- commit
     def _segments(self, b: Block) -> Segments:
@@ -519,7 +530,7 @@ class Engine:
         st.backlog_prefill_tokens = np.array(cols.expand(b.serve.backlog_prefill_tokens[-1]), dtype=np.float64)
         st.backlog_decode_tokens = np.array(cols.expand(b.serve.backlog_decode_tokens[-1]), dtype=np.float64)
         inlet_max = max(float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
-        weather = b.extra["weather"]
+        weather = b.extra.weather
         self.boundary = {k: float(x[-1]) for k, x in weather.items()}
         gpus = b.gpus
         v: dict[str, FloatArray] = {
