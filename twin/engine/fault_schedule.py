@@ -32,7 +32,7 @@ from twin.engine.jobs import Job, TrainingJobs
 from twin.engine.segments import Segments
 from twin.engine.serving import ServeResult
 from twin.engine.state import at
-from twin.engine.supply import SIDES, ChainFlows, ChainUnits, PowerSupply
+from twin.engine.supply import SIDES, PowerSupply
 from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.power import ScheduledFault
@@ -337,26 +337,6 @@ class FaultSystem:
                 st.backlog_prefill_tokens[hit] = 0.0
 
     # ------------------------------------------------------------- kernel hooks
-    @property
-    def units(self) -> ChainUnits:
-        """Units up (and energised) per stage now."""
-        return self.power.units
-
-    @property
-    def paused(self) -> np.ndarray:
-        """Servers of a training job that is restarting or writing a checkpoint."""
-        return self.jobs.paused
-
-    @property
-    def categories(self) -> tuple[str, ...]:
-        """Ledger categories this subsystem adds."""
-        return self.power.categories
-
-    @property
-    def steady(self) -> bool:
-        """No continuous change between events (battery idle)."""
-        return self.power.steady
-
     def route_demand(self, dem: Demand) -> tuple[Demand, DroppedTokens]:
         """Spread each inference pool's arrivals over its servers that are up (:func:`route_demand`)."""
         return route_demand(dem, self.eng.cols, self.eng.state.server_up, self.inference_pools)
@@ -364,17 +344,6 @@ class FaultSystem:
     def pause_training(self, res: ServeResult) -> ServeResult:
         """Servers of a training job that is restarting or writing a checkpoint sit idle."""
         return self.jobs.pause_training(res, self.eng.cols)
-
-    def balance(
-        self, site: dict[str, FloatArray], ups_out_w: FloatArray, cooling_w: FloatArray, pdu_in_w: FloatArray,
-        it_w: FloatArray, server_w: FloatArray,
-    ) -> tuple[FloatArray, ChainFlows]:  # fmt: skip
-        """Book the sources over a block (:meth:`PowerSupply.balance`); return metered power and the flows."""
-        return self.power.balance(site, ups_out_w, cooling_w, pdu_in_w, it_w, server_w, self.eng.cols)
-
-    def crossing_s(self, b: Block) -> float | None:
-        """Absolute time inside the block where the battery reaches its cut-off (scheduled), else None."""
-        return self.power.crossing_s(b)
 
     def commit(self, b: Block, seg: Segments) -> None:
         """Advance the battery, the jobs' work since their checkpoints and the fault tallies over a committed block."""

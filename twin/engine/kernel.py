@@ -156,9 +156,10 @@ class Engine:
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
         self.faults = FaultSystem(self)
+        self.supply = self.faults.power
         self.controls = Controls(self)
         cooling_cats = tuple(f"cooling_{c}" for c in self.plant.components)
-        self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.faults.categories)
+        self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.supply.categories)
         self.ledger = Ledger(self.n_reports, self.categories)
         self.pool_names = [p.name for p in fac.pools]
         self.recorder = Recorder(self.n_reports, self._columns())
@@ -207,7 +208,7 @@ class Engine:
     # ------------------------------------------------------------------- columns
     def _keys(self) -> tuple[FloatArray, FloatArray]:
         """Per-server and per-rack rows that must match for servers (racks) to share a column."""
-        st, f = self.state, self.faults
+        st, units = self.state, self.supply.units
         server = np.column_stack(
             (
                 self._classes,
@@ -217,11 +218,11 @@ class Engine:
                 st.gpus_up,
                 st.server_up,
                 st.power_cap_w,
-                f.paused,
-                f.units.psu,
+                self.faults.jobs.paused,
+                units.psu,
             )
         )
-        rack = np.asarray(f.units.pdu, dtype=np.float64).reshape(-1, 1)
+        rack = np.asarray(units.pdu, dtype=np.float64).reshape(-1, 1)
         return server, rack
 
     def _regroup(self) -> None:
@@ -274,7 +275,7 @@ class Engine:
 
     def _may_span(self) -> bool:
         """Whether a block may run across report boundaries (see the module docstring)."""
-        return bool(self.plant.at_rest and self.faults.steady)
+        return bool(self.plant.at_rest and self.supply.steady)
 
     def _advance(self, t_from: float, t_to: float) -> None:
         self._regroup()
@@ -300,7 +301,7 @@ class Engine:
                 if shorter is None:  # a shutdown crossing at this very instant: the event handles it
                     break
                 block = shorter
-            t_empty = self.faults.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
+            t_empty = self.supply.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
             if t_empty is not None:
                 if t_empty <= t + TIME_EPS_S:
                     break
@@ -475,7 +476,7 @@ class Engine:
         self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray, weather: dict[str, FloatArray]
     ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, ChainFlows]:
         """Power from the GPUs up the chain to the meter, with the units and sources up now, in each tick's weather."""
-        fac, st, units, cols = self.fac, self.state, self.faults.units, self.cols
+        fac, st, units, cols = self.fac, self.state, self.supply.units, self.cols
         up = cols.take(st.server_up).astype(np.float64)
         gpus = cols.take(st.gpus_up) * up
         server = fac.server
@@ -502,7 +503,7 @@ class Engine:
             cooling_w = cooling_w + power
         site["other_facility"] = np.full(dts.size, fac.other_facility_power_w)
         # Sources: UPS and transformer losses, battery, what the meter reads.
-        metered_w, chain = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w, it_w + psu_loss)
+        metered_w, chain = self.supply.balance(site, ups_out, cooling_w, pdu_in, it_w, it_w + psu_loss, cols)
         return site, metered_w, plant, chain
 
     # -------------------------------------------------------------------- commit
