@@ -33,8 +33,6 @@ from twin.engine.segments import Segments
 from twin.engine.serving import ServeResult
 from twin.engine.state import at
 from twin.engine.supply import SIDES, PowerSupply
-from twin.facility_parts.fleet import Facility
-from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.power import ScheduledFault
 
 if TYPE_CHECKING:
@@ -121,8 +119,8 @@ class FaultSystem:
             "ups": fac.stages["ups"].count,
             "pdu": fac.stages["pdu"].count * fac.n_racks,
             "chiller": max(int(plant.n_chillers), 1),
-            "cdu": _units(fac, "n_cdus"),
-            "crah": _units(fac, "n_crahs"),
+            "cdu": fac.cooling.n_cdus,
+            "crah": fac.cooling.n_crahs,
             "server": fac.n_servers,
             "gpu": fac.n_gpus,
         }[kind]
@@ -252,7 +250,7 @@ class FaultSystem:
         powered = sup.bus_live or (sup.cooling_on_ups and sup.on_battery)
         now = self.env.now
         if powered and not self.plant_powered:
-            self.chiller_ready_at = now + _restart_s(self.fac)
+            self.chiller_ready_at = now + self.fac.cooling.chiller_restart_s
             at(self.env, self.chiller_ready_at, lambda _: self._cooling_back())
         if powered != self.plant_powered:
             self.eng.log_event("cooling_power", on=powered)
@@ -263,8 +261,7 @@ class FaultSystem:
         plant.chillers_available = float(max(n_chillers - self.chillers_down, 0)) if ready else 0.0
         if self.chillers_down == 0 and ready:
             plant.chillers_available = None
-        n_cdus = _units(self.fac, "n_cdus")
-        n_crahs = _units(self.fac, "n_crahs")
+        n_cdus, n_crahs = self.fac.cooling.n_cdus, self.fac.cooling.n_crahs
         plant.cdu_fraction = max(n_cdus - self.cdus_down, 0) / n_cdus
         plant.crah_fraction = max(n_crahs - self.crahs_down, 0) / n_crahs
 
@@ -371,16 +368,6 @@ class FaultSystem:
     def kpis(self) -> dict[str, float]:
         """Run totals of what faults cost."""
         return self.tally.kpis(self.power.battery, self.jobs.rollbacks)
-
-
-def _units(fac: Facility, name: str) -> int:
-    """CDUs or CRAH units of the plant (``name``: ``n_cdus`` or ``n_crahs``); an ideal plant counts one."""
-    return int(getattr(fac.cooling, name)) if isinstance(fac.cooling, PlantSpec) else 1
-
-
-def _restart_s(fac: Facility) -> float:
-    """Power back to chillers running (an ideal plant has none to restart). [s]"""
-    return fac.cooling.chiller_restart_s if isinstance(fac.cooling, PlantSpec) else 0.0
 
 
 def _event_name(kind: str) -> str:

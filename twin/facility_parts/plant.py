@@ -13,11 +13,17 @@ from twin.physics.cooling_plant import PlantParams
 
 @dataclass(frozen=True)
 class IdealPlantSpec:
-    """Limiting case: no cooling energy, inlets fixed at ``supply_temp_c``."""
+    """Limiting case: no cooling energy, inlets fixed at ``supply_temp_c``.
+
+    Faults see one CDU and one CRAH unit (their loss changes nothing) and no chiller to restart.
+    """
 
     supply_temp_c: float
     liquid_fraction: float
     liquid_cooled: bool
+    n_cdus: int = 1
+    n_crahs: int = 1
+    chiller_restart_s: float = 0.0
 
 
 @dataclass(frozen=True)
