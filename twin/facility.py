@@ -57,7 +57,6 @@ def build_facility(scenario: Scenario) -> Facility:
     it_w, losses_w = nameplate_w(acc, server, fleet.gpus_per_server, stages, fleet.servers_per_rack, fleet.n_racks)
     cooling = compile_cooling(scenario.cooling, it_w, losses_w, fleet.n_racks, scenario.source_name)
     return Facility(
-        name=scenario.name,
         run=RunTimes(scenario.seed, scenario.start, scenario.duration_s, scenario.step_s, scenario.report_interval_s),
         accelerator=acc,
         n_servers=n_servers,

@@ -122,7 +122,6 @@ class Pool:
 class Facility:
     """Topology and parameters of one scenario as arrays, and every other part the engine reads."""
 
-    name: str
     run: RunTimes
     accelerator: AcceleratorSpec
     n_servers: int
