@@ -31,7 +31,12 @@ __all__ = ["Facility", "Pool", "StageModel", "build_facility"]
 
 
 def build_facility(scenario: Scenario) -> Facility:
-    """Resolve catalog names and lay out the fleet; raises :class:`ScenarioError` on bad inputs."""
+    """Compile ``scenario`` into the immutable facility the engine runs.
+
+    Resolves catalog names, lays out the fleet, reads the traces and the weather file, sizes the
+    plant, the battery and the fault schedule. Raises :class:`ScenarioError` (naming the file and
+    field) on anything a run would refuse, so ``twin validate`` refuses it too.
+    """
     fleet = scenario.fleet
     acc = _accelerator(scenario)
     n_servers = fleet.n_servers
