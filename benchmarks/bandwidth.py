@@ -74,13 +74,12 @@ def engine_rate(tiny: bool) -> dict[str, float]:
     """
     import twin
     from benchmarks.cases import FLEETS, TINY_GPUS, scenario_overrides
-    from twin.engine.kernel import Engine
-    from twin.facility import build_facility
+    from twin.simulation import build_engine
 
     n_gpus = TINY_GPUS if tiny else FLEETS["10k"]
     duration = 60.0 if tiny else 1800.0
     sc = twin.load_scenario("default", scenario_overrides(n_gpus, duration, 1.0, 60.0, trace=True))
-    engine = Engine(build_facility(sc), np.random.default_rng(sc.seed))
+    engine = build_engine(sc)
     t0 = time.perf_counter()
     engine.run()
     wall = time.perf_counter() - t0

@@ -157,11 +157,11 @@ def test_interval_accumulator_closes_intervals_across_blocks():
 
 @pytest.mark.parametrize("source", ["greensboro-nc", "diurnal", "constant"])
 def test_weather_lookup_on_arrays_is_weather_at(source):
-    from twin.engine.boundary import WeatherBoundary
+    from twin.facility_inputs import load_weather
     from twin.weather import weather_at
 
     sc = load_scenario("default", {"weather.source": source, "start": "2024-03-07T05:17:00"})
-    w = WeatherBoundary(sc.weather, sc.start, None)
+    w = load_weather(sc.weather, sc.start, None, sc.duration_s)
     t = np.sort(np.random.default_rng(0).uniform(0, 3e7, 2000))
     t[:3] = [0.0, 2580.0, 2580.0 + 3600.0]  # the first weather change is at 06:00, 2 580 s in
     got, want = w.at_times(t), weather_at(w.frame, sc.start, t)

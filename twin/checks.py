@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from twin.errors import ConsistencyError
-from twin.facility import Facility
+from twin.facility_parts.fleet import Facility
+from twin.facility_parts.sources import DrawnRequests, FluidRequests
 from twin.replica import kv_capacity_sequences
 
 
 def check_power_cap(fac: Facility) -> list[str]:
     """The GPU power cap lies within the accelerator's settable range."""
-    cap = fac.scenario.fleet.power_cap_w
+    cap = fac.power_cap_w
     acc = fac.accelerator
     if cap is None or acc.power_cap_min_w <= cap <= acc.power_cap_max_w:
         return []
@@ -35,16 +36,16 @@ def check_model_fits(fac: Facility) -> list[str]:
     """
     issues = []
     for pool in fac.pools:
-        if pool.kind != "inference" or pool.spec is None or pool.model is None:
+        arr = pool.requests
+        if pool.kind != "inference" or arr is None or pool.model is None:
             continue
-        arr = pool.spec.arrivals  # type: ignore[union-attr]
-        # Traces (and resampled lengths) are not read here: check the weights alone for them.
-        fixed = getattr(arr, "tokens_from", None) is None
-        ctx = getattr(arr, "prompt_tokens", 0.0) + getattr(arr, "output_tokens", 0.0) if fixed else 0.0
+        # Traces (and resampled lengths) are not checked here: check the weights alone for them.
+        ctx = 0.0
+        if isinstance(arr, FluidRequests) or (isinstance(arr, DrawnRequests) and arr.tokens is None):
+            ctx = arr.prompt_tokens + arr.output_tokens
         w = pool.weight_bytes_per_gpu  # weights that leave no room for a cache are an error (twin.facility)
-        precision = getattr(pool.spec, "precision", None)
         fits = kv_capacity_sequences(
-            pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), precision, pool.kv_bytes_per_value
+            pool.model, pool.layout, fac.accelerator, max(ctx, 1.0), pool.precision, pool.kv_bytes_per_value
         )
         if ctx > 0 and fits < pool.max_batch:
             issues.append(
@@ -71,38 +72,37 @@ def check_power_chain_capacity(fac: Facility) -> list[str]:
         would price losses far outside any unit's operating range (``power.ups.rated_w=1`` ran to
         a PUE of 71 290).
     """
-    sc = fac.scenario
     acc = fac.accelerator
     # What each stage delivers at nameplate: the IT below it plus the losses of the stages between
     # (a PSU rated 3e10 W loses gigawatts at no load, which the UPS above it must carry).
-    server_w = fac.gpus_per_server * acc.max_power_w + sc.fleet.server.other_max_power_w
+    server_w = fac.gpus_per_server * acc.max_power_w + fac.server.other_max_power_w
     rack_w = float(server_w + fac.stages["psu"].loss_w(np.array(server_w, dtype=np.float64))) * fac.servers_per_rack
     site_w = float(rack_w + fac.stages["pdu"].loss_w(np.array(rack_w, dtype=np.float64))) * fac.n_racks
     issues = []
     for name, load_w, per in (("psu", server_w, "server"), ("pdu", rack_w, "rack"), ("ups", site_w, "site")):
-        st = getattr(sc.power, name)
-        capacity = st.units_needed_for_load * st.rated_w
+        st = fac.stages[name]
+        capacity = st.units_needed * st.rated_w
         if load_w > MAX_OVERLOAD * capacity:
             raise ConsistencyError(
                 f"power.{name}: nameplate peak {load_w / 1e3:,.1f} kW per {per} is {load_w / capacity:.3g} times the "
-                f"{st.units_needed_for_load} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy}; no unit "
+                f"{st.units_needed} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy}; no unit "
                 f"carries more than {MAX_OVERLOAD:.0%} of its rating (it transfers to bypass or trips): raise "
                 f"power.{name}.rated_w or count"
             )
         if load_w > capacity:
             issues.append(
                 f"power.{name}: nameplate peak {load_w / 1e3:,.1f} kW per {per} exceeds "
-                f"{st.units_needed_for_load} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy} "
+                f"{st.units_needed} x {st.rated_w / 1e3:,.1f} kW available under {st.redundancy} "
                 f"({load_w / capacity - 1:.0%} oversubscribed)"
             )
     for name in ("ups", "transformer"):
-        st = getattr(sc.power, name)
+        st = fac.stages[name]
         if site_w < 0.1 * st.count * st.rated_w:
             issues.append(
                 f"power.{name}: nameplate peak {site_w / 1e3:,.0f} kW is under 10 % of the "
                 f"{st.count} x {st.rated_w / 1e3:,.0f} kW installed; its no-load loss will dominate"
             )
-    tx = sc.power.transformer
+    tx = fac.stages["transformer"]
     if site_w > MAX_OVERLOAD * tx.count * tx.rated_w:  # IEEE C57.91 long-time emergency loading stays below
         raise ConsistencyError(
             f"power.transformer: nameplate IT peak {site_w / 1e6:.3g} MW is {site_w / (tx.count * tx.rated_w):.3g} "

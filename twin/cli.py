@@ -209,17 +209,11 @@ def validate(
 ) -> None:
     """Check a scenario file without running it."""
     from twin.checks import run_checks
-    from twin.engine.boundary import WeatherBoundary
-    from twin.engine.cooling import build_plant
-    from twin.engine.demand import DemandModel
     from twin.facility import build_facility
 
     sc = _load(scenario, set_)
-    try:
+    try:  # building reads every trace and the weather file and sizes the plant: what a run refuses fails here
         fac = build_facility(sc)
-        DemandModel(fac)  # reads every trace the scenario names: bad paths and rows fail here
-        WeatherBoundary(sc.weather, sc.start, sc.source_dir, sc.duration_s)  # the file covers the run
-        build_plant(sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks, sc.source_name)
         issues = run_checks(fac)
     except InvalidInputError as exc:
         _invalid(exc)

@@ -1,149 +1,42 @@
-"""A scenario turned into arrays: topology index maps, per-level parameters, serving pools.
+"""``build_facility(scenario)``: compile a scenario into the immutable :class:`Facility` the engine runs.
 
-The fleet is regular (rows x racks x servers x GPUs), so servers are numbered rack by rack and
-``rack_of_server = arange(n_servers) // servers_per_rack``. State is per server: the GPUs of one
-server share its workload and coolant, so they are simulated as one group with a count
-(``gpus_up``), as ARCHITECTURE.md allows for identical devices under identical load.
+Everything the engine reads is compiled here (:mod:`twin.facility_parts`): the fleet as arrays,
+the power chain's stages, the pools and what drives them (traces are read here), the cooling
+plant's parameters, the weather over the run, backup power, controls and the fault schedule. So
+anything a run would refuse is refused by building, and ``twin validate`` is build plus checks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from twin import catalog
-from twin._types import FloatArray, IntArray
-from twin.catalog import AcceleratorSpec, LossCurve
-from twin.catalog.architecture import BYTES_PER_VALUE, Architecture, ArchitectureError, load_architecture
+from twin._types import IntArray
+from twin.catalog import AcceleratorSpec
+from twin.catalog.architecture import BYTES_PER_VALUE, ArchitectureError, load_architecture
 from twin.errors import FieldProblem, ScenarioError, UnknownNameError
+from twin.facility_inputs import compile_controls, compile_cooling, compile_faults, compile_supply, load_weather
+from twin.facility_parts.fleet import Facility, Pool, RunTimes, ServerPower, StageModel, nameplate_w
+from twin.facility_traces import InputError, checkpoints, job_load, replay_signal, request_spec
 from twin.physics.interconnect import pipeline_bubble_fraction
-from twin.physics.power import quadratic_loss_w, tabulated_loss_w
-from twin.physics.serving import StepCosts
 from twin.replica import GPU_MEMORY_UTILIZATION, Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
 from twin.scenario.faults import check_fault_references
 from twin.scenario.loader import read_yaml
 from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
-
-@dataclass(frozen=True)
-class StageModel:
-    """A conversion stage with its loss curve resolved."""
-
-    name: str
-    rated_w: float
-    count: int
-    curve: LossCurve
-    redundancy: str
-
-    def loss_w(self, load_w: FloatArray, units_up: FloatArray | float | None = None) -> FloatArray:
-        """Total loss of the units at this level carrying ``load_w`` (shared equally)."""
-        units = float(self.count) if units_up is None else units_up
-        units_arr = np.maximum(np.asarray(units, dtype=np.float64), 1e-12)
-        per_unit = load_w / units_arr
-        if self.curve.kind == "table":
-            loss = tabulated_loss_w(per_unit, self.rated_w, self.curve.load_fraction, self.curve.efficiency)
-        else:
-            loss = quadratic_loss_w(per_unit, self.rated_w, self.curve.a, self.curve.b, self.curve.c)
-        return np.asarray(loss * np.asarray(units, dtype=np.float64))
-
-
-@dataclass(frozen=True)
-class Pool:
-    """Servers running one workload, with the constants its serving model needs.
-
-    A serving pool's unit is one attention rank (:class:`twin.replica.Layout`): ``tp`` GPUs,
-    ``ranks_per_server`` of them per server (fractional when a rank spans servers), each holding
-    ``max_batch`` sequences and a ``token_budget`` per step, at the per-GPU ``costs``.
-    """
-
-    index: int
-    name: str
-    kind: str
-    model: Architecture | None
-    servers: IntArray
-    layout: Layout = field(default_factory=Layout)
-    ranks_per_server: float = 0.0
-    max_batch: float = 0.0
-    token_budget: float = 0.0
-    costs: StepCosts | None = field(default=None, repr=False)
-    weight_format: str = "bf16"
-    weight_bytes_per_gpu: float = 0.0
-    kv_free_bytes: float = 0.0
-    kv_bytes_per_value: float = 2.0
-    peak_flop_s_per_gpu: float = 0.0
-    mfu: float = 0.0
-    mem_activity: float = 0.0
-    bubble: float = 0.0
-    spec: InferenceWorkload | TrainingWorkload | TelemetryWorkload | None = field(default=None, repr=False)
-
-    @property
-    def n_servers(self) -> int:
-        """Servers in the pool."""
-        return int(self.servers.size)
-
-    @property
-    def gpus_per_replica(self) -> int:
-        """GPUs of one replica (all its attention ranks)."""
-        return self.layout.gpus
-
-    @property
-    def is_moe(self) -> bool:
-        """True for a mixture-of-experts model."""
-        return self.model is not None and self.model.is_moe
-
-
-@dataclass(frozen=True)
-class Facility:
-    """Topology and parameters of one scenario as arrays."""
-
-    scenario: Scenario
-    accelerator: AcceleratorSpec
-    n_servers: int
-    n_racks: int
-    gpus_per_server: int
-    servers_per_rack: int
-    rack_of_server: IntArray
-    pool_of_server: IntArray
-    pools: tuple[Pool, ...]
-    stages: dict[str, StageModel]
-    liquid_cooled: bool
-
-    @property
-    def n_gpus(self) -> int:
-        """Accelerators in the fleet."""
-        return self.n_servers * self.gpus_per_server
-
-    @property
-    def nameplate_it_power_w(self) -> float:
-        """IT power with every GPU at TDP and every host at its maximum. [W]"""
-        server = self.gpus_per_server * self.accelerator.max_power_w + self.scenario.fleet.server.other_max_power_w
-        return self.n_servers * server
-
-    def nameplate_losses_w(self) -> float:
-        """PSU, PDU and UPS losses with the IT at nameplate: heat the air side must also carry. [W]"""
-        server_w = self.nameplate_it_power_w / self.n_servers
-        psu = float(self.stages["psu"].loss_w(np.array(server_w)))
-        rack_w = (server_w + psu) * self.servers_per_rack
-        pdu = float(self.stages["pdu"].loss_w(np.array(rack_w)))
-        ups = float(self.stages["ups"].loss_w(np.array((rack_w + pdu) * self.n_racks)))
-        return psu * self.n_servers + pdu * self.n_racks + ups
-
-    @property
-    def thermal_resistance_k_w(self) -> float:
-        """Die-to-inlet thermal resistance for the cooling type. [K/W]"""
-        acc = self.accelerator
-        return acc.thermal_resistance_liquid_k_w if self.liquid_cooled else acc.thermal_resistance_air_k_w
-
-    def rack_sum(self, per_server: FloatArray) -> FloatArray:
-        """Sum a ``(..., n_servers)`` array over the servers of each rack."""
-        shape = (*per_server.shape[:-1], self.n_racks, self.servers_per_rack)
-        return np.asarray(per_server.reshape(shape).sum(axis=-1))
+__all__ = ["Facility", "Pool", "StageModel", "build_facility"]
 
 
 def build_facility(scenario: Scenario) -> Facility:
-    """Resolve catalog names and lay out the fleet; raises :class:`ScenarioError` on bad inputs."""
+    """Compile ``scenario`` into the immutable facility the engine runs.
+
+    Resolves catalog names, lays out the fleet, reads the traces and the weather file, sizes the
+    plant, the battery and the fault schedule. Raises :class:`ScenarioError` (naming the file and
+    field) on anything a run would refuse, so ``twin validate`` refuses it too.
+    """
     fleet = scenario.fleet
     acc = _accelerator(scenario)
     n_servers = fleet.n_servers
@@ -157,12 +50,19 @@ def build_facility(scenario: Scenario) -> Facility:
             raise
         raise ScenarioError(scenario.source_name, exc.problems) from None
     stages = {
-        name: StageModel(name, s.rated_w, s.count, catalog.loss_curve(s.curve), s.redundancy)
+        name: StageModel(name, s.rated_w, s.count, catalog.loss_curve(s.curve), s.redundancy, s.units_needed_for_load)
         for name, s in _stages(scenario).items()
     }
-    liquid = scenario.cooling.type != "air"
+    errors = InputError(scenario)
+    pools = [_sources(p, w, scenario, acc, errors) for p, w in zip(pools, scenario.workloads, strict=True)]
+    s = fleet.server
+    server = ServerPower(s.other_idle_power_w, s.other_max_power_w, s.boot_s)
+    weather = load_weather(scenario.weather, scenario.start, scenario.source_dir, scenario.duration_s)
+    # The plant is sized on the nameplate IT power and the losses it causes.
+    it_w, losses_w = nameplate_w(acc, server, fleet.gpus_per_server, stages, fleet.servers_per_rack, fleet.n_racks)
+    cooling = compile_cooling(scenario.cooling, it_w, losses_w, fleet.n_racks, scenario.source_name)
     return Facility(
-        scenario=scenario,
+        run=RunTimes(scenario.seed, scenario.start, scenario.duration_s, scenario.step_s, scenario.report_interval_s),
         accelerator=acc,
         n_servers=n_servers,
         n_racks=fleet.n_racks,
@@ -172,8 +72,28 @@ def build_facility(scenario: Scenario) -> Facility:
         pool_of_server=pool_of_server,
         pools=tuple(pools),
         stages=stages,
-        liquid_cooled=liquid,
+        liquid_cooled=scenario.cooling.type != "air",
+        server=server,
+        power_cap_w=fleet.power_cap_w,
+        other_facility_power_w=scenario.site.other_facility_power_w,
+        cooling=cooling,
+        weather=weather,
+        supply=compile_supply(scenario.power),
+        controls=compile_controls(scenario.controls),
+        faults=compile_faults(scenario.events, scenario.reliability, [w.name for w in scenario.workloads]),
     )
+
+
+def _sources(pool: Pool, w: InferenceWorkload | TrainingWorkload | TelemetryWorkload, sc: Scenario,
+             acc: AcceleratorSpec, errors: InputError) -> Pool:  # fmt: skip
+    """The pool with what drives it: its requests, replayed signal, job trace and checkpoints."""
+    i = pool.index
+    if isinstance(w, InferenceWorkload):
+        return replace(pool, requests=request_spec(w.arrivals, i, pool.n_servers, sc.duration_s, errors))
+    if isinstance(w, TelemetryWorkload):
+        return replace(pool, replay=replay_signal(w, i, acc, errors))
+    capacity = float(pool.n_servers * sc.fleet.gpus_per_server)
+    return replace(pool, jobs=job_load(w, i, capacity, errors), checkpoints=checkpoints(w))
 
 
 def _stages(scenario: Scenario) -> dict[str, Stage]:
@@ -246,7 +166,7 @@ def _pool(
     source_dir: Path | None,
 ) -> Pool:
     if isinstance(w, TelemetryWorkload):  # replayed activity: no model, no tokens (twin.engine.sources)
-        return Pool(index=index, name=w.name, kind=w.kind, model=None, servers=servers, spec=w)
+        return Pool(index=index, name=w.name, kind=w.kind, model=None, servers=servers)
     field_path = f"workloads.{index}.model"
     try:
         model = load_architecture(w.model, source_dir)
@@ -296,7 +216,7 @@ def _pool(
             kv_free_bytes=free,
             kv_bytes_per_value=kv_b,
             peak_flop_s_per_gpu=peak,
-            spec=w,
+            precision=w.precision,
         )
     stages_max = min(model.n_layers, servers.size * gpus_per_server)
     if w.pipeline_parallel > stages_max:  # a stage holds at least one layer on at least one GPU
@@ -316,5 +236,5 @@ def _pool(
         mfu=w.mfu,
         mem_activity=w.mem_activity,
         bubble=float(pipeline_bubble_fraction(w.pipeline_parallel, w.microbatches)),
-        spec=w,
+        precision=w.precision,
     )

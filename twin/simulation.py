@@ -46,9 +46,9 @@ def simulate(
     """
     t_wall = time.perf_counter()
     rng = np.random.default_rng(scenario.seed) if rng is None else rng
-    fac = build_facility(scenario)
+    engine = build_engine(scenario, rng=rng, progress=progress, debug=debug)
+    fac = engine.fac
     warnings = run_checks(fac)
-    engine = Engine(fac, rng, progress=progress, debug=debug)
     engine.run()
     engine.ledger.check(upto=engine.interval_index)
     ts = engine.recorder.frame()
@@ -74,6 +74,22 @@ def simulate(
         },
         events=events_frame(engine.events),
     )
+
+
+def build_engine(
+    scenario: Scenario,
+    *,
+    rng: np.random.Generator | None = None,
+    debug: bool = False,
+    progress: Callable[[float, float], None] | None = None,
+) -> Engine:
+    """The engine of one scenario, built but not run: the one place an :class:`Engine` is made.
+
+    :func:`simulate` runs it; a benchmark may time :meth:`Engine.run` alone. Arguments as for
+    :func:`simulate`.
+    """
+    rng = np.random.default_rng(scenario.seed) if rng is None else rng
+    return Engine(build_facility(scenario), rng, progress=progress, debug=debug)
 
 
 def fault_kpis(engine: Engine, kpis: dict[str, float]) -> dict[str, float]:

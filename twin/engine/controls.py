@@ -53,7 +53,7 @@ class Controls:
     def __init__(self, eng: Engine) -> None:
         self.eng = eng
         fac = eng.fac
-        spec = fac.scenario.controls
+        spec = fac.controls
         self.base_limit_w = spec.site_power_limit_w
         self.limit_w = self.base_limit_w
         self._active: dict[int, float] = {}
@@ -133,13 +133,13 @@ class Controls:
         if self.limit_w is not None:
             self.time_above_limit_s += float((w > self.limit_w * (1.0 + LIMIT_RTOL)) @ dts)
             limit = self.limit_w
-        self.time_limited_s += float(b.extra["site_limited"] @ dts)
+        self.time_limited_s += float(b.extra.site_limited @ dts)
         live = b.gpus > 0
         hot = np.any(b.throttled & live, axis=1)
         self.time_throttled_s += float(hot @ dts)
         if self.first_throttle_s is None and hot.any():
             self.first_throttle_s = float(b.t0[int(np.argmax(hot))])
-        extra_j = b.cols.total(b.extra["floor_extra_w"] * b.gpus) * dts
+        extra_j = b.cols.total(b.extra.floor_extra_w * b.gpus) * dts
         self.smoothing_j += float(extra_j.sum())
         per_segment = {"ramp": seg.max(ramp), "smoothing_j": seg.sum(extra_j), "limit": np.full(seg.n, limit)}
         self._interval.add(seg, per_segment)
@@ -168,8 +168,8 @@ class Controls:
     def kpis(self) -> dict[str, Any]:
         """Run totals of the controls."""
         fac = self.eng.fac
-        ups = fac.scenario.power.ups
-        capacity_w = ups.units_needed_for_load * ups.rated_w
+        ups = fac.stages["ups"]
+        capacity_w = ups.units_needed * ups.rated_w
         out = {
             "grid_ramp_max_w_per_s": self.ramp_max,
             "time_above_site_limit_s": self.time_above_limit_s,

@@ -21,7 +21,7 @@ cold-plate servers off too (the kernel's ``thermal_shutdown``). Device inlets
 are the TCS supply (facility supply + CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the
 CRAH supply air plus ``dT_room`` for air-cooled ones.
 
-Faults (``twin/engine/faults.py``) act through four attributes: ``chillers_available`` (trips,
+Faults (``twin/engine/fault_schedule.py``) act through four attributes: ``chillers_available`` (trips,
 restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
 their rated share, ``(n_cdus - 1)`` units being sized for the design liquid heat),
 ``crah_fraction`` (CRAH units running: their rated air flow and fan power scale with the count)
@@ -37,12 +37,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from twin._types import FloatArray
-from twin.catalog.cooling import chiller_curve
-from twin.errors import FieldProblem, ScenarioError
+from twin.facility_parts.plant import CoolingSpec, IdealPlantSpec, PlantSpec
 from twin.physics.cooling_plant import PlantParams, PlantResult, plant_power
 from twin.physics.thermal import rc_step
-from twin.scenario.schema import IdealCooling, PlantCooling
-from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
 AT_SETPOINT_K = 1e-6
@@ -90,10 +87,10 @@ class IdealPlant:
     components: tuple[str, ...] = ()
     n_chillers: int = 0
 
-    def __init__(self, spec: IdealCooling) -> None:
+    def __init__(self, spec: IdealPlantSpec) -> None:
         self.spec = spec
-        self.liquid_fraction = spec.liquid_share
-        self.liquid_cooled = spec.type != "air"
+        self.liquid_fraction = spec.liquid_fraction
+        self.liquid_cooled = spec.liquid_cooled
         self.chillers_available: float | None = None
         self.cdu_fraction = 1.0
         self.crah_fraction = 1.0
@@ -138,46 +135,14 @@ class PhysicalPlant:
 
     components: tuple[str, ...] = ("chiller", "heat_rejection_fans", "pumps", "cdu_pumps", "crah_fans")
 
-    def __init__(
-        self, spec: PlantCooling, design_it_w: float, design_losses_w: float, n_racks: int, source: str = "scenario"
-    ) -> None:
+    def __init__(self, spec: PlantSpec) -> None:
         self.spec = spec
-        self.liquid_fraction = spec.liquid_share
-        self.liquid_cooled = spec.type != "air"
-        # The air side carries the IT heat not taken by liquid plus every conversion loss indoors.
-        design_heat_w = spec.design_heat_w or design_it_w + design_losses_w
-        air_w = (1.0 - self.liquid_fraction) * design_it_w + design_losses_w
-        overrides: dict[str, object] = {
-            "economiser_enabled": spec.economiser,
-            "crah_supply_air_c": spec.crah_supply_air_c,
-            "design_air_fraction": min(air_w / (design_it_w + design_losses_w), 1.0),
-            **spec.plant_overrides,
-        }
-        if spec.facility_supply_c is not None:
-            overrides["facility_supply_c"] = spec.facility_supply_c
-        if spec.n_chillers is not None:
-            overrides["n_chillers"] = spec.n_chillers
-        try:
-            self.params = PlantParams.from_presets(
-                spec.liquid_class,
-                spec.air_class,
-                chiller=chiller_curve(spec.chiller),  # type: ignore[arg-type]  # frozen fields: the protocol only reads
-                design_heat_w=design_heat_w,
-                heat_rejection=spec.heat_rejection,
-                **overrides,
-            )
-        except (TypeError, ValueError) as exc:  # PlantParams refuses what no plant has (a negative capacity)
-            raise ScenarioError(source, [FieldProblem("cooling.plant_overrides", str(exc))]) from None
-        p = self.params
-        liquid_kw = max(design_heat_w * self.liquid_fraction / 1e3, 1.0)
-        self.loop_capacity_j_k = (
-            spec.loop_volume_l_per_kw * liquid_kw / L_PER_M3 * WATER_DENSITY_KG_M3 * WATER_CP_J_KG_K
-        )
-        self.room_capacity_j_k = n_racks * (
-            spec.room_volume_m3_per_rack * AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K
-            + spec.room_extra_heat_capacity_j_k_per_rack
-        )
-        self.storage_capacity_j = spec.chw_storage_m3 * WATER_DENSITY_KG_M3 * WATER_CP_J_KG_K * p.chw_delta_t_k
+        self.liquid_fraction = spec.liquid_fraction
+        self.liquid_cooled = spec.liquid_cooled
+        self.params = p = spec.params
+        self.loop_capacity_j_k = spec.loop_capacity_j_k
+        self.room_capacity_j_k = spec.room_capacity_j_k
+        self.storage_capacity_j = spec.storage_capacity_j
         self.tau_s = spec.control_time_constant_s
         self.tcs_supply_c = p.facility_supply_c + p.cdu_approach_k
         self.loop_excess_k = 0.0
@@ -188,8 +153,7 @@ class PhysicalPlant:
         self.cdu_fraction = 1.0
         self.crah_fraction = 1.0
         self.powered = True
-        n_cdus = spec.n_cdus
-        self.cdu_capacity_w = self.liquid_fraction * design_it_w * n_cdus / max(n_cdus - 1, 1)
+        self.cdu_capacity_w = spec.cdu_capacity_w
         self._crah_params: dict[float, PlantParams] = {1.0: p}
         self._rate_k_s = 0.0
 
@@ -219,7 +183,7 @@ class PhysicalPlant:
     @property
     def room_air_c(self) -> float:
         """Room air the servers draw: CRAH supply plus the room's excess. [C]"""
-        return float(self.spec.crah_supply_air_c + self.room_excess_k)
+        return float(self.params.crah_supply_air_c + self.room_excess_k)
 
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
@@ -351,14 +315,8 @@ class PhysicalPlant:
         return out
 
 
-def build_plant(
-    spec: PlantCooling | IdealCooling,
-    design_it_w: float,
-    design_losses_w: float,
-    n_racks: int,
-    source: str = "scenario",
-) -> IdealPlant | PhysicalPlant:
-    """The engine's cooling model for a scenario's cooling section (errors name ``source``)."""
-    if isinstance(spec, IdealCooling):
+def build_plant(spec: CoolingSpec) -> IdealPlant | PhysicalPlant:
+    """The engine's cooling model for the facility's compiled plant."""
+    if isinstance(spec, IdealPlantSpec):
         return IdealPlant(spec)
-    return PhysicalPlant(spec, design_it_w, design_losses_w, n_racks, source)
+    return PhysicalPlant(spec)

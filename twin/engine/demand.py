@@ -9,22 +9,15 @@ may compute a block twice when it cuts it at a regime change).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from twin._types import FloatArray
-from twin.engine.sources import (
-    FluidSource,
-    InputError,
-    JobSource,
-    RequestSource,
-    SignalSource,
-    build_job_source,
-    build_request_source,
-    build_telemetry_source,
-)
-from twin.facility import Facility, Pool
+from twin._types import BoolArray, FloatArray
+from twin.engine.columns import Columns
+from twin.engine.sources import FluidSource, JobSource, RequestSource, SignalSource, request_source, signal_source
+from twin.facility_parts.fleet import Facility, Pool
 
 
 @dataclass
@@ -61,31 +54,25 @@ class DemandModel:
         The run's generator (per-server offsets, drawn streams). Needed only when a pool draws;
         a fresh seeded one from the scenario is used when omitted.
 
-    Raises
-    ------
-    ScenarioError
-        A trace is missing or malformed; the message names the scenario field and, for a bad
-        row, the trace file and line.
+    Traces were read and checked when the facility was built (:mod:`twin.facility_traces`).
     """
 
     def __init__(self, fac: Facility, rng: np.random.Generator | None = None) -> None:
         self.fac = fac
-        rng = np.random.default_rng(fac.scenario.seed) if rng is None else rng
-        start = fac.scenario.start
+        rng = np.random.default_rng(fac.run.seed) if rng is None else rng
+        start = fac.run.start
         start_hour = start.hour + start.minute / 60.0 + start.second / 3600.0
-        errors = InputError(fac)
+        gps = fac.gpus_per_server
         self.requests: list[tuple[Pool, RequestSource | FluidSource]] = []
         self.telemetry: list[tuple[Pool, SignalSource]] = []
         self.jobs: list[tuple[Pool, JobSource]] = []
-        for i, pool in enumerate(fac.pools):
-            if pool.kind == "inference":
-                self.requests.append((pool, build_request_source(pool, i, fac, rng, errors, start_hour)))
-            elif pool.kind == "telemetry":
-                self.telemetry.append((pool, build_telemetry_source(pool, i, fac, rng, errors)))
-            else:
-                job = build_job_source(pool, i, fac, errors)
-                if job is not None:
-                    self.jobs.append((pool, job))
+        for pool in fac.pools:
+            if pool.requests is not None:
+                self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour)))
+            elif pool.replay is not None:
+                self.telemetry.append((pool, signal_source(pool, pool.replay, gps, rng)))
+            elif pool.jobs is not None:
+                self.jobs.append((pool, JobSource(pool.jobs.demanded, pool.jobs.placed, gps, pool.n_servers)))
 
     @property
     def varies(self) -> bool:
@@ -151,3 +138,51 @@ class DemandModel:
                 demand.train_fraction[:, s] = fill[:, local]
                 demand.gpus_demanded[pool.name] = wanted
         return demand
+
+
+@dataclass(frozen=True)
+class DroppedTokens:
+    """Tokens of arrivals no server of their pool was up to take, per tick ``(K,)``."""
+
+    decode: FloatArray
+    prefill: FloatArray
+
+
+def route_demand(
+    dem: Demand, cols: Columns, server_up: BoolArray, inference_pools: list[BoolArray]
+) -> tuple[Demand, DroppedTokens]:
+    """Spread each inference pool's arrivals over its servers that are up (a load balancer).
+
+    ``dem`` holds the columns ``cols``; sums over servers are weighted by the servers in each
+    column. ``inference_pools`` are the inference pools' server masks. Arrivals while no server
+    of a pool is up are dropped.
+    """
+    up = cols.take(server_up)
+    dropped = DroppedTokens(np.zeros(dem.requests.shape[0]), np.zeros(dem.requests.shape[0]))
+    if up.all() or not inference_pools:
+        return dem, dropped
+    arrays = {"requests": dem.requests, "prefill_tokens": dem.prefill_tokens, "decode_tokens": dem.decode_tokens}
+    out: dict[str, Any] = {k: v.copy() for k, v in arrays.items()}
+    for pool_s in inference_pools:
+        pool = cols.take(pool_s)
+        live = pool & up
+        if cols.count(live) == cols.count(pool):
+            continue
+        n_live = cols.count(live)
+        for key, arr in arrays.items():
+            total = cols.total(arr, pool)
+            if live.any():
+                live_sum = cols.total(arr, live)[:, None]
+                share = np.divide(
+                    arr[:, live],
+                    live_sum,
+                    out=np.full((arr.shape[0], int(live.sum())), 1.0 / max(n_live, 1.0)),
+                    where=live_sum > 0,
+                )
+                out[key][:, live] = share * total[:, None]
+            elif key == "decode_tokens":
+                dropped.decode[:] += total
+            elif key == "prefill_tokens":
+                dropped.prefill[:] += total
+            out[key][:, pool & ~up] = 0.0
+    return replace(dem, **out), dropped

@@ -1,8 +1,9 @@
 """The engine: a simpy event kernel with the fleet advanced in closed form between events.
 
 simpy holds the discrete events: weather hours, thermal shutdowns, and the faults, repairs,
-battery cut-offs and control windows of :mod:`twin.engine.faults` and :mod:`twin.engine.controls`
-(called through a few hooks). The loop is SimPy's documented ``peek``/``step`` pattern: before each
+battery cut-offs and control windows of :mod:`twin.engine.fault_schedule` (with
+:mod:`twin.engine.supply` and :mod:`twin.engine.jobs`) and :mod:`twin.engine.controls` (called
+through a few hooks). The loop is SimPy's documented ``peek``/``step`` pattern: before each
 event the continuous state is advanced from ``state.t_s`` to ``env.peek()``, then the event is
 processed. A battery reaching its cut-off inside a block is solved for like a die crossing,
 scheduled, and the block recomputed up to that instant.
@@ -34,25 +35,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
 
 from twin._types import BoolArray, FloatArray
-from twin.engine.boundary import WeatherBoundary
 from twin.engine.columns import Columns
 from twin.engine.controls import Controls
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
-from twin.engine.demand import DemandModel
-from twin.engine.faults import FaultSystem
+from twin.engine.demand import DemandModel, DroppedTokens
+from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.segments import IntervalAccumulator, Kind, Segments
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
+from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
-from twin.facility import Facility
+from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
 from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
@@ -71,7 +72,18 @@ TIME_EPS_S = 1e-9
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
 
-@dataclass
+@dataclass(frozen=True)
+class BlockExtras:
+    """What the subsystems computed for a block besides the fleet's own quantities."""
+
+    chain: ChainFlows
+    dropped: DroppedTokens
+    floor_extra_w: FloatArray
+    site_limited: BoolArray
+    weather: dict[str, FloatArray]
+
+
+@dataclass(frozen=True)
 class Block:
     """Everything computed for a block of ticks, before it is committed.
 
@@ -95,7 +107,7 @@ class Block:
     inlet_c: FloatArray
     plant: PlantStep
     cols: Columns
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: BlockExtras
 
 
 class Engine:
@@ -121,34 +133,33 @@ class Engine:
         progress: Callable[[float, float], None] | None = None,
         debug: bool = False,
     ) -> None:
-        sc = fac.scenario
+        run = fac.run
         self.fac = fac
         self.rng = rng
         self.progress = progress
         self.debug = debug
         self.env = simpy.Environment()
-        self.duration_s = sc.duration_s
-        self.step_s = sc.step_s
-        self.report_s = sc.report_interval_s
+        self.duration_s = run.duration_s
+        self.step_s = run.step_s
+        self.report_s = run.report_interval_s
         self.n_reports = math.ceil(self.duration_s / self.report_s - 1e-9)
         #: End of each report interval (the last one at the end of the run). [s]
         self.report_ends = np.append(np.arange(1, self.n_reports, dtype=np.float64) * self.report_s, self.duration_s)
-        self.plant = build_plant(
-            sc.cooling, fac.nameplate_it_power_w, fac.nameplate_losses_w(), fac.n_racks, sc.source_name
-        )
-        self.weather = WeatherBoundary(sc.weather, sc.start, sc.source_dir, sc.duration_s)
+        self.plant = build_plant(fac.cooling)
+        self.weather = fac.weather
         self.boundary = self.weather.at(0.0)
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
-        cap_w = sc.fleet.power_cap_w if sc.fleet.power_cap_w is not None else fac.accelerator.max_power_w
+        cap_w = fac.power_cap_w if fac.power_cap_w is not None else fac.accelerator.max_power_w
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
         self.faults = FaultSystem(self)
+        self.supply = self.faults.power
         self.controls = Controls(self)
         cooling_cats = tuple(f"cooling_{c}" for c in self.plant.components)
-        self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.faults.categories)
+        self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.supply.categories)
         self.ledger = Ledger(self.n_reports, self.categories)
         self.pool_names = [p.name for p in fac.pools]
         self.recorder = Recorder(self.n_reports, self._columns())
@@ -197,7 +208,7 @@ class Engine:
     # ------------------------------------------------------------------- columns
     def _keys(self) -> tuple[FloatArray, FloatArray]:
         """Per-server and per-rack rows that must match for servers (racks) to share a column."""
-        st, f = self.state, self.faults
+        st, units = self.state, self.supply.units
         server = np.column_stack(
             (
                 self._classes,
@@ -207,11 +218,11 @@ class Engine:
                 st.gpus_up,
                 st.server_up,
                 st.power_cap_w,
-                f.paused,
-                f.units.psu,
+                self.faults.jobs.paused,
+                units.psu,
             )
         )
-        rack = np.asarray(f.units.pdu, dtype=np.float64).reshape(-1, 1)
+        rack = np.asarray(units.pdu, dtype=np.float64).reshape(-1, 1)
         return server, rack
 
     def _regroup(self) -> None:
@@ -264,7 +275,7 @@ class Engine:
 
     def _may_span(self) -> bool:
         """Whether a block may run across report boundaries (see the module docstring)."""
-        return bool(self.plant.at_rest and self.faults.steady)
+        return bool(self.plant.at_rest and self.supply.steady)
 
     def _advance(self, t_from: float, t_to: float) -> None:
         self._regroup()
@@ -290,7 +301,7 @@ class Engine:
                 if shorter is None:  # a shutdown crossing at this very instant: the event handles it
                     break
                 block = shorter
-            t_empty = self.faults.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
+            t_empty = self.supply.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
             if t_empty is not None:
                 if t_empty <= t + TIME_EPS_S:
                     break
@@ -418,7 +429,7 @@ class Engine:
         cap_w = cols.take(st.power_cap_w)
         limit_w = np.minimum(cap_w, thermal_w)
         res, clock, p_gpu, floor_extra = run_at(limit_w)
-        site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
+        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         site_limited = np.zeros(dts.size, dtype=bool)
         if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
 
@@ -430,10 +441,9 @@ class Engine:
             site_limited = frac < 1.0
             limit_w = np.minimum(limit_w, frac[:, None] * p_full)
             res, clock, p_gpu, floor_extra = run_at(limit_w)
-            site, metered_w, plant, extra = self._chain(p_gpu, res, dts, weather)
+            site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         live = cols.take(st.server_up)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
-        extra.update(dropped=dropped, floor_extra_w=floor_extra, site_limited=site_limited, weather=weather)
         die_end, die_max = _die_steps(
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
         )
@@ -455,17 +465,17 @@ class Engine:
             inlet_c=inlet,
             plant=plant,
             cols=cols,
-            extra=extra,
+            extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
         )
 
     def _chain(
         self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray, weather: dict[str, FloatArray]
-    ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, dict[str, Any]]:
+    ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, ChainFlows]:
         """Power from the GPUs up the chain to the meter, with the units and sources up now, in each tick's weather."""
-        fac, st, units, cols = self.fac, self.state, self.faults.units, self.cols
+        fac, st, units, cols = self.fac, self.state, self.supply.units, self.cols
         up = cols.take(st.server_up).astype(np.float64)
         gpus = cols.take(st.gpus_up) * up
-        server = fac.scenario.fleet.server
+        server = fac.server
         gpu_w = p_gpu * gpus
         other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
         it_w = gpu_w + other_w
@@ -487,11 +497,10 @@ class Engine:
         for name, power in plant.powers_w.items():
             site[f"cooling_{name}"] = power
             cooling_w = cooling_w + power
-        site["other_facility"] = np.full(dts.size, fac.scenario.site.other_facility_power_w)
+        site["other_facility"] = np.full(dts.size, fac.other_facility_power_w)
         # Sources: UPS and transformer losses, battery, what the meter reads.
-        metered_w, extra = self.faults.balance(site, ups_out, cooling_w, pdu_in, it_w)
-        extra.update(it_w=it_w, server_w=it_w + psu_loss)
-        return site, metered_w, plant, extra
+        metered_w, chain = self.supply.balance(site, ups_out, cooling_w, pdu_in, it_w, it_w + psu_loss, cols)
+        return site, metered_w, plant, chain
 
     # -------------------------------------------------------------------- commit
     def _segments(self, b: Block) -> Segments:
@@ -518,7 +527,7 @@ class Engine:
         st.backlog_prefill_tokens = np.array(cols.expand(b.serve.backlog_prefill_tokens[-1]), dtype=np.float64)
         st.backlog_decode_tokens = np.array(cols.expand(b.serve.backlog_decode_tokens[-1]), dtype=np.float64)
         inlet_max = max(float(b.inlet_c.max()), float(st.inlet_temp_c.max()))
-        weather = b.extra["weather"]
+        weather = b.extra.weather
         self.boundary = {k: float(x[-1]) for k, x in weather.items()}
         gpus = b.gpus
         v: dict[str, FloatArray] = {

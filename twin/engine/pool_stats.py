@@ -24,7 +24,7 @@ import numpy as np
 from twin._types import FloatArray
 from twin.engine.demand import DemandModel
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.facility import Facility
+from twin.facility_parts.fleet import Facility
 from twin.units import S_PER_HOUR
 
 LOW_S = 1e-6

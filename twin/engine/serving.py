@@ -40,7 +40,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from twin._types import BoolArray, FloatArray
-from twin.facility import Facility
+from twin.facility_parts.fleet import Facility
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
@@ -100,10 +100,10 @@ class ServerConstants:
         for pool in fac.pools:
             s = pool.servers
             if pool.model is None:  # telemetry replay: activity comes from the trace
-                spec = pool.spec
                 masks["telemetry"][s] = True
-                cols["replay_mem_per_busy"][s] = getattr(spec, "mem_activity_per_busy", 1.0)
-                cols["replay_sm_per_busy"][s] = getattr(spec, "sm_activity_per_busy", 1.0)
+                if pool.replay is not None:
+                    cols["replay_mem_per_busy"][s] = pool.replay.mem_per_busy
+                    cols["replay_sm_per_busy"][s] = pool.replay.sm_per_busy
             elif pool.kind == "inference" and pool.costs is not None:
                 masks["inference"][s] = True
                 cols["ranks"][s] = pool.ranks_per_server
@@ -112,7 +112,7 @@ class ServerConstants:
                 cols["kv_free_bytes"][s] = pool.kv_free_bytes
                 for f in fields(StepCosts):
                     cost_cols[f.name][s] = float(getattr(pool.costs, f.name))
-                fmt = expert_format(pool.model, pool.spec.precision)  # type: ignore[union-attr]
+                fmt = expert_format(pool.model, pool.precision)
                 for i in s:
                     formats[int(i)] = fmt
             else:

@@ -1,4 +1,4 @@
-"""What drives each pool, read and prepared once per run: request streams, telemetry, job traces.
+"""What drives each pool over a run: request streams, telemetry, job traces (read by twin.facility_traces).
 
 Every source answers for a block of ticks ``[t0[k], t1[k])`` with ``(K, S_pool)`` arrays, one
 column per server of its pool, computed from the trace held once (:mod:`twin.workload.periodic`):
@@ -15,13 +15,13 @@ Request streams (``arrivals.kind``)
   share an offset). ``c = R / (S * N / P)`` makes the pool's mean rate ``R`` (``requests_per_s``,
   or ``rate_scale`` times the trace's ``N / P``, default 1); a fractional ``c`` is a fluid share
   of every request. A server carrying more than one copy's worth superposes ``n = ceil(c)``
-  (at most :data:`MAX_COPIES`, or ``copies``) copies with their own offsets, each weighted
+  (at most :data:`twin.facility_traces.MAX_COPIES`, or ``copies``) copies with their own offsets, each weighted
   ``c / n``, as merging independent streams does: scaling one copy by ``c`` would make its bursts
   ``c`` times taller instead of about ``sqrt(c)``. With ``loop`` a copy repeats every ``P``;
   without, nothing arrives after it.
 * ``poisson``, ``bursty``: a stream of rate ``R / S`` is drawn with the run's generator (Poisson,
   Gamma renewal or MMPP-2, :mod:`twin.workload.synthetic`) over the run (or, past
-  :data:`MAX_DRAWN_REQUESTS`, a shorter window that repeats) and handled as a trace with
+  :data:`twin.facility_traces.MAX_DRAWN_REQUESTS`, a shorter window that repeats) and handled as a trace with
   ``c = 1``: each server's stream is an exact realisation of the process; different servers
   are shifted copies of one realisation, not independent draws.
 
@@ -49,37 +49,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from twin._types import FloatArray
-from twin.errors import FieldProblem, ScenarioError, TraceFormatError, UnknownNameError
-from twin.facility import Facility, Pool
-from twin.physics.accelerator import busy_for_power
-from twin.scenario.schema import (
-    Arrivals,
-    BurstyArrivals,
-    InferenceWorkload,
-    PoissonArrivals,
-    TelemetryWorkload,
-    TraceArrivals,
-    TrainingWorkload,
-)
-from twin.workload.binning import resample_telemetry
-from twin.workload.builtin import resolve_trace
-from twin.workload.controls import trace_period_s
+from twin.facility_parts.fleet import Pool
+from twin.facility_parts.sources import DrawnRequests, FluidRequests, ReplaySignal, RequestSpec, TraceRequests
 from twin.workload.fluid import expected_arrivals
 from twin.workload.periodic import PeriodicEvents, PeriodicSignal
-from twin.workload.readers import FORMAT_KIND, read_trace
 from twin.workload.synthetic import EmpiricalTokens, gamma_requests, mmpp2_requests, poisson_requests
 
-#: Most requests drawn for one synthetic stream; beyond, a shorter window is drawn and repeated.
-MAX_DRAWN_REQUESTS = 2_000_000
-#: Most shifted copies of a trace superposed on one server by default (each costs a lookup).
-MAX_COPIES = 8
 #: Weights kept per request for the exact per-tick sums.
 _WEIGHTS = ("prompt", "output", "prompt_sq", "context_x_output")
 
@@ -93,36 +73,6 @@ class RequestBlock:
     decode_tokens: FloatArray
     prompt_len: FloatArray
     context_len: FloatArray
-
-
-class InputError:
-    """Builds :class:`ScenarioError` for one scenario, naming the field a bad input came from."""
-
-    def __init__(self, fac: Facility) -> None:
-        sc = fac.scenario
-        self.source = f"{sc.name!r}" + (f" (from {sc.source_dir})" if sc.source_dir is not None else "")
-        self.base_dir: Path | None = sc.source_dir
-
-    def fail(self, field: str, message: str) -> ScenarioError:
-        """The error to raise for ``field``."""
-        return ScenarioError(self.source, [FieldProblem(field, message)])
-
-    def read(self, ref: str, field: str, kind: str, fmt: str | None = None, **kwargs: Any) -> pd.DataFrame:
-        """Read the trace ``ref`` for ``field``, which must give a ``kind`` frame."""
-        try:
-            path = resolve_trace(ref, self.base_dir)
-        except FileNotFoundError as exc:
-            raise self.fail(field, str(exc)) from None
-        try:
-            data, meta = read_trace(path, fmt, **kwargs)
-        except (TraceFormatError, UnknownNameError) as exc:
-            raise self.fail(field, f"bad trace: {exc}") from exc
-        got = FORMAT_KIND.get(meta.format, "")
-        if got != kind:
-            raise self.fail(field, f"expected a {kind} trace, got {meta.format} ({got}) from {path}")
-        if data.empty:
-            raise self.fail(field, f"trace {path} has no rows")
-        return data
 
 
 def server_offsets_s(
@@ -151,13 +101,6 @@ def _shifted(
     """Evaluate a window function on ``(K, S)`` (or ``(K, 1)`` without offsets)."""
     o: FloatArray | float = 0.0 if offsets is None else offsets[None, :]
     return f(t0[:, None], t1[:, None], o)
-
-
-def copies_per_server(scale: float, asked: int | None) -> int:
-    """Shifted copies to superpose on a server carrying ``scale`` copies' worth of a trace."""
-    if asked is not None:
-        return asked
-    return int(min(max(np.ceil(scale - 1e-9), 1), MAX_COPIES))
 
 
 class RequestSource:
@@ -238,16 +181,16 @@ class RequestSource:
 class FluidSource:
     """Expected arrivals of the constant or diurnal profile, spread evenly over the pool."""
 
-    def __init__(self, arr: Arrivals, start_hour: float, n_servers: int) -> None:
+    def __init__(self, arr: FluidRequests, start_hour: float, n_servers: int) -> None:
         self.arr = arr
         self.start_hour = start_hour
         self.n_servers = n_servers
-        self.varies = arr.kind != "constant"
+        self.varies = arr.profile != "constant"
 
     def block(self, t0: FloatArray, t1: FloatArray) -> RequestBlock:
         """Arrivals per tick and server."""
         a = self.arr
-        peak = a.peak_to_mean if a.kind == "diurnal" else 1.0
+        peak = a.peak_to_mean if a.profile == "diurnal" else 1.0
         req = expected_arrivals(t0, t1, a.requests_per_s, peak, a.peak_hour, self.start_hour)
         shape = (t0.size, self.n_servers)
         per_server = (req / self.n_servers)[:, None]  # one column, broadcast: no (K, S) copy
@@ -297,41 +240,19 @@ class JobSource:
 # ------------------------------------------------------------------------------- building
 
 
-def build_request_source(
-    pool: Pool, index: int, fac: Facility, rng: np.random.Generator, errors: InputError, start_hour: float
+def request_source(
+    pool: Pool, spec: RequestSpec, gpus_per_server: int, rng: np.random.Generator, start_hour: float
 ) -> RequestSource | FluidSource:
-    """The request source of an inference pool."""
-    spec = pool.spec
-    assert isinstance(spec, InferenceWorkload)
-    arr = spec.arrivals
-    field = f"workloads.{index}.arrivals"
-    gps = fac.gpus_per_server
+    """The request source of an inference pool (offsets and drawn streams use ``rng``)."""
     n = pool.n_servers
-    if isinstance(arr, Arrivals):
-        return FluidSource(arr, start_hour, n)
-    if isinstance(arr, TraceArrivals):
-        df = errors.read(arr.path, f"{field}.path", "requests", arr.format)
-        t = df["arrival_s"].to_numpy(dtype=np.float64)
-        t = t - t.min()
-        try:
-            period = trace_period_s(df) * arr.time_scale
-        except ValueError as exc:
-            raise errors.fail(f"{field}.path", str(exc)) from None
-        base_rate = len(df) / period
-        pool_rate = arr.requests_per_s if arr.requests_per_s is not None else (arr.rate_scale or 1.0) * base_rate
-        scale = pool_rate / (n * base_rate)
-        offsets = server_offsets_s(pool, gps, period, arr.offsets, rng, copies_per_server(scale, arr.copies))
+    if isinstance(spec, FluidRequests):
+        return FluidSource(spec, start_hour, n)
+    if isinstance(spec, TraceRequests):
+        offsets = server_offsets_s(pool, gpus_per_server, spec.period_s, spec.offsets, rng, spec.copies)
         return RequestSource.from_frame(
-            t * arr.time_scale,
-            df["prompt_tokens"].to_numpy(),
-            df["output_tokens"].to_numpy(),
-            period,
-            arr.loop,
-            scale,
-            offsets,
-            n,
+            spec.arrival_s, spec.prompt_tokens, spec.output_tokens, spec.period_s, spec.loop, spec.scale, offsets, n
         )
-    return _drawn_source(pool, arr, field, fac, rng, errors)
+    return _drawn_source(pool, spec, gpus_per_server, rng)
 
 
 class _NoTokens:
@@ -342,21 +263,10 @@ class _NoTokens:
         return zeros, zeros
 
 
-def _drawn_source(
-    pool: Pool,
-    arr: PoissonArrivals | BurstyArrivals,
-    field: str,
-    fac: Facility,
-    rng: np.random.Generator,
-    errors: InputError,
-) -> RequestSource:
-    n = pool.n_servers
-    rate = arr.requests_per_s / n
-    window = min(fac.scenario.duration_s, MAX_DRAWN_REQUESTS / rate)
-    tokens: EmpiricalTokens | _NoTokens = _NoTokens()
-    if arr.tokens_from is not None:
-        tokens = EmpiricalTokens.from_trace(errors.read(arr.tokens_from, f"{field}.tokens_from", "requests"))
-    if isinstance(arr, PoissonArrivals):
+def _drawn_source(pool: Pool, arr: DrawnRequests, gpus_per_server: int, rng: np.random.Generator) -> RequestSource:
+    rate, window = arr.rate_per_server, arr.window_s
+    tokens: EmpiricalTokens | _NoTokens = _NoTokens() if arr.tokens is None else arr.tokens
+    if arr.process == "poisson":
         df = poisson_requests(rate, window, rng, tokens)
     elif arr.process == "gamma":
         assert arr.cv is not None
@@ -368,87 +278,18 @@ def _drawn_source(
         lo, hi = arr.mean_low_s, arr.mean_high_s
         rate_low = rate * (lo + hi) / (lo + arr.burst_factor * hi)
         df = mmpp2_requests(rate_low, arr.burst_factor * rate_low, lo, hi, window, rng, tokens)
-    if arr.tokens_from is None:
+    if arr.tokens is None:
         prompt = np.full(len(df), arr.prompt_tokens)
         output = np.full(len(df), arr.output_tokens)
     else:
         prompt = df["prompt_tokens"].to_numpy(dtype=np.float64)
         output = df["output_tokens"].to_numpy(dtype=np.float64)
-    offsets = server_offsets_s(pool, fac.gpus_per_server, window, arr.offsets, rng)
+    offsets = server_offsets_s(pool, gpus_per_server, window, arr.offsets, rng)
     t = df["arrival_s"].to_numpy(dtype=np.float64)
-    return RequestSource.from_frame(t, prompt, output, window, True, 1.0, offsets, n)
+    return RequestSource.from_frame(t, prompt, output, window, True, 1.0, offsets, pool.n_servers)
 
 
-def median_interval_s(df: pd.DataFrame) -> float:
-    """Median time between consecutive samples of one GPU, over all GPUs. [s]"""
-    gaps = [np.diff(np.unique(g["time_s"].to_numpy(dtype=np.float64))) for _, g in df.groupby("gpu_index")]
-    pos = np.concatenate(gaps) if gaps else np.empty(0)
-    pos = pos[pos > 0]
-    return float(np.median(pos)) if pos.size else 0.0
-
-
-def build_telemetry_source(
-    pool: Pool, index: int, fac: Facility, rng: np.random.Generator, errors: InputError
-) -> SignalSource:
-    """The replayed busy signal of a telemetry pool."""
-    spec = pool.spec
-    assert isinstance(spec, TelemetryWorkload)
-    field = f"workloads.{index}"
-    df = errors.read(spec.path, f"{field}.path", "telemetry", spec.format)
-    signal = spec.signal
-    if signal == "auto":
-        signal = "utilization" if df["utilization"].notna().any() else "power"
-    column = "utilization" if signal == "utilization" else "power_w"
-    if not df[column].notna().any():
-        raise errors.fail(f"{field}.signal", f"trace {spec.path!r} records no {column}")
-    acc = fac.accelerator
-    if signal == "power":
-        busy = busy_for_power(
-            df["power_w"].to_numpy(dtype=np.float64),
-            params=acc.power_params,
-            mem_per_busy=spec.mem_activity_per_busy,
-            sm_per_busy=spec.sm_activity_per_busy,
-        )
-        busy = np.where(df["power_w"].isna().to_numpy(), np.nan, busy)
-    else:
-        busy = np.clip(df["utilization"].to_numpy(dtype=np.float64), 0.0, 1.0)
-    frame = pd.DataFrame(
-        {"time_s": df["time_s"].to_numpy(dtype=np.float64), "gpu_index": df["gpu_index"], "busy": busy}
-    )
-    step = median_interval_s(frame)
-    if not step > 0:
-        raise errors.fail(f"{field}.path", f"trace {spec.path!r} needs samples at two or more times")
-    n_bins = int(np.floor(frame["time_s"].max() / step + 1e-9)) + 1
-    values = resample_telemetry(frame, 0.0, step, n_bins, "busy", reduce="mean")
-    values = pd.Series(values).ffill().fillna(0.0).to_numpy()
-    step *= spec.time_scale
-    sig = PeriodicSignal(step * np.arange(n_bins), values, step * n_bins, spec.loop)
-    offsets = server_offsets_s(pool, fac.gpus_per_server, sig.period_s, spec.offsets, rng)
-    return SignalSource(sig, None if offsets is None else offsets[:, 0], pool.n_servers)
-
-
-def build_job_source(pool: Pool, index: int, fac: Facility, errors: InputError) -> JobSource | None:
-    """GPUs in jobs for a training pool with a job trace (None: one steady job)."""
-    spec = pool.spec
-    assert isinstance(spec, TrainingWorkload)
-    if spec.jobs is None:
-        return None
-    jt = spec.jobs
-    field = f"workloads.{index}.jobs"
-    df = errors.read(jt.path, f"{field}.path", "jobs", "jobs", columns=jt.columns or None, time_unit_s=jt.time_unit_s)
-    start = df["start_s"].to_numpy(dtype=np.float64) * jt.time_scale
-    end = df["end_s"].to_numpy(dtype=np.float64) * jt.time_scale
-    gpus = df["gpus"].to_numpy(dtype=np.float64)
-    t = np.concatenate((start, end))
-    delta = np.concatenate((gpus, -gpus))
-    times, inverse = np.unique(t, return_inverse=True)
-    held = np.cumsum(np.bincount(inverse, weights=delta))
-    period = float(end.max())
-    keep = times < period
-    starts, held = times[keep], held[keep]
-    if starts[0] > 0:  # the first job starts at 0 after the reader's rebasing; keep the guard
-        starts, held = np.concatenate(([0.0], starts)), np.concatenate(([0.0], held))
-    capacity = float(pool.n_servers * fac.gpus_per_server)
-    demanded = PeriodicSignal(starts, held, period, jt.loop)
-    placed = PeriodicSignal(starts, np.minimum(held, capacity), period, jt.loop)
-    return JobSource(demanded, placed, fac.gpus_per_server, pool.n_servers)
+def signal_source(pool: Pool, spec: ReplaySignal, gpus_per_server: int, rng: np.random.Generator) -> SignalSource:
+    """The replayed busy signal of a telemetry pool, shifted per server."""
+    offsets = server_offsets_s(pool, gpus_per_server, spec.signal.period_s, spec.offsets, rng)
+    return SignalSource(spec.signal, None if offsets is None else offsets[:, 0], pool.n_servers)

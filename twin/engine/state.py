@@ -1,10 +1,12 @@
-"""FleetState: the continuous state of the fleet as a struct of per-server arrays."""
+"""FleetState: the continuous state of the fleet as a struct of per-server arrays; :func:`at` schedules a call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import simpy
 
 from twin._types import BoolArray, FloatArray
 
@@ -58,3 +60,8 @@ class FleetState:
             server_up=np.ones(n_servers, dtype=bool),
             power_cap_w=np.full(n_servers, np.inf if cap_w is None else cap_w),
         )
+
+
+def at(env: simpy.Environment, time_s: float, callback: Callable[[simpy.Event], None]) -> None:
+    """Call ``callback`` at simulation time ``time_s`` (now if it has passed)."""
+    env.timeout(max(time_s - env.now, 0.0)).callbacks.append(callback)

@@ -3,7 +3,7 @@
 ``events:`` schedules faults; ``reliability:`` draws them from MTBF/MTTR with the run's generator;
 ``power.ups.battery`` and ``power.generator`` are the backup sources; ``controls:`` holds the site
 power limit, demand-response windows and the training power floor. The engine side is
-``twin/engine/faults.py`` and ``twin/engine/controls.py``.
+``twin/engine/fault_schedule.py`` (with ``supply.py`` and ``jobs.py``) and ``twin/engine/controls.py``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ the results hold them once more when written (Parquet) and plotted: 1.15 kB per 
 preallocated: the engine builds blocks of at most ``MAX_BLOCK_CELLS`` server-ticks
 (``twin.engine.kernel``), so time costs run time, not memory. Per-server state and one-tick
 blocks of a large fleet took 0.5-0.8 kB per server (96,000-320,000 servers). Drawn request
-streams are capped at ``MAX_DRAWN_REQUESTS`` per workload (``twin.engine.sources``).
+streams are capped at ``MAX_DRAWN_REQUESTS`` per workload (``twin.facility_traces``).
 """
 
 from __future__ import annotations

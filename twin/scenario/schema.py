@@ -17,8 +17,9 @@ from pydantic import Field, field_validator, model_validator
 from twin import catalog
 from twin.physics import cooling_plant as cp
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
+from twin.scenario.plant_overrides import PlantOverrides
 from twin.scenario.resources import MAX_GPUS, size_problem
-from twin.scenario.strict import MAX_MAGNITUDE, Float, Int, StrictModel
+from twin.scenario.strict import Float, Int, StrictModel
 from twin.weather import (
     SYNTHETIC_AMPLITUDE_K,
     SYNTHETIC_DEW_POINT_C,
@@ -52,16 +53,6 @@ def _known_model_name(name: str) -> str:
         f"unknown model {name!r}; give a catalog name ({', '.join(catalog.model_names())}), a shipped Hugging Face "
         f"id ({', '.join(shipped_model_ids())}) or a path to a config.json"
     )
-
-
-def _yaml_float(value: float | str | bool) -> float | str | bool:
-    """``"-1e6"`` as the float PyYAML leaves as text (its floats need a dot); other values as they are."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 class Site(StrictModel):
@@ -220,32 +211,9 @@ class PlantCooling(StrictModel):
     chiller_restart_s: Float = Field(
         180.0, ge=0, description="Power back to chillers running (2-3 min typical, parameters.md 4)."
     )
-    plant_overrides: dict[str, float | str | bool] = Field(
-        default_factory=dict, description="Any twin.physics.cooling_plant.PlantParams field."
+    plant_overrides: PlantOverrides = Field(
+        default_factory=PlantOverrides, description="PlantParams fields without a key here ({name: value})."
     )
-
-    @field_validator("plant_overrides")
-    @classmethod
-    def _known_plant_fields(cls, values: dict[str, float | str | bool]) -> dict[str, float | str | bool]:
-        """Only :class:`~twin.physics.cooling_plant.PlantParams` fields (a typo ran in validate, failed in run)."""
-        from dataclasses import fields
-
-        from twin.physics.cooling_plant import PlantParams
-
-        valid = sorted(f.name for f in fields(PlantParams))
-        values = {k: _yaml_float(v) for k, v in values.items()}
-        own = [k for k in ("heat_rejection", "design_heat_w") if k in values]
-        if own:
-            raise ValueError(f"{', '.join(own)}: set cooling.{own[0]} itself, not through plant_overrides")
-        unknown = [k for k in values if k not in valid]
-        if unknown:
-            raise ValueError(f"unknown plant parameter(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
-        bad = [k for k, v in values.items() if isinstance(v, float) and not abs(v) <= MAX_MAGNITUDE]
-        if bad:
-            raise ValueError(
-                f"plant parameter(s) {', '.join(bad)} must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}"
-            )
-        return values
 
     @field_validator("chiller")
     @classmethod

@@ -1,43 +1,28 @@
-"""Boundary conditions: the outdoor weather the plant rejects heat into."""
+"""The outdoor weather the plant rejects heat into, over the run (read by :func:`twin.facility.build_facility`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from twin._types import FloatArray
-from twin.errors import FieldProblem, ScenarioError
-from twin.scenario.schema import Weather
 from twin.units import S_PER_HOUR
-from twin.weather import (
-    WEATHER_COLUMNS,
-    _seconds_into_year,
-    builtin_weather,
-    builtin_weather_names,
-    read_epw,
-    read_tmy3,
-    require_coverage,
-    synthetic_weather,
-    weather_at,
-)
+from twin.weather import WEATHER_COLUMNS, _seconds_into_year, weather_at
 
 
 class WeatherBoundary:
-    """Hourly outdoor conditions at simulation times (constant within each weather hour)."""
+    """Hourly outdoor conditions at simulation times (constant within each weather hour).
 
-    def __init__(
-        self, spec: Weather, start: datetime, source_dir: Path | None, duration_s: float | None = None
-    ) -> None:
-        self.spec = spec
+    Not changed after it is built: the record (``frame``, from :mod:`twin.weather`), the run's
+    ``start`` and whether the record is ``constant`` (one hour that never changes).
+    """
+
+    def __init__(self, frame: pd.DataFrame, start: datetime, constant: bool) -> None:
         self.start = start
-        self.frame = _load(spec, source_dir)
-        if duration_s is not None and spec.source not in ("constant", "diurnal"):
-            # A file must hold every hour the run reads (a whole year wraps); see require_coverage.
-            require_coverage(self.frame, start, duration_s, spec.source)
-        self.constant = spec.source == "constant"
+        self.frame = frame
+        self.constant = constant
         # The record as arrays, for :meth:`at_times` (the lookup of :func:`twin.weather.weather_at`).
         self._time_s = self.frame["time_s"].to_numpy(dtype=np.float64)
         self._columns = {c: self.frame[c].to_numpy(dtype=np.float64) for c in WEATHER_COLUMNS if c != "time_s"}
@@ -72,28 +57,3 @@ class WeatherBoundary:
         offset = (self.start.minute * 60 + self.start.second + self.start.microsecond * 1e-6) % S_PER_HOUR
         k = (t_s + offset) // S_PER_HOUR + 1
         return k * S_PER_HOUR - offset
-
-
-def _load(spec: Weather, source_dir: Path | None) -> pd.DataFrame:
-    src = spec.source
-    if src == "constant":
-        return synthetic_weather("constant", hours=1, dry_bulb_c=spec.dry_bulb_c, wet_bulb_c=spec.wet_bulb_c)[0]
-    if src == "diurnal":
-        return synthetic_weather(
-            "diurnal",
-            hours=24,
-            dry_bulb_c=spec.dry_bulb_c,
-            dew_point_c=spec.dew_point_c,
-            amplitude_k=spec.amplitude_k,
-            peak_hour=spec.peak_hour,
-        )[0]
-    if src in builtin_weather_names():
-        return builtin_weather(src)[0]
-    path = Path(src)
-    if not path.is_absolute() and source_dir is not None:
-        path = source_dir / path
-    if not path.exists():
-        valid = ", ".join(["constant", "diurnal", *builtin_weather_names()])
-        raise ScenarioError(str(path), [FieldProblem("weather.source", f"no such file; or use one of {valid}")])
-    reader = read_epw if path.suffix.lower() == ".epw" else read_tmy3
-    return reader(path)[0]
