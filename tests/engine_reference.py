@@ -27,6 +27,12 @@ were rewritten once more when the chat pool of ``utility-outage-late-generator``
 ``max_batch`` of 512 (at 128 it queued for the rest of the day after the outage) and the site
 limit's bisection was solved to the limit itself rather than to its tolerance (a re-solve at the
 bisection's result could land a hair above the tolerance and count as time above the limit).
+
+The power model's second fit to ML.ENERGY v3 (issue 14, second pass) changes every case again, and
+all seven were rewritten with its engine: HBM's share of the dynamic range is fitted (above its
+energy-per-bit floor) instead of set at 0.38, a memory-side share drawn while kernels run
+(``uncore_power_fraction``) takes part of the busy power out of the graphics clock, and an
+expert-parallel GPU's power follows its own work rather than its busiest peer's.
 """
 
 from __future__ import annotations

@@ -113,10 +113,12 @@ def test_order_of_magnitude_rule_by_hand():
 
 
 def hand_power_w(busy, mem, sm, g=1.0):
-    """The catalog H100's power model written out: P_idle + span (k_st busy g + k_mem m + k_sm s g), at most TDP."""
-    k_st, k_m = H100.static_power_fraction, H100.mem_power_fraction
+    """The catalog H100's power model written out, at most TDP:
+    P_idle + span (k_st busy g + k_uncore busy + k_mem m + k_sm s g)."""
+    k_st, k_m, k_u = H100.static_power_fraction, H100.mem_power_fraction, H100.uncore_power_fraction
     span = H100.full_power_w - H100.idle_power_w
-    return min(H100.idle_power_w + span * (k_st * busy * g + k_m * mem + (1 - k_st - k_m) * sm * g), H100.max_power_w)
+    dyn = k_st * busy * g + k_u * busy + k_m * mem + (1 - k_st - k_u - k_m) * sm * g
+    return min(H100.idle_power_w + span * dyn, H100.max_power_w)
 
 
 def test_immersion_node_power_by_hand(results):

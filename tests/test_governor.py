@@ -30,6 +30,7 @@ BOARD = AcceleratorPowerParams(
     full_power_w=700.0,
     static_power_fraction=0.15,
     mem_power_fraction=0.30,
+    uncore_power_fraction=0.0,
     clock_exponent=3.0,
     voltage_floor_fraction=0.69,
     min_clock_fraction=H100.min_clock_fraction,

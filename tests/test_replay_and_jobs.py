@@ -52,7 +52,11 @@ def power_log(tmp_path):
 def test_power_inversion_by_hand():
     # Linear model (activity per busy = 1): u = (P - P_idle) / (P_full - P_idle) = (385 - 70) / 630.
     board = AcceleratorPowerParams(
-        idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30
+        idle_power_w=70.0,
+        full_power_w=700.0,
+        static_power_fraction=0.15,
+        mem_power_fraction=0.30,
+        uncore_power_fraction=0.0,
     )
     assert float(busy_for_power(385.0, params=board)) == pytest.approx(0.5)
     # Other profile: k_static + k_mem a_m + k_sm a_s = 0.15 + 0.30 x 0.8 + 0.55 x 0.9 = 0.885.
@@ -153,10 +157,10 @@ def test_job_trace_tokens_from_six_n(tmp_path):
     assert r.kpis["train_job_gpu_h_demanded"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
     assert r.kpis["tokens_training"] == pytest.approx(RATE_PER_GPU * JOB_GPU_S, rel=1e-9)
     # Power is linear in the busy share at boost clock: the pool's mean GPU power by hand.
-    k_st, k_m = H100.static_power_fraction, H100.mem_power_fraction
+    k_st, k_m, k_u = H100.static_power_fraction, H100.mem_power_fraction, H100.uncore_power_fraction
     busy_share = JOB_GPU_S / (16 * 3600)
-    # k_static + k_mem m + k_sm MFU/eta
-    per_busy = k_st + k_m * 0.5 + (1 - k_st - k_m) * (MFU / H100.achieved_flop_fraction)
+    # k_static + k_uncore + k_mem m + k_sm MFU/eta
+    per_busy = k_st + k_u + k_m * 0.5 + (1 - k_st - k_u - k_m) * (MFU / H100.achieved_flop_fraction)
     span = H100.full_power_w - H100.idle_power_w
     assert r.kpis["train_gpu_power_mean_w"] == pytest.approx(H100.idle_power_w + span * per_busy * busy_share, rel=1e-9)
 

@@ -127,7 +127,8 @@ def test_fit_recovers_the_parameters_that_made_the_data():
     # spread its loss leaves on exact data).
     base = catalog.accelerator_spec("H100-SXM")
     truth = base.with_overrides(achieved_bandwidth_fraction=0.7, achieved_flop_fraction=0.45, step_overhead_s=0.002,
-                                static_power_fraction=0.45, full_power_w=900.0)  # fmt: skip
+                                static_power_fraction=0.315, uncore_power_fraction=0.135,  # 0.3 of 0.45
+                                mem_power_fraction=0.2, full_power_w=900.0)  # fmt: skip
     models = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen3-32B", "Qwen/Qwen3-30B-A3B-Instruct-2507"]
     sub = TEXT[TEXT["model_id"].isin(models) & (TEXT["gpu_model"] == "H100")].copy()
     made = predict(sub, {"H100-SXM": truth})
@@ -136,7 +137,7 @@ def test_fit_recovers_the_parameters_that_made_the_data():
     sub["itl_p50_s"] = made["pred_itl_p50_s"]
     fit = fit_accelerator(sub, base)
     assert set(fit.values) == set(FIT_PARAMETERS)
-    for key in ("achieved_bandwidth_fraction", "static_power_fraction", "full_power_w"):
+    for key in ("achieved_bandwidth_fraction", "static_power_fraction", "uncore_power_fraction", "full_power_w"):
         assert fit.values[key] == pytest.approx(getattr(truth, key), rel=0.05), key
     assert max(fit.rms_log_error.values()) < 0.01
 

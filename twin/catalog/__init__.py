@@ -51,6 +51,7 @@ class AcceleratorSpec:
     max_operating_temp_c: float
     static_power_fraction: float
     mem_power_fraction: float
+    uncore_power_fraction: float
     clock_exponent: float
     voltage_floor_fraction: float
     min_clock_fraction: float
@@ -87,6 +88,12 @@ class AcceleratorSpec:
                 bad.append(f"{f.name} = {value:g} must be > 0")
             elif f.name.endswith("_fraction") and value > 1:
                 bad.append(f"{f.name} = {value:g} is a fraction, at most 1")
+        shares = self.static_power_fraction + self.mem_power_fraction + self.uncore_power_fraction
+        if not bad and shares > 1.0 + 1e-9:
+            bad.append(
+                f"static_power_fraction + mem_power_fraction + uncore_power_fraction = {shares:g}: shares of one"
+                " dynamic range, at most 1 together"
+            )
         if not bad and self.idle_power_w > self.max_power_w:
             bad.append(f"idle_power_w ({self.idle_power_w:g}) exceeds max_power_w ({self.max_power_w:g})")
         if not bad and self.slowdown_temp_c >= self.shutdown_temp_c:
@@ -102,7 +109,7 @@ class AcceleratorSpec:
     @property
     def sm_power_fraction(self) -> float:
         """Share of the dynamic range drawn by the SMs at full activity and boost clock."""
-        return 1.0 - self.static_power_fraction - self.mem_power_fraction
+        return 1.0 - self.static_power_fraction - self.mem_power_fraction - self.uncore_power_fraction
 
     def with_overrides(self, **values: float) -> AcceleratorSpec:
         """Return a copy with some parameters replaced (unknown keys raise ``UnknownNameError``)."""

@@ -43,7 +43,7 @@ import simpy
 
 from twin._types import BoolArray, FloatArray
 from twin.engine.columns import Columns
-from twin.engine.controls import Controls
+from twin.engine.controls import LIMIT_RTOL, Controls
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
 from twin.engine.demand import DemandModel, DroppedTokens
 from twin.engine.fault_schedule import FaultSystem
@@ -68,6 +68,9 @@ MAX_BLOCK_TICKS = 20_000
 REGROUP_EVERY = 64
 #: Times closer than this are the same instant. [s]
 TIME_EPS_S = 1e-9
+#: Solves of a site-limited block at most: the share the bisection found, then lowered by the
+#: excess where the governor's re-solve lands above the limit (:meth:`Engine._block`).
+SITE_REPAIR_ROUNDS = 6
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
@@ -439,9 +442,20 @@ class Engine:
 
             frac = self.controls.solve_fraction(metered_at, metered_w)
             site_limited = frac < 1.0
-            limit_w = np.minimum(limit_w, frac[:, None] * p_full)
-            res, clock, p_gpu, floor_extra = run_at(limit_w)
-            site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
+            capped_w = limit_w
+            for round_ in range(SITE_REPAIR_ROUNDS):
+                limit_w = np.minimum(capped_w, frac[:, None] * p_full)
+                res, clock, p_gpu, floor_extra = run_at(limit_w)
+                site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
+                # The governor's solve at the share found can land on another clock than the
+                # bisection's did where the power is not monotonic in the clock (busy time, and the
+                # memory side's power with it, grows as the clock falls): lower those ticks' share
+                # by their excess, doubled each round, and solve again.
+                site_w = float(self.controls.limit_w or 0.0)
+                over = site_limited & (metered_w > site_w * (1.0 + LIMIT_RTOL))
+                if not np.any(over):
+                    break
+                frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
         live = cols.take(st.server_up)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
         die_end, die_max = _die_steps(

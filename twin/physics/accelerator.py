@@ -2,7 +2,8 @@
 
 Model (used by every function here)::
 
-    P   = P_idle + (P_max - P_idle) * (k_static * busy * g(f) + k_mem * m / r + k_sm * s_f * g(f))
+    P   = P_idle + (P_max - P_idle) * (k_static * busy * g(f) + (k_uncore * busy + k_mem * m) / r
+                                       + k_sm * s_f * g(f))
     g   = v(f)**2 * f                  core-domain dynamic power C V^2 f, 1 at boost clock
     v   = max(v_floor, f**((gamma - 1) / 2))   core voltage over its boost value
     s_f = min(1, s_1 / f),  r = max(1, s_1 / f)
@@ -12,12 +13,15 @@ bandwidth) and ``s_1`` the SM activity the work needs at boost clock, ``f`` the 
 as a fraction of boost and ``s_f`` the SM activity at clock ``f`` (the same work takes longer at a
 lower clock). Where the SMs saturate (``s_1 > f``) the work stretches by ``r`` and its HBM traffic
 per second falls by as much (the roofline); activities measured at the clock itself have
-``s_1 <= f`` and ``r = 1``. ``k_sm = 1 - k_static - k_mem``.
+``s_1 <= f`` and ``r = 1``. ``k_sm = 1 - k_static - k_uncore - k_mem``.
 
 Everything clocked by the graphics clock scales as CMOS dynamic power ``a C V^2 f`` [1]_: the SMs
 (``k_sm``) and the share drawn whenever kernels run (``k_static``: clock distribution, L2 and
 crossbar, which sit in the graphics-clock domain of NVIDIA GPUs [2]_). HBM power (``k_mem``) sits in
-the memory-clock domain, which SM-clock locking and power capping leave alone. Across the DVFS range
+the memory-clock domain, which SM-clock locking and power capping leave alone, and so is the
+rest of what the memory side draws while kernels run, whatever their traffic (``k_uncore``:
+memory controllers, HBM PHYs and interfaces kept active). Both fall by the stretch ``r`` where
+SM-bound work at a low clock leaves the memory side waiting. Across the DVFS range
 the core voltage falls with the clock: proportionally (``gamma = 3``: power ``~ f**3``) down to a
 voltage floor ``v_floor``, below which only the frequency falls (power ``~ v_floor**2 f``). That
 shape, flat voltage below a knee and a steep rise above it, is what Guerreiro et al. estimated for
@@ -80,8 +84,14 @@ class AcceleratorPowerParams:
         L2 and crossbar, in the graphics-clock domain [2]_; catalog: fitted like ``P_max``). [1]
     mem_power_fraction : numeric
         ``k_mem``: share of the dynamic range drawn by HBM traffic at full bandwidth, in the
-        memory-clock domain (catalog: set to reproduce the decode-energy saving of SM-clock
-        locking that Ma et al. measured [4]_). ``k_sm = 1 - k_static - k_mem``. [1]
+        memory-clock domain (catalog: fitted like ``P_max``, no less than HBM's energy per bit
+        allows). [1]
+    uncore_power_fraction : numeric
+        ``k_uncore``: share of the dynamic range the memory side (controllers, PHYs) draws
+        whenever kernels run, outside the graphics clock domain: clock locking and capping lower
+        it only where SM-bound work stretches (catalog: the share of the fitted busy power that
+        meets the clock-lock and power-cap savings Ma et al. [4]_ and Samsi et al. measured).
+        ``k_sm = 1 - k_static - k_uncore - k_mem``. [1]
     clock_exponent : numeric
         ``gamma``: core power goes as ``f**gamma`` where the core voltage scales with the clock
         (3: ``V ~ f`` in ``P = a C V^2 f`` [1]_). [1]
@@ -110,6 +120,7 @@ class AcceleratorPowerParams:
     full_power_w: Numeric
     static_power_fraction: Numeric
     mem_power_fraction: Numeric
+    uncore_power_fraction: Numeric
     clock_exponent: Numeric = 3.0
     voltage_floor_fraction: Numeric = DEFAULT_VOLTAGE_FLOOR
     min_clock_fraction: Numeric = 0.25
@@ -227,7 +238,8 @@ def accelerator_power_w(
     Full activity at boost clock draws the TDP; no work draws idle power:
 
     >>> board = AcceleratorPowerParams(
-    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15, mem_power_fraction=0.30
+    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15,
+    ...     mem_power_fraction=0.30, uncore_power_fraction=0.0
     ... )
     >>> float(accelerator_power_w(1, 1, 1, 1, params=board))
     700.0
@@ -246,11 +258,13 @@ def accelerator_power_w(
     s_f = np.minimum(1.0, s1 / f)
     k_st = np.asarray(params.static_power_fraction, dtype=np.float64)
     k_m = np.asarray(params.mem_power_fraction, dtype=np.float64)
-    k_sm = 1.0 - k_st - k_m
+    k_u = np.asarray(params.uncore_power_fraction, dtype=np.float64)
+    k_sm = 1.0 - k_st - k_u - k_m
     g = core_power_scale(f, params.clock_exponent, params.voltage_floor_fraction)
-    core = (k_st * np.clip(busy, 0.0, 1.0) + k_sm * s_f) * g
+    b = np.clip(busy, 0.0, 1.0)
+    core = (k_st * b + k_sm * s_f) * g
     stretch = np.maximum(1.0, s1 / f)  # SM-bound work at clock f takes this much longer
-    dyn = core + k_m * np.clip(mem_activity, 0.0, 1.0) / stretch
+    dyn = core + (k_u * b + k_m * np.clip(mem_activity, 0.0, 1.0)) / stretch
     idle = np.asarray(params.idle_power_w, dtype=np.float64)
     return np.asarray(idle + (np.asarray(params.full_power_w, dtype=np.float64) - idle) * dyn)
 
@@ -298,7 +312,8 @@ def clock_for_power_limit(
     A compute-bound kernel (s_1 = 1) capped at the power it would draw at 80 % clock runs at 0.8:
 
     >>> board = AcceleratorPowerParams(
-    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15, mem_power_fraction=0.30
+    ...     idle_power_w=70, full_power_w=700, static_power_fraction=0.15,
+    ...     mem_power_fraction=0.30, uncore_power_fraction=0.0
     ... )
     >>> p = float(accelerator_power_w(1, 0.5, 1, 0.8, params=board))
     >>> round(float(clock_for_power_limit(p, 1, 0.5, 1, params=board)), 9)
@@ -315,7 +330,7 @@ def clock_for_power_limit(
     limit, busy_a, mem_a, sm_a, *coefficients = (a.ravel() for a in args)
     flat = dict(zip(names, coefficients, strict=True))
     idle, pmax = flat["idle_power_w"], flat["full_power_w"]
-    k_st, k_m = flat["static_power_fraction"], flat["mem_power_fraction"]
+    k_st, k_m, k_u = flat["static_power_fraction"], flat["mem_power_fraction"], flat["uncore_power_fraction"]
     gamma, v_fl, f_min = flat["clock_exponent"], flat["voltage_floor_fraction"], flat["min_clock_fraction"]
 
     def power(f: FloatArray, i: IntArray | slice = slice(None)) -> FloatArray:
@@ -331,12 +346,13 @@ def clock_for_power_limit(
     todo = np.flatnonzero(over & ~stuck)
     if todo.size:
         span = pmax[todo] - idle[todo]
+        busy_t = np.clip(busy_a[todo], 0.0, 1.0)
         target = (limit[todo] - idle[todo]) / span
         out[todo] = _solve_clock(
             target,
-            k_st[todo] * np.clip(busy_a[todo], 0.0, 1.0),
-            1.0 - k_st[todo] - k_m[todo],
-            k_m[todo] * np.clip(mem_a[todo], 0.0, 1.0),
+            k_st[todo] * busy_t,
+            1.0 - k_st[todo] - k_u[todo] - k_m[todo],
+            k_u[todo] * busy_t + k_m[todo] * np.clip(mem_a[todo], 0.0, 1.0),
             np.clip(sm_a[todo], 0.0, 1.0),
             gamma[todo],
             v_fl[todo],
@@ -419,7 +435,7 @@ def busy_for_power(
     Returns
     -------
     numpy.ndarray
-        ``busy = (P - P_idle) / ((P_max - P_idle) (k_static + k_mem a_m + k_sm a_s))``, clipped
+        ``busy = (P - P_idle) / ((P_max - P_idle) (k_static + k_uncore + k_mem a_m + k_sm a_s))``, clipped
         to ``[0, 1]`` (a power below idle gives 0, above the profile's maximum 1). [1]
 
     References
@@ -433,7 +449,8 @@ def busy_for_power(
     An H100 (70 W idle, 700 W max) measured at 385 W is half busy under the linear model:
 
     >>> board = AcceleratorPowerParams(
-    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30
+    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15,
+    ...     mem_power_fraction=0.30, uncore_power_fraction=0.0
     ... )
     >>> float(busy_for_power(385.0, params=board))
     0.5
@@ -442,7 +459,8 @@ def busy_for_power(
     span = np.asarray(params.full_power_w, dtype=np.float64) - idle
     k_st = np.asarray(params.static_power_fraction, dtype=np.float64)
     k_m = np.asarray(params.mem_power_fraction, dtype=np.float64)
-    per_busy = k_st + k_m * np.asarray(mem_per_busy) + (1.0 - k_st - k_m) * np.asarray(sm_per_busy)
+    k_u = np.asarray(params.uncore_power_fraction, dtype=np.float64)
+    per_busy = k_st + k_u + k_m * np.asarray(mem_per_busy) + (1.0 - k_st - k_u - k_m) * np.asarray(sm_per_busy)
     u = (np.asarray(power_w, dtype=np.float64) - idle) / (span * per_busy)
     return np.asarray(np.clip(u, 0.0, 1.0))
 

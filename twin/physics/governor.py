@@ -127,7 +127,8 @@ def governed_clock(
     >>> def act(f):
     ...     return None, np.ones_like(f), 0.8 * f, np.full_like(f, 0.5)
     >>> board = AcceleratorPowerParams(
-    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15, mem_power_fraction=0.30,
+    ...     idle_power_w=70.0, full_power_w=700.0, static_power_fraction=0.15,
+    ...     mem_power_fraction=0.30, uncore_power_fraction=0.0,
     ...     clock_exponent=3.0, voltage_floor_fraction=0.69, min_clock_fraction=0.25,
     ... )
     >>> f1 = clock_for_power_limit(400.0, 1.0, 0.8, 0.5, params=board)

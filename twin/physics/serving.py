@@ -181,12 +181,17 @@ class Step:
     collective_s: FloatArray
     bytes: FloatArray
     flops: FloatArray
+    kernel_s: FloatArray
 
     @property
     def busy(self) -> FloatArray:
-        """Share of the step in which compute kernels run (not waiting on the host or on peers). [1]"""
+        """Share of the step in which a GPU's kernels run (not waiting on the host or on peers). [1]
+
+        In an expert-parallel group the step waits for the busiest GPU; the mean GPU's own
+        kernels end sooner (``kernel_s``), and it waits the rest, like a collective.
+        """
         t = np.where(self.time_s > 0, self.time_s, 1.0)
-        return np.asarray(np.where(self.time_s > 0, 1.0 - (self.host_s + self.collective_s) / t, 0.0))
+        return np.asarray(np.where(self.time_s > 0, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
 
     def mem_activity(self, dev: ServingDevice) -> FloatArray:
         """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
@@ -383,6 +388,10 @@ def step(
 ) -> Step:
     """Time, bytes and FLOPs of one step (module docstring).
 
+    The step's time is its slowest GPU's; its bytes, FLOPs and kernel time are the mean GPU's
+    (they differ only in an expert-parallel group, whose busiest GPU sets the time while the
+    others wait), which is what a GPU's power, averaged over the group, follows.
+
     Parameters
     ----------
     c : StepCosts
@@ -428,9 +437,9 @@ def step(
     n = dev.roofline_exponent
     t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n)
     if np.any(c.expert_bytes) or np.any(c.expert_flops_per_token):
-        expert_read, expert_flops, t_expert = _expert_group(c, dev, tokens, f, n)
+        expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, f, n)
     else:  # dense models only (the same numbers, without the work)
-        expert_read = expert_flops = t_expert = np.zeros(())
+        expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
     kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
     attn_bytes = b * (kv + c.state_bytes_per_sequence)
     attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
@@ -451,25 +460,34 @@ def step(
         collective_s=np.asarray(t_coll),
         bytes=np.asarray(moved),
         flops=np.asarray(dense_flops + expert_flops + attn_flops),
+        kernel_s=np.asarray(np.where(active, t_dense + t_expert_mean + t_attn, 0.0)),
     )
 
 
 def _expert_group(
     c: StepCosts, dev: ServingDevice, tokens: FloatArray, f: FloatArray, n: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Experts' bytes, FLOPs and time of a step; the busiest GPU of an expert-parallel group sets them."""
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Experts' bytes, FLOPs and time of a step on the mean GPU, and the busiest GPU's time.
+
+    An expert-parallel step waits for its busiest GPU (that time sets the step's); the others'
+    kernels end sooner, and a GPU's power follows its own work.
+    """
     g = c.expert_gpus
     held = c.n_experts / g  # experts per GPU
     skew = dev.expert_routing_skew
     q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token, skew)
     touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
-    expert_read = c.expert_bytes * np.divide(touched, held, out=np.zeros_like(touched), where=held > 0)
+    per_expert = np.divide(c.expert_bytes, held, out=np.zeros_like(held * q), where=held > 0)
+    busiest_read = per_expert * touched
+    mean_read = per_expert * held * q
     picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
     spread = np.sqrt(picks + skew * picks**2 / np.maximum(held, 1.0))  # multinomial plus popularity spread
     heavy = np.divide(busiest_share(picks, spread, g), picks, out=np.ones_like(picks), where=picks > 0)
-    expert_flops = tokens * c.expert_flops_per_token * heavy
-    t_expert = roofline_time_s(expert_read / dev.expert_bandwidth_b_s, expert_flops / (dev.expert_flop_s * f), n)
-    return expert_read, expert_flops, t_expert
+    mean_flops = tokens * c.expert_flops_per_token
+    bw, fl = dev.expert_bandwidth_b_s, dev.expert_flop_s * f
+    t_busiest = roofline_time_s(busiest_read / bw, mean_flops * heavy / fl, n)
+    t_mean = roofline_time_s(mean_read / bw, mean_flops / fl, n)
+    return mean_read, mean_flops, t_busiest, t_mean
 
 
 def batch_for_rates(

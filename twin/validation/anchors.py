@@ -167,7 +167,10 @@ def ma_h200_clock_lock_saving() -> AnchorResult:
         notes=(
             f"Best case at batch {batch}, clock {clock:.2f} of boost: decode stays memory-bound, so the "
             "tokens/s hold while the graphics-clock domain (SMs, clock tree, L2) draws less at the lower "
-            "clock and core voltage; HBM power stays. The saving rests on the core-voltage floor "
+            "clock and core voltage; HBM power and the rest outside the graphics clock stay (their share of "
+            "the busy power is set from this case and samsi-power-cap-energy: "
+            "twin.validation.serving_fit.UNCORE_SHARE_OF_BUSY, so neither is independent). The saving "
+            "rests on the core-voltage floor "
             f"({acc.voltage_floor_fraction:g} of the boost voltage [EST], Guerreiro et al. 2019's Pascal "
             f"estimate; accelerators.csv): {others}."
         ),
@@ -357,7 +360,8 @@ def samsi_power_cap_energy() -> AnchorResult:
         source=f"Samsi et al. 2023, arXiv 2310.03003 (app.argminai.com summary, 2nd; {PARAMS} 5.1, 7.4)",
         conditions=_SAMSI_CONDITIONS,
         notes=f"Most favourable batch: {batch} (latency there {100 * d_latency:+.1f} %). "
-        + _samsi_governor_note(gpu_w),
+        "Not independent: with ma-h200-clock-lock-saving it sets the share of the busy power outside the "
+        "graphics clock (twin.validation.serving_fit.UNCORE_SHARE_OF_BUSY). " + _samsi_governor_note(gpu_w),
         miss_reason="the energy saved under the cap is off by more than 25 %.",
         fmt="{:+.1f}",
     )
@@ -378,9 +382,10 @@ def samsi_power_cap_latency() -> AnchorResult:
         miss_reason=(
             "the latency added by the cap is half the published one: at the batch that saves the most energy the "
             "twin's decode stays memory-bound under the 175 W cap, so the lower clock costs little time; how much "
-            "of the board's power follows the clock (the HBM share, set from the H200 clock-lock measurement) "
-            "decides it. The batch, prompt lengths and the board (V100, 250 W default limit) are not in our "
-            "source: the A100 stand-in runs capped already at 250 W at larger batches."
+            "of the board's power follows the clock (the share outside the graphics clock, set from this case's "
+            "energy figure and the H200 clock-lock measurement) decides it. The batch, prompt lengths and the "
+            "board (V100, 250 W default limit) are not in our source: the A100 stand-in runs capped already at "
+            "250 W at larger batches."
         ),
         fmt="{:+.1f}",
     )

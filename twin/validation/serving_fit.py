@@ -29,6 +29,11 @@ Fitted (:data:`FIT_PARAMETERS`):
 ``static_power_fraction``
     the power model's share of the dynamic range drawn while kernels run, at the clock
     (:mod:`twin.physics.accelerator`; HBM traffic takes ``mem_power_fraction``, the SMs the rest);
+``mem_power_fraction``
+    the share of the dynamic range HBM traffic at full bandwidth draws, no less than
+    :data:`HBM_ENERGY_J_PER_BIT` at the datasheet bandwidth gives (:func:`hbm_floor_w`): the
+    data separate it from the SMs' share, because HBM activity falls with the batch as SM
+    activity rises;
 ``full_power_w``
     the board power with every domain fully active at boost clock, which may exceed the power
     limit (TDP): where a step's power at boost would, the governor lowers the clock, and
@@ -38,11 +43,8 @@ The residuals are the log ratios of predicted to measured GPU power, output toke
 ITL of each configuration (J/token is power over tokens/s, so it follows), under a soft-L1 loss
 with a 10 % scale, so that a few runs the twin cannot explain (a kernel the engine lacked on one
 GPU) do not pull the fit. The idle power, TDP, datasheet peaks and the DVFS curve stay the
-catalog's, and so does ``mem_power_fraction``, the share of the dynamic range HBM traffic draws:
-every configuration here runs at the default clocks, where HBM and clock-domain power rise
-together, so the data cannot tell them apart. The catalog sets it from the one measurement it
-holds that varies the SM clock at fixed work (Ma et al.'s clock-lock saving on an H200; that
-anchor is then not independent).
+catalog's. Until this fit freed ``mem_power_fraction`` the catalog set it (0.38) from Ma et al.'s
+clock-lock saving on an H200; that anchor is now independent of the fit.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ FIT_PARAMETERS: tuple[str, ...] = (
     "step_overhead_s",
     "link_latency_s",
     "static_power_fraction",
+    "uncore_power_fraction",
+    "mem_power_fraction",
     "full_power_w",
 )
 #: Measured columns and the predictions they are fitted against.
@@ -108,9 +112,46 @@ class ServingFit:
         return base.with_overrides(**self.values)
 
 
-def _unpack(x: np.ndarray, tdp_w: float) -> dict[str, float]:
-    """Parameters from the optimiser's vector (overhead in ms, latency in us, power over TDP)."""
-    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, lat, a, full = (float(v) for v in x)
+#: Energy HBM spends per bit moved, the floor of a GPU's HBM power at full bandwidth: 3.9 pJ/bit
+#: for HBM2 (O'Connor et al., "Fine-Grained DRAM: Energy-Efficient DRAM for Extreme Bandwidth
+#: Systems", MICRO-50, 2017: I/O, on-die data movement and activation at a streaming access
+#: pattern). HBM3 and HBM3E move a bit for no less than that in the vendors' own figures, so it
+#: bounds from below what the fit may give HBM traffic. [J/bit]
+HBM_ENERGY_J_PER_BIT = 3.9e-12
+
+
+#: Share of the power a GPU draws whenever its kernels run (``k_static + k_uncore``) that lies
+#: outside the graphics clock domain (``k_uncore``). Serving at default clocks cannot tell the two
+#: apart (both follow the busy time); only runs that change the SM clock at fixed work can. The
+#: catalog holds two: the largest decode-energy saving from locking the SM clock of an H200, 32 %
+#: (Ma et al., arXiv 2605.11999, 2026; the twin gives 38 % with 0.28, 30 % with 0.40), and the
+#: energy saved by capping LLaMA-65B GPUs from 250 W to 175 W, -23 % (Samsi et al., arXiv
+#: 2310.03003, 2023; -24 % with 0.28, -15 % with 0.40). 0.3 meets both within 16 % (`twin
+#: validate-anchors`: cases ma-h200-clock-lock-saving and samsi-power-cap-energy, which are
+#: therefore not independent of it).
+UNCORE_SHARE_OF_BUSY = 0.3
+
+
+def hbm_floor_w(acc: AcceleratorSpec) -> float:
+    """Lowest HBM power at the datasheet bandwidth (:data:`HBM_ENERGY_J_PER_BIT`). [W]
+
+    >>> from twin import catalog
+    >>> round(hbm_floor_w(catalog.accelerator_spec("H100-SXM")), 1)  # 3.9 pJ x 8 x 3.35 TB/s
+    104.5
+    """
+    return HBM_ENERGY_J_PER_BIT * 8.0 * acc.hbm_bandwidth_b_s
+
+
+def _unpack(x: np.ndarray, base: AcceleratorSpec) -> dict[str, float]:
+    """Parameters from the optimiser's vector.
+
+    Overhead in ms, latency in us, busy share of what HBM leaves, HBM power over its floor, power
+    over TDP.
+    """
+    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, lat, a, hbm, full = (float(v) for v in x)
+    full_w = full * base.max_power_w
+    m = min(0.9, hbm * hbm_floor_w(base) / (full_w - base.idle_power_w))
+    busy = a * (1.0 - m)
     return {
         "achieved_bandwidth_fraction": bw,
         "achieved_kv_bandwidth_fraction": kv,
@@ -123,8 +164,10 @@ def _unpack(x: np.ndarray, tdp_w: float) -> dict[str, float]:
         "expert_routing_skew": sk,
         "step_overhead_s": t0 * 1e-3,
         "link_latency_s": lat * 1e-6,
-        "static_power_fraction": a,
-        "full_power_w": full * tdp_w,
+        "static_power_fraction": busy * (1.0 - UNCORE_SHARE_OF_BUSY),
+        "uncore_power_fraction": busy * UNCORE_SHARE_OF_BUSY,
+        "mem_power_fraction": m,
+        "full_power_w": full_w,
     }
 
 
@@ -142,26 +185,22 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
             acc.expert_routing_skew,
             acc.step_overhead_s * 1e3,
             acc.link_latency_s * 1e6,
-            acc.static_power_fraction,
+            (acc.static_power_fraction + acc.uncore_power_fraction) / (1.0 - acc.mem_power_fraction),
+            acc.mem_power_fraction * (acc.full_power_w - acc.idle_power_w) / hbm_floor_w(acc),
             acc.full_power_w / acc.max_power_w,
         ]
     )
 
 
 #: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, latency in us,
-#: static power share (at most ``1 - mem_power_fraction``), full-activity power over TDP. The
-#: ceilings are what the best kernels measured reach: 0.92 of peak HBM bandwidth (Azure's
-#: bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on H800), 0.85 of peak
-#: FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
+#: static power share of what HBM leaves, HBM power at full bandwidth over its floor
+#: (:func:`hbm_floor_w`; up to 3x, the HBM2E-era 11-12 pJ/bit), full-activity power over TDP. The
+#: ceilings are what the best kernels measured reach: 0.92 of peak HBM
+#: bandwidth (Azure's bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on
+#: H800), 0.85 of peak FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
 #: compute/accelerator), and 1.5 x TDP at full activity (a power virus, not a workload).
-_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.1, 0.0, 0.8])
-_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 20.0, 1.0, 1.5])
-
-
-def _bounds(base: AcceleratorSpec) -> tuple[np.ndarray, np.ndarray]:
-    hi = _UPPER.copy()
-    hi[11] = 1.0 - base.mem_power_fraction
-    return _LOWER, hi
+_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
+_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 20.0, 1.0, 3.0, 1.5])
 
 
 def _with(s: Setup, acc: AcceleratorSpec) -> Setup:
@@ -187,19 +226,19 @@ def fit_accelerator(configs: pd.DataFrame, base: AcceleratorSpec, seed: int = 1)
     s = setup(configs, base)
 
     def fun(x: np.ndarray) -> np.ndarray:
-        return _residuals(s, configs, base.with_overrides(**_unpack(x, base.max_power_w)))
+        return _residuals(s, configs, base.with_overrides(**_unpack(x, base)))
 
     def cost(x: np.ndarray) -> float:
         z = (fun(x) / LOSS_SCALE) ** 2
         return float(np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
-    lo, hi = _bounds(base)
+    lo, hi = _LOWER, _UPPER
     x0 = np.clip(_pack(base), lo + 1e-6, hi - 1e-6)
     found = differential_evolution(
         cost, list(zip(lo, hi, strict=True)), maxiter=60, popsize=12, seed=seed, polish=False, tol=1e-6, x0=x0
     )
     sol = least_squares(fun, found.x, bounds=(lo, hi), loss="soft_l1", f_scale=LOSS_SCALE, x_scale="jac")
-    values = _unpack(sol.x, base.max_power_w)
+    values = _unpack(sol.x, base)
     r = fun(sol.x).reshape(len(TARGETS), -1)
     rms = {m: float(np.sqrt(np.mean(r[i] ** 2))) for i, (m, _) in enumerate(TARGETS)}
     return ServingFit(

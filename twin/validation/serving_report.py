@@ -105,8 +105,6 @@ def miss_reason(group: pd.DataFrame) -> str:
         )
     if int(row["data_parallel"]) > 1:
         return "data-parallel attention with expert parallelism on B200: 3-10x slower than the same model with TP+EP"
-    if "Llama-4" in model:
-        return "Llama 4 under vLLM 0.11 draws 230-440 W per H100 where the twin's kernels at those rates draw more"
     if "gpt-oss" in model and row["gpu_model"] == "H100":
         return "gpt-oss on H100 runs with piecewise CUDA graphs only (its v3 config): more host time per step"
     worst = {label: float(group[f"err_{label}"].mean()) for _, _, label in METRICS}
