@@ -52,7 +52,7 @@ main() {
   install_chromium
   .venv/bin/ruff check twin tests benchmarks
   .venv/bin/python -m mypy twin
-  .venv/bin/lint-imports  # the layers contract in pyproject.toml
+  .venv/bin/lint-imports  # the contracts in pyproject.toml: layers, one wiring point, no cycles, ...
   .venv/bin/python -m pytest "$@"
 }
 

@@ -13,6 +13,7 @@ import twin
 from twin.cli import _parse_sets
 from twin.dashboard import levers as lv
 from twin.errors import ScenarioError
+from twin.scenario import edits as ed
 
 SHORT = {"duration_s": 3600, "step_s": 10, "report_interval_s": 300}
 
@@ -149,7 +150,7 @@ def test_utility_outage_offers_a_battery_and_a_generator(base: twin.Scenario) ->
     ov = lv.what_if_overrides(base, {"fault": "utility_loss", "generator_delay_s": 600.0})
     sc = twin.load_scenario("default", ov)
     assert sc.power.ups.battery is not None
-    assert sc.power.ups.battery.runtime_s == lv.DEFAULT_BATTERY_RUNTIME_S
+    assert sc.power.ups.battery.runtime_s == ed.DEFAULT_BATTERY_RUNTIME_S
     assert sc.power.ups.rated_w == base.power.ups.rated_w  # the rest of the UPS stage is the baseline's
     assert sc.power.generator is not None
     assert sc.power.generator.start_delay_s == 600.0

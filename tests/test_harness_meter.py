@@ -18,8 +18,9 @@ from twin.harness.cpu import (
     rapl_delta_uj,
 )
 from twin.harness.io import HARNESS_COLUMNS, LiveCsvWriter, read_harness
-from twin.harness.meter import MeterReading, auto_meter
+from twin.harness.meter import MeterReading
 from twin.harness.nvml import NvmlMeter, nvml_index_of_cuda_device
+from twin.harness.run import auto_meter
 from twin.harness.sampler import Sampler, WorkCounter
 
 # ----------------------------------------------------------------------------- NVML

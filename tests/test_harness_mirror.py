@@ -159,7 +159,7 @@ def test_a_device_outside_the_accelerator_range_is_still_mirrored_exactly(small_
     m = mirror_frame(pd.DataFrame(_rows(idle_w=3.0, load_w=8.0)), small_pod)
     assert m is not None
     np.testing.assert_allclose(m.frame["accelerators_power_w"], 16 * np.array([3.0, 3.0, 8.0, 8.0]), rtol=1e-9)
-    assert m.scenario.fleet.accelerator_overrides["idle_power_w"] == pytest.approx(3.0)
+    assert m.scenario.fleet.accelerator_overrides.idle_power_w == pytest.approx(3.0)
     assert m.frame["mirror_exact"].all()
     assert m.source.energy_source == "unknown"
     assert "not known to be measured" in m.source.label

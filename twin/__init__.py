@@ -5,10 +5,9 @@
 >>> result.kpis["tokens_per_kwh"]  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from twin._version import __version__
 from twin.results import Result
 from twin.scenario import Scenario, load_scenario
 from twin.simulation import simulate
 
-__all__ = ["Result", "Scenario", "load_scenario", "simulate"]
+__all__ = ["Result", "Scenario", "__version__", "load_scenario", "simulate"]

@@ -122,9 +122,10 @@ def _accelerator(scenario: Scenario) -> AcceleratorSpec:
             raise ScenarioError(str(path), [FieldProblem("fleet.accelerator_file", str(exc))]) from None
     else:
         acc = catalog.accelerator_spec(fleet.accelerator)
-    if fleet.accelerator_overrides:
+    overrides = fleet.accelerator_overrides.given()
+    if overrides:
         try:
-            acc = acc.with_overrides(**fleet.accelerator_overrides)
+            acc = acc.with_overrides(**overrides)
         except Exception as exc:
             raise ScenarioError(scenario.source_name, [FieldProblem("fleet.accelerator_overrides", str(exc))]) from None
     return acc

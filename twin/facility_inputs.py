@@ -28,7 +28,14 @@ from twin.facility_parts.power import (
 from twin.facility_parts.weather import WeatherBoundary
 from twin.physics.cooling_plant import PlantParams
 from twin.physics.power import battery_capacity_for_runtime_j
-from twin.scenario.faults import SERVER_KINDS, SIDED_KINDS, Controls, FaultEvent, Reliability
+from twin.scenario.faults import (
+    DEFAULT_RECHARGE_FRACTION,
+    SERVER_KINDS,
+    SIDED_KINDS,
+    Controls,
+    FaultEvent,
+    Reliability,
+)
 from twin.scenario.schema import IdealCooling, PlantCooling, PowerChain, Weather
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, S_PER_HOUR, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
 from twin.weather import (
@@ -39,9 +46,6 @@ from twin.weather import (
     require_coverage,
     synthetic_weather,
 )
-
-#: Fraction of the UPS rated output the charger draws by default. [EST] typical UPS chargers.
-DEFAULT_RECHARGE_FRACTION = 0.10
 
 
 def compile_cooling(

@@ -183,7 +183,8 @@ def job_load(spec: TrainingWorkload, index: int, capacity_gpus: float, errors: I
         return None
     jt = spec.jobs
     field = f"workloads.{index}.jobs"
-    df = errors.read(jt.path, f"{field}.path", "jobs", "jobs", columns=jt.columns or None, time_unit_s=jt.time_unit_s)
+    columns = jt.columns.given() or None
+    df = errors.read(jt.path, f"{field}.path", "jobs", "jobs", columns=columns, time_unit_s=jt.time_unit_s)
     start = df["start_s"].to_numpy(dtype=np.float64) * jt.time_scale
     end = df["end_s"].to_numpy(dtype=np.float64) * jt.time_scale
     gpus = df["gpus"].to_numpy(dtype=np.float64)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-import twin
+from twin._version import __version__
 from twin.checks import run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
@@ -65,7 +65,7 @@ def simulate(
         seed=scenario.seed,
         rng_state=dict(rng.bit_generator.state),
         meta={
-            "twin_version": twin.__version__,
+            "twin_version": __version__,
             "wall_time_s": time.perf_counter() - t_wall,
             "n_gpus": fac.n_gpus,
             "n_servers": fac.n_servers,

@@ -163,6 +163,13 @@ def _accelerators() -> dict[str, AcceleratorSpec]:
 
 
 @cache
+def accelerator_units() -> dict[str, str]:
+    """Unit of each accelerator parameter, as ``accelerators.csv`` gives it (``1``: dimensionless)."""
+    with (CATALOG_DIR / "accelerators.csv").open(newline="") as fh:
+        return {row["parameter"]: row["unit"] for row in csv.DictReader(fh)}
+
+
+@cache
 def _model_aliases() -> dict[str, str]:
     raw = yaml.safe_load((CATALOG_DIR / "models.yaml").read_text()) or {}
     return {str(k): str(v) for k, v in raw.items()}
@@ -246,6 +253,7 @@ __all__ = [
     "accelerator_from_mapping",
     "accelerator_names",
     "accelerator_spec",
+    "accelerator_units",
     "catalog_model_architecture",
     "loss_curve",
     "loss_curve_names",

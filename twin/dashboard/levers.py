@@ -18,7 +18,8 @@ and greys it out while ``active`` says it does not act (what-if overrides then s
 What is the dashboard's own (UI conveniences, not rules of ``--set``): the rows and racks
 levers act together as one fleet size; the rate lever multiplies on top of the fleet scaling;
 while the what-if has a utility outage a baseline without a battery or generator is offered
-:data:`DEFAULT_BATTERY_RUNTIME_S` of battery and an NFPA 110 Type 10 generator (10 s), switched
+:data:`~twin.scenario.edits.DEFAULT_BATTERY_RUNTIME_S` of battery and a generator starting after
+:data:`~twin.scenario.edits.DEFAULT_GENERATOR_DELAY_S` (the schema's NFPA 110 Type 10), switched
 on; the dry- and wet-bulb levers act on the synthetic climates only; the start-date lever keeps
 the baseline's time of day; the site power limit is in kW.
 """
@@ -217,8 +218,6 @@ FAULT_LABELS: dict[str, str] = {
 }
 #: Faults whose ``count`` (units that fail) the count lever sets.
 COUNTED_FAULTS: tuple[str, ...] = ("chiller_trip", "cdu_pump_fail", "crah_fail", "server_fail")
-DEFAULT_BATTERY_RUNTIME_S = ed.DEFAULT_BATTERY_RUNTIME_S
-DEFAULT_GENERATOR_DELAY_S = ed.DEFAULT_GENERATOR_DELAY_S
 DEFAULT_FAULT_START_H = 2.0
 DEFAULT_FAULT_DURATION_MIN = 60.0
 SITE_LIMIT_MIN_KW, SITE_LIMIT_MAX_KW = 50.0, 10_000.0
@@ -270,14 +269,14 @@ def _base_has_outage(base: Scenario) -> bool:
 def _battery_read(base: Scenario) -> float | None:
     """The baseline battery's runtime [s]; without one, the offered default (off where the baseline has an outage)."""
     if base.power.ups.battery is None:
-        return None if _base_has_outage(base) else DEFAULT_BATTERY_RUNTIME_S
+        return None if _base_has_outage(base) else ed.DEFAULT_BATTERY_RUNTIME_S
     return ed.battery_runtime_s(base)
 
 
 def _generator_read(base: Scenario) -> float | None:
     gen = base.power.generator
     if gen is None:
-        return None if _base_has_outage(base) else DEFAULT_GENERATOR_DELAY_S
+        return None if _base_has_outage(base) else ed.DEFAULT_GENERATOR_DELAY_S
     return float(gen.start_delay_s)
 
 
@@ -569,7 +568,7 @@ LEVERS: tuple[Lever, ...] = (
         step=10.0,
         unit="s at the UPS rating",
         help="Ride-through during a utility outage (cut off at the battery's min_soc); off: no battery.",
-        off_value=lambda b: DEFAULT_BATTERY_RUNTIME_S,
+        off_value=lambda b: ed.DEFAULT_BATTERY_RUNTIME_S,
         active=_has_outage,
     ),
     Lever(
@@ -584,7 +583,7 @@ LEVERS: tuple[Lever, ...] = (
         step=5.0,
         unit="s",
         help="Outage to generator pick-up (NFPA 110 Type 10: 10 s); off: no generator.",
-        off_value=lambda b: DEFAULT_GENERATOR_DELAY_S,
+        off_value=lambda b: ed.DEFAULT_GENERATOR_DELAY_S,
         active=_has_outage,
     ),
     Lever(

@@ -30,16 +30,14 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import simpy
 
 from twin._types import FloatArray
+from twin.engine.block import Block, EngineView
 from twin.engine.segments import IntervalAccumulator, Segments
-
-if TYPE_CHECKING:
-    from twin.engine.kernel import Block, Engine
 
 #: Bisection steps for the capping fraction (2**-30 ~ 1e-9 of the uncapped power).
 BISECTION_STEPS = 30
@@ -50,7 +48,7 @@ LIMIT_RTOL = 1e-6
 class Controls:
     """The control layer of one engine run."""
 
-    def __init__(self, eng: Engine) -> None:
+    def __init__(self, eng: EngineView) -> None:
         self.eng = eng
         fac = eng.fac
         spec = fac.controls

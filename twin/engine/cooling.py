@@ -38,7 +38,7 @@ import numpy as np
 
 from twin._types import FloatArray
 from twin.facility_parts.plant import CoolingSpec, IdealPlantSpec, PlantSpec
-from twin.physics.cooling_plant import PlantParams, PlantResult, plant_power
+from twin.physics.cooling_plant import ASHRAE_AIR_CLASSES, PlantParams, PlantResult, plant_power
 from twin.physics.thermal import rc_step
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
@@ -55,7 +55,7 @@ DRIFT_K = 0.1
 #: 2007, 189 s at 5 kW/rack, docs/anchors.md), reached with room air well above 45 C, since the
 #: room node holds its air alone (no rack or building mass) and so warms faster than a real room.
 #: With that air-only default the time to this trip is a lower bound.
-SERVER_AIR_SHUTDOWN_C = 45.0
+SERVER_AIR_SHUTDOWN_C = ASHRAE_AIR_CLASSES["A4"][1]
 
 
 @dataclass

@@ -20,12 +20,13 @@ spread over the servers up by :func:`twin.engine.demand.route_demand`.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import simpy
 
 from twin._types import BoolArray, FloatArray
+from twin.engine.block import Block, EngineView
 from twin.engine.demand import Demand, DroppedTokens, route_demand
 from twin.engine.fault_tally import COLUMNS, Tally
 from twin.engine.jobs import Job, TrainingJobs
@@ -35,14 +36,11 @@ from twin.engine.state import at
 from twin.engine.supply import SIDES, PowerSupply
 from twin.facility_parts.power import ScheduledFault
 
-if TYPE_CHECKING:
-    from twin.engine.kernel import Block, Engine
-
 
 class FaultSystem:
     """Fault events, repairs and their consequences for one engine run (the kernel's hooks)."""
 
-    def __init__(self, eng: Engine) -> None:
+    def __init__(self, eng: EngineView) -> None:
         self.eng = eng
         self.env: simpy.Environment = eng.env
         fac = eng.fac
@@ -344,7 +342,7 @@ class FaultSystem:
 
     def commit(self, b: Block, seg: Segments) -> None:
         """Advance the battery, the jobs' work since their checkpoints and the fault tallies over a committed block."""
-        self.power.commit(b)
+        self.power.commit(b.extra.chain, b.dts)
         self.jobs.commit(b)
         self.last_server_w = np.array(b.cols.expand(b.extra.chain.server_w[-1]), dtype=np.float64)
         self.tally.commit(b, seg, float(self.shed_w.sum()), self.power.supply.on_generator)

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from twin._types import FloatArray
+from twin.engine.block import Block
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.engine.supply import Battery
-
-if TYPE_CHECKING:
-    from twin.engine.kernel import Block
 
 #: Per-interval tallies of the time series.
 INTERVAL_TALLIES = ("generator_j", "tokens_lost", "tokens_dropped")

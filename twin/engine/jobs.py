@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from twin._types import BoolArray
+from twin.engine.block import Block
 from twin.engine.columns import Columns
 from twin.engine.serving import ServeResult
 from twin.engine.state import at
 from twin.facility_parts.fleet import Facility
-
-if TYPE_CHECKING:
-    from twin.engine.kernel import Block
 
 
 @dataclass

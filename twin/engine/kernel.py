@@ -35,17 +35,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
 
 from twin._types import BoolArray, FloatArray
+from twin.engine.block import Block, BlockExtras
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
-from twin.engine.demand import DemandModel, DroppedTokens
+from twin.engine.demand import DemandModel
 from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.segments import IntervalAccumulator, Kind, Segments
@@ -73,44 +73,6 @@ TIME_EPS_S = 1e-9
 SITE_REPAIR_ROUNDS = 6
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
-
-
-@dataclass(frozen=True)
-class BlockExtras:
-    """What the subsystems computed for a block besides the fleet's own quantities."""
-
-    chain: ChainFlows
-    dropped: DroppedTokens
-    floor_extra_w: FloatArray
-    site_limited: BoolArray
-    weather: dict[str, FloatArray]
-
-
-@dataclass(frozen=True)
-class Block:
-    """Everything computed for a block of ticks, before it is committed.
-
-    Per-server quantities are ``(K, G)`` arrays over the columns ``cols`` (one column per server
-    unless identical servers are grouped); sum them over servers with ``cols.total``.
-    """
-
-    t0: FloatArray
-    t1: FloatArray
-    dts: FloatArray
-    site_w: dict[str, FloatArray]
-    metered_w: FloatArray
-    serve: ServeResult
-    requests: FloatArray
-    gpus: FloatArray
-    clock: FloatArray
-    throttled: Any
-    capped: Any
-    die_end: FloatArray
-    die_max: FloatArray
-    inlet_c: FloatArray
-    plant: PlantStep
-    cols: Columns
-    extra: BlockExtras
 
 
 class Engine:
@@ -304,7 +266,8 @@ class Engine:
                 if shorter is None:  # a shutdown crossing at this very instant: the event handles it
                     break
                 block = shorter
-            t_empty = self.supply.crossing_s(block)  # the battery reaches its cut-off: scheduled, cut there
+            # the battery reaches its cut-off: scheduled, cut there
+            t_empty = self.supply.crossing_s(block.extra.chain, float(block.t0[0]), block.dts)
             if t_empty is not None:
                 if t_empty <= t + TIME_EPS_S:
                     break

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
@@ -37,9 +36,6 @@ from twin.engine.columns import Columns
 from twin.engine.state import at
 from twin.facility_parts.fleet import Facility
 from twin.physics.power import battery_empty_offset_s, battery_step_j, battery_time_to_full_s
-
-if TYPE_CHECKING:
-    from twin.engine.kernel import Block
 
 SIDES = ("A", "B")
 #: Stored energy within this of a bound counts as at the bound. [J]
@@ -307,15 +303,18 @@ class PowerSupply:
             over |= bus > self.generator.rated_w * (1.0 + 1e-9)
         return metered, ChainFlows(ups_in, ups_frac, over, it_w, server_w)
 
-    def crossing_s(self, b: Block) -> float | None:
-        """Absolute time inside the block where the battery reaches its cut-off (scheduled), else None."""
+    def crossing_s(self, chain: ChainFlows, t0_s: float, dts: FloatArray) -> float | None:
+        """Absolute time inside a block where the battery reaches its cut-off (scheduled), else None.
+
+        ``chain`` is the block's power through the chain, ``t0_s`` its start and ``dts`` its ticks.
+        """
         bat = self.battery
         if bat is None or not self.supply.on_battery:
             return None
-        offset = battery_empty_offset_s(bat.stored_j - bat.floor_j, b.extra.chain.ups_in_w, b.dts, bat.eta_d)
-        if not np.isfinite(offset) or offset >= float(b.dts.sum()) - 1e-9:
+        offset = battery_empty_offset_s(bat.stored_j - bat.floor_j, chain.ups_in_w, dts, bat.eta_d)
+        if not np.isfinite(offset) or offset >= float(dts.sum()) - 1e-9:
             return None
-        t = float(b.t0[0]) + offset
+        t = t0_s + offset
         token = bat.token
         at(self.env, t, lambda _: self._battery_empty(token))
         return t
@@ -325,20 +324,19 @@ class PowerSupply:
         """No continuous change of this subsystem's state between events (battery idle)."""
         return not (self.supply.on_battery or self.supply.charging)
 
-    def commit(self, b: Block) -> None:
-        """Advance the battery over a committed block.
+    def commit(self, chain: ChainFlows, dts: FloatArray) -> None:
+        """Advance the battery over a committed block (its chain flows and ticks).
 
         The battery changes only in blocks that end at the next report boundary (``steady`` is
         False while it charges or discharges), so its state at a row's end is the committed one.
         """
-        dts = b.dts
         span = float(dts.sum())
         bat = self.battery
         sup = self.supply
         if bat is not None and span > 0.0 and (sup.on_battery or sup.charging):
             # Terminal power over the block, positive delivered: the usable window above the floor
             # is what physics.power.battery_step_j advances (its limits are the floor and full).
-            power_w = float(b.extra.chain.ups_in_w @ dts) / span if sup.on_battery else -sup.charge_w
+            power_w = float(chain.ups_in_w @ dts) / span if sup.on_battery else -sup.charge_w
             usable_j, exchanged_j = battery_step_j(
                 bat.stored_j - bat.floor_j, power_w, span, bat.capacity_j - bat.floor_j, bat.eta_c, bat.eta_d
             )

@@ -4,10 +4,10 @@ Modules (only :mod:`~twin.harness.model` and :mod:`~twin.harness.run` need torch
 imports it lazily, inside its functions):
 
 - :mod:`~twin.harness.model`: the tiny GPT decoder, its FLOPs per token and bytes per step.
-- :mod:`~twin.harness.meter`: the energy-meter interface and `auto_meter`;
+- :mod:`~twin.harness.meter`: the energy-meter interface;
   :mod:`~twin.harness.nvml` (GPU) and :mod:`~twin.harness.cpu` (RAPL, estimated) implement it.
 - :mod:`~twin.harness.sampler`: the fixed-rate sampler thread and the token counter it reads.
-- :mod:`~twin.harness.run`: ``run_harness`` and ``run_harness_sweep``.
+- :mod:`~twin.harness.run`: ``run_harness``, ``run_harness_sweep`` and ``auto_meter`` (picks the meter).
 - :mod:`~twin.harness.summary`: ``HarnessSummary``, the run summary, and ``read_summary``.
 - :mod:`~twin.harness.calibrate`: fits an accelerator catalog entry from harness output.
 - :mod:`~twin.harness.follow`: tails a running harness's CSV.

@@ -17,7 +17,7 @@ created. ``energy_source`` says where the energy comes from:
     with the parameters and their source in :class:`CpuPowerModel`.
 
 The meters live in :mod:`twin.harness.nvml` (GPU) and :mod:`twin.harness.cpu` (RAPL and the
-model); :func:`auto_meter` picks one.
+model), which import this module; :func:`twin.harness.run.auto_meter` picks one.
 """
 
 from __future__ import annotations
@@ -128,25 +128,6 @@ class MeterBase:
         self.restore_power_limit()
 
 
-def auto_meter(device: str, cuda_index: int = 0, powercap_root: Path = POWERCAP_ROOT) -> EnergyMeter:
-    """Pick the meter for ``device``: NVML on CUDA; on the CPU RAPL if readable, else the model.
-
-    Raises
-    ------
-    HarnessError
-        On CUDA when NVML cannot be used (GPU energy is never silently estimated).
-    """
-    from twin.harness.cpu import ModelMeter, RaplMeter, find_rapl_zones
-    from twin.harness.nvml import NvmlMeter, nvml_index_of_cuda_device
-
-    if device.startswith("cuda"):
-        return NvmlMeter(nvml_index_of_cuda_device(cuda_index))
-    zones = find_rapl_zones(powercap_root)
-    if zones:
-        return RaplMeter(zones)
-    return ModelMeter()
-
-
 __all__ = [
     "ENERGY_SOURCES",
     "POWERCAP_ROOT",
@@ -154,5 +135,4 @@ __all__ = [
     "EnergyMeter",
     "MeterBase",
     "MeterReading",
-    "auto_meter",
 ]

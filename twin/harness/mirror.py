@@ -439,7 +439,7 @@ def _mirror_intervals(intervals: pd.DataFrame, scenario: Scenario, source: Devic
         "ledger_residual_j": float(result.kpis["ledger_residual_j"]),
         "intervals_not_exact": float(np.count_nonzero(~exact)),
     }
-    acc = sc.fleet.accelerator_overrides
+    acc = sc.fleet.accelerator_overrides.given()
     servers = f"{sc.fleet.n_servers} server{'s' if sc.fleet.n_servers != 1 else ''}"
     notes = [
         f"{n_gpus} GPUs ({servers} of {gps}) each draw the device's measured power "

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from twin.harness import HarnessError
+from twin.harness.cpu import ModelMeter, RaplMeter, find_rapl_zones
 from twin.harness.io import (
     LiveCsvWriter,
     atomic_write_frame,
@@ -28,8 +29,8 @@ from twin.harness.io import (
     summary_path,
     write_json,
 )
-from twin.harness.meter import EnergyMeter, auto_meter
-from twin.harness.nvml import ZeusWindows
+from twin.harness.meter import POWERCAP_ROOT, EnergyMeter
+from twin.harness.nvml import NvmlMeter, ZeusWindows, nvml_index_of_cuda_device
 from twin.harness.sampler import Sampler, WorkCounter
 from twin.harness.summary import HarnessSummary
 
@@ -48,6 +49,22 @@ SWEEP_COLUMNS: tuple[str, ...] = (
     "status",
     "file",
 )
+
+
+def auto_meter(device: str, cuda_index: int = 0, powercap_root: Path = POWERCAP_ROOT) -> EnergyMeter:
+    """Pick the meter for ``device``: NVML on CUDA; on the CPU RAPL if readable, else the model.
+
+    Raises
+    ------
+    HarnessError
+        On CUDA when NVML cannot be used (GPU energy is never silently estimated).
+    """
+    if device.startswith("cuda"):
+        return NvmlMeter(nvml_index_of_cuda_device(cuda_index))
+    zones = find_rapl_zones(powercap_root)
+    if zones:
+        return RaplMeter(zones)
+    return ModelMeter()
 
 
 def _check_args(
@@ -245,7 +262,7 @@ def run_harness(
     seed : int
         Seed of the weights and of the prompts.
     meter : EnergyMeter, optional
-        Meter to use (the caller keeps ownership); :func:`~twin.harness.meter.auto_meter` when
+        Meter to use (the caller keeps ownership); :func:`auto_meter` when
         omitted.
     idle_s : float
         Idle baseline before the load [s].

@@ -16,6 +16,10 @@ from twin.errors import FieldProblem
 from twin.physics.power import BATTERY_EFFICIENCY
 from twin.scenario.strict import Float, Int, StrictModel
 
+#: Fraction of the UPS rated output the charger draws when ``recharge_power_w`` is not given.
+#: [EST] typical UPS chargers.
+DEFAULT_RECHARGE_FRACTION = 0.10
+
 #: Fault kinds an event may name, with what ``count`` counts for each.
 FAULT_KINDS: dict[str, str] = {
     "utility_loss": "the utility feed (count ignored)",
@@ -114,7 +118,9 @@ class Battery(_Strict):
         BATTERY_EFFICIENCY, gt=0, le=1, description="[EST] one-way (twin.physics.power.BATTERY_EFFICIENCY)."
     )
     recharge_power_w: Float | None = Field(
-        None, gt=0, description="Charger input power (default: 10 % of the UPS rated output [EST])."
+        None,
+        gt=0,
+        description=f"Charger input power (default: {DEFAULT_RECHARGE_FRACTION:.0%} of the UPS rated output [EST]).",
     )
 
     @model_validator(mode="after")

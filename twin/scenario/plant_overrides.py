@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SerializationInfo, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import Field, model_validator
 
-from twin.scenario.strict import Float, Int, StrictModel
+from twin.scenario.strict import Float, Int, Overrides
 
 #: PlantParams fields set through a key of ``cooling:`` itself, not through the overrides.
 OWN_KEYS = {
@@ -30,7 +30,7 @@ def _opt(description: str) -> Any:
     return Field(None, description=description)
 
 
-class PlantOverrides(StrictModel):
+class PlantOverrides(Overrides):
     """Cooling-plant parameters that replace the preset's (see :class:`twin.physics.cooling_plant.PlantParams`)."""
 
     chiller_q_ref_w: Float | None = _opt("Reference capacity of one chiller. [W]")
@@ -83,12 +83,3 @@ class PlantOverrides(StrictModel):
             valid = ", ".join(sorted(cls.model_fields))
             raise ValueError(f"unknown plant parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}")
         return data
-
-    @model_serializer(mode="wrap")
-    def _only_given(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
-        """Dump the parameters set, as written (``{name: value}``)."""
-        return {k: v for k, v in handler(self).items() if v is not None}
-
-    def given(self) -> dict[str, float | int]:
-        """The parameters set, by :class:`~twin.physics.cooling_plant.PlantParams` field name."""
-        return {k: v for k, v in self if v is not None}

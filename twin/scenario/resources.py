@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sized
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from twin.scenario.schema import Scenario
+from typing import Protocol
 
 #: Most accelerators in one fleet (see the module docstring).
 MAX_GPUS = 1_000_000
@@ -53,13 +51,49 @@ COLUMNS_PER_WORKLOAD = 12
 ROW_COPIES = 2
 
 
-def report_rows(scenario: Scenario) -> float:
+class _FleetSize(Protocol):
+    @property
+    def n_servers(self) -> int:
+        """Servers in the fleet."""
+        ...
+
+
+class RunSize(Protocol):
+    """What the limits read of a scenario (:class:`twin.scenario.schema.Scenario` has it all)."""
+
+    @property
+    def duration_s(self) -> float:
+        """Simulated time. [s]"""
+        ...
+
+    @property
+    def step_s(self) -> float:
+        """Physics tick. [s]"""
+        ...
+
+    @property
+    def report_interval_s(self) -> float:
+        """Report interval. [s]"""
+        ...
+
+    @property
+    def workloads(self) -> Sized:
+        """The pools (one per workload)."""
+        ...
+
+    @property
+    def fleet(self) -> _FleetSize:
+        """The fleet."""
+        ...
+
+
+def report_rows(scenario: RunSize) -> float:
     """Report intervals in the run (rows of the timeseries), as a float (it may be huge, or inf)."""
     rows = scenario.duration_s / scenario.report_interval_s
     return float(math.ceil(rows - 1e-9)) if rows < 2**53 else rows
 
 
-def estimate_run_bytes(scenario: Scenario) -> float:
+def estimate_run_bytes(scenario: RunSize) -> float:
     """Peak memory of a run of ``scenario``, estimated from its sizes (see the module docstring). [B]"""
     n_pools = len(scenario.workloads)
     columns = BASE_COLUMNS + CATEGORIES + COLUMNS_PER_WORKLOAD * n_pools
@@ -92,7 +126,7 @@ def physical_memory_bytes() -> float | None:
     return total
 
 
-def size_problem(scenario: Scenario) -> str | None:
+def size_problem(scenario: RunSize) -> str | None:
     """Why a run of ``scenario`` is too large for the twin or this machine, or None."""
     ticks = scenario.duration_s / scenario.step_s
     if ticks > MAX_TICKS:

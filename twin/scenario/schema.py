@@ -16,10 +16,11 @@ from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
 from twin.physics import cooling_plant as cp
+from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.plant_overrides import PlantOverrides
 from twin.scenario.resources import MAX_GPUS, size_problem
-from twin.scenario.strict import Float, Int, StrictModel
+from twin.scenario.strict import Float, Int, Overrides, StrictModel
 from twin.weather import (
     SYNTHETIC_AMPLITUDE_K,
     SYNTHETIC_DEW_POINT_C,
@@ -92,7 +93,10 @@ class Fleet(StrictModel):
     accelerator_file: Path | None = Field(
         None, description="YAML accelerator entry (e.g. from `twin calibrate`), relative to the scenario."
     )
-    accelerator_overrides: dict[str, Float] = Field(default_factory=dict)
+    accelerator_overrides: AcceleratorOverrides = Field(
+        default_factory=AcceleratorOverrides,
+        description="AcceleratorSpec parameters replacing the catalog's ({name: value}).",
+    )
     gpus_per_server: Int = Field(8, gt=0)
     servers_per_rack: Int = Field(4, gt=0)
     racks_per_row: Int = Field(8, gt=0)
@@ -448,12 +452,25 @@ class InferenceWorkload(StrictModel):
         return self.tensor_parallel * self.data_parallel
 
 
+class JobColumns(Overrides):
+    """Source columns of a job trace's standard columns (unset: found by the reader's built-in names).
+
+    The standard names are those of :data:`twin.workload.jobs.VARIABLE_MAP` (an end or a duration).
+    """
+
+    job_id: str | None = Field(None, min_length=1, description="Job identifier.")
+    start_s: str | None = Field(None, min_length=1, description="Start time (date-time text or a number).")
+    end_s: str | None = Field(None, min_length=1, description="End time (date-time text or a number).")
+    duration_s: str | None = Field(None, min_length=1, description="Run time, used where no end column is given.")
+    gpus: str | None = Field(None, min_length=1, description="GPUs the job holds.")
+
+
 class JobTrace(StrictModel):
     """A job trace (start, end, GPU count per job) that sets how many of a pool's GPUs train."""
 
     path: str = Field(description="Job trace CSV, relative to the scenario file, or a built-in name.")
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="Standard name (start_s, end_s, duration_s, gpus) -> source column."
+    columns: JobColumns = Field(
+        default_factory=JobColumns, description="Standard name (start_s, end_s, duration_s, gpus) -> source column."
     )
     time_unit_s: Float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
     time_scale: Float = Field(1.0, gt=0, description="Stretch job times by this factor.")

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 
 def _not_bool(value: Any) -> Any:
@@ -55,3 +63,20 @@ class StrictModel(BaseModel):
     """Base model: unknown keys are errors, instances are immutable, floats are finite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Overrides(StrictModel):
+    """Optional parameters that replace a preset's: a field left unset (None) keeps the preset's value.
+
+    Written and dumped as ``{name: value}`` of the fields set, so a scenario's YAML holds only what
+    it changes.
+    """
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """Dump the fields set, as written (``{name: value}``)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, by name."""
+        return {k: v for k, v in self if v is not None}
