@@ -33,6 +33,11 @@ all seven were rewritten with its engine: HBM's share of the dynamic range is fi
 energy-per-bit floor) instead of set at 0.38, a memory-side share drawn while kernels run
 (``uncore_power_fraction``) takes part of the busy power out of the graphics clock, and an
 expert-parallel GPU's power follows its own work rather than its busiest peer's.
+
+``chiller-trip-hot-day``, ``faults-mixed`` and ``utility-outage-late-generator`` were rewritten once
+more when the UPS's losses stopped warming the white space (they sit in the electrical room: the
+plant removes them, but what it leaves unmet no longer heats the servers' air) and servers that
+hot room air tripped began to wait for the room to cool below the trip before they boot.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ import numpy as np
 
 from twin.errors import ConsistencyError
 from twin.facility_parts.fleet import Facility
+from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
+from twin.physics.cooling_plant import ASHRAE_AIR_CLASSES
 from twin.replica import kv_capacity_sequences
 
 
@@ -137,6 +139,26 @@ def check_workloads(fac: Facility) -> list[str]:
     return [
         f"no workloads: all {fac.n_servers} servers idle for the whole run; add workloads: (or start from "
         "base: default)"
+    ]
+
+
+#: Room air this far above the A4 allowable maximum (every server has tripped by then) is beyond
+#: what the one-node room can tell: it holds the white space's air alone (plus
+#: ``cooling.room_extra_heat_capacity_j_k_per_rack``), not the racks', equipment's and building's
+#: mass, which hold many times the air's heat and would keep an uncooled room far cooler. [K]
+ROOM_MODEL_MARGIN_K = 15.0
+
+
+def check_room_air(fac: Facility, room_air_max_c: float) -> list[str]:
+    """After a run: room air the one-node room model cannot stand behind (:data:`ROOM_MODEL_MARGIN_K`)."""
+    limit_c = ASHRAE_AIR_CLASSES["A4"][1] + ROOM_MODEL_MARGIN_K
+    if not isinstance(fac.cooling, PlantSpec) or not room_air_max_c > limit_c:
+        return []
+    return [
+        f"room air reached {room_air_max_c:.0f} C, beyond the one-node room model's range (over {limit_c:.0f} C, "
+        "with every server tripped): it holds the room's air alone, not the racks' and building's mass, so the "
+        "room temperature from there on is an overestimate (cooling.room_extra_heat_capacity_j_k_per_rack adds "
+        "that mass)"
     ]
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import numpy as np
 
 from twin._version import __version__
-from twin.checks import run_checks
+from twin.checks import check_room_air, run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
+from twin.facility_parts.plant import PlantSpec
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
@@ -57,6 +58,8 @@ def simulate(
     kpis = compute_kpis(ts, ledger, pool_names, scenario.site.model_dump(), fac.n_gpus)
     kpis.update(engine.pool_stats.kpis())
     kpis.update(fault_kpis(engine, kpis))
+    if isinstance(fac.cooling, PlantSpec) and len(ts):
+        warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + float(ts["room_excess_k"].max()))
     return Result(
         kpis=kpis,
         timeseries=ts,

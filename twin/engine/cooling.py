@@ -17,7 +17,9 @@ it cannot remove (``unmet``) warms the node::
 
 so with spare capacity a warm loop relaxes to its setpoint with ``tau_ctrl``, and with a shortfall
 it warms until throttled GPUs shed enough heat. Room air above :data:`SERVER_AIR_SHUTDOWN_C` powers
-cold-plate servers off too (the kernel's ``thermal_shutdown``). Device inlets
+cold-plate servers off too (the kernel's ``thermal_shutdown``); operators restart them once the
+room air is back below it. The UPS's losses load the plant but sit in the electrical room: what
+the plant leaves unmet of them does not warm the white space. Device inlets
 are the TCS supply (facility supply + CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the
 CRAH supply air plus ``dT_room`` for air-cooled ones.
 
@@ -121,6 +123,7 @@ class IdealPlant:
         heat_air_w: FloatArray,
         dts: FloatArray,
         weather: dict[str, float] | dict[str, FloatArray],
+        heat_elsewhere_w: FloatArray | float = 0.0,
     ) -> PlantStep:
         """Remove all heat at no cost."""
         zeros = np.zeros_like(dts)
@@ -197,12 +200,23 @@ class PhysicalPlant:
         heat_air_w: FloatArray,
         dts: FloatArray,
         weather: dict[str, float] | dict[str, FloatArray],
+        heat_elsewhere_w: FloatArray | float = 0.0,
     ) -> PlantStep:
-        """Plant power and node evolution over a block (state is changed only by :meth:`commit`)."""
+        """Plant power and node evolution over a block (state is changed only by :meth:`commit`).
+
+        ``heat_elsewhere_w`` is the part of ``heat_air_w`` released outside the white space (the
+        UPS's losses, in its electrical room): the plant removes it, but what it leaves unmet warms
+        that room, not the air the servers draw, so the room node takes only the white space's
+        share of the unmet air heat.
+        """
         q_rec_l = self.loop_capacity_j_k * self.loop_excess_k / self.tau_s
         q_rec_a = self.room_capacity_j_k * self.room_excess_k / self.tau_s
+        total_a = np.asarray(heat_air_w + q_rec_a, dtype=np.float64)
+        white = np.clip(
+            np.divide(total_a - heat_elsewhere_w, total_a, out=np.ones_like(total_a), where=total_a > 0), 0.0, 1.0
+        )
         if not self.powered:
-            return self._unpowered(heat_liquid_w + q_rec_l, heat_air_w + q_rec_a, dts)
+            return self._unpowered(heat_liquid_w + q_rec_l, total_a, dts, white)
         recharge = 0.0
         if self.storage_j < self.storage_capacity_j:
             recharge = (self.storage_capacity_j - self.storage_j) / self.tau_s
@@ -229,7 +243,7 @@ class PhysicalPlant:
             unmet_a = unmet_a - from_store * (1.0 - share_l)
             storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
         loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room = self._node(self.room_excess_k, unmet_a, self.room_capacity_j_k, dts)
+        room = self._node(self.room_excess_k, unmet_a * white, self.room_capacity_j_k, dts)
         drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
         prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
         rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])
@@ -260,13 +274,18 @@ class PhysicalPlant:
         self.storage_j = step.storage_j
         self._rate_k_s = step.rate_k_s
 
-    def _unpowered(self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray) -> PlantStep:
-        """No power: no component runs and all heat (plus the pull-back request) is unmet."""
+    def _unpowered(
+        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, white: FloatArray
+    ) -> PlantStep:
+        """No power: no component runs and all heat (plus the pull-back request) is unmet.
+
+        ``white`` is the white space's share of the air heat (:meth:`compute`).
+        """
         ones = np.ones_like(dts)
         unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
         unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
         loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room = self._node(self.room_excess_k, unmet_a, self.room_capacity_j_k, dts)
+        room = self._node(self.room_excess_k, unmet_a * white, self.room_capacity_j_k, dts)
         drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
         prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
         rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])

@@ -27,6 +27,7 @@ import simpy
 
 from twin._types import BoolArray, FloatArray
 from twin.engine.block import Block, EngineView
+from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C
 from twin.engine.demand import Demand, DroppedTokens, route_demand
 from twin.engine.fault_tally import COLUMNS, Tally
 from twin.engine.jobs import Job, TrainingJobs
@@ -55,6 +56,7 @@ class FaultSystem:
         n = fac.n_servers
         self.failed = np.zeros(n, dtype=np.int64)
         self.thermal = np.zeros(n, dtype=bool)
+        self.hot_restart_pending = False  # servers room air tripped, waiting for it to cool
         self.booting = np.zeros(n, dtype=bool)
         self.boot_done_at = np.zeros(n)
         self.powered = np.ones(n, dtype=bool)
@@ -214,9 +216,25 @@ class FaultSystem:
         self._changed()
 
     def _restart_hot_servers(self) -> None:
-        """Operators restart servers that shut down hot once a fault is cleared or cooling returns."""
+        """Operators restart servers that shut down hot once a fault is cleared or cooling returns.
+
+        Cold-plate servers that room air tripped wait until the room air is back below the trip
+        (the kernel calls :meth:`restart_when_cool` after each block): booted into air still too
+        hot, they would only power off again.
+        """
+        if self.eng.fac.liquid_cooled and self.eng.plant.room_air_c > SERVER_AIR_SHUTDOWN_C:
+            self.hot_restart_pending = bool(self.thermal.any())
+            return
         self._boot(self.thermal.copy())
         self.thermal[:] = False
+        self.hot_restart_pending = False
+
+    def restart_when_cool(self) -> None:
+        """Restart servers held back by hot room air once cooling runs and the room is below the trip."""
+        if self.hot_restart_pending and self.plant_powered:
+            self._restart_hot_servers()
+            if not self.hot_restart_pending:
+                self._refresh_servers()
 
     def _pick_servers(self, kind: str, ev: ScheduledFault | None, unit: int | None) -> np.ndarray:
         g = self.fac.gpus_per_server

@@ -170,6 +170,10 @@ class Engine:
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
 
+    def _restart_at(self, delay_s: float) -> None:
+        """Restart the servers hot room air tripped, after ``delay_s`` (the end of the block committed)."""
+        self.env.timeout(max(delay_s, 0.0)).callbacks.append(lambda _: self.faults.restart_when_cool())
+
     # ------------------------------------------------------------------- columns
     def _keys(self) -> tuple[FloatArray, FloatArray]:
         """Per-server and per-rack rows that must match for servers (racks) to share a column."""
@@ -277,6 +281,8 @@ class Engine:
             air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
             if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
                 self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
+            elif self.faults.hot_restart_pending and air_c <= SERVER_AIR_SHUTDOWN_C:
+                self._restart_at(t - self.env.now)
         self.state.t_s = t
 
     def _at_rest_part(self, b: Block) -> Block:
@@ -469,7 +475,7 @@ class Engine:
         site["ups_loss"] = fac.stages["ups"].loss_w(ups_out, units.ups)
         heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
         heat_air = ups_out + site["ups_loss"] - heat_liquid
-        plant = self.plant.compute(heat_liquid, heat_air, dts, weather)
+        plant = self.plant.compute(heat_liquid, heat_air, dts, weather, heat_elsewhere_w=site["ups_loss"])
         cooling_w = np.zeros_like(dts)
         for name, power in plant.powers_w.items():
             site[f"cooling_{name}"] = power
