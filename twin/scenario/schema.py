@@ -458,6 +458,12 @@ class JobTrace(StrictModel):
     time_unit_s: Float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
     time_scale: Float = Field(1.0, gt=0, description="Stretch job times by this factor.")
     loop: bool = Field(False, description="Repeat the trace (period: the last job end) when the run outlasts it.")
+    scheduler: Literal["none", "fcfs", "easy", "priority", "priority_easy"] = Field(
+        "none",
+        description="Queue jobs that do not fit (start times read as submit times): first come first served, "
+        "EASY backfill, highest priority first (with EASY backfill: priority_easy); none: jobs run from their start "
+        "and GPUs beyond the pool are only reported.",
+    )
 
 
 class TrainingWorkload(StrictModel):
