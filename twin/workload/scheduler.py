@@ -68,10 +68,10 @@ POLICIES: dict[str, tuple[str, bool] | None] = {
 
 @dataclass(frozen=True)
 class Schedule:
-    """Per-job times of a scheduled job trace, in submit order of the input. [s]
+    """Per-job times of a scheduled job trace, in the order of the input. [s]
 
-    ``start_s`` is when a job got its GPUs and ``end_s = start_s + runtime``; a job never started
-    (none: every job is) does not occur, as the schedule runs every job to its end.
+    ``start_s`` is when a job got its GPUs and ``end_s = start_s + runtime``: the schedule runs
+    every job to its end, however late (a run's horizon cuts it: :func:`queue_kpis`).
     """
 
     submit_s: FloatArray = field(repr=False)
@@ -375,7 +375,7 @@ def job_table(s: Schedule, job_id: ArrayLike, horizon_s: float, tokens: float) -
     seconds after the run's start; ``start_s`` and ``end_s`` may lie beyond the run's end.
     """
     ids = np.asarray(job_id, dtype=object)
-    ids = np.tile(ids, s.submit_s.size // max(ids.size, 1))
+    ids = np.tile(ids, s.submit_s.size // ids.size)  # a repeated schedule repeats the names
     h = horizon_s
     gpu_s = s.gpus * (np.clip(s.end_s, 0.0, h) - np.clip(s.start_s, 0.0, h))
     total = float(gpu_s.sum())
