@@ -123,3 +123,18 @@ def test_a_looped_queue_repeats(tmp_path):
     r = simulate(pool(tmp_path, "easy", duration_s=7200.0, loop=True))
     assert r.kpis["train_jobs_started"] == 12  # three copies begin within 7200 s (0, 2400, 4800)
     assert r.kpis["train_job_gpu_h_run"] == pytest.approx(3 * GPU_S / S_PER_HOUR, rel=1e-12)
+
+
+def test_a_fault_rolls_the_queued_pool_back_to_its_checkpoint(tmp_path):
+    # The pool's one server fails at 300 s for 100 s: the pool loses its work since the last
+    # checkpoint (none yet: since 0) and restarts from it once the server is back, as without a
+    # queue. The schedule does not move; the GPU-hours the run placed (and the utilisation) fall.
+    sc = pool(tmp_path, "easy")
+    base = simulate(sc)
+    fault = {"time_s": 300, "kind": "server_fail", "count": 1, "duration_s": 100}
+    r = simulate(sc.with_updates({"events": [fault]}), debug=True)
+    assert r.kpis["tokens_lost_training"] > 0
+    assert "training_rollback" in set(r.events["event"])
+    assert r.jobs["start_s"].tolist() == EASY
+    assert r.kpis["train_job_utilisation"] < base.kpis["train_job_utilisation"]
+    assert r.jobs["tokens_trained"].sum() == pytest.approx(r.kpis["train_tokens_training"], rel=1e-12)
