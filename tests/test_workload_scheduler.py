@@ -1,5 +1,6 @@
 """The job scheduler: FCFS, EASY backfill and priority by hand, against a plain reference, and its invariants."""
 
+import doctest
 import time
 import typing
 
@@ -9,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin.scenario.schema import JobTrace
+from twin.workload import scheduler
 from twin.workload.scheduler import POLICIES, held_gpus, job_table, queue_kpis, schedule_jobs
+
+
+def test_doctests():
+    run = doctest.testmod(scheduler)
+    assert run.attempted >= 3 and run.failed == 0
 
 
 def starts(submit, gpus, run, cap, policy, **kw):
