@@ -2,7 +2,7 @@
 
 Shipped scenarios, shortened, cover the KPIs that appear only when something happens: a battery
 and a training rollback (utility outage), a thermal shutdown and throttling (chiller trip),
-telemetry replay and a job trace (per-pool job GPU-hours).
+telemetry replay and a job trace queued by a scheduler (per-pool job GPU-hours, waits).
 """
 
 import doctest
@@ -44,7 +44,7 @@ def _jobs() -> Result:
                     "kind": "training",
                     "model": "Llama-3.1-8B",
                     "servers": 2,
-                    "jobs": {"path": "jobs_seconds.csv"},
+                    "jobs": {"path": "jobs_seconds.csv", "scheduler": "easy"},
                 }
             ],
         },

@@ -68,6 +68,31 @@ def test_jobs_numeric_times_and_duration_mapping(tmp_path: Path) -> None:
     }
 
 
+def test_jobs_priority_and_walltime(tmp_path: Path) -> None:
+    # Times in minutes: b is submitted 5 min after a, asks for 30 min and holds 4 GPUs.
+    path = tmp_path / "jobs.csv"
+    path.write_text("job_id,gpus,start,duration,priority,time_limit\nb,4,5,10,2,30\na,1,0,10,-1,20\n")
+    df, _ = read_jobs(path, time_unit_s=60)
+    assert tuple(df.columns) == (*JOB_COLUMNS, "priority", "walltime_s")
+    assert df["job_id"].tolist() == ["a", "b"]  # sorted by start, with their own priority and walltime
+    assert df["priority"].tolist() == [-1.0, 2.0]
+    assert df["walltime_s"].tolist() == [1200.0, 1800.0]
+    # mapped by name through the generic reader too
+    generic, _ = read_generic(
+        path, "jobs", {"start_s": "start", "duration_s": "duration", "gpus": "gpus", "priority": "priority"}
+    )
+    assert generic["priority"].tolist() == [-1.0, 2.0]
+    # a pool that queues jobs refuses one it could never start, by line
+    with pytest.raises(TraceFormatError, match="a job on 4 GPUs can never start on a pool of 2 GPUs") as info:
+        read_jobs(path, max_gpus=2)
+    assert (info.value.line, info.value.field) == (2, "gpus")
+    for cells, field in (("b,4,5,10,high,30", "priority"), ("b,4,5,10,2,0", "time_limit")):
+        path.write_text(f"job_id,gpus,start,duration,priority,time_limit\n{cells}\n")
+        with pytest.raises(TraceFormatError) as info:
+            read_jobs(path)
+        assert (info.value.line, info.value.field) == (2, field)
+
+
 def test_jobs_errors_are_located(tmp_path: Path) -> None:
     path = tmp_path / "jobs.csv"
     path.write_text("job_id,gpu_num,start_time,end_time\na,1,10,20\nb,2,30,30\n")

@@ -110,6 +110,14 @@ def events_table(events: Any) -> Table:
     return table
 
 
+#: Per-pool job-queue KPIs the run table shows: key suffix, label, format, unit.
+QUEUE_ROWS = (
+    ("_job_wait_p95_s", "job wait p95", "{:,.0f}", "s"),
+    ("_jobs_waiting_end", "jobs waiting at the end", "{:,.0f}", "jobs"),
+    ("_job_utilisation", "GPU utilisation", "{:.3f}", ""),
+)
+
+
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
     """A rich table of the headline KPIs; an undefined (null) value reads ``n/a``."""
     from twin.results import fmt_value, is_undefined
@@ -128,6 +136,9 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
                     pool = key[: -len(f"_{metric}_{q}_s")]
                     ms = None if is_undefined(value) else value * 1e3
                     table.add_row(f"{pool} {metric.upper()} {q}", fmt_value(ms, "{:,.1f}"), "ms")
+        for suffix, label, fmt, unit in QUEUE_ROWS:  # pools whose job trace a scheduler queues
+            if key.endswith(suffix):
+                table.add_row(f"{key.removesuffix(suffix)} {label}", fmt_value(value, fmt), unit)
     for key, label, fmt in FAULT_KPI_ROWS:
         if key in kpis and (kpis[key] != 0 or key == "battery_min_soc"):
             table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
@@ -184,7 +195,7 @@ def run(
     if previous is not None:  # say what is replaced, never overwrite without a word
         err_console.print(f"[yellow]{previous.describe()}[/]", highlight=False)
     try:
-        result.save(out, report=write_report)  # the whole folder or nothing: written aside, then swapped in
+        files = result.save(out, report=write_report)  # the whole folder or nothing: written aside, then swapped in
     except OutputDirError as exc:
         _invalid(exc)
     except OSError as exc:
@@ -197,8 +208,7 @@ def run(
         if len(result.events):
             console.print(events_table(result.events))
         console.print(
-            f"wrote {out}/summary.json, timeseries.parquet, ledger.parquet, events.csv, report.png "
-            f"(simulated in {result.meta['wall_time_s']:.2f} s)"
+            f"wrote {out}/{', '.join(f.name for f in files)} (simulated in {result.meta['wall_time_s']:.2f} s)"
         )
 
 

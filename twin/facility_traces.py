@@ -39,6 +39,7 @@ from twin.workload.builtin import resolve_trace
 from twin.workload.controls import trace_period_s
 from twin.workload.periodic import PeriodicSignal
 from twin.workload.readers import FORMAT_KIND, read_trace
+from twin.workload.scheduler import held_gpus, schedule_jobs
 from twin.workload.synthetic import EmpiricalTokens
 
 #: Most requests drawn for one synthetic stream; beyond, a shorter window is drawn and repeated.
@@ -178,28 +179,49 @@ def replay_signal(spec: TelemetryWorkload, index: int, acc: AcceleratorSpec, err
 
 
 def job_load(spec: TrainingWorkload, index: int, capacity_gpus: float, errors: InputError) -> JobLoad | None:
-    """GPUs in jobs for a training pool with a job trace (None: one steady job)."""
+    """GPUs in jobs for a training pool with a job trace (None: one steady job).
+
+    ``demanded`` holds each job from its trace start for its duration. Without a scheduler the
+    pool runs what fits of that (``placed`` is it clipped to the capacity); with one, the starts
+    are submit times and ``placed`` holds each job from the start the scheduler gives it.
+    """
     if spec.jobs is None:
         return None
     jt = spec.jobs
     field = f"workloads.{index}.jobs"
-    columns = jt.columns.given() or None
-    df = errors.read(jt.path, f"{field}.path", "jobs", "jobs", columns=columns, time_unit_s=jt.time_unit_s)
-    start = df["start_s"].to_numpy(dtype=np.float64) * jt.time_scale
+    queued = jt.scheduler != "none"
+    df = errors.read(
+        jt.path, f"{field}.path", "jobs", "jobs", columns=jt.columns.given() or None, time_unit_s=jt.time_unit_s,
+        max_gpus=capacity_gpus if queued else None,
+    )  # fmt: skip
+    submit = df["start_s"].to_numpy(dtype=np.float64) * jt.time_scale
     end = df["end_s"].to_numpy(dtype=np.float64) * jt.time_scale
     gpus = df["gpus"].to_numpy(dtype=np.float64)
-    t = np.concatenate((start, end))
-    delta = np.concatenate((gpus, -gpus))
-    times, inverse = np.unique(t, return_inverse=True)
-    held = np.cumsum(np.bincount(inverse, weights=delta))
-    period = float(end.max())
-    keep = times < period
-    starts, held = times[keep], held[keep]
-    if starts[0] > 0:  # the first job starts at 0 after the reader's rebasing; keep the guard
-        starts, held = np.concatenate(([0.0], starts)), np.concatenate(([0.0], held))
-    demanded = PeriodicSignal(starts, held, period, jt.loop)
-    placed = PeriodicSignal(starts, np.minimum(held, capacity_gpus), period, jt.loop)
-    return JobLoad(demanded, placed)
+    schedule = None
+    if queued:
+        try:
+            schedule = schedule_jobs(
+                submit, gpus, end - submit, capacity_gpus, jt.scheduler,
+                priority=df["priority"].to_numpy(dtype=np.float64) if "priority" in df else None,
+                walltime_s=df["walltime_s"].to_numpy(dtype=np.float64) * jt.time_scale if "walltime_s" in df else None,
+            )  # fmt: skip
+        except ValueError as exc:  # the reader refuses such jobs first, naming the line
+            raise errors.fail(f"{field}.path", str(exc)) from None
+    period = float(end.max()) if schedule is None else max(float(end.max()), schedule.makespan_s)
+
+    def signal(start: np.ndarray, stop: np.ndarray, clip: float) -> PeriodicSignal:
+        times, held = held_gpus(start, stop, gpus)
+        keep = times < period
+        starts, held = times[keep], np.minimum(held[keep], clip)
+        if starts[0] > 0:  # no job at 0 (the reader rebases the first start to 0; keep the guard)
+            starts, held = np.concatenate(([0.0], starts)), np.concatenate(([0.0], held))
+        return PeriodicSignal(starts, held, period, jt.loop)
+
+    demanded = signal(submit, end, np.inf)
+    if schedule is None:
+        return JobLoad(demanded, signal(submit, end, capacity_gpus))
+    placed = signal(schedule.start_s, schedule.end_s, capacity_gpus)
+    return JobLoad(demanded, placed, schedule, df["job_id"].to_numpy(dtype=object))
 
 
 def checkpoints(spec: TrainingWorkload) -> Checkpoints:

@@ -36,7 +36,9 @@ from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
 from twin.units import J_PER_KWH, S_PER_HOUR
 
 #: The files of one run's output folder (:meth:`Result.save`); ``report.png`` when asked for.
-OUTPUT_FILES = ("summary.json", "timeseries.parquet", "ledger.parquet", "scenario.json", "events.csv", "report.png")
+OUTPUT_FILES = (
+    "summary.json", "timeseries.parquet", "ledger.parquet", "scenario.json", "events.csv", "jobs.csv", "report.png"
+)  # fmt: skip
 
 #: How an undefined value is shown (CLI tables, report titles, dashboard cards).
 MISSING = "n/a"
@@ -69,6 +71,11 @@ class Result:
     events : pandas.DataFrame
         Discrete events in time order: ``time_s``, ``event`` and a ``detail`` string (faults,
         repairs, power-source changes, load shed, rollbacks, thermal shutdowns, control windows).
+    jobs : pandas.DataFrame or None
+        One row per job of the pools whose job trace a scheduler queues (``None`` without one):
+        ``pool``, ``job_id``, ``submit_s``, ``start_s``, ``end_s``, ``wait_s`` [s], ``gpus``,
+        ``gpu_s_run`` (GPU-seconds within the run) and ``tokens_trained`` (the pool's training
+        tokens shared out by GPU-seconds run). Times are from the run's start.
     """
 
     kpis: dict[str, float]
@@ -79,6 +86,7 @@ class Result:
     rng_state: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     events: pd.DataFrame = field(default_factory=lambda: events_frame([]))
+    jobs: pd.DataFrame | None = None
 
     @property
     def pool_names(self) -> list[str]:
@@ -133,7 +141,8 @@ class Result:
         -------
         list of Path
             The files written: ``summary.json``, ``timeseries.parquet``, ``ledger.parquet``,
-            ``scenario.json``, ``events.csv`` and ``report.png`` when asked for.
+            ``scenario.json``, ``events.csv``, ``jobs.csv`` when a scheduler queued jobs and
+            ``report.png`` when asked for.
 
         Raises
         ------
@@ -151,6 +160,8 @@ class Result:
             write_parquet(self.ledger, new / "ledger.parquet")
             (new / "scenario.json").write_text(to_json(self.scenario))
             self.events.to_csv(new / "events.csv", index=False)
+            if self.jobs is not None:
+                self.jobs.to_csv(new / "jobs.csv", index=False)
             (new / "summary.json").write_text(to_json(summary))
             if report is not None:
                 report(self, new / "report.png")
@@ -168,6 +179,8 @@ class Result:
         out = Path(out_dir)
         summary = json.loads((out / "summary.json").read_text())
         events = pd.read_csv(out / "events.csv", dtype={"detail": str}) if (out / "events.csv").exists() else None
+        jobs_csv = out / "jobs.csv"
+        jobs = pd.read_csv(jobs_csv, dtype={"pool": str, "job_id": str}) if jobs_csv.exists() else None
         return cls(
             kpis=kpis_from_json(summary["kpis"]),
             timeseries=pd.read_parquet(out / "timeseries.parquet"),
@@ -177,6 +190,7 @@ class Result:
             rng_state=summary.get("rng_state", {}),
             meta=summary.get("meta", {}),
             events=events_frame([]) if events is None else events.fillna({"detail": ""}),
+            jobs=jobs,
         )
 
 

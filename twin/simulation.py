@@ -6,15 +6,19 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from twin._version import __version__
 from twin.checks import check_room_air, run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
+from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
+from twin.units import S_PER_HOUR
+from twin.workload.scheduler import job_table, queue_kpis
 
 #: Event-log names that are faults (not repairs or consequences).
 FAULT_EVENT_NAMES = frozenset(FAULT_KINDS)
@@ -60,6 +64,8 @@ def simulate(
     kpis.update(fault_kpis(engine, kpis))
     if isinstance(fac.cooling, PlantSpec) and len(ts):
         warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + float(ts["room_excess_k"].max()))
+    queue, jobs = job_reports(fac, kpis)
+    kpis.update(queue)
     return Result(
         kpis=kpis,
         timeseries=ts,
@@ -76,6 +82,7 @@ def simulate(
             "warnings": warnings,
         },
         events=events_frame(engine.events),
+        jobs=jobs,
     )
 
 
@@ -103,3 +110,26 @@ def fault_kpis(engine: Engine, kpis: dict[str, float]) -> dict[str, float]:
     out["tokens_per_kwh_net"] = out["tokens_out_net"] / kwh if kwh > 0 else 0.0
     out["fault_events"] = float(sum(1 for e in engine.events if e["event"] in FAULT_EVENT_NAMES))
     return out
+
+
+def job_reports(fac: Facility, kpis: dict[str, float]) -> tuple[dict[str, float], pd.DataFrame | None]:
+    """Queue KPIs and the per-job table of the pools whose job trace a scheduler queues.
+
+    A looped trace repeats its schedule every period. The pool's utilisation is the GPU-hours
+    the run placed (``{pool}_job_gpu_h_run``: faults and checkpoint stalls included) over its
+    GPU-hours; its training tokens are shared out to the jobs by GPU-seconds run.
+    """
+    out: dict[str, float] = {}
+    frames = []
+    horizon_s = fac.run.duration_s
+    for p in fac.pools:
+        if p.jobs is None or p.jobs.schedule is None:
+            continue
+        placed = p.jobs.placed
+        sched = p.jobs.schedule.repeated(placed.period_s, horizon_s) if placed.loop else p.jobs.schedule
+        out.update({f"{p.name}_{k}": v for k, v in queue_kpis(sched, horizon_s).items()})
+        capacity_gpu_h = p.n_servers * fac.gpus_per_server * horizon_s / S_PER_HOUR
+        out[f"{p.name}_job_utilisation"] = kpis[f"{p.name}_job_gpu_h_run"] / capacity_gpu_h
+        table = job_table(sched, p.jobs.job_id, horizon_s, kpis[f"{p.name}_tokens_training"])
+        frames.append(table.assign(pool=p.name)[["pool", *table.columns]])
+    return out, (pd.concat(frames, ignore_index=True) if frames else None)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from twin._types import FloatArray
 from twin.workload.periodic import PeriodicSignal
+from twin.workload.scheduler import Schedule
 from twin.workload.synthetic import EmpiricalTokens
 
 
@@ -82,10 +85,16 @@ class ReplaySignal:
 
 @dataclass(frozen=True)
 class JobLoad:
-    """GPUs held by a job trace: as demanded, and clipped to the pool (``placed``)."""
+    """GPUs held by a job trace: as demanded, and as placed on the pool (clipped, or scheduled).
+
+    ``schedule`` is each job's submit, start and end when a scheduler queues them (``None``
+    without one); ``job_id`` names the jobs, in the schedule's order.
+    """
 
     demanded: PeriodicSignal = field(repr=False)
     placed: PeriodicSignal = field(repr=False)
+    schedule: Schedule | None = field(default=None, repr=False)
+    job_id: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object), repr=False)
 
 
 @dataclass(frozen=True)

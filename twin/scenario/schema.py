@@ -463,6 +463,8 @@ class JobColumns(Overrides):
     end_s: str | None = Field(None, min_length=1, description="End time (date-time text or a number).")
     duration_s: str | None = Field(None, min_length=1, description="Run time, used where no end column is given.")
     gpus: str | None = Field(None, min_length=1, description="GPUs the job holds.")
+    priority: str | None = Field(None, min_length=1, description="Scheduling priority (higher runs first).")
+    walltime_s: str | None = Field(None, min_length=1, description="Requested run time the backfill plans with.")
 
 
 class JobTrace(StrictModel):
@@ -475,6 +477,12 @@ class JobTrace(StrictModel):
     time_unit_s: Float = Field(1.0, gt=0, description="Seconds per unit of numeric time columns.")
     time_scale: Float = Field(1.0, gt=0, description="Stretch job times by this factor.")
     loop: bool = Field(False, description="Repeat the trace (period: the last job end) when the run outlasts it.")
+    scheduler: Literal["none", "fcfs", "easy", "priority", "priority_easy"] = Field(
+        "none",
+        description="Queue jobs that do not fit (start times read as submit times): first come first served, "
+        "EASY backfill, highest priority first (with EASY backfill: priority_easy); none: jobs run from their start "
+        "and GPUs beyond the pool are only reported.",
+    )
 
 
 class TrainingWorkload(StrictModel):

@@ -726,8 +726,12 @@ def job_frame(
     positions: np.ndarray,
     fields: Mapping[str, str],
     extra: dict[str, object] | None = None,
+    optional: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, TraceMeta]:
-    """Build the standard job frame; raise where a job ends before it starts or holds no GPU."""
+    """Build the standard job frame; raise where a job ends before it starts or holds no GPU.
+
+    ``optional`` columns (``priority``, ``walltime_s``) follow the standard ones, in the same order.
+    """
     extra = dict(extra or {})
     start = np.asarray(start_s, dtype=np.float64)
     end = np.asarray(end_s, dtype=np.float64)
@@ -755,6 +759,7 @@ def job_frame(
             "start_s": start[order] - t0,
             "end_s": end[order] - t0,
             "gpus": gpus[order],
+            **{name: np.asarray(values)[order] for name, values in (optional or {}).items()},
         }
     )
     meta = TraceMeta(

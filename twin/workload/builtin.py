@@ -11,6 +11,7 @@ BUILTIN_TRACES: dict[str, Path] = {
     "azure-llm-2023-code": AZURE_LLM_2023["code"],
     "azure-llm-2023-conv": AZURE_LLM_2023["conv"],
     "nvidia-smi-sample": DATA_DIR / "nvidia-smi-sample" / "nvidia_smi_8gpu_sample.csv",
+    "training-jobs-sample": DATA_DIR / "training-jobs-sample" / "training_jobs_sample.csv",
 }
 
 

@@ -33,14 +33,14 @@ from twin.workload._parse import (
 )
 from twin.workload.jobs import parse_jobs
 from twin.workload.requests import MAX_TOKENS_PER_REQUEST
-from twin.workload.schema import JOB_COLUMNS, REQUEST_COLUMNS, TELEMETRY_COLUMNS, TraceMeta
+from twin.workload.schema import JOB_COLUMNS, JOB_OPTIONAL_COLUMNS, REQUEST_COLUMNS, TELEMETRY_COLUMNS, TraceMeta
 from twin.workload.telemetry import UNITS, check_plausible
 
 #: Standard columns each kind accepts, and those it requires.
 KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "requests": (REQUEST_COLUMNS, REQUEST_COLUMNS),
     "telemetry": (TELEMETRY_COLUMNS, ("time_s",)),
-    "jobs": ((*JOB_COLUMNS, "duration_s"), ("start_s", "gpus")),
+    "jobs": ((*JOB_COLUMNS, "duration_s", *JOB_OPTIONAL_COLUMNS), ("start_s", "gpus")),
 }
 
 

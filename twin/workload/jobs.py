@@ -3,7 +3,9 @@
 The reader takes CSV with one row per job. Column names are found through :data:`VARIABLE_MAP`
 (Helios-, Philly- and PAI-style names are built in) or given explicitly with ``columns``. Times
 may be date-time text or numbers (seconds, or another unit through ``time_unit_s``); an end time
-may be replaced by a duration column.
+may be replaced by a duration column. Optional ``priority`` (higher first) and ``walltime_s``
+(the requested time limit, in the unit of the times) columns feed a scheduler
+(:mod:`twin.workload.scheduler`); the start is then read as the submit time.
 
 Jobs are sorted by start (stable); ``start_s`` and ``end_s`` are seconds after the first start.
 A job that ends at or before its start, holds fewer than one GPU (after ``drop_cpu_jobs``) or
@@ -75,6 +77,12 @@ VARIABLE_MAP: dict[str, dict[str, str]] = {
         "num_gpus": "gpus",
         "gpu_count": "gpus",
         "ngpus": "gpus",
+        "priority": "priority",
+        "walltime_s": "walltime_s",
+        "walltime": "walltime_s",
+        "time_limit": "walltime_s",
+        "timelimit": "walltime_s",
+        "requested_time": "walltime_s",
     },
 }
 
@@ -90,12 +98,15 @@ def parse_jobs(
     time_format: str | None = None,
     drop_cpu_jobs: bool = True,
     drop_incomplete: bool = False,
+    max_gpus: float | None = None,
 ) -> tuple[pd.DataFrame, TraceMeta]:
     """Turn a raw job table with known source columns into the standard job frame.
 
     Shared by :func:`read_jobs` and :func:`twin.workload.generic.read_generic`; ``chosen``
     maps standard names (``start_s``, ``end_s`` or ``duration_s``, ``gpus``, optional
-    ``job_id``) to source columns, ``scale`` multiplies numeric times, durations and counts.
+    ``job_id``, ``priority``, ``walltime_s``) to source columns, ``scale`` multiplies numeric
+    times, durations and counts. A job on more than ``max_gpus`` GPUs is refused (a pool that
+    queues jobs could never start it).
     """
     scale = dict(scale or {})
     if "start_s" not in chosen or "gpus" not in chosen or not ("end_s" in chosen or "duration_s" in chosen):
@@ -127,6 +138,29 @@ def parse_jobs(
         keep = gpus > 0
         extra["cpu_jobs_dropped"] = int(np.count_nonzero(~keep))
         frame, positions, gpus = frame.loc[keep], positions[keep], gpus[keep]
+    if max_gpus is not None and (gpus > max_gpus).any():
+        i = int(np.argmax(gpus > max_gpus))
+        source.fail(
+            int(positions[i]),
+            chosen["gpus"],
+            f"a job on {gpus[i]} GPUs can never start on a pool of {max_gpus:g} GPUs",
+        )
+    optional: dict[str, np.ndarray] = {}
+    if "priority" in chosen:
+        raw_priority = frame[chosen["priority"]]
+        priority = numbers(source, raw_priority, chosen["priority"], positions=positions, expected="a priority")
+        source.fail_first(~np.isfinite(priority), raw_priority, chosen["priority"], "a finite priority", positions)
+        optional["priority"] = priority
+    if "walltime_s" in chosen:
+        raw_wall = frame[chosen["walltime_s"]]
+        optional["walltime_s"] = numbers(
+            source, raw_wall, chosen["walltime_s"], factor=time_unit_s * scale.get("walltime_s", 1.0),
+            positions=positions, expected="a walltime",
+        )  # fmt: skip
+        check_range(
+            source, optional["walltime_s"], raw_wall, chosen["walltime_s"], np.nextafter(0.0, 1.0), MAX_ABS_TIME_S,
+            f"a walltime above 0 and within {MAX_ABS_TIME_S:.0e} s", positions,
+        )  # fmt: skip
     start, origin = times(
         source,
         frame[chosen["start_s"]],
@@ -183,6 +217,7 @@ def parse_jobs(
         positions=positions,
         fields=fields,
         extra=extra,
+        optional=optional,
     )
 
 
@@ -194,6 +229,7 @@ def read_jobs(
     time_format: str | None = None,
     drop_cpu_jobs: bool = True,
     drop_incomplete: bool = False,
+    max_gpus: float | None = None,
 ) -> tuple[pd.DataFrame, TraceMeta]:
     """Read a job trace CSV.
 
@@ -204,7 +240,7 @@ def read_jobs(
     columns : mapping of str to str, optional
         Standard name -> source column, overriding the built-in names of :data:`VARIABLE_MAP`
         (e.g. ``{"gpus": "plan_gpu_count"}``). Standard names: ``job_id``, ``start_s``,
-        ``end_s``, ``duration_s``, ``gpus``.
+        ``end_s``, ``duration_s``, ``gpus``, ``priority``, ``walltime_s``.
     time_unit_s : float
         Seconds per unit of numeric time and duration columns (e.g. 60 for minutes).
     time_format : str, optional
@@ -213,11 +249,14 @@ def read_jobs(
         Drop jobs with 0 GPUs (CPU-only jobs, common in cluster logs) instead of raising.
     drop_incomplete : bool
         Drop jobs with an empty start or end (never started, still running) instead of raising.
+    max_gpus : float, optional
+        Refuse, naming its line, a job on more GPUs than this (the pool a scheduler queues on).
 
     Returns
     -------
     data : pandas.DataFrame
-        Job frame (``job_id``, ``start_s``, ``end_s`` [s], ``gpus``).
+        Job frame (``job_id``, ``start_s``, ``end_s`` [s], ``gpus``; ``priority`` and
+        ``walltime_s`` [s] when the trace has them).
     meta : TraceMeta
         ``extra["columns"]`` maps standard names to the source columns read; counts of dropped
         rows are in ``extra``.
@@ -240,4 +279,5 @@ def read_jobs(
         time_format=time_format,
         drop_cpu_jobs=drop_cpu_jobs,
         drop_incomplete=drop_incomplete,
+        max_gpus=max_gpus,
     )

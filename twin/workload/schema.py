@@ -66,6 +66,8 @@ TELEMETRY_COLUMNS: tuple[str, ...] = (
 )
 HARNESS_EXTRA_COLUMNS: tuple[str, ...] = ("tokens", "phase")
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "start_s", "end_s", "gpus")
+#: Job columns present only when the trace has them: for a scheduler (:mod:`twin.workload.scheduler`).
+JOB_OPTIONAL_COLUMNS: tuple[str, ...] = ("priority", "walltime_s")
 
 
 @dataclass
