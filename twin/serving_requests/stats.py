@@ -60,6 +60,19 @@ class StreamingQuantiles:
         if self._held > self.cap:
             self._fold()
 
+    def merge(self, other: StreamingQuantiles) -> None:
+        """Take every value of ``other`` (exactly while both hold theirs)."""
+        if other.exact:
+            self.add(other.values())
+            return
+        self._fold()
+        other._fold()
+        assert self._counts is not None
+        assert other._counts is not None
+        self._counts += other._counts
+        self.count += other.count
+        self.total += other.total
+
     def _fold(self) -> None:
         edges = self.edges()
         if self._counts is None:
