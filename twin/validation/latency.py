@@ -100,7 +100,9 @@ def _outputs(hist: tuple[np.ndarray, np.ndarray] | None, mean: float, n: int, rn
     return np.maximum(np.round(rng.uniform(edges[b], edges[b + 1])), 1).astype(np.int64)
 
 
-def run_config(row: pd.Series, hist: tuple[np.ndarray, np.ndarray] | None) -> dict[str, float]:
+def run_config(
+    row: pd.Series, hist: tuple[np.ndarray, np.ndarray] | None, step_budget: int = STEP_BUDGET
+) -> dict[str, float]:
     """ITL p50/p90/p99 (s) of one configuration run request by request (module docstring)."""
     acc = catalog.accelerator_spec(str(row["accelerator"]))
     arch = load_architecture(str(row["model_id"]))
@@ -113,7 +115,7 @@ def run_config(row: pd.Series, hist: tuple[np.ndarray, np.ndarray] | None) -> di
     total = unique * int(np.ceil((2 * int(row["max_num_seqs"]) + 1) / unique))
     n = int(np.ceil(total / layout.data_parallel))
     mean_out = float(row["avg_output_len"])
-    n_run = min(n, max(2 * seats + 1, int(STEP_BUDGET * seats / mean_out)))
+    n_run = min(n, max(2 * seats + 1, int(step_budget * seats / mean_out)))
     rng = np.random.default_rng(int(row["line"]))
     out = _outputs(hist, mean_out, n_run, rng)
     prompt = np.full(n_run, round(float(row["prompt_tokens"])), dtype=np.int64)
@@ -129,7 +131,9 @@ def run_config(row: pd.Series, hist: tuple[np.ndarray, np.ndarray] | None) -> di
     }
 
 
-def validate_latency(dataset: str | Path | None = None, subset: bool = True) -> LatencyValidation:
+def validate_latency(
+    dataset: str | Path | None = None, subset: bool = True, step_budget: int = STEP_BUDGET
+) -> LatencyValidation:
     """Run the selected configurations request by request; per-GPU MAPE of ITL p50, p90, p99 (held-out)."""
     configs = read_serving_dataset(dataset)
     root = Path(dataset) if dataset is not None else BUILTIN_DATASET
@@ -146,7 +150,7 @@ def validate_latency(dataset: str | Path | None = None, subset: bool = True) -> 
     chosen = predict(chosen)
     chosen = chosen[chosen["reason"] == ""]
     hists = output_histograms(root if root.is_dir() else None, chosen)
-    results = [run_config(row, h) for (_, row), h in zip(chosen.iterrows(), hists, strict=True)]
+    results = [run_config(row, h, step_budget) for (_, row), h in zip(chosen.iterrows(), hists, strict=True)]
     rows = chosen.assign(**{k: [r[k] for r in results] for k in (results[0] if results else {})})
     if not results:
         rows = rows.assign(pred_itl_p50_ms=np.nan, pred_itl_p90_ms=np.nan, pred_itl_p99_ms=np.nan)
