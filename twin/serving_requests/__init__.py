@@ -11,6 +11,7 @@ from twin.serving_requests.scheduler import (
     RequestRun,
     SchedulerConfig,
     physics_step_time,
+    simulate_frame,
     simulate_rank,
     step_clock,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "StreamingQuantiles",
     "percentile_ci",
     "physics_step_time",
+    "simulate_frame",
     "simulate_rank",
     "slo_attainment",
     "step_clock",

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from twin._types import FloatArray, IntArray
 from twin.errors import InvalidInputError
@@ -181,6 +182,28 @@ def _requests(arrival_s: FloatArray, prompt: IntArray, output: IntArray) -> tupl
     if np.any(p < 1) or np.any(o < 1) or np.any(p != np.round(p)) or np.any(o != np.round(o)):
         raise SchedulerInputError("prompt and output tokens must be whole numbers >= 1")
     return a, p.astype(np.int64), o.astype(np.int64)
+
+
+def simulate_frame(
+    requests: pd.DataFrame, config: SchedulerConfig, step_time: StepTime, clock: float | Clock = 1.0
+) -> RequestRun:
+    """:func:`simulate_rank` on a request frame (``arrival_s``, ``prompt_tokens``, ``output_tokens``).
+
+    Any reader of :mod:`twin.workload` gives one: the Azure LLM 2023/2024, BurstGPT and Mooncake
+    traces (:func:`twin.workload.readers.read_trace`) and the Poisson, Gamma and MMPP streams of
+    :mod:`twin.workload.synthetic`.
+    """
+    missing = [c for c in ("arrival_s", "prompt_tokens", "output_tokens") if c not in requests.columns]
+    if missing:
+        raise SchedulerInputError(f"request frame lacks column(s) {', '.join(missing)}")
+    return simulate_rank(
+        requests["arrival_s"].to_numpy(dtype=np.float64),
+        requests["prompt_tokens"].to_numpy(),
+        requests["output_tokens"].to_numpy(),
+        config,
+        step_time,
+        clock,
+    )
 
 
 def simulate_rank(
@@ -356,6 +379,7 @@ __all__ = [
     "SchedulerConfig",
     "SchedulerInputError",
     "physics_step_time",
+    "simulate_frame",
     "simulate_rank",
     "step_clock",
 ]
