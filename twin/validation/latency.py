@@ -19,7 +19,7 @@ run (ramp-up and ramp-down included).
   own output-length histogram (``raw/models``; uniform within a bin, seeded by the CSV line),
   else a gamma distribution with the row's mean (shape 2, a long-tailed mix) [EST].
 * **Subset.** The whole dataset is hundreds of configurations; by default the smallest, middle
-  and largest batch cap of every model x GPU x task of the held-out models
+  and largest batch cap of every model x GPU x task x GPU count of the held-out models
   (:func:`twin.validation.serving_fit.split_models`) are run (``subset=False``: all).
 """
 
@@ -74,7 +74,7 @@ class LatencyValidation:
                 f"{r['gpu']} ({int(r['configurations'])} configs): ITL p50 {r['itl_p50']:.1f} %, "
                 f"p90 {r['itl_p90']:.1f} %, p99 {r['itl_p99']:.1f} %"
             )
-        which = "subset (smallest, middle, largest batch cap per model x GPU x task)" if self.subset else "all"
+        which = "3 batch caps per model x GPU x task x GPU count" if self.subset else "all"
         return f"Request-level ITL MAPE on held-out models, {which}: " + "; ".join(parts)
 
 
