@@ -105,3 +105,17 @@ def test_validate_latency_on_two_configurations(tmp_path) -> None:
     assert r["pred_itl_p50_ms"] <= r["pred_itl_p90_ms"] <= r["pred_itl_p99_ms"]
     assert 0.5 < r["pred_itl_p50_ms"] / r["median_itl_ms"] < 2.0
     assert "Request-level ITL MAPE on held-out models" in v.last_line()
+
+
+def test_kv_capacity_is_the_replicas_cache() -> None:
+    """A rank's cache in tokens, over a context, is the sequences twin.replica says fit (dense model, no windows)."""
+    from twin.facility import build_facility
+    from twin.latency import inference_pools, kv_capacity_tokens
+    from twin.replica import kv_capacity_sequences
+
+    sc = load_with_sets(None, SMALL)
+    fac = build_facility(sc)
+    for pool in inference_pools(fac):
+        assert pool.model is not None
+        seqs = kv_capacity_sequences(pool.model, pool.layout, fac.accelerator, 1250.0, None, pool.kv_bytes_per_value)
+        assert kv_capacity_tokens(pool) / 1250.0 == pytest.approx(seqs, rel=1e-9)

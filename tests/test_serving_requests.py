@@ -207,3 +207,18 @@ def test_bursty_arrivals_raise_p99_ttft() -> None:
         r = simulate_frame(frame, cfg, st)
         p99[name] = float(np.nanpercentile(r.ttft_s, 99))
     assert p99["gamma"] > 1.5 * p99["poisson"]
+
+
+def test_idle_gaps_cost_no_steps() -> None:
+    """Moving the second half of the requests a million seconds later changes no step count or latency."""
+    rng = np.random.default_rng(7)
+    a = np.sort(rng.uniform(0, 2, 40))
+    p, o = rng.integers(1, 300, 40), rng.integers(1, 50, 40)
+    cfg = SchedulerConfig(8, 256)
+    first = simulate_rank(a[:20], p[:20], o[:20], cfg, constant)
+    second = simulate_rank(a[20:], p[20:], o[20:], cfg, constant)
+    late = a.copy()
+    late[20:] += 1e6
+    both = simulate_rank(late, p, o, cfg, constant)
+    assert both.steps == first.steps + second.steps
+    np.testing.assert_allclose(both.ttft_s, np.concatenate([first.ttft_s, second.ttft_s]), rtol=1e-9, atol=1e-9)
