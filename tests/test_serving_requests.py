@@ -222,3 +222,19 @@ def test_idle_gaps_cost_no_steps() -> None:
     both = simulate_rank(late, p, o, cfg, constant)
     assert both.steps == first.steps + second.steps
     np.testing.assert_allclose(both.ttft_s, np.concatenate([first.ttft_s, second.ttft_s]), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["burstgpt_sample.csv", "mooncake_sample.jsonl"])
+def test_burstgpt_and_mooncake_samples_through_one_rank(name: str) -> None:
+    """The shipped BurstGPT and Mooncake samples, read by twin.workload, served request by request."""
+    from pathlib import Path
+
+    from twin.serving_requests import simulate_frame
+    from twin.workload.readers import read_trace
+
+    data, _ = read_trace(Path(__file__).parent / "data" / name)
+    data = data.assign(
+        output_tokens=data["output_tokens"].clip(lower=1), prompt_tokens=data["prompt_tokens"].clip(lower=1)
+    )
+    r = simulate_frame(data, SchedulerConfig(64, 8192), constant)
+    assert np.all(np.isfinite(r.finish_s)) and r.itl.count == int((data["output_tokens"] - 1).sum())

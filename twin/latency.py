@@ -11,7 +11,8 @@ window of the run:
   stream has its own seed (run seed, pool, rank), so rank ``k`` draws the same requests whatever
   the sample size, and a sample of every rank *is* the exact request-level run of the pool.
 * **Lengths.** A trace pool's (prompt, output) pairs are drawn from its trace; a drawn stream's
-  from its token sampler; otherwise the pool's fixed lengths.
+  from its token sampler; otherwise the pool's fixed lengths. A count of 0 is taken as 1 (vLLM
+  prefills at least one token and generates at least one; failed requests in BurstGPT log 0).
 * **Step times** are the pool's own (its costs and the accelerator's serving figures, as the
   engine uses them) at the run's per-interval mean clock fraction (``clock_fraction_mean``:
   fleet-wide, so power caps, the site limit and throttling slow the steps).
