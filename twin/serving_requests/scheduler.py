@@ -323,33 +323,39 @@ def simulate_rank(
             running = np.concatenate([running, np.asarray(admitted, dtype=np.int64)])
             sched = np.concatenate([sched, np.asarray(chunks, dtype=np.int64)])
         # the step
-        decoding = (generated[running] > 0) & (num_tokens[running] - computed[running] == 1) & (sched > 0)
+        comp, ntok, gen = computed[running], num_tokens[running], generated[running]
+        active = sched > 0
+        decoding = (gen > 0) & (ntok - comp == 1) & active
         b = int(decoding.sum())
-        pre = ~decoding & (sched > 0)
+        pre = ~decoding & active
         c = int(sched[pre].sum())
-        context = float((computed[running][decoding] + 1).mean()) if b else 0.0
-        position = float((sched[pre] * (computed[running][pre] + 0.5 * sched[pre])).sum() / c) if c else 0.0
+        context = float((comp[decoding] + 1).mean()) if b else 0.0
+        position = float((sched[pre] * (comp[pre] + 0.5 * sched[pre])).sum() / c) if c else 0.0
         dt = step_time(float(b), float(c), context, position, clock_at(t))
         if not dt > 0:
             raise SchedulerInputError(f"step time must be > 0, got {dt} at t = {t} s")
         t_end = t + dt
-        computed[running] += sched
+        comp = comp + sched
+        computed[running] = comp
         computed_total[running] += sched
         prefill_sum += c
         decode_sum += b
-        sampled = running[(sched > 0) & (computed[running] == num_tokens[running])]
-        later = sampled[generated[sampled] > 0]
-        itl.add(t_end - last[later])
-        first[sampled[generated[sampled] == 0]] = t_end
-        generated[sampled] += 1
+        hit = active & (comp == ntok)  # a token is sampled
+        sampled, gen_s = running[hit], gen[hit] + 1
+        itl.add(t_end - last[sampled[gen_s > 1]])
+        first[sampled[gen_s == 1]] = t_end
+        generated[sampled] = gen_s
         num_tokens[sampled] += 1
         last[sampled] = t_end
-        done = sampled[generated[sampled] >= output[sampled]]
-        if done.size:
+        fin = gen_s >= output[sampled]
+        if fin.any():
+            done = sampled[fin]
             finish[done] = t_end
             free_blocks += float(held[done].sum())
             held[done] = 0
-            running = running[~np.isin(running, done)]
+            stay = np.ones(running.size, dtype=bool)
+            stay[np.flatnonzero(hit)[fin]] = False
+            running = running[stay]
         t = t_end
         steps += 1
         busy += dt

@@ -42,23 +42,29 @@ class StreamingQuantiles:
     """Quantiles of a stream of positive values (seconds) in bounded memory (module docstring)."""
 
     cap: int = EXACT_CAP
-    _chunks: list[FloatArray] = field(default_factory=list, repr=False)
+    _buf: FloatArray = field(default_factory=lambda: np.empty(1024), repr=False)
     _held: int = 0
     _counts: np.ndarray | None = field(default=None, repr=False)
     count: int = 0
     total: float = 0.0
 
     def add(self, values: FloatArray) -> None:
-        """Take a batch of values."""
+        """Take a batch of values (copied into a buffer that doubles up to ``cap``, then folds)."""
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size == 0:
             return
         self.count += v.size
         self.total += float(v.sum())
-        self._chunks.append(v.copy())
-        self._held += v.size
-        if self._held > self.cap:
-            self._fold()
+        end = self._held + v.size
+        if end > self._buf.size and end <= self.cap:
+            grown = np.empty(min(max(2 * self._buf.size, end), self.cap))
+            grown[: self._held] = self._buf[: self._held]
+            self._buf = grown
+        if end <= self._buf.size:
+            self._buf[self._held : end] = v
+            self._held = end
+        else:  # over the cap: fold what is held and these values
+            self._fold(v)
 
     def merge(self, other: StreamingQuantiles) -> None:
         """Take every value of ``other`` (exactly while both hold theirs)."""
@@ -73,16 +79,15 @@ class StreamingQuantiles:
         self.count += other.count
         self.total += other.total
 
-    def _fold(self) -> None:
+    def _fold(self, extra: FloatArray | None = None) -> None:
         edges = self.edges()
         if self._counts is None:
             self._counts = np.zeros(edges.size - 1, dtype=np.int64)
-        if not self._chunks:
-            return
-        v = np.concatenate(self._chunks)
-        idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, edges.size - 2)
-        self._counts += np.bincount(idx, minlength=edges.size - 1)
-        self._chunks, self._held = [], 0
+        v = self._buf[: self._held] if extra is None else np.concatenate([self._buf[: self._held], extra])
+        if v.size:
+            idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, edges.size - 2)
+            self._counts += np.bincount(idx, minlength=edges.size - 1)
+        self._held = 0
 
     @staticmethod
     def edges() -> FloatArray:
@@ -99,7 +104,7 @@ class StreamingQuantiles:
         """Every value (only while :attr:`exact`)."""
         if not self.exact:
             raise ValueError("the values were folded into a histogram; use quantile()")
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0)
+        return self._buf[: self._held].copy()
 
     def quantile(self, q: float) -> float:
         """The ``q``-quantile (0..1): exact while held, else the geometric interpolation in its bin. [s]"""
