@@ -80,6 +80,11 @@ def test_latency_command(tmp_path) -> None:
     assert "chat-70b: TTFT p99" in res.output and "SLO attainment" in res.output
     pct = pd.read_csv(tmp_path / "lat" / "latency.csv")
     assert set(pct["metric"]) == {"ttft", "tpot", "e2e", "queue", "itl"}
+    hist = pd.read_csv(tmp_path / "lat" / "histogram.csv")
+    for (pool, metric), g in hist.groupby(["pool", "metric"]):
+        assert (g["high_s"] > g["low_s"]).all()
+        if metric == "ttft":
+            assert g["count"].sum() == int(pct.loc[pct["pool"] == pool, "requests"].iloc[0])
     reqs = pd.read_parquet(tmp_path / "lat" / "requests.parquet")
     assert set(reqs["pool"]) == {"chat-70b", "code-8b"} and (reqs["ttft_s"] > 0).all()
     bad = CliRunner().invoke(app, [*args, "--start-s", "1000"])

@@ -222,6 +222,8 @@ def latency(
     ] = None,
 ) -> None:
     """Run a scenario, then replay a sample of each inference pool request by request: TTFT/TPOT percentiles."""
+    import pandas as pd
+
     from twin.latency import busiest_start_s, latency_frames, replay_latency
     from twin.simulation import simulate
 
@@ -260,7 +262,8 @@ def latency(
         out.mkdir(parents=True, exist_ok=True)
         percentiles.to_csv(out / "latency.csv", index=False)
         requests.to_parquet(out / "requests.parquet", index=False)
-        console.print(f"wrote {out}/latency.csv, {out}/requests.parquet")
+        pd.concat([p.histogram() for p in pools]).to_csv(out / "histogram.csv", index=False)
+        console.print(f"wrote {out}/latency.csv, {out}/histogram.csv, {out}/requests.parquet")
     for p in pools:
         summ = p.summary
         console.print(

@@ -75,6 +75,23 @@ class PoolLatency:
     window_s: tuple[float, float]
     summary: LatencySummary
     runs: list[RequestRun]
+    itl: StreamingQuantiles
+
+    def histogram(self, bins_per_decade: int = 20) -> pd.DataFrame:
+        """Counts of TTFT, TPOT and inter-token latency on a log grid (``metric, low_s, high_s, count``)."""
+        frames = []
+        for metric, q in (("ttft", self.concat("ttft_s")), ("tpot", self.concat("tpot_s")), ("itl", None)):
+            if q is None:
+                edges, counts = self.itl.histogram(bins_per_decade)
+            else:
+                held = StreamingQuantiles()
+                held.add(q[np.isfinite(q)])
+                edges, counts = held.histogram(bins_per_decade)
+            nz = counts > 0
+            frames.append(
+                pd.DataFrame({"metric": metric, "low_s": edges[:-1][nz], "high_s": edges[1:][nz], "count": counts[nz]})
+            )
+        return pd.concat(frames, ignore_index=True).assign(pool=self.pool)
 
     def concat(self, name: str) -> FloatArray:
         """A per-request quantity (``ttft_s``, ``tpot_s``, ``e2e_s``, ``queue_s``) over the sampled ranks."""
@@ -252,7 +269,9 @@ def _pool_latency(
     summary = summarize(
         cat["ttft_s"], cat["tpot_s"], cat["e2e_s"], cat["queue_s"], itl, span, slo_ttft_s, slo_tpot_s, confidence
     )
-    return PoolLatency(pool=name, ranks=n_ranks, sampled=len(runs), window_s=window, summary=summary, runs=runs)
+    return PoolLatency(
+        pool=name, ranks=n_ranks, sampled=len(runs), window_s=window, summary=summary, runs=runs, itl=itl
+    )
 
 
 __all__ = [
