@@ -213,6 +213,79 @@ def run(
 
 
 @app.command()
+def latency(
+    scenario: Annotated[
+        str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    replicas: Annotated[
+        int, typer.Option("--replicas", "-n", min=1, help="Attention ranks replayed per pool (a declared sample).")
+    ] = 4,
+    start_s: Annotated[
+        float | None, typer.Option(help="Window start [s] (default: the busiest report interval).")
+    ] = None,
+    duration_s: Annotated[float, typer.Option(min=1.0, help="Window length [s].")] = 600.0,
+    slo_ttft_ms: Annotated[float, typer.Option(min=0.0, help="TTFT target [ms].")] = 2500.0,
+    slo_tpot_ms: Annotated[float, typer.Option(min=0.0, help="TPOT target [ms].")] = 150.0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for latency.csv and requests.parquet.")
+    ] = None,
+) -> None:
+    """Run a scenario, then replay a sample of each inference pool request by request: TTFT/TPOT percentiles."""
+    import pandas as pd
+
+    from twin.latency import busiest_start_s, latency_frames, replay_latency
+    from twin.simulation import simulate
+
+    sc = _load(scenario, set_)
+    try:
+        with console.status(f"simulating {sc.name}"):
+            result = simulate(sc)
+        start = busiest_start_s(result, duration_s) if start_s is None else start_s
+        end = min(start + duration_s, float(sc.duration_s))
+        with console.status(f"replaying {replicas} rank(s) per pool, {start:.0f}-{end:.0f} s, request by request"):
+            pools = replay_latency(result, sc, replicas, start, end - start, slo_ttft_ms / 1e3, slo_tpot_ms / 1e3)
+    except InvalidInputError as exc:
+        _invalid(exc)
+    table = Table(title=f"{sc.name}: request-level latency, {start:.0f}-{end:.0f} s (95 % CI)")
+    for name in ("pool", "ranks (sampled)", "requests", "TTFT p50", "TTFT p99", "TPOT p50", "TPOT p99", "SLO met"):
+        table.add_column(name, justify="left" if name == "pool" else "right")
+
+    def ms(v: tuple[float, float, float]) -> str:
+        return f"{v[0] * 1e3:.1f} [{v[1] * 1e3:.1f}, {v[2] * 1e3:.1f}] ms"
+
+    for p in pools:
+        s = p.summary.percentiles
+        table.add_row(
+            p.pool,
+            f"{p.ranks} ({p.sampled})",
+            f"{p.summary.requests:,}",
+            ms(s["ttft"][50.0]),
+            ms(s["ttft"][99.0]),
+            ms(s["tpot"][50.0]),
+            ms(s["tpot"][99.0]),
+            f"{100 * p.summary.attainment:.1f} %",
+        )
+    console.print(table)
+    if out is not None:
+        percentiles, requests = latency_frames(pools)
+        out.mkdir(parents=True, exist_ok=True)
+        percentiles.to_csv(out / "latency.csv", index=False)
+        requests.to_parquet(out / "requests.parquet", index=False)
+        pd.concat([p.histogram() for p in pools]).to_csv(out / "histogram.csv", index=False)
+        console.print(f"wrote {out}/latency.csv, {out}/histogram.csv, {out}/requests.parquet")
+    for p in pools:
+        summ = p.summary
+        console.print(
+            f"{p.pool}: TTFT p99 {summ.percentiles['ttft'][99.0][0] * 1e3:.1f} ms, "
+            f"TPOT p99 {summ.percentiles['tpot'][99.0][0] * 1e3:.1f} ms, SLO attainment {100 * summ.attainment:.1f} % "
+            f"(TTFT <= {slo_ttft_ms:g} ms, TPOT <= {slo_tpot_ms:g} ms), goodput {summ.goodput_per_s:.2f} req/s/rank",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
 def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML or preset name.")],
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
@@ -407,6 +480,9 @@ def _register_validation() -> None:
     app.command("validate-serving", help="Run measured serving configurations through the twin; state the error.")(
         commands.validate_serving
     )
+    app.command(
+        "validate-latency", help="Run measured serving configurations request by request; state the ITL error."
+    )(commands.validate_latency)
 
 
 _register_validation()

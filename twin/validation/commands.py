@@ -155,7 +155,46 @@ def validate_serving(
     console.print(accuracy_line(errors), highlight=False, soft_wrap=True)
 
 
-__all__ = ["validate_anchors", "validate_serving"]
+def validate_latency(
+    dataset: Annotated[
+        Path | None,
+        typer.Argument(help="Dataset folder (llm_configs.csv [+ raw/models/]) or CSV; default: shipped ML.ENERGY v3."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report FILE.md.")] = None,
+    all_configs: Annotated[
+        bool, typer.Option("--all", help="Every held-out configuration (default: 3 batch caps per model x GPU x task).")
+    ] = False,
+) -> None:
+    """Run measured configurations request by request; state the ITL p50/p90/p99 error (held-out models)."""
+    from twin.validation.latency import markdown, validate_latency
+
+    if out is not None and out.suffix.lower() != ".md":
+        err_console.print(f"[bold red]error[/] --out {out}: expected a .md file", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        with console.status("running configurations request by request (a few seconds each)"):
+            result = validate_latency(dataset, subset=not all_configs)
+    except TraceFormatError as exc:
+        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    table = Table(title="Request-level ITL against measurement (MAPE, held-out models)")
+    for name in ("GPU", "configurations", "ITL p50", "ITL p90", "ITL p99", "fluid ITL p50"):
+        table.add_column(name, justify="left" if name == "GPU" else "right")
+    for r in result.mape.to_dict("records"):
+        keys = ("itl_p50", "itl_p90", "itl_p99", "fluid_itl_p50")
+        table.add_row(r["gpu"], str(int(r["configurations"])), *(f"{r[k]:.1f} %" for k in keys))
+    console.print(table)
+    if out is not None:
+        command = (
+            "twin validate-latency" + ("" if dataset is None else f" {dataset}") + (" --all" if all_configs else "")
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown(result, f"{command} --out {out}"))
+        console.print(f"wrote {out}")
+    console.print(result.last_line(), highlight=False, soft_wrap=True)
+
+
+__all__ = ["validate_anchors", "validate_latency", "validate_serving"]
 
 
 def calibrate(

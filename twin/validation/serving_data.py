@@ -173,13 +173,24 @@ def read_serving_dataset(path: str | Path | None = None) -> pd.DataFrame:
 def _output_second_moments(root: Path | None, df: pd.DataFrame) -> np.ndarray:
     """Mean squared output length of each configuration from its raw histogram (NaN without one)."""
     out = np.full(len(df), np.nan)
+    for i, hist in enumerate(output_histograms(root, df)):
+        if hist is not None:
+            edges, counts = hist
+            mid = 0.5 * (edges[1:] + edges[:-1])
+            out[i] = float((counts * mid**2).sum() / counts.sum())
+    return out
+
+
+def output_histograms(root: Path | None, df: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Each configuration's output-length histogram ``(edges, counts)`` from ``raw/models`` (None without one)."""
     if root is None or not (root / "raw" / "models").is_dir():
-        return out
-    cache: dict[Path, dict[tuple[str, int, int, int, int, int], float]] = {}
-    for i, row in enumerate(df.itertuples(index=False)):
+        return [None] * len(df)
+    cache: dict[Path, dict[tuple[str, int, int, int, int, int], tuple[np.ndarray, np.ndarray]]] = {}
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for row in df.itertuples(index=False):
         f = root / "raw" / "models" / f"{str(row.model_id).replace('/', '__')}__{row.task}.json"
         if f not in cache:
-            cache[f] = _moments(f) if f.exists() else {}
+            cache[f] = _histograms(f) if f.exists() else {}
         key = (
             str(row.gpu_model),
             int(row.num_gpus),
@@ -188,21 +199,20 @@ def _output_second_moments(root: Path | None, df: pd.DataFrame) -> np.ndarray:
             int(row.data_parallel),
             int(row.expert_parallel),
         )
-        out[i] = cache[f].get(key, np.nan)
+        out.append(cache[f].get(key))
     return out
 
 
-def _moments(path: Path) -> dict[tuple[str, int, int, int, int, int], float]:
+def _histograms(path: Path) -> dict[tuple[str, int, int, int, int, int], tuple[np.ndarray, np.ndarray]]:
     try:
         data = json.loads(path.read_text())
-        moments = {}
+        hists = {}
         for cfg in data.get("configurations", []):
             hist = cfg.get("output_length_distribution") or {}
             edges = np.asarray(hist.get("bins", []), dtype=np.float64)
             counts = np.asarray(hist.get("counts", []), dtype=np.float64)
             if edges.size != counts.size + 1 or counts.sum() <= 0:
                 continue
-            mid = 0.5 * (edges[1:] + edges[:-1])
             par = cfg.get("parallelization") or {}
             key = (
                 str(cfg["gpu_model"]),
@@ -212,8 +222,8 @@ def _moments(path: Path) -> dict[tuple[str, int, int, int, int, int], float]:
                 int(par.get("data_parallel", 1)),
                 int(par.get("expert_parallel", 1)),
             )
-            moments[key] = float((counts * mid**2).sum() / counts.sum())
-        return moments
+            hists[key] = (edges, counts)
+        return hists
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise TraceFormatError(str(path), f"not a leaderboard model file: {exc}") from None
 

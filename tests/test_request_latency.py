@@ -1,0 +1,126 @@
+"""Request-level latency of a finished run (twin latency) and against ML.ENERGY v3 (twin validate-latency)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twin.cli import app
+from twin.latency import LatencyInputError, replay_latency
+from twin.scenario.edits import load_with_sets
+from twin.simulation import simulate
+from twin.validation.latency import validate_latency
+from twin.validation.serving_data import BUILTIN_DATASET, read_serving_dataset
+
+#: Four servers (chat-70b: 3 ranks of TP8; code-8b: 8 ranks of one GPU), five minutes.
+SMALL = {"fleet.rows": 1, "fleet.racks_per_row": 1, "duration_s": 300}
+WINDOW = {"start_s": 120.0, "duration_s": 30.0}
+
+
+def _run(extra: dict[str, float] | None = None):
+    sc = load_with_sets(None, {**SMALL, **(extra or {})})
+    return sc, simulate(sc)
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    sc, res = _run()
+    return sc, res, replay_latency(res, sc, ranks=None, **WINDOW)
+
+
+def test_sample_of_every_rank_is_the_exact_run(baseline) -> None:
+    sc, res, exact = baseline
+    assert [(p.pool, p.ranks, p.sampled) for p in exact] == [("chat-70b", 3, 3), ("code-8b", 8, 8)]
+    every = replay_latency(res, sc, ranks=8, **WINDOW)
+    sample = replay_latency(res, sc, ranks=2, **WINDOW)
+    for e, a, s in zip(exact, every, sample, strict=True):
+        np.testing.assert_array_equal(a.concat("ttft_s"), e.concat("ttft_s"))
+        pd.testing.assert_frame_equal(pd.DataFrame(a.summary.rows()), pd.DataFrame(e.summary.rows()))
+        # a rank draws the same requests whatever the sample: the sample is part of the exact run
+        for rs, re in zip(s.runs, e.runs[:2], strict=True):
+            np.testing.assert_array_equal(rs.finish_s, re.finish_s)
+        # the sample's interval for the p50 TTFT covers the exact pool's p50
+        _, lo, hi = s.summary.percentiles["ttft"][50.0]
+        assert lo <= e.summary.percentiles["ttft"][50.0][0] <= hi
+        assert s.summary.requests < e.summary.requests
+
+
+def test_arrivals_are_the_runs_share(baseline) -> None:
+    """Every rank gets 1/ranks of the pool's booked requests in the window (Poisson: within 4 sigma)."""
+    _, res, exact = baseline
+    ts = res.timeseries
+    in_window = (ts["time_s"] >= 120) & (ts["time_s"] < 150)
+    for p in exact:
+        booked = float(ts.loc[in_window, f"{p.pool}_requests"].sum() * 30 / 60)  # half of one 60 s interval
+        assert abs(p.summary.requests - booked) < 4 * np.sqrt(booked)
+
+
+def test_a_binding_power_cap_raises_p99_tpot(baseline) -> None:
+    _, _, base = baseline
+    sc, res = _run({"fleet.power_cap_w": 250})
+    assert res.timeseries["clock_fraction_mean"].mean() < 0.9  # the cap binds
+    capped = replay_latency(res, sc, ranks=None, **WINDOW)
+    for b, c in zip(base, capped, strict=True):
+        assert c.summary.requests == b.summary.requests  # the same requests, slower steps
+        assert c.summary.percentiles["tpot"][99.0][0] > 1.1 * b.summary.percentiles["tpot"][99.0][0]
+
+
+def test_window_outside_the_run_is_refused(baseline) -> None:
+    sc, res, _ = baseline
+    with pytest.raises(LatencyInputError):
+        replay_latency(res, sc, start_s=290.0, duration_s=60.0)
+
+
+def test_latency_command(tmp_path) -> None:
+    args = ["latency", *(f"--set={k}={v}" for k, v in SMALL.items()), "--replicas", "1", "--duration-s", "10"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "lat")])
+    assert res.exit_code == 0, res.output
+    assert "chat-70b: TTFT p99" in res.output and "SLO attainment" in res.output
+    pct = pd.read_csv(tmp_path / "lat" / "latency.csv")
+    assert set(pct["metric"]) == {"ttft", "tpot", "e2e", "queue", "itl"}
+    hist = pd.read_csv(tmp_path / "lat" / "histogram.csv")
+    for (pool, metric), g in hist.groupby(["pool", "metric"]):
+        assert (g["high_s"] > g["low_s"]).all()
+        if metric == "ttft":
+            assert g["count"].sum() == int(pct.loc[pct["pool"] == pool, "requests"].iloc[0])
+    reqs = pd.read_parquet(tmp_path / "lat" / "requests.parquet")
+    assert set(reqs["pool"]) == {"chat-70b", "code-8b"} and (reqs["ttft_s"] > 0).all()
+    bad = CliRunner().invoke(app, [*args, "--start-s", "1000"])
+    assert bad.exit_code == 2
+
+
+def test_validate_latency_on_two_configurations(tmp_path) -> None:
+    """Two lm-arena-chat configurations of two models on H100 (one held out), short runs."""
+    configs = read_serving_dataset()
+    rows = configs[
+        (configs["gpu_model"] == "H100")
+        & (configs["task"] == "lm-arena-chat")
+        & configs["model_id"].isin(["Qwen/Qwen3-32B", "meta-llama/Llama-3.1-8B-Instruct"])
+        & (configs["max_num_seqs"] == 64)
+    ]
+    assert len(rows) == 2
+    csv = tmp_path / "llm_configs.csv"
+    pd.read_csv(BUILTIN_DATASET / "llm_configs.csv").iloc[rows.index].to_csv(csv, index=False)
+    v = validate_latency(csv, step_budget=2000)
+    assert len(v.rows) == 1 and list(v.mape["gpu"]) == ["H100"]
+    r = v.rows.iloc[0]
+    # ITL percentiles ordered, near the measured median (a 64-batch decode step of a dense model)
+    assert r["pred_itl_p50_ms"] <= r["pred_itl_p90_ms"] <= r["pred_itl_p99_ms"]
+    assert 0.5 < r["pred_itl_p50_ms"] / r["median_itl_ms"] < 2.0
+    assert "Request-level ITL MAPE on held-out models" in v.last_line()
+
+
+def test_kv_capacity_is_the_replicas_cache() -> None:
+    """A rank's cache in tokens, over a context, is the sequences twin.replica says fit (dense model, no windows)."""
+    from twin.facility import build_facility
+    from twin.latency import inference_pools, kv_capacity_tokens
+    from twin.replica import kv_capacity_sequences
+
+    sc = load_with_sets(None, SMALL)
+    fac = build_facility(sc)
+    for pool in inference_pools(fac):
+        assert pool.model is not None
+        seqs = kv_capacity_sequences(pool.model, pool.layout, fac.accelerator, 1250.0, None, pool.kv_bytes_per_value)
+        assert kv_capacity_tokens(pool) / 1250.0 == pytest.approx(seqs, rel=1e-9)

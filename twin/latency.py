@@ -1,0 +1,289 @@
+"""Request-level latency of a finished run: a declared sample of each pool's ranks, request by request.
+
+A run's serving model is a fluid queue (:mod:`twin.engine.serving`); its latency figures are
+interval averages. :func:`replay_latency` replays ``ranks`` attention ranks of every inference
+pool through the request-level scheduler (:func:`twin.serving_requests.simulate_rank`) over a
+window of the run:
+
+* **Arrivals.** Each rank gets its share (one over the pool's ranks) of the requests the run
+  booked to the pool in each report interval (``<pool>_requests``), as a Poisson stream of that
+  piecewise-constant rate (counts Poisson per interval, times uniform within it). Every rank's
+  stream has its own seed (run seed, pool, rank), so rank ``k`` draws the same requests whatever
+  the sample size, and a sample of every rank *is* the exact request-level run of the pool.
+* **Lengths.** A trace pool's (prompt, output) pairs are drawn from its trace; a drawn stream's
+  from its token sampler; otherwise the pool's fixed lengths. A count of 0 is taken as 1 (vLLM
+  prefills at least one token and generates at least one; failed requests in BurstGPT log 0).
+* **Step times** are the pool's own (its costs and the accelerator's serving figures, as the
+  engine uses them) at the run's per-interval mean clock fraction (``clock_fraction_mean``:
+  fleet-wide, so power caps, the site limit and throttling slow the steps).
+* **Limits.** ``max_num_seqs`` is the pool's ``max_batch``, the token budget its
+  ``token_budget`` and the KV cache what the pool's HBM beside the weights holds
+  (``kv_free_bytes`` over the KV bytes per token of all attention layers, windowed ones too).
+
+Each pool's latency distribution comes with its sample size and an order-statistic confidence
+interval per percentile (:func:`twin.serving_requests.percentile_ci`; the ranks are
+exchangeable, so their requests pool). Not modelled yet: faults that take a rank down (its
+share of requests still arrives), load imbalance between ranks, SLO targets in the scenario
+(they are arguments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from twin._types import FloatArray, IntArray
+from twin.errors import InvalidInputError
+from twin.facility import build_facility
+from twin.facility_parts.fleet import Facility, Pool
+from twin.facility_parts.sources import DrawnRequests, TraceRequests
+from twin.replica import expert_format, serving_device
+from twin.results import Result
+from twin.scenario.schema import Scenario
+from twin.serving_requests import (
+    LatencySummary,
+    RequestRun,
+    SchedulerConfig,
+    StreamingQuantiles,
+    physics_step_time,
+    simulate_rank,
+    step_clock,
+    summarize,
+)
+
+#: Default SLO targets: DistServe's chatbot targets (TTFT 2.5 s, TPOT 0.15 s) [EST for other pools]. [s]
+DEFAULT_SLO_TTFT_S = 2.5
+DEFAULT_SLO_TPOT_S = 0.15
+
+Tokens = Callable[[int, np.random.Generator], tuple[IntArray, IntArray]]
+
+
+class LatencyInputError(InvalidInputError):
+    """A request-level replay that cannot be run (no inference pool, a window outside the run)."""
+
+
+@dataclass(frozen=True)
+class PoolLatency:
+    """One pool's request-level latency over the window."""
+
+    pool: str
+    ranks: int
+    sampled: int
+    window_s: tuple[float, float]
+    summary: LatencySummary
+    runs: list[RequestRun]
+    itl: StreamingQuantiles
+
+    def histogram(self, bins_per_decade: int = 20) -> pd.DataFrame:
+        """Counts of TTFT, TPOT and inter-token latency on a log grid (``metric, low_s, high_s, count``)."""
+        frames = []
+        for metric, q in (("ttft", self.concat("ttft_s")), ("tpot", self.concat("tpot_s")), ("itl", None)):
+            if q is None:
+                edges, counts = self.itl.histogram(bins_per_decade)
+            else:
+                held = StreamingQuantiles()
+                held.add(q[np.isfinite(q)])
+                edges, counts = held.histogram(bins_per_decade)
+            nz = counts > 0
+            frames.append(
+                pd.DataFrame({"metric": metric, "low_s": edges[:-1][nz], "high_s": edges[1:][nz], "count": counts[nz]})
+            )
+        return pd.concat(frames, ignore_index=True).assign(pool=self.pool)
+
+    def concat(self, name: str) -> FloatArray:
+        """A per-request quantity (``ttft_s``, ``tpot_s``, ``e2e_s``, ``queue_s``) over the sampled ranks."""
+        return np.concatenate([getattr(r, name) for r in self.runs]) if self.runs else np.zeros(0)
+
+
+def pool_ranks(pool: Pool) -> int:
+    """Attention ranks of a pool (at least one)."""
+    return max(round(pool.n_servers * pool.ranks_per_server), 1)
+
+
+def kv_capacity_tokens(pool: Pool) -> float:
+    """Tokens one rank's KV cache holds (``inf`` for a model without an attention cache)."""
+    assert pool.costs is not None
+    per_token = float(pool.costs.kv_bytes_per_token) + float(pool.costs.window_kv_bytes_per_token)
+    return pool.kv_free_bytes / per_token if per_token > 0 else float("inf")
+
+
+def _tokens(pool: Pool) -> Tokens:
+    spec = pool.requests
+    if isinstance(spec, TraceRequests):
+        p, o = np.asarray(spec.prompt_tokens), np.asarray(spec.output_tokens)
+
+        def from_trace(n: int, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
+            i = rng.integers(0, p.size, n)
+            return np.maximum(p[i], 1).astype(np.int64), np.maximum(o[i], 1).astype(np.int64)
+
+        return from_trace
+    if isinstance(spec, DrawnRequests) and spec.tokens is not None:
+        sampler = spec.tokens
+
+        def drawn(n: int, rng: np.random.Generator) -> tuple[IntArray, IntArray]:
+            a, b = sampler.sample(n, rng)
+            return np.maximum(a, 1).astype(np.int64), np.maximum(b, 1).astype(np.int64)
+
+        return drawn
+    prompt = max(round(float(getattr(spec, "prompt_tokens", 1.0))), 1)
+    output = max(round(float(getattr(spec, "output_tokens", 1.0))), 1)
+
+    def fixed(n: int, _rng: np.random.Generator) -> tuple[IntArray, IntArray]:
+        return np.full(n, prompt, dtype=np.int64), np.full(n, output, dtype=np.int64)
+
+    return fixed
+
+
+def rank_arrivals_s(
+    counts: FloatArray, starts_s: FloatArray, durations_s: FloatArray, share: float, rng: np.random.Generator
+) -> FloatArray:
+    """A Poisson stream of ``share`` of each interval's ``counts``, uniform within the interval. [s]"""
+    k = rng.poisson(np.maximum(np.asarray(counts, dtype=np.float64), 0.0) * share)
+    t = np.repeat(starts_s, k) + rng.uniform(0.0, 1.0, int(k.sum())) * np.repeat(durations_s, k)
+    return np.sort(t)
+
+
+def inference_pools(fac: Facility) -> list[Pool]:
+    """The pools served request by request (inference pools with a model and requests)."""
+    return [p for p in fac.pools if p.kind == "inference" and p.costs is not None and p.model is not None]
+
+
+def replay_latency(
+    result: Result,
+    scenario: Scenario,
+    ranks: int | None = 4,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+    slo_ttft_s: float = DEFAULT_SLO_TTFT_S,
+    slo_tpot_s: float = DEFAULT_SLO_TPOT_S,
+    confidence: float = 0.95,
+) -> list[PoolLatency]:
+    """Replay ``ranks`` ranks of each inference pool (None: all) over a window of ``result`` (module docstring).
+
+    The window is ``[start_s, start_s + duration_s)`` (default: the whole run).
+    """
+    fac = build_facility(scenario)
+    ts = result.timeseries
+    t0 = ts["time_s"].to_numpy(dtype=np.float64)
+    dur = ts["duration_s"].to_numpy(dtype=np.float64)
+    run_end = float(t0[-1] + dur[-1]) if t0.size else 0.0
+    lo = 0.0 if start_s is None else float(start_s)
+    hi = run_end if duration_s is None else lo + float(duration_s)
+    if not (0.0 <= lo < hi <= run_end + 1e-9):
+        raise LatencyInputError(f"window [{lo}, {hi}) s is not inside the run's [0, {run_end}) s")
+    if ranks is not None and ranks < 1:
+        raise LatencyInputError(f"ranks must be >= 1, got {ranks}")
+    pools = inference_pools(fac)
+    if not pools:
+        raise LatencyInputError("the scenario has no inference pool to replay request by request")
+    # the window's part of each interval
+    a = np.clip(t0, lo, hi)
+    b = np.clip(t0 + dur, lo, hi)
+    part = np.divide(b - a, dur, out=np.zeros_like(dur), where=dur > 0)
+    clock = step_clock(t0, pd.Series(ts["clock_fraction_mean"]).ffill().fillna(1.0).to_numpy())
+    out = []
+    for pool in pools:
+        assert pool.costs is not None
+        assert pool.model is not None
+        n_ranks = pool_ranks(pool)
+        k = n_ranks if ranks is None else min(ranks, n_ranks)
+        counts = ts[f"{pool.name}_requests"].to_numpy(dtype=np.float64) * part
+        step_time = physics_step_time(
+            pool.costs, serving_device(fac.accelerator, expert_format(pool.model, pool.precision))
+        )
+        config = SchedulerConfig(
+            max_num_seqs=max(round(pool.max_batch), 1),
+            max_num_batched_tokens=max(round(pool.token_budget), 1),
+            kv_capacity_tokens=kv_capacity_tokens(pool),
+        )
+        tokens = _tokens(pool)
+        runs = []
+        for rank in range(k):
+            rng = np.random.default_rng([scenario.seed, pool.index, rank])
+            arrivals = rank_arrivals_s(counts, a, b - a, 1.0 / n_ranks, rng)
+            prompt, output = tokens(arrivals.size, rng)
+            runs.append(simulate_rank(arrivals, prompt, output, config, step_time, clock))
+        out.append(_pool_latency(pool.name, n_ranks, runs, (lo, hi), slo_ttft_s, slo_tpot_s, confidence))
+    return out
+
+
+def busiest_start_s(result: Result, duration_s: float) -> float:
+    """Start of a window of ``duration_s`` at the report interval with the most requests (clipped to the run). [s]"""
+    ts = result.timeseries
+    cols = [c for c in ts.columns if c.endswith("_requests")]
+    total = ts[cols].sum(axis=1).to_numpy() if cols else np.zeros(len(ts))
+    t0 = ts["time_s"].to_numpy(dtype=np.float64)
+    run_end = float(t0[-1] + ts["duration_s"].iloc[-1]) if t0.size else 0.0
+    start = float(t0[int(np.argmax(total))]) if t0.size else 0.0
+    return max(min(start, run_end - duration_s), 0.0)
+
+
+def latency_frames(pools: list[PoolLatency]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Percentiles (one row per pool, metric, percentile) and requests (one row per replayed request)."""
+    pct = pd.DataFrame(
+        [
+            {"pool": p.pool, "ranks": p.ranks, "sampled": p.sampled, "requests": p.summary.requests, **row}
+            for p in pools
+            for row in p.summary.rows()
+        ]
+    )
+    frames = []
+    for p in pools:
+        for rank, r in enumerate(p.runs):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "pool": p.pool,
+                        "rank": rank,
+                        "arrival_s": r.arrival_s,
+                        "prompt_tokens": r.prompt_tokens,
+                        "output_tokens": r.output_tokens,
+                        "queue_s": r.queue_s,
+                        "ttft_s": r.ttft_s,
+                        "tpot_s": r.tpot_s,
+                        "e2e_s": r.e2e_s,
+                        "preemptions": r.preemptions,
+                    }
+                )
+            )
+    return pct, (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
+
+
+def _pool_latency(
+    name: str,
+    n_ranks: int,
+    runs: list[RequestRun],
+    window: tuple[float, float],
+    slo_ttft_s: float,
+    slo_tpot_s: float,
+    confidence: float,
+) -> PoolLatency:
+    itl = StreamingQuantiles()
+    for r in runs:
+        itl.merge(r.itl)
+    cat = {n: np.concatenate([getattr(r, n) for r in runs]) for n in ("ttft_s", "tpot_s", "e2e_s", "queue_s")}
+    span = (window[1] - window[0]) * len(runs)  # rank-seconds: goodput is per rank
+    summary = summarize(
+        cat["ttft_s"], cat["tpot_s"], cat["e2e_s"], cat["queue_s"], itl, span, slo_ttft_s, slo_tpot_s, confidence
+    )
+    return PoolLatency(
+        pool=name, ranks=n_ranks, sampled=len(runs), window_s=window, summary=summary, runs=runs, itl=itl
+    )
+
+
+__all__ = [
+    "DEFAULT_SLO_TPOT_S",
+    "DEFAULT_SLO_TTFT_S",
+    "LatencyInputError",
+    "PoolLatency",
+    "busiest_start_s",
+    "inference_pools",
+    "kv_capacity_tokens",
+    "latency_frames",
+    "pool_ranks",
+    "rank_arrivals_s",
+    "replay_latency",
+]
