@@ -142,23 +142,26 @@ def check_workloads(fac: Facility) -> list[str]:
     ]
 
 
-#: Room air this far above the A4 allowable maximum (every server has tripped by then) is beyond
-#: what the one-node room can tell: it holds the white space's air alone (plus
+#: Room air this far above the A4 allowable maximum, with every server off, is beyond what the
+#: one-node room can tell: it holds the white space's air alone (plus
 #: ``cooling.room_extra_heat_capacity_j_k_per_rack``), not the racks', equipment's and building's
-#: mass, which hold many times the air's heat and would keep an uncooled room far cooler. [K]
+#: mass, which hold many times the air's heat and would keep an uncooled room far cooler once only
+#: the power distribution's losses heat it. [K]
 ROOM_MODEL_MARGIN_K = 15.0
 
 
 def check_room_air(fac: Facility, room_air_max_c: float) -> list[str]:
-    """After a run: room air the one-node room model cannot stand behind (:data:`ROOM_MODEL_MARGIN_K`)."""
+    """After a run: room air, with every server off, that the one-node room cannot stand behind.
+
+    ``room_air_max_c`` is the hottest room air while no server was up (:data:`ROOM_MODEL_MARGIN_K`).
+    """
     limit_c = ASHRAE_AIR_CLASSES["A4"][1] + ROOM_MODEL_MARGIN_K
     if not isinstance(fac.cooling, PlantSpec) or not room_air_max_c > limit_c:
         return []
     return [
-        f"room air reached {room_air_max_c:.0f} C, beyond the one-node room model's range (over {limit_c:.0f} C, "
-        "with every server tripped): it holds the room's air alone, not the racks' and building's mass, so the "
-        "room temperature from there on is an overestimate (cooling.room_extra_heat_capacity_j_k_per_rack adds "
-        "that mass)"
+        f"room air reached {room_air_max_c:.0f} C with every server off, beyond the one-node room model's range "
+        f"(over {limit_c:.0f} C): it holds the room's air alone, not the racks' and building's mass, so the room "
+        "temperature from there on is an overestimate (cooling.room_extra_heat_capacity_j_k_per_rack adds that mass)"
     ]
 
 

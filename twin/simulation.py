@@ -62,8 +62,10 @@ def simulate(
     kpis = compute_kpis(ts, ledger, pool_names, scenario.site.model_dump(), fac.n_gpus)
     kpis.update(engine.pool_stats.kpis())
     kpis.update(fault_kpis(engine, kpis))
-    if isinstance(fac.cooling, PlantSpec) and len(ts):
-        warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + float(ts["room_excess_k"].max()))
+    dark = ts["servers_up"].to_numpy() == 0 if len(ts) else np.zeros(0, dtype=bool)
+    if isinstance(fac.cooling, PlantSpec) and dark.any():
+        hottest_k = float(ts["room_excess_k"].to_numpy()[dark].max())
+        warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + hottest_k)
     queue, jobs = job_reports(fac, kpis)
     kpis.update(queue)
     return Result(
