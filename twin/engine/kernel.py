@@ -116,7 +116,7 @@ class Engine:
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
-        inlet = self.plant.inlet_temp_c(fac.n_servers)
+        inlet = self.plant.inlet_temp_c(fac.n_servers, self.boundary)
         cap_w = fac.power_cap_w if fac.power_cap_w is not None else fac.accelerator.max_power_w
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
@@ -375,7 +375,7 @@ class Engine:
         board = acc.power_params
         p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
-        inlet = self.plant.inlet_temp_c(cols.n)
+        inlet = self.plant.inlet_temp_c(cols.n, {k: float(v[0]) for k, v in weather.items()})
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
