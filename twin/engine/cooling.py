@@ -105,6 +105,7 @@ class IdealPlant:
 
     components: tuple[str, ...] = ()
     n_chillers: int = 0
+    floats_on_weather: bool = False
 
     def __init__(self, spec: IdealPlantSpec) -> None:
         self.spec = spec
@@ -173,6 +174,9 @@ class PhysicalPlant:
         self.air_rise_k = 0.0
         self.chillers_available: float | None = None
         self.n_chillers = p.n_chillers
+        #: No chillers: supply temperatures follow the weather, and servers hot room air tripped
+        #: restart once it cools (no fault to clear).
+        self.floats_on_weather = p.economiser_only
         self.cdu_fraction = 1.0
         self.crah_fraction = 1.0
         self.powered = True
@@ -197,7 +201,7 @@ class PhysicalPlant:
         """
         return (
             self.powered
-            and not self.params.economiser_only
+            and not self.floats_on_weather
             and self.loop_excess_k == 0.0
             and self.room_excess_k == 0.0
             and self.storage_j >= self.storage_capacity_j
@@ -216,7 +220,7 @@ class PhysicalPlant:
         it, the supply of the last block committed.
         """
         supply_rise_k, air_rise_k = self.supply_rise_k, self.air_rise_k
-        if weather is not None and self.params.economiser_only:
+        if weather is not None and self.floats_on_weather:
             supply_rise_k, air_rise_k = self._rises_k(weather["dry_bulb_c"], weather["wet_bulb_c"])
         if self.liquid_cooled:
             return np.full(n_servers, self.tcs_supply_c + supply_rise_k + self.loop_excess_k)

@@ -167,6 +167,9 @@ class Engine:
                     why = {"room_air_c": round(room_air_c, 2)}
                 self.log_event("thermal_shutdown", servers=int(newly.sum()), **why)
                 self.faults.on_thermal_shutdown(newly)
+                if room_air_c is not None and self.plant.floats_on_weather:
+                    # no fault to clear: the weather tripped them; restart once the room air cools
+                    self.faults.hot_restart_pending = True
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
 
