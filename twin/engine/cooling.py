@@ -26,9 +26,10 @@ CRAH supply air plus ``dT_room`` for air-cooled ones.
 A plant without chillers (``n_chillers = 0``) holds no setpoint above the weather: its facility
 supply (and the CRAH supply air, whose coils take that water) floats on the tower or dry-cooler
 water (:func:`twin.physics.cooling_plant.facility_supply_c`), so a hot hour raises the cold-plate
-inlets by that rise, ``supply_rise_k``, on top of ``dT_loop``; the dies follow and throttle at
-their slowdown temperature. Such a plant is never :attr:`PhysicalPlant.at_rest`: its blocks stop
-at every weather hour, where the inlets change.
+inlets by that rise, ``supply_rise_k``, on top of ``dT_loop``, and the room air by ``air_rise_k``;
+the dies follow and throttle at their slowdown temperature. The kernel shows the plant the weather
+at the start and after every block (:meth:`PhysicalPlant.see_weather`). Such a plant is never
+:attr:`PhysicalPlant.at_rest`: its blocks stop at every weather hour, where the inlets change.
 
 Faults (``twin/engine/fault_schedule.py``) act through four attributes: ``chillers_available`` (trips,
 restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
@@ -86,8 +87,6 @@ class PlantStep:
     loop_excess_k: float = 0.0
     room_excess_k: float = 0.0
     storage_j: float = 0.0
-    supply_rise_k: float = 0.0
-    air_rise_k: float = 0.0
     drift_k: FloatArray | None = None
     rate_k_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
@@ -126,8 +125,11 @@ class IdealPlant:
         """Always at its setpoints."""
         return True
 
-    def inlet_temp_c(self, n_servers: int, weather: Mapping[str, float] | None = None) -> FloatArray:
-        """Device inlet temperature per server (whatever the weather). [C]"""
+    def see_weather(self, weather: Mapping[str, float]) -> None:
+        """Nothing follows the weather."""
+
+    def inlet_temp_c(self, n_servers: int) -> FloatArray:
+        """Device inlet temperature per server. [C]"""
         return np.full(n_servers, self.spec.supply_temp_c)
 
     @property
@@ -169,7 +171,8 @@ class PhysicalPlant:
         self.loop_excess_k = 0.0
         self.room_excess_k = 0.0
         self.storage_j = self.storage_capacity_j
-        #: Facility supply and CRAH supply air above their setpoints (plants without chillers). [K]
+        #: Facility supply and CRAH supply air above their setpoints now (plants without chillers;
+        #: :meth:`see_weather`). [K]
         self.supply_rise_k = 0.0
         self.air_rise_k = 0.0
         self.chillers_available: float | None = None
@@ -213,24 +216,20 @@ class PhysicalPlant:
         """Room air the servers draw: CRAH supply plus the room's excess. [C]"""
         return float(self.params.crah_supply_air_c + self.air_rise_k + self.room_excess_k)
 
-    def inlet_temp_c(self, n_servers: int, weather: Mapping[str, float] | None = None) -> FloatArray:
-        """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]
-
-        ``weather`` (dry- and wet-bulb now) sets the supply of a plant without chillers; without
-        it, the supply of the last block committed.
-        """
-        supply_rise_k, air_rise_k = self.supply_rise_k, self.air_rise_k
-        if weather is not None and self.floats_on_weather:
-            supply_rise_k, air_rise_k = self._rises_k(weather["dry_bulb_c"], weather["wet_bulb_c"])
-        if self.liquid_cooled:
-            return np.full(n_servers, self.tcs_supply_c + supply_rise_k + self.loop_excess_k)
-        return np.full(n_servers, self.params.crah_supply_air_c + air_rise_k + self.room_excess_k)
-
-    def _rises_k(self, dry_bulb_c: float, wet_bulb_c: float) -> tuple[float, float]:
-        """Facility supply and CRAH supply air above their setpoints in this weather. [K]"""
+    def see_weather(self, weather: Mapping[str, float]) -> None:
+        """The weather now (dry- and wet-bulb) sets the supply of a plant without chillers."""
+        if not self.floats_on_weather:
+            return
         p = self.params
-        supply_c = float(facility_supply_c(dry_bulb_c, wet_bulb_c, p))
-        return supply_c - p.facility_supply_c, float(crah_supply_air_c(supply_c, p)) - p.crah_supply_air_c
+        supply_c = float(facility_supply_c(weather["dry_bulb_c"], weather["wet_bulb_c"], p))
+        self.supply_rise_k = supply_c - p.facility_supply_c
+        self.air_rise_k = float(crah_supply_air_c(supply_c, p)) - p.crah_supply_air_c
+
+    def inlet_temp_c(self, n_servers: int) -> FloatArray:
+        """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
+        if self.liquid_cooled:
+            return np.full(n_servers, self.tcs_supply_c + self.supply_rise_k + self.loop_excess_k)
+        return np.full(n_servers, self.room_air_c)
 
     def compute(
         self,
@@ -301,8 +300,6 @@ class PhysicalPlant:
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
             storage_j=storage,
-            supply_rise_k=float(np.ravel(res.facility_supply_c)[-1]) - self.params.facility_supply_c,
-            air_rise_k=float(np.ravel(res.crah_supply_air_c)[-1]) - self.params.crah_supply_air_c,
             drift_k=drift,
             rate_k_s=rate,
         )
@@ -312,8 +309,6 @@ class PhysicalPlant:
         self.loop_excess_k = step.loop_excess_k
         self.room_excess_k = step.room_excess_k
         self.storage_j = step.storage_j
-        self.supply_rise_k = step.supply_rise_k
-        self.air_rise_k = step.air_rise_k
         self._rate_k_s = step.rate_k_s
 
     def _unpowered(
@@ -340,8 +335,6 @@ class PhysicalPlant:
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
             storage_j=self.storage_j,
-            supply_rise_k=self.supply_rise_k,
-            air_rise_k=self.air_rise_k,
             drift_k=drift,
             rate_k_s=rate,
         )

@@ -116,7 +116,8 @@ class Engine:
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
-        inlet = self.plant.inlet_temp_c(fac.n_servers, self.boundary)
+        self.plant.see_weather(self.boundary)
+        inlet = self.plant.inlet_temp_c(fac.n_servers)
         cap_w = fac.power_cap_w if fac.power_cap_w is not None else fac.accelerator.max_power_w
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
         self.events: list[dict[str, Any]] = []
@@ -378,7 +379,7 @@ class Engine:
         board = acc.power_params
         p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
-        inlet = self.plant.inlet_temp_c(cols.n, {k: float(v[0]) for k, v in weather.items()})
+        inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
@@ -507,6 +508,8 @@ class Engine:
         st, cols, dts = self.state, b.cols, b.dts
         seg = self._segments(b)
         self.plant.commit(b.plant)
+        if self.plant.floats_on_weather:  # the weather the next block starts in
+            self.plant.see_weather(self.weather.at(float(b.t1[-1])))
         st.die_temp_c = np.array(cols.expand(b.die_end), dtype=np.float64)
         st.inlet_temp_c = self.plant.inlet_temp_c(self.fac.n_servers)
         st.clock_fraction = cols.expand(b.clock[-1]) * np.ones(self.fac.n_servers)
