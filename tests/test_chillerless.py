@@ -159,3 +159,11 @@ def test_schema_round_trip():
     assert again.cooling == sc.cooling
     plant = build_facility(sc).cooling
     assert plant.params.n_chillers == plant.params.n_chillers_redundant == 0  # type: ignore[union-attr]
+
+
+def test_a_run_that_starts_too_hot_trips_at_once():
+    """Dry coolers at 35 C dry-bulb: 47 C water, 55 C CRAH air: the servers power off at t = 0."""
+    r = simulate(small(constant(35.0, 20.0), {**CHILLERLESS, "heat_rejection": "dry_cooler"}))
+    trips = r.events[r.events["event"] == "thermal_shutdown"]
+    assert float(trips["time_s"].iloc[0]) == 0.0
+    assert r.kpis["min_servers_up"] == 0.0

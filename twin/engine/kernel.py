@@ -141,6 +141,7 @@ class Engine:
     def run(self) -> None:
         """Advance to the end of the scenario, processing events in time order."""
         end = self.duration_s
+        self._room_air_check(0.0)  # a plant without chillers can start in weather too hot for its room
         while True:
             t_next = min(self.env.peek(), end)
             if t_next > self.state.t_s + TIME_EPS_S:
@@ -282,12 +283,16 @@ class Engine:
                 block = self._truncate(block, t_empty)
             self._commit(block)
             t = float(block.t1[-1])
-            air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
-            if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
-                self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
-            elif self.faults.hot_restart_pending and air_c <= SERVER_AIR_SHUTDOWN_C:
-                self._restart_at(t - self.env.now)
+            self._room_air_check(t)
         self.state.t_s = t
+
+    def _room_air_check(self, t: float) -> None:
+        """Room air at ``t`` above the trip powers cold-plate servers off; below it, those it tripped restart."""
+        air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
+        if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
+            self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
+        elif self.faults.hot_restart_pending and air_c <= SERVER_AIR_SHUTDOWN_C:
+            self._restart_at(t - self.env.now)
 
     def _at_rest_part(self, b: Block) -> Block:
         """A block computed across report boundaries, kept only while the plant stays at rest.
