@@ -23,9 +23,9 @@ from twin.facility_parts.fleet import Facility, Pool, RunTimes, ServerPower, Sta
 from twin.facility_traces import InputError, checkpoints, job_load, replay_signal, request_spec
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.replica import GPU_MEMORY_UTILIZATION, Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
-from twin.scenario.faults import check_fault_references
+from twin.scenario.faults import check_chillerless_faults, check_fault_references
 from twin.scenario.loader import read_yaml
-from twin.scenario.schema import InferenceWorkload, Scenario, Stage, TelemetryWorkload, TrainingWorkload
+from twin.scenario.schema import InferenceWorkload, PlantCooling, Scenario, Stage, TelemetryWorkload, TrainingWorkload
 
 __all__ = ["Facility", "Pool", "StageModel", "build_facility"]
 
@@ -41,6 +41,8 @@ def build_facility(scenario: Scenario) -> Facility:
     acc = _accelerator(scenario)
     n_servers = fleet.n_servers
     problems = check_fault_references(scenario.events, [w.name for w in scenario.workloads], fleet.n_racks)
+    if isinstance(scenario.cooling, PlantCooling) and scenario.cooling.n_chillers == 0:
+        problems += check_chillerless_faults(scenario.events, scenario.reliability)
     if problems:
         raise ScenarioError(scenario.source_name, problems)
     try:

@@ -23,6 +23,14 @@ the plant leaves unmet of them does not warm the white space. Device inlets
 are the TCS supply (facility supply + CDU approach) plus ``dT_loop`` for cold-plate GPUs, and the
 CRAH supply air plus ``dT_room`` for air-cooled ones.
 
+A plant without chillers (``n_chillers = 0``) holds no setpoint above the weather: its facility
+supply (and the CRAH supply air, whose coils take that water) floats on the tower or dry-cooler
+water (:func:`twin.physics.cooling_plant.facility_supply_c`), so a hot hour raises the cold-plate
+inlets by that rise, ``supply_rise_k``, on top of ``dT_loop``, and the room air by ``air_rise_k``;
+the dies follow and throttle at their slowdown temperature. The kernel shows the plant the weather
+at the start and after every block (:meth:`PhysicalPlant.see_weather`). Such a plant is never
+:attr:`PhysicalPlant.at_rest`: its blocks stop at every weather hour, where the inlets change.
+
 Faults (``twin/engine/fault_schedule.py``) act through four attributes: ``chillers_available`` (trips,
 restart after a power cut), ``cdu_fraction`` (CDUs whose pumps run: the survivors carry at most
 their rated share, ``(n_cdus - 1)`` units being sized for the design liquid heat),
@@ -34,13 +42,21 @@ every rack rather than a local loss of flow: the time to shutdown it gives is an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from twin._types import FloatArray
 from twin.facility_parts.plant import CoolingSpec, IdealPlantSpec, PlantSpec
-from twin.physics.cooling_plant import ASHRAE_AIR_CLASSES, PlantParams, PlantResult, plant_power
+from twin.physics.cooling_plant import (
+    ASHRAE_AIR_CLASSES,
+    PlantParams,
+    PlantResult,
+    crah_supply_air_c,
+    facility_supply_c,
+    plant_power,
+)
 from twin.physics.thermal import rc_step
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
@@ -88,6 +104,7 @@ class IdealPlant:
 
     components: tuple[str, ...] = ()
     n_chillers: int = 0
+    floats_on_weather: bool = False
 
     def __init__(self, spec: IdealPlantSpec) -> None:
         self.spec = spec
@@ -107,6 +124,9 @@ class IdealPlant:
     def at_rest(self) -> bool:
         """Always at its setpoints."""
         return True
+
+    def see_weather(self, weather: Mapping[str, float]) -> None:
+        """Nothing follows the weather."""
 
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server. [C]"""
@@ -151,8 +171,15 @@ class PhysicalPlant:
         self.loop_excess_k = 0.0
         self.room_excess_k = 0.0
         self.storage_j = self.storage_capacity_j
+        #: Facility supply and CRAH supply air above their setpoints now (plants without chillers;
+        #: :meth:`see_weather`). [K]
+        self.supply_rise_k = 0.0
+        self.air_rise_k = 0.0
         self.chillers_available: float | None = None
         self.n_chillers = p.n_chillers
+        #: No chillers: supply temperatures follow the weather, and servers hot room air tripped
+        #: restart once it cools (no fault to clear).
+        self.floats_on_weather = p.economiser_only
         self.cdu_fraction = 1.0
         self.crah_fraction = 1.0
         self.powered = True
@@ -177,6 +204,7 @@ class PhysicalPlant:
         """
         return (
             self.powered
+            and not self.floats_on_weather
             and self.loop_excess_k == 0.0
             and self.room_excess_k == 0.0
             and self.storage_j >= self.storage_capacity_j
@@ -186,12 +214,21 @@ class PhysicalPlant:
     @property
     def room_air_c(self) -> float:
         """Room air the servers draw: CRAH supply plus the room's excess. [C]"""
-        return float(self.params.crah_supply_air_c + self.room_excess_k)
+        return float(self.params.crah_supply_air_c + self.air_rise_k + self.room_excess_k)
+
+    def see_weather(self, weather: Mapping[str, float]) -> None:
+        """The weather now (dry- and wet-bulb) sets the supply of a plant without chillers."""
+        if not self.floats_on_weather:
+            return
+        p = self.params
+        supply_c = float(facility_supply_c(weather["dry_bulb_c"], weather["wet_bulb_c"], p))
+        self.supply_rise_k = supply_c - p.facility_supply_c
+        self.air_rise_k = float(crah_supply_air_c(supply_c, p)) - p.crah_supply_air_c
 
     def inlet_temp_c(self, n_servers: int) -> FloatArray:
         """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
         if self.liquid_cooled:
-            return np.full(n_servers, self.tcs_supply_c + self.loop_excess_k)
+            return np.full(n_servers, self.tcs_supply_c + self.supply_rise_k + self.loop_excess_k)
         return np.full(n_servers, self.room_air_c)
 
     def compute(

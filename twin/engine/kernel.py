@@ -116,6 +116,7 @@ class Engine:
         self.const = ServerConstants.build(fac)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
+        self.plant.see_weather(self.boundary)
         inlet = self.plant.inlet_temp_c(fac.n_servers)
         cap_w = fac.power_cap_w if fac.power_cap_w is not None else fac.accelerator.max_power_w
         self.state = FleetState.initial(fac.n_servers, fac.gpus_per_server, float(inlet[0]), cap_w)
@@ -140,6 +141,7 @@ class Engine:
     def run(self) -> None:
         """Advance to the end of the scenario, processing events in time order."""
         end = self.duration_s
+        self._room_air_check(0.0)  # a plant without chillers can start in weather too hot for its room
         while True:
             t_next = min(self.env.peek(), end)
             if t_next > self.state.t_s + TIME_EPS_S:
@@ -167,6 +169,9 @@ class Engine:
                     why = {"room_air_c": round(room_air_c, 2)}
                 self.log_event("thermal_shutdown", servers=int(newly.sum()), **why)
                 self.faults.on_thermal_shutdown(newly)
+                if room_air_c is not None and self.plant.floats_on_weather:
+                    # no fault to clear: the weather tripped them; restart once the room air cools
+                    self.faults.hot_restart_pending = True
 
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(handler)
 
@@ -278,12 +283,16 @@ class Engine:
                 block = self._truncate(block, t_empty)
             self._commit(block)
             t = float(block.t1[-1])
-            air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
-            if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
-                self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
-            elif self.faults.hot_restart_pending and air_c <= SERVER_AIR_SHUTDOWN_C:
-                self._restart_at(t - self.env.now)
+            self._room_air_check(t)
         self.state.t_s = t
+
+    def _room_air_check(self, t: float) -> None:
+        """Room air at ``t`` above the trip powers cold-plate servers off; below it, those it tripped restart."""
+        air_c = self.plant.room_air_c  # cold-plate servers: their air-cooled parts trip (air-cooled: the die)
+        if self.fac.liquid_cooled and air_c > SERVER_AIR_SHUTDOWN_C and self.state.server_up.any():
+            self._shutdown_at(t - self.env.now, self.state.server_up.copy(), room_air_c=air_c)
+        elif self.faults.hot_restart_pending and air_c <= SERVER_AIR_SHUTDOWN_C:
+            self._restart_at(t - self.env.now)
 
     def _at_rest_part(self, b: Block) -> Block:
         """A block computed across report boundaries, kept only while the plant stays at rest.
@@ -504,6 +513,8 @@ class Engine:
         st, cols, dts = self.state, b.cols, b.dts
         seg = self._segments(b)
         self.plant.commit(b.plant)
+        if self.plant.floats_on_weather:  # the weather the next block starts in
+            self.plant.see_weather(self.weather.at(float(b.t1[-1])))
         st.die_temp_c = np.array(cols.expand(b.die_end), dtype=np.float64)
         st.inlet_temp_c = self.plant.inlet_temp_c(self.fac.n_servers)
         st.clock_fraction = cols.expand(b.clock[-1]) * np.ones(self.fac.n_servers)

@@ -18,6 +18,11 @@ Topology (documented choice; see :func:`plant_power`)::
 * When the tower water plus the exchanger approach is at or below a loop's supply setpoint the
   economiser carries that loop alone (chillers off for it); between supply and return it carries
   the linear share; above the return it carries nothing.
+* A plant without chillers (``n_chillers = 0``, economiser only, as in warm-water HPC centres)
+  has no water colder than the tower's: its facility supply floats at
+  ``max(setpoint, T_source + hx)`` and the CRAH coils take that same facility water, so the room's
+  supply air is ``max(crah_supply_air_c, facility supply + crah_coil_approach_k)``
+  (:func:`facility_supply_c`, :func:`crah_supply_air_c`).
 
 References
 ----------
@@ -133,7 +138,8 @@ class PlantParams:
     chiller_t_chw_min_c, chiller_t_chw_max_c, chiller_t_cond_min_c, chiller_t_cond_max_c : float
         Curve ranges; inputs are clamped to them. [C]
     n_chillers : int
-        Chillers installed (including the redundant ones); all may run.
+        Chillers installed (including the redundant ones); all may run. 0: an economiser-only
+        plant, whose loops float on the tower or dry-cooler water (:func:`facility_supply_c`).
     n_chillers_redundant : int
         Of those, the standby units (N+1: 1); used for the design capacity.
     design_air_fraction : float
@@ -148,6 +154,8 @@ class PlantParams:
         Chilled-water supply setpoint [C] and loop rise [K] (CRAH side).
     crah_supply_air_c, crah_delta_t_k : float
         CRAH supply-air setpoint [C] and air rise across the IT [K].
+    crah_coil_approach_k : float
+        CRAH supply air minus the water entering its coil. [K]
     air_inlet_allowable_min_c, air_inlet_allowable_max_c : float
         Allowable IT inlet range of the ASHRAE air class [C] (for the engine's alarms).
     heat_rejection : str
@@ -198,6 +206,7 @@ class PlantParams:
     chw_delta_t_k: float = CHW_DELTA_T_K
     crah_supply_air_c: float = CRAH_SUPPLY_AIR_C
     crah_delta_t_k: float = CRAH_DELTA_T_K
+    crah_coil_approach_k: float = CRAH_COIL_APPROACH_K
     air_inlet_allowable_min_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][0]
     air_inlet_allowable_max_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][1]
     heat_rejection: str = DEFAULT_HEAT_REJECTION
@@ -245,6 +254,13 @@ class PlantParams:
                 raise ValueError(f"PlantParams.{name} must be > 0, got {getattr(self, name)!r}")
         if self.n_chillers < 0 or not 0 <= self.n_chillers_redundant <= self.n_chillers:
             raise ValueError("PlantParams needs 0 <= n_chillers_redundant <= n_chillers")
+        if self.economiser_only and not self.economiser_enabled:
+            raise ValueError("a plant without chillers (n_chillers 0) rejects its heat by the economiser alone")
+
+    @property
+    def economiser_only(self) -> bool:
+        """No chillers: the loops float on the tower or dry-cooler water (:func:`facility_supply_c`)."""
+        return self.n_chillers == 0
 
     @property
     def design_chiller_capacity_w(self) -> float:
@@ -332,7 +348,8 @@ class PlantParams:
         -------
         PlantParams
             With ``n_chillers = ceil(design_heat_w / Q_ref) + 1`` (N+1 on the whole design heat,
-            as if no economiser) and ``chw_supply_c = min(crah_supply_air_c - 8 K,
+            as if no economiser; an override ``n_chillers = 0`` has no standby either) and
+            ``chw_supply_c = min(crah_supply_air_c - crah_coil_approach_k,
             facility_supply_c - hx_approach_k)`` so the chillers can trim the facility loop.
 
         Raises
@@ -352,6 +369,7 @@ class PlantParams:
         facility_c = ASHRAE_LIQUID_CLASSES[liquid_class]
         supply_air_c = float(overrides.get("crah_supply_air_c", CRAH_SUPPLY_AIR_C))  # type: ignore[arg-type]
         hx_k = float(overrides.get("hx_approach_k", cl.HX_APPROACH_K))  # type: ignore[arg-type]
+        coil_k = float(overrides.get("crah_coil_approach_k", CRAH_COIL_APPROACH_K))  # type: ignore[arg-type]
         values: dict[str, object] = {
             "design_heat_w": design_heat_w,
             "chiller_q_ref_w": chiller.q_ref_w,
@@ -367,13 +385,15 @@ class PlantParams:
             "n_chillers": math.ceil(design_heat_w / chiller.q_ref_w) + 1,
             "n_chillers_redundant": 1,
             "facility_supply_c": facility_c,
-            "chw_supply_c": min(supply_air_c - CRAH_COIL_APPROACH_K, facility_c - hx_k),
+            "chw_supply_c": min(supply_air_c - coil_k, facility_c - hx_k),
             "crah_supply_air_c": supply_air_c,
             "air_inlet_allowable_min_c": air_min_c,
             "air_inlet_allowable_max_c": air_max_c,
             "heat_rejection": heat_rejection,
         }
         values.update(overrides)
+        if values["n_chillers"] == 0:
+            values["n_chillers_redundant"] = overrides.get("n_chillers_redundant", 0)
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -409,9 +429,12 @@ class PlantResult:
     heat_rejection_leaving_c : numpy.ndarray
         Water leaving the tower or dry cooler (also the condenser entering temperature). [C]
     facility_supply_c : numpy.ndarray
-        Facility-water supply temperature (the setpoint; shortfalls appear as unmet heat). [C]
+        Facility-water supply temperature: the setpoint (shortfalls appear as unmet heat), or
+        above it where a plant without chillers floats on the weather (:func:`facility_supply_c`). [C]
     tcs_supply_c : numpy.ndarray
         Coolant supply to the cold plates, facility supply + CDU approach. [C]
+    crah_supply_air_c : numpy.ndarray
+        Air the CRAHs supply (:func:`crah_supply_air_c`). [C]
     unmet_liquid_w, unmet_air_w : numpy.ndarray
         Heat of each side the plant could not remove. [W]
     unmet_heat_w : numpy.ndarray
@@ -433,6 +456,7 @@ class PlantResult:
     heat_rejection_leaving_c: FloatArray
     facility_supply_c: FloatArray
     tcs_supply_c: FloatArray
+    crah_supply_air_c: FloatArray
     unmet_liquid_w: FloatArray
     unmet_air_w: FloatArray
     unmet_heat_w: FloatArray
@@ -488,6 +512,88 @@ def _staged_chiller_power_w(
     return np.where(np.isfinite(best_w), best_w, 0.0), running
 
 
+def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: PlantParams) -> FloatArray:
+    """Water leaving the tower (wet-bulb + approach) or dry cooler (dry-bulb + approach). [C]
+
+    Parameters
+    ----------
+    dry_bulb_c, wet_bulb_c : float or array_like
+        Outdoor dry-bulb and wet-bulb temperatures. [C]
+    params : PlantParams
+        Plant parameters (``heat_rejection`` and its approach).
+
+    Returns
+    -------
+    numpy.ndarray
+        Leaving water temperature. [C]
+    """
+    if params.heat_rejection == "tower":
+        return cl.tower_leaving_water_c(wet_bulb_c, params.tower_approach_k)
+    return cl.dry_cooler_leaving_c(dry_bulb_c, params.dry_cooler_approach_k)
+
+
+def facility_supply_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: PlantParams) -> FloatArray:
+    """Facility-water supply temperature the plant delivers in this weather. [C]
+
+    Parameters
+    ----------
+    dry_bulb_c, wet_bulb_c : float or array_like
+        Outdoor dry-bulb and wet-bulb temperatures. [C]
+    params : PlantParams
+        Plant parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        The setpoint ``facility_supply_c`` for a plant with chillers (they trim to it; a shortfall
+        is unmet heat). Without chillers the economiser exchanger can cool the water no lower than
+        the tower or dry-cooler water plus its approach, so the supply floats:
+        ``max(setpoint, T_source + hx_approach_k)``.
+
+    Notes
+    -----
+    ``T_source`` = wet-bulb + tower approach, or dry-bulb + dry-cooler approach
+    (:func:`heat_rejection_leaving_c`).
+
+    Examples
+    --------
+    W32 on towers (4 K approach, 2 K exchanger), no chillers, 28 C wet-bulb: 28 + 4 + 2 = 34 C.
+
+    >>> flat, lin = (1.0, 0, 0, 0, 0, 0), (0.0, 1.0, 0.0)
+    >>> p = PlantParams(design_heat_w=1e6, chiller_q_ref_w=1e6, chiller_cop_ref=5.0,
+    ...                 chiller_capft=flat, chiller_eirft=flat, chiller_eirfplr=lin,
+    ...                 chiller_plr_min=0.1, n_chillers=0, n_chillers_redundant=0)
+    >>> float(facility_supply_c(35.0, 28.0, p)), float(facility_supply_c(30.0, 20.0, p))
+    (34.0, 32.0)
+    """
+    t_source = heat_rejection_leaving_c(dry_bulb_c, wet_bulb_c, params)
+    if params.economiser_only:
+        return np.maximum(params.facility_supply_c, t_source + params.hx_approach_k)
+    return np.full(np.shape(t_source), params.facility_supply_c)
+
+
+def crah_supply_air_c(supply_c: Numeric, params: PlantParams) -> FloatArray:
+    """Air the CRAHs supply to the room, given the facility supply ``supply_c``. [C]
+
+    With chillers the CRAHs hold ``crah_supply_air_c`` on chilled water. Without, their coils take
+    the facility water (there is no colder water), so the air can be no cooler than that water
+    plus the coil approach: ``max(crah_supply_air_c, supply_c + crah_coil_approach_k)``.
+
+    Examples
+    --------
+    >>> flat, lin = (1.0, 0, 0, 0, 0, 0), (0.0, 1.0, 0.0)
+    >>> p = PlantParams(design_heat_w=1e6, chiller_q_ref_w=1e6, chiller_cop_ref=5.0,
+    ...                 chiller_capft=flat, chiller_eirft=flat, chiller_eirfplr=lin, chiller_plr_min=0.1,
+    ...                 n_chillers=0, n_chillers_redundant=0, crah_supply_air_c=40.0)
+    >>> float(crah_supply_air_c(34.0, p))  # 34 + 8
+    42.0
+    """
+    supply = np.asarray(supply_c, dtype=np.float64)
+    if params.economiser_only:
+        return np.maximum(params.crah_supply_air_c, supply + params.crah_coil_approach_k)
+    return np.full(supply.shape, params.crah_supply_air_c)
+
+
 def plant_power(
     heat_liquid_w: Numeric,
     heat_air_w: Numeric,
@@ -521,8 +627,10 @@ def plant_power(
     -----
     1. Source water ``T_s`` = wet-bulb + tower approach, or dry-bulb + dry-cooler approach.
     2. Economiser shares (0 if disabled), from :func:`~twin.physics.cooling.economiser_fraction`:
-       ``f_L`` for the facility loop (supply ``facility_supply_c``, return supply + rise) and
-       ``f_A`` for the chilled-water loop; the exchanger approach is ``hx_approach_k``.
+       ``f_L`` for the facility loop (supply :func:`facility_supply_c`, return supply + rise) and
+       ``f_A`` for the chilled-water loop; the exchanger approach is ``hx_approach_k``. Without
+       chillers the facility supply floats to ``T_s + hx`` and the CRAHs take facility water, so
+       both shares are 1 (economiser only; only the heat-rejection rating below limits it).
     3. CRAHs move at most their rated flow: air heat above ``V_rated rho cp dT`` is unmet.
     4. Chiller demand ``(1-f_L) Q_L + (1-f_A) Q_A,served`` is met up to
        ``n_available Q_ref CAPFT(chw_supply, T_s) PLR_max``; the shortfall is unmet, shared in
@@ -573,25 +681,15 @@ def plant_power(
         np.asarray(wet_bulb_c, dtype=np.float64),
     )
     tower = params.heat_rejection == "tower"
-    if tower:
-        t_source = cl.tower_leaving_water_c(t_wb, params.tower_approach_k)
-    else:
-        t_source = cl.dry_cooler_leaving_c(t_db, params.dry_cooler_approach_k)
+    t_source = heat_rejection_leaving_c(t_db, t_wb, params)
+    fws_c = facility_supply_c(t_db, t_wb, params)
+    # without chillers the CRAH coils take the facility water
+    chw_c = fws_c if params.economiser_only else params.chw_supply_c
 
     # 2. economiser shares of each loop
     enabled = 1.0 if params.economiser_enabled else 0.0
-    f_liq = enabled * cl.economiser_fraction(
-        t_source,
-        params.facility_supply_c + params.facility_delta_t_k,
-        params.facility_supply_c,
-        params.hx_approach_k,
-    )
-    f_air = enabled * cl.economiser_fraction(
-        t_source,
-        params.chw_supply_c + params.chw_delta_t_k,
-        params.chw_supply_c,
-        params.hx_approach_k,
-    )
+    f_liq = enabled * cl.economiser_fraction(t_source, fws_c + params.facility_delta_t_k, fws_c, params.hx_approach_k)
+    f_air = enabled * cl.economiser_fraction(t_source, chw_c + params.chw_delta_t_k, chw_c, params.hx_approach_k)
 
     # 3. CRAH air-flow limit
     crah_max_w = params.crah_rated_flow_m3_s * AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K * params.crah_delta_t_k
@@ -684,7 +782,6 @@ def plant_power(
         np.divide(free_w, total_w, out=np.zeros_like(free_w), where=total_w > 0.0),
         at_design,
     )
-    facility_supply_c = np.full(total_w.shape, params.facility_supply_c)
     return PlantResult(
         chiller_power_w=chiller_power_w,
         tower_fan_power_w=tower_fan_w,
@@ -699,8 +796,9 @@ def plant_power(
         chillers_running=running,
         heat_rejected_w=heat_rejected_w,
         heat_rejection_leaving_c=np.array(t_source, dtype=np.float64),
-        facility_supply_c=facility_supply_c,
-        tcs_supply_c=facility_supply_c + params.cdu_approach_k,
+        facility_supply_c=fws_c,
+        tcs_supply_c=fws_c + params.cdu_approach_k,
+        crah_supply_air_c=crah_supply_air_c(fws_c, params),
         unmet_liquid_w=unmet_liq_w,
         unmet_air_w=unmet_air_w,
         unmet_heat_w=unmet_liq_w + unmet_air_w,
@@ -715,5 +813,8 @@ __all__ = [
     "ChillerCurveLike",
     "PlantParams",
     "PlantResult",
+    "crah_supply_air_c",
+    "facility_supply_c",
+    "heat_rejection_leaving_c",
     "plant_power",
 ]

@@ -174,6 +174,16 @@ def check_fault_references(events: list[FaultEvent], workloads: list[str], n_rac
     return problems
 
 
+def check_chillerless_faults(events: list[FaultEvent], reliability: Reliability) -> list[FieldProblem]:
+    """Chiller faults on a plant that has no chillers (``cooling.n_chillers: 0``)."""
+    why = "the plant has no chillers (cooling.n_chillers is 0)"
+    trips = [i for i, ev in enumerate(events) if ev.kind == "chiller_trip"]
+    problems = [FieldProblem(f"events.{i}.kind", f"chiller_trip: {why}") for i in trips]
+    if reliability.chiller is not None:
+        problems.append(FieldProblem("reliability.chiller", f"no chiller to fail: {why}"))
+    return problems
+
+
 __all__ = [
     "FAULT_KINDS",
     "Battery",
@@ -183,5 +193,6 @@ __all__ = [
     "FaultEvent",
     "Generator",
     "Reliability",
+    "check_chillerless_faults",
     "check_fault_references",
 ]

@@ -48,6 +48,7 @@ class PlantOverrides(Overrides):
     chw_supply_c: Float | None = _opt("Chilled-water supply setpoint (CRAH side). [C]")
     chw_delta_t_k: Float | None = _opt("Chilled-water loop rise. [K]")
     crah_delta_t_k: Float | None = _opt("Air rise across the IT. [K]")
+    crah_coil_approach_k: Float | None = _opt("CRAH supply air minus the water entering its coil. [K]")
     air_inlet_allowable_min_c: Float | None = _opt("Lowest allowable IT inlet air. [C]")
     air_inlet_allowable_max_c: Float | None = _opt("Highest allowable IT inlet air. [C]")
     tower_approach_k: Float | None = _opt("Cooling-tower approach to the wet-bulb. [K]")

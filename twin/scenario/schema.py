@@ -194,7 +194,12 @@ class PlantCooling(StrictModel):
         cp.DEFAULT_HEAT_REJECTION, description="Towers or dry coolers."
     )
     chiller: str = Field("Carrier 19XR 742kW/5.42COP/VSD", description="Catalog chiller (twin/catalog/chillers.yaml).")
-    n_chillers: Int | None = Field(None, gt=0, description="Chillers installed (default: N+1 on the design heat).")
+    n_chillers: Int | None = Field(
+        None,
+        ge=0,
+        description="Chillers installed (default: N+1 on the design heat); 0: economiser only, the supply floats "
+        "on the weather.",
+    )
     economiser: bool = True
     design_heat_w: Float | None = Field(None, gt=0, description="Design heat (default: nameplate IT power).")
     loop_volume_l_per_kw: Float = Field(
@@ -225,6 +230,34 @@ class PlantCooling(StrictModel):
         from twin.catalog.cooling import chiller_names
 
         return _known(name, chiller_names(), "chiller")
+
+    @model_validator(mode="after")
+    def _chillerless(self) -> PlantCooling:
+        """A plant without chillers: cold plates on tower/dry-cooler water, CRAH coils on the same water."""
+        if self.n_chillers != 0:
+            return self
+        if self.type == "air":
+            raise ValueError(
+                "n_chillers 0 needs a liquid loop (type liquid or hybrid): an air-cooled room without chillers "
+                "needs an air-side economiser, which the twin does not model"
+            )
+        if not self.economiser:
+            raise ValueError("n_chillers 0 rejects all heat through the economiser: economiser must be true")
+        supply_c = self.facility_supply_c if self.facility_supply_c is not None else self.liquid_class_c
+        coil_k = self.plant_overrides.crah_coil_approach_k
+        lowest_c = supply_c + (cp.CRAH_COIL_APPROACH_K if coil_k is None else coil_k)
+        if self.crah_supply_air_c < lowest_c:
+            raise ValueError(
+                f"without chillers the CRAH coils take the {supply_c:g} C facility water, so their supply air "
+                f"cannot be below {lowest_c:g} C (water + coil approach): set crah_supply_air_c >= {lowest_c:g} "
+                f"(with an air_class that allows it) or keep chillers, got {self.crah_supply_air_c:g}"
+            )
+        return self
+
+    @property
+    def liquid_class_c(self) -> float:
+        """Facility-water supply setpoint of the ASHRAE liquid class. [C]"""
+        return cp.ASHRAE_LIQUID_CLASSES[self.liquid_class]
 
     @property
     def liquid_share(self) -> float:
