@@ -174,6 +174,22 @@ REGISTRY: tuple[Kpi, ...] = (
     Kpi("{pool}_tpot_p50_s", "s", "Median time per output token (inference pools only)."),
     Kpi("{pool}_tpot_p99_s", "s", "99th-percentile time per output token (inference pools only)."),
     Kpi("{pool}_tpot_mean_s", "s", "Mean time per output token (inference pools only)."),
+    Kpi("{pool}_rl_ranks", "ranks", "Ranks the request-level replay sampled (with `request_level` only)."),
+    Kpi("{pool}_rl_requests", "requests", "Requests the sampled ranks got in the replayed window (`request_level`)."),
+    Kpi("{pool}_rl_ttft_p50_s", "s", "Median time to first token of the replayed requests (`request_level`)."),
+    Kpi("{pool}_rl_ttft_p99_s", "s", "99th-percentile time to first token of replayed requests (`request_level`)."),
+    Kpi("{pool}_rl_tpot_p50_s", "s", "Median time per output token of the replayed requests (`request_level`)."),
+    Kpi("{pool}_rl_tpot_p99_s", "s", "99th-percentile time per output token of replayed requests (`request_level`)."),
+    Kpi(
+        "{pool}_rl_slo_attainment",
+        "1",
+        "Share of the replayed requests meeting the workload's `slo` TTFT and TPOT targets (`request_level`, `slo`).",
+    ),
+    Kpi(
+        "{pool}_rl_goodput_req_per_s",
+        "requests/s",
+        "Requests per second meeting the `slo`: the sample's rate per rank times the pool's ranks (`request_level`).",
+    ),
 )
 
 #: Site-wide KPIs by key.

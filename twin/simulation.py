@@ -14,6 +14,7 @@ from twin.engine.kernel import Engine
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
+from twin.latency import request_level_report
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
@@ -66,7 +67,7 @@ def simulate(
         warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + float(ts["room_excess_k"].max()))
     queue, jobs = job_reports(fac, kpis)
     kpis.update(queue)
-    return Result(
+    result = Result(
         kpis=kpis,
         timeseries=ts,
         ledger=ledger,
@@ -84,6 +85,10 @@ def simulate(
         events=events_frame(engine.events),
         jobs=jobs,
     )
+    if scenario.request_level is not None:  # a sample of each inference pool, request by request
+        result = request_level_report(result, scenario, fac)
+        result.meta["wall_time_s"] = time.perf_counter() - t_wall
+    return result
 
 
 def build_engine(
