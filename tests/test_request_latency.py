@@ -142,7 +142,7 @@ REQUEST_LEVEL = {"request_level": {"ranks": 8, "window_s": 30.0, "start_s": 120.
 
 def test_request_level_kpis_are_off_by_default(baseline) -> None:
     _, res, _ = baseline
-    assert not [k for k in res.kpis if "_rl_" in k]
+    assert not [k for k in res.kpis if "replay" in k or "slo" in k or "goodput" in k]
     assert res.latency is None and res.latency_histogram is None and "request_level" not in res.meta
 
 
@@ -162,12 +162,12 @@ def test_slo_attainment_and_goodput_kpis_by_hand() -> None:
     summary = summarize(r.ttft_s, r.tpot_s, r.e2e_s, r.queue_s, r.itl, 200.0, 0.012, 0.020)
     pool = PoolLatency("chat", ranks=4, sampled=1, window_s=(0.0, 200.0), summary=summary, runs=[r], itl=r.itl)
     kpis = request_level_kpis([pool])
-    assert kpis["chat_rl_slo_attainment"] == pytest.approx(2 / 3)
-    assert kpis["chat_rl_goodput_req_per_s"] == pytest.approx(4 * 2 / 200.0)
-    assert kpis["chat_rl_ttft_p50_s"] == pytest.approx(0.010) and kpis["chat_rl_requests"] == 3
-    assert kpis["chat_rl_ranks"] == 1
+    assert kpis["chat_slo_attainment"] == pytest.approx(2 / 3)
+    assert kpis["chat_goodput_req_per_s"] == pytest.approx(4 * 2 / 200.0)
+    assert kpis["chat_ttft_p50_replay_s"] == pytest.approx(0.010) and kpis["chat_requests_replayed"] == 3
+    assert kpis["chat_ranks_replayed"] == 1
     no_slo = request_level_kpis([PoolLatency(**{**pool.__dict__, "has_slo": False})])
-    assert "chat_rl_slo_attainment" not in no_slo and "chat_rl_goodput_req_per_s" not in no_slo
+    assert "chat_slo_attainment" not in no_slo and "chat_goodput_req_per_s" not in no_slo
 
 
 def _with_slo(sc, tpot_s: float):
@@ -181,20 +181,20 @@ def test_request_level_kpis_of_a_run(baseline, capped) -> None:
     tpot_slo = 1.05 * exact[0].summary.percentiles["tpot"][99.0][0]  # chat-70b: 99 % or more meet it uncapped
     base = request_level_report(res, _with_slo(sc, tpot_slo))
     # the same figures as replay_latency of the same window
-    assert base.kpis["chat-70b_rl_tpot_p99_s"] == exact[0].summary.percentiles["tpot"][99.0][0]
-    assert base.kpis["code-8b_rl_ttft_p50_s"] == exact[1].summary.percentiles["ttft"][50.0][0]
-    assert base.kpis["chat-70b_rl_ranks"] == 3 and base.kpis["code-8b_rl_ranks"] == 8
-    assert base.kpis["chat-70b_rl_slo_attainment"] >= 0.99
+    assert base.kpis["chat-70b_tpot_p99_replay_s"] == exact[0].summary.percentiles["tpot"][99.0][0]
+    assert base.kpis["code-8b_ttft_p50_replay_s"] == exact[1].summary.percentiles["ttft"][50.0][0]
+    assert base.kpis["chat-70b_ranks_replayed"] == 3 and base.kpis["code-8b_ranks_replayed"] == 8
+    assert base.kpis["chat-70b_slo_attainment"] >= 0.99
     assert base.meta["request_level"] == {"start_s": 120.0, "end_s": 150.0, "ranks": 8}
     csc, cres = capped
     cap = request_level_report(cres, _with_slo(csc, tpot_slo))
-    assert cap.kpis["chat-70b_rl_tpot_p99_s"] > 1.1 * base.kpis["chat-70b_rl_tpot_p99_s"]
-    assert cap.kpis["chat-70b_rl_slo_attainment"] < base.kpis["chat-70b_rl_slo_attainment"] - 0.2
-    assert cap.kpis["chat-70b_rl_goodput_req_per_s"] < base.kpis["chat-70b_rl_goodput_req_per_s"]
+    assert cap.kpis["chat-70b_tpot_p99_replay_s"] > 1.1 * base.kpis["chat-70b_tpot_p99_replay_s"]
+    assert cap.kpis["chat-70b_slo_attainment"] < base.kpis["chat-70b_slo_attainment"] - 0.2
+    assert cap.kpis["chat-70b_goodput_req_per_s"] < base.kpis["chat-70b_goodput_req_per_s"]
     # summary.json gives every one a unit; the percentile and histogram tables come with the result
     units = base.summary()["units"]
-    assert units["chat-70b_rl_tpot_p99_s"] == "s" and units["chat-70b_rl_slo_attainment"] == "1"
-    assert units["code-8b_rl_goodput_req_per_s"] == "requests/s"
+    assert units["chat-70b_tpot_p99_replay_s"] == "s" and units["chat-70b_slo_attainment"] == "1"
+    assert units["code-8b_goodput_req_per_s"] == "requests/s"
     assert base.latency is not None and set(base.latency["pool"]) == {"chat-70b", "code-8b"}
     assert base.latency_histogram is not None and set(base.latency_histogram["metric"]) == {"ttft", "tpot", "itl"}
 
@@ -207,8 +207,8 @@ def test_run_command_request_level(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "chat-70b TTFT p99 (requests)" in res.output and "chat-70b SLO attainment (requests)" in res.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["units"]["chat-70b_rl_ttft_p99_s"] == "s" and summary["kpis"]["chat-70b_rl_ranks"] == 1
-    assert "code-8b_rl_slo_attainment" not in summary["kpis"]  # code-8b has no slo
+    assert summary["units"]["chat-70b_ttft_p99_replay_s"] == "s" and summary["kpis"]["chat-70b_ranks_replayed"] == 1
+    assert "code-8b_slo_attainment" not in summary["kpis"]  # code-8b has no slo
     assert (out / "latency.csv").exists() and (out / "histogram.csv").exists()
     loaded = Result.load(out)
     assert loaded.latency is not None and set(loaded.latency["metric"]) == {"ttft", "tpot", "e2e", "queue", "itl"}

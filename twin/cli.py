@@ -119,9 +119,9 @@ QUEUE_ROWS = (
 
 #: Per-pool request-level KPIs the run table shows (``request_level``): key suffix, label, format, unit.
 RL_ROWS = (
-    ("_rl_slo_attainment", "SLO attainment (requests)", "{:.3f}", ""),
-    ("_rl_goodput_req_per_s", "goodput (requests meeting the SLO)", "{:,.2f}", "requests/s"),
-    ("_rl_ranks", "ranks replayed request by request", "{:,.0f}", "ranks"),
+    ("_slo_attainment", "SLO attainment (requests)", "{:.3f}", ""),
+    ("_goodput_req_per_s", "goodput (requests meeting the SLO)", "{:,.2f}", "requests/s"),
+    ("_ranks_replayed", "ranks replayed request by request", "{:,.0f}", "ranks"),
 )
 
 
@@ -136,16 +136,14 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     for key, label, fmt in KPI_ROWS:
         if key in kpis:
             table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
-    for key, value in kpis.items():  # per-pool latency: fluid estimates (twin.engine.pool_stats), request-level replay
+    for key, value in kpis.items():  # per-pool latency: fluid (twin.engine.pool_stats), replayed (twin.latency)
         for metric in ("ttft", "tpot"):
             for q in ("p50", "p99"):
-                if key.endswith(f"_{metric}_{q}_s"):
-                    pool = key[: -len(f"_{metric}_{q}_s")]
-                    how = " (requests)" if pool.endswith("_rl") else ""
-                    ms = None if is_undefined(value) else value * 1e3
-                    table.add_row(
-                        f"{pool.removesuffix('_rl')} {metric.upper()} {q}{how}", fmt_value(ms, "{:,.1f}"), "ms"
-                    )
+                for how, suffix in (("", f"_{metric}_{q}_s"), (" (requests)", f"_{metric}_{q}_replay_s")):
+                    if key.endswith(suffix):
+                        ms = None if is_undefined(value) else value * 1e3
+                        label = f"{key.removesuffix(suffix)} {metric.upper()} {q}{how}"
+                        table.add_row(label, fmt_value(ms, "{:,.1f}"), "ms")
         for suffix, label, fmt, unit in QUEUE_ROWS + RL_ROWS:  # pools whose job trace a scheduler queues
             if key.endswith(suffix):
                 table.add_row(f"{key.removesuffix(suffix)} {label}", fmt_value(value, fmt), unit)

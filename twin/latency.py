@@ -27,8 +27,8 @@ override them per metric). Not modelled yet: faults that take a rank down (its s
 still arrives), load imbalance between ranks.
 
 :func:`request_level_report` is what ``twin run`` adds when the scenario asks for it
-(``request_level``, or ``twin run --request-level N``): per-pool KPIs (``{pool}_rl_*``), the
-percentile table (``latency.csv``) and the histograms (``histogram.csv``).
+(``request_level``, or ``twin run --request-level N``): per-pool KPIs (``{pool}_ttft_p99_replay_s``,
+``{pool}_slo_attainment``, ...), the percentile table (``latency.csv``) and the histograms (``histogram.csv``).
 """
 
 from __future__ import annotations
@@ -292,21 +292,21 @@ def request_level_report(result: Result, scenario: Scenario, fac: Facility | Non
 
 
 def request_level_kpis(pools: list[PoolLatency]) -> dict[str, float]:
-    """Per-pool KPIs of a replay: ``{pool}_rl_*`` (twin.kpis; attainment and goodput only with an SLO).
+    """Per-pool KPIs of a replay (twin.kpis: ``_replay_s`` percentiles; attainment and goodput only with an SLO).
 
     The goodput is the sample's per rank times the pool's ranks (the ranks are exchangeable).
     """
     out: dict[str, float] = {}
     for p in pools:
         pct = p.summary.percentiles
-        out[f"{p.pool}_rl_ranks"] = float(p.sampled)
-        out[f"{p.pool}_rl_requests"] = float(p.summary.requests)
+        out[f"{p.pool}_ranks_replayed"] = float(p.sampled)
+        out[f"{p.pool}_requests_replayed"] = float(p.summary.requests)
         for metric in ("ttft", "tpot"):
             for q in (50.0, 99.0):
-                out[f"{p.pool}_rl_{metric}_p{q:.0f}_s"] = pct[metric][q][0]
+                out[f"{p.pool}_{metric}_p{q:.0f}_replay_s"] = pct[metric][q][0]
         if p.has_slo:
-            out[f"{p.pool}_rl_slo_attainment"] = p.summary.attainment
-            out[f"{p.pool}_rl_goodput_req_per_s"] = p.summary.goodput_per_s * p.ranks
+            out[f"{p.pool}_slo_attainment"] = p.summary.attainment
+            out[f"{p.pool}_goodput_req_per_s"] = p.summary.goodput_per_s * p.ranks
     return out
 
 
