@@ -14,7 +14,6 @@ from twin.engine.kernel import Engine
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
-from twin.latency import request_level_report
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
@@ -86,6 +85,8 @@ def simulate(
         jobs=jobs,
     )
     if scenario.request_level is not None:  # a sample of each inference pool, request by request
+        from twin.latency import request_level_report  # its scipy.stats import stays off a default run's path
+
         result = request_level_report(result, scenario, fac)
         result.meta["wall_time_s"] = time.perf_counter() - t_wall
     return result
