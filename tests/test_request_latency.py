@@ -222,8 +222,22 @@ def test_run_command_request_level(tmp_path) -> None:
         ({"workloads.0.slo": {}}, "needs ttft_s, tpot_s or both"),
         ({"request_level.start_s": 300.0}, "is not before the end"),
         ({"request_level.ranks": 0}, "ranks"),
+        (
+            {"request_level.ranks": 1, "workloads": [{"name": "t", "kind": "training", "model": "Llama-3.1-8B"}]},
+            "has none",
+        ),
     ],
 )
 def test_bad_slo_or_request_level_is_refused(edit: dict[str, object], message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         load_with_sets(None, {**SMALL, **edit})
+
+
+def test_docstring_examples() -> None:
+    """pool_slo's examples: the workload's targets, a default, an option overriding one metric."""
+    import doctest
+
+    from twin import latency
+
+    result = doctest.testmod(latency, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

@@ -164,11 +164,10 @@ class Result:
             write_parquet(self.ledger, new / "ledger.parquet")
             (new / "scenario.json").write_text(to_json(self.scenario))
             self.events.to_csv(new / "events.csv", index=False)
-            for frame, name in ((self.jobs, "jobs.csv"), (self.latency, "latency.csv")):
+            tables = {"jobs.csv": self.jobs, "latency.csv": self.latency, "histogram.csv": self.latency_histogram}
+            for name, frame in tables.items():
                 if frame is not None:
                     frame.to_csv(new / name, index=False)
-            if self.latency_histogram is not None:
-                self.latency_histogram.to_csv(new / "histogram.csv", index=False)
             (new / "summary.json").write_text(to_json(summary))
             if report is not None:
                 report(self, new / "report.png")

@@ -613,6 +613,8 @@ class Scenario(StrictModel):
         if len(set(names)) != len(names):
             raise ValueError(f"workload names must be unique, got {names}")
         rl = self.request_level
+        if rl is not None and not any(isinstance(w, InferenceWorkload) for w in self.workloads):
+            raise ValueError("request_level replays inference workloads, and the scenario has none")
         if rl is not None and rl.start_s is not None and rl.start_s >= self.duration_s:
             raise ValueError(f"request_level.start_s ({rl.start_s:g} s) is not before the end ({self.duration_s:g} s)")
         too_big = size_problem(self)  # the fleet, tick and memory limits (twin.scenario.resources)
