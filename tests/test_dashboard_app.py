@@ -265,3 +265,37 @@ def test_twin_dashboard_execs_streamlit_on_the_app(monkeypatch: pytest.MonkeyPat
     assert Path(argv[4]) == APP
     assert argv[argv.index("--server.port") + 1] == "8765"
     assert argv[argv.index("--server.headless") + 1] == "true"
+
+
+def chart_frame(at: AppTest, title_part: str) -> pd.DataFrame:
+    """The data of the Vega-Lite chart whose title holds ``title_part`` (Streamlit ships it as Arrow)."""
+    import json
+
+    import pyarrow as pa
+
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        if title_part in str(spec.get("title", "")):
+            return pa.ipc.open_stream(chart.proto.datasets[0].data.data).read_all().to_pandas()
+    raise AssertionError(f"no chart titled {title_part!r}")
+
+
+def test_request_level_box_draws_latency_cdfs_and_a_cap_moves_tpot_right(app: AppTest) -> None:
+    assert "Latency distribution, request by request" not in [h.value for h in app.main.subheader]  # off by default
+    app.checkbox(key="request_level").check().run()
+    app.toggle(key="power_cap_w__on").set_value(True).run()
+    app.slider(key="power_cap_w").set_value(300.0).run()
+    assert not app.exception, app.exception
+    assert "Latency distribution, request by request" in [h.value for h in app.main.subheader]
+    assert "--set 'request_level={ranks: 2, window_s: 300.0}'" in app.code[0].value
+    for metric in ("TTFT", "TPOT"):
+        cdf = chart_frame(app, f"{metric} (share")
+        assert set(cdf["run"]) == {"baseline", "what-if"} and set(cdf["workload"]) == {"chat-70b", "code-8b"}
+        for _, g in cdf.groupby(["run", "workload"]):  # a CDF: rising to 1
+            assert (g["share"].diff().dropna() >= 0).all() and g["share"].iloc[-1] == pytest.approx(1.0)
+    tpot = chart_frame(app, "TPOT (share")
+    median = {
+        run: g.loc[g["share"] >= 0.5, "latency_ms"].iloc[0]
+        for run, g in tpot[tpot["workload"] == "chat-70b"].groupby("run")
+    }
+    assert median["what-if"] > median["baseline"]  # a 300 W cap slows the decode steps

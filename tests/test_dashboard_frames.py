@@ -230,3 +230,25 @@ def test_latency_table_per_pool_in_milliseconds(pair: tuple[twin.Result, twin.Re
         assert rows["TTFT p99"] >= rows["TTFT p50"] > 0
         assert rows["TPOT p99"] >= rows["TPOT p50"] > 0
     assert frames.latency_table({}, {}).empty  # training-only sites report none
+
+
+def test_latency_cdf_rises_to_one_and_a_cap_moves_tpot_right(pair: tuple[twin.Result, twin.Result]) -> None:
+    """The replayed TTFT/TPOT CDFs of both runs (1 rank per pool, 60 s): monotone, ending at 1; the cap slows TPOT."""
+    from twin.latency import request_level_report
+
+    replayed = []
+    for result in pair:
+        sc = twin.Scenario.model_validate(result.scenario).with_updates({"request_level": {"ranks": 1, "window_s": 60}})
+        replayed.append(request_level_report(result, sc))
+    cdf = frames.latency_cdf(*replayed)
+    assert set(cdf["run"]) == {frames.BASELINE, frames.WHAT_IF} and set(cdf["metric"]) == {"TTFT", "TPOT"}
+    for _, g in cdf.groupby(["run", "workload", "metric"]):
+        assert (np.diff(g["share"]) >= 0).all() and (np.diff(g["latency_ms"]) > 0).all()
+        assert g["share"].iloc[-1] == pytest.approx(1.0) and (g["share"] > 0).all()
+
+    def median_ms(run: str) -> float:
+        g = cdf[(cdf["run"] == run) & (cdf["workload"] == "chat-70b") & (cdf["metric"] == "TPOT")]
+        return float(g.loc[g["share"] >= 0.5, "latency_ms"].iloc[0])
+
+    assert median_ms(frames.WHAT_IF) > median_ms(frames.BASELINE)  # 250 W: slower decode steps
+    assert frames.latency_cdf(*pair).empty  # runs without a replay draw no CDF

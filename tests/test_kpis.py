@@ -2,7 +2,8 @@
 
 Shipped scenarios, shortened, cover the KPIs that appear only when something happens: a battery
 and a training rollback (utility outage), a thermal shutdown and throttling (chiller trip),
-telemetry replay and a job trace queued by a scheduler (per-pool job GPU-hours, waits).
+telemetry replay, a job trace queued by a scheduler (per-pool job GPU-hours, waits) and the
+request-level replay of a small default with an SLO.
 """
 
 import doctest
@@ -26,6 +27,23 @@ RUNS = {
     "chiller-trip": ("scenarios/chiller-trip-hot-day.yaml", {"duration_s": 5400}),
     "replay": ("scenarios/telemetry-replay.yaml", {"duration_s": 600}),
 }
+
+
+def _request_level() -> Result:
+    """The replayed latency KPIs of a small default (four servers, 5 min) with an SLO on chat-70b."""
+    from twin.scenario.edits import load_with_sets
+
+    sc = load_with_sets(
+        None,
+        {
+            "fleet.rows": 1,
+            "fleet.racks_per_row": 1,
+            "duration_s": 300,
+            "request_level": {"ranks": 1, "window_s": 30.0},
+            "workloads.0.slo": {"ttft_s": 2.5, "tpot_s": 0.15},
+        },
+    )
+    return simulate(sc)
 
 
 def _jobs() -> Result:
@@ -56,6 +74,7 @@ def _jobs() -> Result:
 def results() -> dict[str, Result]:
     out = {name: simulate(load_scenario(path, overrides)) for name, (path, overrides) in RUNS.items()}
     out["jobs"] = _jobs()
+    out["request-level"] = _request_level()
     return out
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from twin.cli import app
-from twin.latency import LatencyInputError, replay_latency
+from twin.errors import ScenarioError
+from twin.latency import LatencyInputError, PoolLatency, replay_latency, request_level_kpis, request_level_report
+from twin.results import Result
 from twin.scenario.edits import load_with_sets
+from twin.serving_requests import SchedulerConfig, simulate_rank, summarize
 from twin.simulation import simulate
 from twin.validation.latency import validate_latency
 from twin.validation.serving_data import BUILTIN_DATASET, read_serving_dataset
@@ -57,9 +62,14 @@ def test_arrivals_are_the_runs_share(baseline) -> None:
         assert abs(p.summary.requests - booked) < 4 * np.sqrt(booked)
 
 
-def test_a_binding_power_cap_raises_p99_tpot(baseline) -> None:
+@pytest.fixture(scope="module")
+def capped():
+    return _run({"fleet.power_cap_w": 250})
+
+
+def test_a_binding_power_cap_raises_p99_tpot(baseline, capped) -> None:
     _, _, base = baseline
-    sc, res = _run({"fleet.power_cap_w": 250})
+    sc, res = capped
     assert res.timeseries["clock_fraction_mean"].mean() < 0.9  # the cap binds
     capped = replay_latency(res, sc, ranks=None, **WINDOW)
     for b, c in zip(base, capped, strict=True):
@@ -124,3 +134,110 @@ def test_kv_capacity_is_the_replicas_cache() -> None:
         assert pool.model is not None
         seqs = kv_capacity_sequences(pool.model, pool.layout, fac.accelerator, 1250.0, None, pool.kv_bytes_per_value)
         assert kv_capacity_tokens(pool) / 1250.0 == pytest.approx(seqs, rel=1e-9)
+
+
+#: The window of the tests' request-level KPIs: every rank of both pools, 30 s of the small run.
+REQUEST_LEVEL = {"request_level": {"ranks": 8, "window_s": 30.0, "start_s": 120.0}}
+
+
+def test_request_level_kpis_are_off_by_default(baseline) -> None:
+    _, res, _ = baseline
+    assert not [k for k in res.kpis if "replay" in k or "slo" in k or "goodput" in k]
+    assert res.latency is None and res.latency_histogram is None and "request_level" not in res.meta
+
+
+def test_slo_attainment_and_goodput_kpis_by_hand() -> None:
+    """The hand-checked rank of tests/test_serving_requests.py (TTFTs 10, 15, 10 ms; TPOTs 10, 10 ms, none).
+
+    With TTFT <= 12 ms and TPOT <= 20 ms, requests 1 and 3 meet the SLO: attainment 2/3; over a
+    200 s window, 2/200 req/s on the one rank sampled, times the pool's 4 ranks: 0.04 req/s.
+    """
+    r = simulate_rank(
+        np.array([0.0, 0.005, 100.0]),
+        np.array([50, 30, 10]),
+        np.array([3, 2, 1]),
+        SchedulerConfig(2, 100),
+        lambda *_: 0.01,
+    )
+    summary = summarize(r.ttft_s, r.tpot_s, r.e2e_s, r.queue_s, r.itl, 200.0, 0.012, 0.020)
+    pool = PoolLatency("chat", ranks=4, sampled=1, window_s=(0.0, 200.0), summary=summary, runs=[r], itl=r.itl)
+    kpis = request_level_kpis([pool])
+    assert kpis["chat_slo_attainment"] == pytest.approx(2 / 3)
+    assert kpis["chat_goodput_req_per_s"] == pytest.approx(4 * 2 / 200.0)
+    assert kpis["chat_ttft_p50_replay_s"] == pytest.approx(0.010) and kpis["chat_requests_replayed"] == 3
+    assert kpis["chat_ranks_replayed"] == 1
+    no_slo = request_level_kpis([PoolLatency(**{**pool.__dict__, "has_slo": False})])
+    assert "chat_slo_attainment" not in no_slo and "chat_goodput_req_per_s" not in no_slo
+
+
+def _with_slo(sc, tpot_s: float):
+    return sc.with_updates({**REQUEST_LEVEL, "workloads.0.slo": {"tpot_s": tpot_s}, "workloads.1.slo": {"ttft_s": 1.0}})
+
+
+def test_request_level_kpis_of_a_run(baseline, capped) -> None:
+    """The scenario's request_level replays the run (the exact pool here); a binding cap misses a TPOT target the
+    uncapped run meets, and raises p99 TPOT."""
+    sc, res, exact = baseline
+    tpot_slo = 1.05 * exact[0].summary.percentiles["tpot"][99.0][0]  # chat-70b: 99 % or more meet it uncapped
+    base = request_level_report(res, _with_slo(sc, tpot_slo))
+    # the same figures as replay_latency of the same window
+    assert base.kpis["chat-70b_tpot_p99_replay_s"] == exact[0].summary.percentiles["tpot"][99.0][0]
+    assert base.kpis["code-8b_ttft_p50_replay_s"] == exact[1].summary.percentiles["ttft"][50.0][0]
+    assert base.kpis["chat-70b_ranks_replayed"] == 3 and base.kpis["code-8b_ranks_replayed"] == 8
+    assert base.kpis["chat-70b_slo_attainment"] >= 0.99
+    assert base.meta["request_level"] == {"start_s": 120.0, "end_s": 150.0, "ranks": 8}
+    csc, cres = capped
+    cap = request_level_report(cres, _with_slo(csc, tpot_slo))
+    assert cap.kpis["chat-70b_tpot_p99_replay_s"] > 1.1 * base.kpis["chat-70b_tpot_p99_replay_s"]
+    assert cap.kpis["chat-70b_slo_attainment"] < base.kpis["chat-70b_slo_attainment"] - 0.2
+    assert cap.kpis["chat-70b_goodput_req_per_s"] < base.kpis["chat-70b_goodput_req_per_s"]
+    # summary.json gives every one a unit; the percentile and histogram tables come with the result
+    units = base.summary()["units"]
+    assert units["chat-70b_tpot_p99_replay_s"] == "s" and units["chat-70b_slo_attainment"] == "1"
+    assert units["code-8b_goodput_req_per_s"] == "requests/s"
+    assert base.latency is not None and set(base.latency["pool"]) == {"chat-70b", "code-8b"}
+    assert base.latency_histogram is not None and set(base.latency_histogram["metric"]) == {"ttft", "tpot", "itl"}
+
+
+def test_run_command_request_level(tmp_path) -> None:
+    """twin run --request-level N: the table, summary.json with units, latency.csv and histogram.csv in the folder."""
+    out = tmp_path / "run"
+    args = ["run", *(f"--set={k}={v}" for k, v in SMALL.items()), "--set=workloads.0.slo.ttft_s=0.5"]
+    res = CliRunner().invoke(app, [*args, "--request-level", "1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "chat-70b TTFT p99 (requests)" in res.output and "chat-70b SLO attainment (requests)" in res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["units"]["chat-70b_ttft_p99_replay_s"] == "s" and summary["kpis"]["chat-70b_ranks_replayed"] == 1
+    assert "code-8b_slo_attainment" not in summary["kpis"]  # code-8b has no slo
+    assert (out / "latency.csv").exists() and (out / "histogram.csv").exists()
+    loaded = Result.load(out)
+    assert loaded.latency is not None and set(loaded.latency["metric"]) == {"ttft", "tpot", "e2e", "queue", "itl"}
+    assert loaded.latency_histogram is not None and (loaded.latency_histogram["count"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"workloads.0.slo.ttft_s": -1.0}, "ttft_s"),
+        ({"workloads.0.slo": {}}, "needs ttft_s, tpot_s or both"),
+        ({"request_level.start_s": 300.0}, "is not before the end"),
+        ({"request_level.ranks": 0}, "ranks"),
+        (
+            {"request_level.ranks": 1, "workloads": [{"name": "t", "kind": "training", "model": "Llama-3.1-8B"}]},
+            "has none",
+        ),
+    ],
+)
+def test_bad_slo_or_request_level_is_refused(edit: dict[str, object], message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        load_with_sets(None, {**SMALL, **edit})
+
+
+def test_docstring_examples() -> None:
+    """pool_slo's examples: the workload's targets, a default, an option overriding one metric."""
+    import doctest
+
+    from twin import latency
+
+    result = doctest.testmod(latency, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

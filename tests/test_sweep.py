@@ -113,6 +113,24 @@ def test_key_is_the_resolved_scenario_however_it_is_spelt(tmp_path):
     assert load_sweep(d_spec).points[0].key != a.points[0].key
 
 
+@pytest.mark.parametrize(
+    "spec", sorted((Path(__file__).resolve().parent.parent / "scenarios" / "sweeps").glob("*.yaml"))
+)
+def test_shipped_specs_validate(spec):
+    sw = load_sweep(spec)
+    assert sw.points and len({p.key for p in sw.points}) == len(sw.points), spec.name
+
+
+def test_cap_slo_spec_replays_every_point_with_targets():
+    """scenarios/sweeps/power-cap-slo.yaml: uncapped then lower caps, each replayed request by request with SLOs."""
+    sw = load_sweep(Path(__file__).resolve().parent.parent / "scenarios" / "sweeps" / "power-cap-slo.yaml")
+    assert [p.values["fleet.power_cap_w"] for p in sw.points] == [None, 600, 500, 400, 300]
+    for p in sw.points:
+        sc = p.scenario
+        assert sc.request_level is not None and sc.request_level.ranks == 2
+        assert all(w.slo is not None for w in sc.workloads)
+
+
 def test_base_path_is_relative_to_the_spec(tmp_path):
     (tmp_path / "scen").mkdir()
     (tmp_path / "scen" / "mine.yaml").write_text("base: default\nname: mine\nduration_s: 1200\n")

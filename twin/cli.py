@@ -117,6 +117,13 @@ QUEUE_ROWS = (
     ("_job_utilisation", "GPU utilisation", "{:.3f}", ""),
 )
 
+#: Per-pool request-level KPIs the run table shows (``request_level``): key suffix, label, format, unit.
+RL_ROWS = (
+    ("_slo_attainment", "SLO attainment (requests)", "{:.3f}", ""),
+    ("_goodput_req_per_s", "goodput (requests meeting the SLO)", "{:,.2f}", "requests/s"),
+    ("_ranks_replayed", "ranks replayed request by request", "{:,.0f}", "ranks"),
+)
+
 
 def kpi_table(kpis: dict[str, float], title: str) -> Table:
     """A rich table of the headline KPIs; an undefined (null) value reads ``n/a``."""
@@ -129,14 +136,15 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     for key, label, fmt in KPI_ROWS:
         if key in kpis:
             table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
-    for key, value in kpis.items():  # per-pool latency estimates (twin.engine.pool_stats)
+    for key, value in kpis.items():  # per-pool latency: fluid (twin.engine.pool_stats), replayed (twin.latency)
         for metric in ("ttft", "tpot"):
             for q in ("p50", "p99"):
-                if key.endswith(f"_{metric}_{q}_s"):
-                    pool = key[: -len(f"_{metric}_{q}_s")]
-                    ms = None if is_undefined(value) else value * 1e3
-                    table.add_row(f"{pool} {metric.upper()} {q}", fmt_value(ms, "{:,.1f}"), "ms")
-        for suffix, label, fmt, unit in QUEUE_ROWS:  # pools whose job trace a scheduler queues
+                for how, suffix in (("", f"_{metric}_{q}_s"), (" (requests)", f"_{metric}_{q}_replay_s")):
+                    if key.endswith(suffix):
+                        ms = None if is_undefined(value) else value * 1e3
+                        label = f"{key.removesuffix(suffix)} {metric.upper()} {q}{how}"
+                        table.add_row(label, fmt_value(ms, "{:,.1f}"), "ms")
+        for suffix, label, fmt, unit in QUEUE_ROWS + RL_ROWS:  # pools whose job trace a scheduler queues
             if key.endswith(suffix):
                 table.add_row(f"{key.removesuffix(suffix)} {label}", fmt_value(value, fmt), unit)
     for key, label, fmt in FAULT_KPI_ROWS:
@@ -162,13 +170,22 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
     debug: Annotated[bool, typer.Option(help="Check the energy ledger after every interval.")] = False,
+    request_level: Annotated[
+        int | None,
+        typer.Option(
+            "--request-level",
+            min=1,
+            help="Replay N ranks of each inference pool request by request after the run (the scenario's "
+            "request_level with ranks N): latency KPIs, latency.csv, histogram.csv.",
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario and write its report."""
     from twin.report import write_report
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
-    sc = _load(scenario, set_)
+    sc = _load(scenario, [*(set_ or []), *([f"request_level.ranks={request_level}"] if request_level else [])])
     try:  # before simulating: a file, or a folder with other files, is refused, not found out after the run
         previous = check_output_dir(out)
     except OutputDirError as exc:
@@ -225,8 +242,12 @@ def latency(
         float | None, typer.Option(help="Window start [s] (default: the busiest report interval).")
     ] = None,
     duration_s: Annotated[float, typer.Option(min=1.0, help="Window length [s].")] = 600.0,
-    slo_ttft_ms: Annotated[float, typer.Option(min=0.0, help="TTFT target [ms].")] = 2500.0,
-    slo_tpot_ms: Annotated[float, typer.Option(min=0.0, help="TPOT target [ms].")] = 150.0,
+    slo_ttft_ms: Annotated[
+        float | None, typer.Option(min=0.0, help="TTFT target [ms] (default: each workload's slo, else 2500).")
+    ] = None,
+    slo_tpot_ms: Annotated[
+        float | None, typer.Option(min=0.0, help="TPOT target [ms] (default: each workload's slo, else 150).")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for latency.csv and requests.parquet.")
     ] = None,
@@ -244,7 +265,15 @@ def latency(
         start = busiest_start_s(result, duration_s) if start_s is None else start_s
         end = min(start + duration_s, float(sc.duration_s))
         with console.status(f"replaying {replicas} rank(s) per pool, {start:.0f}-{end:.0f} s, request by request"):
-            pools = replay_latency(result, sc, replicas, start, end - start, slo_ttft_ms / 1e3, slo_tpot_ms / 1e3)
+            pools = replay_latency(
+                result,
+                sc,
+                replicas,
+                start,
+                end - start,
+                None if slo_ttft_ms is None else slo_ttft_ms / 1e3,
+                None if slo_tpot_ms is None else slo_tpot_ms / 1e3,
+            )
     except InvalidInputError as exc:
         _invalid(exc)
     table = Table(title=f"{sc.name}: request-level latency, {start:.0f}-{end:.0f} s (95 % CI)")
@@ -279,7 +308,8 @@ def latency(
         console.print(
             f"{p.pool}: TTFT p99 {summ.percentiles['ttft'][99.0][0] * 1e3:.1f} ms, "
             f"TPOT p99 {summ.percentiles['tpot'][99.0][0] * 1e3:.1f} ms, SLO attainment {100 * summ.attainment:.1f} % "
-            f"(TTFT <= {slo_ttft_ms:g} ms, TPOT <= {slo_tpot_ms:g} ms), goodput {summ.goodput_per_s:.2f} req/s/rank",
+            f"(TTFT <= {summ.slo_ttft_s * 1e3:g} ms, TPOT <= {summ.slo_tpot_s * 1e3:g} ms), "
+            f"goodput {summ.goodput_per_s:.2f} req/s/rank",
             highlight=False,
             soft_wrap=True,
         )

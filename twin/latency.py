@@ -22,15 +22,19 @@ window of the run:
 
 Each pool's latency distribution comes with its sample size and an order-statistic confidence
 interval per percentile (:func:`twin.serving_requests.percentile_ci`; the ranks are
-exchangeable, so their requests pool). Not modelled yet: faults that take a rank down (its
-share of requests still arrives), load imbalance between ranks, SLO targets in the scenario
-(they are arguments).
+exchangeable, so their requests pool). SLO targets are each workload's ``slo`` (arguments
+override them per metric). Not modelled yet: faults that take a rank down (its share of requests
+still arrives), load imbalance between ranks.
+
+:func:`request_level_report` is what ``twin run`` adds when the scenario asks for it
+(``request_level``, or ``twin run --request-level N``): per-pool KPIs (``{pool}_ttft_p99_replay_s``,
+``{pool}_slo_attainment``, ...), the percentile table (``latency.csv``) and the histograms (``histogram.csv``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -42,7 +46,7 @@ from twin.facility_parts.fleet import Facility, Pool
 from twin.facility_parts.sources import DrawnRequests, TraceRequests
 from twin.replica import expert_format, serving_device
 from twin.results import Result
-from twin.scenario.schema import Scenario
+from twin.scenario.schema import InferenceWorkload, Scenario
 from twin.serving_requests import (
     LatencySummary,
     RequestRun,
@@ -57,6 +61,8 @@ from twin.serving_requests import (
 #: Default SLO targets: DistServe's chatbot targets (TTFT 2.5 s, TPOT 0.15 s) [EST for other pools]. [s]
 DEFAULT_SLO_TTFT_S = 2.5
 DEFAULT_SLO_TPOT_S = 0.15
+#: The DistServe targets ``(ttft_s, tpot_s)``. [s]
+DEFAULT_SLO: tuple[float, float] = (DEFAULT_SLO_TTFT_S, DEFAULT_SLO_TPOT_S)
 
 Tokens = Callable[[int, np.random.Generator], tuple[IntArray, IntArray]]
 
@@ -76,6 +82,7 @@ class PoolLatency:
     summary: LatencySummary
     runs: list[RequestRun]
     itl: StreamingQuantiles
+    has_slo: bool = True
 
     def histogram(self, bins_per_decade: int = 20) -> pd.DataFrame:
         """Counts of TTFT, TPOT and inter-token latency on a log grid (``metric, low_s, high_s, count``)."""
@@ -157,15 +164,18 @@ def replay_latency(
     ranks: int | None = 4,
     start_s: float | None = None,
     duration_s: float | None = None,
-    slo_ttft_s: float = DEFAULT_SLO_TTFT_S,
-    slo_tpot_s: float = DEFAULT_SLO_TPOT_S,
+    slo_ttft_s: float | None = None,
+    slo_tpot_s: float | None = None,
     confidence: float = 0.95,
+    default_slo: tuple[float, float] | None = DEFAULT_SLO,
+    fac: Facility | None = None,
 ) -> list[PoolLatency]:
     """Replay ``ranks`` ranks of each inference pool (None: all) over a window of ``result`` (module docstring).
 
-    The window is ``[start_s, start_s + duration_s)`` (default: the whole run).
+    The window is ``[start_s, start_s + duration_s)`` (default: the whole run). Each pool's SLO
+    targets are :func:`pool_slo`'s. ``fac`` is the scenario's built facility (built when not given).
     """
-    fac = build_facility(scenario)
+    fac = build_facility(scenario) if fac is None else fac
     ts = result.timeseries
     t0 = ts["time_s"].to_numpy(dtype=np.float64)
     dur = ts["duration_s"].to_numpy(dtype=np.float64)
@@ -185,9 +195,11 @@ def replay_latency(
     part = np.divide(b - a, dur, out=np.zeros_like(dur), where=dur > 0)
     clock = step_clock(t0, pd.Series(ts["clock_fraction_mean"]).ffill().fillna(1.0).to_numpy())
     out = []
+    workloads = {w.name: w for w in scenario.workloads if isinstance(w, InferenceWorkload)}
     for pool in pools:
         assert pool.costs is not None
         assert pool.model is not None
+        slo = pool_slo(workloads[pool.name], slo_ttft_s, slo_tpot_s, default_slo)
         n_ranks = pool_ranks(pool)
         k = n_ranks if ranks is None else min(ranks, n_ranks)
         counts = ts[f"{pool.name}_requests"].to_numpy(dtype=np.float64) * part
@@ -206,8 +218,39 @@ def replay_latency(
             arrivals = rank_arrivals_s(counts, a, b - a, 1.0 / n_ranks, rng)
             prompt, output = tokens(arrivals.size, rng)
             runs.append(simulate_rank(arrivals, prompt, output, config, step_time, clock))
-        out.append(_pool_latency(pool.name, n_ranks, runs, (lo, hi), slo_ttft_s, slo_tpot_s, confidence))
+        out.append(_pool_latency(pool.name, n_ranks, runs, (lo, hi), slo, confidence))
     return out
+
+
+def pool_slo(
+    workload: InferenceWorkload,
+    ttft_s: float | None = None,
+    tpot_s: float | None = None,
+    default: tuple[float, float] | None = DEFAULT_SLO,
+) -> tuple[float, float] | None:
+    """A pool's ``(ttft_s, tpot_s)`` targets, ``inf`` where none; ``None``: no SLO at all. [s]
+
+    The workload's ``slo`` (a target it leaves out: none), else ``default``; ``ttft_s`` and
+    ``tpot_s`` (the CLI's options) override their metric.
+
+    Examples
+    --------
+    >>> from twin.scenario.schema import InferenceWorkload, Slo
+    >>> w = InferenceWorkload(name="chat", model="Llama-3-70B", arrivals={"requests_per_s": 1.0})
+    >>> pool_slo(w, default=None), pool_slo(w, tpot_s=0.1, default=None)
+    (None, (inf, 0.1))
+    >>> pool_slo(w.model_copy(update={"slo": Slo(ttft_s=1.0)}), tpot_s=0.05)
+    (1.0, 0.05)
+    """
+    inf = float("inf")
+    if workload.slo is not None:
+        base: tuple[float, float] | None = (workload.slo.ttft_s or inf, workload.slo.tpot_s or inf)
+    else:
+        base = default
+    if ttft_s is None and tpot_s is None:
+        return base
+    held = base or (inf, inf)
+    return (held[0] if ttft_s is None else ttft_s, held[1] if tpot_s is None else tpot_s)
 
 
 def busiest_start_s(result: Result, duration_s: float) -> float:
@@ -221,8 +264,54 @@ def busiest_start_s(result: Result, duration_s: float) -> float:
     return max(min(start, run_end - duration_s), 0.0)
 
 
-def latency_frames(pools: list[PoolLatency]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Percentiles (one row per pool, metric, percentile) and requests (one row per replayed request)."""
+def request_level_report(result: Result, scenario: Scenario, fac: Facility | None = None) -> Result:
+    """``result`` with the request-level replay its scenario's ``request_level`` asks for.
+
+    Adds per-pool KPIs (:func:`request_level_kpis`), ``latency`` (:func:`latency_frames`' percentile
+    table: ``latency.csv``), ``latency_histogram`` (``histogram.csv``) and ``meta["request_level"]``
+    (the window and sample). Pools without an ``slo`` get no attainment or goodput.
+    """
+    spec = scenario.request_level
+    if spec is None:
+        return result
+    ts = result.timeseries
+    run_end = float(ts["time_s"].iloc[-1] + ts["duration_s"].iloc[-1]) if len(ts) else 0.0
+    window = run_end if spec.window_s is None else min(spec.window_s, run_end)
+    start = busiest_start_s(result, window) if spec.start_s is None else spec.start_s
+    end = min(start + window, run_end)
+    pools = replay_latency(result, scenario, spec.ranks, start, end - start, default_slo=None, fac=fac)
+    percentiles, _ = latency_frames(pools, requests=False)
+    meta = {"start_s": start, "end_s": end, "ranks": spec.ranks}
+    return replace(
+        result,
+        kpis={**result.kpis, **request_level_kpis(pools)},
+        meta={**result.meta, "request_level": meta},
+        latency=percentiles,
+        latency_histogram=pd.concat([p.histogram() for p in pools], ignore_index=True),
+    )
+
+
+def request_level_kpis(pools: list[PoolLatency]) -> dict[str, float]:
+    """Per-pool KPIs of a replay (twin.kpis: ``_replay_s`` percentiles; attainment and goodput only with an SLO).
+
+    The goodput is the sample's per rank times the pool's ranks (the ranks are exchangeable).
+    """
+    out: dict[str, float] = {}
+    for p in pools:
+        pct = p.summary.percentiles
+        out[f"{p.pool}_ranks_replayed"] = float(p.sampled)
+        out[f"{p.pool}_requests_replayed"] = float(p.summary.requests)
+        for metric in ("ttft", "tpot"):
+            for q in (50.0, 99.0):
+                out[f"{p.pool}_{metric}_p{q:.0f}_replay_s"] = pct[metric][q][0]
+        if p.has_slo:
+            out[f"{p.pool}_slo_attainment"] = p.summary.attainment
+            out[f"{p.pool}_goodput_req_per_s"] = p.summary.goodput_per_s * p.ranks
+    return out
+
+
+def latency_frames(pools: list[PoolLatency], requests: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Percentiles (one row per pool, metric, percentile) and, if ``requests``, one row per replayed request."""
     pct = pd.DataFrame(
         [
             {"pool": p.pool, "ranks": p.ranks, "sampled": p.sampled, "requests": p.summary.requests, **row}
@@ -231,7 +320,7 @@ def latency_frames(pools: list[PoolLatency]) -> tuple[pd.DataFrame, pd.DataFrame
         ]
     )
     frames = []
-    for p in pools:
+    for p in pools if requests else []:
         for rank, r in enumerate(p.runs):
             frames.append(
                 pd.DataFrame(
@@ -257,8 +346,7 @@ def _pool_latency(
     n_ranks: int,
     runs: list[RequestRun],
     window: tuple[float, float],
-    slo_ttft_s: float,
-    slo_tpot_s: float,
+    slo: tuple[float, float] | None,
     confidence: float,
 ) -> PoolLatency:
     itl = StreamingQuantiles()
@@ -266,15 +354,24 @@ def _pool_latency(
         itl.merge(r.itl)
     cat = {n: np.concatenate([getattr(r, n) for r in runs]) for n in ("ttft_s", "tpot_s", "e2e_s", "queue_s")}
     span = (window[1] - window[0]) * len(runs)  # rank-seconds: goodput is per rank
+    ttft_slo, tpot_slo = slo if slo is not None else (float("inf"), float("inf"))
     summary = summarize(
-        cat["ttft_s"], cat["tpot_s"], cat["e2e_s"], cat["queue_s"], itl, span, slo_ttft_s, slo_tpot_s, confidence
+        cat["ttft_s"], cat["tpot_s"], cat["e2e_s"], cat["queue_s"], itl, span, ttft_slo, tpot_slo, confidence
     )
     return PoolLatency(
-        pool=name, ranks=n_ranks, sampled=len(runs), window_s=window, summary=summary, runs=runs, itl=itl
+        pool=name,
+        ranks=n_ranks,
+        sampled=len(runs),
+        window_s=window,
+        summary=summary,
+        runs=runs,
+        itl=itl,
+        has_slo=slo is not None,
     )
 
 
 __all__ = [
+    "DEFAULT_SLO",
     "DEFAULT_SLO_TPOT_S",
     "DEFAULT_SLO_TTFT_S",
     "LatencyInputError",
@@ -284,6 +381,9 @@ __all__ = [
     "kv_capacity_tokens",
     "latency_frames",
     "pool_ranks",
+    "pool_slo",
     "rank_arrivals_s",
     "replay_latency",
+    "request_level_kpis",
+    "request_level_report",
 ]

@@ -37,7 +37,8 @@ from twin.units import J_PER_KWH, S_PER_HOUR
 
 #: The files of one run's output folder (:meth:`Result.save`); ``report.png`` when asked for.
 OUTPUT_FILES = (
-    "summary.json", "timeseries.parquet", "ledger.parquet", "scenario.json", "events.csv", "jobs.csv", "report.png"
+    "summary.json", "timeseries.parquet", "ledger.parquet", "scenario.json", "events.csv", "jobs.csv",
+    "latency.csv", "histogram.csv", "report.png",
 )  # fmt: skip
 
 #: How an undefined value is shown (CLI tables, report titles, dashboard cards).
@@ -87,6 +88,8 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
     events: pd.DataFrame = field(default_factory=lambda: events_frame([]))
     jobs: pd.DataFrame | None = None
+    latency: pd.DataFrame | None = None
+    latency_histogram: pd.DataFrame | None = None
 
     @property
     def pool_names(self) -> list[str]:
@@ -141,8 +144,9 @@ class Result:
         -------
         list of Path
             The files written: ``summary.json``, ``timeseries.parquet``, ``ledger.parquet``,
-            ``scenario.json``, ``events.csv``, ``jobs.csv`` when a scheduler queued jobs and
-            ``report.png`` when asked for.
+            ``scenario.json``, ``events.csv``, ``jobs.csv`` when a scheduler queued jobs,
+            ``latency.csv`` and ``histogram.csv`` with a request-level replay, and ``report.png``
+            when asked for.
 
         Raises
         ------
@@ -160,8 +164,10 @@ class Result:
             write_parquet(self.ledger, new / "ledger.parquet")
             (new / "scenario.json").write_text(to_json(self.scenario))
             self.events.to_csv(new / "events.csv", index=False)
-            if self.jobs is not None:
-                self.jobs.to_csv(new / "jobs.csv", index=False)
+            tables = {"jobs.csv": self.jobs, "latency.csv": self.latency, "histogram.csv": self.latency_histogram}
+            for name, frame in tables.items():
+                if frame is not None:
+                    frame.to_csv(new / name, index=False)
             (new / "summary.json").write_text(to_json(summary))
             if report is not None:
                 report(self, new / "report.png")
@@ -181,6 +187,10 @@ class Result:
         events = pd.read_csv(out / "events.csv", dtype={"detail": str}) if (out / "events.csv").exists() else None
         jobs_csv = out / "jobs.csv"
         jobs = pd.read_csv(jobs_csv, dtype={"pool": str, "job_id": str}) if jobs_csv.exists() else None
+        latency, histogram = (
+            pd.read_csv(out / n, dtype={"pool": str, "metric": str}) if (out / n).exists() else None
+            for n in ("latency.csv", "histogram.csv")
+        )
         return cls(
             kpis=kpis_from_json(summary["kpis"]),
             timeseries=pd.read_parquet(out / "timeseries.parquet"),
@@ -191,6 +201,8 @@ class Result:
             meta=summary.get("meta", {}),
             events=events_frame([]) if events is None else events.fillna({"detail": ""}),
             jobs=jobs,
+            latency=latency,
+            latency_histogram=histogram,
         )
 
 

@@ -68,7 +68,7 @@ def simulate(
         warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + hottest_k)
     queue, jobs = job_reports(fac, kpis)
     kpis.update(queue)
-    return Result(
+    result = Result(
         kpis=kpis,
         timeseries=ts,
         ledger=ledger,
@@ -86,6 +86,12 @@ def simulate(
         events=events_frame(engine.events),
         jobs=jobs,
     )
+    if scenario.request_level is not None:  # a sample of each inference pool, request by request
+        from twin.latency import request_level_report  # its scipy.stats import stays off a default run's path
+
+        result = request_level_report(result, scenario, fac)
+        result.meta["wall_time_s"] = time.perf_counter() - t_wall
+    return result
 
 
 def build_engine(

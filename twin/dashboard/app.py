@@ -151,6 +151,12 @@ def sidebar(base: twin.Scenario, source: str) -> tuple[float, dict[str, Any]]:
         key="duration_h",
         help="Short runs keep the dashboard interactive; `twin run` does full days and years.",
     )
+    st.sidebar.checkbox(
+        "Request-level latency (2 ranks per pool, 300 s)",
+        key="request_level",
+        help="Replay a sample of each inference pool request by request after both runs: the TTFT and TPOT "
+        "distributions (twin run --request-level). Adds seconds to each run.",
+    )
     st.sidebar.button("Reset levers to the baseline", on_click=reset_levers, args=(base,), key="reset")
     values: dict[str, Any] = {}
     baseline = lv.baseline_values(base)
@@ -179,6 +185,27 @@ def line_chart(long: pd.DataFrame, quantity: str, height: int = 220) -> alt.Laye
     what_if = base.transform_filter(alt.datum.run == frames.WHAT_IF).mark_line(strokeWidth=2)
     baseline = base.transform_filter(alt.datum.run == frames.BASELINE).mark_line(strokeDash=[5, 3], strokeWidth=1.5)
     return alt.LayerChart(layer=[what_if, baseline])
+
+
+def cdf_chart(cdf: pd.DataFrame, metric: str, height: int = 240) -> alt.Chart:
+    """The CDF of one latency metric: baseline and what-if, one line style per workload, log latency axis."""
+    return (
+        alt.Chart(cdf, title=f"{metric} (share of requests at or below)")
+        .mark_line(interpolate="step-before")
+        .encode(
+            x=alt.X("latency_ms:Q", title=f"{metric} [ms]", scale=alt.Scale(type="log")),
+            y=alt.Y("share:Q", title="share of requests", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("run:N", scale=RUN_COLORS, title=None),
+            strokeDash=alt.StrokeDash("workload:N", title="workload"),
+            tooltip=[
+                "run",
+                "workload",
+                alt.Tooltip("latency_ms:Q", format=",.1f"),
+                alt.Tooltip("share:Q", format=".3f"),
+            ],
+        )
+        .properties(height=height)
+    )
 
 
 def flow_chart(flow: pd.DataFrame) -> alt.Chart:
@@ -224,7 +251,10 @@ def kpi_cards(
 def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values: dict[str, Any]) -> None:
     """Run both scenarios (cached) and draw the comparison."""
     try:
-        run_ov = lv.run_overrides(base_sc, duration_h)
+        run_ov = {
+            **lv.run_overrides(base_sc, duration_h),
+            **lv.request_level_overrides(bool(st.session_state.get("request_level"))),
+        }
         what_ov = lv.what_if_overrides(base_sc, values)
         t0 = time.perf_counter()
         base = simulate_cached(source, lv.overrides_key(run_ov))
@@ -296,6 +326,19 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         st.caption(
             "Time to first token and time per output token from the fluid queue: the spread over ticks and "
             "servers, weighted by requests (TTFT) or tokens (TPOT); see the README's latency estimates."
+        )
+    cdf = frames.latency_cdf(base, what_if)
+    if len(cdf):
+        window = what_if.meta["request_level"]
+        st.subheader("Latency distribution, request by request")
+        c1, c2 = st.columns(2)
+        for col, metric in zip((c1, c2), ("TTFT", "TPOT"), strict=True):
+            col.altair_chart(cdf_chart(cdf[cdf["metric"] == metric], metric), width="stretch")
+        st.caption(
+            f"{window['ranks']} ranks of each inference pool replayed request by request over "
+            f"{window['start_s']:,.0f}-{window['end_s']:,.0f} s of each run (the busiest interval), at the run's "
+            "clock: a cap, the site limit or throttling moves the curves right. Share of requests at or below "
+            "each latency (log bins, 20 a decade)."
         )
 
     st.subheader("Side by side")

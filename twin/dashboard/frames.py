@@ -157,6 +157,36 @@ def latency_table(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd
     return pd.DataFrame(rows, columns=columns)
 
 
+def latency_cdf(base: Result, what_if: Result) -> pd.DataFrame:
+    """``run, workload, metric, latency_ms, share``: the replayed TTFT and TPOT distributions as CDFs.
+
+    From each run's request-level histogram (``Result.latency_histogram``, log bins): ``share`` is
+    the fraction of the pool's requests at or below the bin's upper edge ``latency_ms``, so it
+    rises to 1 in every (run, workload, metric). Empty when neither run was replayed.
+    """
+    frames = []
+    for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
+        hist = result.latency_histogram
+        if hist is None:
+            continue
+        for (pool, metric), g in hist[hist["metric"].isin(["ttft", "tpot"])].groupby(["pool", "metric"], sort=False):
+            g = g.sort_values("high_s")
+            counts = g["count"].to_numpy(dtype=np.float64)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run": run,
+                        "workload": pool,
+                        "metric": str(metric).upper(),
+                        "latency_ms": g["high_s"].to_numpy() * 1e3,
+                        "share": np.cumsum(counts) / counts.sum(),
+                    }
+                )
+            )
+    columns = ["run", "workload", "metric", "latency_ms", "share"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
 def delta(card: KpiCard, base: Mapping[str, float], what_if: Mapping[str, float]) -> str | None:
     """``st.metric`` delta text: the change in display units and in per cent; None when unchanged."""
     b, w = card.value(base), card.value(what_if)

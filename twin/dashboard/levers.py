@@ -642,6 +642,15 @@ def run_overrides(base: Scenario, duration_h: float) -> dict[str, Any]:
     return {k: v for k, v in out.items() if not math.isclose(v, getattr(base, k), rel_tol=1e-12)}
 
 
+#: The request-level replay the dashboard asks of both runs when its latency box is ticked (a small sample).
+REQUEST_LEVEL = {"ranks": 2, "window_s": 300.0}
+
+
+def request_level_overrides(on: bool) -> dict[str, Any]:
+    """The scenario's ``request_level`` for both runs: a sample of 2 ranks over 300 s at the busiest interval."""
+    return {"request_level": dict(REQUEST_LEVEL)} if on else {}
+
+
 # ----------------------------------------------------------------------------- overrides
 
 

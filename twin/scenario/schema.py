@@ -428,6 +428,34 @@ ArrivalSpec = Annotated[
 ]
 
 
+class Slo(StrictModel):
+    """Latency targets of a pool's requests (DistServe's SLO attainment: a request meets both).
+
+    A target left out does not constrain; at least one is given.
+    """
+
+    ttft_s: Float | None = Field(None, gt=0, description="Time-to-first-token target of each request [s].")
+    tpot_s: Float | None = Field(None, gt=0, description="Time-per-output-token target of each request [s].")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Slo:
+        if self.ttft_s is None and self.tpot_s is None:
+            raise ValueError("an slo needs ttft_s, tpot_s or both")
+        return self
+
+
+class RequestLevel(StrictModel):
+    """Request-level latency KPIs of a run: a sample of each inference pool's ranks replayed (twin.latency)."""
+
+    ranks: Int = Field(4, gt=0, description="Attention ranks replayed per inference pool (a declared sample).")
+    window_s: Float | None = Field(
+        600.0, gt=0, description="Length of the replayed window [s], cut at the run's end; None: the whole run."
+    )
+    start_s: Float | None = Field(
+        None, ge=0, description="Start of the window [s]; None: the report interval with the most requests."
+    )
+
+
 class InferenceWorkload(StrictModel):
     """An LLM served on a pool of servers."""
 
@@ -455,6 +483,9 @@ class InferenceWorkload(StrictModel):
         None, description="Weight format; None: the model's own (its config's dtype and quantization)."
     )
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache format (vLLM --kv-cache-dtype).")
+    slo: Slo | None = Field(
+        None, description="TTFT/TPOT targets: SLO attainment and goodput KPIs of the request-level replay."
+    )
     arrivals: ArrivalSpec
 
     @model_validator(mode="before")
@@ -595,6 +626,9 @@ class Scenario(StrictModel):
     events: list[FaultEvent] = Field(default_factory=list, description="Scheduled faults (twin.scenario.faults).")
     reliability: Reliability = Reliability()
     controls: Controls = Controls()
+    request_level: RequestLevel | None = Field(
+        None, description="Replay a sample of each inference pool request by request after the run (None: off)."
+    )
     source_dir: Path | None = Field(None, exclude=True, description="Folder of the scenario file.")
     source_file: Path | None = Field(None, exclude=True, description="The scenario file (errors name it).")
 
@@ -611,6 +645,11 @@ class Scenario(StrictModel):
         names = [w.name for w in self.workloads]
         if len(set(names)) != len(names):
             raise ValueError(f"workload names must be unique, got {names}")
+        rl = self.request_level
+        if rl is not None and not any(isinstance(w, InferenceWorkload) for w in self.workloads):
+            raise ValueError("request_level replays inference workloads, and the scenario has none")
+        if rl is not None and rl.start_s is not None and rl.start_s >= self.duration_s:
+            raise ValueError(f"request_level.start_s ({rl.start_s:g} s) is not before the end ({self.duration_s:g} s)")
         too_big = size_problem(self)  # the fleet, tick and memory limits (twin.scenario.resources)
         if too_big is not None:
             raise ValueError(too_big)
