@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hand_board import BOARD
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,24 +18,13 @@ from twin.catalog import accelerator_spec
 from twin.engine.demand import DemandModel
 from twin.engine.serving import ServerConstants, serve_block
 from twin.facility import build_facility
-from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w, clock_for_power_limit
+from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import FIT_RTOL, MAX_STEPS, REPAIR_MARGINS, GovernorMemory, governed_clock
 from twin.validation.setups import inference, node, run, scenario
 
 REPO = Path(__file__).resolve().parent.parent
 H100 = accelerator_spec("H100-SXM")
-#: Round coefficients for the hand calculations of the governor on its own (a 70-700 W board,
-#: k_static 0.15, k_mem 0.30, f**3 above a 0.69 voltage floor): not the catalog's fitted ones.
-BOARD = AcceleratorPowerParams(
-    idle_power_w=70.0,
-    full_power_w=700.0,
-    static_power_fraction=0.15,
-    mem_power_fraction=0.30,
-    uncore_power_fraction=0.0,
-    clock_exponent=3.0,
-    voltage_floor_fraction=0.69,
-    min_clock_fraction=H100.min_clock_fraction,
-)
+#: The round-numbered board of the hand calculations (tests/hand_board.py).
 #: The catalog's H100, for checks through the engine.
 CATALOG = H100.power_params
 

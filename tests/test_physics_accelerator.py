@@ -2,6 +2,7 @@ from dataclasses import MISSING, fields, replace
 
 import numpy as np
 import pytest
+from hand_board import BOARD
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,19 +19,7 @@ from twin.physics.accelerator import (
 )
 
 H100 = accelerator_spec("H100-SXM")
-#: The hand calculations below use these round coefficients (k_static 0.15, k_mem 0.30, gamma 3,
-#: voltage floor 0.69) and a 70-700 W board, not the catalog's fitted ones, so that each value can
-#: be checked by hand.
-BOARD = AcceleratorPowerParams(
-    idle_power_w=70.0,
-    full_power_w=700.0,
-    static_power_fraction=0.15,
-    mem_power_fraction=0.30,
-    uncore_power_fraction=0.0,
-    clock_exponent=3.0,
-    voltage_floor_fraction=0.69,
-    min_clock_fraction=0.25,
-)
+#: The round-numbered board of the hand calculations (tests/hand_board.py).
 
 
 def power(busy, mem, sm, clock):
