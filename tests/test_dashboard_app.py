@@ -7,6 +7,7 @@ numbers ``twin.simulate`` gives for the same overrides.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -229,13 +230,16 @@ def test_sweep_folder_plots_any_kpi_against_any_field(app: AppTest, tmp_path: Pa
     app.text_input(key="sweep_path").input(str(folder)).run()
     assert not app.exception
     assert not app.error, [e.value for e in app.error]
-    assert app.selectbox(key="sweep_x").value == "point"
+    assert app.selectbox(key="sweep_x").value == "fleet.power_cap_w"  # the swept field, not "point"
     assert app.selectbox(key="sweep_y").value == "tokens_per_kwh"
-    app.selectbox(key="sweep_x").set_value("fleet.power_cap_w")
+    app.selectbox(key="sweep_x").set_value("weather.source")
     app.selectbox(key="sweep_y").set_value("pue")
-    app.selectbox(key="sweep_color").set_value("weather.source").run()
+    app.selectbox(key="sweep_color").set_value("fleet.power_cap_w").run()
     assert not app.error
     assert len(app.get("vega_lite_chart")) == charts_before + 1
+    spec = json.loads(app.get("vega_lite_chart")[-1].proto.spec)
+    assert spec["encoding"]["x"]["field"] == r"weather\.source"  # one column, not "source" nested in "weather"
+    assert spec["encoding"]["color"]["field"] == r"fleet\.power_cap_w"
     assert app.dataframe[-1].value.shape == (4, 5)
 
 

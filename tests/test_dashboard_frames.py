@@ -160,6 +160,42 @@ def test_sweep_axes_and_plot_frame() -> None:
         sweeps.plot_frame(frame, "nope", "pue")
 
 
+def test_sweep_chart_plots_dotted_swept_fields_one_category_per_value() -> None:
+    # What `twin sweep` writes: bookkeeping columns first, then the swept paths (dotted), then KPIs.
+    frame = pd.DataFrame(
+        {
+            "point": [0, 1, 2, 3, 4, 5],
+            "key": list("abcdef"),
+            "weather.source": ["greensboro-nc", "phoenix-az", "sand-point-ak"] * 2,
+            "cooling.liquid_class": ["W32"] * 3 + ["W45"] * 3,
+            "status": ["ok"] * 6,
+            "tokens_per_kwh": [7.1e5, 6.9e5, 7.3e5, 7.0e5, 6.8e5, 7.2e5],
+        }
+    )
+    x, y = sweeps.default_axes(frame)
+    assert (x, y) == ("weather.source", "tokens_per_kwh")  # the swept value, not the row index
+    spec = sweeps.chart(sweeps.plot_frame(frame, x, y, "cooling.liquid_class"), x, y, "cooling.liquid_class").to_dict()
+    enc = spec["encoding"]
+    # Escaped, Vega-Lite reads the flat column "weather.source", not "source" nested in "weather".
+    assert enc["x"]["field"] == r"weather\.source"
+    assert enc["x"]["type"] == "nominal"
+    assert enc["color"]["field"] == r"cooling\.liquid_class"
+    assert enc["y"]["field"] == "tokens_per_kwh"
+    (rows,) = spec["datasets"].values()
+    assert {r["weather.source"] for r in rows} == {"greensboro-nc", "phoenix-az", "sand-point-ak"}
+    assert len(rows) == 6
+    assert sweeps.field("a[0].b") == r"a\[0\]\.b"
+
+
+def test_sweep_chart_whole_number_field_has_whole_ticks() -> None:
+    frame = _sweep_frame()
+    spec = sweeps.chart(sweeps.plot_frame(frame, "fleet.rows", "pue"), "fleet.rows", "pue").to_dict()
+    assert spec["encoding"]["x"]["type"] == "quantitative"
+    assert spec["encoding"]["x"]["axis"]["tickMinStep"] == 1
+    spec = sweeps.chart(sweeps.plot_frame(frame, "pue", "tokens_per_kwh"), "pue", "tokens_per_kwh").to_dict()
+    assert "tickMinStep" not in spec["encoding"]["x"].get("axis", {})
+
+
 def test_uploaded_summary_bytes(tmp_path: Path) -> None:
     frame = _sweep_frame()
     buf = io.BytesIO()

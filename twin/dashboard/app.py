@@ -421,16 +421,7 @@ def sweep_page() -> None:
     except TwinError as exc:
         show_error(exc)
         return
-    x_type = "Q" if x in numeric else "N"
-    enc: dict[str, Any] = {
-        "x": alt.X(f"{x}:{x_type}", title=x),
-        "y": alt.Y(f"{y}:Q", title=y, scale=alt.Scale(zero=False)),
-        "tooltip": list(data.columns),
-    }
-    if color_col:
-        enc["color"] = alt.Color(f"{color_col}:N", title=color_col)
-    chart = alt.Chart(data, height=380).mark_line(point=True).encode(**enc)
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(sweeps.chart(data, x, y, color_col), width="stretch")
     st.caption(f"{len(frame)} points, {len(columns)} columns")
     st.dataframe(frame, width="stretch", hide_index=True)
     st.download_button("summary.csv", frame.to_csv(index=False).encode(), "summary.csv", "text/csv", key="dl_sweep")

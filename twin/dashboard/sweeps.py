@@ -1,8 +1,8 @@
 """Reading a sweep result folder for the dashboard (no Streamlit).
 
 A sweep folder holds ``summary.parquet`` and/or ``summary.csv`` with one row per point: the swept
-fields and every KPI as columns. Nothing else about the layout is assumed: any column can go on
-the x axis, any numeric column on the y axis.
+fields and every KPI as columns. Any column can go on the x axis, any numeric column on the y
+axis; the first plot puts the first swept field (not a bookkeeping column) on x.
 """
 
 from __future__ import annotations
@@ -10,12 +10,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 
 from twin.errors import TwinError
 
 #: File names looked for in a sweep folder, in order of preference.
 SUMMARY_FILES: tuple[str, ...] = ("summary.parquet", "summary.csv")
+
+#: Columns ``twin sweep`` writes about each point rather than about the scenario (never a default x).
+BOOKKEEPING: frozenset[str] = frozenset({"point", "key", "status", "error", "wall_time_s", "worker", "run_id"})
 
 
 def summary_file(path: str | Path) -> Path:
@@ -75,13 +79,14 @@ def varying_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def default_axes(frame: pd.DataFrame) -> tuple[str, str]:
-    """A sensible first plot: the first varying column against ``tokens_per_kwh`` (or a numeric one)."""
+    """A sensible first plot: the first varying column that is not bookkeeping (the first swept
+    field) against ``tokens_per_kwh`` (or a numeric one)."""
     numeric = numeric_columns(frame)
     if not numeric:
         raise TwinError("the sweep summary has no numeric column to plot")
-    varying = varying_columns(frame) or [str(frame.columns[0])]
     y = "tokens_per_kwh" if "tokens_per_kwh" in numeric else numeric[-1]
-    x = next((c for c in varying if c != y), str(frame.columns[0]))
+    varying = [c for c in varying_columns(frame) if c != y]
+    x = next((c for c in varying if c not in BOOKKEEPING), varying[0] if varying else str(frame.columns[0]))
     return x, y
 
 
@@ -101,6 +106,37 @@ def plot_frame(frame: pd.DataFrame, x: str, y: str, color: str | None = None) ->
     cols = list(dict.fromkeys([x, y, *([color] if color else [])]))
     out = frame[cols].dropna(subset=[y])
     return out.sort_values(x, kind="stable").reset_index(drop=True)
+
+
+def field(column: str) -> str:
+    """``column`` as a Vega-Lite field name: ``.``, ``[`` and ``]`` escaped, so that a swept path
+    such as ``weather.source`` is one column and not the field ``source`` nested in ``weather``."""
+    out = column.replace("\\", "\\\\")
+    for ch in ".[]":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def chart(data: pd.DataFrame, x: str, y: str, color: str | None = None) -> alt.Chart:
+    """Line-and-point chart of :func:`plot_frame`'s ``data``: ``y`` against ``x``, one line per ``color``.
+
+    A numeric ``x`` is a quantitative axis (whole-number ticks when every value is whole); any
+    other ``x`` is nominal, one category per value in the order of ``data``.
+    """
+    numeric = numeric_columns(data)
+    if x in numeric:
+        whole = bool((data[x].dropna() % 1 == 0).all())
+        x_enc = alt.X(field(x), type="quantitative", title=x, axis=alt.Axis(tickMinStep=1) if whole else alt.Axis())
+    else:
+        x_enc = alt.X(field(x), type="nominal", title=x, sort=None)
+    enc: dict[str, object] = {
+        "x": x_enc,
+        "y": alt.Y(field(y), type="quantitative", title=y, scale=alt.Scale(zero=False)),
+        "tooltip": [alt.Tooltip(field(c), title=c) for c in data.columns],
+    }
+    if color:
+        enc["color"] = alt.Color(field(color), type="nominal", title=color)
+    return alt.Chart(data, height=380).mark_line(point=True).encode(**enc)
 
 
 def read_summary_bytes(name: str, data: bytes) -> pd.DataFrame:
