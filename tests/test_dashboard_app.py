@@ -8,7 +8,9 @@ numbers ``twin.simulate`` gives for the same overrides.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import twin
+from twin.dashboard import launch
 from twin.dashboard import levers as lv
 from twin.units import J_PER_KWH
 
@@ -265,10 +268,30 @@ def test_twin_dashboard_execs_streamlit_on_the_app(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:8765" in result.output
     (argv,) = calls
-    assert argv[1:4] == ["-m", "streamlit", "run"]
-    assert Path(argv[4]) == APP
+    assert argv[1:5] == ["-P", "-m", "streamlit", "run"]
+    assert Path(argv[5]) == APP
     assert argv[argv.index("--server.port") + 1] == "8765"
     assert argv[argv.index("--server.headless") + 1] == "true"
+
+
+def test_dashboard_interpreter_ignores_a_twin_folder_in_the_working_folder(tmp_path: Path) -> None:
+    # A clone's (or any) twin/ in the folder the dashboard is started from must not shadow the
+    # installed package: run the command's interpreter and flags there and import twin.
+    (tmp_path / "twin").mkdir()
+    (tmp_path / "twin" / "__init__.py").write_text("raise ImportError('the working folder shadowed twin')\n")
+    argv = launch.streamlit_command()
+    interpreter = argv[: argv.index("-m")]
+    env = {**os.environ, "PYTHONPATH": str(Path(twin.__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [*interpreter, "-c", "import twin; print(twin.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).resolve() == Path(twin.__file__).resolve()
 
 
 def chart_frame(at: AppTest, title_part: str) -> pd.DataFrame:
