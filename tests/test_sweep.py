@@ -309,6 +309,33 @@ def test_rerun_retries_failed_points_and_keeps_finished_ones(tmp_path):
     assert list(again.summary["error"].fillna("")) == ["", ""]
 
 
+def test_cli_progress_counts_out_of_every_point_from_the_start(tmp_path, monkeypatch):
+    import twin.cli
+
+    seen: list[tuple[float, float | None]] = []
+
+    class Recording(twin.cli.Progress):
+        def add_task(self, *args, **kwargs):
+            task = super().add_task(*args, **kwargs)
+            seen.append((self.tasks[0].completed, self.tasks[0].total))
+            return task
+
+        def update(self, task, **kwargs):
+            super().update(task, **kwargs)
+            seen.append((self.tasks[0].completed, self.tasks[0].total))
+
+    monkeypatch.setattr(twin.cli, "Progress", Recording)
+    spec = write_spec(tmp_path, {"grid": {"fleet.servers_per_rack": [1, 2]}})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(out), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert seen == [(0, 2), (0, 2), (1, 2), (2, 2)]  # never "0/None"
+    seen.clear()
+    res = CliRunner().invoke(app, ["sweep", str(spec), "--out", str(out), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert seen == [(0, 2), (2, 2)]  # resumed: both points already done
+
+
 # === kill, then resume ========================================================================
 
 

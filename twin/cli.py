@@ -407,13 +407,15 @@ def sweep(
             console=err_console,
             disable=quiet,
         ) as bar:
-            task = bar.add_task(f"sweep {sw.name}", total=None, failed="")
+            # Out of every point of the spec from the start: points a previous run finished count as done.
+            task = bar.add_task(f"sweep {sw.name}", total=len(sw.points), failed="")
             n_failed = 0
 
             def advance(done: int, total: int, point: Any, state: str) -> None:
                 nonlocal n_failed
                 n_failed += state == "failed"
-                bar.update(task, completed=done, total=total, failed=f"[red]{n_failed} failed[/]" if n_failed else "")
+                skipped = len(sw.points) - total
+                bar.update(task, completed=skipped + done, failed=f"[red]{n_failed} failed[/]" if n_failed else "")
 
             def invalid(point: Any, problem: str) -> None:
                 err_console.print(f"[yellow]recomputing[/] point {point.index} ({point.label()}): {problem}")
