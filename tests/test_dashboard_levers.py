@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -276,12 +276,31 @@ def test_changing_the_accelerator_drops_a_calibrated_file(base: twin.Scenario, t
 
 
 def test_run_overrides_bound_the_report_rows(base: twin.Scenario) -> None:
-    assert lv.run_overrides(base, 6) == {"duration_s": 21600.0}  # 360 one-minute rows
+    # 360 one-minute rows, 11:00-17:00 around the preset's 14:00 peak
+    assert lv.run_overrides(base, 6) == {"start": "2024-07-15T11:00:00", "duration_s": 21600.0}
     assert lv.run_overrides(base, 24) == {"report_interval_s": 240.0}  # the preset's 24 h, 360 rows
     week = lv.run_overrides(base, 168)
     assert week["duration_s"] == 168 * 3600
     assert week["duration_s"] / week["report_interval_s"] <= lv.MAX_REPORT_POINTS
     assert week["report_interval_s"] % base.step_s == 0
+
+
+def test_window_centres_on_the_diurnal_peak_inside_the_scenario_run(base: twin.Scenario) -> None:
+    assert base.start == datetime(2024, 7, 15) and base.duration_s == 86400.0  # a day, peak at 14:00
+    assert lv.window_start(base, 6) == datetime(2024, 7, 15, 11)
+    assert lv.window_start(base, 12) == datetime(2024, 7, 15, 8)
+    assert lv.window_start(base, 20) == datetime(2024, 7, 15, 4)  # held inside the scenario's day
+    assert lv.window_start(base, 24) == base.start  # the whole run
+    evening = ed.set_field(base, "start", datetime(2024, 7, 14, 18))
+    assert lv.window_start(evening, 6) == datetime(2024, 7, 15, 11)  # the peak of the next day
+    faulted = ed.add_fault(base, "server_fail", 7200.0, count=1)
+    assert lv.window_start(faulted, 6) == base.start  # faults are timed from the scenario's start
+    assert lv.window_text(datetime(2024, 7, 15, 11), 6) == "15 Jul 2024 11:00–17:00"
+    assert lv.window_text(datetime(2024, 7, 15, 20), 6) == "15 Jul 2024 20:00–16 Jul 2024 02:00"
+    # The start-date lever keeps the window's time of day.
+    assert lv.what_if_overrides(lv.windowed(base, 6), {"start_date": date(2024, 1, 15)}) == {
+        "start": "2024-01-15T11:00:00"
+    }
 
 
 def test_cli_command_and_cache_key_reproduce_the_overrides(base: twin.Scenario) -> None:

@@ -255,7 +255,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
             **lv.run_overrides(base_sc, duration_h),
             **lv.request_level_overrides(bool(st.session_state.get("request_level"))),
         }
-        what_ov = lv.what_if_overrides(base_sc, values)
+        what_ov = lv.what_if_overrides(lv.windowed(base_sc, duration_h), values)
         t0 = time.perf_counter()
         base = simulate_cached(source, lv.overrides_key(run_ov))
         what_if = simulate_cached(source, lv.overrides_key({**run_ov, **what_ov}))
@@ -266,7 +266,8 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
 
     st.markdown(
         f"**{base_sc.name}** — {what_if.meta['n_gpus']:,} × {what_if.meta['accelerator']} in "
-        f"{what_if.meta['n_servers']:,} servers, {duration_h:g} h simulated. "
+        f"{what_if.meta['n_servers']:,} servers, {duration_h:g} h simulated: "
+        f"**{lv.window_text(lv.window_start(base_sc, duration_h), duration_h)}**. "
         f"This page took {elapsed:.2f} s (the what-if simulated in {what_if.meta['wall_time_s']:.2f} s; "
         "a lever setting seen before comes from the cache)."
     )

@@ -30,7 +30,7 @@ import math
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ from twin.scenario import edits as ed
 from twin.scenario.edits import plain
 from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
-from twin.scenario.schema import InferenceWorkload
+from twin.scenario.schema import Arrivals, InferenceWorkload
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]
 Values = Mapping[str, Any]
@@ -627,11 +627,38 @@ def baseline_values(base: Scenario) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- run settings
 
 
-def run_overrides(base: Scenario, duration_h: float) -> dict[str, Any]:
-    """Duration and report interval shared by the baseline and the what-if (only those that change).
+def window_start(base: Scenario, duration_h: float) -> datetime:
+    """When the dashboard's ``duration_h`` window starts: inside the scenario's own run, on a whole
+    hour, as near as that allows to centred on the diurnal request peak (the first diurnal pool's
+    ``peak_hour``), so a short window shows the busy part of the day.
 
-    The report interval is the baseline's, lengthened to a whole number of physics ticks so a
-    run has at most :data:`MAX_REPORT_POINTS` rows.
+    The scenario's start when it schedules faults (they are timed from its start), has no diurnal
+    pool, or runs no longer than the window.
+    """
+    peaks = [
+        w.arrivals.peak_hour
+        for w in base.workloads
+        if isinstance(w, InferenceWorkload) and isinstance(w.arrivals, Arrivals) and w.arrivals.kind == "diurnal"
+    ]
+    room_h = base.duration_s / 3600.0 - float(duration_h)
+    if base.events or not peaks or room_h <= 0:
+        return base.start
+    start_hour = base.start.hour + base.start.minute / 60.0 + base.start.second / 3600.0
+    offset_h = (peaks[0] - float(duration_h) / 2.0 - start_hour) % 24.0
+    return base.start + timedelta(hours=min(math.floor(offset_h), math.floor(room_h)))
+
+
+def windowed(base: Scenario, duration_h: float) -> Scenario:
+    """``base`` starting at :func:`window_start`: the baseline the what-if levers edit."""
+    return ed.set_field(base, "start", window_start(base, duration_h))
+
+
+def run_overrides(base: Scenario, duration_h: float) -> dict[str, Any]:
+    """Window start, duration and report interval shared by the baseline and the what-if (only
+    those that change).
+
+    The start is :func:`window_start`. The report interval is the baseline's, lengthened to a
+    whole number of physics ticks so a run has at most :data:`MAX_REPORT_POINTS` rows.
     """
     duration_s = float(duration_h) * 3600.0
     step_s = base.step_s
@@ -639,7 +666,16 @@ def run_overrides(base: Scenario, duration_h: float) -> dict[str, Any]:
     if duration_s / interval_s > MAX_REPORT_POINTS:
         interval_s = math.ceil(duration_s / MAX_REPORT_POINTS / step_s) * step_s
     out = {"duration_s": duration_s, "report_interval_s": float(interval_s)}
-    return {k: v for k, v in out.items() if not math.isclose(v, getattr(base, k), rel_tol=1e-12)}
+    out = {k: v for k, v in out.items() if not math.isclose(v, getattr(base, k), rel_tol=1e-12)}
+    start = window_start(base, duration_h)
+    return {"start": plain(start), **out} if start != base.start else out
+
+
+def window_text(start: datetime, duration_h: float) -> str:
+    """The simulated window as clock time, e.g. ``15 Jul 2024 11:00–17:00``."""
+    end = start + timedelta(hours=float(duration_h))
+    tail = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%d %b %Y %H:%M}"
+    return f"{start:%d %b %Y %H:%M}–{tail}"
 
 
 #: The request-level replay the dashboard asks of both runs when its latency box is ticked (a small sample).
