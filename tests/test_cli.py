@@ -127,3 +127,35 @@ def test_run_reports_fault_events(tmp_path):
     assert list(events["time_s"]) == [600.0, 900.0]
     back = Result.load(out)
     assert list(back.events["detail"]) == ["side=B", ""]
+
+
+def test_kpi_table_shows_energy_in_kwh_and_power_in_kw():
+    # One convention per quantity (summary.json keeps joules and watts): 7.866e8 J = 218.5 kWh.
+    import io
+
+    from rich.console import Console
+
+    from twin.cli import kpi_table
+
+    kpis = {
+        "facility_energy_kwh": 931.2,
+        "mean_facility_power_w": 931_185.0,
+        "peak_facility_power_w": 935_234.0,
+        "cooling_energy_j": 7.866e8,
+        "conversion_loss_energy_j": 4.807e8,
+        "load_shed_j": 3.6e6,
+        "grid_ramp_max_w_per_s": 2_500.0,
+        "ledger_residual_j": 2.98e-8,
+    }
+    out = io.StringIO()
+    Console(file=out, width=120).print(kpi_table(kpis, "t"))
+    rows = {line.split("│")[1].strip(): line.split("│")[2:4] for line in out.getvalue().splitlines() if "│" in line}
+    shown = {label: (value.strip(), unit.strip()) for label, (value, unit) in rows.items()}
+    assert shown["Facility energy"] == ("931.2", "kWh")
+    assert shown["Mean facility power"] == ("931.2", "kW")
+    assert shown["Peak facility power"] == ("935.2", "kW")
+    assert shown["Cooling energy"] == ("218.5", "kWh")
+    assert shown["Conversion losses"] == ("133.5", "kWh")
+    assert shown["Load shed"] == ("1.0", "kWh")
+    assert shown["Largest grid ramp"] == ("2.5", "kW/s")
+    assert shown["Ledger residual"] == ("8.3e-15", "kWh")

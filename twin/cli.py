@@ -12,6 +12,7 @@ from rich.table import Table
 
 from twin.errors import InvalidInputError, ScenarioError, TwinError
 from twin.kpis import SITE_KPIS
+from twin.units import J_PER_KWH
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The AI-factory twin: energy in, tokens out.")
 console = Console()
@@ -20,7 +21,8 @@ err_console = Console(stderr=True)
 #: Exit code for invalid input (a scenario, spec or trace that does not validate).
 EXIT_INVALID = 2
 
-#: Headline KPIs (key, label, format); units from the registry (twin.kpis).
+#: Headline KPIs (key, label, format of the shown value); units from the registry (twin.kpis), shown
+#: as :data:`TABLE_UNITS` says.
 KPI_ROWS = [
     ("facility_energy_kwh", "Facility energy", "{:,.1f}"),
     ("it_energy_kwh", "IT energy", "{:,.1f}"),
@@ -29,28 +31,28 @@ KPI_ROWS = [
     ("tokens_per_kwh", "Tokens per kWh (facility)", "{:,.0f}"),
     ("j_per_token_facility", "Energy per token (facility)", "{:.4g}"),
     ("j_per_token_it", "Energy per token (IT)", "{:.4g}"),
-    ("mean_facility_power_w", "Mean facility power", "{:,.0f}"),
-    ("peak_facility_power_w", "Peak facility power", "{:,.0f}"),
-    ("cooling_energy_j", "Cooling energy", "{:.4g}"),
-    ("conversion_loss_energy_j", "Conversion losses", "{:.4g}"),
+    ("mean_facility_power_w", "Mean facility power", "{:,.1f}"),
+    ("peak_facility_power_w", "Peak facility power", "{:,.1f}"),
+    ("cooling_energy_j", "Cooling energy", "{:,.1f}"),
+    ("conversion_loss_energy_j", "Conversion losses", "{:,.1f}"),
     ("max_die_temp_c", "Max die temperature", "{:.1f}"),
     ("water_l", "Water (towers)", "{:,.0f}"),
     ("wue_l_per_kwh", "WUE", "{:.3f}"),
     ("free_cooling_h", "Free-cooling hours (equivalent)", "{:,.1f}"),
     ("throttled_gpu_h", "Throttled GPU-hours", "{:,.1f}"),
     ("carbon_kg", "Carbon (location-based)", "{:,.0f}"),
-    ("ledger_residual_j", "Ledger residual", "{:.3g}"),
+    ("ledger_residual_j", "Ledger residual", "{:.2g}"),
 ]
 #: Fault and control KPIs (key, label, format), shown when not zero (the battery's state of charge always).
 FAULT_KPI_ROWS = [
     ("tokens_lost", "Tokens lost (rollbacks + dropped)", "{:,.0f}"),
-    ("lost_energy_j", "Energy of rolled-back work", "{:.4g}"),
-    ("load_shed_j", "Load shed", "{:.4g}"),
+    ("lost_energy_j", "Energy of rolled-back work", "{:,.1f}"),
+    ("load_shed_j", "Load shed", "{:,.1f}"),
     ("battery_min_soc", "Battery minimum state of charge", "{:.3f}"),
     ("time_to_thermal_shutdown_s", "Fault to first thermal shutdown", "{:,.1f}"),
     ("time_throttled_s", "Time with GPUs thermally throttled", "{:,.0f}"),
     ("time_site_limited_s", "Time held at the site power limit", "{:,.0f}"),
-    ("grid_ramp_max_w_per_s", "Largest grid ramp", "{:,.0f}"),
+    ("grid_ramp_max_w_per_s", "Largest grid ramp", "{:,.1f}"),
 ]
 
 
@@ -135,7 +137,7 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
     table.add_column("unit")
     for key, label, fmt in KPI_ROWS:
         if key in kpis:
-            table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
+            table.add_row(*_row(kpis, key, label, fmt))
     for key, value in kpis.items():  # per-pool latency: fluid (twin.engine.pool_stats), replayed (twin.latency)
         for metric in ("ttft", "tpot"):
             for q in ("p50", "p99"):
@@ -149,14 +151,25 @@ def kpi_table(kpis: dict[str, float], title: str) -> Table:
                 table.add_row(f"{key.removesuffix(suffix)} {label}", fmt_value(value, fmt), unit)
     for key, label, fmt in FAULT_KPI_ROWS:
         if key in kpis and (kpis[key] != 0 or key == "battery_min_soc"):
-            table.add_row(label, fmt_value(kpis[key], fmt), _unit(key))
+            table.add_row(*_row(kpis, key, label, fmt))
     return table
 
 
-def _unit(key: str) -> str:
-    """A site KPI's unit as the table shows it (none for a ratio of like quantities)."""
+#: One convention per quantity in the table: energy in kWh, power in kW (summary.json keeps SI).
+TABLE_UNITS: dict[str, tuple[float, str]] = {"J": (1.0 / J_PER_KWH, "kWh"), "W": (1e-3, "kW"), "W/s": (1e-3, "kW/s")}
+
+
+def _row(kpis: dict[str, float], key: str, label: str, fmt: str) -> tuple[str, str, str]:
+    """(label, value, unit) of a site KPI as the table shows it.
+
+    In :data:`TABLE_UNITS`' unit, no unit for a ratio of like quantities, ``n/a`` when undefined.
+    """
+    from twin.results import fmt_value, is_undefined
+
     unit = SITE_KPIS[key].unit
-    return "" if unit == "1" else unit
+    scale, shown = TABLE_UNITS.get(unit, (1.0, "" if unit == "1" else unit))
+    value = kpis[key]
+    return label, fmt_value(None if is_undefined(value) else value * scale, fmt), shown
 
 
 @app.command()
