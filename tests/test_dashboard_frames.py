@@ -83,6 +83,9 @@ def test_series_have_both_runs_in_display_units(pair: tuple[twin.Result, twin.Re
     assert len(long) == 2 * 2 * n
     power = long[(long["quantity"] == "facility power [kW]") & (long["run"] == frames.BASELINE)]
     assert power["value"].to_numpy() == pytest.approx(base.timeseries["facility_power_w"].to_numpy() / 1e3)
+    # Clock time from the baseline's start, interval by interval.
+    start = pd.Timestamp(base.scenario["start"])
+    assert (power["time"] - start).dt.total_seconds().to_numpy() == pytest.approx(base.timeseries["time_s"].to_numpy())
     capped_pct = long[(long["quantity"] == "GPUs at the power cap [%]") & (long["run"] == frames.WHAT_IF)]["value"]
     assert capped_pct.between(0, 100).all()
     assert capped_pct.max() > 0

@@ -176,11 +176,20 @@ def sidebar(base: twin.Scenario, source: str) -> tuple[float, dict[str, Any]]:
 def line_chart(long: pd.DataFrame, quantity: str, height: int = 220) -> alt.LayerChart:
     """One quantity over time: the what-if solid red, the baseline dashed grey on top of it."""
     data = long[long["quantity"] == quantity]
+    one_day = data["time"].max() - data["time"].min() <= pd.Timedelta(days=1)
+    clock = "%H:%M" if one_day else "%d %b %H:%M"
     base = alt.Chart(data, title=quantity, height=height).encode(
-        x=alt.X("hours:Q", title="time [h]"),
+        # Naive clock times arrive as UTC: a UTC scale shows them as they are in any browser.
+        x=alt.X(
+            "time:T", title="clock time", scale=alt.Scale(type="utc"), axis=alt.Axis(format=clock, formatType="utc")
+        ),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.4~g")),
         color=alt.Color("run:N", scale=RUN_COLORS, title=None),
-        tooltip=["run", alt.Tooltip("hours:Q", format=".2f"), alt.Tooltip("value:Q", format=",.4g")],
+        tooltip=[
+            "run",
+            alt.Tooltip("time:T", format="%d %b %H:%M", formatType="utc"),
+            alt.Tooltip("value:Q", format=",.4g"),
+        ],
     )
     what_if = base.transform_filter(alt.datum.run == frames.WHAT_IF).mark_line(strokeWidth=2)
     baseline = base.transform_filter(alt.datum.run == frames.BASELINE).mark_line(strokeDash=[5, 3], strokeWidth=1.5)

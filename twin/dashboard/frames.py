@@ -358,18 +358,22 @@ def with_derived(result: Result) -> pd.DataFrame:
 
 
 def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFrame:
-    """Long table ``hours, run, quantity, value`` of ``columns`` for both runs (display units).
+    """Long table ``time, run, quantity, value`` of ``columns`` for both runs (display units).
 
-    Values that are not finite (undefined: the PUE or maximum die temperature of an interval with
-    every server down) become gaps (NaN).
+    ``time`` is clock time from the baseline's start for both runs (a what-if on another day
+    keeps the time of day), naive, to be shown as is (a UTC scale in Vega-Lite). Values that are
+    not finite (undefined: the PUE or maximum die temperature of an interval with every server
+    down) become gaps (NaN).
     """
+    start = pd.Timestamp(base.scenario["start"])
     parts = []
     for run, result in ((BASELINE, base), (WHAT_IF, what_if)):
         ts = with_derived(result)
+        time = start + pd.to_timedelta(ts["time_s"], unit="s")
         for col in columns:
             label, scale = SERIES[col]
             value = (ts[col] * scale).where(np.isfinite(ts[col]))
-            parts.append(pd.DataFrame({"hours": ts["hours"], "run": run, "quantity": label, "value": value}))
+            parts.append(pd.DataFrame({"time": time, "run": run, "quantity": label, "value": value}))
     return pd.concat(parts, ignore_index=True)
 
 
