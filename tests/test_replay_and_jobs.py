@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hand_board import BOARD
 
 from twin import load_scenario, simulate
 from twin.catalog import accelerator_spec, model_spec
 from twin.errors import ScenarioError
-from twin.physics.accelerator import AcceleratorPowerParams, busy_for_power
+from twin.physics.accelerator import busy_for_power
 
 DATA = Path(__file__).resolve().parent / "data"
 H100 = accelerator_spec("H100-SXM")
@@ -51,13 +52,7 @@ def power_log(tmp_path):
 
 def test_power_inversion_by_hand():
     # Linear model (activity per busy = 1): u = (P - P_idle) / (P_full - P_idle) = (385 - 70) / 630.
-    board = AcceleratorPowerParams(
-        idle_power_w=70.0,
-        full_power_w=700.0,
-        static_power_fraction=0.15,
-        mem_power_fraction=0.30,
-        uncore_power_fraction=0.0,
-    )
+    board = BOARD  # tests/hand_board.py: 70-700 W, k_static 0.15, k_mem 0.30
     assert float(busy_for_power(385.0, params=board)) == pytest.approx(0.5)
     # Other profile: k_static + k_mem a_m + k_sm a_s = 0.15 + 0.30 x 0.8 + 0.55 x 0.9 = 0.885.
     u = float(busy_for_power(500.0, params=board, mem_per_busy=0.8, sm_per_busy=0.9))

@@ -150,13 +150,17 @@ def check_workloads(fac: Facility) -> list[str]:
 ROOM_MODEL_MARGIN_K = 15.0
 
 
-def check_room_air(fac: Facility, room_air_max_c: float) -> list[str]:
+def check_room_air(fac: Facility, room_excess_max_k: float) -> list[str]:
     """After a run: room air, with every server off, that the one-node room cannot stand behind.
 
-    ``room_air_max_c`` is the hottest room air while no server was up (:data:`ROOM_MODEL_MARGIN_K`).
+    ``room_excess_max_k`` is the room's largest excess over the CRAH supply air while no server was
+    up (:data:`ROOM_MODEL_MARGIN_K`).
     """
+    if not isinstance(fac.cooling, PlantSpec):
+        return []
     limit_c = ASHRAE_AIR_CLASSES["A4"][1] + ROOM_MODEL_MARGIN_K
-    if not isinstance(fac.cooling, PlantSpec) or not room_air_max_c > limit_c:
+    room_air_max_c = fac.cooling.params.crah_supply_air_c + room_excess_max_k
+    if not room_air_max_c > limit_c:
         return []
     return [
         f"room air reached {room_air_max_c:.0f} C with every server off, beyond the one-node room model's range "

@@ -13,7 +13,6 @@ from twin.checks import check_room_air, run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility
-from twin.facility_parts.plant import PlantSpec
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
@@ -62,10 +61,9 @@ def simulate(
     kpis = compute_kpis(ts, ledger, pool_names, scenario.site.model_dump(), fac.n_gpus)
     kpis.update(engine.pool_stats.kpis())
     kpis.update(fault_kpis(engine, kpis))
-    dark = ts["servers_up"].to_numpy() == 0 if len(ts) else np.zeros(0, dtype=bool)
-    if isinstance(fac.cooling, PlantSpec) and dark.any():
-        hottest_k = float(ts["room_excess_k"].to_numpy()[dark].max())
-        warnings += check_room_air(fac, fac.cooling.params.crah_supply_air_c + hottest_k)
+    dark = ts["servers_up"].to_numpy() == 0
+    if dark.any():
+        warnings += check_room_air(fac, float(ts["room_excess_k"].to_numpy()[dark].max()))
     queue, jobs = job_reports(fac, kpis)
     kpis.update(queue)
     result = Result(
