@@ -420,7 +420,7 @@ class Engine:
 
             frac = self.controls.solve_fraction(metered_at, metered_w)
             site_limited = frac < 1.0
-            capped_w = limit_w
+            capped_w, site_w = limit_w, float(self.controls.limit_w or 0.0)
             for round_ in range(SITE_REPAIR_ROUNDS):
                 limit_w = np.minimum(capped_w, frac[:, None] * p_full)
                 res, clock, p_gpu, floor_extra = run_at(limit_w)
@@ -429,7 +429,6 @@ class Engine:
                 # bisection's did where the power is not monotonic in the clock (busy time, and the
                 # memory side's power with it, grows as the clock falls): lower those ticks' share
                 # by their excess, doubled each round, and solve again.
-                site_w = float(self.controls.limit_w or 0.0)
                 over = site_limited & (metered_w > site_w * (1.0 + LIMIT_RTOL))
                 if not np.any(over):
                     break
