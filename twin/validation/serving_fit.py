@@ -44,7 +44,8 @@ ITL of each configuration (J/token is power over tokens/s, so it follows), under
 with a 10 % scale, so that a few runs the twin cannot explain (a kernel the engine lacked on one
 GPU) do not pull the fit. The idle power, TDP, datasheet peaks and the DVFS curve stay the
 catalog's. Until this fit freed ``mem_power_fraction`` the catalog set it (0.38) from Ma et al.'s
-clock-lock saving on an H200; that anchor is now independent of the fit.
+clock-lock saving on an H200. That anchor still is not independent: it (with Samsi et al.'s cap
+saving) sets :data:`UNCORE_SHARE_OF_BUSY`, the split of the fitted busy power.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ class ServingFit:
 #: Energy HBM spends per bit moved, the floor of a GPU's HBM power at full bandwidth: 3.9 pJ/bit
 #: for HBM2 (O'Connor et al., "Fine-Grained DRAM: Energy-Efficient DRAM for Extreme Bandwidth
 #: Systems", MICRO-50, 2017: I/O, on-die data movement and activation at a streaming access
-#: pattern). HBM3 and HBM3E move a bit for no less than that in the vendors' own figures, so it
-#: bounds from below what the fit may give HBM traffic. [J/bit]
+#: pattern). [EST] taken for HBM3 and HBM3E too (no per-bit figure for them is in the project's
+#: sources); it only bounds from below what the fit may give HBM traffic. [J/bit]
 HBM_ENERGY_J_PER_BIT = 3.9e-12
 
 
@@ -194,7 +195,7 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
 
 #: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, latency in us,
 #: static power share of what HBM leaves, HBM power at full bandwidth over its floor
-#: (:func:`hbm_floor_w`; up to 3x, the HBM2E-era 11-12 pJ/bit), full-activity power over TDP. The
+#: (:func:`hbm_floor_w`; up to 3x, 11.7 pJ/bit [EST], a loose ceiling), full-activity power over TDP. The
 #: ceilings are what the best kernels measured reach: 0.92 of peak HBM
 #: bandwidth (Azure's bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on
 #: H800), 0.85 of peak FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
