@@ -241,3 +241,19 @@ def test_docstring_examples() -> None:
 
     result = doctest.testmod(latency, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_large_request_level_sample_is_announced_not_silent():
+    # The default pod has 96 + 256 inference ranks; every one over 600 s costs about
+    # 352 x 600 x 6 ms = 21 min of CPU (REPLAY_CPU_S_PER_RANK_S): validate and run say so.
+    from twin import load_scenario
+    from twin.checks import REPLAY_CPU_S_PER_RANK_S, run_checks
+    from twin.facility import build_facility
+
+    big = load_scenario("default", {"request_level": {"ranks": 10**8}})
+    fac = build_facility(big)
+    ranks = sum(p.n_ranks for p in fac.pools if p.kind == "inference")
+    (issue,) = [i for i in run_checks(fac, request_level=big.request_level) if i.startswith("request_level")]
+    assert f"{ranks} ranks" in issue and f"{ranks * 600 * REPLAY_CPU_S_PER_RANK_S / 60:.0f} min" in issue
+    small = load_scenario("default", {"request_level": {"ranks": 4}})
+    assert not [i for i in run_checks(fac, request_level=small.request_level) if i.startswith("request_level")]

@@ -15,6 +15,7 @@ from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
 from twin.physics.cooling_plant import ASHRAE_AIR_CLASSES
 from twin.replica import kv_capacity_sequences
+from twin.scenario.schema import RequestLevel
 
 
 def check_power_cap(fac: Facility) -> list[str]:
@@ -169,12 +170,37 @@ def check_room_air(fac: Facility, room_excess_max_k: float) -> list[str]:
     ]
 
 
+#: CPU seconds one replayed rank costs per simulated second: 0.18 ms per scheduler step at about
+#: 30 ms per serving step, measured for twin.serving_requests on this project's 2-core CI machine.
+REPLAY_CPU_S_PER_RANK_S = 6e-3
+#: Replay cost above which validate and run say what a request-level sample will take. [s]
+REPLAY_WARN_CPU_S = 300.0
+
+
+def check_request_level(fac: Facility, spec: RequestLevel | None) -> list[str]:
+    """A request-level sample that will take long: its ranks times its window, at the measured cost."""
+    if spec is None:
+        return []
+    window_s = fac.run.duration_s if spec.window_s is None else min(spec.window_s, fac.run.duration_s)
+    ranks = sum(min(spec.ranks, p.n_ranks) for p in fac.pools if p.kind == "inference")
+    cost_s = ranks * window_s * REPLAY_CPU_S_PER_RANK_S
+    if cost_s <= REPLAY_WARN_CPU_S:
+        return []
+    return [
+        f"request_level: {ranks} ranks replayed request by request over {window_s:g} s will take about "
+        f"{cost_s / 60:.0f} min of CPU; fewer ranks (request_level.ranks) or a shorter window_s keep it short"
+    ]
+
+
 CHECKS = (check_workloads, check_power_cap, check_model_fits, check_power_chain_capacity, check_multimodal)
 
 
-def run_checks(fac: Facility, strict: bool = False) -> list[str]:
-    """Run every check; with ``strict`` raise :class:`ConsistencyError` on any finding."""
-    issues = [issue for check in CHECKS for issue in check(fac)]
+def run_checks(fac: Facility, strict: bool = False, request_level: RequestLevel | None = None) -> list[str]:
+    """Run every check, and the scenario's ``request_level`` cost; ``strict`` raises on any finding.
+
+    With ``strict`` a finding raises :class:`ConsistencyError` instead of being returned.
+    """
+    issues = [issue for check in CHECKS for issue in check(fac)] + check_request_level(fac, request_level)
     if strict and issues:
         raise ConsistencyError("; ".join(issues))
     return issues

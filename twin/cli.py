@@ -340,7 +340,7 @@ def validate(
     sc = _load(scenario, set_)
     try:  # building reads every trace and the weather file and sizes the plant: what a run refuses fails here
         fac = build_facility(sc)
-        issues = run_checks(fac)
+        issues = run_checks(fac, request_level=sc.request_level)
     except InvalidInputError as exc:
         _invalid(exc)
     console.print(

@@ -105,11 +105,6 @@ class PoolLatency:
         return np.concatenate([getattr(r, name) for r in self.runs]) if self.runs else np.zeros(0)
 
 
-def pool_ranks(pool: Pool) -> int:
-    """Attention ranks of a pool (at least one)."""
-    return max(round(pool.n_servers * pool.ranks_per_server), 1)
-
-
 def kv_capacity_tokens(pool: Pool) -> float:
     """Tokens one rank's KV cache holds (``inf`` for a model without an attention cache)."""
     assert pool.costs is not None
@@ -200,7 +195,7 @@ def replay_latency(
         assert pool.costs is not None
         assert pool.model is not None
         slo = pool_slo(workloads[pool.name], slo_ttft_s, slo_tpot_s, default_slo)
-        n_ranks = pool_ranks(pool)
+        n_ranks = pool.n_ranks
         k = n_ranks if ranks is None else min(ranks, n_ranks)
         counts = ts[f"{pool.name}_requests"].to_numpy(dtype=np.float64) * part
         step_time = physics_step_time(
@@ -380,7 +375,6 @@ __all__ = [
     "inference_pools",
     "kv_capacity_tokens",
     "latency_frames",
-    "pool_ranks",
     "pool_slo",
     "rank_arrivals_s",
     "replay_latency",

@@ -52,7 +52,7 @@ def simulate(
     rng = np.random.default_rng(scenario.seed) if rng is None else rng
     engine = build_engine(scenario, rng=rng, progress=progress, debug=debug)
     fac = engine.fac
-    warnings = run_checks(fac)
+    warnings = run_checks(fac, request_level=scenario.request_level)
     engine.run()
     engine.ledger.check(upto=engine.interval_index)
     ts = engine.recorder.frame()

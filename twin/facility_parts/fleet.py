@@ -108,6 +108,11 @@ class Pool:
         return int(self.servers.size)
 
     @property
+    def n_ranks(self) -> int:
+        """Attention ranks of the pool (at least one)."""
+        return max(round(self.n_servers * self.ranks_per_server), 1)
+
+    @property
     def gpus_per_replica(self) -> int:
         """GPUs of one replica (all its attention ranks)."""
         return self.layout.gpus
