@@ -272,3 +272,29 @@ def test_cli_follow_mirror_labels_every_line_of_an_estimated_run(tmp_path):
     assert ok.exit_code == 0
     assert "ESTIMATED" not in ok.output
     assert "[device power measured: nvml]" in ok.output
+
+
+def test_follow_mirror_says_why_its_totals_differ_from_the_harness_summary(tmp_path):
+    # Samples to 3.5 s: idle 0-2 s at 100 W, then 400 W and 50 tokens a sample. The summary counts the
+    # load window 2-3.5 s (150 tokens, 600 J); 1 s intervals mirror 0-3 s (100 tokens, 200 + 400 J), so
+    # the mirror adds 2 s x 100 W of idle and leaves out 3-3.5 s: 50 tokens and 0.5 s x 400 W = 200 J.
+    path = _write_run(tmp_path / "cpu.csv", _rows(n=8))
+    full = {
+        "energy_source": "estimated",
+        "device_name": "test",
+        "energy_note": "a note",
+        "tokens": 150,
+        "energy_j": 600.0,
+        "duration_s": 1.5,
+        "idle_s": 2.0,
+        "idle_power_w": 100.0,
+    }
+    write_json(summary_path(path), full)
+    app = typer.Typer()
+    app.command()(commands.follow)
+    app.command()(validation_commands.calibrate)
+    result = CliRunner().invoke(app, ["follow", str(path), "--mirror", "default", "--gpus", "8", "--poll", "0.01"])
+    assert result.exit_code == 0, result.output
+    assert "adds the 2 s idle baseline (about 200 J at 100 W)" in result.output
+    assert "leaves out the 0.5 s after its last whole interval (50 tokens, about 200 J)" in result.output
+    assert max(len(line) for line in result.output.splitlines() if line.startswith(" ") and "-" in line[:12]) < 140

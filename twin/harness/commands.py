@@ -102,6 +102,7 @@ def harness(
             "idle_s": idle_seconds,
             "model": model,
             "seed": seed,
+            "progress": lambda line: typer.echo(line, err=True),
         }
         if batches or caps:
             table = run_harness_sweep(device, seconds, batches or [batch], caps, out, **options)
@@ -140,20 +141,38 @@ def calibrate_file(file: Path, out: Path | None, base: str | None, name: str | N
     typer.echo(f"wrote {out or calibration_path(file)}")
 
 
+#: Columns of ``twin follow --mirror``'s rows: heading, width, and the row's value.
+_MIRROR_COLUMNS: tuple[tuple[str, int, Callable[[dict[str, Any]], str]], ...] = (
+    ("t [s]", 11, lambda r: f"{float(r['time_s']):g}-{float(r['time_s']) + float(r['duration_s']):g}"),
+    ("device W", 9, lambda r: fmt(r["device_power_w"])),
+    ("dev tok/s", 10, lambda r: fmt(r["device_tokens_per_s"])),
+    ("GPUs", 6, lambda r: f"{r['gpus']:.0f}"),
+    ("facility kW", 12, lambda r: fmt(r["facility_power_w"] / 1e3)),
+    ("IT kW", 8, lambda r: fmt(r["it_power_w"] / 1e3)),
+    ("PUE", 6, lambda r: fmt(r["pue"])),
+    ("tokens/s", 9, lambda r: fmt(r["tokens_per_s"])),
+    ("J/token", 8, lambda r: fmt(r["j_per_token_facility"])),
+    ("total kWh", 10, lambda r: fmt(r["facility_energy_total_j"] / 3.6e6)),
+    ("total tokens", 13, lambda r: f"{r['tokens_total']:.0f}"),
+)
+
+
+def _row_flag(label: str) -> str:
+    """What each row carries of the device source's label: ``ESTIMATED`` for estimated power."""
+    return "ESTIMATED" if "ESTIMATED" in label else ""
+
+
+def _echo_mirror_header(label: str) -> None:
+    cells = " ".join(f"{name:>{width}}" for name, width, _ in _MIRROR_COLUMNS)
+    typer.echo(f"{cells}  {label}  (facility J/token; * not an exact mirror)")
+
+
 def _echo_mirror_rows(frame: Any, start: int, label: str) -> None:
+    flag = _row_flag(label)
     for row in frame.iloc[start:].to_dict("records"):
-        t0 = float(row["time_s"])
-        span = f"{t0:g}-{t0 + float(row['duration_s']):g} s"
-        flag = "" if row["mirror_exact"] else " (not an exact mirror)"
-        typer.echo(
-            f"t={span:>11} device {fmt(row['device_power_w'], 'W')} "
-            f"{fmt(row['device_tokens_per_s'], 'tok/s')} | {row['gpus']:.0f} GPUs: facility "
-            f"{fmt(row['facility_power_w'] / 1e3, 'kW')}, IT {fmt(row['it_power_w'] / 1e3, 'kW')}, "
-            f"PUE {fmt(row['pue'])}, {fmt(row['tokens_per_s'], 'tok/s')}, "
-            f"{fmt(row['tokens_per_kwh'], 'tok/kWh')}, {fmt(row['j_per_token_facility'], 'J/tok')} | total "
-            f"{fmt(row['facility_energy_total_j'] / 3.6e6, 'kWh')}, {fmt(row['tokens_total'], 'tok')}"
-            f"{flag} {label}"
-        )
+        cells = " ".join(f"{get(row):>{width}}" for _, width, get in _MIRROR_COLUMNS)
+        star = " " if row["mirror_exact"] else "*"
+        typer.echo(f"{cells}{star} {flag}".rstrip())
 
 
 def _echo_mirror_summary(result: Any, file: Path, scenario: str) -> None:
@@ -175,6 +194,13 @@ def _echo_mirror_summary(result: Any, file: Path, scenario: str) -> None:
         typer.echo(f"  note: {note} {label}")
     if result.source.energy_source == "estimated" and result.source.note:
         typer.echo(f"  {label} {result.source.note}")
+    if result.finished:
+        from twin.harness.io import read_harness
+        from twin.harness.mirror import reconcile
+
+        why = reconcile(k, read_harness(file)[1], float(result.frame["duration_s"].iloc[0]))
+        if why is not None:
+            typer.echo(f"  {why} {label}")
 
 
 def follow(
@@ -235,6 +261,7 @@ def follow(
             if last is None:
                 for note in result.notes[:1]:
                     typer.echo(f"mirroring {file} on {mirror}: {note} {result.source.label}")
+                _echo_mirror_header(result.source.label)
             _echo_mirror_rows(result.frame, shown, result.source.label)
             shown = len(result.frame)
             last = result

@@ -454,6 +454,42 @@ def _mirror_intervals(intervals: pd.DataFrame, scenario: Scenario, source: Devic
     return MirrorResult(frame=frame, kpis=kpis, source=source, result=result, scenario=sc, notes=notes)
 
 
+#: Fields of a harness summary that :func:`reconcile` reads.
+RECONCILE_FIELDS = ("tokens", "energy_j", "duration_s", "idle_s", "idle_power_w")
+
+
+def reconcile(kpis: Mapping[str, float], summary: Mapping[str, Any], interval_s: float) -> str | None:
+    """Why a mirror's device totals differ from the harness summary of the same run.
+
+    The summary counts the load window only; the mirror counts whole ``interval_s`` intervals
+    from the first sample, so it adds the idle baseline (no tokens) and leaves out what came
+    after its last whole interval. None when the summary lacks a :data:`RECONCILE_FIELDS` field.
+
+    >>> k = {"duration_s": 7.0, "device_tokens": 598.0, "device_energy_j": 28.57}
+    >>> s = {"tokens": 608, "energy_j": 24.11, "duration_s": 5.09, "idle_s": 2.0, "idle_power_w": 2.54}
+    >>> print(reconcile(k, s, 1.0))  # doctest: +NORMALIZE_WHITESPACE
+    the harness summary counts its 5.09 s load window (608 tokens, 24.11 J); the mirror counts whole
+    1 s intervals from the first sample (7 s: 598 tokens, 28.57 J): it adds the 2 s idle baseline
+    (about 5.08 J at 2.54 W) and leaves out the 0.09 s after its last whole interval (10 tokens,
+    about 0.62 J)
+    """
+    if any(summary.get(f) is None for f in RECONCILE_FIELDS):
+        return None
+    idle_s, idle_w = float(summary["idle_s"]), float(summary["idle_power_w"])
+    idle_j = idle_s * idle_w if math.isfinite(idle_w) else 0.0
+    tail_s = max(0.0, idle_s + float(summary["duration_s"]) - float(kpis["duration_s"]))
+    tail_tok = float(summary["tokens"]) - float(kpis["device_tokens"])
+    tail_j = float(summary["energy_j"]) + idle_j - float(kpis["device_energy_j"])
+    return (
+        f"the harness summary counts its {float(summary['duration_s']):.3g} s load window "
+        f"({float(summary['tokens']):.0f} tokens, {float(summary['energy_j']):.4g} J); the mirror counts whole "
+        f"{interval_s:g} s intervals from the first sample ({float(kpis['duration_s']):g} s: "
+        f"{float(kpis['device_tokens']):.0f} tokens, {float(kpis['device_energy_j']):.4g} J): it adds the "
+        f"{idle_s:g} s idle baseline (about {idle_j:.3g} J at {idle_w:.3g} W) and leaves out the {tail_s:.2g} s "
+        f"after its last whole interval ({tail_tok:.0f} tokens, about {tail_j:.3g} J)"
+    )
+
+
 def mirror_frame(
     samples: pd.DataFrame,
     scenario: Scenario | str | Path = "default",
@@ -616,6 +652,7 @@ __all__ = [
     "EXACT_RTOL",
     "MEASURED_SOURCES",
     "MIRROR_POOL",
+    "RECONCILE_FIELDS",
     "DeviceSource",
     "MirrorResult",
     "device_intervals",
@@ -624,5 +661,6 @@ __all__ = [
     "mirror_file",
     "mirror_frame",
     "mirror_scenario",
+    "reconcile",
     "scale_fleet",
 ]

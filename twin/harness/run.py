@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from twin.harness.model import GPTConfig, TinyGPT
 
 NAN = float("nan")
+#: A callback that shows one line of progress (the CLI prints it on stderr).
+Progress = Callable[[str], None]
+#: Seconds between progress lines during the load window.
+PROGRESS_EVERY_S = 5.0
 #: Columns of ``sweep.csv``.
 SWEEP_COLUMNS: tuple[str, ...] = (
     "batch",
@@ -150,8 +155,9 @@ def _workload(
     prompt_len: int,
     gen_len: int,
     seed: int,
+    progress: Progress | None = None,
 ) -> _Work:
-    """Prefill + decode rounds until ``seconds`` have passed; report to ``counter``."""
+    """Prefill + decode rounds until ``seconds`` have passed; report to ``counter`` (and ``progress``)."""
     import torch
 
     from twin.harness.model import decode_step, model_cost, prefill, random_prompts
@@ -161,7 +167,19 @@ def _workload(
     gen = torch.Generator().manual_seed(seed)
     work = _Work()
     clock = time.monotonic
-    t_end = clock() + seconds
+    t_start = clock()
+    t_end = t_start + seconds
+    tokens = 0
+    t_shown = t_start
+
+    def show() -> None:
+        nonlocal t_shown
+        now = clock()
+        if progress is not None and now - t_shown >= PROGRESS_EVERY_S:
+            t_shown = now
+            elapsed = now - t_start
+            progress(f"load {elapsed:.0f} of {seconds:g} s: {tokens} tokens ({tokens / elapsed:.4g} tokens/s)")
+
     while clock() < t_end:
         counter.set_phase("prefill")
         t0 = clock()
@@ -172,6 +190,7 @@ def _workload(
         work.prefill_flops_total += cost.prefill_flops(batch, prompt_len)
         work.prompt_tokens += batch * prompt_len
         counter.add_tokens(batch)
+        tokens += batch
         counter.set_phase("decode")
         for i in range(1, gen_len):
             if clock() >= t_end:
@@ -184,6 +203,8 @@ def _workload(
             work.decode_steps += 1
             work.decode_bytes_total += cost.decode_step_bytes(batch, pos)
             counter.add_tokens(batch)
+            tokens += batch
+            show()
     return work
 
 
@@ -238,6 +259,7 @@ def run_harness(
     idle_s: float = 2.0,
     model: str | GPTConfig | TinyGPT = "tiny",
     use_zeus: bool = True,
+    progress: Progress | None = None,
 ) -> HarnessSummary:
     """Run the decode workload on ``device`` for ``seconds`` and record telemetry to ``out``.
 
@@ -271,6 +293,8 @@ def run_harness(
     use_zeus : bool
         On CUDA, also measure the idle and load windows with Zeus (recorded as
         ``zeus_energy_j``) when Zeus is installed.
+    progress : callable, optional
+        Called with a line at each phase and every :data:`PROGRESS_EVERY_S` of load.
 
     Returns
     -------
@@ -286,6 +310,7 @@ def run_harness(
     require_device(device)
     import torch
 
+    say = progress or (lambda _line: None)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     net = _resolve_model(model, device, seed)
     if prompt_len + gen_len > net.cfg.max_seq:
@@ -294,6 +319,7 @@ def run_harness(
         )
     from twin.harness.model import model_cost
 
+    say(f"batch {batch}: warming up on {device}")
     _warm_up(net, batch, prompt_len, gen_len)
     cuda_index = (net.device.index or 0) if net.device.type == "cuda" else 0
     own_meter = meter is None
@@ -321,13 +347,14 @@ def run_harness(
         if power_limit_w is not None:
             status = meter.set_power_limit(power_limit_w)
         sampler.start()
+        say(f"idle baseline {idle_s:g} s, then {seconds:g} s of load; samples to {live_csv_path(out)}")
         zeus.begin("idle")
         time.sleep(idle_s)
         zeus.end("idle")
         sampler.sample(then_phase="prefill")  # boundary row: the load window starts here
         boundary = sampler.n_samples - 1
         zeus.begin("load")
-        work = _workload(net, counter, seconds, batch, prompt_len, gen_len, seed)
+        work = _workload(net, counter, seconds, batch, prompt_len, gen_len, seed, progress)
         zeus.end("load")
         sampler.stop()
         info = meter.describe()
@@ -434,7 +461,8 @@ def run_harness_sweep(
     seed : int
         Seed of weights and prompts.
     **kwargs
-        Passed to :func:`run_harness` (``prompt_len``, ``gen_len``, ``sample_hz``, ``idle_s``).
+        Passed to :func:`run_harness` (``prompt_len``, ``gen_len``, ``sample_hz``, ``idle_s``,
+        ``progress``, which also hears which point starts).
 
     Returns
     -------
@@ -473,9 +501,14 @@ def run_harness_sweep(
                     for p in power_limits_w
                     for b in batches
                 ]
+        say: Progress | None = kwargs.get("progress")
+        n_points, done = len(caps) * len(batches), 0
         for cap in caps:
             for b in batches:
                 path = out_dir / _point_name(b, cap)
+                done += 1
+                if say is not None:
+                    say(f"point {done} of {n_points}: {path.name}")
                 s = run_harness(
                     device,
                     seconds,
