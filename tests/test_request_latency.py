@@ -11,7 +11,14 @@ from typer.testing import CliRunner
 
 from twin.cli import app
 from twin.errors import ScenarioError
-from twin.latency import LatencyInputError, PoolLatency, replay_latency, request_level_kpis, request_level_report
+from twin.latency import (
+    LatencyInputError,
+    PoolLatency,
+    fluid_latency,
+    replay_latency,
+    request_level_kpis,
+    request_level_report,
+)
 from twin.results import Result
 from twin.scenario.edits import load_with_sets
 from twin.serving_requests import SchedulerConfig, simulate_rank, summarize
@@ -77,6 +84,22 @@ def test_a_binding_power_cap_raises_p99_tpot(baseline, capped) -> None:
         assert c.summary.percentiles["tpot"][99.0][0] > 1.1 * b.summary.percentiles["tpot"][99.0][0]
 
 
+def test_fluid_figures_beside_the_replay(baseline) -> None:
+    """The fluid model's window figures are its interval values weighted by requests or tokens (by hand),
+    and its median TPOT (the same step times, at the run's mean batch) is near the replayed requests'."""
+    sc, res, exact = baseline
+    fluid = fluid_latency(res.timeseries, ["chat-70b", "code-8b"], 120.0, 150.0).set_index(["pool", "metric", "stat"])
+    ts = res.timeseries[(res.timeseries["time_s"] >= 120.0) & (res.timeseries["time_s"] < 150.0)]
+    w = ts["chat-70b_requests"]
+    by_hand = float((ts["chat-70b_ttft_p99_s"] * w).sum() / w.sum())
+    assert fluid.loc[("chat-70b", "ttft", "p99"), "value_s"] == pytest.approx(by_hand, rel=1e-12)
+    for p in exact:
+        replayed = p.summary.percentiles["tpot"][50.0][0]
+        assert fluid.loc[(p.pool, "tpot", "p50"), "value_s"] == pytest.approx(replayed, rel=0.25)
+    empty = fluid_latency(res.timeseries, ["chat-70b"], 1e6, 2e6)
+    assert empty["value_s"].isna().all()  # no interval in the window: undefined, not 0
+
+
 def test_window_outside_the_run_is_refused(baseline) -> None:
     sc, res, _ = baseline
     with pytest.raises(LatencyInputError):
@@ -97,6 +120,8 @@ def test_latency_command(tmp_path) -> None:
             assert g["count"].sum() == int(pct.loc[pct["pool"] == pool, "requests"].iloc[0])
     reqs = pd.read_parquet(tmp_path / "lat" / "requests.parquet")
     assert set(reqs["pool"]) == {"chat-70b", "code-8b"} and (reqs["ttft_s"] > 0).all()
+    fluid = pd.read_csv(tmp_path / "lat" / "fluid.csv")
+    assert len(fluid) == 2 * 6 and "fluid model" in res.output
     bad = CliRunner().invoke(app, [*args, "--start-s", "1000"])
     assert bad.exit_code == 2
 

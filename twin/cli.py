@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -268,7 +269,7 @@ def latency(
     """Run a scenario, then replay a sample of each inference pool request by request: TTFT/TPOT percentiles."""
     import pandas as pd
 
-    from twin.latency import busiest_start_s, latency_frames, replay_latency
+    from twin.latency import busiest_start_s, fluid_latency, latency_frames, replay_latency
     from twin.simulation import simulate
 
     sc = _load(scenario, set_)
@@ -296,6 +297,12 @@ def latency(
     def ms(v: tuple[float, float, float]) -> str:
         return f"{v[0] * 1e3:.1f} [{v[1] * 1e3:.1f}, {v[2] * 1e3:.1f}] ms"
 
+    fluid = fluid_latency(result.timeseries, [p.pool for p in pools], start, end).set_index(["pool", "metric", "stat"])
+
+    def fluid_ms(pool: str, metric: str, stat: str) -> str:
+        v = float(fluid.loc[(pool, metric, stat), "value_s"])
+        return f"{v * 1e3:.1f} ms" if math.isfinite(v) else "n/a"
+
     for p in pools:
         s = p.summary.percentiles
         table.add_row(
@@ -308,14 +315,23 @@ def latency(
             ms(s["tpot"][99.0]),
             f"{100 * p.summary.attainment:.1f} %",
         )
+        cells = [fluid_ms(p.pool, m, q) for m in ("ttft", "tpot") for q in ("p50", "p99")]
+        table.add_row("  fluid model", "", "", *cells, "", style="dim")
     console.print(table)
+    console.print(
+        "fluid model: the run's interval values over the same window (quantiles over each interval's ticks and "
+        "servers, not requests), weighted by requests (TTFT) or tokens (TPOT); fluid.csv has them and their means",
+        highlight=False,
+        soft_wrap=True,
+    )
     if out is not None:
         percentiles, requests = latency_frames(pools)
         out.mkdir(parents=True, exist_ok=True)
         percentiles.to_csv(out / "latency.csv", index=False)
         requests.to_parquet(out / "requests.parquet", index=False)
         pd.concat([p.histogram() for p in pools]).to_csv(out / "histogram.csv", index=False)
-        console.print(f"wrote {out}/latency.csv, {out}/histogram.csv, {out}/requests.parquet")
+        fluid.reset_index().to_csv(out / "fluid.csv", index=False)
+        console.print(f"wrote {out}/latency.csv, {out}/histogram.csv, {out}/fluid.csv, {out}/requests.parquet")
     for p in pools:
         summ = p.summary
         console.print(

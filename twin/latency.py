@@ -259,6 +259,50 @@ def busiest_start_s(result: Result, duration_s: float) -> float:
     return max(min(start, run_end - duration_s), 0.0)
 
 
+#: The fluid model's interval statistics :func:`fluid_latency` averages, with their weights.
+FLUID_STATS: tuple[tuple[str, str, str], ...] = (
+    ("ttft", "p50", "requests"),
+    ("ttft", "p99", "requests"),
+    ("ttft", "mean", "requests"),
+    ("tpot", "p50", "tokens_generated"),
+    ("tpot", "p99", "tokens_generated"),
+    ("tpot", "mean", "tokens_generated"),
+)
+
+
+def fluid_latency(timeseries: pd.DataFrame, pools: list[str], start_s: float, end_s: float) -> pd.DataFrame:
+    """What a run's fluid model gives over a replay's window, to set beside the replay.
+
+    One row per pool, metric (``ttft``, ``tpot``) and statistic (``p50``, ``p99``, ``mean``):
+    the report intervals' values (``{pool}_ttft_p99_s``, ...: quantiles over the ticks and servers of
+    each interval, :mod:`twin.engine.pool_stats`) averaged over the intervals that start in
+    ``[start_s, end_s)``, weighted by the interval's requests (TTFT) or generated tokens (TPOT).
+    ``value_s`` is NaN (null in a report) where the window holds no weight.
+
+    >>> ts = pd.DataFrame({"time_s": [0.0, 60.0, 120.0], "p_requests": [1.0, 3.0, 9.0],
+    ...                    "p_ttft_p50_s": [0.1, 0.2, 9.0]})
+    >>> f = fluid_latency(ts, ["p"], 0.0, 120.0)  # (1 x 0.1 + 3 x 0.2) / 4
+    >>> round(float(f.loc[f["stat"] == "p50", "value_s"].iloc[0]), 3)
+    0.175
+    """
+    ts = timeseries
+    t = ts["time_s"].to_numpy(dtype=np.float64)
+    inside = (t >= start_s) & (t < end_s)
+    rows = []
+    for pool in pools:
+        for metric, stat, weight in FLUID_STATS:
+            col, wcol = f"{pool}_{metric}_{stat}_s", f"{pool}_{weight}"
+            value = np.nan
+            if col in ts and wcol in ts:
+                v = ts.loc[inside, col].to_numpy(dtype=np.float64)
+                w = ts.loc[inside, wcol].to_numpy(dtype=np.float64)
+                keep = np.isfinite(v) & (w > 0)
+                if keep.any():
+                    value = float(np.sum(v[keep] * w[keep]) / np.sum(w[keep]))
+            rows.append({"pool": pool, "metric": metric, "stat": stat, "value_s": value})
+    return pd.DataFrame(rows, columns=["pool", "metric", "stat", "value_s"])
+
+
 def request_level_report(result: Result, scenario: Scenario, fac: Facility | None = None) -> Result:
     """``result`` with the request-level replay its scenario's ``request_level`` asks for.
 
