@@ -41,8 +41,7 @@ from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, S_PER_HOUR, W
 from twin.weather import (
     builtin_weather,
     builtin_weather_names,
-    read_epw,
-    read_tmy3,
+    read_weather_file,
     require_coverage,
     synthetic_weather,
 )
@@ -130,8 +129,7 @@ def _weather_frame(spec: Weather, source_dir: Path | None) -> pd.DataFrame:
     if not path.exists():
         valid = ", ".join(["constant", "diurnal", *builtin_weather_names()])
         raise ScenarioError(str(path), [FieldProblem("weather.source", f"no such file; or use one of {valid}")])
-    reader = read_epw if path.suffix.lower() == ".epw" else read_tmy3
-    return reader(path)[0]
+    return read_weather_file(path)[0]
 
 
 def compile_supply(power: PowerChain) -> SupplySpec:

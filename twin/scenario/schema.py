@@ -22,6 +22,7 @@ from twin.scenario.plant_overrides import PlantOverrides
 from twin.scenario.resources import MAX_GPUS, size_problem
 from twin.scenario.strict import Float, Int, Overrides, StrictModel
 from twin.weather import (
+    BUILTIN_WEATHER,
     SYNTHETIC_AMPLITUDE_K,
     SYNTHETIC_DEW_POINT_C,
     SYNTHETIC_DRY_BULB_C,
@@ -301,7 +302,8 @@ class Weather(StrictModel):
 
     source: str = Field(
         "constant",
-        description="constant | diurnal | a built-in TMY3 name (greensboro-nc, sand-point-ak) | a TMY3/EPW path.",
+        description=f"constant | diurnal | a built-in typical year ({', '.join(BUILTIN_WEATHER)}) | a TMY3/EPW "
+        "path (gzip-compressed too).",
     )
     dry_bulb_c: Float = Field(SYNTHETIC_DRY_BULB_C, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
     wet_bulb_c: Float = Field(SYNTHETIC_WET_BULB_C, ge=-60, le=40, description="constant: wet-bulb.")
