@@ -48,7 +48,12 @@ from twin.weather import (
 
 
 def compile_cooling(
-    spec: PlantCooling | IdealCooling, design_it_w: float, design_losses_w: float, n_racks: int, source: str
+    spec: PlantCooling | IdealCooling,
+    design_it_w: float,
+    design_losses_w: float,
+    n_racks: int,
+    n_servers: int,
+    source: str,
 ) -> CoolingSpec:
     """The plant's parameters and node capacities (errors name ``source``)."""
     liquid = spec.type != "air"
@@ -97,6 +102,8 @@ def compile_cooling(
         n_cdus=n_cdus,
         n_crahs=spec.n_crahs,
         chiller_restart_s=spec.chiller_restart_s,
+        room_mass_capacity_j_k=n_servers * spec.server_heat_capacity_j_k,
+        room_mass_conductance_w_k=n_servers * spec.server_air_conductance_w_k,
     )
 
 

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
 from twin.physics import cooling_plant as cp
+from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.plant_overrides import PlantOverrides
@@ -211,6 +212,18 @@ class PlantCooling(StrictModel):
     )
     room_extra_heat_capacity_j_k_per_rack: Float = Field(
         0.0, ge=0, description="Rack and building mass coupled to the room air (0: air alone, the fastest rise)."
+    )
+    server_heat_capacity_j_k: Float = Field(
+        0.0,
+        ge=0,
+        description="Heat capacity of one server's solid mass (heat sinks, chassis: mass x c_p, steel 500, "
+        "aluminium 900, copper 385 J/kg/K), a second room node behind server_air_conductance_w_k (0: air alone).",
+    )
+    server_air_conductance_w_k: Float = Field(
+        SERVER_AIR_CONDUCTANCE_W_K,
+        gt=0,
+        description="[EST] conductance between one server's mass and the room air: fan-driven h ~ 50 W/m2/K over "
+        "~2 m2 of heat-sink fin and chassis surface.",
     )
     chw_storage_m3: Float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
     control_time_constant_s: Float = Field(
