@@ -108,12 +108,14 @@ def test_unknown_builtin_lists_names() -> None:
 # === the three EPW climates (twin/data/weather/SOURCE.md) ======================================
 
 #: Published figures per site, [C]. ``normals``: NOAA NCEI 1991-2020 U.S. Climate Normals for the
-#: airport station (mean daily maximum of July, mean daily minimum of January, annual mean):
-#: Phoenix Sky Harbor 106.5 F / 46.1 F / 75.9 F; Miami Intl 91.2 F / 61.5 F / 77.2 F; San Francisco
-#: Intl 71.6 F / 43.9 F / 58.4 F. A typical year drawn from 1973-2005 runs cooler than the warmer
-#: 1991-2020 normals, hence the 2 K tolerance. ``design``: ASHRAE Handbook--Fundamentals 2009
-#: ch. 14 climatic design conditions, as each file's DESIGN CONDITIONS record carries them: the
-#: 0.4 % annual cooling dry-bulb and the 0.4 % evaporation wet-bulb (exceeded 35 h a year).
+#: airport station, as the NWS offices quote them, rounded (mean daily maximum of July, mean daily
+#: minimum of January, annual mean): Phoenix Sky Harbor ~106.5 F / ~46 F / ~76 F (NWS Phoenix: "our
+#: average high this time of year is 106"); Miami Intl ~91 F / ~61.5 F / ~77 F; San Francisco Intl
+#: ~71.5 F / ~44 F / ~58.5 F. A typical year drawn from 1973-2005 runs cooler than the warmer
+#: 1991-2020 normals, and the figures are rounded: hence the 2 K tolerance. ``design``: ASHRAE
+#: Handbook--Fundamentals 2009 ch. 14 climatic design conditions, as each file's DESIGN CONDITIONS
+#: record carries them: the 0.4 % annual cooling dry-bulb and the 0.4 % evaporation wet-bulb
+#: (exceeded 35 h a year).
 CLIMATES: dict[str, dict[str, tuple[float, ...]]] = {
     "phoenix-az": {"normals": (41.4, 7.8, 24.4), "design": (43.4, 24.5)},
     "miami-fl": {"normals": (32.9, 16.4, 25.1), "design": (33.2, 26.8)},
