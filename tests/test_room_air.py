@@ -55,3 +55,36 @@ def test_a_run_warns_when_room_air_leaves_the_models_range(dark):
     assert any("beyond the one-node room model's range" in w for w in r.meta["warnings"])
     ok = simulate(load_scenario(REPO / "scenarios" / "utility-outage-late-generator.yaml"))
     assert not any("room model" in w for w in ok.meta["warnings"])
+
+
+def _cooling_loss(server_heat_capacity_j_k: float, conductance_w_k: float = 100.0):
+    """The Opengate set-up (all cooling lost at t = 0, 5 kW/rack), with the servers' mass."""
+    from twin.validation.anchors import _cooling_loss_scenario
+
+    sc = _cooling_loss_scenario(1, 120.0)
+    extra = {"server_heat_capacity_j_k": server_heat_capacity_j_k, "server_air_conductance_w_k": conductance_w_k}
+    sc = sc.model_copy(update={"cooling": sc.cooling.model_copy(update=extra)})
+    return build_facility(sc), simulate(sc).timeseries
+
+
+def test_server_mass_slows_the_room_after_a_cooling_loss():
+    # Two nodes: right after the loss the air alone takes the heat (dT/dt = Q / C_air); once the
+    # servers' mass follows, Q / (C_air + C_mass). A strongly coupled mass gives the sum at once.
+    fac, air_only = _cooling_loss(0.0)
+    _, with_mass = _cooling_loss(65e3)
+    _, strong = _cooling_loss(65e3, 1e6)
+    c_air = fac.cooling.room_capacity_j_k
+    n = fac.n_servers
+    assert fac.cooling.room_mass_capacity_j_k == 0.0
+
+    def slope(ts, i):  # K/s over the i-th 10 s report interval (row i holds the room at its end)
+        room = np.concatenate(([0.0], ts["room_excess_k"].to_numpy()))
+        return (room[i + 1] - room[i]) / 10.0
+
+    heat_w = slope(air_only, 0) * c_air  # the white space's heat over the first 10 s
+    assert slope(with_mass, 0) == pytest.approx(heat_w / c_air, rel=0.05)
+    assert slope(strong, 0) == pytest.approx(heat_w / (c_air + n * 65e3), rel=0.05)
+    # a minute in, the finite coupling has the mass taking a good part of the heat
+    assert slope(with_mass, 6) < 0.8 * slope(air_only, 6)
+    assert slope(with_mass, 6) > slope(strong, 6)
+    assert (with_mass["room_excess_k"].to_numpy()[1:] < air_only["room_excess_k"].to_numpy()[1:]).all()

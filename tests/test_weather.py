@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -10,15 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from twin.dashboard.levers import WEATHER_SOURCES
 from twin.errors import TraceFormatError, UnknownNameError
 from twin.physics import psychrometrics as psy
+from twin.scenario.schema import Weather
 from twin.weather import (
+    BUILTIN_WEATHER,
     DATA_DIR,
     WEATHER_COLUMNS,
     builtin_weather,
     builtin_weather_names,
     read_epw,
     read_tmy3,
+    read_weather_file,
     synthetic_weather,
     weather_at,
 )
@@ -97,6 +103,114 @@ def test_wet_bulb_between_dew_point_and_dry_bulb(site: str) -> None:
 def test_unknown_builtin_lists_names() -> None:
     with pytest.raises(UnknownNameError, match="greensboro-nc"):
         builtin_weather("phoenix")
+
+
+# === the three EPW climates (twin/data/weather/SOURCE.md) ======================================
+
+#: Published figures per site, [C]. ``normals``: NOAA NCEI 1991-2020 U.S. Climate Normals for the
+#: airport station, as the NWS offices quote them, rounded (mean daily maximum of July, mean daily
+#: minimum of January, annual mean): Phoenix Sky Harbor ~106.5 F / ~46 F / ~76 F (NWS Phoenix: "our
+#: average high this time of year is 106"); Miami Intl ~91 F / ~61.5 F / ~77 F; San Francisco Intl
+#: ~71.5 F / ~44 F / ~58.5 F. A typical year drawn from 1973-2005 runs cooler than the warmer
+#: 1991-2020 normals, and the figures are rounded: hence the 2 K tolerance. ``design``: ASHRAE
+#: Handbook--Fundamentals 2009 ch. 14 climatic design conditions, as each file's DESIGN CONDITIONS
+#: record carries them: the 0.4 % annual cooling dry-bulb and the 0.4 % evaporation wet-bulb
+#: (exceeded 35 h a year).
+CLIMATES: dict[str, dict[str, tuple[float, ...]]] = {
+    "phoenix-az": {"normals": (41.4, 7.8, 24.4), "design": (43.4, 24.5)},
+    "miami-fl": {"normals": (32.9, 16.4, 25.1), "design": (33.2, 26.8)},
+    "san-francisco-ca": {"normals": (22.0, 6.6, 14.7), "design": (28.3, 18.6)},
+}
+EPW_SHA256 = {
+    "phoenix-az": "aa7edb5eb1adb620c703932f8b9457a092ba232a31ec47e185803b132aff2906",
+    "miami-fl": "e649b1c55f7cf9c849748adcd32bfb5f4fd7c36dac16943b5a6772e3cf0376c8",
+    "san-francisco-ca": "ecb08acd6c73dbc620fff290365b10c06d64f2f2ab0549a99838cefd01740148",
+}
+_MONTH_START_DAY = np.array([0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334])
+
+
+def _daily(frame: pd.DataFrame, how: str, month: int) -> float:
+    """Mean over one month's days of the daily maximum or minimum dry-bulb."""
+    day = (frame.time_s // 86400).astype(int)
+    per_day = getattr(frame.groupby(day).dry_bulb_c, how)()
+    in_month = np.searchsorted(_MONTH_START_DAY, per_day.index, side="right") == month
+    return float(per_day[in_month].mean())
+
+
+@pytest.fixture(scope="module")
+def climates() -> dict[str, pd.DataFrame]:
+    return {site: builtin_weather(site)[0] for site in CLIMATES}
+
+
+def test_epw_climates_are_the_published_files_unchanged() -> None:
+    source = (DATA_DIR / "SOURCE.md").read_text()
+    for site, digest in EPW_SHA256.items():
+        data = gzip.decompress((DATA_DIR / BUILTIN_WEATHER[site]).read_bytes())
+        assert hashlib.sha256(data).hexdigest() == digest
+        assert digest in source and BUILTIN_WEATHER[site] in source
+        assert data.startswith(b"LOCATION,") and b"NREL TMY Data Set (2008)" in data
+
+
+@pytest.mark.parametrize("site", list(CLIMATES))
+def test_epw_climate_is_a_whole_hourly_year(site: str, climates: dict[str, pd.DataFrame]) -> None:
+    frame = climates[site]
+    assert len(frame) == 8760
+    np.testing.assert_array_equal(frame.time_s, np.arange(8760) * 3600.0)
+    _, meta = builtin_weather(site)
+    assert meta.format == "epw" and meta.extra["data_source"] == "TMY3"
+    assert sum(meta.extra["missing_filled"].values()) == 0
+
+
+@pytest.mark.parametrize("site", list(CLIMATES))
+def test_epw_climate_matches_published_normals_and_design_data(site: str, climates: dict[str, pd.DataFrame]) -> None:
+    frame = climates[site]
+    july_high, january_low, annual_mean = CLIMATES[site]["normals"]
+    assert _daily(frame, "max", 7) == pytest.approx(july_high, abs=2.0)
+    assert _daily(frame, "min", 1) == pytest.approx(january_low, abs=2.0)
+    assert frame.dry_bulb_c.mean() == pytest.approx(annual_mean, abs=2.0)
+    dry_04, wet_04 = CLIMATES[site]["design"]
+    # the 35 warmest hours of a typical year sit near the long-record 0.4 % design values
+    assert np.percentile(frame.dry_bulb_c, 99.6) == pytest.approx(dry_04, abs=1.5)
+    assert np.percentile(frame.wet_bulb_c, 99.6) == pytest.approx(wet_04, abs=1.5)
+
+
+def test_hot_dry_is_dry_hot_humid_is_humid_mild_is_mild(climates: dict[str, pd.DataFrame]) -> None:
+    phoenix, miami, sf = climates["phoenix-az"], climates["miami-fl"], climates["san-francisco-ca"]
+    july = slice(181 * 24, 212 * 24)
+    # hot-dry: low humidity and a wide wet-bulb depression (what makes evaporative cooling cheap)
+    assert phoenix.rh.mean() < 0.40
+    assert (phoenix.dry_bulb_c - phoenix.wet_bulb_c).iloc[july].mean() > 10.0
+    # hot-humid: high wet-bulb most of the year, little depression
+    assert (miami.wet_bulb_c > 24.0).sum() > 1500
+    assert (miami.wet_bulb_c > 24.0).sum() > 20 * (phoenix.wet_bulb_c > 24.0).sum()
+    assert (miami.dry_bulb_c - miami.wet_bulb_c).iloc[july].mean() < 5.0
+    # mild: no hour above 24 C wet-bulb, and every month's mean within 10..20 C
+    assert (sf.wet_bulb_c > 24.0).sum() == 0
+    months = np.searchsorted(_MONTH_START_DAY, (sf.time_s // 86400).astype(int), side="right")
+    monthly = sf.dry_bulb_c.groupby(months).mean()
+    assert monthly.min() > 9.0 and monthly.max() < 20.0
+
+
+def test_gzip_file_reads_as_its_plain_text(tmp_path: Path) -> None:
+    plain_epw = tmp_path / "plain.epw"
+    plain_epw.write_bytes((DATA / "synthetic.epw").read_bytes())
+    packed = tmp_path / "packed.epw.gz"
+    packed.write_bytes(gzip.compress(plain_epw.read_bytes()))
+    pd.testing.assert_frame_equal(read_weather_file(packed)[0], read_epw(plain_epw)[0])
+    tmy3 = tmp_path / "greensboro.csv.gz"
+    tmy3.write_bytes(gzip.compress(GREENSBORO.read_bytes()))
+    assert read_weather_file(tmy3)[1].format == "tmy3"
+    broken = tmp_path / "broken.epw.gz"
+    broken.write_bytes(packed.read_bytes()[:200])
+    with pytest.raises(TraceFormatError, match=r"broken\.epw\.gz.*gzip"):
+        read_weather_file(broken)
+
+
+def test_climates_are_offered_by_slug() -> None:
+    for site in CLIMATES:
+        assert site in WEATHER_SOURCES
+        assert site in Weather.model_fields["source"].description
+        assert Weather(source=site).source == site
 
 
 def _rewrite_line(src: Path, dst: Path, line: int, column: int, value: str) -> None:

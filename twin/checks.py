@@ -145,7 +145,8 @@ def check_workloads(fac: Facility) -> list[str]:
 
 #: Room air this far above the A4 allowable maximum, with every server off, is beyond what the
 #: one-node room can tell: it holds the white space's air alone (plus
-#: ``cooling.room_extra_heat_capacity_j_k_per_rack``), not the racks', equipment's and building's
+#: ``cooling.room_extra_heat_capacity_j_k_per_rack`` and, behind a conductance,
+#: ``cooling.server_heat_capacity_j_k``; both 0 by default), not the racks', equipment's and building's
 #: mass, which hold many times the air's heat and would keep an uncooled room far cooler once only
 #: the power distribution's losses heat it. [K]
 ROOM_MODEL_MARGIN_K = 15.0
@@ -166,7 +167,8 @@ def check_room_air(fac: Facility, room_excess_max_k: float) -> list[str]:
     return [
         f"room air reached {room_air_max_c:.0f} C with every server off, beyond the one-node room model's range "
         f"(over {limit_c:.0f} C): it holds the room's air alone, not the racks' and building's mass, so the room "
-        "temperature from there on is an overestimate (cooling.room_extra_heat_capacity_j_k_per_rack adds that mass)"
+        "temperature from there on is an overestimate (cooling.server_heat_capacity_j_k and "
+        "cooling.room_extra_heat_capacity_j_k_per_rack add that mass)"
     ]
 
 

@@ -62,7 +62,7 @@ def build_facility(scenario: Scenario) -> Facility:
     weather = load_weather(scenario.weather, scenario.start, scenario.source_dir, scenario.duration_s)
     # The plant is sized on the nameplate IT power and the losses it causes.
     it_w, losses_w = nameplate_w(acc, server, fleet.gpus_per_server, stages, fleet.servers_per_rack, fleet.n_racks)
-    cooling = compile_cooling(scenario.cooling, it_w, losses_w, fleet.n_racks, scenario.source_name)
+    cooling = compile_cooling(scenario.cooling, it_w, losses_w, fleet.n_racks, n_servers, scenario.source_name)
     return Facility(
         run=RunTimes(scenario.seed, scenario.start, scenario.duration_s, scenario.step_s, scenario.report_interval_s),
         accelerator=acc,

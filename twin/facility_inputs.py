@@ -41,15 +41,19 @@ from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, S_PER_HOUR, W
 from twin.weather import (
     builtin_weather,
     builtin_weather_names,
-    read_epw,
-    read_tmy3,
+    read_weather_file,
     require_coverage,
     synthetic_weather,
 )
 
 
 def compile_cooling(
-    spec: PlantCooling | IdealCooling, design_it_w: float, design_losses_w: float, n_racks: int, source: str
+    spec: PlantCooling | IdealCooling,
+    design_it_w: float,
+    design_losses_w: float,
+    n_racks: int,
+    n_servers: int,
+    source: str,
 ) -> CoolingSpec:
     """The plant's parameters and node capacities (errors name ``source``)."""
     liquid = spec.type != "air"
@@ -98,6 +102,8 @@ def compile_cooling(
         n_cdus=n_cdus,
         n_crahs=spec.n_crahs,
         chiller_restart_s=spec.chiller_restart_s,
+        room_mass_capacity_j_k=n_servers * spec.server_heat_capacity_j_k,
+        room_mass_conductance_w_k=n_servers * spec.server_air_conductance_w_k,
     )
 
 
@@ -130,8 +136,7 @@ def _weather_frame(spec: Weather, source_dir: Path | None) -> pd.DataFrame:
     if not path.exists():
         valid = ", ".join(["constant", "diurnal", *builtin_weather_names()])
         raise ScenarioError(str(path), [FieldProblem("weather.source", f"no such file; or use one of {valid}")])
-    reader = read_epw if path.suffix.lower() == ".epw" else read_tmy3
-    return reader(path)[0]
+    return read_weather_file(path)[0]
 
 
 def compile_supply(power: PowerChain) -> SupplySpec:

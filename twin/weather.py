@@ -31,7 +31,8 @@ numbers in messages are plain (``999.0``).
 
 Encoding: files are read as UTF-8; a file that is not UTF-8 is read as Latin-1, since EPW
 comment records from older tools carry Latin-1 characters (a degree sign) and every data field
-is ASCII anyway. A file with NUL bytes is refused as binary, naming the line.
+is ASCII anyway. A gzip-compressed file (``.epw.gz``, ``.csv.gz``; known by its magic bytes) is
+decompressed first. A file with NUL bytes is refused as binary, naming the line.
 
 Coverage: a file that is not a whole year covers only its own hours. :func:`require_coverage`
 refuses a run whose span (start + duration, on the 365-day calendar) reaches outside them,
@@ -49,7 +50,9 @@ References
 from __future__ import annotations
 
 import csv
+import gzip
 import io
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +106,17 @@ DATA_DIR = Path(__file__).parent / "data" / "weather"
 BUILTIN_WEATHER: dict[str, str] = {
     "greensboro-nc": "723170TYA_Greensboro_NC.csv",
     "sand-point-ak": "703165TY_Sand_Point_AK.csv",
+    "phoenix-az": "USA_AZ_Phoenix-Sky.Harbor.Intl.AP.722780_TMY3.epw.gz",
+    "miami-fl": "USA_FL_Miami.Intl.AP.722020_TMY3.epw.gz",
+    "san-francisco-ca": "USA_CA_San.Francisco.Intl.AP.724940_TMY3.epw.gz",
+}
+#: Climate of each packaged file (SOURCE.md), as the dashboard labels it.
+BUILTIN_CLIMATES: dict[str, str] = {
+    "greensboro-nc": "humid subtropical",
+    "sand-point-ak": "cold maritime",
+    "phoenix-az": "hot desert (hot-dry)",
+    "miami-fl": "tropical monsoon (hot-humid)",
+    "san-francisco-ca": "cool-summer Mediterranean (mild)",
 }
 
 #: TMY3 source column -> standard column, and the factor to SI ([1] Table 1-1).
@@ -140,6 +154,10 @@ EPW_FIELDS: dict[str, tuple[int, float, str]] = {
 _EPW_TIME_FIELDS: tuple[str, ...] = ("Year", "Month", "Day", "Hour")
 _EPW_MIN_FIELDS = 22
 _EPW_TO_SI: dict[str, float] = {"rh": 0.01}
+
+
+#: First two bytes of a gzip member (RFC 1952 section 2.3.1).
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # === shared parsing helpers ===================================================================
@@ -255,6 +273,11 @@ def _read_rows(path: Path) -> list[list[str]]:
         data = path.read_bytes()
     except OSError as exc:
         raise TraceFormatError(str(path), f"cannot read the file: {exc}") from exc
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TraceFormatError(str(path), f"not a readable gzip file: {exc}") from exc
     nul = data.find(b"\x00")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -445,11 +468,17 @@ def builtin_weather_names() -> list[str]:
     return sorted(BUILTIN_WEATHER)
 
 
+def read_weather_file(path: str | Path) -> tuple[pd.DataFrame, TraceMeta]:
+    """Read a weather file: EPW if its name ends ``.epw`` or ``.epw.gz``, else TMY3 CSV."""
+    path = Path(path)
+    return read_epw(path) if path.name.lower().endswith((".epw", ".epw.gz")) else read_tmy3(path)
+
+
 def builtin_weather(name: str) -> tuple[pd.DataFrame, TraceMeta]:
-    """Read a packaged TMY3 file by name (``"greensboro-nc"``, ``"sand-point-ak"``)."""
+    """Read a packaged typical year by name (:data:`BUILTIN_WEATHER`, e.g. ``"phoenix-az"``)."""
     if name not in BUILTIN_WEATHER:
         raise UnknownNameError("weather", name, builtin_weather_names())
-    return read_tmy3(DATA_DIR / BUILTIN_WEATHER[name])
+    return read_weather_file(DATA_DIR / BUILTIN_WEATHER[name])
 
 
 def _constant_profile(hours: int, options: dict[str, float]) -> tuple[FloatArray, FloatArray]:
@@ -681,6 +710,7 @@ def weather_at(weather: pd.DataFrame, start: datetime, t_s: Numeric) -> dict[str
 
 
 __all__ = [
+    "BUILTIN_CLIMATES",
     "BUILTIN_WEATHER",
     "PLAUSIBLE_RANGES",
     "SYNTHETIC_KINDS",
@@ -689,6 +719,7 @@ __all__ = [
     "builtin_weather_names",
     "read_epw",
     "read_tmy3",
+    "read_weather_file",
     "require_coverage",
     "synthetic_weather",
     "weather_at",

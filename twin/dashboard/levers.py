@@ -43,14 +43,15 @@ from twin.scenario.edits import plain
 from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
 from twin.scenario.schema import Arrivals, InferenceWorkload
+from twin.weather import BUILTIN_CLIMATES, BUILTIN_WEATHER
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]
 Values = Mapping[str, Any]
 #: ``edit(base, scenario, value, values) -> scenario``: a lever's edit of the what-if so far.
 Edit = Callable[[Scenario, Scenario, Any, Values], Scenario]
 
-#: Weather sources the climate lever offers (built-in TMY3 years and the synthetic profiles).
-WEATHER_SOURCES: tuple[str, ...] = ("greensboro-nc", "sand-point-ak", "constant", "diurnal")
+#: Weather sources the climate lever offers (the built-in typical years and the synthetic profiles).
+WEATHER_SOURCES: tuple[str, ...] = (*BUILTIN_WEATHER, "constant", "diurnal")
 SYNTHETIC_WEATHER: tuple[str, ...] = ("constant", "diurnal")
 #: At most this many report intervals per run: longer runs report less often.
 MAX_REPORT_POINTS = 360
@@ -400,7 +401,9 @@ LEVERS: tuple[Lever, ...] = (
         read=lambda b: b.weather.source,
         edit=_field("weather.source"),
         options=WEATHER_SOURCES,
-        help="NREL TMY3 years for Greensboro NC or Sand Point AK, or a synthetic profile.",
+        help="An NREL TMY3 year ("
+        + "; ".join(f"{name}: {climate}" for name, climate in BUILTIN_CLIMATES.items())
+        + "), or a synthetic profile.",
     ),
     Lever(
         "start_date",

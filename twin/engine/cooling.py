@@ -6,7 +6,10 @@ dynamics the plant function has no memory for, as lumped RC nodes (exact steps,
 
 * the technology coolant loop (TCS: cold plates, CDU secondary), heat capacity ``C_loop`` =
   loop volume x rho x cp (1 L per kW of design liquid heat, parameters.md 4);
-* the room air, ``C_room`` = air volume x rho x cp plus any rack/building mass;
+* the room air, ``C_room`` = air volume x rho x cp plus any rack/building mass, and behind it the
+  servers' solid mass (heat sinks, chassis), ``C_mass``, coupled to the air by a conductance ``G``
+  (:func:`twin.physics.thermal.air_mass_step`): right after a cooling loss the air warms at
+  ``Q / C_room``, and as the mass follows, at ``Q / (C_room + C_mass)``; ``C_mass = 0`` is the air alone;
 * optional chilled-water storage, an energy buffer of ``V rho cp dT_chw``.
 
 Each node is described by its excess temperature ``dT`` above the setpoint the plant holds. The
@@ -57,7 +60,7 @@ from twin.physics.cooling_plant import (
     facility_supply_c,
     plant_power,
 )
-from twin.physics.thermal import rc_step
+from twin.physics.thermal import air_mass_step, rc_step
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
 AT_SETPOINT_K = 1e-6
@@ -86,6 +89,7 @@ class PlantStep:
     unmet_w: FloatArray
     loop_excess_k: float = 0.0
     room_excess_k: float = 0.0
+    mass_excess_k: float = 0.0
     storage_j: float = 0.0
     drift_k: FloatArray | None = None
     rate_k_s: float = 0.0
@@ -168,8 +172,12 @@ class PhysicalPlant:
         self.storage_capacity_j = spec.storage_capacity_j
         self.tau_s = spec.control_time_constant_s
         self.tcs_supply_c = p.facility_supply_c + p.cdu_approach_k
+        self.mass_capacity_j_k = spec.room_mass_capacity_j_k
+        self.mass_conductance_w_k = spec.room_mass_conductance_w_k
         self.loop_excess_k = 0.0
         self.room_excess_k = 0.0
+        #: Servers' solid mass above the CRAH supply air (0 while it has no capacity). [K]
+        self.mass_excess_k = 0.0
         self.storage_j = self.storage_capacity_j
         #: Facility supply and CRAH supply air above their setpoints now (plants without chillers;
         #: :meth:`see_weather`). [K]
@@ -207,6 +215,7 @@ class PhysicalPlant:
             and not self.floats_on_weather
             and self.loop_excess_k == 0.0
             and self.room_excess_k == 0.0
+            and self.mass_excess_k == 0.0
             and self.storage_j >= self.storage_capacity_j
             and self._rate_k_s == 0.0
         )
@@ -280,10 +289,8 @@ class PhysicalPlant:
             unmet_a = unmet_a - from_store * (1.0 - share_l)
             storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
         loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room = self._node(self.room_excess_k, unmet_a * white, self.room_capacity_j_k, dts)
-        drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
-        prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
-        rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])
+        room, mass = self._room(unmet_a * white, dts)
+        drift, rate = self._drift_rate(loop, room, mass, dts)
         ones = np.ones_like(dts)
         powers = {
             "chiller": res.chiller_power_w * ones,
@@ -299,6 +306,7 @@ class PhysicalPlant:
             unmet_w=unmet_l + unmet_a,
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
+            mass_excess_k=float(mass[-1]),
             storage_j=storage,
             drift_k=drift,
             rate_k_s=rate,
@@ -308,6 +316,7 @@ class PhysicalPlant:
         """Accept a computed block: move the nodes to their new state."""
         self.loop_excess_k = step.loop_excess_k
         self.room_excess_k = step.room_excess_k
+        self.mass_excess_k = step.mass_excess_k
         self.storage_j = step.storage_j
         self._rate_k_s = step.rate_k_s
 
@@ -322,10 +331,8 @@ class PhysicalPlant:
         unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
         unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
         loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room = self._node(self.room_excess_k, unmet_a * white, self.room_capacity_j_k, dts)
-        drift = np.maximum(np.abs(loop - self.loop_excess_k), np.abs(room - self.room_excess_k))
-        prev = (self.loop_excess_k, self.room_excess_k) if dts.size == 1 else (loop[-2], room[-2])
-        rate = max(abs(loop[-1] - prev[0]), abs(room[-1] - prev[1])) / float(dts[-1])
+        room, mass = self._room(unmet_a * white, dts)
+        drift, rate = self._drift_rate(loop, room, mass, dts)
         zeros = np.zeros_like(dts)
         return PlantStep(
             powers_w=dict.fromkeys(self.components, zeros),
@@ -334,6 +341,7 @@ class PhysicalPlant:
             unmet_w=unmet_l + unmet_a,
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
+            mass_excess_k=float(mass[-1]),
             storage_j=self.storage_j,
             drift_k=drift,
             rate_k_s=rate,
@@ -358,6 +366,41 @@ class PhysicalPlant:
             self._params(),
             chillers_available=self.chillers_available,
         )
+
+    def _drift_rate(
+        self, loop: FloatArray, room: FloatArray, mass: FloatArray, dts: FloatArray
+    ) -> tuple[FloatArray, float]:
+        """Largest node drift from the block start per tick, and the nodes' fastest rate at its end."""
+        start = (self.loop_excess_k, self.room_excess_k, self.mass_excess_k)
+        nodes = (loop, room, mass)
+        drift = np.max([np.abs(n - s0) for n, s0 in zip(nodes, start, strict=True)], axis=0)
+        prev = start if dts.size == 1 else tuple(float(n[-2]) for n in nodes)
+        rate = max(abs(float(n[-1]) - p0) for n, p0 in zip(nodes, prev, strict=True)) / float(dts[-1])
+        return drift, rate
+
+    def _room(self, unmet_w: FloatArray, dts: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Room air and server mass excess after each tick: one node, or two with the servers' mass."""
+        if self.mass_capacity_j_k <= 0.0:
+            return self._node(self.room_excess_k, unmet_w, self.room_capacity_j_k, dts), np.zeros_like(dts)
+        air, mass = np.empty_like(dts), np.empty_like(dts)
+        if self.room_excess_k <= AT_SETPOINT_K and self.mass_excess_k <= AT_SETPOINT_K and not np.any(unmet_w > 0):
+            air[:], mass[:] = 0.0, 0.0
+            return air, mass
+        a, m = self.room_excess_k, self.mass_excess_k
+        for k in range(dts.size):
+            a_k, m_k = air_mass_step(
+                a,
+                m,
+                unmet_w[k],
+                self.room_capacity_j_k,
+                self.mass_capacity_j_k,
+                self.mass_conductance_w_k,
+                self.tau_s,
+                dts[k],
+            )
+            a, m = max(float(a_k), 0.0), max(float(m_k), 0.0)
+            air[k], mass[k] = a, m
+        return air, mass
 
     def _node(self, excess_k: float, unmet_w: FloatArray, capacity_j_k: float, dts: FloatArray) -> FloatArray:
         """Excess temperature of a node after each tick (exact RC steps, see the module docstring)."""

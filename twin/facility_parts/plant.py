@@ -50,6 +50,9 @@ class PlantSpec:
         CDUs and CRAH units installed.
     chiller_restart_s : float
         Power back to chillers running. [s]
+    room_mass_capacity_j_k, room_mass_conductance_w_k : float
+        Heat capacity of the servers' solid mass (heat sinks, chassis), a second room node, and its
+        conductance to the room air (0: the air alone). [J/K], [W/K]
     """
 
     params: PlantParams
@@ -63,6 +66,8 @@ class PlantSpec:
     n_cdus: int
     n_crahs: int
     chiller_restart_s: float
+    room_mass_capacity_j_k: float = 0.0
+    room_mass_conductance_w_k: float = 0.0
 
 
 CoolingSpec = PlantSpec | IdealPlantSpec

@@ -16,12 +16,14 @@ from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
 from twin.physics import cooling_plant as cp
+from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.plant_overrides import PlantOverrides
 from twin.scenario.resources import MAX_GPUS, size_problem
 from twin.scenario.strict import Float, Int, Overrides, StrictModel
 from twin.weather import (
+    BUILTIN_WEATHER,
     SYNTHETIC_AMPLITUDE_K,
     SYNTHETIC_DEW_POINT_C,
     SYNTHETIC_DRY_BULB_C,
@@ -211,6 +213,18 @@ class PlantCooling(StrictModel):
     room_extra_heat_capacity_j_k_per_rack: Float = Field(
         0.0, ge=0, description="Rack and building mass coupled to the room air (0: air alone, the fastest rise)."
     )
+    server_heat_capacity_j_k: Float = Field(
+        0.0,
+        ge=0,
+        description="Heat capacity of one server's solid mass (heat sinks, chassis: mass x c_p, steel 500, "
+        "aluminium 900, copper 385 J/kg/K), a second room node behind server_air_conductance_w_k (0: air alone).",
+    )
+    server_air_conductance_w_k: Float = Field(
+        SERVER_AIR_CONDUCTANCE_W_K,
+        gt=0,
+        description="[EST] conductance between one server's mass and the room air: fan-driven h ~ 50 W/m2/K over "
+        "~2 m2 of heat-sink fin and chassis surface.",
+    )
     chw_storage_m3: Float = Field(0.0, ge=0, description="Chilled-water storage tank volume.")
     control_time_constant_s: Float = Field(
         60.0, gt=0, description="[EST] time the plant controls take to pull a warm loop back to setpoint."
@@ -301,7 +315,8 @@ class Weather(StrictModel):
 
     source: str = Field(
         "constant",
-        description="constant | diurnal | a built-in TMY3 name (greensboro-nc, sand-point-ak) | a TMY3/EPW path.",
+        description=f"constant | diurnal | a built-in typical year ({', '.join(BUILTIN_WEATHER)}) | a TMY3/EPW "
+        "path (gzip-compressed too).",
     )
     dry_bulb_c: Float = Field(SYNTHETIC_DRY_BULB_C, ge=-60, le=60, description="constant/diurnal: (mean) dry-bulb.")
     wet_bulb_c: Float = Field(SYNTHETIC_WET_BULB_C, ge=-60, le=40, description="constant: wet-bulb.")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from twin import catalog
+from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.schema import TrainingWorkload
 from twin.validation.compare import TOLERANCE, AnchorResult, NotExpressible
 from twin.validation.setups import decode_point, first_shutdown, inference, node, run, scenario
@@ -501,14 +502,19 @@ _OPENGATE_CONDITIONS = (
     "air-cooled room, all cooling (CRAH fans and chillers) lost at t = 0 with the IT kept up "
     "(CRAH capacity 0 from t = 0: the fault events are on another branch); room starts at its 24 C "
     "supply setpoint; racks of 8x H100 inference servers, each server loaded to draw 5 kW at its "
-    "PSU inputs; room air 12 m3 per rack and no rack/building mass (schema defaults); shutdown = "
+    "PSU inputs; room air 12 m3 per rack and no rack, building or server mass (schema defaults); "
+    "shutdown = "
     "the first GPU die at 92 C after throttling at 89 C"
 )
 #: Heat capacity of one server from its measured transient response: 12 kJ/K for a 2U server
 #: (M. Ibrahim, S. Shrivastava, B. Sammakia, K. Ghose, "Thermal Mass Characterization of a Server
-#: at Different Fan Speeds", Binghamton University / Panduit, ITherm 2012). Used only for the
-#: sensitivity note: no value for an 8-GPU server is in our sources, so the default stays air-only.
+#: at Different Fan Speeds", Binghamton University / Panduit, ITherm 2012). Used for the
+#: sensitivity note, as ``cooling.server_heat_capacity_j_k`` (the two-node room).
 SERVER_HEAT_CAPACITY_J_K = 12e3
+#: [EST] Heat capacity of one 8-GPU server: 130.45 kg (NVIDIA DGX H100 datasheet, system weight)
+#: at ~500 J/kg/K, mostly steel chassis (c_p 434-477 J/kg/K) with aluminium (903) and copper (385)
+#: heat sinks (Incropera et al. 2011 table A.1); boards, drives and PSUs assumed alike. [J/K]
+HGX_SERVER_HEAT_CAPACITY_J_K = 130.45 * 500.0
 
 
 @cache
@@ -516,7 +522,7 @@ def _opengate(servers_per_rack: int, server_heat_capacity_j_k: float = 0.0) -> t
     """Time to the first shutdown and the hottest inlet up to it, with optional server mass."""
     sc = _cooling_loss_scenario(servers_per_rack, 900.0 if servers_per_rack == 1 else 300.0)
     if server_heat_capacity_j_k:
-        extra = {"room_extra_heat_capacity_j_k_per_rack": server_heat_capacity_j_k * servers_per_rack}
+        extra = {"server_heat_capacity_j_k": server_heat_capacity_j_k}
         sc = sc.model_copy(update={"cooling": sc.cooling.model_copy(update=extra)})
     return first_shutdown(sc)
 
@@ -525,6 +531,7 @@ def _opengate_notes(room_c: float) -> str:
     r_th = _acc("H100-SXM").thermal_resistance_air_k_w
     t5, t10 = _opengate(1)[0], _opengate(2)[0]
     m5, m10 = _opengate(1, SERVER_HEAT_CAPACITY_J_K)[0], _opengate(2, SERVER_HEAT_CAPACITY_J_K)[0]
+    h5, h10 = _opengate(1, HGX_SERVER_HEAT_CAPACITY_J_K)[0], _opengate(2, HGX_SERVER_HEAT_CAPACITY_J_K)[0]
     need = (1.0 - TOLERANCE) * OPENGATE_5KW_S / ((1.0 + TOLERANCE) * 60.0)  # 5 kW at -25 %, 10 kW at +25 %
     return (
         "Stand-in servers: the study's 2007 servers shut down on their own sensors; the twin's GPU die "
@@ -534,9 +541,12 @@ def _opengate_notes(room_c: float) -> str:
         f"needs more than {OPENGATE_5KW_S / 60.0:.2f}x (hot exhaust reaching dense racks' inlets, which a "
         f"one-node room does not have); a room puts both within 25 % only with a ratio of {need:.2f}x or "
         f"more, which the twin {'clears narrowly' if t5 / t10 >= need else 'misses'}. The room "
-        f"holds air only: with {SERVER_HEAT_CAPACITY_J_K / 1e3:.0f} kJ/K per server (the measured thermal mass "
-        f"of one 2U server, Ibrahim et al. 2012; an 8-GPU server is heavier) the twin gives {m5:.0f} s and "
-        f"{m10:.0f} s."
+        "holds air only (cooling.server_heat_capacity_j_k = 0, the default). The servers' mass, a second "
+        f"node behind {SERVER_AIR_CONDUCTANCE_W_K:g} W/K per server [EST], can only lengthen both times, "
+        f"and more per rack at 10 kW (twice the servers): with {SERVER_HEAT_CAPACITY_J_K / 1e3:.0f} kJ/K per "
+        f"server (the measured thermal mass of one 2U server, Ibrahim et al. 2012) the twin gives {m5:.0f} s "
+        f"and {m10:.0f} s; with {HGX_SERVER_HEAT_CAPACITY_J_K / 1e3:.0f} kJ/K (a 130 kg 8-GPU server [EST]) "
+        f"{h5:.0f} s and {h10:.0f} s."
     )
 
 
@@ -576,7 +586,8 @@ def opengate_10kw_shutdown() -> AnchorResult:
             "the room is one well-mixed node, in which twice the rack power at most halves the time to "
             "shutdown, while the published 5 and 10 kW/rack times differ more than 3x (see the notes); the two "
             "fit within 25 % together only in a narrow band of room heat, which the twin left when the UPS's "
-            "losses moved out of the white space into the electrical room (with them in the room: +22 %)."
+            "losses moved out of the white space into the electrical room (with them in the room: +22 %). "
+            "The servers' thermal mass does not close it: it lengthens the time (see the notes)."
         ),
         fmt="{:.0f}",
     )
