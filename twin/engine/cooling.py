@@ -58,6 +58,7 @@ from twin.physics.cooling_plant import (
     plant_power,
 )
 from twin.physics.thermal import rc_step
+from twin.units import STANDARD_PRESSURE_PA
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
 AT_SETPOINT_K = 1e-6
@@ -357,6 +358,7 @@ class PhysicalPlant:
             weather["wet_bulb_c"],
             self._params(),
             chillers_available=self.chillers_available,
+            pressure_pa=weather.get("pressure_pa", STANDARD_PRESSURE_PA),
         )
 
     def _node(self, excess_k: float, unmet_w: FloatArray, capacity_j_k: float, dts: FloatArray) -> FloatArray:
