@@ -156,7 +156,7 @@ def test_the_climate_now_sets_the_tower_water() -> None:
     assert cold == pytest.approx(1.10, abs=0.02)
     assert cold < 0.85 * humid
     assert humid < ALL_EVAPORATIVE_L_PER_KWH  # an annual figure below the old upper bound
-    # adiabatic coolers wet their pads only on the warm hours: none in Sand Point's year (max 22 C)
+    # adiabatic coolers wet their pads only on the warm hours: none in Sand Point's year (max 19.4 C)
     assert _annual_wue("sand-point-ak", "adiabatic_dry_cooler") == 0.0
     assert 0.0 < _annual_wue("greensboro-nc", "adiabatic_dry_cooler") < 0.2 * humid
 
