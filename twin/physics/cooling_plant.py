@@ -567,7 +567,7 @@ def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: P
         return cl.tower_leaving_water_c(wet_bulb_c, params.tower_approach_k)
     if params.heat_rejection == "adiabatic_dry_cooler":
         dry_bulb_c = cl.adiabatic_air_c(
-            dry_bulb_c, wet_bulb_c, params.adiabatic_effectiveness, params.adiabatic_switch_c
+            dry_bulb_c, wet_bulb_c, effectiveness=params.adiabatic_effectiveness, switch_c=params.adiabatic_switch_c
         )
     return cl.dry_cooler_leaving_c(dry_bulb_c, params.dry_cooler_approach_k)
 
@@ -649,10 +649,19 @@ def _heat_rejection(
         air = air[:, new]
         t_cold = cl.tower_leaving_water_c(air[1], params.tower_approach_k)
         fraction = cl.tower_evaporated_fraction(
-            air[0], air[1], t_cold, air[2], params.tower_water_air_ratio, params.tower_range_k
+            air[0],
+            air[1],
+            t_cold,
+            pressure_pa=air[2],
+            water_air_ratio=params.tower_water_air_ratio,
+            range_k=params.tower_range_k,
         )[np.cumsum(new) - 1].reshape(db.shape)
         water = cl.tower_water_kg_s(
-            heat_w, fraction, params.cycles_of_concentration, params.drift_fraction, params.tower_range_k
+            heat_w,
+            fraction,
+            cycles_of_concentration=params.cycles_of_concentration,
+            drift_fraction=params.drift_fraction,
+            range_k=params.tower_range_k,
         )
         return cl.tower_fan_power_w(heat_w, rated_w, params.tower_fan_power_fraction), zeros, fraction * heat_w, water
     fans = cl.dry_cooler_fan_power_w(heat_w, rated_w, params.dry_cooler_fan_power_fraction)
@@ -662,10 +671,10 @@ def _heat_rejection(
         heat_w,
         dry_bulb_c,
         wet_bulb_c,
-        params.adiabatic_effectiveness,
-        params.adiabatic_switch_c,
-        params.cycles_of_concentration,
-        pressure_pa,
+        effectiveness=params.adiabatic_effectiveness,
+        switch_c=params.adiabatic_switch_c,
+        cycles_of_concentration=params.cycles_of_concentration,
+        pressure_pa=pressure_pa,
     )
     return zeros, fans, zeros, water
 
