@@ -1,6 +1,6 @@
 """Cooling-plant components as pure, vectorised functions.
 
-Chillers (EnergyPlus ``Chiller:Electric:EIR``), cooling towers and dry coolers, the water-side
+Chillers (EnergyPlus ``Chiller:Electric:EIR``), cooling towers and (adiabatic) dry coolers, the water-side
 economiser, fans and pumps (affinity laws), and the direct-to-chip liquid loop (cold plates,
 CDU). Every function accepts floats or arrays, broadcasts, and returns ``float64`` arrays; SI
 units are in the names (temperatures in C, differences in K). No PUE here: that is a ledger
@@ -684,8 +684,9 @@ def tower_evaporated_fraction(
     ch. 1 eq. 30), but no warmer than the hot water it met: ``t_out <= T_cold + range`` (where
     that binds, cold air, the fans move more air per watt and ``dh = h_s(t_out) - h_in``).
     The water evaporated per joule is ``(W_s(t_out) - W_in) / dh``, so
-    ``f = h_fg (W_s(t_out) - W_in) / dh``. Merkel's neglect of the make-up water's enthalpy
-    (~0.5 % of the heat) is kept; ``h_fg`` = ``twin.units.WATER_LATENT_HEAT_J_KG``.
+    ``f = h_fg (W_s(t_out) - W_in) / dh``. Merkel neglects the enthalpy the evaporated water
+    carries as liquid (about 5 % of the heat at 30 C); so does this. ``h_fg`` is
+    ``twin.units.WATER_LATENT_HEAT_J_KG``.
 
     References
     ----------
