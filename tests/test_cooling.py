@@ -217,15 +217,19 @@ def test_heat_rejection_fans_follow_the_cube_law(fraction: float, expected: floa
 
 
 def test_tower_water_by_hand() -> None:
-    # 1 MW for an hour: evaporation 1e6/2.442e6 = 0.40950 kg/s; cycles 5 -> blowdown 0.10238;
-    # drift 5e-6 x circulating 1e6/(4181.3 x 5.556) = 43.05 kg/s -> 2.15e-4 kg/s.
-    expected = 0.40950 + 0.10238 + 2.152e-4
-    assert float(cl.tower_water_kg_s(1e6)) == pytest.approx(expected, rel=1e-4)
+    # 1 MW for an hour, all of it evaporative (f = 1): evaporation 1e6/2.442e6 = 0.40950 kg/s;
+    # cycles 5 -> blowdown 0.10238; drift 1e-5 x circulating 1e6/(4181.3 x 5.556) = 43.05 kg/s
+    # -> 4.305e-4 kg/s.
+    expected = 0.40950 + 0.10238 + 4.305e-4
+    assert float(cl.tower_water_kg_s(1e6, 1.0)) == pytest.approx(expected, rel=1e-4)
     # per kWh of heat: 1.84 L, the industry-average site WUE of 1.8-1.9 L/kWh (parameters.md 3.5)
-    assert float(cl.tower_water_kg_s(1000.0)) * 3600.0 == pytest.approx(1.84, abs=0.01)
+    assert float(cl.tower_water_kg_s(1000.0, 1.0)) * 3600.0 == pytest.approx(1.84, abs=0.01)
+    # evaporation and blowdown scale with the evaporated share, drift does not
+    half = 0.5 * (0.40950 + 0.10238) + 4.305e-4
+    assert float(cl.tower_water_kg_s(1e6, 0.5)) == pytest.approx(half, rel=1e-4)
     # no blowdown at infinitely many cycles; guards give inf at cycles <= 1 without warnings
-    assert float(cl.tower_water_kg_s(1e6, 1e12, 0.0)) == pytest.approx(0.40950, rel=1e-4)
-    assert np.isinf(cl.tower_water_kg_s(1e6, 1.0, 0.0))
+    assert float(cl.tower_water_kg_s(1e6, 1.0, 1e12, 0.0)) == pytest.approx(0.40950, rel=1e-4)
+    assert np.isinf(cl.tower_water_kg_s(1e6, 1.0, 1.0, 0.0))
 
 
 # --- economiser ------------------------------------------------------------------------------
@@ -324,7 +328,7 @@ def test_component_powers_are_non_negative(heat: float, rated: float, dt: float)
     assert float(cl.dry_cooler_fan_power_w(heat, rated)) >= 0.0
     assert float(cl.cdu_pump_power_w(heat)) >= 0.0
     assert float(cl.crah_fan_power_w(heat, dt, 10.0, 1e4)) >= 0.0
-    assert float(cl.tower_water_kg_s(heat)) >= 0.0
+    assert float(cl.tower_water_kg_s(heat, 0.8)) >= 0.0
     assert float(cl.chiller_power_w(heat, 7.0, 25.0, rated, 6.0, FLAT, FLAT, LINEAR, 0.1)) >= 0.0
 
 

@@ -138,8 +138,8 @@ def test_air_cooling_costs_more_than_liquid():
 
 
 def test_water_per_heat_hand_calculation():
-    # Tower water: evaporation Q/h_fg plus blowdown (cycles 5: evaporation/(5-1)) plus drift.
-    # With W45 + dry cooler no water is evaporated at all.
+    # Tower water: evaporation f Q/h_fg (f the weather's evaporated share, tests/test_tower_water.py)
+    # plus blowdown (cycles 5: evaporation/(5-1)) plus drift. With W45 + dry cooler no water at all.
     w45_dry = {"model": "plant", "type": "liquid", "liquid_class": "W45", "heat_rejection": "dry_cooler"}
     dry = simulate(small(cooling=w45_dry))
     assert dry.kpis["water_l"] == 0.0

@@ -29,3 +29,5 @@ def test_climate_and_cooling_ordering():
     assert cold["pue"] < hot["pue"] < air["pue"]
     assert cold["tokens_per_kwh"] > hot["tokens_per_kwh"] > air["tokens_per_kwh"]
     assert w45["water_l"] == 0 < hot["water_l"]
+    # the tower evaporates a smaller share of the heat in Sand Point's cool July than in Greensboro's
+    assert cold["wue_l_per_kwh"] < 0.95 * hot["wue_l_per_kwh"]

@@ -37,7 +37,7 @@ KPI_ROWS = [
     ("cooling_energy_j", "Cooling energy", "{:,.1f}"),
     ("conversion_loss_energy_j", "Conversion losses", "{:,.1f}"),
     ("max_die_temp_c", "Max die temperature", "{:.1f}"),
-    ("water_l", "Water (towers)", "{:,.0f}"),
+    ("water_l", "Water (towers, pads)", "{:,.0f}"),
     ("wue_l_per_kwh", "WUE", "{:.3f}"),
     ("free_cooling_h", "Free-cooling hours (equivalent)", "{:,.1f}"),
     ("throttled_gpu_h", "Throttled GPU-hours", "{:,.1f}"),

@@ -108,7 +108,7 @@ REGISTRY: tuple[Kpi, ...] = (
     Kpi("mean_it_power_w", "W", "IT energy over the duration."),
     Kpi("max_die_temp_c", "°C", "Hottest GPU die (null with no GPU up)."),
     Kpi("max_inlet_temp_c", "°C", "Hottest server inlet (air or coolant)."),
-    Kpi("water_l", "L", "Water consumed by the cooling towers."),
+    Kpi("water_l", "L", "Water consumed by the cooling towers or adiabatic coolers' pads."),
     Kpi("wue_l_per_kwh", "L/kWh", "Water usage effectiveness: `water_l` per kWh of IT energy."),
     Kpi("free_cooling_h", "h", "Equivalent hours of full economiser (free) cooling."),
     Kpi("unmet_heat_j", "J", "Heat the cooling plant could not remove (it warms the thermal nodes)."),

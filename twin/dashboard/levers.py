@@ -379,8 +379,9 @@ LEVERS: tuple[Lever, ...] = (
         "choice",
         read=lambda b: b.cooling.heat_rejection,  # type: ignore[union-attr]
         edit=_field("cooling.heat_rejection"),
-        options=("tower", "dry_cooler"),
-        help="Cooling tower (evaporates water) or dry cooler (no water, warmer condenser).",
+        options=("tower", "dry_cooler", "adiabatic_dry_cooler"),
+        help="Cooling tower (evaporates water), dry cooler (no water, warmer condenser) or adiabatic dry cooler "
+        "(wets its pads on hot hours).",
         applies=_is_plant,
     ),
     Lever(

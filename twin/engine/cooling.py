@@ -61,6 +61,7 @@ from twin.physics.cooling_plant import (
     plant_power,
 )
 from twin.physics.thermal import air_mass_step, rc_step
+from twin.units import STANDARD_PRESSURE_PA
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
 AT_SETPOINT_K = 1e-6
@@ -365,6 +366,7 @@ class PhysicalPlant:
             weather["wet_bulb_c"],
             self._params(),
             chillers_available=self.chillers_available,
+            pressure_pa=weather.get("pressure_pa", STANDARD_PRESSURE_PA),
         )
 
     def _drift_rate(

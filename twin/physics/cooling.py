@@ -1,6 +1,6 @@
 """Cooling-plant components as pure, vectorised functions.
 
-Chillers (EnergyPlus ``Chiller:Electric:EIR``), cooling towers and dry coolers, the water-side
+Chillers (EnergyPlus ``Chiller:Electric:EIR``), cooling towers and (adiabatic) dry coolers, the water-side
 economiser, fans and pumps (affinity laws), and the direct-to-chip liquid loop (cold plates,
 CDU). Every function accepts floats or arrays, broadcasts, and returns ``float64`` arrays; SI
 units are in the names (temperatures in C, differences in K). No PUE here: that is a ledger
@@ -31,6 +31,13 @@ References
 .. [7] S. T. Taylor, "How to Design & Control Waterside Economizers," *ASHRAE Journal*,
    June 2014 (integrated, series heat exchanger upstream of the chillers); upsite.com
    water-side economiser series (parameters.md 3.3).
+.. [8] F. Merkel, "Verdunstungskühlung," *VDI-Forschungsarbeiten* 275, 1925 (air-side energy
+   balance ``L cp_w (T_in - T_out) = G (h_out - h_in)`` and air leaving saturated); as used in
+   D. G. Kröger, *Air-cooled Heat Exchangers and Cooling Towers*, PennWell, 2004, ch. 4, and
+   ASHRAE Handbook - HVAC Systems and Equipment, ch. 40 "Cooling Towers".
+.. [9] S. K. Wang, "Evaporative cooling," in *Handbook of Air Conditioning and Refrigeration*,
+   2nd ed., McGraw-Hill, 2001 (and CRC *Mechanical Engineering Handbook* s. 9.8): a direct
+   evaporative cooler's saturation effectiveness ``(T_in - T_out) / (T_in - T_wb)`` is 0.75-0.95.
 """
 
 from __future__ import annotations
@@ -40,10 +47,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from twin._types import FloatArray, Numeric
+from twin.physics import psychrometrics as psy
 from twin.units import (
     AIR_CP_J_KG_K,
     AIR_DENSITY_KG_M3,
     L_PER_M3,
+    STANDARD_PRESSURE_PA,
     WATER_CP_J_KG_K,
     WATER_DENSITY_KG_M3,
     WATER_LATENT_HEAT_J_KG,
@@ -72,16 +81,23 @@ TOWER_FAN_POWER_FRACTION: float = 1.0 / (
 )
 #: [EST] Cycles of concentration of tower water (typical treated open tower 3-7; midpoint 5).
 CYCLES_OF_CONCENTRATION: float = 5.0
-#: [EST] Drift loss as a fraction of circulating water (0.0005 %: rating of high-efficiency
-#: drift eliminators, 0.0005-0.001 % in tower literature).
-DRIFT_FRACTION: float = 5e-6
+#: Drift loss as a fraction of circulating water: efficient drift eliminators keep it below
+#: 0.001 % of the recirculating flow (Tower Components Inc., "Drift eliminator operation",
+#: towercomponentsinc.com; 0.0005 % is the best rating); we take the 0.001 % bound.
+DRIFT_FRACTION: float = 1e-5
+#: [EST] Water-to-air mass-flow ratio L/G of the tower [-]: mechanical-draft designs span
+#: 0.5-2.0 (low L/G: large fans, small fill; high: the reverse; cv.ukhan.org, "Cooling tower
+#: performance evaluation via Merkel integration"); 1.2 puts the air leaving saturated at 29.9 C
+#: at the rating point of [3] (35 -> 29.4 C water, 23.9 C wet-bulb), between the two water
+#: temperatures as it must be ([8]).
+TOWER_WATER_AIR_RATIO: float = 1.2
 
 # --- dry cooler -----------------------------------------------------------------------------
 #: Dry-cooler approach, leaving fluid minus dry-bulb [K] (median of [4]).
 DRY_COOLER_APPROACH_K: float = 10.0
 #: [EST] Dry-cooler air temperature rise at design [K], fan total pressure [Pa], fan+motor
 #: efficiency [-]: EC axial fans over a finned coil.
-_DRY_COOLER_AIR_RISE_K: float = 10.0
+DRY_COOLER_AIR_RISE_K: float = 10.0
 _DRY_COOLER_FAN_PRESSURE_PA: float = 150.0
 _DRY_COOLER_FAN_EFFICIENCY: float = 0.5
 #: [EST] Dry-cooler fan power at rated heat per watt rejected [-]: air flow per watt
@@ -90,8 +106,15 @@ _DRY_COOLER_FAN_EFFICIENCY: float = 0.5
 DRY_COOLER_FAN_POWER_FRACTION: float = (
     _DRY_COOLER_FAN_PRESSURE_PA
     / _DRY_COOLER_FAN_EFFICIENCY
-    / (AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K * _DRY_COOLER_AIR_RISE_K)
+    / (AIR_DENSITY_KG_M3 * AIR_CP_J_KG_K * DRY_COOLER_AIR_RISE_K)
 )
+#: [EST] Saturation effectiveness of an adiabatic dry cooler's wetted pads [-]: 0.8, inside the
+#: 0.75-0.95 of direct evaporative media ([9]) and the lower half, as verified pad tests fall
+#: short of catalogue claims (Evapco, "Adiabatic Pad Saturation" white paper, 2018).
+ADIABATIC_EFFECTIVENESS: float = 0.8
+#: [EST] Dry-bulb above which an adiabatic dry cooler wets its pads [C]: below it the unit runs
+#: dry (a customer-set switch point, BAC "cooling types"; 26 C here).
+ADIABATIC_SWITCH_C: float = 26.0
 
 # --- economiser -----------------------------------------------------------------------------
 #: [EST] Plate heat-exchanger approach of the water-side economiser [K]: above the 2 F (1.1 K)
@@ -622,8 +645,77 @@ def dry_cooler_fan_power_w(
     return heat_rejection_fan_power_w(heat_w, rated_heat_w, fan_power_fraction)
 
 
+def tower_evaporated_fraction(
+    dry_bulb_c: Numeric,
+    wet_bulb_c: Numeric,
+    leaving_water_c: Numeric,
+    pressure_pa: Numeric = STANDARD_PRESSURE_PA,
+    water_air_ratio: Numeric = TOWER_WATER_AIR_RATIO,
+    range_k: Numeric = TOWER_RANGE_K,
+) -> FloatArray:
+    """Share of a tower's rejected heat that leaves as the latent heat of evaporated water.
+
+    Parameters
+    ----------
+    dry_bulb_c, wet_bulb_c : float or array_like
+        Air entering the tower. [C]
+    leaving_water_c : float or array_like
+        Cold water leaving the tower (:func:`tower_leaving_water_c`); it enters ``range_k``
+        warmer. [C]
+    pressure_pa : float or array_like
+        Station pressure. [Pa]
+    water_air_ratio : float or array_like
+        L/G, water over dry-air mass flow, > 0. [-] Default 1.2 [EST].
+    range_k : float or array_like
+        Tower range. [K]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``f = h_fg E / Q``, >= 0. [-] Below 1 when the air is warmed (part of the heat leaves
+        sensibly: cold air), near 1 in warm humid air, above 1 in hot dry air (the water also
+        cools the air, and evaporates the more for it). ``1 - f`` is the sensible share.
+
+    Notes
+    -----
+    Per kilogram of dry air, Merkel's energy balance ([8]): the air takes
+    ``dh = (L/G) cp_w range`` from the water and leaves saturated, at the temperature ``t_out``
+    whose saturated enthalpy is ``h_in + dh`` (:mod:`twin.physics.psychrometrics`, ASHRAE 2017
+    ch. 1 eq. 30), but no warmer than the hot water it met: ``t_out <= T_cold + range`` (where
+    that binds, cold air, the fans move more air per watt and ``dh = h_s(t_out) - h_in``).
+    The water evaporated per joule is ``(W_s(t_out) - W_in) / dh``, so
+    ``f = h_fg (W_s(t_out) - W_in) / dh``. Merkel neglects the enthalpy the evaporated water
+    carries as liquid (about 5 % of the heat at 30 C); so does this. ``h_fg`` is
+    ``twin.units.WATER_LATENT_HEAT_J_KG``.
+
+    References
+    ----------
+    .. [1] Merkel (1925); Kröger (2004) ch. 4; ASHRAE Handbook HVAC Systems and Equipment
+       ch. 40 (module references [8]).
+    .. [2] ASHRAE Handbook - Fundamentals (SI), 2017, ch. 1, eqs. (20), (30), (33).
+
+    Examples
+    --------
+    A humid 32 C day (28 C wet-bulb), water leaving at 32 C: 91 % of the heat evaporates.
+
+    >>> round(float(tower_evaporated_fraction(32.0, 28.0, 32.0)), 2)
+    0.91
+    """
+    t_db, t_wb = _f64(dry_bulb_c), _f64(wet_bulb_c)
+    w_in = np.maximum(psy.humidity_ratio_from_wet_bulb(t_db, t_wb, pressure_pa), 0.0)
+    h_in = psy.moist_air_enthalpy_j_kg(t_db, w_in)
+    dh_merkel = _f64(water_air_ratio) * WATER_CP_J_KG_K * _f64(range_k)
+    t_out = np.minimum(
+        psy.saturation_temp_from_enthalpy_c(h_in + dh_merkel, pressure_pa), _f64(leaving_water_c) + _f64(range_k)
+    )
+    w_out = psy.humidity_ratio(psy.saturation_vapor_pressure_pa(t_out), pressure_pa)
+    dh = psy.saturated_air_enthalpy_j_kg(t_out, pressure_pa) - h_in
+    return np.maximum(_divide(WATER_LATENT_HEAT_J_KG * (w_out - w_in), dh, 1.0), 0.0)
+
+
 def tower_water_kg_s(
     heat_w: Numeric,
+    evaporated_fraction: Numeric,
     cycles_of_concentration: Numeric = CYCLES_OF_CONCENTRATION,
     drift_fraction: Numeric = DRIFT_FRACTION,
     range_k: Numeric = TOWER_RANGE_K,
@@ -634,10 +726,13 @@ def tower_water_kg_s(
     ----------
     heat_w : float or array_like
         Heat rejected by the tower. [W]
+    evaporated_fraction : float or array_like
+        Share of it leaving as latent heat (:func:`tower_evaporated_fraction`; 1 is the old
+        all-evaporative estimate). [-]
     cycles_of_concentration : float or array_like
         Ratio of dissolved solids in the basin to the make-up water, > 1. [-] Default 5 [EST].
     drift_fraction : float or array_like
-        Drift as a fraction of circulating water. [-] Default 5e-6 (0.0005 %) [EST].
+        Drift as a fraction of circulating water. [-] Default 1e-5 (0.001 %).
     range_k : float or array_like
         Tower range, to size the circulating flow ``Q / (cp range)``. [K] Default 5.56 K.
 
@@ -648,10 +743,9 @@ def tower_water_kg_s(
 
     Notes
     -----
-    ``E = Q / h_fg`` (all heat rejected as latent heat: an upper bound on evaporation),
-    ``B = E / (C - 1)`` (salt balance), ``D = d Q / (cp range)``. With C = 5, 1 kWh of heat uses
-    1.47 + 0.37 = 1.84 kg, in line with the industry-average site WUE of 1.8-1.9 L/kWh
-    (parameters.md 3.5).
+    ``E = f Q / h_fg``, ``B = E / (C - 1)`` (salt balance), ``D = d Q / (cp range)``. With
+    f = 1 and C = 5, 1 kWh of heat uses 1.47 + 0.37 = 1.84 kg, the industry-average site WUE
+    of 1.8-1.9 L/kWh (parameters.md 3.5); the weather's f scales the first two terms.
 
     References
     ----------
@@ -661,14 +755,105 @@ def tower_water_kg_s(
 
     Examples
     --------
-    >>> round(float(tower_water_kg_s(2.442e6, 5.0, 0.0)), 6)  # E = 1 kg/s, B = 0.25 kg/s
+    >>> round(float(tower_water_kg_s(2.442e6, 1.0, 5.0, 0.0)), 6)  # E = 1 kg/s, B = 0.25 kg/s
     1.25
     """
     q = np.maximum(_f64(heat_w), 0.0)
-    evaporation = q / WATER_LATENT_HEAT_J_KG
+    evaporation = _f64(evaporated_fraction) * q / WATER_LATENT_HEAT_J_KG
     blowdown = _divide(evaporation, _f64(cycles_of_concentration) - 1.0, np.inf)
     circulating = _divide(q, WATER_CP_J_KG_K * _f64(range_k), 0.0)
     return evaporation + blowdown + _f64(drift_fraction) * circulating
+
+
+def adiabatic_air_c(
+    dry_bulb_c: Numeric,
+    wet_bulb_c: Numeric,
+    effectiveness: Numeric = ADIABATIC_EFFECTIVENESS,
+    switch_c: Numeric = ADIABATIC_SWITCH_C,
+) -> FloatArray:
+    """Air reaching an adiabatic dry cooler's coil: pre-cooled toward the wet-bulb above the switch.
+
+    Parameters
+    ----------
+    dry_bulb_c, wet_bulb_c : float or array_like
+        Outdoor air. [C]
+    effectiveness : float or array_like
+        Pad saturation effectiveness, 0..1. [-] Default 0.8 ([9]).
+    switch_c : float or array_like
+        Dry-bulb above which the pads are wetted. [C] Default 26 C [EST].
+
+    Returns
+    -------
+    numpy.ndarray
+        ``T_db - eps (T_db - T_wb)`` where ``T_db > switch_c``, else ``T_db``. [C]
+
+    Examples
+    --------
+    >>> adiabatic_air_c([20.0, 35.0], [15.0, 20.0], 0.8, 26.0).tolist()  # 35 - 0.8 x 15
+    [20.0, 23.0]
+    """
+    t_db, t_wb = _f64(dry_bulb_c), _f64(wet_bulb_c)
+    wet = t_db > _f64(switch_c)
+    return np.where(wet, t_db - _f64(effectiveness) * (t_db - t_wb), t_db)
+
+
+def adiabatic_water_kg_s(
+    heat_w: Numeric,
+    dry_bulb_c: Numeric,
+    wet_bulb_c: Numeric,
+    effectiveness: Numeric = ADIABATIC_EFFECTIVENESS,
+    switch_c: Numeric = ADIABATIC_SWITCH_C,
+    cycles_of_concentration: Numeric = CYCLES_OF_CONCENTRATION,
+    pressure_pa: Numeric = STANDARD_PRESSURE_PA,
+    air_rise_k: Numeric = DRY_COOLER_AIR_RISE_K,
+) -> FloatArray:
+    """Water of an adiabatic dry cooler: the pads' evaporation plus their bleed.
+
+    Parameters
+    ----------
+    heat_w : float or array_like
+        Heat rejected by the coil. [W]
+    dry_bulb_c, wet_bulb_c : float or array_like
+        Outdoor air. [C]
+    effectiveness, switch_c : float or array_like
+        Pads (:func:`adiabatic_air_c`). [-], [C]
+    cycles_of_concentration : float or array_like
+        Of the recirculated pad water, > 1. [-]
+    pressure_pa : float or array_like
+        Station pressure. [Pa]
+    air_rise_k : float or array_like
+        Air temperature rise across the coil (the fans follow the heat, so it holds). [K]
+
+    Returns
+    -------
+    numpy.ndarray
+        Make-up water, >= 0; 0 at or below the switch point. [kg/s]
+
+    Notes
+    -----
+    The coil's dry air flow is ``m_a = Q / (cp_a rise)``. The pads cool the air along its
+    wet-bulb line (adiabatic saturation), so the water taken up is
+    ``E = m_a (W(T_pad, T_wb) - W(T_db, T_wb))`` (ASHRAE 2017 ch. 1 eq. 33), and a recirculating
+    pad system bleeds ``E / (C - 1)`` as a tower does (FEMP; [EST] the tower's cycles). No drift:
+    the pads hold their water.
+
+    Examples
+    --------
+    1 MW at 35 C / 20 C: 99.4 kg/s of air cooled 12 K takes up 0.50 kg/s of water; with 5 cycles
+    0.62 kg/s, 2.2 L per kWh of heat in such an hour (more than a tower, as the pads cool more
+    air than the coil heats), but nothing in the hours at or below the switch point.
+
+    >>> round(float(adiabatic_water_kg_s(1e6, 35.0, 20.0)), 2)
+    0.62
+    """
+    q = np.maximum(_f64(heat_w), 0.0)
+    t_db, t_wb = _f64(dry_bulb_c), _f64(wet_bulb_c)
+    t_pad = adiabatic_air_c(t_db, t_wb, effectiveness, switch_c)
+    w_in = psy.humidity_ratio_from_wet_bulb(t_db, t_wb, pressure_pa)
+    w_pad = psy.humidity_ratio_from_wet_bulb(t_pad, t_wb, pressure_pa)
+    air_kg_s = q / (AIR_CP_J_KG_K * _f64(air_rise_k))
+    evaporation = air_kg_s * np.maximum(w_pad - w_in, 0.0)
+    return evaporation + _divide(evaporation, _f64(cycles_of_concentration) - 1.0, np.inf)
 
 
 # === economiser ===============================================================================
@@ -998,6 +1183,8 @@ def cdu_pump_power_w(
 
 
 __all__ = [
+    "ADIABATIC_EFFECTIVENESS",
+    "ADIABATIC_SWITCH_C",
     "CDU_FLOW_L_MIN_PER_KW",
     "CDU_PUMP_EFFICIENCY",
     "CDU_PUMP_HEAD_PA",
@@ -1007,6 +1194,7 @@ __all__ = [
     "CW_PUMP_HEAD_PA",
     "CYCLES_OF_CONCENTRATION",
     "DRIFT_FRACTION",
+    "DRY_COOLER_AIR_RISE_K",
     "DRY_COOLER_APPROACH_K",
     "DRY_COOLER_FAN_POWER_FRACTION",
     "HX_APPROACH_K",
@@ -1015,6 +1203,9 @@ __all__ = [
     "TOWER_APPROACH_K",
     "TOWER_FAN_POWER_FRACTION",
     "TOWER_RANGE_K",
+    "TOWER_WATER_AIR_RATIO",
+    "adiabatic_air_c",
+    "adiabatic_water_kg_s",
     "air_flow_m3_s",
     "biquadratic",
     "cdu_approach_k",
@@ -1032,6 +1223,7 @@ __all__ = [
     "heat_rejection_fan_power_w",
     "pump_power_w",
     "quadratic",
+    "tower_evaporated_fraction",
     "tower_fan_power_w",
     "tower_leaving_water_c",
     "tower_water_kg_s",

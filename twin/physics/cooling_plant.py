@@ -13,8 +13,12 @@ Topology (documented choice; see :func:`plant_power`)::
   serves the CRAH coils at ``chw_supply_c``, below the CRAH supply-air temperature.
 * One chiller plant makes chilled water at ``chw_supply_c``; it trims the CHW loop directly and
   the FWS loop through a heat exchanger (so ``chw_supply_c <= facility_supply_c - hx``).
-* The tower (leaving water = wet-bulb + approach) or dry cooler (dry-bulb + approach) feeds the
-  economiser exchangers and the chiller condensers at the same temperature.
+* The tower (leaving water = wet-bulb + approach), dry cooler (dry-bulb + approach) or adiabatic
+  dry cooler (pads pre-cool the air toward the wet-bulb above a switch dry-bulb, + approach)
+  feeds the economiser exchangers and the chiller condensers at the same temperature. Water:
+  the tower evaporates the share of the heat the weather's air takes up as vapour (Merkel),
+  plus blowdown and drift; the adiabatic cooler's pads evaporate what cools the air; a dry
+  cooler uses none.
 * When the tower water plus the exchanger approach is at or below a loop's supply setpoint the
   economiser carries that loop alone (chillers off for it); between supply and return it carries
   the linear share; above the return it carries nothing.
@@ -44,7 +48,7 @@ import numpy as np
 from twin._types import FloatArray, Numeric
 from twin.errors import UnknownNameError
 from twin.physics import cooling as cl
-from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3
+from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, STANDARD_PRESSURE_PA
 
 #: Maximum facility-water supply temperature of each ASHRAE liquid class [C] ([1]; the number
 #: in the name; minimum 2 C for all; W+ (> 45 C) has no upper bound and is not listed).
@@ -65,7 +69,7 @@ ASHRAE_AIR_CLASSES: dict[str, tuple[float, float]] = {
 #: Recommended IT air-inlet range, all classes A1-A4, (min, max) [C] ([2]).
 ASHRAE_AIR_RECOMMENDED_C: tuple[float, float] = (18.0, 27.0)
 #: Heat-rejection kinds ``plant_power`` knows.
-HEAT_REJECTION_KINDS: tuple[str, ...] = ("tower", "dry_cooler")
+HEAT_REJECTION_KINDS: tuple[str, ...] = ("tower", "dry_cooler", "adiabatic_dry_cooler")
 #: [EST] A plant's defaults (also the scenario's ``cooling``): W32 facility water, A1 air, towers.
 DEFAULT_LIQUID_CLASS: Final = "W32"
 DEFAULT_AIR_CLASS: Final = "A1"
@@ -159,9 +163,10 @@ class PlantParams:
     air_inlet_allowable_min_c, air_inlet_allowable_max_c : float
         Allowable IT inlet range of the ASHRAE air class [C] (for the engine's alarms).
     heat_rejection : str
-        ``"tower"`` or ``"dry_cooler"``.
+        ``"tower"``, ``"dry_cooler"`` or ``"adiabatic_dry_cooler"`` (a dry cooler whose pads
+        pre-cool the air above ``adiabatic_switch_c``).
     tower_approach_k, dry_cooler_approach_k : float
-        Approaches to wet-bulb and dry-bulb. [K]
+        Approaches to wet-bulb and dry-bulb (an adiabatic cooler's: to its pre-cooled air). [K]
     heat_rejection_capacity_factor : float
         Rated heat of the tower or dry cooler over ``design_heat_w``. [-]
     tower_fan_power_fraction, dry_cooler_fan_power_fraction : float
@@ -169,7 +174,12 @@ class PlantParams:
     tower_range_k : float
         Condenser/tower water range. [K]
     cycles_of_concentration, drift_fraction : float
-        Tower water treatment and drift. [-]
+        Tower (and adiabatic pad) water treatment, > 1, and tower drift, 0..1. [-]
+    tower_water_air_ratio : float
+        Tower L/G, water over dry-air mass flow; sets the air's enthalpy rise and so the
+        evaporated share (:func:`~twin.physics.cooling.tower_evaporated_fraction`). [-]
+    adiabatic_effectiveness, adiabatic_switch_c : float
+        Pad saturation effectiveness, 0..1 [-], and the dry-bulb above which the pads are wet [C].
     economiser_enabled : bool
         Whether the water-side economiser runs.
     hx_approach_k : float
@@ -218,6 +228,9 @@ class PlantParams:
     tower_range_k: float = cl.TOWER_RANGE_K
     cycles_of_concentration: float = cl.CYCLES_OF_CONCENTRATION
     drift_fraction: float = cl.DRIFT_FRACTION
+    tower_water_air_ratio: float = cl.TOWER_WATER_AIR_RATIO
+    adiabatic_effectiveness: float = cl.ADIABATIC_EFFECTIVENESS
+    adiabatic_switch_c: float = cl.ADIABATIC_SWITCH_C
     economiser_enabled: bool = True
     hx_approach_k: float = cl.HX_APPROACH_K
     crah_capacity_factor: float = CRAH_CAPACITY_FACTOR
@@ -245,6 +258,7 @@ class PlantParams:
             "chw_delta_t_k",
             "crah_delta_t_k",
             "tower_range_k",
+            "tower_water_air_ratio",
             "pump_efficiency",
             "crah_fan_efficiency",
             "cdu_pump_efficiency",
@@ -252,6 +266,14 @@ class PlantParams:
         for name in positive:
             if not getattr(self, name) > 0.0:
                 raise ValueError(f"PlantParams.{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.cycles_of_concentration > 1.0:
+            raise ValueError(
+                f"PlantParams.cycles_of_concentration must be > 1 (blowdown = evaporation / (cycles - 1)), "
+                f"got {self.cycles_of_concentration!r}"
+            )
+        for name in ("drift_fraction", "adiabatic_effectiveness"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PlantParams.{name} must be within 0..1, got {getattr(self, name)!r}")
         if self.n_chillers < 0 or not 0 <= self.n_chillers_redundant <= self.n_chillers:
             raise ValueError("PlantParams needs 0 <= n_chillers_redundant <= n_chillers")
         if self.economiser_only and not self.economiser_enabled:
@@ -340,7 +362,7 @@ class PlantParams:
         design_heat_w : float
             Design IT heat load. [W]
         heat_rejection : str
-            ``"tower"`` or ``"dry_cooler"``.
+            One of :data:`HEAT_REJECTION_KINDS`.
         **overrides
             Any other :class:`PlantParams` field.
 
@@ -414,7 +436,8 @@ class PlantResult:
     crah_fan_power_w : numpy.ndarray
         CRAH fans. [W]
     water_kg_s : numpy.ndarray
-        Tower make-up water (0 for dry coolers). [kg/s]
+        Make-up water of the tower (evaporation + blowdown + drift) or of an adiabatic cooler's
+        pads (0 for dry coolers). [kg/s]
     free_cooling_fraction : numpy.ndarray
         Share of the IT heat the economiser carries, 0..1 (at zero load: the design-weighted
         share the economiser could carry). [-]
@@ -426,6 +449,10 @@ class PlantResult:
         Number of chillers running. [-]
     heat_rejected_w : numpy.ndarray
         Heat leaving through the tower or dry cooler (IT heat removed + compressor work). [W]
+    heat_rejected_evaporative_w : numpy.ndarray
+        Of it, the tower's share leaving as the latent heat of evaporated water (0 for dry and
+        adiabatic coolers, whose coils reject sensibly); ``heat_rejected_sensible_w`` is the rest,
+        negative where hot dry air is cooled by the tower water. [W]
     heat_rejection_leaving_c : numpy.ndarray
         Water leaving the tower or dry cooler (also the condenser entering temperature). [C]
     facility_supply_c : numpy.ndarray
@@ -453,6 +480,7 @@ class PlantResult:
     chiller_load_w: FloatArray
     chillers_running: FloatArray
     heat_rejected_w: FloatArray
+    heat_rejected_evaporative_w: FloatArray
     heat_rejection_leaving_c: FloatArray
     facility_supply_c: FloatArray
     tcs_supply_c: FloatArray
@@ -464,6 +492,11 @@ class PlantResult:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, np.asarray(getattr(self, f.name), dtype=np.float64))
+
+    @property
+    def heat_rejected_sensible_w(self) -> FloatArray:
+        """Heat rejected as sensible heat of the air [W]: ``heat_rejected_w - heat_rejected_evaporative_w``."""
+        return self.heat_rejected_w - self.heat_rejected_evaporative_w
 
     @property
     def total_power_w(self) -> FloatArray:
@@ -513,7 +546,10 @@ def _staged_chiller_power_w(
 
 
 def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: PlantParams) -> FloatArray:
-    """Water leaving the tower (wet-bulb + approach) or dry cooler (dry-bulb + approach). [C]
+    """Water leaving the tower (wet-bulb + approach) or dry cooler (air + approach). [C]
+
+    An adiabatic dry cooler's air is pre-cooled toward the wet-bulb above its switch point
+    (:func:`~twin.physics.cooling.adiabatic_air_c`).
 
     Parameters
     ----------
@@ -529,6 +565,10 @@ def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: P
     """
     if params.heat_rejection == "tower":
         return cl.tower_leaving_water_c(wet_bulb_c, params.tower_approach_k)
+    if params.heat_rejection == "adiabatic_dry_cooler":
+        dry_bulb_c = cl.adiabatic_air_c(
+            dry_bulb_c, wet_bulb_c, effectiveness=params.adiabatic_effectiveness, switch_c=params.adiabatic_switch_c
+        )
     return cl.dry_cooler_leaving_c(dry_bulb_c, params.dry_cooler_approach_k)
 
 
@@ -594,6 +634,51 @@ def crah_supply_air_c(supply_c: Numeric, params: PlantParams) -> FloatArray:
     return np.full(supply.shape, params.crah_supply_air_c)
 
 
+def _heat_rejection(
+    heat_w: FloatArray, dry_bulb_c: FloatArray, wet_bulb_c: FloatArray, pressure_pa: Numeric, params: PlantParams
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Tower fans, dry-cooler fans, evaporative heat [W] and water [kg/s] of the heat rejected."""
+    zeros = np.zeros_like(heat_w)
+    rated_w = params.heat_rejection_rated_w
+    if params.heat_rejection == "tower":
+        # The weather holds over runs of a block's ticks (hourly records): solve each run's air once.
+        db, wb, p = np.broadcast_arrays(dry_bulb_c, wet_bulb_c, np.asarray(pressure_pa, dtype=np.float64))
+        air = np.stack([db.ravel(), wb.ravel(), p.ravel()])
+        new = np.ones(air.shape[1], dtype=bool)
+        new[1:] = np.any(air[:, 1:] != air[:, :-1], axis=0)
+        air = air[:, new]
+        t_cold = cl.tower_leaving_water_c(air[1], params.tower_approach_k)
+        fraction = cl.tower_evaporated_fraction(
+            air[0],
+            air[1],
+            t_cold,
+            pressure_pa=air[2],
+            water_air_ratio=params.tower_water_air_ratio,
+            range_k=params.tower_range_k,
+        )[np.cumsum(new) - 1].reshape(db.shape)
+        water = cl.tower_water_kg_s(
+            heat_w,
+            fraction,
+            cycles_of_concentration=params.cycles_of_concentration,
+            drift_fraction=params.drift_fraction,
+            range_k=params.tower_range_k,
+        )
+        return cl.tower_fan_power_w(heat_w, rated_w, params.tower_fan_power_fraction), zeros, fraction * heat_w, water
+    fans = cl.dry_cooler_fan_power_w(heat_w, rated_w, params.dry_cooler_fan_power_fraction)
+    if params.heat_rejection == "dry_cooler":
+        return zeros, fans, zeros, zeros
+    water = cl.adiabatic_water_kg_s(
+        heat_w,
+        dry_bulb_c,
+        wet_bulb_c,
+        effectiveness=params.adiabatic_effectiveness,
+        switch_c=params.adiabatic_switch_c,
+        cycles_of_concentration=params.cycles_of_concentration,
+        pressure_pa=pressure_pa,
+    )
+    return zeros, fans, zeros, water
+
+
 def plant_power(
     heat_liquid_w: Numeric,
     heat_air_w: Numeric,
@@ -602,6 +687,7 @@ def plant_power(
     params: PlantParams,
     *,
     chillers_available: Numeric | None = None,
+    pressure_pa: Numeric = STANDARD_PRESSURE_PA,
 ) -> PlantResult:
     """Cooling-plant power, water and unmet heat for IT heat loads and weather.
 
@@ -617,6 +703,8 @@ def plant_power(
         Plant parameters.
     chillers_available : float or array_like, optional
         Chillers able to run at each step (faults); default ``params.n_chillers``.
+    pressure_pa : float or array_like
+        Station pressure, for the water's psychrometrics. [Pa]
 
     Returns
     -------
@@ -649,8 +737,11 @@ def plant_power(
        would widen and the loops warm; the twin holds the approach and scales the economiser
        heat and the chiller load down until the rejected heat fits (a few fixed-point steps, as
        compressor power is not proportional to load): the rest is unmet, in each loop's share.
-       Tower/dry-cooler fans follow the cube law on the rejected heat; tower water = evaporation
-       + blowdown + drift.
+       Tower/dry-cooler fans follow the cube law on the rejected heat. Tower water = evaporation
+       + blowdown + drift, the evaporation being the share of the heat the air takes up as
+       vapour (:func:`~twin.physics.cooling.tower_evaporated_fraction`: Merkel's balance with
+       the air leaving saturated); an adiabatic cooler's water is what its pads evaporate
+       (:func:`~twin.physics.cooling.adiabatic_water_kg_s`).
     7. Pumps (constant head, flow from heat and loop rise): facility loop on ``Q_L``,
        chilled-water loop on air heat + liquid trim, condenser loop on heat rejected; CDU
        pumps at 1.5 L/min/kW. Fan and pump heat is not added back to the loads.
@@ -680,7 +771,6 @@ def plant_power(
         np.asarray(dry_bulb_c, dtype=np.float64),
         np.asarray(wet_bulb_c, dtype=np.float64),
     )
-    tower = params.heat_rejection == "tower"
     t_source = heat_rejection_leaving_c(t_db, t_wb, params)
     fws_c = facility_supply_c(t_db, t_wb, params)
     # without chillers the CRAH coils take the facility water
@@ -739,24 +829,9 @@ def plant_power(
         unmet_air_w = unmet_air_w + (1.0 - scale) * (served_w - served_liq_w)
         free_liq_w, free_air_w, chiller_load_w = scale * free_liq_w, scale * free_air_w, scale * chiller_load_w
         free_w = free_liq_w + free_air_w
-    zeros = np.zeros_like(heat_rejected_w)
-    if tower:
-        tower_fan_w = cl.tower_fan_power_w(
-            heat_rejected_w, params.heat_rejection_rated_w, params.tower_fan_power_fraction
-        )
-        dry_fan_w = zeros
-        water_kg_s = cl.tower_water_kg_s(
-            heat_rejected_w,
-            params.cycles_of_concentration,
-            params.drift_fraction,
-            params.tower_range_k,
-        )
-    else:
-        tower_fan_w = zeros
-        dry_fan_w = cl.dry_cooler_fan_power_w(
-            heat_rejected_w, params.heat_rejection_rated_w, params.dry_cooler_fan_power_fraction
-        )
-        water_kg_s = zeros
+    tower_fan_w, dry_fan_w, evaporative_w, water_kg_s = _heat_rejection(
+        heat_rejected_w, t_db, t_wb, pressure_pa, params
+    )
 
     # 7. pumps and fans
     trim_liq_w = chiller_load_w * liq_share
@@ -795,6 +870,7 @@ def plant_power(
         chiller_load_w=chiller_load_w,
         chillers_running=running,
         heat_rejected_w=heat_rejected_w,
+        heat_rejected_evaporative_w=evaporative_w,
         heat_rejection_leaving_c=np.array(t_source, dtype=np.float64),
         facility_supply_c=fws_c,
         tcs_supply_c=fws_c + params.cdu_approach_k,

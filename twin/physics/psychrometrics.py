@@ -375,12 +375,90 @@ def relative_humidity(dry_bulb_c: Numeric, dew_point_c: Numeric) -> FloatArray:
     return np.clip(ratio, 0.0, 1.0)
 
 
+def moist_air_enthalpy_j_kg(dry_bulb_c: Numeric, humidity_ratio_kg_kg: Numeric) -> FloatArray:
+    """Specific enthalpy of moist air per kilogram of dry air.
+
+    Parameters
+    ----------
+    dry_bulb_c : float or array_like
+        Dry-bulb temperature t. [C]
+    humidity_ratio_kg_kg : float or array_like
+        Humidity ratio W. [kg/kg]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``h = 1.006 t + W (2501 + 1.86 t)`` kJ/kg, here in J/kg of dry air (zero for dry air at
+        0 C, liquid water at 0 C for the vapour). [J/kg]
+
+    References
+    ----------
+    .. [1] ASHRAE Handbook - Fundamentals (SI), 2017, ch. 1, eq. (30).
+
+    Examples
+    --------
+    >>> round(float(moist_air_enthalpy_j_kg(20.0, 0.01)))  # 20.12 + 0.01 x 2538.2 kJ/kg
+    45502
+    """
+    t = np.asarray(dry_bulb_c, dtype=np.float64)
+    w = np.asarray(humidity_ratio_kg_kg, dtype=np.float64)
+    return 1e3 * (1.006 * t + w * (2501.0 + 1.86 * t))
+
+
+def saturated_air_enthalpy_j_kg(temp_c: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA) -> FloatArray:
+    """Enthalpy of saturated air at ``temp_c``: :func:`moist_air_enthalpy_j_kg` at ``W_s(t)``. [J/kg]
+
+    References
+    ----------
+    .. [1] ASHRAE Handbook - Fundamentals (SI), 2017, ch. 1, eqs. (5)-(6), (20), (30); Table 2
+       gives 57.544 kJ/kg at 20 C, with the enhancement factor (W_s 0.014758, not 0.014695).
+
+    Examples
+    --------
+    >>> round(float(saturated_air_enthalpy_j_kg(20.0)) / 1e3, 2)  # [1] Table 2: 57.54 (0.2 % off)
+    57.42
+    """
+    w_s = humidity_ratio(saturation_vapor_pressure_pa(temp_c), pressure_pa)
+    return moist_air_enthalpy_j_kg(temp_c, w_s)
+
+
+def saturation_temp_from_enthalpy_c(enthalpy_j_kg: Numeric, pressure_pa: Numeric = STANDARD_PRESSURE_PA) -> FloatArray:
+    """Temperature of saturated air that has the enthalpy ``enthalpy_j_kg``. [C]
+
+    Inverts :func:`saturated_air_enthalpy_j_kg` (monotone in temperature) by 48 bisection steps
+    on -100..200 C (limits of the saturation-pressure fits; the result is clipped to them).
+
+    References
+    ----------
+    .. [1] ASHRAE Handbook - Fundamentals (SI), 2017, ch. 1, eqs. (5)-(6), (20), (30).
+
+    Examples
+    --------
+    >>> round(float(saturation_temp_from_enthalpy_c(saturated_air_enthalpy_j_kg(30.0))), 6)
+    30.0
+    """
+    target, p = np.broadcast_arrays(
+        np.asarray(enthalpy_j_kg, dtype=np.float64), np.asarray(pressure_pa, dtype=np.float64)
+    )
+    lo = np.full(target.shape, SAT_RANGE_C[0])
+    hi = np.full(target.shape, SAT_RANGE_C[1])
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        above = saturated_air_enthalpy_j_kg(mid, p) > target
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
+    return 0.5 * (lo + hi)
+
+
 __all__ = [
     "dew_point_c",
     "dew_point_from_rh_c",
     "humidity_ratio",
     "humidity_ratio_from_wet_bulb",
+    "moist_air_enthalpy_j_kg",
     "relative_humidity",
+    "saturated_air_enthalpy_j_kg",
+    "saturation_temp_from_enthalpy_c",
     "saturation_vapor_pressure_pa",
     "vapor_pressure_from_humidity_ratio_pa",
     "wet_bulb_c",

@@ -192,8 +192,10 @@ class PlantCooling(StrictModel):
     facility_supply_c: Float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
     air_class: Literal["A1", "A2", "A3", "A4"] = Field(cp.DEFAULT_AIR_CLASS, description="ASHRAE air class.")
     crah_supply_air_c: Float = Field(cp.CRAH_SUPPLY_AIR_C, ge=10, le=45, description="CRAH supply-air setpoint.")
-    heat_rejection: Literal["tower", "dry_cooler"] = Field(
-        cp.DEFAULT_HEAT_REJECTION, description="Towers or dry coolers."
+    heat_rejection: Literal["tower", "dry_cooler", "adiabatic_dry_cooler"] = Field(
+        cp.DEFAULT_HEAT_REJECTION,
+        description="Towers (water from the weather), dry coolers (no water) or adiabatic dry coolers (pads wetted "
+        "above plant_overrides.adiabatic_switch_c).",
     )
     chiller: str = Field("Carrier 19XR 742kW/5.42COP/VSD", description="Catalog chiller (twin/catalog/chillers.yaml).")
     n_chillers: Int | None = Field(
