@@ -73,6 +73,7 @@ def test_header_names_the_window_as_clock_time_around_the_peak(app: AppTest) -> 
     header = next(m.value for m in app.markdown if "h simulated" in m.value)
     assert "6 h simulated: **15 Jul 2024 11:00–17:00**" in header
     assert "--set start=2024-07-15T11:00:00" in app.code[0].value
+    assert app.code[0].proto.wrap_lines  # the whole line shows, however many --set it has
     # The charts' x axis is clock time over the same window.
     import pyarrow as pa
 
@@ -102,6 +103,7 @@ def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:
 
 def test_cold_climate_lowers_pue_and_reset_restores_the_baseline(app: AppTest) -> None:
     base_pue = number(metric(app, "PUE")[0])
+    assert "Sand Point, AK (TMY3)" in app.selectbox(key="weather_source").options  # names, not slugs
     app.selectbox(key="weather_source").set_value("sand-point-ak").run()
     assert not app.exception
     pue, delta = metric(app, "PUE")
@@ -125,9 +127,10 @@ def test_air_cooling_raises_pue_and_cooling_energy(app: AppTest) -> None:
     base_pue = number(metric(app, "PUE")[0])
     app.selectbox(key="cooling_type").set_value("air").run()
     assert number(metric(app, "PUE")[0]) > base_pue
-    table = app.dataframe[-1].value
-    row = table[table["KPI"] == "Cooling energy"].iloc[0]
+    table = app.table[-1].value  # a static table: long labels wrap, nothing is cut off
+    row = table.loc["Cooling energy"]
     assert number(row["what-if"]) > number(row["baseline"])
+    assert "Max coolant or air inlet temperature" in table.index  # liquid baseline, air what-if
 
 
 def test_invalid_lever_combination_is_an_error_message_not_a_crash(app: AppTest) -> None:

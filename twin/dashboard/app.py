@@ -238,6 +238,14 @@ def flow_chart(flow: pd.DataFrame) -> alt.Chart:
     )
 
 
+def charts(base: twin.Result, what_if: twin.Result, columns: list[str], per_row: int = 2) -> None:
+    """One :func:`line_chart` per time-series column, ``per_row`` to a row."""
+    long = frames.series_long(base, what_if, columns)
+    cols = st.columns(per_row)
+    for i, column in enumerate(columns):
+        cols[i % per_row].altair_chart(line_chart(long, frames.series_label(column, base, what_if)), width="stretch")
+
+
 def kpi_cards(
     base: dict[str, float], what_if: dict[str, float], cards: tuple[frames.KpiCard, ...] = frames.KPI_CARDS
 ) -> None:
@@ -282,7 +290,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     )
     if not what_ov:
         st.info("The what-if equals the baseline: change a lever in the sidebar.")
-    st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash")
+    st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash", wrap_lines=True)
     for warning in what_if.meta.get("warnings", []):
         st.warning(warning)
     fault_h = values.get("fault_start_h")
@@ -304,22 +312,9 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         st.dataframe(table.style.format("{:,.1f}"), width="stretch")
 
     st.subheader("Power and PUE over time")
-    long = frames.series_long(base, what_if, ["facility_power_w", "pue", "tokens_per_s", "cooling_power_w"])
-    c1, c2 = st.columns(2)
-    c1.altair_chart(line_chart(long, frames.SERIES["facility_power_w"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["pue"][0]), width="stretch")
-    c1.altair_chart(line_chart(long, frames.SERIES["tokens_per_s"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["cooling_power_w"][0]), width="stretch")
-
+    charts(base, what_if, ["facility_power_w", "pue", "tokens_per_s", "cooling_power_w"])
     st.subheader("Temperatures and throttling")
-    long = frames.series_long(
-        base, what_if, ["die_temp_max_c", "inlet_temp_max_c", "throttled_fraction", "capped_fraction", "dry_bulb_c"]
-    )
-    c1, c2 = st.columns(2)
-    c1.altair_chart(line_chart(long, frames.SERIES["die_temp_max_c"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["inlet_temp_max_c"][0]), width="stretch")
-    c1.altair_chart(line_chart(long, frames.SERIES["throttled_fraction"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["capped_fraction"][0]), width="stretch")
+    charts(base, what_if, ["die_temp_max_c", "inlet_temp_max_c", "throttled_fraction", "capped_fraction"])
 
     if frames.has_fault_outcomes(base, what_if):
         fault_section(base, what_if)
@@ -352,7 +347,8 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         )
 
     st.subheader("Side by side")
-    st.dataframe(frames.comparison_text(base.kpis, what_if.kpis), hide_index=True, width="stretch")
+    inlet = frames.inlet_medium(base, what_if)
+    st.table(frames.comparison_text(base.kpis, what_if.kpis, inlet).set_index("KPI"))  # a table wraps: nothing cut
 
     st.subheader("Download")
     d = st.columns(5)
@@ -386,10 +382,7 @@ def fault_section(base: twin.Result, what_if: twin.Result) -> None:
     quantities = ["servers_up"]
     if any("battery_soc" in r.timeseries and r.timeseries["battery_soc"].notna().any() for r in (base, what_if)):
         quantities.append("battery_soc")
-    long = frames.series_long(base, what_if, quantities)
-    chart_cols = st.columns(len(quantities))
-    for col, quantity in zip(chart_cols, quantities, strict=True):
-        col.altair_chart(line_chart(long, frames.SERIES[quantity][0]), width="stretch")
+    charts(base, what_if, quantities, per_row=len(quantities))
     st.markdown(f"**Events of the what-if** ({len(what_if.events)})")
     st.dataframe(
         frames.events_table(what_if).style.format({"time [h]": "{:.3f}", "time [s]": "{:,.1f}"}),

@@ -52,6 +52,13 @@ Edit = Callable[[Scenario, Scenario, Any, Values], Scenario]
 #: Weather sources the climate lever offers (built-in TMY3 years and the synthetic profiles).
 WEATHER_SOURCES: tuple[str, ...] = ("greensboro-nc", "sand-point-ak", "constant", "diurnal")
 SYNTHETIC_WEATHER: tuple[str, ...] = ("constant", "diurnal")
+#: How each climate reads in the select box; a scenario's own weather file shows as its path.
+CLIMATE_LABELS: dict[str, str] = {
+    "greensboro-nc": "Greensboro, NC (TMY3)",
+    "sand-point-ak": "Sand Point, AK (TMY3)",
+    "constant": "constant (dry- and wet-bulb below)",
+    "diurnal": "daily cycle (mean dry-bulb below)",
+}
 #: At most this many report intervals per run: longer runs report less often.
 MAX_REPORT_POINTS = 360
 #: Simulated hours of a dashboard run: short by default so a changed lever reruns in about a second.
@@ -400,6 +407,7 @@ LEVERS: tuple[Lever, ...] = (
         read=lambda b: b.weather.source,
         edit=_field("weather.source"),
         options=WEATHER_SOURCES,
+        label_of=lambda b, o: CLIMATE_LABELS.get(str(o), str(o)),
         help="NREL TMY3 years for Greensboro NC or Sand Point AK, or a synthetic profile.",
     ),
     Lever(
