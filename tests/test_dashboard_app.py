@@ -101,6 +101,17 @@ def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:
     assert "--set fleet.power_cap_w=300.0" in app.code[0].value
 
 
+def test_a_cap_above_the_peak_says_it_never_binds(app: AppTest) -> None:
+    app.toggle(key="power_cap_w__on").set_value(True).run()
+    app.slider(key="power_cap_w").set_value(700.0).run()  # the H100's most
+    assert not app.exception
+    note = next(i.value for i in app.info if "never binds" in i.value)
+    what_if = twin.simulate(twin.load_scenario("default", {**SIX_HOURS, "fleet.power_cap_w": 700.0}))
+    peak_w = max(what_if.timeseries[f"{p}_gpu_power_mean_w"].max() for p in what_if.pool_names)
+    assert note.startswith(f"The 700 W GPU power cap never binds: GPU power peaks at {peak_w:,.0f} W")
+    assert metric(app, "Energy in (grid)")[1] in ("", None)
+
+
 def test_cold_climate_lowers_pue_and_reset_restores_the_baseline(app: AppTest) -> None:
     base_pue = number(metric(app, "PUE")[0])
     assert "Sand Point, AK (TMY3)" in app.selectbox(key="weather_source").options  # names, not slugs

@@ -18,7 +18,7 @@ import streamlit as st
 import yaml
 
 import twin
-from twin.dashboard import frames, sweeps
+from twin.dashboard import explain, frames, sweeps
 from twin.dashboard import levers as lv
 from twin.errors import TwinError
 
@@ -293,6 +293,8 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash", wrap_lines=True)
     for warning in what_if.meta.get("warnings", []):
         st.warning(warning)
+    for reason in explain.no_effect(base, what_if, what_ov):
+        st.info(reason)
     fault_h = values.get("fault_start_h")
     if values.get("fault", "scenario") not in ("scenario", "clear") and fault_h is not None and fault_h >= duration_h:
         st.warning(f"The fault at {fault_h:g} h comes after the end of the {duration_h:g} h run: it does not happen.")
