@@ -7,6 +7,7 @@ numbers ``twin.simulate`` gives for the same overrides.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -59,6 +60,17 @@ def test_first_page_is_the_baseline_twice(app: AppTest) -> None:
     assert value == f"{kpis['facility_energy_kwh']:,.0f} kWh"
     assert metric(app, "PUE")[0] == f"{kpis['pue']:.3f}"
     assert len(app.get("vega_lite_chart")) >= 9  # energy flow + power/PUE/tokens/cooling + temperatures
+    # The energy-flow diagrams, baseline and what-if: the grid's outflow is the energy in.
+    if importlib.util.find_spec("plotly") is None:  # the dashboard extra has it; without it, a note says so
+        assert any("needs plotly" in i.value for i in app.info)
+        return
+    sankeys = [json.loads(c.proto.spec)["data"][0] for c in app.get("plotly_chart")]
+    assert len(sankeys) == 2
+    labels, link = sankeys[0]["node"]["label"], sankeys[0]["link"]
+    grid = labels.index("grid")
+    out_kwh = sum(v for s, v in zip(link["source"], link["value"], strict=True) if s == grid)
+    assert out_kwh == pytest.approx(kpis["facility_energy_kwh"], rel=1e-9)
+    assert {"accelerators", "UPS loss", "chillers", "transformer"} <= set(labels)
     assert [d.label for d in app.get("download_button")] == [
         "summary.json (what-if)",
         "timeseries.csv",

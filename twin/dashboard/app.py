@@ -18,7 +18,7 @@ import streamlit as st
 import yaml
 
 import twin
-from twin.dashboard import explain, frames, sweeps
+from twin.dashboard import explain, frames, sankey, sweeps
 from twin.dashboard import levers as lv
 from twin.errors import TwinError
 
@@ -26,6 +26,8 @@ st.set_page_config(page_title="AI-factory twin: what-if", layout="wide")
 
 RUN_COLORS = alt.Scale(domain=[frames.BASELINE, frames.WHAT_IF], range=["#8c8c8c", "#d62728"])
 GROUP_COLORS = alt.Scale(domain=list(frames.FLOW_GROUPS), range=["#e377c2", "#1f77b4", "#bcbd22", "#2ca02c"])
+#: The same colours for the Sankey's nodes, and grey for the power chain's.
+NODE_COLORS = {**dict(zip(frames.FLOW_GROUPS, GROUP_COLORS.range, strict=True)), "power chain": "#7f7f7f"}
 
 
 @st.cache_data(show_spinner="simulating…", max_entries=64)
@@ -246,6 +248,53 @@ def charts(base: twin.Result, what_if: twin.Result, columns: list[str], per_row:
         cols[i % per_row].altair_chart(line_chart(long, frames.series_label(column, base, what_if)), width="stretch")
 
 
+def sankey_chart(result: twin.Result, title: str) -> Any:
+    """The run's energy flow as a plotly Sankey (links from :func:`twin.dashboard.sankey.sankey_links`)."""
+    import plotly.graph_objects as go  # the dashboard extra's; imported here so a missing one is a note
+
+    on_ups = bool(result.scenario.get("power", {}).get("cooling_on_ups", False))
+    links = sankey.sankey_links(result.kpis, cooling_on_ups=on_ups)
+    nodes = list(dict.fromkeys([*links["source"], *links["target"]]))
+    index = {node: i for i, node in enumerate(nodes)}
+    category = dict(zip(links["target"], links["category"], strict=True))
+    group = {node: sankey.node_group(node, category.get(node, "")) for node in nodes}
+    figure = go.Figure(
+        go.Sankey(
+            valueformat=",.0f",
+            valuesuffix=" kWh",
+            node={"label": nodes, "color": [NODE_COLORS[group[n]] for n in nodes], "pad": 12, "thickness": 14},
+            link={
+                "source": [index[n] for n in links["source"]],
+                "target": [index[n] for n in links["target"]],
+                "value": links["energy_kwh"].tolist(),
+                "color": [NODE_COLORS[group[n]] + "55" for n in links["target"]],  # translucent
+            },
+        )
+    )
+    figure.update_layout(
+        title={"text": title, "font": {"size": 14}}, height=420, margin={"l": 8, "r": 8, "t": 40, "b": 8}
+    )
+    return figure
+
+
+def sankey_pair(base: twin.Result, what_if: twin.Result) -> None:
+    """Baseline and what-if energy flows side by side, or a note where plotly is missing."""
+    try:
+        figures = [
+            sankey_chart(r, f"{run}: {r.kpis['facility_energy_kwh']:,.0f} kWh from the grid")
+            for run, r in ((frames.BASELINE, base), (frames.WHAT_IF, what_if))
+        ]
+    except ImportError:
+        st.info("The energy-flow diagram needs plotly: `pip install -e '.[dashboard]'`.")
+        return
+    for col, figure, key in zip(st.columns(2), figures, ("sankey_base", "sankey_what_if"), strict=True):
+        col.plotly_chart(figure, key=key)
+    st.caption(
+        "From the grid through the transformer, UPS, PDUs and server PSUs to the accelerators and the rest of "
+        "the servers, with every ledger category a leaf (each diagram fills its box: compare kWh, not widths)."
+    )
+
+
 def kpi_cards(
     base: dict[str, float], what_if: dict[str, float], cards: tuple[frames.KpiCard, ...] = frames.KPI_CARDS
 ) -> None:
@@ -306,6 +355,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     flow = frames.flow_comparison(base.kpis, what_if.kpis)
     flow["group_order"] = flow["group"].map({g: i for i, g in enumerate(frames.FLOW_GROUPS)})
     st.altair_chart(flow_chart(flow), width="stretch")
+    sankey_pair(base, what_if)
     st.markdown(
         f"- **baseline:** {frames.flow_sentence(base.kpis)}\n- **what-if:** {frames.flow_sentence(what_if.kpis)}"
     )
