@@ -182,8 +182,12 @@ def line_chart(long: pd.DataFrame, quantity: str, height: int = 220) -> alt.Laye
     clock = "%H:%M" if one_day else "%d %b %H:%M"
     base = alt.Chart(data, title=quantity, height=height).encode(
         # Naive clock times arrive as UTC: a UTC scale shows them as they are in any browser.
+        # labelExpr too: the browser's Vega-Lite drew "01 PM" from the format alone.
         x=alt.X(
-            "time:T", title="clock time", scale=alt.Scale(type="utc"), axis=alt.Axis(format=clock, formatType="utc")
+            "time:T",
+            title="clock time",
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format=clock, formatType="utc", labelExpr=f"utcFormat(datum.value, '{clock}')"),
         ),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.4~g")),
         color=alt.Color("run:N", scale=RUN_COLORS, title=None),
@@ -262,6 +266,7 @@ def sankey_chart(result: twin.Result, title: str) -> Any:
         go.Sankey(
             valueformat=",.0f",
             valuesuffix=" kWh",
+            textfont={"color": "#1a1a1a", "size": 12},
             node={"label": nodes, "color": [NODE_COLORS[group[n]] for n in nodes], "pad": 12, "thickness": 14},
             link={
                 "source": [index[n] for n in links["source"]],
