@@ -95,6 +95,7 @@ def test_header_names_the_window_as_clock_time_around_the_peak(app: AppTest) -> 
     assert power["time"].max() < pd.Timestamp("2024-07-15 17:00")
     x = json.loads(chart.proto.spec)["layer"][0]["encoding"]["x"]
     assert (x["field"], x["type"], x["axis"]["format"]) == ("time", "temporal", "%H:%M")
+    assert x["axis"]["labelExpr"] == "utcFormat(datum.value, '%H:%M')"  # what the browser draws
 
 
 def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:

@@ -63,3 +63,11 @@ def test_an_economiser_in_warm_air_never_runs() -> None:
 def test_an_unexplained_change_that_changed_nothing_says_so(base: twin.Result) -> None:
     (reason,) = explain.no_effect(base, base, ["site.name"])
     assert "exactly as in the baseline" in reason
+
+
+def test_a_start_date_in_a_synthetic_climate_changes_no_weather() -> None:
+    constant = {"weather": {"source": "constant"}}
+    base = run(**constant)
+    what_if = run(**constant, start="2024-01-15T00:00:00")
+    (reason,) = explain.no_effect(base, what_if, ["start"])
+    assert reason.startswith("The start date picks the season of a weather file") and "(constant)" in reason

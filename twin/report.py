@@ -101,6 +101,8 @@ _THOUSANDS = mticker.StrMethodFormatter("{x:,.0f}")
 
 def _clock_axis(ax: Axes, clock: pd.Series) -> None:
     """Clock-time ticks: ``HH:MM`` and the date in the label for a run within one day, dates beyond."""
+    if clock.empty:
+        return
     first, last = clock.iloc[0], clock.iloc[-1]
     if last.normalize() == first.normalize():
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from twin.results import Result
+from twin.weather import SYNTHETIC_KINDS
 
 
 def no_effect(base: Result, what_if: Result, changed: Iterable[str]) -> list[str]:
@@ -51,6 +52,12 @@ def no_effect(base: Result, what_if: Result, changed: Iterable[str]) -> list[str
         reasons.append(
             "The economiser never runs: the outdoor air is too warm for free cooling all through the run "
             f"(wet-bulb {ts['wet_bulb_c'].min():.1f} °C at its lowest, dry-bulb {ts['dry_bulb_c'].min():.1f} °C)."
+        )
+    synthetic = _get(sc, "weather.source") in SYNTHETIC_KINDS
+    if "start" in keys and synthetic and _same(base.kpis, what_if.kpis):
+        reasons.append(
+            "The start date picks the season of a weather file; a synthetic climate "
+            f"({_get(sc, 'weather.source')}) is the same every day."
         )
     if keys and not reasons and _same(base.kpis, what_if.kpis):
         reasons.append("The changes leave the energy in and the tokens out exactly as in the baseline.")
