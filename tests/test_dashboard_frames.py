@@ -75,6 +75,7 @@ def test_temperature_changes_are_kelvin_and_nothing_reads_minus_zero() -> None:
     throttled = next(c for c in frames.KPI_CARDS if c.key == "throttled_gpu_h")
     assert frames.delta(throttled, {"throttled_gpu_h": 1.02}, {"throttled_gpu_h": 0.98}) is None
     assert frames.delta(throttled, {"throttled_gpu_h": 1.0}, {"throttled_gpu_h": 0.9}) == "-0.1 (-10.0%)"
+    assert [frames.signed(v) for v in (-0.04, 0.0, 0.04, -1.26, float("nan"))] == ["0.0", "0.0", "0.0", "-1.3", ""]
     text = frames.comparison_text({"throttled_gpu_h": 1.02}, {"throttled_gpu_h": 0.98}).set_index("KPI")
     assert text.loc["Throttled GPU-hours", "change"] == ""
     assert text.loc["Throttled GPU-hours", "better"] == "="

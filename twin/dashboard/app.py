@@ -379,7 +379,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         st.subheader("Latency per workload")
         st.dataframe(
             frames.latency_table(base.kpis, what_if.kpis).style.format(
-                {f"{frames.BASELINE} [ms]": "{:,.1f}", f"{frames.WHAT_IF} [ms]": "{:,.1f}", "change %": "{:+.1f}"},
+                {f"{frames.BASELINE} [ms]": "{:,.1f}", f"{frames.WHAT_IF} [ms]": "{:,.1f}", "change %": frames.signed},
                 na_rep="",
             ),
             hide_index=True,

@@ -218,6 +218,14 @@ def delta(card: KpiCard, base: Mapping[str, float], what_if: Mapping[str, float]
     return f"{sign}{shown}{pct}"
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with its sign at ``digits`` decimals; one that rounds to zero reads ``0.0`` (never ``-0.0``)."""
+    if not math.isfinite(value):
+        return ""
+    rounded = round(value, digits)
+    return f"{0.0:.{digits}f}" if rounded == 0 else f"{rounded:+.{digits}f}"
+
+
 def delta_color(card: KpiCard) -> Literal["normal", "inverse", "off"]:
     """Green when the change is good: ``inverse`` for lower-is-better KPIs."""
     return {"lower": "inverse", "higher": "normal", "neither": "off"}[card.better]  # type: ignore[return-value]
