@@ -43,6 +43,8 @@ def test_the_default_pod_flows_from_the_grid_to_the_accelerators() -> None:
     assert flow[(sankey.PSU, category_label("accelerators"))] == kpis["energy_accelerators_j"]
     assert flow[(sankey.UPS, "UPS loss")] == kpis["energy_ups_loss_j"]
     assert set(links["source"]) - set(links["target"]) == {sankey.GRID}
+    groups = {sankey.node_group(t, c) for t, c in zip(links["target"], links["category"], strict=True)}
+    assert groups == {"IT", "conversion losses", "cooling", "other facility", "power chain"}
 
 
 def test_cooling_on_the_ups_is_fed_by_the_ups() -> None:

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from twin.ledger import IT_CATEGORIES, category_label
+from twin.dashboard.frames import flow_group
+from twin.ledger import category_label
 from twin.units import J_PER_KWH
 
 #: Inner nodes, in the chain's order.
@@ -84,13 +85,7 @@ def sankey_links(kpis: Mapping[str, float], cooling_on_ups: bool = False) -> pd.
 
 
 def node_group(node: str, category: str = "") -> str:
-    """The flow group a node is coloured by: IT, conversion losses, cooling, other facility or the chain."""
-    if category in IT_CATEGORIES:
-        return "IT"
-    if category.endswith("_loss"):
-        return "conversion losses"
-    if category.startswith("cooling") or node == COOLING:
-        return "cooling"
+    """The group a node is coloured by: a leaf's :func:`~twin.dashboard.frames.flow_group`, cooling, or the chain."""
     if category:
-        return "other facility"
-    return "power chain"
+        return flow_group(category)
+    return "cooling" if node == COOLING else "power chain"
