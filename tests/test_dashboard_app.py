@@ -7,6 +7,7 @@ numbers ``twin.simulate`` gives for the same overrides.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -59,6 +60,17 @@ def test_first_page_is_the_baseline_twice(app: AppTest) -> None:
     assert value == f"{kpis['facility_energy_kwh']:,.0f} kWh"
     assert metric(app, "PUE")[0] == f"{kpis['pue']:.3f}"
     assert len(app.get("vega_lite_chart")) >= 9  # energy flow + power/PUE/tokens/cooling + temperatures
+    # The energy-flow diagrams, baseline and what-if: the grid's outflow is the energy in.
+    if importlib.util.find_spec("plotly") is None:  # the dashboard extra has it; without it, a note says so
+        assert any("needs plotly" in i.value for i in app.info)
+        return
+    sankeys = [json.loads(c.proto.spec)["data"][0] for c in app.get("plotly_chart")]
+    assert len(sankeys) == 2
+    labels, link = sankeys[0]["node"]["label"], sankeys[0]["link"]
+    grid = labels.index("grid")
+    out_kwh = sum(v for s, v in zip(link["source"], link["value"], strict=True) if s == grid)
+    assert out_kwh == pytest.approx(kpis["facility_energy_kwh"], rel=1e-9)
+    assert {"accelerators", "UPS loss", "chillers", "transformer"} <= set(labels)
     assert [d.label for d in app.get("download_button")] == [
         "summary.json (what-if)",
         "timeseries.csv",
@@ -73,6 +85,7 @@ def test_header_names_the_window_as_clock_time_around_the_peak(app: AppTest) -> 
     header = next(m.value for m in app.markdown if "h simulated" in m.value)
     assert "6 h simulated: **15 Jul 2024 11:00–17:00**" in header
     assert "--set start=2024-07-15T11:00:00" in app.code[0].value
+    assert app.code[0].proto.wrap_lines  # the whole line shows, however many --set it has
     # The charts' x axis is clock time over the same window.
     import pyarrow as pa
 
@@ -82,6 +95,7 @@ def test_header_names_the_window_as_clock_time_around_the_peak(app: AppTest) -> 
     assert power["time"].max() < pd.Timestamp("2024-07-15 17:00")
     x = json.loads(chart.proto.spec)["layer"][0]["encoding"]["x"]
     assert (x["field"], x["type"], x["axis"]["format"]) == ("time", "temporal", "%H:%M")
+    assert x["axis"]["labelExpr"] == "utcFormat(datum.value, '%H:%M')"  # what the browser draws
 
 
 def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:
@@ -100,8 +114,20 @@ def test_lower_power_cap_lowers_facility_energy(app: AppTest) -> None:
     assert "--set fleet.power_cap_w=300.0" in app.code[0].value
 
 
+def test_a_cap_above_the_peak_says_it_never_binds(app: AppTest) -> None:
+    app.toggle(key="power_cap_w__on").set_value(True).run()
+    app.slider(key="power_cap_w").set_value(700.0).run()  # the H100's most
+    assert not app.exception
+    note = next(i.value for i in app.info if "never binds" in i.value)
+    what_if = twin.simulate(twin.load_scenario("default", {**SIX_HOURS, "fleet.power_cap_w": 700.0}))
+    peak_w = max(what_if.timeseries[f"{p}_gpu_power_mean_w"].max() for p in what_if.pool_names)
+    assert note.startswith(f"The 700 W GPU power cap never binds: GPU power peaks at {peak_w:,.0f} W")
+    assert metric(app, "Energy in (grid)")[1] in ("", None)
+
+
 def test_cold_climate_lowers_pue_and_reset_restores_the_baseline(app: AppTest) -> None:
     base_pue = number(metric(app, "PUE")[0])
+    assert "Sand Point, AK (TMY3)" in app.selectbox(key="weather_source").options  # names, not slugs
     app.selectbox(key="weather_source").set_value("sand-point-ak").run()
     assert not app.exception
     pue, delta = metric(app, "PUE")
@@ -125,9 +151,10 @@ def test_air_cooling_raises_pue_and_cooling_energy(app: AppTest) -> None:
     base_pue = number(metric(app, "PUE")[0])
     app.selectbox(key="cooling_type").set_value("air").run()
     assert number(metric(app, "PUE")[0]) > base_pue
-    table = app.dataframe[-1].value
-    row = table[table["KPI"] == "Cooling energy"].iloc[0]
+    table = app.table[-1].value  # a static table: long labels wrap, nothing is cut off
+    row = table.loc["Cooling energy"]
     assert number(row["what-if"]) > number(row["baseline"])
+    assert "Max coolant or air inlet temperature" in table.index  # liquid baseline, air what-if
 
 
 def test_invalid_lever_combination_is_an_error_message_not_a_crash(app: AppTest) -> None:

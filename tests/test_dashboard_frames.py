@@ -63,6 +63,35 @@ def test_deltas_and_colours(pair: tuple[twin.Result, twin.Result]) -> None:
     assert frames.delta_color(tpk) == "normal"
 
 
+def test_temperature_changes_are_kelvin_and_nothing_reads_minus_zero() -> None:
+    die = next(c for c in frames.KPI_CARDS if c.key == "max_die_temp_c")
+    # 55.0 -> 61.8 °C: a difference of 6.8 K, not "+12.4 %" of a Celsius reading
+    assert frames.delta(die, {"max_die_temp_c": 55.0}, {"max_die_temp_c": 61.8}) == "+6.8 K"
+    assert frames.delta(die, {"max_die_temp_c": 61.8}, {"max_die_temp_c": 55.0}) == "-6.8 K"
+    table = frames.comparison_table({"max_die_temp_c": 55.0}, {"max_die_temp_c": 61.8}).set_index("KPI")
+    assert table.loc["Max die temperature", "change"] == pytest.approx(6.8)
+    assert math.isnan(table.loc["Max die temperature", "change %"])
+    # a change that rounds to zero at the card's precision is no change: no "-0.0", no arrow
+    throttled = next(c for c in frames.KPI_CARDS if c.key == "throttled_gpu_h")
+    assert frames.delta(throttled, {"throttled_gpu_h": 1.02}, {"throttled_gpu_h": 0.98}) is None
+    assert frames.delta(throttled, {"throttled_gpu_h": 1.0}, {"throttled_gpu_h": 0.9}) == "-0.1 (-10.0%)"
+    assert [frames.signed(v) for v in (-0.04, 0.0, 0.04, -1.26, float("nan"))] == ["0.0", "0.0", "0.0", "-1.3", ""]
+    text = frames.comparison_text({"throttled_gpu_h": 1.02}, {"throttled_gpu_h": 0.98}).set_index("KPI")
+    assert text.loc["Throttled GPU-hours", "change"] == ""
+    assert text.loc["Throttled GPU-hours", "better"] == "="
+
+
+def test_inlet_temperature_says_coolant_or_air(pair: tuple[twin.Result, twin.Result]) -> None:
+    base, capped = pair
+    assert frames.inlet_medium(base, capped) == "coolant"  # the default pod is liquid-cooled
+    assert frames.series_label("inlet_temp_max_c", base, capped) == "max coolant inlet temperature [°C]"
+    text = frames.comparison_text(base.kpis, capped.kpis, frames.inlet_medium(base, capped))
+    assert "Max coolant inlet temperature" in set(text["KPI"])
+    air = twin.Result(**{**base.__dict__, "scenario": {**base.scenario, "cooling": {"type": "air"}}})
+    assert frames.inlet_medium(base, air) == "coolant or air"
+    assert frames.inlet_medium(air, air) == "air"
+
+
 def test_comparison_table_is_what_if_minus_baseline(pair: tuple[twin.Result, twin.Result]) -> None:
     base, capped = (r.kpis for r in pair)
     table = frames.comparison_table(base, capped).set_index("KPI")

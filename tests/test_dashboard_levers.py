@@ -346,3 +346,10 @@ def test_scenario_choices_take_extra_folders_with_unique_labels(tmp_path: Any) -
     mine = next(c for c in choices if c.source == str((extra / "air-cooled.yaml").resolve()))
     assert mine.label == str((extra / "air-cooled.yaml").resolve())
     assert twin.load_scenario(mine.source).fleet.accelerator == "B200"
+
+
+def test_every_climate_reads_as_a_name_not_a_slug() -> None:
+    from twin.dashboard.levers import CLIMATE_LABELS, WEATHER_SOURCES
+
+    assert set(WEATHER_SOURCES) <= set(CLIMATE_LABELS)
+    assert all("-" not in CLIMATE_LABELS[s] or "(" in CLIMATE_LABELS[s] for s in WEATHER_SOURCES)

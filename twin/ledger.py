@@ -28,6 +28,27 @@ BASE_CATEGORIES: tuple[str, ...] = (
 IT_CATEGORIES: tuple[str, ...] = ("accelerators", "server_other")
 #: Conversion-loss categories.
 LOSS_CATEGORIES: tuple[str, ...] = ("psu_loss", "pdu_loss", "ups_loss", "transformer_loss")
+#: What a reader calls each category (charts and tables); :func:`category_label` falls back on the name.
+CATEGORY_LABELS: dict[str, str] = {
+    "accelerators": "accelerators",
+    "server_other": "other IT (CPU, memory, fans)",
+    "psu_loss": "PSU loss",
+    "pdu_loss": "PDU loss",
+    "ups_loss": "UPS loss",
+    "transformer_loss": "transformer loss",
+    "other_facility": "other facility",
+    "cooling_chiller": "chillers",
+    "cooling_heat_rejection_fans": "tower / dry-cooler fans",
+    "cooling_pumps": "facility water pumps",
+    "cooling_cdu_pumps": "CDU pumps",
+    "cooling_crah_fans": "CRAH fans",
+    "battery_net": "UPS battery (net charge)",
+}
+
+
+def category_label(category: str) -> str:
+    """A ledger category as words (``ups_loss`` -> ``UPS loss``); an unknown one with spaces for ``_``."""
+    return CATEGORY_LABELS.get(category, category.replace("_", " "))
 
 
 class LedgerImbalanceError(TwinError):

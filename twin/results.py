@@ -96,6 +96,15 @@ class Result:
         """The pools (workloads), in scenario order."""
         return [str(w["name"]) for w in self.scenario.get("workloads", [])]
 
+    @property
+    def inlet_medium(self) -> str:
+        """What ``inlet_temp_max_c`` measures: ``coolant`` (cold plates: liquid or hybrid) or ``air``."""
+        return "air" if self.scenario.get("cooling", {}).get("type") == "air" else "coolant"
+
+    def clock_time(self) -> pd.Series:
+        """Each report interval's start as clock time: the scenario's ``start`` plus ``time_s`` (naive)."""
+        return pd.Timestamp(self.scenario["start"]) + pd.to_timedelta(self.timeseries["time_s"], unit="s")
+
     def pool_frame(self) -> pd.DataFrame:
         """The per-pool KPIs as a tidy table: one row per pool, one column per per-pool KPI.
 

@@ -18,7 +18,7 @@ import streamlit as st
 import yaml
 
 import twin
-from twin.dashboard import frames, sweeps
+from twin.dashboard import explain, frames, sankey, sweeps
 from twin.dashboard import levers as lv
 from twin.errors import TwinError
 
@@ -26,6 +26,8 @@ st.set_page_config(page_title="AI-factory twin: what-if", layout="wide")
 
 RUN_COLORS = alt.Scale(domain=[frames.BASELINE, frames.WHAT_IF], range=["#8c8c8c", "#d62728"])
 GROUP_COLORS = alt.Scale(domain=list(frames.FLOW_GROUPS), range=["#e377c2", "#1f77b4", "#bcbd22", "#2ca02c"])
+#: The same colours for the Sankey's nodes, and grey for the power chain's.
+NODE_COLORS = {**dict(zip(frames.FLOW_GROUPS, GROUP_COLORS.range, strict=True)), "power chain": "#7f7f7f"}
 
 
 @st.cache_data(show_spinner="simulating…", max_entries=64)
@@ -180,8 +182,12 @@ def line_chart(long: pd.DataFrame, quantity: str, height: int = 220) -> alt.Laye
     clock = "%H:%M" if one_day else "%d %b %H:%M"
     base = alt.Chart(data, title=quantity, height=height).encode(
         # Naive clock times arrive as UTC: a UTC scale shows them as they are in any browser.
+        # labelExpr too: the browser's Vega-Lite drew "01 PM" from the format alone.
         x=alt.X(
-            "time:T", title="clock time", scale=alt.Scale(type="utc"), axis=alt.Axis(format=clock, formatType="utc")
+            "time:T",
+            title="clock time",
+            scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format=clock, formatType="utc", labelExpr=f"utcFormat(datum.value, '{clock}')"),
         ),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False), axis=alt.Axis(format=",.4~g")),
         color=alt.Color("run:N", scale=RUN_COLORS, title=None),
@@ -238,6 +244,62 @@ def flow_chart(flow: pd.DataFrame) -> alt.Chart:
     )
 
 
+def charts(base: twin.Result, what_if: twin.Result, columns: list[str], per_row: int = 2) -> None:
+    """One :func:`line_chart` per time-series column, ``per_row`` to a row."""
+    long = frames.series_long(base, what_if, columns)
+    cols = st.columns(per_row)
+    for i, column in enumerate(columns):
+        cols[i % per_row].altair_chart(line_chart(long, frames.series_label(column, base, what_if)), width="stretch")
+
+
+def sankey_chart(result: twin.Result, title: str) -> Any:
+    """The run's energy flow as a plotly Sankey (links from :func:`twin.dashboard.sankey.sankey_links`)."""
+    import plotly.graph_objects as go  # the dashboard extra's; imported here so a missing one is a note
+
+    on_ups = bool(result.scenario.get("power", {}).get("cooling_on_ups", False))
+    links = sankey.sankey_links(result.kpis, cooling_on_ups=on_ups)
+    nodes = list(dict.fromkeys([*links["source"], *links["target"]]))
+    index = {node: i for i, node in enumerate(nodes)}
+    category = dict(zip(links["target"], links["category"], strict=True))
+    group = {node: sankey.node_group(node, category.get(node, "")) for node in nodes}
+    figure = go.Figure(
+        go.Sankey(
+            valueformat=",.0f",
+            valuesuffix=" kWh",
+            textfont={"color": "#1a1a1a", "size": 12},
+            node={"label": nodes, "color": [NODE_COLORS[group[n]] for n in nodes], "pad": 12, "thickness": 14},
+            link={
+                "source": [index[n] for n in links["source"]],
+                "target": [index[n] for n in links["target"]],
+                "value": links["energy_kwh"].tolist(),
+                "color": [NODE_COLORS[group[n]] + "55" for n in links["target"]],  # translucent
+            },
+        )
+    )
+    figure.update_layout(
+        title={"text": title, "font": {"size": 14}}, height=420, margin={"l": 8, "r": 8, "t": 40, "b": 8}
+    )
+    return figure
+
+
+def sankey_pair(base: twin.Result, what_if: twin.Result) -> None:
+    """Baseline and what-if energy flows side by side, or a note where plotly is missing."""
+    try:
+        figures = [
+            sankey_chart(r, f"{run}: {r.kpis['facility_energy_kwh']:,.0f} kWh from the grid")
+            for run, r in ((frames.BASELINE, base), (frames.WHAT_IF, what_if))
+        ]
+    except ImportError:
+        st.info("The energy-flow diagram needs plotly: `pip install -e '.[dashboard]'`.")
+        return
+    for col, figure, key in zip(st.columns(2), figures, ("sankey_base", "sankey_what_if"), strict=True):
+        col.plotly_chart(figure, key=key)
+    st.caption(
+        "From the grid through the transformer, UPS, PDUs and server PSUs to the accelerators and the rest of "
+        "the servers, with every ledger category a leaf (each diagram fills its box: compare kWh, not widths)."
+    )
+
+
 def kpi_cards(
     base: dict[str, float], what_if: dict[str, float], cards: tuple[frames.KpiCard, ...] = frames.KPI_CARDS
 ) -> None:
@@ -282,9 +344,11 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     )
     if not what_ov:
         st.info("The what-if equals the baseline: change a lever in the sidebar.")
-    st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash")
+    st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash", wrap_lines=True)
     for warning in what_if.meta.get("warnings", []):
         st.warning(warning)
+    for reason in explain.no_effect(base, what_if, what_ov):
+        st.info(reason)
     fault_h = values.get("fault_start_h")
     if values.get("fault", "scenario") not in ("scenario", "clear") and fault_h is not None and fault_h >= duration_h:
         st.warning(f"The fault at {fault_h:g} h comes after the end of the {duration_h:g} h run: it does not happen.")
@@ -296,6 +360,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     flow = frames.flow_comparison(base.kpis, what_if.kpis)
     flow["group_order"] = flow["group"].map({g: i for i, g in enumerate(frames.FLOW_GROUPS)})
     st.altair_chart(flow_chart(flow), width="stretch")
+    sankey_pair(base, what_if)
     st.markdown(
         f"- **baseline:** {frames.flow_sentence(base.kpis)}\n- **what-if:** {frames.flow_sentence(what_if.kpis)}"
     )
@@ -304,22 +369,9 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         st.dataframe(table.style.format("{:,.1f}"), width="stretch")
 
     st.subheader("Power and PUE over time")
-    long = frames.series_long(base, what_if, ["facility_power_w", "pue", "tokens_per_s", "cooling_power_w"])
-    c1, c2 = st.columns(2)
-    c1.altair_chart(line_chart(long, frames.SERIES["facility_power_w"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["pue"][0]), width="stretch")
-    c1.altair_chart(line_chart(long, frames.SERIES["tokens_per_s"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["cooling_power_w"][0]), width="stretch")
-
+    charts(base, what_if, ["facility_power_w", "pue", "tokens_per_s", "cooling_power_w"])
     st.subheader("Temperatures and throttling")
-    long = frames.series_long(
-        base, what_if, ["die_temp_max_c", "inlet_temp_max_c", "throttled_fraction", "capped_fraction", "dry_bulb_c"]
-    )
-    c1, c2 = st.columns(2)
-    c1.altair_chart(line_chart(long, frames.SERIES["die_temp_max_c"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["inlet_temp_max_c"][0]), width="stretch")
-    c1.altair_chart(line_chart(long, frames.SERIES["throttled_fraction"][0]), width="stretch")
-    c2.altair_chart(line_chart(long, frames.SERIES["capped_fraction"][0]), width="stretch")
+    charts(base, what_if, ["die_temp_max_c", "inlet_temp_max_c", "throttled_fraction", "capped_fraction"])
 
     if frames.has_fault_outcomes(base, what_if):
         fault_section(base, what_if)
@@ -327,7 +379,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         st.subheader("Latency per workload")
         st.dataframe(
             frames.latency_table(base.kpis, what_if.kpis).style.format(
-                {f"{frames.BASELINE} [ms]": "{:,.1f}", f"{frames.WHAT_IF} [ms]": "{:,.1f}", "change %": "{:+.1f}"},
+                {f"{frames.BASELINE} [ms]": "{:,.1f}", f"{frames.WHAT_IF} [ms]": "{:,.1f}", "change %": frames.signed},
                 na_rep="",
             ),
             hide_index=True,
@@ -352,7 +404,8 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
         )
 
     st.subheader("Side by side")
-    st.dataframe(frames.comparison_text(base.kpis, what_if.kpis), hide_index=True, width="stretch")
+    inlet = frames.inlet_medium(base, what_if)
+    st.table(frames.comparison_text(base.kpis, what_if.kpis, inlet).set_index("KPI"))  # a table wraps: nothing cut
 
     st.subheader("Download")
     d = st.columns(5)
@@ -386,10 +439,7 @@ def fault_section(base: twin.Result, what_if: twin.Result) -> None:
     quantities = ["servers_up"]
     if any("battery_soc" in r.timeseries and r.timeseries["battery_soc"].notna().any() for r in (base, what_if)):
         quantities.append("battery_soc")
-    long = frames.series_long(base, what_if, quantities)
-    chart_cols = st.columns(len(quantities))
-    for col, quantity in zip(chart_cols, quantities, strict=True):
-        col.altair_chart(line_chart(long, frames.SERIES[quantity][0]), width="stretch")
+    charts(base, what_if, quantities, per_row=len(quantities))
     st.markdown(f"**Events of the what-if** ({len(what_if.events)})")
     st.dataframe(
         frames.events_table(what_if).style.format({"time [h]": "{:.3f}", "time [s]": "{:,.1f}"}),

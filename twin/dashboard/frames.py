@@ -6,6 +6,7 @@ result's units, so the app only lays them out and the numbers are tested here.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from collections.abc import Iterator, Mapping
@@ -17,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from twin.kpis import SITE_KPIS
-from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES
+from twin.ledger import IT_CATEGORIES, LOSS_CATEGORIES, category_label
 from twin.results import Result, fmt_value, parquet_table, to_json
 from twin.units import J_PER_KWH, S_PER_HOUR
 
@@ -49,6 +50,15 @@ class KpiCard:
             return self.missing
         return f"{self.fmt.format(v)} {self.unit}".strip()
 
+    @property
+    def is_temperature(self) -> bool:
+        """A temperature: its change is a difference in kelvin, never a per cent of °C."""
+        return self.unit == "°C"
+
+    def titled(self, inlet: str) -> KpiCard:
+        """This card with ``{inlet}`` in its label filled in (``coolant``, ``air``)."""
+        return dataclasses.replace(self, label=self.label.format(inlet=inlet)) if "{" in self.label else self
+
 
 #: The cards the app shows, energy in and tokens out first.
 KPI_CARDS: tuple[KpiCard, ...] = (
@@ -72,7 +82,7 @@ TABLE_EXTRA: tuple[KpiCard, ...] = (
     KpiCard("j_per_token_it", "Energy per token (IT)", "J", "{:.3f}", "lower"),
     KpiCard("mean_facility_power_w", "Mean facility power", "kW", "{:,.1f}", "lower", scale=1e-3),
     KpiCard("capped_gpu_h", "Power-capped GPU-hours", "h", "{:,.1f}"),
-    KpiCard("max_inlet_temp_c", "Max inlet temperature", "°C", "{:.1f}", "lower"),
+    KpiCard("max_inlet_temp_c", "Max {inlet} inlet temperature", "°C", "{:.1f}", "lower"),
     KpiCard("free_cooling_h", "Free-cooling hours", "h", "{:,.1f}", "higher"),
     KpiCard("wue_l_per_kwh", "WUE", "L/kWh", "{:.3f}", "lower"),
     KpiCard("unmet_heat_j", "Unmet heat", "kWh", "{:,.2f}", "lower", scale=1 / J_PER_KWH),
@@ -188,13 +198,32 @@ def latency_cdf(base: Result, what_if: Result) -> pd.DataFrame:
 
 
 def delta(card: KpiCard, base: Mapping[str, float], what_if: Mapping[str, float]) -> str | None:
-    """``st.metric`` delta text: the change in display units and in per cent; None when unchanged."""
+    """``st.metric`` delta text: the change in display units and in per cent; None when unchanged.
+
+    Unchanged means equal as shown: a change that rounds to zero in the card's format is no
+    change (never ``-0.0``). A temperature's change is a difference in kelvin (``+6.8 K``), not a
+    per cent of a Celsius reading.
+    """
     b, w = card.value(base), card.value(what_if)
-    if not (math.isfinite(b) and math.isfinite(w)) or math.isclose(b, w, rel_tol=1e-9, abs_tol=1e-12):
+    if not (math.isfinite(b) and math.isfinite(w)):
         return None
     diff = w - b
+    shown = card.fmt.format(abs(diff))
+    if not any(ch in "123456789" for ch in shown):
+        return None
+    sign = "+" if diff > 0 else "-"
+    if card.is_temperature:
+        return f"{sign}{shown} K"
     pct = f" ({diff / abs(b):+.1%})" if b != 0 else ""
-    return f"{'+' if diff > 0 else '-'}{card.fmt.format(abs(diff))}{pct}"
+    return f"{sign}{shown}{pct}"
+
+
+def signed(value: float, digits: int = 1) -> str:
+    """``value`` with its sign at ``digits`` decimals; one that rounds to zero reads ``0.0`` (never ``-0.0``)."""
+    if not math.isfinite(value):
+        return ""
+    rounded = round(value, digits)
+    return f"{0.0:.{digits}f}" if rounded == 0 else f"{rounded:+.{digits}f}"
 
 
 def delta_color(card: KpiCard) -> Literal["normal", "inverse", "off"]:
@@ -202,17 +231,30 @@ def delta_color(card: KpiCard) -> Literal["normal", "inverse", "off"]:
     return {"lower": "inverse", "higher": "normal", "neither": "off"}[card.better]  # type: ignore[return-value]
 
 
-def _compared(base: Mapping[str, float], what_if: Mapping[str, float]) -> Iterator[tuple[KpiCard, float, float]]:
+def inlet_medium(*results: Result) -> str:
+    """What the runs' inlet temperature measures: ``coolant``, ``air``, or ``coolant or air`` when they differ."""
+    media = dict.fromkeys(r.inlet_medium for r in results)
+    return " or ".join(media) or "server"
+
+
+def _compared(
+    base: Mapping[str, float], what_if: Mapping[str, float], inlet: str
+) -> Iterator[tuple[KpiCard, float, float]]:
     """Every card and extra row either run reports, with its baseline and what-if values."""
     for card in (*KPI_CARDS, *TABLE_EXTRA):
         if card.key in base or card.key in what_if:
-            yield card, card.value(base), card.value(what_if)
+            yield card.titled(inlet), card.value(base), card.value(what_if)
 
 
-def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
-    """KPI, unit, baseline, what-if, change and change % for every card and extra row."""
+def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float], inlet: str = "server") -> pd.DataFrame:
+    """KPI, unit, baseline, what-if, change and change % for every card and extra row.
+
+    ``inlet`` names what the inlet temperature measures (:func:`inlet_medium`). A temperature has
+    no change % (a per cent of a Celsius reading means nothing).
+    """
     rows = []
-    for card, b, w in _compared(base, what_if):
+    for card, b, w in _compared(base, what_if, inlet):
+        relative = b != 0 and math.isfinite(b) and not card.is_temperature
         rows.append(
             {
                 "KPI": card.label,
@@ -220,16 +262,16 @@ def comparison_table(base: Mapping[str, float], what_if: Mapping[str, float]) ->
                 BASELINE: b,
                 WHAT_IF: w,
                 "change": w - b,
-                "change %": 100.0 * (w - b) / abs(b) if b != 0 and math.isfinite(b) else math.nan,
+                "change %": 100.0 * (w - b) / abs(b) if relative else math.nan,
             }
         )
     return pd.DataFrame(rows)
 
 
-def comparison_text(base: Mapping[str, float], what_if: Mapping[str, float]) -> pd.DataFrame:
+def comparison_text(base: Mapping[str, float], what_if: Mapping[str, float], inlet: str = "server") -> pd.DataFrame:
     """:func:`comparison_table` as text, each value in its KPI's format (for display)."""
     rows = []
-    for card, b, w in _compared(base, what_if):
+    for card, b, w in _compared(base, what_if, inlet):
         change = delta(card, base, what_if)
         rows.append(
             {
@@ -246,7 +288,7 @@ def comparison_text(base: Mapping[str, float], what_if: Mapping[str, float]) -> 
 def _verdict(card: KpiCard, b: float, w: float) -> str:
     if card.better == "neither" or not (math.isfinite(b) and math.isfinite(w)):
         return ""
-    if math.isclose(b, w, rel_tol=1e-9, abs_tol=1e-12):
+    if card.fmt.format(b) == card.fmt.format(w):  # equal as shown
         return "="
     return "what-if" if (w < b) == (card.better == "lower") else "baseline"
 
@@ -283,7 +325,7 @@ def energy_flow(kpis: Mapping[str, float]) -> pd.DataFrame:
         rows.append(
             {
                 "group": flow_group(category),
-                "category": category.replace("_", " "),
+                "category": category_label(category),
                 "energy_kwh": float(value) / J_PER_KWH,
                 "share": float(value) / facility_j if facility_j > 0 else math.nan,
             }
@@ -332,7 +374,7 @@ SERIES: dict[str, tuple[str, float]] = {
     "losses_power_w": ("conversion losses [kW]", 1e-3),
     "pue": ("PUE [-]", 1.0),
     "die_temp_max_c": ("max die temperature [°C]", 1.0),
-    "inlet_temp_max_c": ("max inlet temperature [°C]", 1.0),
+    "inlet_temp_max_c": ("max {inlet} inlet temperature [°C]", 1.0),
     "clock_fraction_mean": ("mean clock fraction [-]", 1.0),
     "dry_bulb_c": ("outdoor dry-bulb [°C]", 1.0),
     "tokens_per_s": ("tokens out per second [k/s]", 1e-3),
@@ -342,6 +384,11 @@ SERIES: dict[str, tuple[str, float]] = {
     "battery_soc": ("UPS battery state of charge [%]", 100.0),
     "generator_power_w": ("generator output [kW]", 1e-3),
 }
+
+
+def series_label(column: str, *results: Result) -> str:
+    """The chart title of ``column`` for these runs (the inlet temperature says coolant or air)."""
+    return SERIES[column][0].format(inlet=inlet_medium(*results))
 
 
 def with_derived(result: Result) -> pd.DataFrame:
@@ -371,7 +418,7 @@ def series_long(base: Result, what_if: Result, columns: list[str]) -> pd.DataFra
         ts = with_derived(result)
         time = start + pd.to_timedelta(ts["time_s"], unit="s")
         for col in columns:
-            label, scale = SERIES[col]
+            label, scale = series_label(col, base, what_if), SERIES[col][1]
             value = (ts[col] * scale).where(np.isfinite(ts[col]))
             parts.append(pd.DataFrame({"time": time, "run": run, "quantity": label, "value": value}))
     return pd.concat(parts, ignore_index=True)

@@ -53,6 +53,16 @@ Edit = Callable[[Scenario, Scenario, Any, Values], Scenario]
 #: Weather sources the climate lever offers (the built-in typical years and the synthetic profiles).
 WEATHER_SOURCES: tuple[str, ...] = (*BUILTIN_WEATHER, "constant", "diurnal")
 SYNTHETIC_WEATHER: tuple[str, ...] = ("constant", "diurnal")
+#: How each climate reads in the select box; a scenario's own weather file shows as its path.
+CLIMATE_LABELS: dict[str, str] = {
+    "greensboro-nc": "Greensboro, NC (TMY3)",
+    "sand-point-ak": "Sand Point, AK (TMY3)",
+    "phoenix-az": "Phoenix, AZ (TMY3)",
+    "miami-fl": "Miami, FL (TMY3)",
+    "san-francisco-ca": "San Francisco, CA (TMY3)",
+    "constant": "constant (dry- and wet-bulb below)",
+    "diurnal": "daily cycle (mean dry-bulb below)",
+}
 #: At most this many report intervals per run: longer runs report less often.
 MAX_REPORT_POINTS = 360
 #: Simulated hours of a dashboard run: short by default so a changed lever reruns in about a second.
@@ -402,8 +412,9 @@ LEVERS: tuple[Lever, ...] = (
         read=lambda b: b.weather.source,
         edit=_field("weather.source"),
         options=WEATHER_SOURCES,
+        label_of=lambda b, o: CLIMATE_LABELS.get(str(o), str(o)),
         help="An NREL TMY3 year ("
-        + "; ".join(f"{name}: {climate}" for name, climate in BUILTIN_CLIMATES.items())
+        + "; ".join(f"{CLIMATE_LABELS[name]}: {climate}" for name, climate in BUILTIN_CLIMATES.items())
         + "), or a synthetic profile.",
     ),
     Lever(
