@@ -87,7 +87,7 @@ def test_a_binding_power_cap_raises_p99_tpot(baseline, capped) -> None:
 def test_fluid_figures_beside_the_replay(baseline) -> None:
     """The fluid model's window figures are its interval values weighted by requests or tokens (by hand),
     and its median TPOT (the same step times, at the run's mean batch) is near the replayed requests'."""
-    sc, res, exact = baseline
+    _, res, exact = baseline
     fluid = fluid_latency(res.timeseries, ["chat-70b", "code-8b"], 120.0, 150.0).set_index(["pool", "metric", "stat"])
     ts = res.timeseries[(res.timeseries["time_s"] >= 120.0) & (res.timeseries["time_s"] < 150.0)]
     w = ts["chat-70b_requests"]
