@@ -26,6 +26,13 @@ sequence then gets one token per step, ``TPOT = t``. These are interval-level va
 model has no individual requests, so their spread over ticks and servers (weighted by requests or
 by tokens, :mod:`twin.engine.pool_stats`) stands for the distribution.
 
+Disaggregated pools (:class:`twin.facility_parts.fleet.Disaggregation`): the demand model sends
+a pool's prompt tokens to its prefill servers and its output tokens to its decode servers, so a
+prefill server runs prompt-only steps (one token budget of prompts, compute-bound) and a decode
+server decode-only ones. A prefill server's prompts leave as KV cache over the scale-out network:
+its power gains ``tokens/s x bytes per token x 8 x J/bit`` (``kv_transfer_w``, booked with the
+server's other power) and its TTFT the transfer's time.
+
 Training servers run at full activity on the share ``train_fraction`` of their GPUs (1 for a
 steady job, from a job trace otherwise), idle in the pipeline bubble; telemetry servers replay a
 measured busy fraction ``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
@@ -41,6 +48,7 @@ import numpy as np
 
 from twin._types import BoolArray, FloatArray
 from twin.facility_parts.fleet import Facility
+from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
@@ -71,6 +79,10 @@ class ServerConstants:
     train_duty: FloatArray
     replay_mem_per_busy: FloatArray
     replay_sm_per_busy: FloatArray
+    kv_bytes_per_token: FloatArray
+    kv_s_per_token: FloatArray
+    kv_latency_s: FloatArray
+    kv_j_per_byte: FloatArray
 
     @classmethod
     def build(cls, fac: Facility) -> ServerConstants:
@@ -88,6 +100,10 @@ class ServerConstants:
                 "train_tokens_per_s_per_gpu",
                 "replay_mem_per_busy",
                 "replay_sm_per_busy",
+                "kv_bytes_per_token",
+                "kv_s_per_token",
+                "kv_latency_s",
+                "kv_j_per_byte",
             )
         }
         cols["ranks"] = np.ones(n)
@@ -115,6 +131,13 @@ class ServerConstants:
                 fmt = expert_format(pool.model, pool.precision)
                 for i in s:
                     formats[int(i)] = fmt
+                if pool.disaggregation is not None:  # the prefill servers send each prompt's KV cache
+                    d, sent = pool.disaggregation, s[pool.prefill_role > 0]
+                    per_gpu = pool.kv_transfer_bytes_per_token / pool.layout.tensor_parallel
+                    cols["kv_bytes_per_token"][sent] = pool.kv_transfer_bytes_per_token
+                    cols["kv_s_per_token"][sent] = float(kv_transfer_time_s(per_gpu, d.bandwidth_b_s, 0.0))
+                    cols["kv_latency_s"][sent] = d.latency_s
+                    cols["kv_j_per_byte"][sent] = float(kv_transfer_energy_j(1.0, d.energy_j_per_bit))
             else:
                 masks["training"][s] = True
                 cols["mfu_over_eta"][s] = min(pool.mfu / acc.achieved_flop_fraction, 1.0)
@@ -160,6 +183,10 @@ class ServerConstants:
             train_duty=ones,
             replay_mem_per_busy=zeros,
             replay_sm_per_busy=zeros,
+            kv_bytes_per_token=zeros,
+            kv_s_per_token=zeros,
+            kv_latency_s=zeros,
+            kv_j_per_byte=zeros,
         )
 
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
@@ -190,6 +217,7 @@ class ServeResult:
     backlog_decode_tokens: FloatArray
     ttft_s: FloatArray
     tpot_s: FloatArray
+    kv_transfer_w: FloatArray
 
 
 def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
@@ -312,7 +340,8 @@ def serve_block(
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
-    ttft = np.where(c.inference, wait + first, 0.0)
+    transfer = np.where(p_srv > 0, c.kv_latency_s + c.kv_s_per_token * prompt_per_request, 0.0)
+    ttft = np.where(c.inference, wait + first + transfer, 0.0)
     return ServeResult(
         prefill_tokens=p_srv * rep,
         decode_tokens=d_srv * rep,
@@ -326,6 +355,7 @@ def serve_block(
         backlog_decode_tokens=qd * rep,
         ttft_s=ttft,
         tpot_s=step_s,
+        kv_transfer_w=p_srv * rep * c.kv_bytes_per_token * c.kv_j_per_byte / dt,
     )
 
 
