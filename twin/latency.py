@@ -255,7 +255,7 @@ def _disaggregated_runs(
     """
     d = pool.disaggregation
     assert d is not None
-    n_p, n_d = pool.role_ranks()
+    n_p = pool.role_ranks()[0]
     k_p, k_d = pool.role_sample(ranks)
     per_gpu_token_b = pool.kv_transfer_bytes_per_token / pool.layout.tensor_parallel
     prefill: list[RequestRun] = []
