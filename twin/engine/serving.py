@@ -340,8 +340,11 @@ def serve_block(
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
-    transfer = np.where(p_srv > 0, c.kv_latency_s + c.kv_s_per_token * prompt_per_request, 0.0)
-    ttft = np.where(c.inference, wait + first + transfer, 0.0)
+    ttft = np.where(c.inference, wait + first, 0.0)
+    kv_w = np.zeros_like(ttft)
+    if np.any(c.kv_bytes_per_token):  # a disaggregated pool's prefill servers send KV caches
+        ttft = ttft + np.where(p_srv > 0, c.kv_latency_s + c.kv_s_per_token * prompt_per_request, 0.0)
+        kv_w = p_srv * rep * c.kv_bytes_per_token * c.kv_j_per_byte / dt
     return ServeResult(
         prefill_tokens=p_srv * rep,
         decode_tokens=d_srv * rep,
@@ -355,7 +358,7 @@ def serve_block(
         backlog_decode_tokens=qd * rep,
         ttft_s=ttft,
         tpot_s=step_s,
-        kv_transfer_w=p_srv * rep * c.kv_bytes_per_token * c.kv_j_per_byte / dt,
+        kv_transfer_w=kv_w,
     )
 
 
