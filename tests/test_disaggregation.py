@@ -99,6 +99,26 @@ def test_prefill_only_step_is_the_roofline_by_hand() -> None:
     assert run.first_token_s[0] == pytest.approx(float(t_dense) + t_attn, rel=1e-9)
 
 
+def test_a_decode_rank_takes_prefilled_requests() -> None:
+    """The cache and first token come from the prefill rank: the decode rank only decodes the rest."""
+    calls: list[tuple[float, float, float]] = []
+
+    def step_time(b: float, p: float, ctx: float, x: float, clk: float) -> float:
+        calls.append((b, p, ctx))
+        return 0.01
+
+    run = simulate_rank(
+        np.array([1.0, 5.0]), np.array([100, 40]), np.array([3, 1]), SchedulerConfig(8, 64), step_time, prefilled=True
+    )
+    # request 0: two decode steps at contexts 101 and 102; request 1 (one token) is done on arrival
+    assert calls == [(1.0, 0.0, 101.0), (1.0, 0.0, 102.0)]
+    np.testing.assert_allclose(run.first_token_s, [1.0, 5.0])
+    np.testing.assert_allclose(run.finish_s, [1.02, 5.0])
+    assert not run.refused.any()
+    assert run.decode_tokens == 2 and run.prefill_tokens == 0
+    assert run.itl.quantile(0.5) == pytest.approx(0.01)
+
+
 def test_conservation_and_ledger(runs) -> None:
     mixed, split = runs["mixed"][1].kpis, runs["split"][1].kpis
     for k in (mixed, split):
