@@ -30,6 +30,7 @@ import numpy as np
 
 from twin._types import FloatArray, Numeric
 
+#: Scale-out network figures (parameters.md 6, KV-cache transfer).
 #: Achieved scale-out bandwidth per GPU: one 400 Gb/s NIC per GPU (NVIDIA DGX H100 user guide:
 #: eight single-port ConnectX-7 at 400 Gb/s for the compute fabric), of which RDMA writes reach
 #: about 96 % (``ib_write_bw`` ~ 385 Gb/s of 400 [EST]). [B/s]
