@@ -99,6 +99,35 @@ def test_prefill_only_step_is_the_roofline_by_hand() -> None:
     assert run.first_token_s[0] == pytest.approx(float(t_dense) + t_attn, rel=1e-9)
 
 
+def test_a_prefill_server_batches_prompts_when_one_per_step_falls_behind() -> None:
+    """Fluid prefill-only rank: one prompt per step while that keeps up, larger steps beyond, busy throughout."""
+    from twin.engine.serving import ServerConstants, serve_block
+
+    c, d = example_costs(), example_device()
+    const = ServerConstants.for_ranks(c, d, np.array([64.0]), np.array([8192.0]), np.array([50e9]))
+    # a 200-token prompt reads the weights (5.6 ms) for 4.7 ms of FLOPs: 35 700 prompt tokens/s;
+    # full 8 192-token steps are compute-bound: 41 700/s
+    t_one = float(step(c, d, 0, 200.0, 0, 100.0).time_s)
+    busy = []
+    for rate in (20_000.0, 39_000.0):
+        res = serve_block(
+            const,
+            np.array([[rate]]),
+            np.zeros((1, 1)),
+            np.array([[200.0]]),
+            np.ones((1, 1)),
+            np.ones((1, 1)),
+            np.zeros(1),
+            np.zeros(1),
+            np.array([1.0]),
+        )
+        assert float(res.prefill_tokens[0, 0]) == pytest.approx(rate)  # within capacity: all served
+        busy.append(float(res.busy[0, 0]))
+    assert 200.0 / t_one < 39_000.0
+    assert busy[0] == pytest.approx(20_000.0 * t_one / 200.0, rel=1e-9)
+    assert busy[1] == pytest.approx(1.0, abs=0.01)
+
+
 def test_a_decode_rank_takes_prefilled_requests() -> None:
     """The cache and first token come from the prefill rank: the decode rank only decodes the rest."""
     calls: list[tuple[float, float, float]] = []

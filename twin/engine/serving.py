@@ -309,6 +309,8 @@ def serve_block(
     seqs = np.where(small, 1.0, seqs)
     chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
+    if np.any(prefill_only):
+        chunk = np.where(prefill_only, _prefill_chunk(c, chunk, lam_p, context_len, position, clock), chunk)
     st = step(c.costs, c.device, seqs, chunk, context_len, position, clock)
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
@@ -360,6 +362,52 @@ def serve_block(
         tpot_s=step_s,
         kv_transfer_w=kv_w,
     )
+
+
+#: False-position steps of :func:`_prefill_chunk` (a prompt-only step is close to affine in its
+#: tokens beyond the weight read, so it settles in a few).
+PREFILL_CHUNK_STEPS = 30
+
+
+def _prefill_chunk(
+    c: ServerConstants,
+    one: FloatArray,
+    rate: FloatArray,
+    context_len: FloatArray,
+    position: FloatArray,
+    clock: FloatArray,
+) -> FloatArray:
+    """Prompt tokens per step of a rank that only prefills, at ``rate`` prompt tokens per second.
+
+    One prompt (``one`` tokens) per step while that keeps up; beyond, prompts wait and are
+    batched into larger steps, up to the token budget: the chunk ``C`` with ``C = rate t(C)``
+    (Illinois false position on ``[one, budget]``, as :func:`twin.physics.serving.batch_for_rates`),
+    so the rank is busy all the time.
+    """
+    budget = np.broadcast_to(np.maximum(c.token_budget, one), one.shape)
+
+    def f(chunk: FloatArray) -> FloatArray:
+        return np.asarray(chunk - rate * step(c.costs, c.device, 0.0, chunk, context_len, position, clock).time_s)
+
+    lo, hi = np.array(one, dtype=np.float64), np.array(budget, dtype=np.float64)
+    f_lo, f_hi = f(lo), f(hi)
+    todo = (f_lo < 0) & (f_hi > 0)
+    x = np.where(f_lo >= 0, lo, hi)  # keeps up with one prompt a step, or needs the whole budget
+    side = np.zeros_like(x)
+    for _ in range(PREFILL_CHUNK_STEPS):
+        if not np.any(todo):
+            break
+        den = np.where(todo, f_hi - f_lo, 1.0)
+        x = np.where(todo, np.clip((lo * f_hi - hi * f_lo) / den, lo, hi), x)
+        fx = f(x)
+        up, down = todo & (fx > 0), todo & (fx <= 0)
+        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+        lo, f_lo = np.where(down, x, lo), np.where(down, fx, f_lo)
+        f_lo = np.where(up & (side > 0), 0.5 * f_lo, f_lo)  # Illinois: the end kept twice is halved
+        f_hi = np.where(down & (side < 0), 0.5 * f_hi, f_hi)
+        side = np.where(up, 1.0, np.where(down, -1.0, side))
+        todo &= np.abs(fx) > 1e-9 * x
+    return np.asarray(x)
 
 
 def _capacity(
