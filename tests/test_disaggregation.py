@@ -128,6 +128,26 @@ def test_a_prefill_server_batches_prompts_when_one_per_step_falls_behind() -> No
     assert busy[1] == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_down_server_hands_its_share_to_its_own_role() -> None:
+    """The load balancer spreads prompts over the prefill servers up, outputs over the decode servers up."""
+    from twin.engine.columns import Columns
+    from twin.engine.demand import DemandModel, route_demand
+    from twin.facility import build_facility
+
+    fac = build_facility(_scenario(SPLIT))
+    dem = DemandModel(fac).block(np.array([0.0]), np.array([1.0]))
+    role = fac.pools[0].prefill_role > 0
+    assert np.all(dem.decode_tokens[0, role] == 0) and np.all(dem.prefill_tokens[0, ~role] == 0)
+    up = np.ones(fac.n_servers, dtype=bool)
+    up[0] = False  # a prefill server
+    routed, dropped = route_demand(dem, Columns.single(fac.n_servers, 4), up, fac.serving_groups())
+    assert routed.prefill_tokens.sum() == pytest.approx(dem.prefill_tokens.sum())
+    assert routed.decode_tokens.sum() == pytest.approx(dem.decode_tokens.sum())
+    assert routed.prefill_tokens[0, 0] == 0 and np.all(routed.decode_tokens[0, role] == 0)
+    np.testing.assert_allclose(routed.prefill_tokens[0, 1:4], dem.prefill_tokens[0, 0] * 4 / 3)
+    assert dropped.prefill.sum() == 0 and dropped.decode.sum() == 0
+
+
 def test_a_decode_rank_takes_prefilled_requests() -> None:
     """The cache and first token come from the prefill rank: the decode rank only decodes the rest."""
     calls: list[tuple[float, float, float]] = []
