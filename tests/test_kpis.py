@@ -2,8 +2,8 @@
 
 Shipped scenarios, shortened, cover the KPIs that appear only when something happens: a battery
 and a training rollback (utility outage), a thermal shutdown and throttling (chiller trip),
-telemetry replay, a job trace queued by a scheduler (per-pool job GPU-hours, waits) and the
-request-level replay of a small default with an SLO.
+telemetry replay, a job trace queued by a scheduler (per-pool job GPU-hours, waits), the
+request-level replay of a small default with an SLO and a disaggregated pool (KV transfer energy).
 """
 
 import doctest
@@ -46,6 +46,22 @@ def _request_level() -> Result:
     return simulate(sc)
 
 
+def _disaggregated() -> Result:
+    """A small default (four servers, 5 min) whose chat-70b prefills on one server and decodes on two."""
+    from twin.scenario.edits import load_with_sets
+
+    sc = load_with_sets(
+        None,
+        {
+            "fleet.rows": 1,
+            "fleet.racks_per_row": 1,
+            "duration_s": 300,
+            "workloads.0.disaggregation": {"prefill_fraction_of_servers": 0.34},
+        },
+    )
+    return simulate(sc)
+
+
 def _jobs() -> Result:
     sc = load_scenario(
         "default",
@@ -75,6 +91,7 @@ def results() -> dict[str, Result]:
     out = {name: simulate(load_scenario(path, overrides)) for name, (path, overrides) in RUNS.items()}
     out["jobs"] = _jobs()
     out["request-level"] = _request_level()
+    out["disaggregated"] = _disaggregated()
     return out
 
 

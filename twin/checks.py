@@ -184,7 +184,11 @@ def check_request_level(fac: Facility, spec: RequestLevel | None) -> list[str]:
     if spec is None:
         return []
     window_s = fac.run.duration_s if spec.window_s is None else min(spec.window_s, fac.run.duration_s)
-    ranks = sum(min(spec.ranks, p.n_ranks) for p in fac.pools if p.kind == "inference")
+    ranks = 0
+    for p in fac.pools:
+        if p.kind == "inference":  # a disaggregated pool replays prefill and decode ranks
+            k_p, k_d = p.role_sample(spec.ranks)
+            ranks += k_p if p.disaggregation is None else k_p + k_d
     cost_s = ranks * window_s * REPLAY_CPU_S_PER_RANK_S
     if cost_s <= REPLAY_WARN_CPU_S:
         return []

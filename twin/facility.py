@@ -19,7 +19,7 @@ from twin.catalog import AcceleratorSpec
 from twin.catalog.architecture import BYTES_PER_VALUE, ArchitectureError, load_architecture
 from twin.errors import FieldProblem, ScenarioError, UnknownNameError
 from twin.facility_inputs import compile_controls, compile_cooling, compile_faults, compile_supply, load_weather
-from twin.facility_parts.fleet import Facility, Pool, RunTimes, ServerPower, StageModel, nameplate_w
+from twin.facility_parts.fleet import Disaggregation, Facility, Pool, RunTimes, ServerPower, StageModel, nameplate_w
 from twin.facility_traces import InputError, checkpoints, job_load, replay_signal, request_spec
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.replica import GPU_MEMORY_UTILIZATION, Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
@@ -160,6 +160,29 @@ def _invalid(field_path: str, message: str) -> ScenarioError:
     return ScenarioError(_WORKLOAD_SOURCE, [FieldProblem(field_path, message)])
 
 
+def _disaggregation(
+    index: int, w: InferenceWorkload, n_servers: int, gpus_per_server: int, gpus_per_replica: int
+) -> Disaggregation | None:
+    """The pool's prefill/decode split (:class:`~twin.facility_parts.fleet.Disaggregation`), or None when mixed.
+
+    Each role gets whole servers, at least one replica's GPUs and, when a replica spans servers,
+    whole replicas.
+    """
+    d = w.disaggregation
+    if d is None:
+        return None
+    n_p = round(d.prefill_fraction_of_servers * n_servers)
+    per_replica = max(gpus_per_replica // gpus_per_server, 1)  # servers a replica spans
+    for role, count in (("prefill", n_p), ("decode", n_servers - n_p)):
+        if count < per_replica or count % per_replica:
+            raise _invalid(
+                f"workloads.{index}.disaggregation.prefill_fraction_of_servers",
+                f"{d.prefill_fraction_of_servers:g} of {n_servers} servers gives the {role} role {count} servers; "
+                f"each role needs whole replicas of {per_replica} server(s), at least one",
+            )
+    return Disaggregation(n_p, d.network_bandwidth_b_s, d.network_latency_s, d.network_energy_pj_per_bit * 1e-12)
+
+
 def _pool(
     index: int,
     w: InferenceWorkload | TrainingWorkload | TelemetryWorkload,
@@ -204,6 +227,7 @@ def _pool(
                 "raise tensor_parallel (or serve an FP8 checkpoint)",
             )
         return Pool(
+            disaggregation=_disaggregation(index, w, servers.size, gpus_per_server, gpus),
             index=index,
             name=w.name,
             kind=w.kind,

@@ -174,12 +174,22 @@ REGISTRY: tuple[Kpi, ...] = (
     Kpi("{pool}_tpot_p50_s", "s", "Median time per output token (inference pools only)."),
     Kpi("{pool}_tpot_p99_s", "s", "99th-percentile time per output token (inference pools only)."),
     Kpi("{pool}_tpot_mean_s", "s", "Mean time per output token (inference pools only)."),
-    Kpi("{pool}_ranks_replayed", "ranks", "Ranks the request-level replay sampled (with `request_level` only)."),
+    Kpi(
+        "{pool}_ranks_replayed",
+        "ranks",
+        "Ranks the request-level replay sampled (with `request_level` only; prefill ranks when disaggregated).",
+    ),
     Kpi("{pool}_requests_replayed", "requests", "Requests the sampled ranks got in the window (`request_level`)."),
     Kpi("{pool}_ttft_p50_replay_s", "s", "Median time to first token, replayed (`request_level`)."),
     Kpi("{pool}_ttft_p99_replay_s", "s", "99th-percentile time to first token, replayed (`request_level`)."),
     Kpi("{pool}_tpot_p50_replay_s", "s", "Median time per output token, replayed (`request_level`)."),
     Kpi("{pool}_tpot_p99_replay_s", "s", "99th-percentile time per output token, replayed (`request_level`)."),
+    Kpi("{pool}_itl_p99_replay_s", "s", "99th-percentile inter-token latency, replayed (`request_level`)."),
+    Kpi(
+        "{pool}_kv_transfer_energy_j",
+        "J",
+        "Scale-out energy of the KV caches sent from prefill to decode servers (`disaggregation`; in server_other).",
+    ),
     Kpi(
         "{pool}_slo_attainment",
         "1",

@@ -20,6 +20,18 @@ window of the run:
   ``token_budget`` and the KV cache what the pool's HBM beside the weights holds
   (``kv_free_bytes`` over the KV bytes per token of all attention layers, windowed ones too).
 
+**Disaggregated pools** (:class:`twin.facility_parts.fleet.Disaggregation`). A request arrives at
+a prefill rank (its share one over the pool's prefill ranks), is prefilled there with its first
+token sampled (vLLM's disaggregated prefill runs the prefill instance with one output token),
+then its KV cache crosses the scale-out network
+(:func:`twin.physics.interconnect.kv_transfer_time_s`: the prompt's bytes per GPU over the
+per-GPU bandwidth, plus the latency) and it queues at a decode rank, taken round-robin in the
+order the caches land, which decodes the rest (``simulate_rank(..., prefilled=True)``). TTFT is
+arrival to the cache landing (the decode rank streams the first token then), TPOT and ITL are the
+decode rank's. The sample is ``k_p`` prefill ranks and the ``k_d = k_p n_d / n_p`` decode ranks
+that carry their output at the pool's load per decode rank: ``k_p`` is the smallest number at
+least ``min(ranks, n_p)`` that makes ``k_d`` whole (at most ``n_p``: all ranks, the exact run).
+
 Each pool's latency distribution comes with its sample size and an order-statistic confidence
 interval per percentile (:func:`twin.serving_requests.percentile_ci`; the ranks are
 exchangeable, so their requests pool). SLO targets are each workload's ``slo`` (arguments
@@ -44,6 +56,7 @@ from twin.errors import InvalidInputError
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility, Pool
 from twin.facility_parts.sources import DrawnRequests, TraceRequests
+from twin.physics.interconnect import kv_transfer_time_s
 from twin.replica import expert_format, serving_device
 from twin.results import Result
 from twin.scenario.schema import InferenceWorkload, Scenario
@@ -207,6 +220,11 @@ def replay_latency(
             kv_capacity_tokens=kv_capacity_tokens(pool),
         )
         tokens = _tokens(pool)
+        if pool.disaggregation is not None:
+            args = (counts, a, b - a, config, step_time, clock, tokens, (scenario.seed, pool.index))
+            n_p, runs, itl_d = _disaggregated_runs(pool, ranks, *args)
+            out.append(_pool_latency(pool.name, n_p, runs, (lo, hi), slo, confidence, itl_d))
+            continue
         runs = []
         for rank in range(k):
             rng = np.random.default_rng([scenario.seed, pool.index, rank])
@@ -215,6 +233,63 @@ def replay_latency(
             runs.append(simulate_rank(arrivals, prompt, output, config, step_time, clock))
         out.append(_pool_latency(pool.name, n_ranks, runs, (lo, hi), slo, confidence))
     return out
+
+
+def _disaggregated_runs(
+    pool: Pool,
+    ranks: int | None,
+    counts: FloatArray,
+    starts_s: FloatArray,
+    durations_s: FloatArray,
+    config: SchedulerConfig,
+    step_time: Callable[[float, float, float, float, float], float],
+    clock: Callable[[float], float],
+    tokens: Tokens,
+    seed: tuple[int, int],
+) -> tuple[int, list[RequestRun], StreamingQuantiles]:
+    """Prefill ranks, KV transfer, decode ranks (module docstring).
+
+    Returns the pool's prefill ranks, one run per sampled prefill rank with each request's whole
+    journey (first token when its cache lands, finish on its decode rank) and the decode ranks'
+    inter-token latencies.
+    """
+    d = pool.disaggregation
+    assert d is not None
+    n_p = pool.role_ranks()[0]
+    k_p, k_d = pool.role_sample(ranks)
+    per_gpu_token_b = pool.kv_transfer_bytes_per_token / pool.layout.tensor_parallel
+    prefill: list[RequestRun] = []
+    for rank in range(k_p):
+        rng = np.random.default_rng([*seed, rank])
+        arrivals = rank_arrivals_s(counts, starts_s, durations_s, 1.0 / n_p, rng)
+        prompt, output = tokens(arrivals.size, rng)
+        run = simulate_rank(arrivals, prompt, np.ones_like(output), config, step_time, clock)
+        landed = run.first_token_s + kv_transfer_time_s(prompt * per_gpu_token_b, d.bandwidth_b_s, d.latency_s)
+        prefill.append(replace(run, output_tokens=output, first_token_s=landed, itl=StreamingQuantiles()))
+    # every sampled request, its prefill rank's run and its place there
+    landed_all = np.concatenate([r.first_token_s for r in prefill])
+    which = np.concatenate([np.full(r.arrival_s.size, i) for i, r in enumerate(prefill)])
+    local = np.concatenate([np.arange(r.arrival_s.size) for r in prefill])
+    ok = np.flatnonzero(np.isfinite(landed_all))
+    order = ok[np.argsort(landed_all[ok], kind="stable")]
+    finish = [np.full(r.arrival_s.size, np.nan) for r in prefill]
+    preempt = [r.preemptions.copy() for r in prefill]
+    itl = StreamingQuantiles()
+    for j in range(k_d):  # round-robin in the order the caches land
+        sel = order[j::k_d]
+        src, idx = which[sel], local[sel]
+        prompt = np.array([prefill[a].prompt_tokens[b] for a, b in zip(src, idx, strict=True)], dtype=np.int64)
+        output = np.array([prefill[a].output_tokens[b] for a, b in zip(src, idx, strict=True)], dtype=np.int64)
+        dec = simulate_rank(landed_all[sel], prompt, output, config, step_time, clock, prefilled=True)
+        itl.merge(dec.itl)
+        for m, (a, b) in enumerate(zip(src, idx, strict=True)):
+            finish[a][b] = dec.finish_s[m]
+            preempt[a][b] += dec.preemptions[m]
+    runs = [
+        replace(r, first_token_s=np.where(np.isfinite(f), r.first_token_s, np.nan), finish_s=f, preemptions=n)
+        for r, f, n in zip(prefill, finish, preempt, strict=True)
+    ]
+    return n_p, runs, itl
 
 
 def pool_slo(
@@ -343,6 +418,7 @@ def request_level_kpis(pools: list[PoolLatency]) -> dict[str, float]:
         for metric in ("ttft", "tpot"):
             for q in (50.0, 99.0):
                 out[f"{p.pool}_{metric}_p{q:.0f}_replay_s"] = pct[metric][q][0]
+        out[f"{p.pool}_itl_p99_replay_s"] = pct["itl"][99.0][0]
         if p.has_slo:
             out[f"{p.pool}_slo_attainment"] = p.summary.attainment
             out[f"{p.pool}_goodput_req_per_s"] = p.summary.goodput_per_s * p.ranks
@@ -387,10 +463,13 @@ def _pool_latency(
     window: tuple[float, float],
     slo: tuple[float, float] | None,
     confidence: float,
+    itl: StreamingQuantiles | None = None,
 ) -> PoolLatency:
-    itl = StreamingQuantiles()
-    for r in runs:
-        itl.merge(r.itl)
+    """A pool's latency from its sampled runs (``itl``: the inter-token latencies, default the runs')."""
+    if itl is None:
+        itl = StreamingQuantiles()
+        for r in runs:
+            itl.merge(r.itl)
     cat = {n: np.concatenate([getattr(r, n) for r in runs]) for n in ("ttft_s", "tpot_s", "e2e_s", "queue_s")}
     span = (window[1] - window[0]) * len(runs)  # rank-seconds: goodput is per rank
     ttft_slo, tpot_slo = slo if slo is not None else (float("inf"), float("inf"))

@@ -13,6 +13,7 @@ from twin.checks import check_room_air, run_checks
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility
+from twin.physics.interconnect import kv_transfer_energy_j
 from twin.results import Result, compute_kpis, events_frame
 from twin.scenario.faults import FAULT_KINDS
 from twin.scenario.schema import Scenario
@@ -66,6 +67,7 @@ def simulate(
         warnings += check_room_air(fac, float(ts["room_excess_k"].to_numpy()[dark].max()))
     queue, jobs = job_reports(fac, kpis)
     kpis.update(queue)
+    kpis.update(kv_transfer_kpis(fac, kpis))
     result = Result(
         kpis=kpis,
         timeseries=ts,
@@ -115,6 +117,22 @@ def fault_kpis(engine: Engine, kpis: dict[str, float]) -> dict[str, float]:
     kwh = kpis["facility_energy_kwh"]
     out["tokens_per_kwh_net"] = out["tokens_out_net"] / kwh if kwh > 0 else 0.0
     out["fault_events"] = float(sum(1 for e in engine.events if e["event"] in FAULT_EVENT_NAMES))
+    return out
+
+
+def kv_transfer_kpis(fac: Facility, kpis: dict[str, float]) -> dict[str, float]:
+    """Scale-out energy of each disaggregated pool's KV transfers: its prompt tokens x bytes x J/byte.
+
+    The same product the engine adds to the prefill servers' power (:mod:`twin.engine.serving`),
+    so this KPI is part of ``server_other`` in the ledger.
+    """
+    out: dict[str, float] = {}
+    for p in fac.pools:
+        if p.disaggregation is not None:
+            kv_bytes = kpis[f"{p.name}_tokens_prefill"] * p.kv_transfer_bytes_per_token
+            out[f"{p.name}_kv_transfer_energy_j"] = float(
+                kv_transfer_energy_j(kv_bytes, p.disaggregation.energy_j_per_bit)
+            )
     return out
 
 

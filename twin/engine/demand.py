@@ -73,6 +73,18 @@ class DemandModel:
                 self.telemetry.append((pool, signal_source(pool, pool.replay, gps, rng)))
             elif pool.jobs is not None:
                 self.jobs.append((pool, JobSource(pool.jobs.demanded, pool.jobs.placed, gps, pool.n_servers)))
+        # A disaggregated pool's prompts go to its prefill servers, its output tokens to its decode
+        # servers, each role's share scaled up so the pool's totals stay (twin.facility_parts.fleet.Disaggregation).
+        self.role_weights: tuple[FloatArray, FloatArray] | None = None
+        split = [p for p in fac.pools if p.disaggregation is not None and p.requests is not None]
+        if split:
+            pw, dw = np.ones(fac.n_servers), np.ones(fac.n_servers)
+            for pool in split:
+                role = pool.prefill_role
+                n_p = float(role.sum())
+                pw[_span(pool)] = role * pool.n_servers / n_p
+                dw[_span(pool)] = (1.0 - role) * pool.n_servers / (pool.n_servers - n_p)
+            self.role_weights = (pw, dw)
 
     @property
     def varies(self) -> bool:
@@ -97,6 +109,8 @@ class DemandModel:
                 out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
         for pool, _ in self.jobs:
             out[_span(pool)] = len(self.fac.pools) + pool.servers
+        for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
+            out[_span(pool)] += 0.5 * pool.prefill_role
         return out
 
     def block(self, t0: FloatArray, t1: FloatArray, servers: np.ndarray | None = None) -> Demand:
@@ -123,6 +137,11 @@ class DemandModel:
             out["decode_tokens"][:, s] = b.decode_tokens[:, local]
             prompt[:, s] = b.prompt_len[:, local]
             context[:, s] = b.context_len[:, local]
+        if self.role_weights is not None:
+            pw, dw = (w if servers is None else w[servers] for w in self.role_weights)
+            out["requests"] *= pw
+            out["prefill_tokens"] *= pw
+            out["decode_tokens"] *= dw
         demand = Demand(out["requests"], out["prefill_tokens"], out["decode_tokens"], prompt, context)
         if self.telemetry:
             demand.replay_busy = np.zeros((n_k, n_s))

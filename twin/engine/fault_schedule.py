@@ -63,7 +63,7 @@ class FaultSystem:
         self.shed_w = np.zeros(n)
         self.last_server_w = np.zeros(n)
         self.jobs = TrainingJobs(fac, self.env, self._rolled_back)
-        self.inference_pools = [fac.pool_of_server == p.index for p in fac.pools if p.kind == "inference"]
+        self.inference_pools = fac.serving_groups()  # a disaggregated pool's roles apart
         self.tally = Tally()
         self.jobs.start()
         for ev in fac.faults.events:

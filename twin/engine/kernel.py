@@ -469,6 +469,7 @@ class Engine:
         server = fac.server
         gpu_w = p_gpu * gpus
         other_w = (server.other_idle_power_w + (server.other_max_power_w - server.other_idle_power_w) * res.busy) * up
+        other_w = other_w + res.kv_transfer_w * up  # a disaggregated pool's KV transfers (engine.serving)
         it_w = gpu_w + other_w
         psu_loss = fac.stages["psu"].loss_w(it_w, cols.take(units.psu)) * up
         pdu_in = fac.rack_sum(it_w + psu_loss) if cols.identity else cols.rack_in(it_w + psu_loss)

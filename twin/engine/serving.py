@@ -26,6 +26,13 @@ sequence then gets one token per step, ``TPOT = t``. These are interval-level va
 model has no individual requests, so their spread over ticks and servers (weighted by requests or
 by tokens, :mod:`twin.engine.pool_stats`) stands for the distribution.
 
+Disaggregated pools (:class:`twin.facility_parts.fleet.Disaggregation`): the demand model sends
+a pool's prompt tokens to its prefill servers and its output tokens to its decode servers, so a
+prefill server runs prompt-only steps (one token budget of prompts, compute-bound) and a decode
+server decode-only ones. A prefill server's prompts leave as KV cache over the scale-out network:
+its power gains ``tokens/s x bytes per token x 8 x J/bit`` (``kv_transfer_w``, booked with the
+server's other power) and its TTFT the transfer's time.
+
 Training servers run at full activity on the share ``train_fraction`` of their GPUs (1 for a
 steady job, from a job trace otherwise), idle in the pipeline bubble; telemetry servers replay a
 measured busy fraction ``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
@@ -41,6 +48,7 @@ import numpy as np
 
 from twin._types import BoolArray, FloatArray
 from twin.facility_parts.fleet import Facility
+from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
@@ -71,6 +79,10 @@ class ServerConstants:
     train_duty: FloatArray
     replay_mem_per_busy: FloatArray
     replay_sm_per_busy: FloatArray
+    kv_bytes_per_token: FloatArray
+    kv_s_per_token: FloatArray
+    kv_latency_s: FloatArray
+    kv_j_per_byte: FloatArray
 
     @classmethod
     def build(cls, fac: Facility) -> ServerConstants:
@@ -88,6 +100,10 @@ class ServerConstants:
                 "train_tokens_per_s_per_gpu",
                 "replay_mem_per_busy",
                 "replay_sm_per_busy",
+                "kv_bytes_per_token",
+                "kv_s_per_token",
+                "kv_latency_s",
+                "kv_j_per_byte",
             )
         }
         cols["ranks"] = np.ones(n)
@@ -115,6 +131,13 @@ class ServerConstants:
                 fmt = expert_format(pool.model, pool.precision)
                 for i in s:
                     formats[int(i)] = fmt
+                if pool.disaggregation is not None:  # the prefill servers send each prompt's KV cache
+                    d, sent = pool.disaggregation, s[pool.prefill_role > 0]
+                    per_gpu = pool.kv_transfer_bytes_per_token / pool.layout.tensor_parallel
+                    cols["kv_bytes_per_token"][sent] = pool.kv_transfer_bytes_per_token
+                    cols["kv_s_per_token"][sent] = float(kv_transfer_time_s(per_gpu, d.bandwidth_b_s, 0.0))
+                    cols["kv_latency_s"][sent] = d.latency_s
+                    cols["kv_j_per_byte"][sent] = float(kv_transfer_energy_j(1.0, d.energy_j_per_bit))
             else:
                 masks["training"][s] = True
                 cols["mfu_over_eta"][s] = min(pool.mfu / acc.achieved_flop_fraction, 1.0)
@@ -160,6 +183,10 @@ class ServerConstants:
             train_duty=ones,
             replay_mem_per_busy=zeros,
             replay_sm_per_busy=zeros,
+            kv_bytes_per_token=zeros,
+            kv_s_per_token=zeros,
+            kv_latency_s=zeros,
+            kv_j_per_byte=zeros,
         )
 
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
@@ -190,6 +217,7 @@ class ServeResult:
     backlog_decode_tokens: FloatArray
     ttft_s: FloatArray
     tpot_s: FloatArray
+    kv_transfer_w: FloatArray
 
 
 def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
@@ -281,6 +309,8 @@ def serve_block(
     seqs = np.where(small, 1.0, seqs)
     chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
+    if np.any(prefill_only):
+        chunk = np.where(prefill_only, _prefill_chunk(c, chunk, lam_p, context_len, position, clock), chunk)
     st = step(c.costs, c.device, seqs, chunk, context_len, position, clock)
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
@@ -313,6 +343,10 @@ def serve_block(
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
     ttft = np.where(c.inference, wait + first, 0.0)
+    kv_w = np.zeros_like(ttft)
+    if np.any(c.kv_bytes_per_token):  # a disaggregated pool's prefill servers send KV caches
+        ttft = ttft + np.where(p_srv > 0, c.kv_latency_s + c.kv_s_per_token * prompt_per_request, 0.0)
+        kv_w = p_srv * rep * c.kv_bytes_per_token * c.kv_j_per_byte / dt
     return ServeResult(
         prefill_tokens=p_srv * rep,
         decode_tokens=d_srv * rep,
@@ -326,7 +360,54 @@ def serve_block(
         backlog_decode_tokens=qd * rep,
         ttft_s=ttft,
         tpot_s=step_s,
+        kv_transfer_w=kv_w,
     )
+
+
+#: False-position steps of :func:`_prefill_chunk` (a prompt-only step is close to affine in its
+#: tokens beyond the weight read, so it settles in a few).
+PREFILL_CHUNK_STEPS = 30
+
+
+def _prefill_chunk(
+    c: ServerConstants,
+    one: FloatArray,
+    rate: FloatArray,
+    context_len: FloatArray,
+    position: FloatArray,
+    clock: FloatArray,
+) -> FloatArray:
+    """Prompt tokens per step of a rank that only prefills, at ``rate`` prompt tokens per second.
+
+    One prompt (``one`` tokens) per step while that keeps up; beyond, prompts wait and are
+    batched into larger steps, up to the token budget: the chunk ``C`` with ``C = rate t(C)``
+    (Illinois false position on ``[one, budget]``, as :func:`twin.physics.serving.batch_for_rates`),
+    so the rank is busy all the time.
+    """
+    budget = np.broadcast_to(np.maximum(c.token_budget, one), one.shape)
+
+    def f(chunk: FloatArray) -> FloatArray:
+        return np.asarray(chunk - rate * step(c.costs, c.device, 0.0, chunk, context_len, position, clock).time_s)
+
+    lo, hi = np.array(one, dtype=np.float64), np.array(budget, dtype=np.float64)
+    f_lo, f_hi = f(lo), f(hi)
+    todo = (f_lo < 0) & (f_hi > 0)
+    x = np.where(f_lo >= 0, lo, hi)  # keeps up with one prompt a step, or needs the whole budget
+    side = np.zeros_like(x)
+    for _ in range(PREFILL_CHUNK_STEPS):
+        if not np.any(todo):
+            break
+        den = np.where(todo, f_hi - f_lo, 1.0)
+        x = np.where(todo, np.clip((lo * f_hi - hi * f_lo) / den, lo, hi), x)
+        fx = f(x)
+        up, down = todo & (fx > 0), todo & (fx <= 0)
+        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+        lo, f_lo = np.where(down, x, lo), np.where(down, fx, f_lo)
+        f_lo = np.where(up & (side > 0), 0.5 * f_lo, f_lo)  # Illinois: the end kept twice is halved
+        f_hi = np.where(down & (side < 0), 0.5 * f_hi, f_hi)
+        side = np.where(up, 1.0, np.where(down, -1.0, side))
+        todo &= np.abs(fx) > 1e-9 * x
+    return np.asarray(x)
 
 
 def _capacity(

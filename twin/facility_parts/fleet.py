@@ -70,6 +70,35 @@ class StageModel:
 
 
 @dataclass(frozen=True)
+class Disaggregation:
+    """Prefill/decode disaggregation of a serving pool (Splitwise [1]_, DistServe [2]_).
+
+    Decision: one pool, two roles by server. The pool's first ``prefill_servers`` servers run
+    prefill-only steps (compute-bound: their power follows the FLOPs), the others decode-only
+    steps (memory-bound, with no prompt chunk in their steps, so their step time, the TPOT, does
+    not jump when prompts arrive). Both roles keep the pool's layout, batch and token budget. A
+    prompt's KV cache (every attention layer's, per GPU as the layout holds it) crosses the
+    scale-out network from each prefill GPU to its decode peer, at ``bandwidth_b_s`` per GPU
+    after ``latency_s`` (:func:`twin.physics.interconnect.kv_transfer_time_s`; added to TTFT),
+    spending ``energy_j_per_bit`` (:func:`twin.physics.interconnect.kv_transfer_energy_j`),
+    booked as the prefill server's ``server_other`` power (the NICs are there; the energy goes
+    up the power chain like the rest of the IT load, so the ledger balances as before).
+
+    References
+    ----------
+    .. [1] P. Patel et al., "Splitwise: Efficient Generative LLM Inference Using Phase
+       Splitting", ISCA 2024.
+    .. [2] Y. Zhong et al., "DistServe: Disaggregating Prefill and Decoding for Goodput-optimized
+       Large Language Model Serving", OSDI 2024.
+    """
+
+    prefill_servers: int
+    bandwidth_b_s: float
+    latency_s: float
+    energy_j_per_bit: float
+
+
+@dataclass(frozen=True)
 class Pool:
     """Servers running one workload, with the constants its serving model needs.
 
@@ -101,11 +130,57 @@ class Pool:
     replay: ReplaySignal | None = None
     jobs: JobLoad | None = None
     checkpoints: Checkpoints | None = None
+    disaggregation: Disaggregation | None = None
 
     @property
     def n_servers(self) -> int:
         """Servers in the pool."""
         return int(self.servers.size)
+
+    @property
+    def prefill_role(self) -> FloatArray:
+        """Per server of the pool, 1 where it prefills only (a disaggregated pool's first servers), else 0."""
+        role = np.zeros(self.n_servers)
+        if self.disaggregation is not None:
+            role[: self.disaggregation.prefill_servers] = 1.0
+        return role
+
+    def role_ranks(self) -> tuple[int, int]:
+        """Attention ranks that prefill and that decode (a mixed pool: all of them both)."""
+        if self.disaggregation is None:
+            return self.n_ranks, self.n_ranks
+        n_p = self.disaggregation.prefill_servers
+        per = self.ranks_per_server
+        return max(round(n_p * per), 1), max(round((self.n_servers - n_p) * per), 1)
+
+    def role_sample(self, ranks: int | None) -> tuple[int, int]:
+        """Prefill and decode ranks a request-level replay of ``ranks`` (None: all) runs (:mod:`twin.latency`).
+
+        ``k_p`` prefill ranks and the ``k_d = k_p n_d / n_p`` decode ranks that carry their
+        output at the pool's load per decode rank: ``k_p`` is the smallest number at least
+        ``min(ranks, n_p)`` that makes ``k_d`` whole (at most ``n_p``: the whole pool). A mixed
+        pool: ``min(ranks, n_ranks)`` ranks that do both.
+        """
+        if self.disaggregation is None:
+            k = self.n_ranks if ranks is None else min(ranks, self.n_ranks)
+            return k, k
+        n_p, n_d = self.role_ranks()
+        k = n_p if ranks is None else min(ranks, n_p)
+        while (k * n_d) % n_p:
+            k += 1
+        return k, k * n_d // n_p
+
+    @property
+    def kv_transfer_bytes_per_token(self) -> float:
+        """Scale-out bytes one prompt token's KV cache takes, all the rank's GPUs together (0 when mixed). [B]
+
+        Windowed layers count every prompt token too (exact for prompts within the window, an
+        upper bound beyond it [EST]).
+        """
+        if self.disaggregation is None or self.costs is None:
+            return 0.0
+        per_gpu = float(self.costs.kv_bytes_per_token) + float(self.costs.window_kv_bytes_per_token)
+        return per_gpu * self.layout.tensor_parallel
 
     @property
     def n_ranks(self) -> int:
@@ -151,6 +226,21 @@ class Facility:
     def n_gpus(self) -> int:
         """Accelerators in the fleet."""
         return self.n_servers * self.gpus_per_server
+
+    def serving_groups(self) -> list[np.ndarray]:
+        """Server masks a load balancer spreads requests over: each inference pool, or each role of a split one."""
+        groups = []
+        for p in self.pools:
+            if p.kind != "inference":
+                continue
+            mask = self.pool_of_server == p.index
+            if p.disaggregation is None:
+                groups.append(mask)
+                continue
+            prefill = np.zeros(self.n_servers, dtype=bool)
+            prefill[p.servers[p.prefill_role > 0]] = True
+            groups += [prefill, mask & ~prefill]
+        return groups
 
     @property
     def nameplate_it_power_w(self) -> float:

@@ -1,4 +1,9 @@
-"""Collective communication inside a model replica: tensor-parallel all-reduce, expert all-to-all.
+"""Collective communication inside a model replica, and KV-cache transfer between replicas.
+
+Inside a replica: tensor-parallel all-reduce, expert all-to-all over the scale-up link (NVLink).
+Between replicas: the KV cache of a prefilled prompt crossing the scale-out network (InfiniBand
+or RoCE, one NIC per GPU) to a decode replica (:func:`kv_transfer_time_s`,
+:func:`kv_transfer_energy_j`).
 
 The alpha-beta model of a collective: a latency ``alpha`` per step plus the bytes each GPU sends
 over its achieved link bandwidth. A ring all-reduce of ``S`` bytes over ``n`` GPUs takes
@@ -24,6 +29,21 @@ from __future__ import annotations
 import numpy as np
 
 from twin._types import FloatArray, Numeric
+
+#: Scale-out network figures (parameters.md 6, KV-cache transfer).
+#: Achieved scale-out bandwidth per GPU: one 400 Gb/s NIC per GPU (NVIDIA DGX H100 user guide:
+#: eight single-port ConnectX-7 at 400 Gb/s for the compute fabric), of which RDMA writes reach
+#: about 96 % (``ib_write_bw`` ~ 385 Gb/s of 400 [EST]). [B/s]
+SCALE_OUT_BANDWIDTH_B_S = 0.96 * 400e9 / 8.0
+#: Latency of one KV transfer besides its bytes: RDMA set-up, one switch hop and completion
+#: (InfiniBand NDR one-way latency ~ 1-2 us per hop; a connector's handshake more) [EST]. [s]
+SCALE_OUT_LATENCY_S = 20e-6
+#: Energy per bit that crosses the scale-out network, both NICs, optics and one switch (the part
+#: that moving the bits adds; the NICs' and switches' standing power is not in it): ~5 pJ/bit per
+#: 400G NIC end, ~2.5 pJ/bit per pluggable-optics end (8 W per 400G OSFP module: 20 pJ/bit,
+#: of which the traffic-dependent share is small), ~5 pJ/bit per switch traversal
+#: (51.2 Tb/s switch ASICs ~ 500 W: 10 pJ/bit, half of it traffic-dependent) [EST]. [J/bit]
+SCALE_OUT_ENERGY_J_PER_BIT = 15e-12
 
 
 def allreduce_bytes_per_gpu(message_bytes: Numeric, n_gpus: Numeric) -> FloatArray:
@@ -168,3 +188,70 @@ def pipeline_bubble_fraction(stages: Numeric, microbatches: Numeric) -> FloatArr
     p = np.maximum(np.asarray(stages, dtype=np.float64), 1.0)
     m = np.maximum(np.asarray(microbatches, dtype=np.float64), 1.0)
     return np.asarray((p - 1.0) / (m + p - 1.0))
+
+
+def kv_transfer_time_s(kv_bytes_per_gpu: Numeric, bandwidth_b_s: Numeric, latency_s: Numeric) -> FloatArray:
+    """Time to move a prompt's KV cache from a prefill replica to a decode replica.
+
+    Each GPU of the prefill replica sends its own share of the cache to its peer in the decode
+    replica (same parallel layout) over its own NIC, all GPUs at once (Splitwise [4]_, DistServe
+    [5]_), so the transfer takes one GPU's bytes over one NIC.
+
+    Parameters
+    ----------
+    kv_bytes_per_gpu : numeric
+        KV-cache bytes of the prompt one GPU holds. [B]
+    bandwidth_b_s : numeric
+        Achieved scale-out bandwidth per GPU. [B/s]
+    latency_s : numeric
+        Latency of one transfer. [s]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``latency + bytes / bandwidth``. [s]
+
+    References
+    ----------
+    .. [4] P. Patel et al., "Splitwise: Efficient Generative LLM Inference Using Phase Splitting",
+       ISCA 2024 (KV cache moved over InfiniBand between prompt and token machines).
+    .. [5] Y. Zhong et al., "DistServe: Disaggregating Prefill and Decoding for Goodput-optimized
+       Large Language Model Serving", OSDI 2024 (the KV transfer adds to the request's latency).
+
+    Examples
+    --------
+    Llama-3.1-8B (131 072 B per token) with a 1 000-token prompt over 48 GB/s, 20 us:
+    131.072 MB / 48 GB/s = 2.73 ms, plus 0.02 ms:
+
+    >>> round(float(kv_transfer_time_s(1000 * 131072.0, 48e9, 20e-6)) * 1e3, 2)
+    2.75
+    """
+    return np.asarray(
+        np.asarray(latency_s, dtype=np.float64)
+        + np.asarray(kv_bytes_per_gpu, dtype=np.float64) / np.asarray(bandwidth_b_s, dtype=np.float64)
+    )
+
+
+def kv_transfer_energy_j(kv_bytes: Numeric, energy_j_per_bit: Numeric) -> FloatArray:
+    """Energy the scale-out network spends moving ``kv_bytes`` (all the replica's GPUs together).
+
+    Parameters
+    ----------
+    kv_bytes : numeric
+        Bytes moved. [B]
+    energy_j_per_bit : numeric
+        Energy per bit, NICs, optics and switch together. [J/bit]
+
+    Returns
+    -------
+    numpy.ndarray
+        ``8 bytes x energy per bit``. [J]
+
+    Examples
+    --------
+    1 GB at 15 pJ/bit: 8e9 x 15e-12 = 0.12 J:
+
+    >>> round(float(kv_transfer_energy_j(1e9, 15e-12)), 6)
+    0.12
+    """
+    return np.asarray(8.0 * np.asarray(kv_bytes, dtype=np.float64) * np.asarray(energy_j_per_bit, dtype=np.float64))

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
 from twin.physics import cooling_plant as cp
+from twin.physics import interconnect as ic
 from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
@@ -461,6 +462,32 @@ class Slo(StrictModel):
         return self
 
 
+class Disaggregation(StrictModel):
+    """Prefill/decode disaggregation of a serving pool (Splitwise, DistServe; twin.facility_parts.fleet.Disaggregation).
+
+    The pool's first ``prefill_fraction_of_servers`` of its servers run prefill only, the rest
+    decode only; each prompt's KV cache crosses the scale-out network between them.
+    """
+
+    prefill_fraction_of_servers: Float = Field(
+        gt=0, lt=1, description="Share of the pool's servers that prefill (rounded to whole servers; each role >= 1)."
+    )
+    network_bandwidth_b_s: Float = Field(
+        ic.SCALE_OUT_BANDWIDTH_B_S,
+        gt=0,
+        description="Achieved scale-out bandwidth per GPU [B/s] (default: one 400 Gb/s NIC per GPU, "
+        "twin.physics.interconnect.SCALE_OUT_BANDWIDTH_B_S).",
+    )
+    network_latency_s: Float = Field(
+        ic.SCALE_OUT_LATENCY_S, ge=0, description="Latency of one KV transfer besides its bytes [s] [EST]."
+    )
+    network_energy_pj_per_bit: Float = Field(
+        ic.SCALE_OUT_ENERGY_J_PER_BIT * 1e12,
+        ge=0,
+        description="Energy per bit moved, NICs, optics and switch [pJ/bit] [EST] (booked as server_other).",
+    )
+
+
 class RequestLevel(StrictModel):
     """Request-level latency KPIs of a run: a sample of each inference pool's ranks replayed (twin.latency)."""
 
@@ -502,6 +529,9 @@ class InferenceWorkload(StrictModel):
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache format (vLLM --kv-cache-dtype).")
     slo: Slo | None = Field(
         None, description="TTFT/TPOT targets: SLO attainment and goodput KPIs of the request-level replay."
+    )
+    disaggregation: Disaggregation | None = Field(
+        None, description="Separate prefill and decode servers with KV transfer between them (None: mixed serving)."
     )
     arrivals: ArrivalSpec
 

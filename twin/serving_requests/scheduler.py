@@ -18,6 +18,11 @@ step's end (TTFT); each later step that decodes it gives one more token (one int
 each); it finishes with its ``output`` tokens. A request whose prompt and output cannot fit the
 whole cache is refused (vLLM refuses a request longer than its ``max_model_len``) and counted.
 
+A decode rank of a disaggregated pool (``prefilled=True``) receives requests whose prompt's KV
+cache another rank computed and whose first token it sampled: each arrives holding its prompt
+as computed (it still takes its cache blocks on admission), with one token generated, delivered
+at its arrival; a preempted one recomputes its prompt here.
+
 The step takes :func:`twin.physics.serving.step`'s time for its decode count, prefilled
 tokens, mean decode context and mean prefill position, at the clock fraction in force when the
 step starts (a callable of time: power caps and throttling act on it). The loop costs one
@@ -213,6 +218,7 @@ def simulate_rank(
     config: SchedulerConfig,
     step_time: StepTime,
     clock: float | Clock = 1.0,
+    prefilled: bool = False,
 ) -> RequestRun:
     """Serve requests on one rank step by step (module docstring); deterministic.
 
@@ -228,6 +234,9 @@ def simulate_rank(
         Step time of a batch (:func:`physics_step_time`, or any function of the same arguments). [s]
     clock : float or callable
         SM clock over boost, constant or as a function of time (:func:`step_clock`). [1]
+    prefilled : bool
+        The requests arrive prefilled with their first token (a disaggregated pool's decode
+        rank, module docstring); a one-token request is then done on arrival.
 
     Returns
     -------
@@ -262,6 +271,15 @@ def simulate_rank(
     last = np.full(n, np.nan)
     refused = np.ceil((prompt + output) / bs) > total_blocks
     itl = StreamingQuantiles()
+    skip = refused
+    if prefilled:  # the prompt's cache and the first token come from a prefill rank
+        computed[:] = prompt
+        generated[:] = 1
+        num_tokens += 1
+        first[:] = last[:] = arrival
+        done_now = ~refused & (output <= 1)
+        finish[done_now] = arrival[done_now]
+        skip = refused | done_now  # not queued
 
     waiting: deque[int] = deque()
     running = np.zeros(0, dtype=np.int64)
@@ -273,7 +291,7 @@ def simulate_rank(
     while True:
         j = int(np.searchsorted(arrival, t, side="right"))
         if j > next_arrival:
-            waiting.extend(i for i in range(next_arrival, j) if not refused[i])
+            waiting.extend(i for i in range(next_arrival, j) if not skip[i])
             next_arrival = j
         if running.size == 0 and not waiting:
             if next_arrival >= n:
