@@ -57,6 +57,7 @@ from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
 from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
+from twin.physics.silicon import boost_clock_fraction, leakage_excess_w
 from twin.physics.thermal import rc_step, rc_time_to_threshold_s
 from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
@@ -382,33 +383,51 @@ class Engine:
 
         res0 = serve(ones)
         board = acc.power_params
-        p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
+        p_boost = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
         inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
+        cap_w = cols.take(st.power_cap_w)
+        limit_w = np.minimum(cap_w, thermal_w)
+        live = cols.take(st.server_up)
+        # The die's mean temperature over each tick under the power the tick draws before the die
+        # responds (boost, or its limit where lower): one explicit pass, no algebraic loop. It sets
+        # GPU Boost's top bin and the leakage beyond the fit (the board's controller reads the
+        # sensor every few ms; the die settles in seconds, well within a tick).
+        die_c = _die_means(
+            cols.take(st.die_temp_c), inlet + r_th * np.minimum(p_boost, limit_w), acc.die_time_constant_s, dts
+        )
+        top = boost_clock_fraction(die_c, params=acc.die_params)
+        extra_w = leakage_excess_w(die_c, inlet, r_th, params=acc.die_params)
+        res_top = res0 if np.all(top >= 1.0) else serve(top)
+        p_full = accelerator_power_w(res_top.busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
+        p_full = p_full + extra_w
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             res = serve(clock)
             return res, res.busy, res.mem_activity, res.sm_activity
 
-        at_boost = (res0, res0.busy, res0.mem_activity, res0.sm_activity)
+        at_top = (res_top, res_top.busy, res_top.mem_activity, res_top.sm_activity)
         memory = GovernorMemory()  # the site limit's bisection solves again over the same block
 
         def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             """Serve under a per-GPU power limit: the governor's closed loop.
 
             Each GPU's clock settles where its power, at the activity it has at that clock, meets
-            the limit (:func:`twin.physics.governor.governed_clock`); where boost fits everywhere
-            nothing is recomputed.
+            the limit (:func:`twin.physics.governor.governed_clock`), at most GPU Boost's top
+            clock; the leakage beyond the fitted model is the same at every clock (it follows the
+            die temperature), so the model's power meets the limit less it. Where the top clock fits
+            everywhere nothing is recomputed.
             """
-            clock, res, p_gpu = ones, res0, p_full
+            clock, res, p_gpu = top, res_top, p_full
             if np.any(p_full > limit_w):
-                clock, p_gpu, res = governed_clock(limit_w, activity_at, params=board, at_boost=at_boost, memory=memory)
+                clock, p_model, res = governed_clock(
+                    limit_w - extra_w, activity_at, params=board, at_boost=at_top, memory=memory, max_clock=top
+                )
+                p_gpu = p_model + extra_w
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 
-        cap_w = cols.take(st.power_cap_w)
-        limit_w = np.minimum(cap_w, thermal_w)
         res, clock, p_gpu, floor_extra = run_at(limit_w)
         site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         site_limited = np.zeros(dts.size, dtype=bool)
@@ -433,7 +452,6 @@ class Engine:
                 if not np.any(over):
                     break
                 frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
-        live = cols.take(st.server_up)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
         die_end, die_max = _die_steps(
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
@@ -717,17 +735,36 @@ def _die_steps(
     ``a = exp(-dt/tau)`` is a first-order linear recurrence, evaluated for all ticks at once
     (:func:`_rc_run`) instead of one Python step per tick.
     """
+    temps = _die_path(die0, steady_c, tau_s, dts)
+    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
+
+
+def _die_means(die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray) -> FloatArray:
+    """Time-mean die temperature over each tick ``(K, G)`` of the exact RC step.
+
+    From ``T_0`` towards ``T_ss`` over ``dt``: ``T_ss + (T_0 - T_ss) (tau/dt) (1 - exp(-dt/tau))``,
+    ``T_0`` being ``die0`` for the first tick and the previous tick's end after it.
+    """
+    ends = _die_path(die0, steady_c, tau_s, dts[:-1]) if dts.size > 1 else np.empty((0, np.size(die0)))
+    starts = np.concatenate((np.broadcast_to(die0, (1, np.size(die0))), ends))
+    x = dts[:, None] / tau_s
+    share = -np.expm1(-x) / x  # (tau/dt)(1 - exp(-dt/tau))
+    return np.asarray(steady_c + (starts - steady_c) * share)
+
+
+def _die_path(die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray) -> FloatArray:
+    """Die temperature at the end of each tick ``(K, G)`` (the first ``dts.size`` rows of ``steady_c``)."""
     k_ticks = dts.size
+    steady_c = steady_c[:k_ticks]
     if k_ticks == 1:
-        die = rc_step(die0, steady_c[0], tau_s, dts[0])
-        return die, np.array([np.max(die, where=live, initial=-np.inf)])
+        return np.asarray(rc_step(die0, steady_c[0], tau_s, dts[0]))[None, :]
     temps = np.empty_like(steady_c)
     breaks = np.flatnonzero(np.diff(dts) != 0.0) + 1
     prev = np.asarray(die0, dtype=np.float64)
     for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [k_ticks])), strict=True):
         temps[lo:hi] = _rc_run(prev, steady_c[lo:hi], math.exp(-float(dts[lo]) / tau_s))
         prev = temps[hi - 1]
-    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
+    return temps
 
 
 #: Longest run of ticks summed in one scaled cumulative sum (the scale ``a**-j`` stays below e**RC_SCALE_LN).
