@@ -38,6 +38,10 @@ expert-parallel GPU's power follows its own work rather than its busiest peer's.
 more when the UPS's losses stopped warming the white space (they sit in the electrical room: the
 plant removes them, but what it leaves unmet no longer heats the servers' air) and servers that
 hot room air tripped began to wait for the room to cool below the trip before they boot.
+
+Temperature-dependent silicon (issue 19, item 3: leakage beyond the fitted power model and GPU
+Boost's bins follow the die temperature, ``twin/physics/silicon.py``) changes every case's power;
+all seven were rewritten with its engine (``python tests/engine_reference.py``).
 """
 
 from __future__ import annotations
