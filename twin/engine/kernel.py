@@ -55,7 +55,7 @@ from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
-from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
+from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
 from twin.physics.silicon import boost_clock_fraction, leakage_excess_w
 from twin.physics.thermal import rc_step, rc_time_to_threshold_s
@@ -390,13 +390,12 @@ class Engine:
         cap_w = cols.take(st.power_cap_w)
         limit_w = np.minimum(cap_w, thermal_w)
         live = cols.take(st.server_up)
-        # The die's mean temperature over each tick under the power the tick draws before the die
-        # responds (boost, or its limit where lower): one explicit pass, no algebraic loop. It sets
-        # GPU Boost's top bin and the leakage beyond the fit (the board's controller reads the
-        # sensor every few ms; the die settles in seconds, well within a tick).
-        die_c = _die_means(
-            cols.take(st.die_temp_c), inlet + r_th * np.minimum(p_boost, limit_w), acc.die_time_constant_s, dts
-        )
+        # The die settles in seconds (die_time_constant_s), within a tick: GPU Boost's top bin and
+        # the leakage beyond the fit follow the temperature it settles at under the power the tick
+        # draws before the die responds (boost, or its limit where lower). One explicit pass, no
+        # algebraic loop, and the same for any tick length (a shutdown crossing recomputes a
+        # shorter tick and must find the same power).
+        die_c = die_steady_temp_c(inlet, np.minimum(p_boost, limit_w), r_th)
         top = boost_clock_fraction(die_c, params=acc.die_params)
         extra_w = leakage_excess_w(die_c, inlet, r_th, params=acc.die_params)
         res_top = res0 if np.all(top >= 1.0) else serve(top)
@@ -735,36 +734,17 @@ def _die_steps(
     ``a = exp(-dt/tau)`` is a first-order linear recurrence, evaluated for all ticks at once
     (:func:`_rc_run`) instead of one Python step per tick.
     """
-    temps = _die_path(die0, steady_c, tau_s, dts)
-    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
-
-
-def _die_means(die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray) -> FloatArray:
-    """Time-mean die temperature over each tick ``(K, G)`` of the exact RC step.
-
-    From ``T_0`` towards ``T_ss`` over ``dt``: ``T_ss + (T_0 - T_ss) (tau/dt) (1 - exp(-dt/tau))``,
-    ``T_0`` being ``die0`` for the first tick and the previous tick's end after it.
-    """
-    ends = _die_path(die0, steady_c, tau_s, dts[:-1]) if dts.size > 1 else np.empty((0, np.size(die0)))
-    starts = np.concatenate((np.broadcast_to(die0, (1, np.size(die0))), ends))
-    x = dts[:, None] / tau_s
-    share = -np.expm1(-x) / x  # (tau/dt)(1 - exp(-dt/tau))
-    return np.asarray(steady_c + (starts - steady_c) * share)
-
-
-def _die_path(die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray) -> FloatArray:
-    """Die temperature at the end of each tick ``(K, G)`` (the first ``dts.size`` rows of ``steady_c``)."""
     k_ticks = dts.size
-    steady_c = steady_c[:k_ticks]
     if k_ticks == 1:
-        return np.asarray(rc_step(die0, steady_c[0], tau_s, dts[0]))[None, :]
+        die = rc_step(die0, steady_c[0], tau_s, dts[0])
+        return die, np.array([np.max(die, where=live, initial=-np.inf)])
     temps = np.empty_like(steady_c)
     breaks = np.flatnonzero(np.diff(dts) != 0.0) + 1
     prev = np.asarray(die0, dtype=np.float64)
     for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [k_ticks])), strict=True):
         temps[lo:hi] = _rc_run(prev, steady_c[lo:hi], math.exp(-float(dts[lo]) / tau_s))
         prev = temps[hi - 1]
-    return temps
+    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
 
 
 #: Longest run of ticks summed in one scaled cumulative sum (the scale ``a**-j`` stays below e**RC_SCALE_LN).

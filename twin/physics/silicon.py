@@ -1,7 +1,8 @@
 """How a GPU die's temperature moves its power and clock below the slowdown point.
 
-Two effects, both read from the die temperature a tick *starts* at (the previous step's, as the
-board's own controller reads its sensor), so there is no algebraic loop with the thermal RC:
+Two effects of the die temperature. The engine reads them at the temperature the die settles at
+(in seconds, within a tick) under the power it would draw without them: one explicit pass, no
+algebraic loop with the thermal RC.
 
 * **Leakage** rises exponentially with die temperature (sub-threshold leakage, Liao et al. [1]_;
   the GPU power models of Hong & Kim [2]_ and GPUWattch [3]_ hold static power at one
