@@ -394,10 +394,12 @@ class Engine:
         # the leakage beyond the fit follow the temperature it settles at under the power the tick
         # draws before the die responds (boost, or its limit where lower). One explicit pass, no
         # algebraic loop, and the same for any tick length (a shutdown crossing recomputes a
-        # shorter tick and must find the same power).
+        # shorter tick and must find the same power). Replayed telemetry is measured board power:
+        # its leakage and boost bins are in it already.
         die_c = die_steady_temp_c(inlet, np.minimum(p_boost, limit_w), r_th)
-        top = boost_clock_fraction(die_c, params=acc.die_params)
-        extra_w = leakage_excess_w(die_c, inlet, r_th, params=acc.die_params)
+        modelled = ~c.telemetry
+        top = np.where(modelled, boost_clock_fraction(die_c, params=acc.die_params), 1.0)
+        extra_w = np.where(modelled, leakage_excess_w(die_c, inlet, r_th, params=acc.die_params), 0.0)
         res_top = res0 if np.all(top >= 1.0) else serve(top)
         p_full = accelerator_power_w(res_top.busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
         p_full = p_full + extra_w
