@@ -12,8 +12,10 @@ algebraic loop with the thermal RC.
 
   ``L_ref`` is the leakage at ``T_ref`` and ``T_2`` the warming that doubles it. The fitted power
   model (:mod:`twin.physics.accelerator`) already contains the leakage of the dies it was measured
-  on, an air-cooled board at inlet ``T_fit_in`` with die-to-inlet resistance ``R_fit``, whose die
-  sat at ``T_fit = T_fit_in + R_fit P``. A die at ``T`` draws the difference on top::
+  on, an air-cooled board at inlet ``T_fit_in`` with die-to-inlet resistance ``R_fit`` (the
+  catalog's ``fit_die_rise_k`` over the power limit: 40 K / 700 W on an H100, 65 C at 700 W
+  [EST]), whose die sat at ``T_fit = T_fit_in + R_fit P``. A die at ``T`` draws the difference on
+  top::
 
       dP = L(T) - L(T_fit),   T_fit = T_fit_in + (R_fit / R) (T - T_in)
 
