@@ -64,8 +64,8 @@ def test_a_cold_plate_saves_leakage() -> None:
 
 
 def test_boost_bins_by_hand() -> None:
-    # H100: 0.0076 of 1980 MHz (15 MHz) per 5 K above 60 C.
-    temps = np.array([45.0, 60.0, 64.99, 65.0, 72.0, 88.0])
+    # H100: 0.0076 of 1980 MHz (15 MHz) per 5 K above 65 C.
+    temps = np.array([45.0, 65.0, 69.99, 70.0, 77.0, 93.0])
     bins = np.array([0, 0, 0, 1, 2, 5])
     got = boost_clock_fraction(temps, params=DIE)
     np.testing.assert_allclose(got, 1.0 - 0.0076 * bins, rtol=0, atol=1e-15)
@@ -101,11 +101,25 @@ def _saturated_node(cooling: dict[str, object]) -> tuple[float, float]:
     return k["tokens_generated"] / k["duration_s"], k["energy_accelerators_j"] / k["tokens_generated"]
 
 
+def test_at_the_fits_conditions_a_run_draws_the_fitted_model() -> None:
+    # An air-cooled node at the fit's 25 C inlet with the fit's die-to-inlet resistance (40 K at
+    # 700 W): every die at the temperature it had in the measurements, so power and clock are the
+    # fitted model's alone (the response switched off through accelerator_overrides).
+    air = {"model": "ideal", "type": "air", "supply_temp_c": 25.0}
+    wl = inference("Llama-3.1-8B", max_batch=64, prompt_tokens=1000.0, output_tokens=500.0)
+    fit = {"thermal_resistance_air_k_w": 40.0 / 700.0}
+    off = {**fit, "leakage_power_fraction": 0.0, "boost_bin_fraction": 0.0}
+    at_fit = run(node("H100-SXM", 8, [wl], cooling=air, **{"fleet.accelerator_overrides": fit})).kpis
+    fitted = run(node("H100-SXM", 8, [wl], cooling=air, **{"fleet.accelerator_overrides": off})).kpis
+    for key in ("energy_accelerators_j", "tokens_generated"):
+        assert at_fit[key] == pytest.approx(fitted[key], rel=1e-9)
+
+
 def test_hotter_coolant_serves_fewer_tokens_per_joule() -> None:
-    # 30 C vs 45 C water on the cold plates: the warmer dies (~53 C against ~68 C) leak more and
-    # drop a boost bin, so the same saturated load serves fewer tokens/s for more J each.
+    # 30 C vs 55 C water on the cold plates: the warmer dies (~53 C against ~78 C) leak more and
+    # drop two boost bins, so the same saturated load serves fewer tokens/s for more J each.
     tok_cool, j_cool = _saturated_node({"model": "ideal", "type": "liquid", "supply_temp_c": 30.0})
-    tok_hot, j_hot = _saturated_node({"model": "ideal", "type": "liquid", "supply_temp_c": 45.0})
+    tok_hot, j_hot = _saturated_node({"model": "ideal", "type": "liquid", "supply_temp_c": 55.0})
     assert tok_hot < tok_cool
     assert j_hot > j_cool
     # The same on air: a 32 C inlet against a 20 C one.
