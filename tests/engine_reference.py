@@ -43,6 +43,10 @@ Tower water from the weather (issue 19: the evaporated share of the rejected hea
 balance with the air leaving saturated, drift 0.001 % instead of 0.0005 %) changes only
 ``water_l`` and ``wue_l_per_kwh`` (KPI and time-series sum) of every case, nothing else to 1e-12:
 all seven were rewritten with ``python tests/engine_reference.py`` (default: 41 801 -> 38 462 L).
+
+Temperature-dependent silicon (issue 19, item 3: leakage beyond the fitted power model and GPU
+Boost's bins follow the die temperature, ``twin/physics/silicon.py``) changes every case's power;
+all seven were rewritten with its engine (``python tests/engine_reference.py``).
 """
 
 from __future__ import annotations

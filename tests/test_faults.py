@@ -70,6 +70,9 @@ def test_2n_loses_no_load_on_one_feed_loss():
 def outage(battery, generator=None, workloads=()):
     over = {
         **LOSSLESS,
+        # The fitted power model alone (no leakage beyond it, no boost bins: twin.physics.silicon),
+        # so an idle GPU draws its measured 70 W.
+        "fleet.accelerator_overrides": {"leakage_power_fraction": 0.0, "boost_bin_fraction": 0.0},
         "power.ups.curve": "ups-double-conversion",
         "power.ups.battery": battery,
         "events": [{"time_s": 100, "kind": "utility_loss", "duration_s": 1200}],

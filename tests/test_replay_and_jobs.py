@@ -147,7 +147,9 @@ def job_pool(servers, duration_s=3600.0, **jobs):
 
 
 def test_job_trace_tokens_from_six_n(tmp_path):
-    r = simulate(job_pool(2), debug=True)
+    # The fitted power model alone (no leakage beyond it, no boost bins: twin.physics.silicon).
+    fitted = {"fleet.accelerator_overrides": {"leakage_power_fraction": 0.0, "boost_bin_fraction": 0.0}}
+    r = simulate(job_pool(2).with_updates(fitted), debug=True)
     assert r.kpis["train_job_gpu_h_run"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
     assert r.kpis["train_job_gpu_h_demanded"] == pytest.approx(JOB_GPU_S / 3600, rel=1e-12)
     assert r.kpis["tokens_training"] == pytest.approx(RATE_PER_GPU * JOB_GPU_S, rel=1e-9)

@@ -265,9 +265,13 @@ def test_cluster_points_balance_and_warmer_water_needs_less_chiller(cluster_swee
         assert abs(row["ledger_residual_j"]) <= 1e-9 * row["facility_energy_j"]
         assert row["pue"] > 1.0
     # In 32 C / 24 C air a warmer facility-water supply leaves more to the economiser and tower.
-    chiller = list(ok["energy_cooling_chiller_j"])
-    assert chiller[0] > chiller[2]
-    assert chiller[0] >= chiller[1] >= chiller[2]
+    # W32 and W45 need no chillers for the liquid side; the chillers carry the air side, which
+    # takes a share of the warmer dies' leakage (twin.physics.silicon): relatively less than the
+    # GPUs' energy grows.
+    chiller, gpu = list(ok["energy_cooling_chiller_j"]), list(ok["energy_accelerators_j"])
+    assert chiller[0] > chiller[1] and chiller[0] > chiller[2]
+    assert gpu[2] > gpu[1]
+    assert chiller[2] / chiller[1] - 1.0 < gpu[2] / gpu[1] - 1.0
 
 
 def test_failed_point_is_recorded_with_its_error(cluster_sweep):

@@ -22,13 +22,23 @@ import yaml
 from twin.catalog.architecture import Architecture, load_architecture
 from twin.errors import TwinError, UnknownNameError
 from twin.physics.accelerator import AcceleratorPowerParams
+from twin.physics.silicon import DieResponseParams
 
 CATALOG_DIR = Path(__file__).parent
 
 
 #: Accelerator parameters that must be strictly positive (a device without them does nothing).
 _POSITIVE = frozenset(
-    ("max_power_w", "hbm_bytes", "hbm_bandwidth_b_s", "bf16_flop_s", "fp8_flop_s", "die_time_constant_s")
+    (
+        "max_power_w",
+        "hbm_bytes",
+        "hbm_bandwidth_b_s",
+        "bf16_flop_s",
+        "fp8_flop_s",
+        "die_time_constant_s",
+        "leakage_doubling_k",
+        "boost_bin_k",
+    )
 )
 
 
@@ -58,6 +68,14 @@ class AcceleratorSpec:
     thermal_resistance_liquid_k_w: float
     thermal_resistance_air_k_w: float
     die_time_constant_s: float
+    leakage_power_fraction: float
+    leakage_ref_temp_c: float
+    leakage_doubling_k: float
+    fit_inlet_temp_c: float
+    fit_die_rise_k: float
+    boost_bin_fraction: float
+    boost_bin_k: float
+    boost_bin_start_temp_c: float
     achieved_bandwidth_fraction: float
     achieved_kv_bandwidth_fraction: float
     achieved_expert_bandwidth_fraction: float
@@ -105,6 +123,26 @@ class AcceleratorSpec:
     def power_params(self) -> AcceleratorPowerParams:
         """The power model's coefficients of this SKU (:mod:`twin.physics.accelerator`)."""
         return AcceleratorPowerParams(**{f.name: getattr(self, f.name) for f in fields(AcceleratorPowerParams)})
+
+    @property
+    def die_params(self) -> DieResponseParams:
+        """The die's leakage and boost-bin response (:mod:`twin.physics.silicon`).
+
+        Leakage at its reference temperature is ``leakage_power_fraction`` of the power limit; the
+        power model was measured on air-cooled boards whose die sat ``fit_die_rise_k`` above their
+        inlet at the power limit.
+        """
+        return DieResponseParams(
+            leakage_ref_power_w=self.leakage_power_fraction * self.max_power_w,
+            leakage_ref_temp_c=self.leakage_ref_temp_c,
+            leakage_doubling_k=self.leakage_doubling_k,
+            fit_inlet_temp_c=self.fit_inlet_temp_c,
+            fit_thermal_resistance_k_w=self.fit_die_rise_k / self.max_power_w,
+            boost_bin_fraction=self.boost_bin_fraction,
+            boost_bin_k=self.boost_bin_k,
+            boost_bin_start_temp_c=self.boost_bin_start_temp_c,
+            min_clock_fraction=self.min_clock_fraction,
+        )
 
     @property
     def sm_power_fraction(self) -> float:

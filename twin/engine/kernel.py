@@ -55,8 +55,9 @@ from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
-from twin.physics.accelerator import accelerator_power_w, thermal_power_limit_w
+from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
+from twin.physics.silicon import boost_clock_fraction, leakage_excess_w
 from twin.physics.thermal import rc_step, rc_time_to_threshold_s
 from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
@@ -382,33 +383,52 @@ class Engine:
 
         res0 = serve(ones)
         board = acc.power_params
-        p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
+        p_boost = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
         inlet = self.plant.inlet_temp_c(cols.n)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
+        cap_w = cols.take(st.power_cap_w)
+        limit_w = np.minimum(cap_w, thermal_w)
+        live = cols.take(st.server_up)
+        # The die settles in seconds (die_time_constant_s), within a tick: GPU Boost's top bin and
+        # the leakage beyond the fit follow the temperature it settles at under the power the tick
+        # draws before the die responds (boost, or its limit where lower). One explicit pass, no
+        # algebraic loop, and the same for any tick length (a shutdown crossing recomputes a
+        # shorter tick and must find the same power). Replayed telemetry is measured board power:
+        # its leakage and boost bins are in it already.
+        die_c = die_steady_temp_c(inlet, np.minimum(p_boost, limit_w), r_th)
+        modelled = ~c.telemetry
+        top = np.where(modelled, boost_clock_fraction(die_c, params=acc.die_params), 1.0)
+        extra_w = np.where(modelled, leakage_excess_w(die_c, inlet, r_th, params=acc.die_params), 0.0)
+        res_top = res0 if np.all(top >= 1.0) else serve(top)
+        p_full = accelerator_power_w(res_top.busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
+        p_full = p_full + extra_w
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             res = serve(clock)
             return res, res.busy, res.mem_activity, res.sm_activity
 
-        at_boost = (res0, res0.busy, res0.mem_activity, res0.sm_activity)
+        at_top = (res_top, res_top.busy, res_top.mem_activity, res_top.sm_activity)
         memory = GovernorMemory()  # the site limit's bisection solves again over the same block
 
         def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             """Serve under a per-GPU power limit: the governor's closed loop.
 
             Each GPU's clock settles where its power, at the activity it has at that clock, meets
-            the limit (:func:`twin.physics.governor.governed_clock`); where boost fits everywhere
-            nothing is recomputed.
+            the limit (:func:`twin.physics.governor.governed_clock`), at most GPU Boost's top
+            clock; the leakage beyond the fitted model is the same at every clock (it follows the
+            die temperature), so the model's power meets the limit less it. Where the top clock fits
+            everywhere nothing is recomputed.
             """
-            clock, res, p_gpu = ones, res0, p_full
+            clock, res, p_gpu = top, res_top, p_full
             if np.any(p_full > limit_w):
-                clock, p_gpu, res = governed_clock(limit_w, activity_at, params=board, at_boost=at_boost, memory=memory)
+                clock, p_model, res = governed_clock(
+                    limit_w - extra_w, activity_at, params=board, at_boost=at_top, memory=memory, max_clock=top
+                )
+                p_gpu = p_model + extra_w
             p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
             return res, clock, p_gpu, floor_extra
 
-        cap_w = cols.take(st.power_cap_w)
-        limit_w = np.minimum(cap_w, thermal_w)
         res, clock, p_gpu, floor_extra = run_at(limit_w)
         site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
         site_limited = np.zeros(dts.size, dtype=bool)
@@ -433,7 +453,6 @@ class Engine:
                 if not np.any(over):
                     break
                 frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
-        live = cols.take(st.server_up)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
         die_end, die_max = _die_steps(
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live

@@ -276,6 +276,7 @@ def clock_for_power_limit(
     sm_activity: Numeric,
     *,
     params: AcceleratorPowerParams,
+    max_clock: Numeric = 1.0,
 ) -> FloatArray:
     """Highest SM clock fraction at which :func:`accelerator_power_w` stays within a limit.
 
@@ -292,20 +293,23 @@ def clock_for_power_limit(
     params : AcceleratorPowerParams
         The board's coefficients, with the lowest clock the governor uses
         (``min_clock_fraction``).
+    max_clock : numeric
+        Highest clock allowed, over boost (GPU Boost's top bin at the die temperature,
+        :func:`twin.physics.silicon.boost_clock_fraction`); not below ``min_clock_fraction``. [1]
 
     Returns
     -------
     numpy.ndarray
-        Clock fraction ``f`` in ``[min_clock_fraction, 1]``. [1]
+        Clock fraction ``f`` in ``[min_clock_fraction, max_clock]``. [1]
 
     Notes
     -----
     The core power ``(k_static busy + k_sm s_f) g(f)`` does not decrease with ``f`` (``g`` rises,
     and ``s_f g = min(g, s_1 g/f)`` with ``g/f = v**2`` non-decreasing), so the board power is
-    monotone in the clock and the highest clock within the limit is found on ``[f_min, 1]`` by a
-    safeguarded Newton iteration (bisection where a step leaves the bracket), to float
-    resolution: 1 where boost fits, ``f_min`` where even the floor does not (the governor sits
-    there).
+    monotone in the clock and the highest clock within the limit is found on
+    ``[f_min, max_clock]`` by a safeguarded Newton iteration (bisection where a step leaves the
+    bracket), to float resolution: ``max_clock`` where it fits, ``f_min`` where even the floor does
+    not (the governor sits there).
 
     Examples
     --------
@@ -323,11 +327,11 @@ def clock_for_power_limit(
     args = np.broadcast_arrays(
         *(
             np.asarray(a, dtype=np.float64)
-            for a in (power_limit_w, busy, mem_activity, sm_activity, *(getattr(params, n) for n in names))
+            for a in (power_limit_w, busy, mem_activity, sm_activity, max_clock, *(getattr(params, n) for n in names))
         )
     )
     shape = args[0].shape
-    limit, busy_a, mem_a, sm_a, *coefficients = (a.ravel() for a in args)
+    limit, busy_a, mem_a, sm_a, top, *coefficients = (a.ravel() for a in args)
     flat = dict(zip(names, coefficients, strict=True))
     idle, pmax = flat["idle_power_w"], flat["full_power_w"]
     k_st, k_m, k_u = flat["static_power_fraction"], flat["mem_power_fraction"], flat["uncore_power_fraction"]
@@ -338,9 +342,10 @@ def clock_for_power_limit(
         return accelerator_power_w(busy_a[i], mem_a[i], sm_a[i], f, params=cells)
 
     f_floor = np.clip(f_min, 0.0, 1.0)
-    out = np.ones(limit.shape)
+    top = np.clip(top, f_floor, 1.0)
+    out = top.copy()
     slack = _TOLERANCE * (pmax - idle)  # rounding slack in watts
-    over = power(np.ones(limit.shape)) > limit + slack
+    over = power(top) > limit + slack
     stuck = over & (power(f_floor) > limit + slack)
     out[stuck] = f_floor[stuck]
     todo = np.flatnonzero(over & ~stuck)
@@ -357,6 +362,7 @@ def clock_for_power_limit(
             gamma[todo],
             v_fl[todo],
             f_floor[todo],
+            top[todo],
         )
     return np.asarray(out.reshape(shape))
 
@@ -370,22 +376,23 @@ def _solve_clock(
     gamma: FloatArray,
     v_floor: FloatArray,
     f_lo: FloatArray,
+    f_hi: FloatArray,
 ) -> FloatArray:
-    """Highest ``f`` in ``[f_lo, 1]`` with ``(a + b s_f) g(f) + c / stretch <= target``.
+    """Highest ``f`` in ``[f_lo, f_hi]`` with ``(a + b s_f) g(f) + c / stretch <= target``.
 
-    The caller guarantees ``f_lo`` fits and 1 does not. Safeguarded Newton: each iterate narrows
+    The caller guarantees ``f_lo`` fits and ``f_hi`` does not. Safeguarded Newton: each iterate narrows
     the bracket ``[lo, hi]`` (``lo`` fits, ``hi`` does not) and a Newton step outside it, or on a
     flat stretch, falls back to bisection; it ends on the limit where the power still rises with
     the clock, or when the bracket is below float resolution.
     """
     v2 = v_floor**2
     knee = np.where(gamma > 1.0, v_floor ** (2.0 / np.maximum(gamma - 1.0, 1e-12)), 1.0)
-    lo, hi = f_lo.copy(), np.ones_like(target)
+    lo, hi = f_lo.copy(), f_hi.copy()
     x = hi.copy()
     tol = _TOLERANCE
     # The one flat stretch: with no busy share (a = 0) the power is constant from f = s_1 up to
     # the voltage knee. Where it fits, the answer lies at or above the knee.
-    flat = (a == 0.0) & (s1 < knee) & (knee > lo) & (knee < 1.0)
+    flat = (a == 0.0) & (s1 < knee) & (knee > lo) & (knee < hi)
     lo = np.where(flat & (b * s1 * v2 + c <= target + tol), knee, lo)
     for _ in range(_MAX_SOLVER_STEPS):
         above = x > knee

@@ -59,6 +59,7 @@ def governed_clock(
     params: AcceleratorPowerParams,
     at_boost: tuple[T, FloatArray, FloatArray, FloatArray] | None = None,
     memory: GovernorMemory | None = None,
+    max_clock: Numeric = 1.0,
 ) -> tuple[FloatArray, FloatArray, T]:
     """Clock of a power-limited accelerator whose activity depends on its clock (the closed loop).
 
@@ -75,15 +76,18 @@ def governed_clock(
         The board's coefficients, with the lowest clock the governor uses (``min_clock_fraction``,
         one value for all cells).
     at_boost : tuple, optional
-        ``activity_at(1)`` if the caller has it already (saves a call).
+        ``activity_at(max_clock)`` if the caller has it already (saves a call).
     memory : GovernorMemory, optional
         Clocks and powers a previous solve over the same ``activity_at`` evaluated last; read to
         start this solve, then replaced by this one's.
+    max_clock : numeric
+        Highest clock per cell, over boost (GPU Boost's top bin at the die temperature,
+        :func:`twin.physics.silicon.boost_clock_fraction`); not below ``min_clock_fraction``. [1]
 
     Returns
     -------
     clock : numpy.ndarray
-        Clock fraction per cell in ``[min_clock_fraction, 1]``. [1]
+        Clock fraction per cell in ``[min_clock_fraction, max_clock]``. [1]
     power_w : numpy.ndarray
         Board power at that clock and its activity. [W]
     payload
@@ -92,7 +96,7 @@ def governed_clock(
 
     Notes
     -----
-    Per cell: 1 if the boost clock fits; otherwise the clock where ``P(a(f), f)`` meets the limit
+    Per cell: ``max_clock`` if it fits; otherwise the clock where ``P(a(f), f)`` meets the limit
     to ``CONVERGED_RTOL`` (from below; never above it by more than ``FIT_RTOL``), or
     ``min_clock_fraction`` where even that does not fit (the governor sits at its floor).
 
@@ -151,21 +155,23 @@ def governed_clock(
         seen.append(_Point(f, p, a[1:]))
         return a, p
 
+    f_min = float(np.clip(params.min_clock_fraction, 0.0, 1.0))
+    top = np.clip(np.asarray(max_clock, dtype=np.float64), f_min, 1.0)
     act = at_boost
     if act is None:
-        act = activity_at(np.ones(np.shape(power_limit_w)))
-    shape = np.broadcast_shapes(np.shape(power_limit_w), np.shape(act[1]))
+        act = activity_at(np.broadcast_to(top, np.broadcast_shapes(np.shape(power_limit_w), top.shape)).copy())
+    shape = np.broadcast_shapes(np.shape(power_limit_w), np.shape(act[1]), top.shape)
     limit = np.broadcast_to(np.asarray(power_limit_w, dtype=np.float64), shape)
-    f_min = float(np.clip(params.min_clock_fraction, 0.0, 1.0))
+    top = np.broadcast_to(top, shape)
     slack = FIT_RTOL * np.abs(limit)
     reach = CONVERGED_RTOL * np.abs(limit)
-    f = np.ones(shape)
+    f = top.copy()
     p = power(f, act)
     r = p - limit
-    done = _done(f, r, r <= slack, np.ones(shape), reach, f_min)
+    done = _done(f, r, r <= slack, top, reach, f_min, top)
     if done.all():
         return f, p, act[0]
-    br = _Bracket.start(shape, f_min)
+    br = _Bracket.start(top, f_min)
     br.see(f, r <= slack, f_min)
     seen = [_Point(f, p, act[1:])]
     # The first step: from the last two clocks a previous solve over the same activity evaluated
@@ -182,7 +188,7 @@ def governed_clock(
         act, p = evaluate(f)
         r = p - limit
         fits = r <= slack
-        done = _done(f, r, fits, br.hi, reach, f_min)
+        done = _done(f, r, fits, br.hi, reach, f_min, top)
         if done.all():
             break
         br.see(f, fits, f_min)
@@ -203,7 +209,9 @@ def governed_clock(
             else:
                 fi, pi, li = f.reshape(-1)[i], p.reshape(-1)[i], limit.reshape(-1)[i]
                 busy, mem, sm = (np.broadcast_to(a, shape).reshape(-1)[i] for a in act[1:])
-                new = clock_for_power_limit(li * (1.0 - margin), busy, mem, sm, params=params)
+                new = clock_for_power_limit(
+                    li * (1.0 - margin), busy, mem, sm, params=params, max_clock=top.reshape(-1)[i]
+                )
                 # The highest clock this solve saw fit, where it is higher, or where the last
                 # lowering did not bring the power half way down (it is flat in the clock there).
                 lo = br.lo.reshape(-1)[i]
@@ -248,7 +256,8 @@ class _Bracket:
 
     ``tried``: ``lo`` was evaluated in this solve (not only by a previous one, nor the untried
     floor). ``lo_age``, ``hi_age``: evaluations since each end was last seen; cells that share a
-    queue can make an old one stale, so a step beyond an old end tries that end again.
+    queue can make an old one stale, so a step beyond an old end tries that end again. ``top``:
+    the highest clock allowed (where an upper end opens again).
     """
 
     lo: FloatArray
@@ -256,16 +265,19 @@ class _Bracket:
     hi: FloatArray
     lo_age: FloatArray
     hi_age: FloatArray
+    top: FloatArray
 
     @classmethod
-    def start(cls, shape: tuple[int, ...], f_min: float) -> _Bracket:
-        return cls(np.full(shape, f_min), np.zeros(shape, dtype=bool), np.ones(shape), np.zeros(shape), np.zeros(shape))
+    def start(cls, top: FloatArray, f_min: float) -> _Bracket:
+        shape = top.shape
+        zeros = np.zeros(shape)
+        return cls(np.full(shape, f_min), np.zeros(shape, dtype=bool), top.copy(), zeros, zeros.copy(), top)
 
     def see(self, f: FloatArray, fits: BoolArray, f_min: float, now: bool = True) -> None:
         """Narrow the bracket with clocks ``f`` evaluated together (``now``: in this solve).
 
         A clock seen to fit that now does not drops the lower end to the floor, one seen not to
-        fit that now does opens the upper end to boost (a shared queue changed in between).
+        fit that now does opens the upper end to ``top`` (a shared queue changed in between).
         """
         age = 0.0 if now else STALE_AGE
         self.lo_age += 1.0
@@ -277,7 +289,7 @@ class _Bracket:
         self.lo_age = np.where(set_lo | stale_lo, age, self.lo_age)
         set_hi = ~fits & (f <= self.hi)
         stale_hi = fits & (f >= self.hi)
-        self.hi = np.where(set_hi, f, np.where(stale_hi, 1.0, self.hi))
+        self.hi = np.where(set_hi, f, np.where(stale_hi, self.top, self.hi))
         self.hi_age = np.where(set_hi | stale_hi, age, self.hi_age)
 
 
@@ -285,9 +297,11 @@ def _power(act: Sequence[FloatArray], f: FloatArray, params: AcceleratorPowerPar
     return accelerator_power_w(act[0], act[1], act[2], f, params=params)
 
 
-def _done(f: FloatArray, r: FloatArray, fits: BoolArray, hi: FloatArray, reach: FloatArray, f_min: float) -> BoolArray:
-    """Cells whose clock is final: on the limit, boost fits, a collapsed bracket, or at the floor."""
-    on_limit = fits & ((r >= -reach) | (f >= 1.0) | (hi - f <= CLOCK_EPS))
+def _done(
+    f: FloatArray, r: FloatArray, fits: BoolArray, hi: FloatArray, reach: FloatArray, f_min: float, top: FloatArray
+) -> BoolArray:
+    """Cells whose clock is final: on the limit, the top clock fits, a collapsed bracket, or at the floor."""
+    on_limit = fits & ((r >= -reach) | (f >= top) | (hi - f <= CLOCK_EPS))
     return np.asarray(on_limit | (~fits & (f <= f_min)))
 
 
@@ -340,7 +354,9 @@ def _propose(
             step = np.where(ok, ft - rt / np.where(ok, slope, 1.0), np.nan)
     held = np.flatnonzero(np.isnan(step))
     if held.size:
-        step[held] = clock_for_power_limit(lim[held], a_t[0][held], a_t[1][held], a_t[2][held], params=params)
+        step[held] = clock_for_power_limit(
+            lim[held], a_t[0][held], a_t[1][held], a_t[2][held], params=params, max_clock=take(br.top)[held]
+        )
     lo, hi = take(br.lo), take(br.hi)
     # Strictly inside the bracket; at or below its lower end, that end itself if this solve has
     # not tried it (a clock a previous solve saw fit, or the floor). Beyond an end seen a while
