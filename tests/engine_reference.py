@@ -115,7 +115,7 @@ def cases() -> dict[str, Scenario]:
     scen = REPO / "scenarios"
     return {
         "default": load_scenario("default"),
-        "utility-outage-late-generator": load_scenario(scen / "utility-outage-late-generator.yaml"),
+        "utility-outage-late-generator": load_scenario("utility-outage-late-generator"),
         "chiller-trip-hot-day": load_scenario(scen / "chiller-trip-hot-day.yaml"),
         "site-cap-2mw": load_scenario(scen / "site-cap-2mw.yaml"),
         "azure-llm-trace": load_scenario(scen / "azure-llm-trace.yaml"),

@@ -159,7 +159,7 @@ def test_utility_outage_offers_a_battery_and_a_generator(base: twin.Scenario) ->
     ov = lv.what_if_overrides(base, {"fault": "utility_loss", "battery_runtime_s": None, "generator_delay_s": None})
     assert set(ov) == {"events"}
     # A scenario with its own outage: the levers start at its battery and generator and edit them.
-    outage = twin.load_scenario("scenarios/utility-outage-late-generator.yaml")
+    outage = twin.load_scenario("utility-outage-late-generator")
     values = lv.baseline_values(outage)
     assert (values["battery_runtime_s"], values["generator_delay_s"]) == (300.0, 900.0)
     assert lv.what_if_overrides(outage, {"generator_delay_s": 10.0}) == {"power.generator.start_delay_s": 10.0}

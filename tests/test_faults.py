@@ -346,7 +346,8 @@ def scenario(name, **over):
 
 def test_shipped_fault_scenarios_do_what_they_say():
     # Outage at 7 200 s: the battery empties and sheds the load before the late generator (8 100 s).
-    out = simulate(scenario("utility-outage-late-generator", duration_s=9000, step_s=60), debug=True)
+    sc = load_scenario("utility-outage-late-generator", {"duration_s": 9000, "step_s": 60})  # a preset
+    out = simulate(sc, debug=True)
     empty, online = event_times(out, "battery_empty"), event_times(out, "generator_online")
     assert 7200 < empty[0] < online[0] == 8100
     assert event_times(out, "load_shed") == pytest.approx(empty)

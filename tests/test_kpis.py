@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parent / "data"
 #: Shipped scenarios, each cut to the time its conditional KPIs need.
 RUNS = {
     "default": ("default", {"duration_s": 3600}),
-    "outage": ("scenarios/utility-outage-late-generator.yaml", {"duration_s": 9000}),
+    "outage": ("utility-outage-late-generator", {"duration_s": 9000}),
     "chiller-trip": ("scenarios/chiller-trip-hot-day.yaml", {"duration_s": 5400}),
     "replay": ("scenarios/telemetry-replay.yaml", {"duration_s": 600}),
 }

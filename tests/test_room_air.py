@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from twin import load_scenario, simulate
 from twin.facility import build_facility
 
-REPO = Path(__file__).resolve().parent.parent
 #: The outage scenario with no generator and the cooling plant off the UPS: the plant is dark for
 #: the hour the utility is lost (7 200-10 800 s), the servers trip on hot room air.
 DARK = {"power.cooling_on_ups": False, "power.generator": None}
@@ -18,7 +15,7 @@ DARK = {"power.cooling_on_ups": False, "power.generator": None}
 
 @pytest.fixture(scope="module")
 def dark():
-    sc = load_scenario(REPO / "scenarios" / "utility-outage-late-generator.yaml", DARK)
+    sc = load_scenario("utility-outage-late-generator", DARK)
     return sc, simulate(sc)
 
 
@@ -53,7 +50,7 @@ def test_room_tripped_servers_boot_once_the_room_is_cool(dark):
 def test_a_run_warns_when_room_air_leaves_the_models_range(dark):
     _, r = dark
     assert any("beyond the one-node room model's range" in w for w in r.meta["warnings"])
-    ok = simulate(load_scenario(REPO / "scenarios" / "utility-outage-late-generator.yaml"))
+    ok = simulate(load_scenario("utility-outage-late-generator"))
     assert not any("room model" in w for w in ok.meta["warnings"])
 
 
