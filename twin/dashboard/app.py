@@ -30,8 +30,8 @@ GROUP_COLORS = alt.Scale(domain=list(frames.FLOW_GROUPS), range=["#e377c2", "#1f
 #: The same colours for the Sankey's nodes, and grey for the power chain's.
 NODE_COLORS = {**dict(zip(frames.FLOW_GROUPS, GROUP_COLORS.range, strict=True)), "power chain": "#7f7f7f"}
 #: The schematic's colour scales: power boxes by peak load over rating, cooling boxes by temperature.
-LOAD_SCALE = ("RdYlGn_r", 0.0, 1.0, "peak load<br>/ rating")
-TEMP_SCALE = ("RdYlBu_r", 10.0, 90.0, "peak<br>temp. [°C]")
+LOAD_SCALE = ("RdYlGn_r", 0.0, 1.0, "power: peak load / rating")
+TEMP_SCALE = ("RdYlBu_r", 10.0, 90.0, "cooling: peak temperature [°C]")
 
 
 @st.cache_data(show_spinner="simulating…", max_entries=64)
@@ -352,7 +352,7 @@ def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], ti
             y=n.y,
             text="<br>".join([f"<b>{n.label}</b>", *n.lines]),
             showarrow=False,
-            font={"size": 9, "color": fill(n)[1]},
+            font={"size": 10, "color": fill(n)[1]},
         )
     # Invisible points: the hover details, and one colour bar per scale (the legend).
     figure.add_trace(
@@ -366,7 +366,7 @@ def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], ti
             showlegend=False,
         )
     )
-    for (scale, low, high, label), x in ((LOAD_SCALE, 1.0), (TEMP_SCALE, 1.13)):
+    for (scale, low, high, label), x in ((LOAD_SCALE, 0.02), (TEMP_SCALE, 0.54)):
         figure.add_trace(
             go.Scatter(
                 x=[None],
@@ -379,10 +379,16 @@ def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], ti
                     "cmax": high,
                     "color": [low],
                     "colorbar": {
-                        "title": {"text": label, "font": {"size": 10}},
+                        "title": {"text": label, "font": {"size": 10}, "side": "top"},
+                        "orientation": "h",
                         "x": x,
-                        "len": 0.8,
+                        "xanchor": "left",
+                        "y": 0.0,
+                        "yanchor": "top",
+                        "len": 0.44,
                         "thickness": 10,
+                        "tickangle": 0,
+                        "tickfont": {"size": 9},
                         "tickformat": ".0%" if scale == LOAD_SCALE[0] else "d",
                     },
                 },
@@ -391,8 +397,8 @@ def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], ti
     hidden = {"visible": False, "showgrid": False, "zeroline": False}
     figure.update_layout(
         title={"text": title, "font": {"size": 14}},
-        height=420,
-        margin={"l": 8, "r": 8, "t": 40, "b": 8},
+        height=460,
+        margin={"l": 4, "r": 4, "t": 40, "b": 64},
         xaxis={**hidden, "range": [-0.5, 5.5]},
         yaxis={**hidden, "range": [-0.45, 3.25]},
         plot_bgcolor="white",

@@ -306,7 +306,7 @@ def cooling_nodes(result: Result, fac: Facility) -> tuple[list[Node], list[Edge]
             Node(
                 "crah",
                 f"{spec.n_crahs} × CRAH",
-                (f"supply air ≤ {deg(crah_c)}", f"fans {kw(peak(ts, 'cooling_crah_fans_power_w'))}"),
+                (f"air ≤ {deg(crah_c)}", f"fans {kw(peak(ts, 'cooling_crah_fans_power_w'))}"),
                 "cooling",
                 4,
                 0.0,
