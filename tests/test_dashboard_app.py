@@ -56,7 +56,8 @@ def test_first_page_is_the_baseline_twice(app: AppTest) -> None:
     value, delta = metric(app, "Energy in (grid)")
     assert delta in ("", None)
     # The card shows what the public API computes for the same run.
-    kpis = twin.simulate(twin.load_scenario("default", SIX_HOURS)).kpis
+    run = twin.simulate(twin.load_scenario("default", SIX_HOURS))
+    kpis = run.kpis
     assert value == f"{kpis['facility_energy_kwh']:,.0f} kWh"
     assert metric(app, "PUE")[0] == f"{kpis['pue']:.3f}"
     assert len(app.get("vega_lite_chart")) >= 9  # energy flow + power/PUE/tokens/cooling + temperatures
@@ -64,13 +65,22 @@ def test_first_page_is_the_baseline_twice(app: AppTest) -> None:
     if importlib.util.find_spec("plotly") is None:  # the dashboard extra has it; without it, a note says so
         assert any("needs plotly" in i.value for i in app.info)
         return
-    sankeys = [json.loads(c.proto.spec)["data"][0] for c in app.get("plotly_chart")]
+    figures = [json.loads(c.proto.spec) for c in app.get("plotly_chart")]
+    sankeys = [f["data"][0] for f in figures if f["data"][0]["type"] == "sankey"]
     assert len(sankeys) == 2
     labels, link = sankeys[0]["node"]["label"], sankeys[0]["link"]
     grid = labels.index("grid")
     out_kwh = sum(v for s, v in zip(link["source"], link["value"], strict=True) if s == grid)
     assert out_kwh == pytest.approx(kpis["facility_energy_kwh"], rel=1e-9)
     assert {"accelerators", "UPS loss", "chillers", "transformer"} <= set(labels)
+    # The one-line schematics, baseline and what-if: the UPS box says its peak load over its rating.
+    schematics = [f["layout"] for f in figures if f["data"][0]["type"] == "scatter"]
+    assert [s["title"]["text"] for s in schematics] == ["baseline", "what-if"]
+    ts = run.timeseries
+    ups_w = (ts["it_power_w"] + ts["psu_loss_power_w"] + ts["pdu_loss_power_w"]).max()  # 2N of 1.4 MW: one carries it
+    boxes = [a["text"] for a in schematics[0]["annotations"]]
+    assert f"<b>UPS</b><br>{ups_w / 1e3:,.0f} kW<br>{ups_w / 1.4e6:.0%} of rating" in boxes
+    assert any(b.startswith("<b>4 × CDU</b>") for b in boxes) and any("chiller" in b for b in boxes)
     assert [d.label for d in app.get("download_button")] == [
         "summary.json (what-if)",
         "timeseries.csv",

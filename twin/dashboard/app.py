@@ -18,9 +18,10 @@ import streamlit as st
 import yaml
 
 import twin
-from twin.dashboard import explain, frames, sankey, sweeps
+from twin.dashboard import explain, frames, sankey, schematic, sweeps
 from twin.dashboard import levers as lv
 from twin.errors import TwinError
+from twin.facility import build_facility
 
 st.set_page_config(page_title="AI-factory twin: what-if", layout="wide")
 
@@ -28,6 +29,9 @@ RUN_COLORS = alt.Scale(domain=[frames.BASELINE, frames.WHAT_IF], range=["#8c8c8c
 GROUP_COLORS = alt.Scale(domain=list(frames.FLOW_GROUPS), range=["#e377c2", "#1f77b4", "#bcbd22", "#2ca02c"])
 #: The same colours for the Sankey's nodes, and grey for the power chain's.
 NODE_COLORS = {**dict(zip(frames.FLOW_GROUPS, GROUP_COLORS.range, strict=True)), "power chain": "#7f7f7f"}
+#: The schematic's colour scales: power boxes by peak load over rating, cooling boxes by temperature.
+LOAD_SCALE = ("RdYlGn_r", 0.0, 1.0, "power: peak load / rating")
+TEMP_SCALE = ("RdYlBu_r", 10.0, 90.0, "cooling: peak temperature [°C]")
 
 
 @st.cache_data(show_spinner="simulating…", max_entries=64)
@@ -35,6 +39,14 @@ def simulate_cached(source: str, overrides_yaml: str) -> twin.Result:
     """One simulation, cached on the scenario source and the canonical overrides text."""
     overrides = yaml.safe_load(overrides_yaml) or {}
     return twin.simulate(twin.load_scenario(source, overrides))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def schematic_cached(source: str, overrides_yaml: str) -> tuple[list[schematic.Node], list[schematic.Edge]]:
+    """The one-line schematic of a (cached) run, on the facility its scenario compiles to."""
+    overrides = yaml.safe_load(overrides_yaml) or {}
+    fac = build_facility(twin.load_scenario(source, overrides))
+    return schematic.schematic(simulate_cached(source, overrides_yaml), fac)
 
 
 def load_base(source: str) -> twin.Scenario:
@@ -300,6 +312,118 @@ def sankey_pair(base: twin.Result, what_if: twin.Result) -> None:
     )
 
 
+def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], title: str) -> Any:
+    """The one-line schematic as a plotly figure: boxes coloured by load or temperature, lines between them."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+
+    def fill(node: schematic.Node) -> tuple[str, str]:
+        """The box's colour on its scale (grey without a value) and a text colour that reads on it."""
+        value = schematic.colour_value(node)
+        if value is None:
+            return "#e6e6e6", "#1a1a1a"
+        scale, low, high, _ = LOAD_SCALE if node.side == "power" else TEMP_SCALE
+        colour = str(sample_colorscale(scale, [min(max((value - low) / (high - low), 0.0), 1.0)])[0])
+        r, g, b = (float(c) for c in colour[colour.index("(") + 1 : -1].split(","))
+        return colour, "#1a1a1a" if 0.299 * r + 0.587 * g + 0.114 * b > 110 else "#ffffff"
+
+    at = {n.key: n for n in nodes}
+    half_w, half_h = 0.48, 0.34
+    figure = go.Figure()
+    for e in edges:
+        a, b = at[e.source], at[e.target]
+        dash = {"power": "solid", "heat": "dot", "coolant": "solid"}[e.kind]
+        colour = {"power": "#555555", "heat": "#d62728", "coolant": "#1f77b4"}[e.kind]
+        figure.add_shape(
+            type="line", x0=a.x, y0=a.y, x1=b.x, y1=b.y, line={"color": colour, "width": 2, "dash": dash}, layer="below"
+        )
+    for n in nodes:
+        figure.add_shape(
+            type="rect",
+            x0=n.x - half_w,
+            x1=n.x + half_w,
+            y0=n.y - half_h,
+            y1=n.y + half_h,
+            fillcolor=fill(n)[0],
+            line={"color": "#333333", "width": 1},
+        )
+        figure.add_annotation(
+            x=n.x,
+            y=n.y,
+            text="<br>".join([f"<b>{n.label}</b>", *n.lines]),
+            showarrow=False,
+            font={"size": 10, "color": fill(n)[1]},
+        )
+    # Invisible points: the hover details, and one colour bar per scale (the legend).
+    figure.add_trace(
+        go.Scatter(
+            x=[n.x for n in nodes],
+            y=[n.y for n in nodes],
+            mode="markers",
+            marker={"size": 40, "opacity": 0},
+            hovertext=[f"{n.label}: {n.detail}" for n in nodes],
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    for (scale, low, high, label), x in ((LOAD_SCALE, 0.02), (TEMP_SCALE, 0.54)):
+        figure.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                showlegend=False,
+                marker={
+                    "colorscale": scale,
+                    "cmin": low,
+                    "cmax": high,
+                    "color": [low],
+                    "colorbar": {
+                        "title": {"text": label, "font": {"size": 10}, "side": "top"},
+                        "orientation": "h",
+                        "x": x,
+                        "xanchor": "left",
+                        "y": 0.0,
+                        "yanchor": "top",
+                        "len": 0.44,
+                        "thickness": 10,
+                        "tickangle": 0,
+                        "tickfont": {"size": 9},
+                        "tickformat": ".0%" if scale == LOAD_SCALE[0] else "d",
+                    },
+                },
+            )
+        )
+    hidden = {"visible": False, "showgrid": False, "zeroline": False}
+    figure.update_layout(
+        title={"text": title, "font": {"size": 14}},
+        height=460,
+        margin={"l": 4, "r": 4, "t": 40, "b": 64},
+        xaxis={**hidden, "range": [-0.5, 5.5]},
+        yaxis={**hidden, "range": [-0.45, 3.25]},
+        plot_bgcolor="white",
+    )
+    return figure
+
+
+def schematic_pair(source: str, run_ov: dict[str, Any], what_ov: dict[str, Any]) -> None:
+    """Baseline and what-if one-line schematics side by side (plotly, as the Sankey)."""
+    try:
+        figures = [
+            schematic_chart(*schematic_cached(source, lv.overrides_key(ov)), run)
+            for run, ov in ((frames.BASELINE, run_ov), (frames.WHAT_IF, {**run_ov, **what_ov}))
+        ]
+    except ImportError:
+        return  # the Sankey's note says plotly is missing
+    for col, figure, key in zip(st.columns(2), figures, ("schematic_base", "schematic_what_if"), strict=True):
+        col.plotly_chart(figure, key=key)
+    st.caption(
+        "One-line schematic: the power chain (top) coloured by each stage's peak load over the rating of the units "
+        "that must carry it (PDUs and PSUs: the fleet's mean), the cooling loops (below) by the peak temperature "
+        "each delivers (the chilled water at its setpoint). Peaks of the report intervals' means; hover for details."
+    )
+
+
 def kpi_cards(
     base: dict[str, float], what_if: dict[str, float], cards: tuple[frames.KpiCard, ...] = frames.KPI_CARDS
 ) -> None:
@@ -361,6 +485,7 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     flow["group_order"] = flow["group"].map({g: i for i, g in enumerate(frames.FLOW_GROUPS)})
     st.altair_chart(flow_chart(flow), width="stretch")
     sankey_pair(base, what_if)
+    schematic_pair(source, run_ov, what_ov)
     st.markdown(
         f"- **baseline:** {frames.flow_sentence(base.kpis)}\n- **what-if:** {frames.flow_sentence(what_if.kpis)}"
     )
