@@ -36,10 +36,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 
 import numpy as np
 
-from twin._types import BoolArray, FloatArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.facility_parts.fleet import Facility
 from twin.physics.serving import (
     ServingDevice,
@@ -50,6 +51,9 @@ from twin.physics.serving import (
     training_tokens_per_s,
 )
 from twin.replica import expert_format, serving_device
+
+#: The serving solve runs on the inference columns alone when they are at most this share of all.
+SOLVE_PART_BELOW = 0.8
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,19 @@ class ServerConstants:
             replay_sm_per_busy=zeros,
         )
 
+    @cached_property
+    def inference_part(self) -> tuple[IntArray, ServerConstants] | None:
+        """The inference columns and their constants where they are at most :data:`SOLVE_PART_BELOW` of all.
+
+        The serving solve runs on them only: the other columns serve nothing. Built once per set
+        of columns (the engine keeps one set until servers regroup).
+        """
+        n_inf = int(np.count_nonzero(self.inference))
+        if n_inf > SOLVE_PART_BELOW * self.inference.size:
+            return None
+        idx = np.flatnonzero(self.inference)
+        return idx, self.columns(operator.itemgetter(idx))
+
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
         """The constants of grouped columns (``take`` maps a per-server array to columns)."""
         arrays = {
@@ -263,6 +280,69 @@ def serve_block(
     ServeResult
     """
     dt = dts[:, None]
+    shape = np.broadcast_shapes(np.shape(prefill_demand), (dts.size, c.inference.size))
+    args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
+    part = c.inference_part
+    if part is None:  # every column serves (or grouping left few): solve them all as they are
+        inf = _serve_inference(c, *args, dt, requests)
+    else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
+        idx, sub = part
+        n = c.inference.size
+
+        def cut(x: FloatArray) -> FloatArray:
+            """The inference columns of a per-column array (one broadcast along columns as it is)."""
+            return np.asarray(x)[..., idx] if np.shape(x)[-1:] == (n,) else x
+
+        p, d, prompt, context, clk, qp, qd = (cut(x) for x in args)
+        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, None if requests is None else cut(requests))
+        inf = {}
+        for k, v in got.items():
+            full = np.zeros(shape)
+            full[:, idx] = v
+            inf[k] = full
+    busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
+    # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
+    train = c.training
+    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
+    busy = np.where(train, tf, busy)
+    mem = np.where(train, c.mem_activity * tf, mem)
+    sm = np.where(train, c.mfu_over_eta * tf, sm)
+    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
+    # Telemetry servers: the measured busy fraction drives the power model.
+    if replay_busy is not None:
+        tel = c.telemetry
+        busy = np.where(tel, replay_busy, busy)
+        mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
+        sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
+    return ServeResult(
+        prefill_tokens=inf["prefill"],
+        decode_tokens=inf["decode"],
+        training_tokens=train_tok,
+        busy=np.clip(busy, 0.0, 1.0),
+        mem_activity=np.clip(mem, 0.0, 1.0),
+        sm_activity=np.clip(sm, 0.0, 1.0),
+        batch=inf["batch"],
+        step_time_s=inf["step"],
+        backlog_prefill_tokens=inf["backlog_prefill"],
+        backlog_decode_tokens=inf["backlog_decode"],
+        ttft_s=inf["ttft"],
+        tpot_s=inf["step"],
+    )
+
+
+def _serve_inference(
+    c: ServerConstants,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    clock: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+) -> dict[str, FloatArray]:
+    """The serving solve of :func:`serve_block` (inference columns; others come out idle)."""
     rep = np.where(c.inference, c.ranks, 1.0)
     position = 0.5 * prompt_len  # mean position of a prefilled token in its prompt
     # Per rank from here on.
@@ -285,23 +365,7 @@ def serve_block(
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
-    busy = duty * st.busy
-    mem = duty * st.mem_activity(c.device)
-    sm = duty * st.sm_activity(c.device)
     step_s = np.where(d_srv > 0, st.time_s, 0.0)
-    # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
-    train = c.training
-    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
-    busy = np.where(train, tf, busy)
-    mem = np.where(train, c.mem_activity * tf, mem)
-    sm = np.where(train, c.mfu_over_eta * tf, sm)
-    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
-    # Telemetry servers: the measured busy fraction drives the power model.
-    if replay_busy is not None:
-        tel = c.telemetry
-        busy = np.where(tel, replay_busy, busy)
-        mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
-        sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
     # Latency estimates (module docstring).
     prompt_per_request = prompt_len
     if requests is not None:
@@ -312,21 +376,18 @@ def serve_block(
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
-    ttft = np.where(c.inference, wait + first, 0.0)
-    return ServeResult(
-        prefill_tokens=p_srv * rep,
-        decode_tokens=d_srv * rep,
-        training_tokens=train_tok,
-        busy=np.clip(busy, 0.0, 1.0),
-        mem_activity=np.clip(mem, 0.0, 1.0),
-        sm_activity=np.clip(sm, 0.0, 1.0),
-        batch=np.where(d_srv > 0, seqs, 0.0),
-        step_time_s=step_s,
-        backlog_prefill_tokens=qp * rep,
-        backlog_decode_tokens=qd * rep,
-        ttft_s=ttft,
-        tpot_s=step_s,
-    )
+    return {
+        "prefill": p_srv * rep,
+        "decode": d_srv * rep,
+        "busy": duty * st.busy,
+        "mem": duty * st.mem_activity(c.device),
+        "sm": duty * st.sm_activity(c.device),
+        "batch": np.where(d_srv > 0, seqs, 0.0),
+        "step": step_s,
+        "backlog_prefill": qp * rep,
+        "backlog_decode": qd * rep,
+        "ttft": np.where(c.inference, wait + first, 0.0),
+    }
 
 
 def _capacity(
