@@ -116,10 +116,27 @@ class Columns:
         keys_ok = np.array_equal(server_keys, server_keys[self.rep][self.col])
         return bool(keys_ok and np.array_equal(rack_keys, rack_keys[self.rack_rep][self.rack_col]))
 
-    def total(self, x: FloatArray, mask: BoolArray | None = None) -> FloatArray:
-        """Sum over servers (last axis) of per-column values, optionally of the columns in ``mask``."""
+    def select(self, servers: IntArray, n_servers: int) -> BoolArray | slice:
+        """The columns of ``servers`` (ascending): a slice (views, no copies) where possible, else a mask.
+
+        A slice where each server is its own column and the servers are contiguous (a pool).
+        """
+        if self.identity and servers.size and int(servers[-1]) - int(servers[0]) + 1 == servers.size:
+            return slice(int(servers[0]), int(servers[-1]) + 1)
+        mask = np.zeros(n_servers, dtype=bool)
+        mask[servers] = True
+        return self.take(mask)
+
+    def total(self, x: FloatArray, mask: BoolArray | slice | None = None, by: FloatArray | None = None) -> FloatArray:
+        """Sum over servers (last axis) of per-column values, optionally of the columns in ``mask``.
+
+        ``by`` (per column, or per tick and column) multiplies the values on those columns only.
+        """
         if mask is not None:
             x = x[..., mask]
+            by = None if by is None else by[..., mask]
+        if by is not None:
+            x = x * by
         if self.identity:
             return np.asarray(x.sum(axis=-1))
         w = self.weight if mask is None else self.weight[mask]

@@ -540,20 +540,20 @@ class Engine:
         for name in self.categories:
             v[f"e:{name}"] = seg.sum(b.site_w[name] * dts)
         res = b.serve
-        tallies = {
-            "prefill": res.prefill_tokens,
-            "generated": res.decode_tokens,
-            "training": res.training_tokens * gpus,
-            "step_x_tokens": res.step_time_s * res.decode_tokens,
-            "batch_x_tokens": res.batch * res.decode_tokens,
-            "requests": b.requests,
+        tallies = {  # products taken per pool's columns (a slice of the block when not grouped)
+            "prefill": (res.prefill_tokens, None),
+            "generated": (res.decode_tokens, None),
+            "training": (res.training_tokens, gpus),
+            "step_x_tokens": (res.step_time_s, res.decode_tokens),
+            "batch_x_tokens": (res.batch, res.decode_tokens),
+            "requests": (b.requests, None),
         }
         last = seg.ends[: seg.closed] - 1
         point: dict[str, FloatArray] = {k: weather[k][last] for k in ("dry_bulb_c", "wet_bulb_c")}
         for pool in self.fac.pools:
-            mask = cols.take(self.fac.pool_of_server == pool.index)
-            for key, arr in tallies.items():
-                v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask))
+            mask = cols.select(pool.servers, self.fac.n_servers)
+            for key, (arr, by) in tallies.items():
+                v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask, by))
             backlog = res.backlog_prefill_tokens[last] + res.backlog_decode_tokens[last]
             point[f"{pool.name}_backlog_tokens"] = cols.total(backlog, mask)
         self.acc.add(seg, v)
