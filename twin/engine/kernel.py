@@ -551,7 +551,7 @@ class Engine:
         last = seg.ends[: seg.closed] - 1
         point: dict[str, FloatArray] = {k: weather[k][last] for k in ("dry_bulb_c", "wet_bulb_c")}
         for pool in self.fac.pools:
-            mask = cols.select(pool.servers, self.fac.n_servers)
+            mask = cols.pool_columns(pool.servers, self.fac.n_servers)
             for key, (arr, by) in tallies.items():
                 v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask, by))
             backlog = res.backlog_prefill_tokens[last] + res.backlog_decode_tokens[last]

@@ -257,7 +257,7 @@ class PoolStats:
         cols = b.cols
         gpu_dt = b.gpus * dts[:, None]
         for p in self.pools:
-            s = cols.select(p.servers, self.pool_of_server.size)
+            s = cols.pool_columns(p.servers, self.pool_of_server.size)
             per_tick = {
                 "gpu_s": cols.total(gpu_dt, s),
                 "gpu_j": cols.total(b.site_w["_gpu_w"], s, gpu_dt),

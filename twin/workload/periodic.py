@@ -195,6 +195,13 @@ class PeriodicSignal(_Periodic):
         """Mean of the signal over one period."""
         return self.total / self.period_s
 
+    def value_range(self, t_s: float) -> tuple[float, float]:
+        """Least and greatest value the unshifted copy holds over ``[0, t_s)`` (``t_s > 0``)."""
+        held = self.values if self.loop and t_s >= self.period_s else self.values[self.starts_s < t_s]
+        if not self.loop and t_s > self.period_s:
+            held = np.append(held, self.after)
+        return float(held.min()), float(held.max())
+
     def integral(self, tau_s: ArrayLike) -> FloatArray:
         """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
