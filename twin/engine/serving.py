@@ -251,6 +251,7 @@ def serve_block(
     requests: FloatArray | None = None,
     train_fraction: FloatArray | None = None,
     replay_busy: FloatArray | None = None,
+    reuse: ServeResult | None = None,
 ) -> ServeResult:
     """Serve a block of ticks.
 
@@ -274,6 +275,10 @@ def serve_block(
         Share of a training server's GPUs in jobs (default 1). [1]
     replay_busy : ndarray (K, S), optional
         Measured busy fraction of telemetry servers (default 0). [1]
+    reuse : ServeResult, optional
+        This block's result at another clock that equals ``clock`` on every inference column: their
+        serving solve is taken from it, not redone (the governor's second look at a block whose
+        serving GPUs kept their clock).
 
     Returns
     -------
@@ -283,7 +288,12 @@ def serve_block(
     shape = np.broadcast_shapes(np.shape(prefill_demand), (dts.size, c.inference.size))
     args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
     part = c.inference_part
-    if part is None:  # every column serves (or grouping left few): solve them all as they are
+    if reuse is not None:  # training and replay columns are overwritten below
+        inf = {"prefill": reuse.prefill_tokens, "decode": reuse.decode_tokens, "busy": reuse.busy,
+               "mem": reuse.mem_activity, "sm": reuse.sm_activity, "batch": reuse.batch, "step": reuse.step_time_s,
+               "backlog_prefill": reuse.backlog_prefill_tokens, "backlog_decode": reuse.backlog_decode_tokens,
+               "ttft": reuse.ttft_s}  # fmt: skip
+    elif part is None:  # every column serves (or grouping left few): solve them all as they are
         inf = _serve_inference(c, *args, dt, requests)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
