@@ -367,12 +367,13 @@ class Engine:
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
         queues = (cols.take(st.backlog_prefill_tokens), cols.take(st.backlog_decode_tokens), dts)
         ones = np.ones_like(dem.requests)
-        at_ones: list[ServeResult] = []  # the result at boost clock, once computed
+        solved: list[tuple[FloatArray, ServeResult]] = []  # serving GPUs' clocks and their solve (first, last)
 
         def serve(clock: FloatArray) -> ServeResult:
-            # Where every serving GPU is at boost, their solve is the boost one's (the governor
-            # slowing only training or replay GPUs needs no second serving solve).
-            same = bool(at_ones) and bool(np.all(np.broadcast_to(clock, ones.shape)[:, c.inference] == 1.0))
+            # Where the serving GPUs' clocks are those of a solve already made, it is reused (the
+            # governor slowing only training or replay GPUs needs no second serving solve).
+            on = np.broadcast_to(clock, ones.shape)[:, c.inference]
+            reuse = next((r for k, r in solved if np.array_equal(k, on)), None)
             res = serve_block(
                 c,
                 *serve_args,
@@ -381,12 +382,13 @@ class Engine:
                 requests=dem.requests,
                 train_fraction=dem.train_fraction,
                 replay_busy=dem.replay_busy,
-                reuse=at_ones[0] if same else None,
+                reuse=reuse,
             )
+            if reuse is None:
+                solved[1:] = [(on, res)]  # keeps the first (boost) solve and the latest
             return self.faults.pause_training(res)
 
         res0 = serve(ones)
-        at_ones.append(res0)
         board = acc.power_params
         p_full = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
