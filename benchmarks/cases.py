@@ -24,6 +24,14 @@ Cases
     within an hour, so the cost should grow with events, not with the simulated seconds: 1, 30
     and 365 days without events, then 30 days with 10, 100 and 1 000 server failures (each
     repaired after 10 minutes, then booting: three events each).
+``mix-4k``, ``mix-38k``, ``mix-1.5m``
+    Heterogeneous fleets, side by side with ExaDigiT RAPS's sizes: 35 % of the servers serve
+    Llama-3-70B from the Azure conversation trace and 10 % Llama-3.1-8B from the code trace (each
+    server with its own trace offset), 55 % train in RAPS-style random jobs (uniform start from
+    12 h before the run to its end, clipped at 0; uniform 1-12 h; uniform 1..N nodes; enough jobs
+    for ~90 % of the pool on average; drawn from ``seed``, written to a job CSV by the runner):
+    560 servers x 8 GPUs for 24 h at 1 s (N = 128), 9 472 x 4 GPUs for 4 h at 1 s (N = 3 000),
+    383 872 x 4 GPUs for 1 h at 15 s (N = 9 000).
 ``dashboard``
     A whole-page rerun of the what-if dashboard for the 1 024-GPU pod over one day (one new 24 h
     simulation), headless through Streamlit's ``AppTest``.
@@ -31,8 +39,12 @@ Cases
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Name of a fleet size -> GPUs.
 FLEETS = {"1k": 1_024, "10k": 10_240, "100k": 102_400}
@@ -50,6 +62,20 @@ class Case:
     n_gpus: int
     overrides: dict[str, Any] = field(default_factory=dict)
     kind: str = "simulate"  # or "dashboard"
+    #: A job trace (CSV text) the runner writes to a file and names in the workload ``jobs_of``.
+    job_csv: str = ""
+    jobs_of: str = ""
+
+    def with_files(self, folder: Path) -> dict[str, Any]:
+        """The overrides, with the job trace written under ``folder`` and named by its path."""
+        if not self.job_csv:
+            return self.overrides
+        path = folder / f"{self.name}-jobs.csv"
+        path.write_text(self.job_csv)
+        workloads = [
+            {**w, "jobs": {"path": str(path)}} if w["name"] == self.jobs_of else w for w in self.overrides["workloads"]
+        ]
+        return {**self.overrides, "workloads": workloads}
 
 
 def fleet_overrides(n_gpus: int) -> dict[str, Any]:
@@ -117,6 +143,89 @@ def _faults(n: int, duration_s: float) -> list[dict[str, Any]]:
     ]
 
 
+#: Heterogeneous cases: name -> (servers, GPUs per server, racks per row, hours, step s, most nodes of a job).
+MIXES = {
+    "mix-4k": (560, 8, 10, 24.0, 1.0, 128),
+    "mix-38k": (9_472, 4, 8, 4.0, 1.0, 3_000),
+    "mix-1.5m": (383_872, 4, 8, 1.0, 15.0, 9_000),
+}
+#: The tiny mix the test suite runs: 2 racks of 4 servers, 10 minutes.
+TINY_MIX = (8, 8, 2, 600.0 / 3600.0, 1.0, 2)
+
+
+def random_jobs(servers: int, gpus_per_server: int, duration_s: float, max_nodes: int, seed: int) -> str:
+    """RAPS-style random jobs as a job CSV (``job_id,start_s,duration_s,gpus``) for a pool of ``servers``.
+
+    Starts are uniform from 12 h before the run to its end (clipped at 0: a job running at the
+    start starts there with what is left of it), run times uniform 1-12 h, nodes uniform in
+    ``1..max_nodes``; the count gives the pool ~90 % of its servers busy on average.
+    """
+    rng = np.random.default_rng(seed)
+    before_s, mean_s = 12 * 3600.0, 6.5 * 3600.0
+    n = max(1, math.ceil(0.9 * servers * (duration_s + before_s) / ((1 + max_nodes) / 2 * mean_s)))
+    start = rng.uniform(-before_s, duration_s, n)
+    end = start + rng.uniform(3600.0, 12 * 3600.0, n)
+    nodes = rng.integers(1, max_nodes + 1, n)
+    keep = end > 0.0
+    start, end, nodes = np.maximum(start[keep], 0.0), end[keep], nodes[keep]
+    start[np.argmin(start)] = 0.0  # times are read relative to the first start: it is the run's
+    rows = [
+        f"j{i:05d},{a:.0f},{b - a:.0f},{k * gpus_per_server}"
+        for i, (a, b, k) in enumerate(zip(start, end, nodes, strict=True))
+    ]
+    return "job_id,start_s,duration_s,gpus\n" + "\n".join(rows) + "\n"
+
+
+def mix_case(name: str, spec: tuple[int, int, int, float, float, int], seed: int = 42) -> Case:
+    """A heterogeneous fleet: 35 % chat-70b, 10 % code-8b on per-server trace offsets, the rest training jobs."""
+    servers, gps, racks_per_row, hours, step_s, max_nodes = spec
+    spr = 4
+    rows = servers // (spr * racks_per_row)
+    if rows * spr * racks_per_row != servers:
+        raise ValueError(f"{servers} servers do not fill rows of {racks_per_row} racks of {spr}")
+    n_chat, n_code = round(0.35 * servers), round(0.10 * servers)
+    n_train = servers - n_chat - n_code
+    per_gpu = gps / 8  # the trace cases' load per GPU: 700 req/s on 96 and 1 200 on 32 eight-GPU servers
+    chat_rate, code_rate = 700 / 96 * per_gpu * n_chat, 1200 / 32 * per_gpu * n_code
+    chat = {
+        "name": "chat-70b",
+        "kind": "inference",
+        "model": "Llama-3-70B",
+        "tensor_parallel": gps,
+        "max_batch": 512,
+        "servers": n_chat,
+        "arrivals": {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": chat_rate},
+    }
+    code = {
+        "name": "code-8b",
+        "kind": "inference",
+        "model": "Llama-3.1-8B",
+        "tensor_parallel": 1,
+        "max_batch": 128,
+        "servers": n_code,
+        "arrivals": {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": code_rate},
+    }
+    train = {"name": "train", "kind": "training", "model": "Llama-3-70B", "servers": n_train, "mfu": 0.4}
+    units = max(1, math.ceil(servers * gps / 1024))
+    duration_s = hours * 3600.0
+    over = {
+        "seed": seed,
+        "fleet.gpus_per_server": gps,
+        "fleet.servers_per_rack": spr,
+        "fleet.racks_per_row": racks_per_row,
+        "fleet.rows": rows,
+        "power.transformer.count": units,
+        "power.ups.count": 2 * units,
+        "duration_s": duration_s,
+        "step_s": step_s,
+        "report_interval_s": 60.0,
+        "workloads": [chat, code, train],
+    }  # fmt: skip
+    what = f"{servers:,} x {gps} GPUs, {hours:g} h at {step_s:g} s: 35/10/55 % chat/code/jobs to {max_nodes:,} nodes"
+    return Case(name, what, servers * gps, over, job_csv=random_jobs(n_train, gps, duration_s, max_nodes, seed),
+                jobs_of="train")  # fmt: skip
+
+
 def all_cases(tiny: bool = False) -> list[Case]:
     """Every case at full size, or at the tiny size the test suite runs."""
     cases: list[Case] = []
@@ -155,5 +264,7 @@ def all_cases(tiny: bool = False) -> list[Case]:
                  n_quiet, scenario_overrides(n_quiet, days * DAY_S, 1.0, 3600.0, constant=True,
                                              events=_faults(n_faults, days * DAY_S)))
         )  # fmt: skip
+    mixes = {"mix-tiny": TINY_MIX} if tiny else MIXES
+    cases += [mix_case(name, spec) for name, spec in mixes.items()]
     cases.append(Case("dashboard", "dashboard what-if rerun, default pod, 1 day", 1024, kind="dashboard"))
     return cases

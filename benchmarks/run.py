@@ -2,7 +2,10 @@
 
 Each case runs in its own Python process (so its peak RSS is its own) and reports:
 
-* ``wall_s``: wall time of :func:`twin.simulate` (facility build, run, KPIs);
+* ``wall_s``: wall time of :func:`twin.simulate` (facility build, run, KPIs), and ``cpu_s`` its
+  CPU time (user + system of every thread; on a shared machine the steadier figure);
+* ``server_ticks_per_s``: servers x physics ticks per CPU second (the work rate of fleets whose
+  servers differ, where nothing is computed once for many);
 * ``device_steps_per_s``: GPUs x physics ticks (``duration_s / step_s``) per wall second;
 * ``sim_s_per_wall_s``: simulated seconds per wall second;
 * ``peak_rss_mb``: the process's peak resident memory (``getrusage``), and ``rss_start_mb`` before
@@ -24,6 +27,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +45,12 @@ def _rss_now_mb() -> float:
     with open("/proc/self/statm") as fh:  # noqa: PTH123 (a /proc file, read once)
         pages = int(fh.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / MB
+
+
+def _cpu_s() -> float:
+    """User + system CPU time of this process (all its threads) so far. [s]"""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _peak_rss_mb() -> float:
@@ -77,16 +87,18 @@ def run_simulation(case: Case) -> dict[str, Any]:
     import twin
 
     counters = _Counters()
-    sc = twin.load_scenario("default", case.overrides)
+    folder = tempfile.TemporaryDirectory()  # the job trace a case writes, read when the run builds
+    sc = twin.load_scenario("default", case.with_files(Path(folder.name)))
     samples: list[tuple[float, float]] = []
 
     def progress(t_s: float, total_s: float) -> None:
         samples.append((t_s / total_s, _rss_now_mb()))
 
     rss_start = _rss_now_mb()
-    t0 = time.perf_counter()
+    cpu0, t0 = _cpu_s(), time.perf_counter()
     result = twin.simulate(sc, progress=progress)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    folder.cleanup()
     ticks = sc.duration_s / sc.step_s
     at = {}
     for q in (0.25, 0.5, 0.75, 1.0):
@@ -95,6 +107,7 @@ def run_simulation(case: Case) -> dict[str, Any]:
     k = result.kpis
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "n_gpus": result.meta["n_gpus"],
         "n_servers": result.meta["n_servers"],
         "duration_s": sc.duration_s,
@@ -102,6 +115,7 @@ def run_simulation(case: Case) -> dict[str, Any]:
         "report_interval_s": sc.report_interval_s,
         "ticks": ticks,
         "device_steps_per_s": result.meta["n_gpus"] * ticks / wall,
+        "server_ticks_per_s": result.meta["n_servers"] * ticks / cpu,
         "sim_s_per_wall_s": sc.duration_s / wall,
         "rss_start_mb": round(rss_start, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 1),
@@ -189,7 +203,8 @@ def _fmt(x: Any, spec: str) -> str:
 
 def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
     """The figures, one line per case."""
-    head = f"{'case':<16} {'wall s':>8} {'dev-steps/s':>12} {'sim s/wall s':>13} {'peak RSS MB':>12} {'blocks':>8}"
+    head = f"{'case':<16} {'wall s':>8} {'CPU s':>8} {'dev-steps/s':>12} {'sim s/wall s':>13} {'peak RSS MB':>12}"
+    head += f" {'blocks':>8}"
     print(head)
     print("-" * len(head))
     for c in cases:
@@ -198,7 +213,8 @@ def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
             print(f"{c.name:<16} error: {r['error']}")
             continue
         print(
-            f"{c.name:<16} {_fmt(r.get('wall_s'), '8.2f')} {_fmt(r.get('device_steps_per_s'), '12.3g')} "
+            f"{c.name:<16} {_fmt(r.get('wall_s'), '8.2f')} {_fmt(r.get('cpu_s'), '8.2f')} "
+            f"{_fmt(r.get('device_steps_per_s'), '12.3g')} "
             f"{_fmt(r.get('sim_s_per_wall_s'), '13,.0f')} {_fmt(r.get('peak_rss_mb'), '12.0f')} "
             f"{_fmt(r.get('blocks'), '8d')}"
         )

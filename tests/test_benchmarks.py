@@ -26,6 +26,7 @@ def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
         "quiet-1d",
         "quiet-3d",
         "quiet-3d-10f",
+        "mix-tiny",
         "dashboard",
     }
     for name, r in cases.items():
@@ -38,6 +39,9 @@ def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
     assert abs(day["ledger_residual_j"]) <= 1e-9 * day["facility_energy_j"]
     # One row per report interval: two days at 1-minute reports.
     assert cases["year-tiny"]["rows"] == 2 * 1440
+    # The heterogeneous mix: work rate is servers x ticks per CPU second.
+    mix = cases["mix-tiny"]
+    assert mix["server_ticks_per_s"] == pytest.approx(8 * 600 / mix["cpu_s"], rel=1e-9)
     # Ten server faults are events (fail, repair, boot): more blocks than the quiet run without them.
     assert cases["quiet-3d-10f"]["blocks"] > cases["quiet-3d"]["blocks"]
     assert cases["dashboard"]["rerun_s"] > 0
@@ -46,3 +50,17 @@ def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
     # The bound is the bandwidth over the 11 bytes per device-step of the state update.
     assert bw["bound_device_steps_per_s"] == pytest.approx(bw["copy_gb_s"] * 1e9 / 11.0, rel=1e-12)
     assert "device-steps/s" in bw["statement"]
+
+
+def test_random_jobs_are_drawn_from_the_seed_and_fit_the_pool() -> None:
+    from benchmarks.cases import random_jobs
+
+    text = random_jobs(308, 8, 86_400.0, 128, seed=42)
+    assert text == random_jobs(308, 8, 86_400.0, 128, seed=42) != random_jobs(308, 8, 86_400.0, 128, seed=1)
+    rows = [line.split(",") for line in text.strip().splitlines()[1:]]
+    starts = [float(r[1]) for r in rows]
+    durations = [float(r[2]) for r in rows]
+    gpus = [int(r[3]) for r in rows]
+    assert min(starts) == 0.0 and max(starts) < 86_400.0
+    assert all(0 < d <= 12 * 3600.0 for d in durations)  # 1-12 h, less where clipped at the run's start
+    assert all(8 <= g <= 128 * 8 and g % 8 == 0 for g in gpus)

@@ -177,7 +177,7 @@ def test_ideal_cooling_hot_inlet_what_if_still_loads():
 # === 7. sizes the machine cannot hold =========================================================
 
 
-@pytest.mark.parametrize(("rows", "words"), [("1000000000", "256,000,000,000 GPUs"), ("1.0e+9", "at most 1,000,000")])
+@pytest.mark.parametrize(("rows", "words"), [("1000000000", "256,000,000,000 GPUs"), ("1.0e+9", "at most 2,000,000")])
 def test_fleet_size_is_capped(rows, words):
     code, out = cli("validate", "default", "--set", f"fleet.rows={rows}")
     assert code == 2 and words in out and "(with --set fleet.rows)" in out

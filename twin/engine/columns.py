@@ -74,7 +74,11 @@ class Columns:
         _, rep, col = np.unique(server_keys, axis=0, return_index=True, return_inverse=True)
         if rep.size > GROUP_WHEN_BELOW * n_servers:
             return cls.single(n_servers, servers_per_rack)
-        col = col.reshape(-1).astype(np.int64)
+        order = np.argsort(rep)  # columns in server order (a pool's columns are then contiguous)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        rep = rep[order]
+        col = rank[col.reshape(-1)].astype(np.int64)
         weight = np.bincount(col, minlength=rep.size).astype(np.float64)
         by_rack = col.reshape(-1, servers_per_rack)
         keys = np.column_stack((by_rack.astype(np.float64), rack_keys))
@@ -116,10 +120,32 @@ class Columns:
         keys_ok = np.array_equal(server_keys, server_keys[self.rep][self.col])
         return bool(keys_ok and np.array_equal(rack_keys, rack_keys[self.rack_rep][self.rack_col]))
 
-    def total(self, x: FloatArray, mask: BoolArray | None = None) -> FloatArray:
-        """Sum over servers (last axis) of per-column values, optionally of the columns in ``mask``."""
+    def pool_columns(self, servers: IntArray, n_servers: int) -> BoolArray | slice:
+        """The columns of a pool's ``servers`` (ascending): a slice (views) where contiguous, else a mask.
+
+        Groups never span pools (their servers' classes differ), so the columns of contiguous
+        servers are those whose representative lies among them.
+        """
+        if servers.size and int(servers[-1]) - int(servers[0]) + 1 == servers.size:
+            if self.identity:
+                return slice(int(servers[0]), int(servers[-1]) + 1)
+            # Columns are in server order and a group never spans two pools (their classes differ).
+            a, b = np.searchsorted(self.rep, [int(servers[0]), int(servers[-1]) + 1])
+            return slice(int(a), int(b))
+        mask = np.zeros(n_servers, dtype=bool)
+        mask[servers] = True
+        return self.take(mask)
+
+    def total(self, x: FloatArray, mask: BoolArray | slice | None = None, by: FloatArray | None = None) -> FloatArray:
+        """Sum over servers (last axis) of per-column values, optionally of the columns in ``mask``.
+
+        ``by`` (per column, or per tick and column) multiplies the values on those columns only.
+        """
         if mask is not None:
             x = x[..., mask]
+            by = None if by is None else by[..., mask]
+        if by is not None:
+            x = x * by
         if self.identity:
             return np.asarray(x.sum(axis=-1))
         w = self.weight if mask is None else self.weight[mask]

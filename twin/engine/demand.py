@@ -96,7 +96,9 @@ class DemandModel:
 
         Servers of a pool share their pool's class when its source gives every server the same
         column (a fluid profile, an unshifted trace or signal); a shifted copy per server, or a job
-        trace packed onto servers in order, makes each server (or replica sharing an offset) its own.
+        trace packed onto servers in order, makes each server (or replica sharing an offset) its own,
+        except a job pool's servers that are in jobs throughout the run (one class) or idle
+        throughout it (another).
         """
         out = np.arange(self.fac.n_servers, dtype=np.float64) + len(self.fac.pools)
         for pool in self.fac.pools:
@@ -107,8 +109,11 @@ class DemandModel:
                 rows = np.asarray(offsets, dtype=np.float64).reshape(pool.n_servers, -1)
                 _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
                 out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
-        for pool, _ in self.jobs:
+        for pool, job in self.jobs:
             out[_span(pool)] = len(self.fac.pools) + pool.servers
+            full, idle = job.steady(self.fac.run.duration_s)  # each part takes its first server's class
+            out[pool.servers[:full]] = out[pool.servers[0]]
+            out[pool.servers[idle:]] = out[pool.servers[min(idle, pool.n_servers - 1)]]
         for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
             out[_span(pool)] += 0.5 * pool.prefill_role
         return out

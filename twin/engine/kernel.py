@@ -368,8 +368,13 @@ class Engine:
         serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
         queues = (cols.take(st.backlog_prefill_tokens), cols.take(st.backlog_decode_tokens), dts)
         ones = np.ones_like(dem.requests)
+        solved: list[tuple[FloatArray, ServeResult]] = []  # serving GPUs' clocks and their solve (first, last)
 
         def serve(clock: FloatArray) -> ServeResult:
+            # Where the serving GPUs' clocks are those of a solve already made, it is reused (the
+            # governor slowing only training or replay GPUs needs no second serving solve).
+            on = np.broadcast_to(clock, ones.shape)[:, c.inference]
+            reuse = next((r for k, r in solved if np.array_equal(k, on)), None)
             res = serve_block(
                 c,
                 *serve_args,
@@ -378,7 +383,10 @@ class Engine:
                 requests=dem.requests,
                 train_fraction=dem.train_fraction,
                 replay_busy=dem.replay_busy,
+                reuse=reuse,
             )
+            if reuse is None:
+                solved[1:] = [(on, res)]  # keeps the first (boost) solve and the latest
             return self.faults.pause_training(res)
 
         res0 = serve(ones)
@@ -560,20 +568,20 @@ class Engine:
         for name in self.categories:
             v[f"e:{name}"] = seg.sum(b.site_w[name] * dts)
         res = b.serve
-        tallies = {
-            "prefill": res.prefill_tokens,
-            "generated": res.decode_tokens,
-            "training": res.training_tokens * gpus,
-            "step_x_tokens": res.step_time_s * res.decode_tokens,
-            "batch_x_tokens": res.batch * res.decode_tokens,
-            "requests": b.requests,
+        tallies = {  # products taken per pool's columns (a slice of the block when not grouped)
+            "prefill": (res.prefill_tokens, None),
+            "generated": (res.decode_tokens, None),
+            "training": (res.training_tokens, gpus),
+            "step_x_tokens": (res.step_time_s, res.decode_tokens),
+            "batch_x_tokens": (res.batch, res.decode_tokens),
+            "requests": (b.requests, None),
         }
         last = seg.ends[: seg.closed] - 1
         point: dict[str, FloatArray] = {k: weather[k][last] for k in ("dry_bulb_c", "wet_bulb_c")}
         for pool in self.fac.pools:
-            mask = cols.take(self.fac.pool_of_server == pool.index)
-            for key, arr in tallies.items():
-                v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask))
+            mask = cols.pool_columns(pool.servers, self.fac.n_servers)
+            for key, (arr, by) in tallies.items():
+                v[f"{pool.name}:{key}"] = seg.sum(cols.total(arr, mask, by))
             backlog = res.backlog_prefill_tokens[last] + res.backlog_decode_tokens[last]
             point[f"{pool.name}_backlog_tokens"] = cols.total(backlog, mask)
         self.acc.add(seg, v)

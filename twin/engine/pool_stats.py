@@ -257,11 +257,11 @@ class PoolStats:
         cols = b.cols
         gpu_dt = b.gpus * dts[:, None]
         for p in self.pools:
-            s = cols.take(self.pool_of_server == p.index)
+            s = cols.pool_columns(p.servers, self.pool_of_server.size)
             per_tick = {
                 "gpu_s": cols.total(gpu_dt, s),
-                "gpu_j": cols.total(b.site_w["_gpu_w"] * gpu_dt, s),
-                "busy_gpu_s": cols.total(res.busy * gpu_dt, s),
+                "gpu_j": cols.total(b.site_w["_gpu_w"], s, gpu_dt),
+                "busy_gpu_s": cols.total(res.busy, s, gpu_dt),
                 "duration_s": dts,
             }
             if p.name in self.jobs:

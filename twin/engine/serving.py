@@ -43,10 +43,11 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 
 import numpy as np
 
-from twin._types import BoolArray, FloatArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.facility_parts.fleet import Facility
 from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import (
@@ -58,6 +59,9 @@ from twin.physics.serving import (
     training_tokens_per_s,
 )
 from twin.replica import expert_format, serving_device
+
+#: The serving solve runs on the inference columns alone when they are at most this share of all.
+SOLVE_PART_BELOW = 0.8
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,19 @@ class ServerConstants:
             kv_j_per_byte=zeros,
         )
 
+    @cached_property
+    def inference_part(self) -> tuple[IntArray, ServerConstants] | None:
+        """The inference columns and their constants where they are at most :data:`SOLVE_PART_BELOW` of all.
+
+        The serving solve runs on them only: the other columns serve nothing. Built once per set
+        of columns (the engine keeps one set until servers regroup).
+        """
+        n_inf = int(np.count_nonzero(self.inference))
+        if n_inf > SOLVE_PART_BELOW * self.inference.size:
+            return None
+        idx = np.flatnonzero(self.inference)
+        return idx, self.columns(operator.itemgetter(idx))
+
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
         """The constants of grouped columns (``take`` maps a per-server array to columns)."""
         arrays = {
@@ -262,6 +279,7 @@ def serve_block(
     requests: FloatArray | None = None,
     train_fraction: FloatArray | None = None,
     replay_busy: FloatArray | None = None,
+    reuse: ServeResult | None = None,
 ) -> ServeResult:
     """Serve a block of ticks.
 
@@ -285,12 +303,85 @@ def serve_block(
         Share of a training server's GPUs in jobs (default 1). [1]
     replay_busy : ndarray (K, S), optional
         Measured busy fraction of telemetry servers (default 0). [1]
+    reuse : ServeResult, optional
+        This block's result at another clock that equals ``clock`` on every inference column: their
+        serving solve is taken from it, not redone (the governor's second look at a block whose
+        serving GPUs kept their clock).
 
     Returns
     -------
     ServeResult
     """
     dt = dts[:, None]
+    shape = np.broadcast_shapes(np.shape(prefill_demand), (dts.size, c.inference.size))
+    args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
+    part = c.inference_part
+    if reuse is not None:  # training and replay columns are overwritten below
+        inf = {"prefill": reuse.prefill_tokens, "decode": reuse.decode_tokens, "busy": reuse.busy,
+               "mem": reuse.mem_activity, "sm": reuse.sm_activity, "batch": reuse.batch, "step": reuse.step_time_s,
+               "backlog_prefill": reuse.backlog_prefill_tokens, "backlog_decode": reuse.backlog_decode_tokens,
+               "ttft": reuse.ttft_s, "kv_w": reuse.kv_transfer_w}  # fmt: skip
+    elif part is None:  # every column serves (or grouping left few): solve them all as they are
+        inf = _serve_inference(c, *args, dt, requests)
+    else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
+        idx, sub = part
+        n = c.inference.size
+
+        def cut(x: FloatArray) -> FloatArray:
+            """The inference columns of a per-column array (one broadcast along columns as it is)."""
+            return np.asarray(x)[..., idx] if np.shape(x)[-1:] == (n,) else x
+
+        p, d, prompt, context, clk, qp, qd = (cut(x) for x in args)
+        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, None if requests is None else cut(requests))
+        inf = {}
+        for k, v in got.items():
+            full = np.zeros(shape)
+            full[:, idx] = v
+            inf[k] = full
+    busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
+    # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
+    train = c.training
+    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
+    busy = np.where(train, tf, busy)
+    mem = np.where(train, c.mem_activity * tf, mem)
+    sm = np.where(train, c.mfu_over_eta * tf, sm)
+    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
+    # Telemetry servers: the measured busy fraction drives the power model.
+    if replay_busy is not None:
+        tel = c.telemetry
+        busy = np.where(tel, replay_busy, busy)
+        mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
+        sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
+    return ServeResult(
+        prefill_tokens=inf["prefill"],
+        decode_tokens=inf["decode"],
+        training_tokens=train_tok,
+        busy=np.clip(busy, 0.0, 1.0),
+        mem_activity=np.clip(mem, 0.0, 1.0),
+        sm_activity=np.clip(sm, 0.0, 1.0),
+        batch=inf["batch"],
+        step_time_s=inf["step"],
+        backlog_prefill_tokens=inf["backlog_prefill"],
+        backlog_decode_tokens=inf["backlog_decode"],
+        ttft_s=inf["ttft"],
+        tpot_s=inf["step"],
+        kv_transfer_w=inf["kv_w"],
+    )
+
+
+def _serve_inference(
+    c: ServerConstants,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    clock: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+) -> dict[str, FloatArray]:
+    """The serving solve of :func:`serve_block` (inference columns; others come out idle)."""
     rep = np.where(c.inference, c.ranks, 1.0)
     position = 0.5 * prompt_len  # mean position of a prefilled token in its prompt
     # Per rank from here on.
@@ -315,23 +406,7 @@ def serve_block(
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
-    busy = duty * st.busy
-    mem = duty * st.mem_activity(c.device)
-    sm = duty * st.sm_activity(c.device)
     step_s = np.where(d_srv > 0, st.time_s, 0.0)
-    # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
-    train = c.training
-    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
-    busy = np.where(train, tf, busy)
-    mem = np.where(train, c.mem_activity * tf, mem)
-    sm = np.where(train, c.mfu_over_eta * tf, sm)
-    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
-    # Telemetry servers: the measured busy fraction drives the power model.
-    if replay_busy is not None:
-        tel = c.telemetry
-        busy = np.where(tel, replay_busy, busy)
-        mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
-        sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
     # Latency estimates (module docstring).
     prompt_per_request = prompt_len
     if requests is not None:
@@ -347,21 +422,19 @@ def serve_block(
     if np.any(c.kv_bytes_per_token):  # a disaggregated pool's prefill servers send KV caches
         ttft = ttft + np.where(p_srv > 0, c.kv_latency_s + c.kv_s_per_token * prompt_per_request, 0.0)
         kv_w = p_srv * rep * c.kv_bytes_per_token * c.kv_j_per_byte / dt
-    return ServeResult(
-        prefill_tokens=p_srv * rep,
-        decode_tokens=d_srv * rep,
-        training_tokens=train_tok,
-        busy=np.clip(busy, 0.0, 1.0),
-        mem_activity=np.clip(mem, 0.0, 1.0),
-        sm_activity=np.clip(sm, 0.0, 1.0),
-        batch=np.where(d_srv > 0, seqs, 0.0),
-        step_time_s=step_s,
-        backlog_prefill_tokens=qp * rep,
-        backlog_decode_tokens=qd * rep,
-        ttft_s=ttft,
-        tpot_s=step_s,
-        kv_transfer_w=kv_w,
-    )
+    return {
+        "prefill": p_srv * rep,
+        "decode": d_srv * rep,
+        "busy": duty * st.busy,
+        "mem": duty * st.mem_activity(c.device),
+        "sm": duty * st.sm_activity(c.device),
+        "batch": np.where(d_srv > 0, seqs, 0.0),
+        "step": step_s,
+        "backlog_prefill": qp * rep,
+        "backlog_decode": qd * rep,
+        "ttft": ttft,
+        "kv_w": kv_w,
+    }
 
 
 #: False-position steps of :func:`_prefill_chunk` (a prompt-only step is close to affine in its

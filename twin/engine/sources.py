@@ -120,6 +120,8 @@ class RequestSource:
         tot = events.totals
         self.mean_prompt_len = tot["prompt_sq"] / tot["prompt"] if tot["prompt"] > 0 else 1.0
         self.mean_context_len = tot["context_x_output"] / tot["output"] if tot["output"] > 0 else 1.0
+        #: Per copy: the last edge looked up and its cumulative sums per server.
+        self._last_edge: dict[int, tuple[float, dict[str, FloatArray]]] = {}
 
     @classmethod
     def from_frame(
@@ -139,30 +141,45 @@ class RequestSource:
         weights = {"prompt": p, "output": o, "prompt_sq": p * p, "context_x_output": o * (p + o / 2.0)}
         return cls(PeriodicEvents(t_s, weights, period_s, loop), scale, offsets, n_servers)
 
-    def _copy_sums(self, t0: FloatArray, t1: FloatArray, offsets: FloatArray | None) -> dict[str, FloatArray]:
+    def _copy_sums(
+        self, t0: FloatArray, t1: FloatArray, offsets: FloatArray | None, copy: int
+    ) -> dict[str, FloatArray]:
         """Window sums of one copy per server, ``(K, S)`` (or ``(K, 1)`` unshifted).
 
-        Contiguous ticks are looked up once per edge, one server's edges in time order (a row),
-        then transposed: the same sums as :meth:`PeriodicEvents.window_sums`, faster.
+        Contiguous ticks are looked up once per edge, one server's edges in time order (a row):
+        the same sums as :meth:`PeriodicEvents.window_sums`, faster. The last edge's sums are kept
+        for the next block, which starts there (a one-tick block then looks up one edge, not two).
         """
-        if t0.size > 1 and np.array_equal(t1[:-1], t0[1:]):
-            edges = np.append(t0, t1[-1])
-            if offsets is None:
-                return self.events.edge_sums(edges[:, None])
-            sums = self.events.edge_sums(edges[None, :], offsets[:, None], axis=1)
-            return {k: v.T for k, v in sums.items()}
-        return dict(_shifted(self.events.window_sums, t0, t1, offsets))
+        if not (t0.size == 1 or np.array_equal(t1[:-1], t0[1:])):
+            return dict(_shifted(self.events.window_sums, t0, t1, offsets))
+        edges = np.append(t0, t1[-1])
+        kept = self._last_edge.get(copy)
+        reuse = kept is not None and kept[0] == edges[0]
+        o = 0.0 if offsets is None else offsets[:, None]
+        g = self.events.cumulative_at(edges[None, 1:] if reuse else edges[None, :], o)  # (S or 1, E)
+        self._last_edge[copy] = (float(edges[-1]), {k: v[:, -1].copy() for k, v in g.items()})
+        out = {}
+        for k, v in g.items():
+            if reuse:
+                assert kept is not None
+                d = np.empty((v.shape[0], t0.size))
+                d[:, 0] = v[:, 0] - kept[1][k]
+                np.subtract(v[:, 1:], v[:, :-1], out=d[:, 1:])
+            else:
+                d = np.diff(v, axis=1)
+            out[k] = d.T
+        return out
 
     def block(self, t0: FloatArray, t1: FloatArray) -> RequestBlock:
         """Arrivals per tick and server."""
         if self.offsets is None:
-            sums = self._copy_sums(t0, t1, None)
+            sums = self._copy_sums(t0, t1, None, 0)
             c = self.scale
         else:
             n_copies = self.offsets.shape[1]
-            sums = self._copy_sums(t0, t1, self.offsets[:, 0])
+            sums = self._copy_sums(t0, t1, self.offsets[:, 0], 0)
             for j in range(1, n_copies):
-                more = self._copy_sums(t0, t1, self.offsets[:, j])
+                more = self._copy_sums(t0, t1, self.offsets[:, j], j)
                 sums = {k: v + more[k] for k, v in sums.items()}
             c = self.scale / n_copies
         shape = (t0.size, self.n_servers)
@@ -229,6 +246,17 @@ class JobSource:
         self.placed = placed
         self.gpus_per_server = gpus_per_server
         self.n_servers = n_servers
+
+    def steady(self, duration_s: float) -> tuple[int, int]:
+        """Servers ``[0, full)`` in jobs and ``[idle, S_pool)`` idle in every tick of ``[0, duration_s)``.
+
+        Packing fills servers in order, so these parts hold whatever the jobs do; a server's margin
+        on each side keeps the rounding of a tick's mean from filling a server of them in part.
+        """
+        lo, hi = self.placed.value_range(duration_s)
+        full = int(np.clip(np.floor(lo / self.gpus_per_server) - 1, 0, self.n_servers))
+        idle = int(np.clip(np.ceil(hi / self.gpus_per_server) + 1, full, self.n_servers))
+        return full, idle
 
     def block(self, t0: FloatArray, t1: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Share of each server's GPUs in jobs ``(K, S_pool)`` and GPUs demanded per tick ``(K,)``."""

@@ -45,6 +45,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -124,6 +125,17 @@ class StepCosts:
         """One set of costs per item, stacked along a last axis."""
         return cls(**{f.name: np.array([np.asarray(getattr(i, f.name)) for i in items]) for f in fields(cls)})
 
+    @cached_property
+    def has_experts(self) -> bool:
+        """Whether some column routes experts (else :func:`step` skips the expert group)."""
+        return bool(np.any(self.expert_bytes) or np.any(self.expert_flops_per_token))
+
+    @cached_property
+    def has_windows(self) -> bool:
+        """Whether some column has windowed-attention layers (else :func:`step` skips their terms)."""
+        windowed = (self.window_kv_bytes_per_token, self.window_attention_flops, self.prefill_window_attention_flops)
+        return bool(any(np.any(w) for w in windowed))
+
 
 @dataclass(frozen=True)
 class ServingDevice:
@@ -170,6 +182,11 @@ class ServingDevice:
     overhead_per_sequence_s: FloatArray
     roofline_exponent: FloatArray
     expert_routing_skew: FloatArray
+
+    @cached_property
+    def linear_roofline(self) -> bool:
+        """Whether every column's roofline is the sum (``n = 1``: :func:`roofline_time_s` takes no powers)."""
+        return bool(np.all(np.asarray(self.roofline_exponent) == 1.0))
 
 
 @dataclass(frozen=True)
@@ -289,7 +306,7 @@ def busiest_share(mean: Numeric, sd: Numeric, gpus: Numeric) -> FloatArray:
     return np.asarray(np.asarray(mean, dtype=np.float64) + np.asarray(sd, dtype=np.float64) * z)
 
 
-def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) -> FloatArray:
+def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric, linear: bool | None = None) -> FloatArray:
     """Time of a kernel that moves data for ``memory_s`` and computes for ``compute_s``.
 
     The roofline takes the larger of the two [1]_; a real kernel near the ridge overlaps them
@@ -304,6 +321,9 @@ def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) ->
         Times at the achieved bandwidth and at the achieved FLOP/s. [s]
     exponent : numeric
         ``n >= 1``. [1]
+    linear : bool, optional
+        Whether every ``n`` is 1 (:attr:`ServingDevice.linear_roofline`, known once per run);
+        None: looked at here.
 
     Returns
     -------
@@ -318,7 +338,7 @@ def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric) ->
     a = np.asarray(memory_s, dtype=np.float64)
     b = np.asarray(compute_s, dtype=np.float64)
     n = np.asarray(exponent, dtype=np.float64)
-    if np.all(n == 1.0):  # the sum (no powers to take)
+    if np.all(n == 1.0) if linear is None else linear:  # the sum (no powers to take)
         return np.asarray(a + b)
     hi = np.maximum(a, b)
     lo = np.minimum(a, b)
@@ -434,18 +454,22 @@ def step(
     bw, fl = dev.bandwidth_b_s, dev.flop_s * f
     tokens = b + p
     dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
-    n = dev.roofline_exponent
-    t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n)
-    if np.any(c.expert_bytes) or np.any(c.expert_flops_per_token):
+    n, linear = dev.roofline_exponent, dev.linear_roofline
+    t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n, linear)
+    if c.has_experts:
         expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, f, n)
     else:  # dense models only (the same numbers, without the work)
         expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
-    kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
+    if c.has_windows:
+        kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
+        attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
+            x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens
+        )
+    else:  # full attention only (the same numbers, without the work)
+        kv = c.kv_bytes_per_token * ctx
+        attn_flops = b * (c.attention_flops * ctx) + p * (c.prefill_attention_flops * x)
     attn_bytes = b * (kv + c.state_bytes_per_sequence)
-    attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
-        x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens
-    )
-    t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n)
+    t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
     active = tokens > 0
     t_coll = collective_time_s(
         c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s

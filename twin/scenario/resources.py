@@ -4,8 +4,9 @@ A scenario is refused at validation (a :class:`~twin.errors.ScenarioError`) when
 the twin can simulate, before anything is allocated:
 
 * at most :data:`MAX_GPUS` accelerators. The largest single AI site announced, xAI's Colossus, has
-  about 200,000 GPUs (2025); five times that leaves room for what-ifs while keeping every
-  per-server array (``rack_of_server``, the fleet state) under a few hundred MB.
+  about 200,000 GPUs (2025); ten times that leaves room for what-ifs (and for ExaDigiT RAPS's
+  largest benchmark, 383,872 four-GPU nodes) while keeping every per-server array
+  (``rack_of_server``, the fleet state) under a few hundred MB.
 * at most :data:`MAX_TICKS` physics ticks (``duration_s / step_s``). Where demand varies the
   engine computes every tick; a billion of them take hours (31 years at 1 s ticks).
 * the memory estimate of :func:`estimate_run_bytes` fits this machine's physical memory.
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 #: Most accelerators in one fleet (see the module docstring).
-MAX_GPUS = 1_000_000
+MAX_GPUS = 2_000_000
 #: Most physics ticks in one run, ``duration_s / step_s``.
 MAX_TICKS = 1_000_000_000
 

@@ -117,7 +117,7 @@ class Fleet(StrictModel):
         if self.n_gpus > MAX_GPUS:  # twin.scenario.resources says why this many
             raise ValueError(
                 f"gpus_per_server x servers_per_rack x racks_per_row x rows = {self.n_gpus:,} GPUs; the twin "
-                f"simulates at most {MAX_GPUS:,} (five times the largest AI site announced)"
+                f"simulates at most {MAX_GPUS:,} (ten times the largest AI site announced)"
             )
         return self
 

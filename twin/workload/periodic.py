@@ -39,12 +39,16 @@ def _fold(tau: FloatArray, period_s: float) -> tuple[FloatArray, FloatArray]:
     """Split ``tau >= 0`` into whole periods and the remainder in ``[0, P)``."""
     q = np.floor(tau / period_s)
     r = tau - q * period_s
-    # Rounding can put r a hair outside [0, P): move it into the neighbouring period.
-    over = r >= period_s
-    q = np.where(over, q + 1.0, q)
-    r = np.where(over, r - period_s, r)
-    under = r < 0
-    return np.where(under, q - 1.0, q), np.where(under, r + period_s, r)
+    # Rounding can put r a hair outside [0, P): move it into the neighbouring period (rarely
+    # needed, so looked for before any array is rewritten).
+    if np.any(r >= period_s):
+        over = r >= period_s
+        q = np.where(over, q + 1.0, q)
+        r = np.where(over, r - period_s, r)
+    if np.any(r < 0):
+        under = r < 0
+        q, r = np.where(under, q - 1.0, q), np.where(under, r + period_s, r)
+    return q, r
 
 
 class _Periodic:
@@ -135,8 +139,12 @@ class PeriodicEvents(_Periodic):
         along the last axis and one copy's offset per row, each row's lookups are in time order,
         which is faster for :func:`numpy.searchsorted` than interleaving the copies.
         """
-        g = self.cumulative(self._tau(edges_s, offset_s))
+        g = self.cumulative_at(edges_s, offset_s)
         return {name: np.diff(v, axis=axis) for name, v in g.items()}
+
+    def cumulative_at(self, t_s: ArrayLike, offset_s: ArrayLike = 0.0) -> dict[str, FloatArray]:
+        """Sums over the events of the copy shifted by ``offset_s`` in ``[0, t)`` (broadcasts): ``G(t + o)``."""
+        return self.cumulative(self._tau(t_s, offset_s))
 
 
 class PeriodicSignal(_Periodic):
@@ -186,6 +194,13 @@ class PeriodicSignal(_Periodic):
     def mean(self) -> float:
         """Mean of the signal over one period."""
         return self.total / self.period_s
+
+    def value_range(self, t_s: float) -> tuple[float, float]:
+        """Least and greatest value the unshifted copy holds over ``[0, t_s)`` (``t_s > 0``)."""
+        held = self.values if self.loop and t_s >= self.period_s else self.values[self.starts_s < t_s]
+        if not self.loop and t_s > self.period_s:
+            held = np.append(held, self.after)
+        return float(held.min()), float(held.max())
 
     def integral(self, tau_s: ArrayLike) -> FloatArray:
         """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
