@@ -6,22 +6,16 @@ import math
 
 import numpy as np
 import pytest
+from hand_board import BOARD
 
 from twin import catalog
-from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w, clock_for_power_limit
+from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import governed_clock
 from twin.physics.silicon import boost_clock_fraction, leakage_excess_w, leakage_power_w
 from twin.validation.setups import inference, node, run
 
 H100 = catalog.accelerator_spec("H100-SXM")
 DIE = H100.die_params
-BOARD = AcceleratorPowerParams(
-    idle_power_w=70.0,
-    full_power_w=700.0,
-    static_power_fraction=0.15,
-    mem_power_fraction=0.30,
-    uncore_power_fraction=0.0,
-)
 
 
 def test_h100_die_coefficients_are_the_catalogs() -> None:
