@@ -47,6 +47,10 @@ all seven were rewritten with ``python tests/engine_reference.py`` (default: 41 
 Temperature-dependent silicon (issue 19, item 3: leakage beyond the fitted power model and GPU
 Boost's bins follow the die temperature, ``twin/physics/silicon.py``) changes every case's power;
 all seven were rewritten with its engine (``python tests/engine_reference.py``).
+
+Inference pools gained the time-series column ``{pool}_gpus_up_mean`` (the request-level replay
+shares requests among the ranks up): rewritten once more, every earlier sum equal to 1.5e-14
+(the saturation-temperature inversion became a Newton iteration).
 """
 
 from __future__ import annotations

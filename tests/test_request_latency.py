@@ -100,6 +100,24 @@ def test_fluid_figures_beside_the_replay(baseline) -> None:
     assert empty["value_s"].isna().all()  # no interval in the window: undefined, not 0
 
 
+def test_a_failed_server_sends_its_share_to_the_ranks_up(baseline) -> None:
+    """One of chat-70b's three TP8 servers fails over the window: its requests go to the two ranks up
+    (each gets half, not a third, and the failed one none)."""
+    fault = {"time_s": 60.0, "kind": "server_fail", "count": 1, "duration_s": 600.0, "target": "chat-70b"}
+    sc, res = _run({"events": [fault]})
+    ts = res.timeseries
+    inside = (ts["time_s"] >= 120.0) & (ts["time_s"] < 180.0)  # one whole 60 s report interval
+    assert ts.loc[inside, "chat-70b_gpus_up_mean"].to_numpy() == pytest.approx(16.0)  # 2 of 3 servers x 8
+    chat = next(p for p in replay_latency(res, sc, None, 120.0, 60.0) if p.pool == "chat-70b")
+    booked = float(ts.loc[inside, "chat-70b_requests"].sum())
+    got = [r.arrival_s.size for r in chat.runs]
+    assert got[2] == 0
+    for n in got[:2]:  # Poisson: within 4 sigma of half the booked requests
+        assert abs(n - booked / 2) < 4 * np.sqrt(booked / 2)
+    base = baseline[1].timeseries
+    assert (base["chat-70b_gpus_up_mean"] == 24.0).all()  # no fault: every rank up, a third each
+
+
 def test_window_outside_the_run_is_refused(baseline) -> None:
     sc, res, _ = baseline
     with pytest.raises(LatencyInputError):

@@ -35,8 +35,11 @@ least ``min(ranks, n_p)`` that makes ``k_d`` whole (at most ``n_p``: all ranks, 
 Each pool's latency distribution comes with its sample size and an order-statistic confidence
 interval per percentile (:func:`twin.serving_requests.percentile_ci`; the ranks are
 exchangeable, so their requests pool). SLO targets are each workload's ``slo`` (arguments
-override them per metric). Not modelled yet: faults that take a rank down (its share of requests
-still arrives), load imbalance between ranks.
+override them per metric). Faults: each interval's requests go to the ranks up in it
+(``{pool}_gpus_up_mean``; :func:`rank_share`), the ranks down taken to be the last, so a sample
+of the first ranks sees the survivors' load; a request in flight on a rank that goes down is
+not modelled (it finishes), nor is load imbalance between ranks. A disaggregated pool's roles
+share their requests among all their ranks.
 
 :func:`request_level_report` is what ``twin run`` adds when the scenario asks for it
 (``request_level``, or ``twin run --request-level N``): per-pool KPIs (``{pool}_ttft_p99_replay_s``,
@@ -153,12 +156,44 @@ def _tokens(pool: Pool) -> Tokens:
 
 
 def rank_arrivals_s(
-    counts: FloatArray, starts_s: FloatArray, durations_s: FloatArray, share: float, rng: np.random.Generator
+    counts: FloatArray,
+    starts_s: FloatArray,
+    durations_s: FloatArray,
+    share: float | FloatArray,
+    rng: np.random.Generator,
 ) -> FloatArray:
-    """A Poisson stream of ``share`` of each interval's ``counts``, uniform within the interval. [s]"""
+    """A Poisson stream of ``share`` (one, or one per interval) of each interval's ``counts``, uniform within it. [s]"""
     k = rng.poisson(np.maximum(np.asarray(counts, dtype=np.float64), 0.0) * share)
     t = np.repeat(starts_s, k) + rng.uniform(0.0, 1.0, int(k.sum())) * np.repeat(durations_s, k)
     return np.sort(t)
+
+
+def ranks_up(timeseries: pd.DataFrame, pool: Pool, gpus_per_server: int) -> FloatArray:
+    """The pool's attention ranks up in each report interval (its mean GPUs up over its GPUs). [1]
+
+    From ``{pool}_gpus_up_mean``; every rank where the run has no such column (older results). A
+    rank with one of its GPUs down counts as that share of a rank (the run tallies GPUs).
+    """
+    n = float(pool.n_ranks)
+    col = f"{pool.name}_gpus_up_mean"
+    if col not in timeseries:
+        return np.full(len(timeseries), n)
+    gpus = timeseries[col].to_numpy(dtype=np.float64)
+    return np.clip(np.nan_to_num(gpus, nan=0.0) / (pool.n_servers * gpus_per_server), 0.0, 1.0) * n
+
+
+def rank_share(up: FloatArray, rank: int) -> FloatArray:
+    """Share of the pool's requests rank ``rank`` gets in each interval, with ``up`` ranks up.
+
+    The ranks are exchangeable, so the ones down are taken to be the last: rank ``k`` is up for
+    ``clip(up - k, 0, 1)`` of the interval and shares the requests with the others up. Nothing
+    where no rank is up (the run dropped those requests).
+
+    >>> rank_share(np.array([4.0, 2.5, 0.0]), 2).round(3).tolist()
+    [0.25, 0.2, 0.0]
+    """
+    mine = np.clip(up - rank, 0.0, 1.0)
+    return np.divide(mine, up, out=np.zeros_like(up, dtype=np.float64), where=up > 0)
 
 
 def inference_pools(fac: Facility) -> list[Pool]:
@@ -225,10 +260,11 @@ def replay_latency(
             n_p, runs, itl_d = _disaggregated_runs(pool, ranks, *args)
             out.append(_pool_latency(pool.name, n_p, runs, (lo, hi), slo, confidence, itl_d))
             continue
+        up = ranks_up(ts, pool, fac.gpus_per_server)
         runs = []
         for rank in range(k):
             rng = np.random.default_rng([scenario.seed, pool.index, rank])
-            arrivals = rank_arrivals_s(counts, a, b - a, 1.0 / n_ranks, rng)
+            arrivals = rank_arrivals_s(counts, a, b - a, rank_share(up, rank), rng)
             prompt, output = tokens(arrivals.size, rng)
             runs.append(simulate_rank(arrivals, prompt, output, config, step_time, clock))
         out.append(_pool_latency(pool.name, n_ranks, runs, (lo, hi), slo, confidence))
@@ -500,6 +536,8 @@ __all__ = [
     "latency_frames",
     "pool_slo",
     "rank_arrivals_s",
+    "rank_share",
+    "ranks_up",
     "replay_latency",
     "request_level_kpis",
     "request_level_report",

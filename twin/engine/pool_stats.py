@@ -246,6 +246,7 @@ class PoolStats:
             cols += [f"{p.name}_gpu_power_mean_w", f"{p.name}_busy_mean"]
             if p in self.inference:
                 cols += [f"{p.name}_{m}_{q}_s" for m in ("ttft", "tpot") for q in (*QUANTILES, "mean")]
+                cols.append(f"{p.name}_gpus_up_mean")
             if p.name in self.jobs:
                 cols += [f"{p.name}_gpus_demanded_mean", f"{p.name}_gpus_in_jobs_mean"]
         return cols
@@ -285,6 +286,8 @@ class PoolStats:
             gpu_s = s["gpu_s"]
             out[f"{n}_gpu_power_mean_w"] = _ratio(s["gpu_j"], gpu_s)
             out[f"{n}_busy_mean"] = _ratio(s["busy_gpu_s"], gpu_s)
+            if p in self.inference and not run:  # the request-level replay shares requests among the ranks up
+                out[f"{n}_gpus_up_mean"] = _ratio(gpu_s, s["duration_s"])
             if n in self.jobs:
                 dur = s["duration_s"]
                 demanded, placed = s["demanded_gpu_s"], s["busy_gpu_s"]
