@@ -298,3 +298,14 @@ def test_follow_mirror_says_why_its_totals_differ_from_the_harness_summary(tmp_p
     assert "adds the 2 s idle baseline (about 200 J at 100 W)" in result.output
     assert "leaves out the 0.5 s after its last whole interval (50 tokens, about 200 J)" in result.output
     assert max(len(line) for line in result.output.splitlines() if line.startswith(" ") and "-" in line[:12]) < 140
+
+
+def test_follow_mirror_refuses_a_broken_summary_by_name(tmp_path):
+    path = _write_run(tmp_path / "cpu.csv", _rows())
+    summary_path(path).write_bytes(b"\xff\xfe not json")
+    app = typer.Typer()
+    app.command()(commands.follow)
+    app.command()(validation_commands.calibrate)
+    result = CliRunner().invoke(app, ["follow", str(path), "--mirror", "default", "--gpus", "8", "--poll", "0.01"])
+    assert result.exit_code == 2, result.output
+    assert "cpu.summary.json" in result.output

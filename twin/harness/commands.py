@@ -195,10 +195,14 @@ def _echo_mirror_summary(result: Any, file: Path, scenario: str) -> None:
     if result.source.energy_source == "estimated" and result.source.note:
         typer.echo(f"  {label} {result.source.note}")
     if result.finished:
-        from twin.harness.io import read_harness
+        from twin.harness.io import read_summary
         from twin.harness.mirror import reconcile
 
-        why = reconcile(k, read_harness(file)[1], float(result.frame["duration_s"].iloc[0]))
+        try:
+            summary = read_summary(file)  # the summary alone: the samples were read already
+        except TwinError as exc:
+            fail(str(exc))
+        why = reconcile(k, summary, float(result.frame["duration_s"].iloc[0]))
         if why is not None:
             typer.echo(f"  {why} {label}")
 
