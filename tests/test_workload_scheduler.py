@@ -57,6 +57,15 @@ def test_backfill_plans_with_the_walltime():
     assert starts(SUBMIT, GPUS, RUN, 4, "easy", walltime_s=wall) == [0, 10, 20, 20]
 
 
+def test_easy_counts_every_job_ending_at_the_shadow_time():
+    # Three GPUs. A and B (1 GPU each) both end at 10. D (2 GPUs) is the head at 1 s: A alone makes
+    # it fit at 10, but B ends then too, so 1 GPU is extra at the shadow time and E (1 GPU, 100 s)
+    # backfills at 1 s. D still starts at 10 on A's and B's GPUs.
+    args = ([0, 0, 1, 1], [1, 1, 2, 1], [10, 10, 10, 100], 3)
+    assert starts(*args, "easy") == [0, 0, 10, 1]
+    assert starts(*args, "fcfs") == [0, 0, 10, 10]
+
+
 def test_priority_by_hand():
     # A, B, C each need the whole 4-GPU pool for 10 s; C (priority 5) arrives last but goes ahead
     # of B (priority 0) when A ends at 10: C runs 10-20, B 20-30. FCFS keeps B before C.
@@ -179,7 +188,8 @@ def reference(submit, gpus, run, wall, cap, prio, policy):
             if avail >= gpus[head]:
                 shadow = end
                 break
-        extra = avail - gpus[head]
+        # the GPUs free at the shadow time: every job planned to end by then, ties included
+        extra = free + sum(gpus[j] for _, p, j in running if max(p, now) <= shadow) - gpus[head]
         for j in list(waiting[1:]):
             if gpus[j] <= free and (now + wall[j] <= shadow or gpus[j] <= extra):
                 if now + wall[j] > shadow:

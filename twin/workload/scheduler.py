@@ -308,10 +308,16 @@ def _simulate(
             continue
         need = g[job_of[queue[0]]]
         avail, shadow = free, now
-        for end, j in plan:  # GPUs free up by planned ends until the head fits
+        for k, (end, j) in enumerate(plan):  # GPUs free up by planned ends until the head fits
             avail += g[j]
             if avail >= need:
                 shadow = max(end, now)  # a job past its walltime may end at any moment
+                # every job planned to end by the shadow time frees its GPUs then too (ties: the
+                # extra GPUs must not depend on which of them was counted first)
+                for end_k, j_k in plan[k + 1 :]:
+                    if max(end_k, now) > shadow:
+                        break
+                    avail += g[j_k]
                 break
         extra = avail - need
         while free > 0:  # backfill: the first job in queue order that fits and keeps the reservation
