@@ -14,6 +14,7 @@ express at all is listed in :data:`NOT_EXPRESSIBLE` instead of being faked.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from twin import catalog
 from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.schema import TrainingWorkload
-from twin.validation.compare import TOLERANCE, AnchorResult, NotExpressible
+from twin.validation.compare import TOLERANCE, AnchorResult, NotExpressible, relative_error
 from twin.validation.setups import decode_point, first_shutdown, inference, node, run, scenario
 
 PARAMS = "parameters.md"
@@ -302,14 +303,25 @@ SAMSI_OUTPUT_TOKENS = 256.0
 SAMSI_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
+#: The published pair (Samsi et al. 2023): energy change [%] and latency change [%] of one experiment.
+SAMSI_ENERGY_CHANGE_PCT = -23.0
+SAMSI_LATENCY_CHANGE_PCT = (6.0, 7.0)
+
+
 @cache
 def _samsi_cap_effects() -> tuple[float, float, int, float]:
-    """Energy-per-token and throughput change from a 250 W to a 175 W cap, most favourable batch.
+    """Energy-per-token and latency change from a 250 W to a 175 W cap, at the experiment's batch.
+
+    The batch is not in our source, and both published figures come from one experiment, so one
+    batch serves both cases: the one among :data:`SAMSI_BATCHES` whose pair (energy, latency) is
+    nearest the published pair (the smaller of the two relative errors' larger). That spends one
+    degree of freedom of the two figures on the unknown condition, which the notes say.
 
     Returns the energy change, the latency change, the batch and the mean GPU power under the
     175 W cap there. [1], [1], [1], [W]
     """
     best: tuple[float, float, int, float] | None = None
+    best_err = math.inf
     for batch in SAMSI_BATCHES:
         wl = inference(
             "LLaMA-65B",
@@ -327,8 +339,12 @@ def _samsi_cap_effects() -> tuple[float, float, int, float]:
             out.append((k["energy_accelerators_j"] / k["tokens_generated"], k["tokens_generated"], gpu_w))
         d_energy = out[1][0] / out[0][0] - 1.0
         d_latency = out[0][1] / out[1][1] - 1.0  # same work at the lower throughput
-        if best is None or d_energy < best[0]:
-            best = (d_energy, d_latency, batch, out[1][2])
+        err = max(
+            abs(relative_error(100.0 * d_energy, SAMSI_ENERGY_CHANGE_PCT)),
+            abs(relative_error(100.0 * d_latency, SAMSI_LATENCY_CHANGE_PCT)),
+        )
+        if err < best_err:
+            best, best_err = (d_energy, d_latency, batch, out[1][2]), err
     assert best is not None
     return best
 
@@ -337,7 +353,17 @@ _SAMSI_CONDITIONS = (
     "LLaMA-65B BF16 on A100-SXM4-80GB (stand-in: the paper's V100/A100 board with a 250 W default "
     "limit is not in the catalog), tensor-parallel 4, GPU cap 250 W then 175 W; "
     f"{SAMSI_PROMPT_TOKENS:.0f} prompt / {SAMSI_OUTPUT_TOKENS:.0f} output tokens [EST]; "
-    f"the batch (not stated) most favourable to the twin among {SAMSI_BATCHES[0]}-{SAMSI_BATCHES[-1]}"
+    f"the batch (not stated) among {SAMSI_BATCHES[0]}-{SAMSI_BATCHES[-1]} where the twin's pair of changes "
+    "is nearest the published pair, the same batch for both cases"
+)
+
+
+_SAMSI_BATCH_NOTE = (
+    "The batch is not in our source and both figures come from one experiment, so both cases take the "
+    "one batch where the twin's pair (energy, latency) is nearest the published pair: together they test "
+    "two figures with one unknown fitted, not two independent ones. Capping saves energy in the twin only "
+    "where decode is memory-bound (small batches); at compute-bound batches the clock cut costs more time "
+    "than it saves power. "
 )
 
 
@@ -356,12 +382,13 @@ def samsi_power_cap_energy() -> AnchorResult:
         key="samsi-power-cap-energy",
         quantity="energy change from a 250 W -> 175 W GPU cap, LLaMA-65B inference",
         predicted=100.0 * d_energy,
-        published=-23.0,
+        published=SAMSI_ENERGY_CHANGE_PCT,
         unit="%",
         source=f"Samsi et al. 2023, arXiv 2310.03003 (app.argminai.com summary, 2nd; {PARAMS} 5.1, 7.4)",
         conditions=_SAMSI_CONDITIONS,
-        notes=f"Most favourable batch: {batch} (latency there {100 * d_latency:+.1f} %). "
-        "Not independent: with ma-h200-clock-lock-saving it sets the share of the busy power outside the "
+        notes=f"At batch {batch} (latency there {100 * d_latency:+.1f} %). "
+        + _SAMSI_BATCH_NOTE
+        + "Not independent: with ma-h200-clock-lock-saving it sets the share of the busy power outside the "
         "graphics clock (twin.validation.serving_fit.UNCORE_SHARE_OF_BUSY). " + _samsi_governor_note(gpu_w),
         miss_reason="the energy saved under the cap is off by more than 25 %.",
         fmt="{:+.1f}",
@@ -375,18 +402,19 @@ def samsi_power_cap_latency() -> AnchorResult:
         key="samsi-power-cap-latency",
         quantity="latency change from a 250 W -> 175 W GPU cap, LLaMA-65B inference",
         predicted=100.0 * d_latency,
-        published=(6.0, 7.0),
+        published=SAMSI_LATENCY_CHANGE_PCT,
         unit="%",
         source=f"Samsi et al. 2023, arXiv 2310.03003 (app.argminai.com summary, 2nd; {PARAMS} 5.1, 7.4)",
         conditions=_SAMSI_CONDITIONS + "; latency = time to serve the same work at a full batch",
-        notes=f"At batch {batch}, where the energy change is {100 * d_energy:+.1f} %. " + _samsi_governor_note(gpu_w),
+        notes=f"At batch {batch}, where the energy change is {100 * d_energy:+.1f} %. "
+        + _SAMSI_BATCH_NOTE
+        + _samsi_governor_note(gpu_w),
         miss_reason=(
-            "the latency added by the cap is half the published one: at the batch that saves the most energy the "
-            "twin's decode stays memory-bound under the 175 W cap, so the lower clock costs little time; how much "
-            "of the board's power follows the clock (the share outside the graphics clock, set from this case's "
-            "energy figure and the H200 clock-lock measurement) decides it. The batch, prompt lengths and the "
-            "board (V100, 250 W default limit) are not in our source: the A100 stand-in runs capped already at "
-            "250 W at larger batches."
+            "the latency added by the cap is off by more than 25 % at every batch where the energy change is "
+            "near the published one: how much of the board's power follows the clock (the share outside the "
+            "graphics clock, set from the energy figure and the H200 clock-lock measurement) decides how much "
+            "time the lower clock costs. The prompt lengths and the board (V100, 250 W default limit) are not "
+            "in our source: the A100 stand-in runs capped already at 250 W at larger batches."
         ),
         fmt="{:+.1f}",
     )
