@@ -7,12 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin import catalog, load_scenario, simulate
-from twin.catalog.architecture import (
-    ArchitectureError,
-    load_architecture,
-    parse_config,
-    shipped_model_ids,
-)
+from twin.catalog.architecture import ArchitectureError, load_architecture, shipped_model_ids
+from twin.catalog.hf_config import parse_config
 from twin.errors import ScenarioError, UnknownNameError
 from twin.validation.serving_data import read_serving_dataset
 
