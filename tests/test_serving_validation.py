@@ -14,7 +14,13 @@ from twin.cli import app
 from twin.errors import TraceFormatError
 from twin.validation.serving import predict
 from twin.validation.serving_data import BUILTIN_DATASET, mean_context_tokens, read_serving_dataset
-from twin.validation.serving_fit import FIT_PARAMETERS, fit_accelerator, split_models, stalled
+from twin.validation.serving_fit import (
+    FIT_PARAMETERS,
+    fit_accelerator,
+    slower_than_on_a_weaker_gpu,
+    split_models,
+    stalled,
+)
 from twin.validation.serving_report import accuracy_line, summary, with_errors
 from twin.validation.setups import node, run
 
@@ -218,3 +224,31 @@ def test_cli_calibrate_takes_a_serving_dataset_and_a_harness_file_apart(tmp_path
     other.write_text("a,b\n1,2\n")
     res = CliRunner().invoke(app, ["calibrate", str(other)])
     assert res.exit_code == 2 and "error:" in res.output
+
+
+def test_slower_than_on_a_weaker_gpu_pairs_only_the_same_configuration():
+    # A100 -> H100: more HBM bandwidth, FLOP/s and link bandwidth, so the A100 is no better on paper.
+    # The H100 run at 20 ms is slower than the A100's 15 ms: flagged. A different batch cap or task
+    # is another configuration, and an A100 run is never judged against a better GPU.
+    base = {"model_id": "m", "task": "t", "num_gpus": 1, "tensor_parallel": 1, "data_parallel": 1, "expert_parallel": 1}
+    runs = pd.DataFrame(
+        [
+            {**base, "max_num_seqs": 8, "accelerator": "H100-SXM", "itl_p50_s": 0.020},
+            {**base, "max_num_seqs": 8, "accelerator": "A100-SXM4-80GB", "itl_p50_s": 0.015},
+            {**base, "max_num_seqs": 16, "accelerator": "H100-SXM", "itl_p50_s": 0.020},
+            {**base, "max_num_seqs": 16, "accelerator": "A100-SXM4-80GB", "itl_p50_s": 0.025},
+            {**base, "max_num_seqs": 32, "accelerator": "H100-SXM", "itl_p50_s": 0.050},
+            {**base, "task": "u", "max_num_seqs": 32, "accelerator": "A100-SXM4-80GB", "itl_p50_s": 0.010},
+        ]
+    )
+    assert slower_than_on_a_weaker_gpu(runs).tolist() == [True, False, False, False, False, False]
+
+
+def test_b200_runs_slower_than_on_h100_are_named(errors):
+    # The shipped data hold B200 runs slower per step than the same configuration on the H100, which
+    # has 0.42x its bandwidth: single-GPU reasoning runs among them. They are counted, not dropped.
+    slow = errors[errors["slower_than_weaker_gpu"]]
+    assert set(slow["gpu_model"]) == {"B200"}
+    assert ((slow["task"] == "gpqa") & (slow["num_gpus"] == 1)).sum() >= 10
+    held = errors[(errors["half"] == "held-out") & (errors["reason"] == "")]
+    assert held["slower_than_weaker_gpu"].any()

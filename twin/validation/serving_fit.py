@@ -263,6 +263,57 @@ def stalled(configs: pd.DataFrame) -> pd.Series:
     return mean_step > STALL_RATIO * configs["itl_p50_s"]
 
 
+#: What makes one configuration the same as another on a different GPU.
+SAME_CONFIGURATION: tuple[str, ...] = (
+    "model_id",
+    "task",
+    "num_gpus",
+    "tensor_parallel",
+    "data_parallel",
+    "expert_parallel",
+    "max_num_seqs",
+)
+
+
+def slower_than_on_a_weaker_gpu(configs: pd.DataFrame) -> pd.Series:
+    """Runs whose median step took longer than the same configuration's on a GPU no better on paper.
+
+    A GPU no better on paper has no more HBM bandwidth, BF16 FLOP/s or link bandwidth (catalog
+    datasheet values; the H100 beside the B200). A step bound by the GPU cannot take longer on a
+    better one, so such a run was paced by something else (host, engine, kernel choice). Only runs
+    whose configuration (:data:`SAME_CONFIGURATION`) was measured on both GPUs are judged; the
+    report names them, and they stay in every figure.
+
+    >>> runs = pd.DataFrame({"model_id": ["m", "m"], "task": "t", "num_gpus": 1, "tensor_parallel": 1,
+    ...     "data_parallel": 1, "expert_parallel": 1, "max_num_seqs": 8,
+    ...     "accelerator": ["B200", "H100-SXM"], "itl_p50_s": [0.032, 0.010]})
+    >>> slower_than_on_a_weaker_gpu(runs).tolist()
+    [True, False]
+    """
+    from twin.catalog import accelerator_spec
+
+    out = pd.Series(False, index=configs.index)
+    known = configs[configs["accelerator"].fillna("").astype(str) != ""]
+    if known.empty:
+        return out
+    specs = {str(a): accelerator_spec(str(a)) for a in known["accelerator"].unique()}
+
+    def no_better(weak: str, strong: str) -> bool:
+        w, s = specs[weak], specs[strong]
+        return weak != strong and all(
+            getattr(w, f) <= getattr(s, f) for f in ("hbm_bandwidth_b_s", "bf16_flop_s", "link_bandwidth_b_s")
+        )
+
+    cols = [*SAME_CONFIGURATION, "accelerator", "itl_p50_s"]
+    left = known[cols].reset_index(names="row")
+    pairs = left.merge(known[cols], on=list(SAME_CONFIGURATION), suffixes=("", "_other"))
+    judged = [no_better(str(o), str(a)) for a, o in zip(pairs["accelerator"], pairs["accelerator_other"], strict=True)]
+    pairs = pairs[np.asarray(judged, dtype=bool)]
+    slow = pairs.loc[pairs["itl_p50_s"] > pairs["itl_p50_s_other"], "row"]
+    out.loc[out.index.isin(slow)] = True
+    return out
+
+
 def fit_dataset(configs: pd.DataFrame, bases: dict[str, AcceleratorSpec]) -> dict[str, ServingFit]:
     """Fit every catalogued accelerator of ``configs`` on the fit half of its text models."""
     runnable = configs[(expressible(configs) == "") & ~stalled(configs)]

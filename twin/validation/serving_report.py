@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from twin.validation.serving_data import TASK_PROMPT_TOKENS
-from twin.validation.serving_fit import STALL_RATIO, split_models, stalled
+from twin.validation.serving_fit import STALL_RATIO, slower_than_on_a_weaker_gpu, split_models, stalled
 
 #: Measured column, predicted column and label of each compared quantity.
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -47,6 +47,7 @@ def with_errors(pred: pd.DataFrame) -> pd.DataFrame:
         over |= (100.0 * out[f"err_{label}"].abs()).to_numpy() > target
     out["miss"] = runnable.to_numpy() & over
     out["stalled"] = stalled(out).to_numpy()
+    out["slower_than_weaker_gpu"] = slower_than_on_a_weaker_gpu(out).to_numpy()
     return out
 
 
@@ -89,6 +90,18 @@ def accuracy_line(errors: pd.DataFrame) -> str:
     return f"serving accuracy: {len(ran)} of {len(held)} configurations; MAPE " + ", ".join(parts)
 
 
+def _slower_text(errors: pd.DataFrame) -> str:
+    ran = errors[errors["reason"] == ""]
+    slow = ran[ran["slower_than_weaker_gpu"]]
+    per_gpu = ", ".join(f"{n} on {g}" for g, n in slow.groupby("gpu_model").size().items()) or "none"
+    return (
+        f"Runs slower per step (median ITL) than the same configuration on a GPU no better on paper (less or "
+        f"equal HBM bandwidth, FLOP/s and link bandwidth): {len(slow)} of {len(ran)} ({per_gpu}). A step the GPU "
+        "bounds cannot take longer on a better GPU, so the host or the engine paced these; they are compared and "
+        "counted (twin.validation.serving_fit.slower_than_on_a_weaker_gpu)."
+    )
+
+
 def miss_reason(group: pd.DataFrame) -> str:
     """Why a group of configurations misses, from what the data show (docs/serving-accuracy.md)."""
     row = group.iloc[0]
@@ -97,6 +110,12 @@ def miss_reason(group: pd.DataFrame) -> str:
         return (
             f"stalled runs: the mean step (batch / tokens/s) is over {STALL_RATIO:g}x the median ITL, so most of the "
             "window went to stalls (preemption, data-parallel ranks waiting); a steady-state model serves them faster"
+        )
+    if bool(group["slower_than_weaker_gpu"].any()):
+        return (
+            f"{int(group['slower_than_weaker_gpu'].sum())} of these {len(group)} runs are slower per step than the "
+            "same configuration on a GPU no better on paper (the H100: 0.42x the HBM bandwidth): not paced by the "
+            "GPU (host, engine or kernel choice), which the twin does not model"
         )
     if row["gpu_model"] == "B200" and row["task"] == "gpqa" and int(row["num_gpus"]) == 1:
         return (
@@ -234,6 +253,7 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
         f"* A run whose mean step (batch / tokens/s) is over {STALL_RATIO:g}x its median ITL spent most of its "
         "window stalled (preemption, data-parallel ranks waiting); it is compared and counted, and the "
         "'not stalled' row shows the summary without it.",
+        f"* {_slower_text(errors)}",
         "* Power: the board's power limit (TDP) held by the engine's closed-loop governor, as vLLM ran at default "
         "clocks.",
     ]
@@ -278,4 +298,5 @@ CSV_COLUMNS = (
     "pred_clock",
     "miss",
     "stalled",
+    "slower_than_weaker_gpu",
 )
