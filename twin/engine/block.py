@@ -60,6 +60,9 @@ class Block:
     plant: PlantStep
     cols: Columns
     extra: BlockExtras
+    #: The plant's loop and room excess at each tick's start ``(2, K)`` the block was computed
+    #: with, or None: held at the committed state (:meth:`~twin.engine.kernel.Engine._transient_block`).
+    excess_k: FloatArray | None = None
 
 
 class EngineView(Protocol):
