@@ -151,23 +151,50 @@ def hot_air_room():
     )
 
 
-@pytest.mark.parametrize("build", [outage_and_cooling_loss, hot_air_room])
+def outage_with_traces():
+    """The default pod's pools replaying the Azure traces, each server at its own offset, losing the
+    utility (no generator) for 20 min: queues everywhere while the loop warms and GPU Boost drops bins."""
+    conv = {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": 700.0}
+    code = {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 1200.0}
+    chat_pool = {"name": "chat-70b", "kind": "inference", "model": "Llama-3-70B", "tensor_parallel": 8}
+    code_pool = {"name": "code-8b", "kind": "inference", "model": "Llama-3.1-8B", "tensor_parallel": 1}
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 1500,
+            "report_interval_s": 60,
+            "power.ups.battery": {"runtime_s": 300},
+            "power.generator": None,
+            "workloads": [
+                {**chat_pool, "max_batch": 512, "servers": 96, "arrivals": conv},
+                {**code_pool, "max_batch": 128, "servers": 32, "arrivals": code},
+            ],
+            "events": [{"time_s": 300, "kind": "utility_loss", "duration_s": 1200}],
+        },
+    )
+
+
+@pytest.mark.parametrize("build", [outage_and_cooling_loss, hot_air_room, outage_with_traces])
 def test_transient_blocks_give_the_one_tick_results(build, monkeypatch):
     """Blocks of ticks through a transient (passes until each tick starts where the last ended)
     against stepping the plant's nodes one tick at a time: equal to 1e-10 (event times to 1e-12 s
     relative); the governor's own tolerance never enters, as ticks where it holds a serving GPU
-    are stepped one at a time."""
-    ticks = []
+    are stepped one at a time, nor does the clock-1 solve's queue (``Block.boost_ticks``)."""
+    ticks, boost_cut = [], []
     compute = kernel.Engine._compute
 
     def recording(self, t0, t1, excess_k=None):
+        b = compute(self, t0, t1, excess_k)
         if excess_k is not None:
             ticks.append(t0.size)
-        return compute(self, t0, t1, excess_k)
+            boost_cut.append(b.boost_ticks < t0.size)
+        return b
 
     monkeypatch.setattr(kernel.Engine, "_compute", recording)
     blocks = simulate(build(), debug=True)
     assert max(ticks) >= 30  # the transient really went in blocks of many ticks
+    if build is outage_with_traces:  # a tick served below boost left other queues than the clock-1 solve's
+        assert any(boost_cut)
     monkeypatch.setattr(kernel, "TRANSIENT_TICKS", 1)
     one_tick = simulate(build(), debug=True)
     assert blocks.kpis["unmet_heat_j"] > 0 and blocks.events["event"].eq("thermal_shutdown").any()

@@ -83,6 +83,10 @@ TRANSIENT_TICKS = 4096
 TRANSIENT_PASSES = 8
 #: Node excess within this of the state a tick was computed from counts as the same. [K]
 TRANSIENT_TOL_K = 1e-11
+#: A transient block that keeps fewer ticks than this sends the next ones one at a time, for as
+#: many ticks, doubled after each such block up to TRANSIENT_BACKOFF_MAX (reset by a longer block).
+TRANSIENT_MIN_TICKS = 8
+TRANSIENT_BACKOFF_MAX = 512
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
@@ -148,6 +152,9 @@ class Engine:
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
         self._const_cols = self.const
         self._since_grouped = REGROUP_EVERY
+        #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
+        self._transient_retry_s = -math.inf
+        self._transient_backoff = TRANSIENT_MIN_TICKS
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -325,11 +332,25 @@ class Engine:
         plant = self.plant
         first = self._compute(t0[:1], t1[:1])
         n = min(t0.size, TRANSIENT_TICKS)
-        if n == 1 or not isinstance(plant, PhysicalPlant) or not plant.store_full:
+        if n == 1 or not isinstance(plant, PhysicalPlant) or not plant.store_full or t0[0] < self._transient_retry_s:
             return first
         if self._transient_cut(first) is not None:  # the block ends after its first tick anyway
             return first
-        t0, t1 = t0[:n], t1[:n]
+        b = self._transient_passes(plant, t0[:n], t1[:n])
+        # Where blocks keep ending within a few ticks (queues and GPU Boost bins changing every
+        # tick), the passes cost more than they save: one tick at a time for a while, longer
+        # after each such block.
+        kept = 1 if b is None else b.dts.size
+        if kept < TRANSIENT_MIN_TICKS:
+            self._transient_retry_s = float(t0[0]) + self._transient_backoff * self.step_s
+            self._transient_backoff = min(2 * self._transient_backoff, TRANSIENT_BACKOFF_MAX)
+        else:
+            self._transient_backoff = TRANSIENT_MIN_TICKS
+        return first if b is None else b
+
+    def _transient_passes(self, plant: PhysicalPlant, t0: FloatArray, t1: FloatArray) -> Block | None:
+        """The passes of :meth:`_transient_block` over ``[t0, t1)``; None: only its first tick is to be kept."""
+        n = t0.size
         x0 = np.array([[plant.loop_excess_k], [plant.room_excess_k]])
         guess = np.repeat(x0, n, axis=1)
         for _ in range(TRANSIENT_PASSES):
@@ -346,17 +367,18 @@ class Engine:
         else:  # not settled: keep the ticks computed from the states they really start at
             b = self._compute(b.t0[:exact], b.t1[:exact], _head(b.excess_k, exact))
         if b.plant.storage_j < plant.storage_capacity_j:
-            return first  # the store was drawn on: its recharge is decided per block
+            return None  # the store was drawn on: its recharge is decided per block
         cut = self._transient_cut(b)
         if cut is None:
             return b
-        return first if cut <= 1 else self._compute(b.t0[:cut], b.t1[:cut], _head(b.excess_k, cut))
+        return None if cut <= 1 else self._compute(b.t0[:cut], b.t1[:cut], _head(b.excess_k, cut))
 
     def _transient_cut(self, b: Block) -> int | None:
         """Ticks of a transient block to keep: where stepping one tick at a time changes course (None: all).
 
         0 when the first tick is to be computed on its own: a die reaches its shutdown temperature in
         it (the crossing is solved on that tick alone), or the governor holds a serving GPU in it.
+        A block also ends after its :attr:`~twin.engine.block.Block.boost_ticks`.
         """
         plant = self.plant
         nodes = b.plant.nodes_k
@@ -373,6 +395,7 @@ class Engine:
         governed = np.any((b.throttled | b.capped)[:, inference], axis=1) | b.extra.site_limited
         if governed.any():
             k = min(k, int(np.argmax(governed)))
+        k = min(k, b.boost_ticks)  # later ticks' boost power came from other queues than their own
         x0 = np.array([[plant.loop_excess_k], [plant.room_excess_k], [plant.mass_excess_k]])
         rate = np.max(np.abs(nodes - np.concatenate((x0, nodes[:, :-1]), axis=1)), axis=0) / b.dts
         settled = np.flatnonzero(rate <= FINE_RATE_K_S)
@@ -574,6 +597,13 @@ class Engine:
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
         )
         site["_gpu_w"] = p_gpu
+        # Ticks whose boost power (the die's settling point above) started from the queues the
+        # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
+        # after a tick whose GPUs ran slower its later ticks start from other queues.
+        apart = np.flatnonzero(
+            np.any(res0.backlog_prefill_tokens[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
+            | np.any(res0.backlog_decode_tokens[:-1] != res.backlog_decode_tokens[:-1], axis=1)
+        )
         return Block(
             t0=t0,
             t1=t1,
@@ -593,6 +623,7 @@ class Engine:
             cols=cols,
             extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
             excess_k=excess_k,
+            boost_ticks=int(apart[0]) + 1 if apart.size else dts.size,
         )
 
     def _chain(
