@@ -96,8 +96,10 @@ class PlantStep:
     drift_k: FloatArray | None = None
     rate_k_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
-    #: Loop, room and mass excess after each tick ``(3, K)`` (None: the plant has no nodes). [K]
+    #: Loop and room excess after each tick ``(2, K)`` (None: the plant has no nodes). [K]
     nodes_k: FloatArray | None = None
+    #: The nodes' fastest rate in each tick ``(K,)`` (``rate_k_s`` is the last). [K/s]
+    rate_k: FloatArray | None = None
 
     def first_drift_tick(self) -> int | None:
         """Index of the first tick whose node drift from the block start exceeds :data:`DRIFT_K`."""
@@ -326,7 +328,7 @@ class PhysicalPlant:
             unmet_a = unmet_a - from_store * (1.0 - share_l)
             storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
         loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
-        drift, rate = self._drift_rate(loop, room, mass, dts)
+        drift, rates = self._drift_rate(loop, room, mass, dts)
         ones = np.ones_like(dts)
         powers = {
             "chiller": res.chiller_power_w * ones,
@@ -345,8 +347,9 @@ class PhysicalPlant:
             mass_excess_k=float(mass[-1]),
             storage_j=storage,
             drift_k=drift,
-            rate_k_s=rate,
-            nodes_k=np.stack((loop, room, mass)),
+            rate_k_s=float(rates[-1]),
+            nodes_k=np.stack((loop, room)),
+            rate_k=rates,
         )
 
     def commit(self, step: PlantStep) -> None:
@@ -374,7 +377,7 @@ class PhysicalPlant:
         unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
         unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
         loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
-        drift, rate = self._drift_rate(loop, room, mass, dts)
+        drift, rates = self._drift_rate(loop, room, mass, dts)
         zeros = np.zeros_like(dts)
         return PlantStep(
             powers_w=dict.fromkeys(self.components, zeros),
@@ -386,8 +389,9 @@ class PhysicalPlant:
             mass_excess_k=float(mass[-1]),
             storage_j=self.storage_j,
             drift_k=drift,
-            rate_k_s=rate,
-            nodes_k=np.stack((loop, room, mass)),
+            rate_k_s=float(rates[-1]),
+            nodes_k=np.stack((loop, room)),
+            rate_k=rates,
         )
 
     def _params(self) -> PlantParams:
@@ -413,14 +417,13 @@ class PhysicalPlant:
 
     def _drift_rate(
         self, loop: FloatArray, room: FloatArray, mass: FloatArray, dts: FloatArray
-    ) -> tuple[FloatArray, float]:
-        """Largest node drift from the block start per tick, and the nodes' fastest rate at its end."""
-        start = (self.loop_excess_k, self.room_excess_k, self.mass_excess_k)
-        nodes = (loop, room, mass)
-        drift = np.max([np.abs(n - s0) for n, s0 in zip(nodes, start, strict=True)], axis=0)
-        prev = start if dts.size == 1 else tuple(float(n[-2]) for n in nodes)
-        rate = max(abs(float(n[-1]) - p0) for n, p0 in zip(nodes, prev, strict=True)) / float(dts[-1])
-        return drift, rate
+    ) -> tuple[FloatArray, FloatArray]:
+        """Largest node drift from the block start per tick, and the nodes' fastest rate in each tick."""
+        start = np.array([[self.loop_excess_k], [self.room_excess_k], [self.mass_excess_k]])
+        nodes = np.stack((loop, room, mass))
+        drift = np.max(np.abs(nodes - start), axis=0)
+        rates = np.max(np.abs(np.diff(nodes, axis=1, prepend=start)), axis=0) / dts
+        return drift, rates
 
     def _nodes(
         self, unmet_l: FloatArray, unmet_a: FloatArray, dts: FloatArray, excess_k: FloatArray | None

@@ -356,7 +356,7 @@ class Engine:
         for _ in range(TRANSIENT_PASSES):
             b = self._compute(t0, t1, guess)
             assert b.plant.nodes_k is not None
-            starts = np.concatenate((x0, b.plant.nodes_k[:2, :-1]), axis=1)
+            starts = np.concatenate((x0, b.plant.nodes_k[:, :-1]), axis=1)
             off = np.flatnonzero(np.any(np.abs(starts - guess) > TRANSIENT_TOL_K, axis=0))
             if not off.size:
                 break
@@ -396,9 +396,8 @@ class Engine:
         if governed.any():
             k = min(k, int(np.argmax(governed)))
         k = min(k, b.boost_ticks)  # later ticks' boost power came from other queues than their own
-        x0 = np.array([[plant.loop_excess_k], [plant.room_excess_k], [plant.mass_excess_k]])
-        rate = np.max(np.abs(nodes - np.concatenate((x0, nodes[:, :-1]), axis=1)), axis=0) / b.dts
-        settled = np.flatnonzero(rate <= FINE_RATE_K_S)
+        assert b.plant.rate_k is not None
+        settled = np.flatnonzero(b.plant.rate_k <= FINE_RATE_K_S)
         if settled.size:
             k = min(k, int(settled[0]) + 1)
         air = plant.room_air_at_c(nodes[1])
