@@ -32,6 +32,11 @@ Cases
     for ~90 % of the pool on average; drawn from ``seed``, written to a job CSV by the runner):
     560 servers x 8 GPUs for 24 h at 1 s (N = 128), 9 472 x 4 GPUs for 4 h at 1 s (N = 3 000),
     383 872 x 4 GPUs for 1 h at 15 s (N = 9 000).
+``outage-1k``
+    The dashboard's utility-outage what-if on the default pod as the page runs it: 6 h from 11:00,
+    the utility lost for 1 h at 13:00 with a 5-minute battery and no generator (the cooling plant
+    goes dark: the room air trips the servers 73 s in and the room stays uncooled for the hour, a
+    transient the engine computes in blocks of ticks; ``outage-tiny``: 64 GPUs, 1 h, 20 min lost).
 ``dashboard``
     A whole-page rerun of the what-if dashboard for the 1 024-GPU pod over one day (one new 24 h
     simulation), headless through Streamlit's ``AppTest``.
@@ -226,6 +231,19 @@ def mix_case(name: str, spec: tuple[int, int, int, float, float, int], seed: int
                 jobs_of="train")  # fmt: skip
 
 
+def outage_case(tiny: bool) -> Case:
+    """The dashboard's utility outage without a generator (``twin.dashboard.levers``: 6 h, fault at 2 h for 1 h)."""
+    battery = {"power.ups.battery": {"runtime_s": 300.0}}
+    if tiny:
+        events = [{"time_s": 600.0, "kind": "utility_loss", "duration_s": 1200.0}]
+        return Case("outage-tiny", f"{TINY_GPUS} GPUs, 1 h, 20 min utility outage, no generator", TINY_GPUS,
+                    scenario_overrides(TINY_GPUS, 3600.0, 1.0, 60.0, events=events, **battery))  # fmt: skip
+    events = [{"time_s": 7200.0, "kind": "utility_loss", "duration_s": 3600.0}]
+    over = {"start": "2024-07-15T11:00:00", "duration_s": 6 * 3600.0, "events": events, **battery}
+    what = "default pod (1 024 GPUs), 6 h, 1 h utility outage, 5 min battery, no generator"
+    return Case("outage-1k", what, 1024, over)
+
+
 def all_cases(tiny: bool = False) -> list[Case]:
     """Every case at full size, or at the tiny size the test suite runs."""
     cases: list[Case] = []
@@ -264,6 +282,7 @@ def all_cases(tiny: bool = False) -> list[Case]:
                  n_quiet, scenario_overrides(n_quiet, days * DAY_S, 1.0, 3600.0, constant=True,
                                              events=_faults(n_faults, days * DAY_S)))
         )  # fmt: skip
+    cases.append(outage_case(tiny))
     mixes = {"mix-tiny": TINY_MIX} if tiny else MIXES
     cases += [mix_case(name, spec) for name, spec in mixes.items()]
     cases.append(Case("dashboard", "dashboard what-if rerun, default pod, 1 day", 1024, kind="dashboard"))

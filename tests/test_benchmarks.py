@@ -27,6 +27,7 @@ def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
         "quiet-3d",
         "quiet-3d-10f",
         "mix-tiny",
+        "outage-tiny",
         "dashboard",
     }
     for name, r in cases.items():

@@ -1,8 +1,9 @@
 """The engine's fast paths give the results of the plain ones.
 
 Grouped servers against one column per server, blocks spanning report intervals against blocks
-cut at every report, the closed-form die steps against the exact step tick by tick, and the
-vectorised per-interval latency quantiles against one histogram per interval.
+cut at every report, blocks of ticks through a cooling transient against stepping it one tick at a
+time, the closed-form die steps against the exact step tick by tick, and the vectorised
+per-interval latency quantiles against one histogram per interval.
 """
 
 from __future__ import annotations
@@ -61,11 +62,16 @@ def odd_grid():
 SCENARIOS = {"busy_day": busy_day, "odd_grid": odd_grid}
 
 
-def assert_same(a, b, rtol=1e-12):
+def assert_same(a, b, rtol=1e-12, event_rtol=None):
+    """Same time series, events and KPIs; event times to ``event_rtol`` if given (else exactly)."""
     assert list(a.timeseries.columns) == list(b.timeseries.columns)
     for col in a.timeseries.columns:
         np.testing.assert_allclose(a.timeseries[col], b.timeseries[col], rtol=rtol, atol=1e-9, err_msg=col)
-    pd.testing.assert_frame_equal(a.events, b.events)
+    if event_rtol is None:
+        pd.testing.assert_frame_equal(a.events, b.events)
+    else:
+        pd.testing.assert_frame_equal(a.events.drop(columns="time_s"), b.events.drop(columns="time_s"))
+        np.testing.assert_allclose(a.events["time_s"], b.events["time_s"], rtol=event_rtol)
     for k, v in a.kpis.items():
         assert b.kpis[k] == pytest.approx(v, rel=rtol, abs=1e-6, nan_ok=True), k
 
@@ -103,6 +109,96 @@ def test_blocks_across_report_intervals_give_the_per_interval_results(case, monk
     if build is odd_grid:
         assert run.kpis["unmet_heat_j"] > 0  # the plant left rest: spanning had to stop and resume
         assert run.timeseries["duration_s"].iloc[-1] == 180.0  # 3 h 1.5 min = 17 x 630 s + 180 s
+
+
+def outage_and_cooling_loss():
+    """The default pod for 1.5 h: a utility outage with no generator (cooling stops, the room air
+    trips the servers, the battery carries the rest), then all four CDU pumps fail (the loop warms,
+    dies reach their shutdown temperature): the plant's nodes move fast for most of the run."""
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 5400,
+            "report_interval_s": 60,
+            "power.ups.battery": {"runtime_s": 300},
+            "power.generator": None,
+            "events": [
+                {"time_s": 300, "kind": "utility_loss", "duration_s": 1500},
+                {"time_s": 3600, "kind": "cdu_pump_fail", "count": 4, "duration_s": 900},
+            ],
+        },
+    )
+
+
+def hot_air_room():
+    """An air-cooled room with its rack mass, one chiller out, losing the two running on a July afternoon:
+    the room warms, the GPUs throttle (the governor holds them) and some shut down."""
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 3600,
+            "start": "2024-07-20T13:00:00",
+            "report_interval_s": 60,
+            "weather": {"source": "greensboro-nc"},
+            "cooling.type": "air",
+            "cooling.crah_supply_air_c": 24,
+            "cooling.room_extra_heat_capacity_j_k_per_rack": 5.0e5,
+            "events": [
+                {"time_s": 0, "kind": "chiller_trip", "count": 1},
+                {"time_s": 300, "kind": "chiller_trip", "count": 2, "duration_s": 1800},
+            ],
+        },
+    )
+
+
+def outage_with_traces():
+    """The default pod's pools replaying the Azure traces, each server at its own offset, losing the
+    utility (no generator) for 20 min: queues everywhere while the loop warms and GPU Boost drops bins."""
+    conv = {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": 700.0}
+    code = {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 1200.0}
+    chat_pool = {"name": "chat-70b", "kind": "inference", "model": "Llama-3-70B", "tensor_parallel": 8}
+    code_pool = {"name": "code-8b", "kind": "inference", "model": "Llama-3.1-8B", "tensor_parallel": 1}
+    return load_scenario(
+        "default",
+        {
+            "duration_s": 1500,
+            "report_interval_s": 60,
+            "power.ups.battery": {"runtime_s": 300},
+            "power.generator": None,
+            "workloads": [
+                {**chat_pool, "max_batch": 512, "servers": 96, "arrivals": conv},
+                {**code_pool, "max_batch": 128, "servers": 32, "arrivals": code},
+            ],
+            "events": [{"time_s": 300, "kind": "utility_loss", "duration_s": 1200}],
+        },
+    )
+
+
+@pytest.mark.parametrize("build", [outage_and_cooling_loss, hot_air_room, outage_with_traces])
+def test_transient_blocks_give_the_one_tick_results(build, monkeypatch):
+    """Blocks of ticks through a transient (passes until each tick starts where the last ended)
+    against stepping the plant's nodes one tick at a time: equal to 1e-10 (event times to 1e-12 s
+    relative); the governor's own tolerance never enters, as ticks where it holds a serving GPU
+    are stepped one at a time, nor does the clock-1 solve's queue (``Block.boost_ticks``)."""
+    ticks, boost_cut = [], []
+    compute = kernel.Engine._compute
+
+    def recording(self, t0, t1, excess_k=None):
+        b = compute(self, t0, t1, excess_k)
+        if excess_k is not None:
+            ticks.append(t0.size)
+            boost_cut.append(b.boost_ticks < t0.size)
+        return b
+
+    monkeypatch.setattr(kernel.Engine, "_compute", recording)
+    blocks = simulate(build(), debug=True)
+    assert max(ticks) >= 30  # the transient really went in blocks of many ticks
+    if build is outage_with_traces:  # a tick served below boost left other queues than the clock-1 solve's
+        assert any(boost_cut)
+    monkeypatch.setattr(kernel, "TRANSIENT_TICKS", 1)
+    one_tick = simulate(build(), debug=True)
+    assert blocks.kpis["unmet_heat_j"] > 0 and blocks.events["event"].eq("thermal_shutdown").any()
+    assert_same(blocks, one_tick, rtol=1e-10, event_rtol=1e-12)
 
 
 def test_die_steps_are_the_exact_rc_step_tick_by_tick():

@@ -60,6 +60,13 @@ class Block:
     plant: PlantStep
     cols: Columns
     extra: BlockExtras
+    #: The plant's loop and room excess at each tick's start ``(2, K)`` the block was computed
+    #: with, or None: held at the committed state (:meth:`~twin.engine.kernel.Engine._transient_block`).
+    excess_k: FloatArray | None = None
+    #: Leading ticks whose boost power was found from their own queues: the first tick, and each
+    #: next while the clock-1 solve's queues are still the block's (after a tick served slower
+    #: than boost they differ, and a later tick then differs from one computed on its own).
+    boost_ticks: int = 1
 
 
 class EngineView(Protocol):

@@ -45,6 +45,7 @@ every rack rather than a local loss of flow: the time to shutdown it gives is an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -95,6 +96,10 @@ class PlantStep:
     drift_k: FloatArray | None = None
     rate_k_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    #: Loop and room excess after each tick ``(2, K)`` (None: the plant has no nodes). [K]
+    nodes_k: FloatArray | None = None
+    #: The nodes' fastest rate in each tick ``(K,)`` (``rate_k_s`` is the last). [K/s]
+    rate_k: FloatArray | None = None
 
     def first_drift_tick(self) -> int | None:
         """Index of the first tick whose node drift from the block start exceeds :data:`DRIFT_K`."""
@@ -133,8 +138,13 @@ class IdealPlant:
     def see_weather(self, weather: Mapping[str, float]) -> None:
         """Nothing follows the weather."""
 
-    def inlet_temp_c(self, n_servers: int) -> FloatArray:
-        """Device inlet temperature per server. [C]"""
+    @property
+    def store_full(self) -> bool:
+        """No chilled-water store to recharge."""
+        return True
+
+    def inlet_temp_c(self, n_servers: int, excess_k: FloatArray | None = None) -> FloatArray:
+        """Device inlet temperature per server (``excess_k`` is ignored: no node moves). [C]"""
         return np.full(n_servers, self.spec.supply_temp_c)
 
     @property
@@ -149,6 +159,7 @@ class IdealPlant:
         dts: FloatArray,
         weather: dict[str, float] | dict[str, FloatArray],
         heat_elsewhere_w: FloatArray | float = 0.0,
+        excess_k: FloatArray | None = None,
     ) -> PlantStep:
         """Remove all heat at no cost."""
         zeros = np.zeros_like(dts)
@@ -200,7 +211,8 @@ class PhysicalPlant:
     def transient(self) -> bool:
         """True while a node changes faster than :data:`FINE_RATE_K_S`.
 
-        The engine then steps tick by tick, so temperature, throttling and heat feed back every tick.
+        The engine then computes each tick from the nodes' state at its start, so temperature,
+        throttling and heat feed back every tick (:meth:`twin.engine.kernel.Engine._transient_block`).
         """
         return self._rate_k_s > FINE_RATE_K_S
 
@@ -222,9 +234,22 @@ class PhysicalPlant:
         )
 
     @property
+    def store_full(self) -> bool:
+        """The chilled-water store (if any) is full: :meth:`compute` then recharges nothing.
+
+        A block computed with ``excess_k`` is the one-tick-at-a-time result only while the store
+        stays full (its recharge is decided once per block).
+        """
+        return self.storage_j >= self.storage_capacity_j
+
+    @property
     def room_air_c(self) -> float:
         """Room air the servers draw: CRAH supply plus the room's excess. [C]"""
-        return float(self.params.crah_supply_air_c + self.air_rise_k + self.room_excess_k)
+        return float(self.room_air_at_c(self.room_excess_k))
+
+    def room_air_at_c(self, room_excess_k: FloatArray | float) -> FloatArray:
+        """Room air at the room excess ``room_excess_k`` (e.g. after each tick of a block). [C]"""
+        return np.asarray(self.params.crah_supply_air_c + self.air_rise_k + room_excess_k)
 
     def see_weather(self, weather: Mapping[str, float]) -> None:
         """The weather now (dry- and wet-bulb) sets the supply of a plant without chillers."""
@@ -235,11 +260,20 @@ class PhysicalPlant:
         self.supply_rise_k = supply_c - p.facility_supply_c
         self.air_rise_k = float(crah_supply_air_c(supply_c, p)) - p.crah_supply_air_c
 
-    def inlet_temp_c(self, n_servers: int) -> FloatArray:
-        """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]"""
+    def inlet_temp_c(self, n_servers: int, excess_k: FloatArray | None = None) -> FloatArray:
+        """Device inlet temperature per server: TCS supply (cold plates) or room air. [C]
+
+        With ``excess_k``, the loop and room excess at each tick's start ``(2, K)``, one row per tick ``(K, n)``.
+        """
+        if excess_k is None:
+            loop, room = self.loop_excess_k, self.room_excess_k
+            shape: tuple[int, ...] = (n_servers,)
+        else:
+            loop, room = excess_k[0][:, None], excess_k[1][:, None]
+            shape = (excess_k.shape[1], n_servers)
         if self.liquid_cooled:
-            return np.full(n_servers, self.tcs_supply_c + self.supply_rise_k + self.loop_excess_k)
-        return np.full(n_servers, self.room_air_c)
+            return np.broadcast_to(self.tcs_supply_c + self.supply_rise_k + loop, shape).copy()
+        return np.broadcast_to(self.room_air_at_c(room), shape).copy()
 
     def compute(
         self,
@@ -248,22 +282,26 @@ class PhysicalPlant:
         dts: FloatArray,
         weather: dict[str, float] | dict[str, FloatArray],
         heat_elsewhere_w: FloatArray | float = 0.0,
+        excess_k: FloatArray | None = None,
     ) -> PlantStep:
         """Plant power and node evolution over a block (state is changed only by :meth:`commit`).
 
         ``heat_elsewhere_w`` is the part of ``heat_air_w`` released outside the white space (the
         UPS's losses, in its electrical room): the plant removes it, but what it leaves unmet warms
         that room, not the air the servers draw, so the room node takes only the white space's
-        share of the unmet air heat.
+        share of the unmet air heat. The controller pulls back the loop and room excess of the
+        block's start, or, given ``excess_k`` ``(2, K)``, those at each tick's start (the kernel's
+        transient blocks, :meth:`twin.engine.kernel.Engine._transient_block`).
         """
-        q_rec_l = self.loop_capacity_j_k * self.loop_excess_k / self.tau_s
-        q_rec_a = self.room_capacity_j_k * self.room_excess_k / self.tau_s
+        loop0, room0 = (self.loop_excess_k, self.room_excess_k) if excess_k is None else excess_k
+        q_rec_l = self.loop_capacity_j_k * loop0 / self.tau_s
+        q_rec_a = self.room_capacity_j_k * room0 / self.tau_s
         total_a = np.asarray(heat_air_w + q_rec_a, dtype=np.float64)
         white = np.clip(
             np.divide(total_a - heat_elsewhere_w, total_a, out=np.ones_like(total_a), where=total_a > 0), 0.0, 1.0
         )
         if not self.powered:
-            return self._unpowered(heat_liquid_w + q_rec_l, total_a, dts, white)
+            return self._unpowered(heat_liquid_w + q_rec_l, total_a, dts, white, excess_k)
         recharge = 0.0
         if self.storage_j < self.storage_capacity_j:
             recharge = (self.storage_capacity_j - self.storage_j) / self.tau_s
@@ -289,9 +327,8 @@ class PhysicalPlant:
             unmet_l = unmet_l - from_store * share_l
             unmet_a = unmet_a - from_store * (1.0 - share_l)
             storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
-        loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room, mass = self._room(unmet_a * white, dts)
-        drift, rate = self._drift_rate(loop, room, mass, dts)
+        loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
+        drift, rates = self._drift_rate(loop, room, mass, dts)
         ones = np.ones_like(dts)
         powers = {
             "chiller": res.chiller_power_w * ones,
@@ -310,7 +347,9 @@ class PhysicalPlant:
             mass_excess_k=float(mass[-1]),
             storage_j=storage,
             drift_k=drift,
-            rate_k_s=rate,
+            rate_k_s=float(rates[-1]),
+            nodes_k=np.stack((loop, room)),
+            rate_k=rates,
         )
 
     def commit(self, step: PlantStep) -> None:
@@ -322,18 +361,23 @@ class PhysicalPlant:
         self._rate_k_s = step.rate_k_s
 
     def _unpowered(
-        self, heat_liquid_w: FloatArray, heat_air_w: FloatArray, dts: FloatArray, white: FloatArray
+        self,
+        heat_liquid_w: FloatArray,
+        heat_air_w: FloatArray,
+        dts: FloatArray,
+        white: FloatArray,
+        excess_k: FloatArray | None,
     ) -> PlantStep:
         """No power: no component runs and all heat (plus the pull-back request) is unmet.
 
-        ``white`` is the white space's share of the air heat (:meth:`compute`).
+        ``white`` is the white space's share of the air heat, ``excess_k`` the nodes' states the
+        pull-back was asked at (:meth:`compute`).
         """
         ones = np.ones_like(dts)
         unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
         unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
-        loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts)
-        room, mass = self._room(unmet_a * white, dts)
-        drift, rate = self._drift_rate(loop, room, mass, dts)
+        loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
+        drift, rates = self._drift_rate(loop, room, mass, dts)
         zeros = np.zeros_like(dts)
         return PlantStep(
             powers_w=dict.fromkeys(self.components, zeros),
@@ -345,7 +389,9 @@ class PhysicalPlant:
             mass_excess_k=float(mass[-1]),
             storage_j=self.storage_j,
             drift_k=drift,
-            rate_k_s=rate,
+            rate_k_s=float(rates[-1]),
+            nodes_k=np.stack((loop, room)),
+            rate_k=rates,
         )
 
     def _params(self) -> PlantParams:
@@ -371,19 +417,43 @@ class PhysicalPlant:
 
     def _drift_rate(
         self, loop: FloatArray, room: FloatArray, mass: FloatArray, dts: FloatArray
-    ) -> tuple[FloatArray, float]:
-        """Largest node drift from the block start per tick, and the nodes' fastest rate at its end."""
-        start = (self.loop_excess_k, self.room_excess_k, self.mass_excess_k)
-        nodes = (loop, room, mass)
-        drift = np.max([np.abs(n - s0) for n, s0 in zip(nodes, start, strict=True)], axis=0)
-        prev = start if dts.size == 1 else tuple(float(n[-2]) for n in nodes)
-        rate = max(abs(float(n[-1]) - p0) for n, p0 in zip(nodes, prev, strict=True)) / float(dts[-1])
-        return drift, rate
+    ) -> tuple[FloatArray, FloatArray]:
+        """Largest node drift from the block start per tick, and the nodes' fastest rate in each tick."""
+        start = np.array([[self.loop_excess_k], [self.room_excess_k], [self.mass_excess_k]])
+        nodes = np.stack((loop, room, mass))
+        drift = np.max(np.abs(nodes - start), axis=0)
+        rates = np.max(np.abs(np.diff(nodes, axis=1, prepend=start)), axis=0) / dts
+        return drift, rates
 
-    def _room(self, unmet_w: FloatArray, dts: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Room air and server mass excess after each tick: one node, or two with the servers' mass."""
+    def _nodes(
+        self, unmet_l: FloatArray, unmet_a: FloatArray, dts: FloatArray, excess_k: FloatArray | None
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Loop, room air and server mass excess after each tick, from the unmet heat into loop and room.
+
+        The unmet heat includes the controller's pull-back, asked at the block's start state or at
+        ``excess_k`` (each tick's start, as guessed: :meth:`compute`). Where heat is unmet the
+        pull-back is unmet too, so each node's tick is corrected by the pull-back at the state it
+        has reached against the one it was asked at: exact when the guess is, and the node's own
+        feedback no longer waits for the next guess (the kernel's passes then settle in a few).
+        """
+        pull_l = pull_a = None
+        if excess_k is not None:
+            pull_l = np.where(unmet_l > 0, excess_k[0], np.nan)
+            pull_a = np.where(unmet_a > 0, excess_k[1], np.nan)
+        loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts, pull_l)
+        room, mass = self._room(unmet_a, dts, pull_a)
+        return loop, room, mass
+
+    def _room(
+        self, unmet_w: FloatArray, dts: FloatArray, pulled_k: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Room air and server mass excess after each tick: one node, or two with the servers' mass.
+
+        ``pulled_k``: the air excess each tick's pull-back was asked at (NaN: none unmet; :meth:`_nodes`).
+        """
         if self.mass_capacity_j_k <= 0.0:
-            return self._node(self.room_excess_k, unmet_w, self.room_capacity_j_k, dts), np.zeros_like(dts)
+            air = self._node(self.room_excess_k, unmet_w, self.room_capacity_j_k, dts, pulled_k)
+            return air, np.zeros_like(dts)
         air, mass = np.empty_like(dts), np.empty_like(dts)
         if self.room_excess_k <= AT_SETPOINT_K and self.mass_excess_k <= AT_SETPOINT_K and not np.any(unmet_w > 0):
             air[:], mass[:] = 0.0, 0.0
@@ -393,7 +463,7 @@ class PhysicalPlant:
             a_k, m_k = air_mass_step(
                 a,
                 m,
-                unmet_w[k],
+                _pulled(unmet_w[k], a, pulled_k, k, self.room_capacity_j_k, self.tau_s),
                 self.room_capacity_j_k,
                 self.mass_capacity_j_k,
                 self.mass_conductance_w_k,
@@ -404,16 +474,37 @@ class PhysicalPlant:
             air[k], mass[k] = a, m
         return air, mass
 
-    def _node(self, excess_k: float, unmet_w: FloatArray, capacity_j_k: float, dts: FloatArray) -> FloatArray:
-        """Excess temperature of a node after each tick (exact RC steps, see the module docstring)."""
+    def _node(
+        self,
+        excess_k: float,
+        unmet_w: FloatArray,
+        capacity_j_k: float,
+        dts: FloatArray,
+        pulled_k: FloatArray | None = None,
+    ) -> FloatArray:
+        """Excess temperature of a node after each tick (exact RC steps, see the module docstring).
+
+        ``pulled_k``: the excess each tick's pull-back was asked at (NaN: none unmet; :meth:`_nodes`).
+        """
         if excess_k <= AT_SETPOINT_K and not np.any(unmet_w > 0):
             return np.zeros_like(dts)
         out = np.empty_like(dts)
         dt = excess_k
+        tau = self.tau_s
         for k in range(dts.size):
-            dt = max(float(rc_step(dt, unmet_w[k] * self.tau_s / capacity_j_k, self.tau_s, dts[k])), 0.0)
+            unmet = _pulled(unmet_w[k], dt, pulled_k, k, capacity_j_k, tau)
+            dt = max(float(rc_step(dt, unmet * tau / capacity_j_k, tau, dts[k])), 0.0)
             out[k] = dt
         return out
+
+
+def _pulled(
+    unmet_w: float, excess_k: float, pulled_k: FloatArray | None, k: int, capacity_j_k: float, tau_s: float
+) -> float:
+    """Tick ``k``'s unmet heat, its pull-back at ``excess_k``, not ``pulled_k[k]`` (:meth:`PhysicalPlant._nodes`)."""
+    if pulled_k is None or math.isnan(pulled_k[k]):  # no heat unmet: nothing to correct
+        return float(unmet_w)
+    return float(unmet_w + capacity_j_k * (excess_k - pulled_k[k]) / tau_s)
 
 
 def build_plant(spec: CoolingSpec) -> IdealPlant | PhysicalPlant:

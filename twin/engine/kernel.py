@@ -13,9 +13,12 @@ where inputs vary (``step_s``) and at report boundaries; with constant inputs a 
 span is one tick per report interval. A block is *computed* without touching the state and then
 *committed*; when a block reveals a change of regime (the cooling plant runs short of capacity, or a
 die reaches its shutdown temperature) it is cut at that tick. While a thermal node is away from its
-setpoint the engine steps one tick at a time so that temperatures, throttling and heat feed back
-each tick; a die crossing its shutdown temperature inside a tick is solved for exactly and
-scheduled as an event at that instant.
+setpoint, temperatures, throttling and heat feed back every tick: each tick is computed from the
+nodes' state at its start. A transient block computes many such ticks at once, passing over them
+until each starts where the last ended (:meth:`Engine._transient_block`, the one-tick-at-a-time
+result to :data:`TRANSIENT_TOL_K`), and ends where stepping tick by tick would change course; a die
+crossing its shutdown temperature inside a tick is solved for exactly and scheduled as an event at
+that instant.
 
 Performance (see ``benchmarks/`` and the README's Performance section):
 
@@ -44,7 +47,7 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.block import Block, BlockExtras
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
-from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C, PlantStep, build_plant
+from twin.engine.cooling import FINE_RATE_K_S, SERVER_AIR_SHUTDOWN_C, PhysicalPlant, PlantStep, build_plant
 from twin.engine.demand import DemandModel
 from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
@@ -72,6 +75,18 @@ TIME_EPS_S = 1e-9
 #: Solves of a site-limited block at most: the share the bisection found, then lowered by the
 #: excess where the governor's re-solve lands above the limit (:meth:`Engine._block`).
 SITE_REPAIR_ROUNDS = 6
+#: Most ticks of a transient block (1: the plant's nodes are stepped one tick at a time, each
+#: tick computed on its own; see :meth:`Engine._transient_block`).
+TRANSIENT_TICKS = 4096
+#: Passes over a transient block before its exact first ticks are kept (each pass makes at least
+#: one more tick exact; a weak feedback settles in two to four).
+TRANSIENT_PASSES = 8
+#: Node excess within this of the state a tick was computed from counts as the same. [K]
+TRANSIENT_TOL_K = 1e-11
+#: A transient block that keeps fewer ticks than this sends the next ones one at a time, for as
+#: many ticks, doubled after each such block up to TRANSIENT_BACKOFF_MAX (reset by a longer block).
+TRANSIENT_MIN_TICKS = 8
+TRANSIENT_BACKOFF_MAX = 512
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
@@ -137,6 +152,9 @@ class Engine:
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
         self._const_cols = self.const
         self._since_grouped = REGROUP_EVERY
+        #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
+        self._transient_retry_s = -math.inf
+        self._transient_backoff = TRANSIENT_MIN_TICKS
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -266,8 +284,11 @@ class Engine:
             if transient or self.demand.varies:  # ticks on the step grid: build no more than a block of them
                 stop = min(stop, (math.floor(t / self.step_s + 1e-9) + k_max + 1) * self.step_s)
             edges = self._tick_edges(t, stop, fine=transient)
-            n = 1 if transient else min(k_max, edges.size - 1)
-            block = self._compute(edges[:n], edges[1 : n + 1])
+            n = min(k_max, edges.size - 1)
+            if transient:
+                block = self._transient_block(edges[:n], edges[1 : n + 1])
+            else:
+                block = self._compute(edges[:n], edges[1 : n + 1])
             if span:
                 block = self._at_rest_part(block)
             cut = self._first_regime_change(block, transient)
@@ -286,6 +307,109 @@ class Engine:
             t = float(block.t1[-1])
             self._room_air_check(t)
         self.state.t_s = t
+
+    def _transient_block(self, t0: FloatArray, t1: FloatArray) -> Block:
+        """A block of ticks while the plant's nodes move fast: what stepping one tick at a time gives.
+
+        Stepped one tick at a time, each tick is computed with the inlets and the controller's
+        pull-back of the nodes' state at its start (temperatures, throttling and heat feed back
+        every tick). Here the whole block is computed at once with the nodes' state at every tick's
+        start taken from the previous pass (the first holds the state at the block's start): a
+        fixed-point iteration whose fixed point is the tick-by-tick result. A pass whose nodes
+        start each tick where the previous tick ended (to :data:`TRANSIENT_TOL_K`) is that result;
+        ticks up to the first that does not are exact in any pass, so after
+        :data:`TRANSIENT_PASSES` those are kept. Where there is no feedback (servers down, or a
+        heat that does not depend on the inlets) the second pass settles it.
+
+        The block then ends where stepping tick by tick would have changed course: after the
+        first tick where the nodes settle below :data:`~twin.engine.cooling.FINE_RATE_K_S`
+        (coarse blocks follow), where the room air crosses the cold-plate servers' trip
+        (:meth:`_room_air_check`), before a tick where a die reaches its shutdown temperature
+        (the crossing is solved on that tick alone, :meth:`_cut`), or before a tick where the
+        power governor holds a serving GPU (:meth:`_transient_end`). A chilled-water store that
+        is not full (its recharge is decided per block) keeps one tick at a time.
+        """
+        plant = self.plant
+        first = self._compute(t0[:1], t1[:1])
+        n = min(t0.size, TRANSIENT_TICKS)
+        if n == 1 or not isinstance(plant, PhysicalPlant) or not plant.store_full or t0[0] < self._transient_retry_s:
+            return first
+        if self._transient_cut(first) is not None:  # the block ends after its first tick anyway
+            return first
+        b = self._transient_passes(plant, t0[:n], t1[:n])
+        # Where blocks keep ending within a few ticks (queues and GPU Boost bins changing every
+        # tick), the passes cost more than they save: one tick at a time for a while, longer
+        # after each such block.
+        kept = 1 if b is None else b.dts.size
+        if kept < TRANSIENT_MIN_TICKS:
+            self._transient_retry_s = float(t0[0]) + self._transient_backoff * self.step_s
+            self._transient_backoff = min(2 * self._transient_backoff, TRANSIENT_BACKOFF_MAX)
+        else:
+            self._transient_backoff = TRANSIENT_MIN_TICKS
+        return first if b is None else b
+
+    def _transient_passes(self, plant: PhysicalPlant, t0: FloatArray, t1: FloatArray) -> Block | None:
+        """The passes of :meth:`_transient_block` over ``[t0, t1)``; None: only its first tick is to be kept."""
+        n = t0.size
+        x0 = np.array([[plant.loop_excess_k], [plant.room_excess_k]])
+        guess = np.repeat(x0, n, axis=1)
+        for _ in range(TRANSIENT_PASSES):
+            b = self._compute(t0, t1, guess)
+            assert b.plant.nodes_k is not None
+            starts = np.concatenate((x0, b.plant.nodes_k[:, :-1]), axis=1)
+            off = np.flatnonzero(np.any(np.abs(starts - guess) > TRANSIENT_TOL_K, axis=0))
+            if not off.size:
+                break
+            exact, guess = int(off[0]), starts
+            cut = self._transient_cut(b)
+            if cut is not None and cut < t0.size:  # the block is likely to end there: no need to go on past it
+                t0, t1, guess = t0[: cut + 1], t1[: cut + 1], guess[:, : cut + 1]
+        else:  # not settled: keep the ticks computed from the states they really start at
+            b = self._compute(b.t0[:exact], b.t1[:exact], _head(b.excess_k, exact))
+        if b.plant.storage_j < plant.storage_capacity_j:
+            return None  # the store was drawn on: its recharge is decided per block
+        cut = self._transient_cut(b)
+        if cut is None:
+            return b
+        return None if cut <= 1 else self._compute(b.t0[:cut], b.t1[:cut], _head(b.excess_k, cut))
+
+    def _transient_cut(self, b: Block) -> int | None:
+        """Ticks of a transient block to keep: where stepping one tick at a time changes course (None: all).
+
+        0 when the first tick is to be computed on its own: a die reaches its shutdown temperature in
+        it (the crossing is solved on that tick alone), or the governor holds a serving GPU in it.
+        A block also ends after its :attr:`~twin.engine.block.Block.boost_ticks`.
+        """
+        plant = self.plant
+        nodes = b.plant.nodes_k
+        assert isinstance(plant, PhysicalPlant)
+        assert nodes is not None
+        k = b.dts.size
+        hot = np.flatnonzero(b.die_max >= self.fac.accelerator.shutdown_temp_c)
+        if hot.size:
+            k = int(hot[0])
+        # The governor's closed loop is solved to its tolerance over all the ticks it is given,
+        # and a queue carries its clocks from tick to tick: where it holds a serving GPU's power,
+        # a block of ticks matches one tick at a time to that tolerance only, so it is stepped so.
+        inference = self._const_cols.inference
+        governed = np.any((b.throttled | b.capped)[:, inference], axis=1) | b.extra.site_limited
+        if governed.any():
+            k = min(k, int(np.argmax(governed)))
+        k = min(k, b.boost_ticks)  # later ticks' boost power came from other queues than their own
+        assert b.plant.rate_k is not None
+        settled = np.flatnonzero(b.plant.rate_k <= FINE_RATE_K_S)
+        if settled.size:
+            k = min(k, int(settled[0]) + 1)
+        air = plant.room_air_at_c(nodes[1])
+        trips = np.zeros(air.shape, dtype=bool)
+        if self.fac.liquid_cooled and self.state.server_up.any():
+            trips |= air > SERVER_AIR_SHUTDOWN_C
+        if self.faults.hot_restart_pending:
+            trips |= air <= SERVER_AIR_SHUTDOWN_C
+        crossed = np.flatnonzero(trips)
+        if crossed.size:
+            k = min(k, int(crossed[0]) + 1)
+        return k if k < b.dts.size else None
 
     def _room_air_check(self, t: float) -> None:
         """Room air at ``t`` above the trip powers cold-plate servers off; below it, those it tripped restart."""
@@ -330,14 +454,15 @@ class Engine:
     def _cut(self, b: Block, k: int) -> Block | None:
         """Recompute the block up to tick ``k``; at a die crossing, up to the crossing instant."""
         if k > 0:
-            return self._compute(b.t0[:k], b.t1[:k])
+            return self._compute(b.t0[:k], b.t1[:k], _head(b.excess_k, k))
         shut = self.fac.accelerator.shutdown_temp_c
         st, cols = self.state, b.cols
         if b.die_max[0] < shut:  # a node drifts fast from the first tick: step one fine tick
             t1 = min(b.t1[0], b.t0[0] + self.step_s)
             return self._compute(b.t0[:1], np.array([t1]))
         p_gpu = b.site_w["_gpu_w"][0]
-        tss = b.inlet_c + self.fac.thermal_resistance_k_w * p_gpu
+        inlet = b.inlet_c if b.inlet_c.ndim == 1 else b.inlet_c[0]
+        tss = inlet + self.fac.thermal_resistance_k_w * p_gpu
         live = cols.take(st.server_up)
         die0 = cols.take(st.die_temp_c)
         t_cross = rc_time_to_threshold_s(die0, tss, self.fac.accelerator.die_time_constant_s, shut)
@@ -356,9 +481,14 @@ class Engine:
     def _truncate(self, b: Block, t_end: float) -> Block:
         """Recompute the block up to ``t_end`` (the ticks before it and the part of the tick it falls in)."""
         k = int(np.count_nonzero(b.t1 < t_end - TIME_EPS_S))
-        return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])))
+        return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])), _head(b.excess_k, k + 1))
 
-    def _compute(self, t0: FloatArray, t1: FloatArray) -> Block:
+    def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
+        """Compute the ticks ``[t0, t1)`` from the committed state.
+
+        ``excess_k`` ``(2, K)``: the plant's loop and room excess at each tick's start (inlets and
+        the controller's pull-back follow them); None holds them at the committed state.
+        """
         fac, st, cols, acc = self.fac, self.state, self.cols, self.fac.accelerator
         c = self._const_cols
         dts = t1 - t0
@@ -393,7 +523,7 @@ class Engine:
         board = acc.power_params
         p_boost = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
-        inlet = self.plant.inlet_temp_c(cols.n)
+        inlet = self.plant.inlet_temp_c(cols.n, excess_k)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
         cap_w = cols.take(st.power_cap_w)
         limit_w = np.minimum(cap_w, thermal_w)
@@ -438,13 +568,13 @@ class Engine:
             return res, clock, p_gpu, floor_extra
 
         res, clock, p_gpu, floor_extra = run_at(limit_w)
-        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
+        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
         site_limited = np.zeros(dts.size, dtype=bool)
         if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
 
             def metered_at(share: FloatArray) -> FloatArray:
                 r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
-                return self._chain(p, r, dts, weather)[1]
+                return self._chain(p, r, dts, weather, excess_k)[1]
 
             frac = self.controls.solve_fraction(metered_at, metered_w)
             site_limited = frac < 1.0
@@ -452,7 +582,7 @@ class Engine:
             for round_ in range(SITE_REPAIR_ROUNDS):
                 limit_w = np.minimum(capped_w, frac[:, None] * p_full)
                 res, clock, p_gpu, floor_extra = run_at(limit_w)
-                site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather)
+                site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
                 # The governor's solve at the share found can land on another clock than the
                 # bisection's did where the power is not monotonic in the clock (busy time, and the
                 # memory side's power with it, grows as the clock falls): lower those ticks' share
@@ -466,6 +596,13 @@ class Engine:
             cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
         )
         site["_gpu_w"] = p_gpu
+        # Ticks whose boost power (the die's settling point above) started from the queues the
+        # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
+        # after a tick whose GPUs ran slower its later ticks start from other queues.
+        apart = np.flatnonzero(
+            np.any(res0.backlog_prefill_tokens[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
+            | np.any(res0.backlog_decode_tokens[:-1] != res.backlog_decode_tokens[:-1], axis=1)
+        )
         return Block(
             t0=t0,
             t1=t1,
@@ -484,10 +621,17 @@ class Engine:
             plant=plant,
             cols=cols,
             extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
+            excess_k=excess_k,
+            boost_ticks=int(apart[0]) + 1 if apart.size else dts.size,
         )
 
     def _chain(
-        self, p_gpu: FloatArray, res: ServeResult, dts: FloatArray, weather: dict[str, FloatArray]
+        self,
+        p_gpu: FloatArray,
+        res: ServeResult,
+        dts: FloatArray,
+        weather: dict[str, FloatArray],
+        excess_k: FloatArray | None = None,
     ) -> tuple[dict[str, FloatArray], FloatArray, PlantStep, ChainFlows]:
         """Power from the GPUs up the chain to the meter, with the units and sources up now, in each tick's weather."""
         fac, st, units, cols = self.fac, self.state, self.supply.units, self.cols
@@ -511,7 +655,7 @@ class Engine:
         site["ups_loss"] = fac.stages["ups"].loss_w(ups_out, units.ups)
         heat_liquid = self.plant.liquid_fraction * (site["accelerators"] + site["server_other"])
         heat_air = ups_out + site["ups_loss"] - heat_liquid
-        plant = self.plant.compute(heat_liquid, heat_air, dts, weather, heat_elsewhere_w=site["ups_loss"])
+        plant = self.plant.compute(heat_liquid, heat_air, dts, weather, site["ups_loss"], excess_k)
         cooling_w = np.zeros_like(dts)
         for name, power in plant.powers_w.items():
             site[f"cooling_{name}"] = power
@@ -710,6 +854,11 @@ class Engine:
         self.interval_index += n
         if self.progress is not None:
             self.progress(min(float(self.report_ends[self.interval_index - 1]), self.duration_s), self.duration_s)
+
+
+def _head(excess_k: FloatArray | None, k: int) -> FloatArray | None:
+    """The nodes' states of a block's first ``k`` ticks (None stays None)."""
+    return None if excess_k is None else excess_k[:, :k]
 
 
 def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
