@@ -177,9 +177,11 @@ def outage_with_traces():
 @pytest.mark.parametrize("build", [outage_and_cooling_loss, hot_air_room, outage_with_traces])
 def test_transient_blocks_give_the_one_tick_results(build, monkeypatch):
     """Blocks of ticks through a transient (passes until each tick starts where the last ended)
-    against stepping the plant's nodes one tick at a time: equal to 1e-10 (event times to 1e-12 s
+    against stepping the plant's nodes one tick at a time: equal to 1e-9 (event times to 1e-12 s
     relative); the governor's own tolerance never enters, as ticks where it holds a serving GPU
-    are stepped one at a time, nor does the clock-1 solve's queue (``Block.boost_ticks``)."""
+    are stepped one at a time, nor does the clock-1 solve's queue (``Block.boost_ticks``). 1e-9,
+    not 1e-10, for the grid ramp: a difference of two megawatt powers over a tick, whose last
+    digits are rounding (1.8e-10 apart with the racks' steel in the room)."""
     ticks, boost_cut = [], []
     compute = kernel.Engine._compute
 
@@ -198,7 +200,7 @@ def test_transient_blocks_give_the_one_tick_results(build, monkeypatch):
     monkeypatch.setattr(kernel, "TRANSIENT_TICKS", 1)
     one_tick = simulate(build(), debug=True)
     assert blocks.kpis["unmet_heat_j"] > 0 and blocks.events["event"].eq("thermal_shutdown").any()
-    assert_same(blocks, one_tick, rtol=1e-10, event_rtol=1e-12)
+    assert_same(blocks, one_tick, rtol=1e-9, event_rtol=1e-12)
 
 
 def test_die_steps_are_the_exact_rc_step_tick_by_tick():

@@ -144,16 +144,16 @@ def check_workloads(fac: Facility) -> list[str]:
 
 
 #: Room air this far above the A4 allowable maximum, with every server off, is beyond what the
-#: one-node room can tell: it holds the white space's air alone (plus
+#: room model can tell: it holds the white space's air and the racks' steel (plus
 #: ``cooling.room_extra_heat_capacity_j_k_per_rack`` and, behind a conductance,
-#: ``cooling.server_heat_capacity_j_k``; both 0 by default), not the racks', equipment's and building's
-#: mass, which hold many times the air's heat and would keep an uncooled room far cooler once only
-#: the power distribution's losses heat it. [K]
+#: ``cooling.server_heat_capacity_j_k``; both 0 by default), not the equipment's and building's
+#: mass, which would keep an uncooled room far cooler once only the power distribution's losses
+#: heat it. [K]
 ROOM_MODEL_MARGIN_K = 15.0
 
 
 def check_room_air(fac: Facility, room_excess_max_k: float) -> list[str]:
-    """After a run: room air, with every server off, that the one-node room cannot stand behind.
+    """After a run: room air, with every server off, that the room model cannot stand behind.
 
     ``room_excess_max_k`` is the room's largest excess over the CRAH supply air while no server was
     up (:data:`ROOM_MODEL_MARGIN_K`).
@@ -165,8 +165,9 @@ def check_room_air(fac: Facility, room_excess_max_k: float) -> list[str]:
     if not room_air_max_c > limit_c:
         return []
     return [
-        f"room air reached {room_air_max_c:.0f} C with every server off, beyond the one-node room model's range "
-        f"(over {limit_c:.0f} C): it holds the room's air alone, not the racks' and building's mass, so the room "
+        f"room air reached {room_air_max_c:.0f} C with every server off, beyond the room model's range "
+        f"(over {limit_c:.0f} C): it holds the room's air and the racks' steel, not the servers' and building's "
+        "mass, so the room "
         "temperature from there on is an overestimate (cooling.server_heat_capacity_j_k and "
         "cooling.room_extra_heat_capacity_j_k_per_rack add that mass)"
     ]

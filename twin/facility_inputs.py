@@ -104,6 +104,8 @@ def compile_cooling(
         chiller_restart_s=spec.chiller_restart_s,
         room_mass_capacity_j_k=n_servers * spec.server_heat_capacity_j_k,
         room_mass_conductance_w_k=n_servers * spec.server_air_conductance_w_k,
+        room_rack_capacity_j_k=n_racks * spec.rack_heat_capacity_j_k,
+        room_rack_conductance_w_k=n_racks * spec.rack_air_conductance_w_k,
     )
 
 

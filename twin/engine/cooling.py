@@ -6,10 +6,11 @@ dynamics the plant function has no memory for, as lumped RC nodes (exact steps,
 
 * the technology coolant loop (TCS: cold plates, CDU secondary), heat capacity ``C_loop`` =
   loop volume x rho x cp (1 L per kW of design liquid heat, parameters.md 4);
-* the room air, ``C_room`` = air volume x rho x cp plus any rack/building mass, and behind it the
-  servers' solid mass (heat sinks, chassis), ``C_mass``, coupled to the air by a conductance ``G``
-  (:func:`twin.physics.thermal.air_mass_step`): right after a cooling loss the air warms at
-  ``Q / C_room``, and as the mass follows, at ``Q / (C_room + C_mass)``; ``C_mass = 0`` is the air alone;
+* the room air, ``C_room`` = air volume x rho x cp plus any mass in close contact, and behind it
+  the solids it washes, each coupled to the air by a conductance ``G``: the rack enclosures' steel
+  (on by default) and the servers' mass (heat sinks, chassis; off by default)
+  (:func:`twin.physics.thermal.room_trajectory`): right after a cooling loss the air warms at
+  ``Q / C_room``, and as the solids follow, at ``Q / (C_room + sum C_solid)`` (Khankari 2011);
 * optional chilled-water storage, an energy buffer of ``V rho cp dT_chw``.
 
 Each node is described by its excess temperature ``dT`` above the setpoint the plant holds. The
@@ -45,6 +46,7 @@ every rack rather than a local loss of flow: the time to shutdown it gives is an
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -61,7 +63,7 @@ from twin.physics.cooling_plant import (
     facility_supply_c,
     plant_power,
 )
-from twin.physics.thermal import air_mass_step, rc_step
+from twin.physics.thermal import RoomModes, rc_step, room_modes, room_trajectory
 from twin.units import STANDARD_PRESSURE_PA
 
 #: Node excess temperature below which a node counts as at its setpoint. [K]
@@ -75,9 +77,9 @@ DRIFT_K = 0.1
 #: the air-cooled parts of a cold-plate server (CPUs, memory, NICs, PSUs: the ``1 - liquid_share``
 #: of its heat) trip their BMC's inlet-critical limit about there. Air-cooled servers go down by
 #: their GPU dies, which breathe the room air: that path is anchored on a measured room (Opengate
-#: 2007, 189 s at 5 kW/rack, docs/anchors.md), reached with room air well above 45 C, since the
-#: room node holds its air alone (no rack or building mass) and so warms faster than a real room.
-#: With that air-only default the time to this trip is a lower bound.
+#: 2007, 189 s at 5 kW/rack, docs/anchors.md), reached with room air well above 45 C. The room
+#: holds its air and the racks' steel by default, not the servers' or the building's mass, so the
+#: time to this trip is a lower bound.
 SERVER_AIR_SHUTDOWN_C = ASHRAE_AIR_CLASSES["A4"][1]
 
 
@@ -91,7 +93,7 @@ class PlantStep:
     unmet_w: FloatArray
     loop_excess_k: float = 0.0
     room_excess_k: float = 0.0
-    mass_excess_k: float = 0.0
+    solids_k: tuple[float, ...] = ()
     storage_j: float = 0.0
     drift_k: FloatArray | None = None
     rate_k_s: float = 0.0
@@ -184,12 +186,23 @@ class PhysicalPlant:
         self.storage_capacity_j = spec.storage_capacity_j
         self.tau_s = spec.control_time_constant_s
         self.tcs_supply_c = p.facility_supply_c + p.cdu_approach_k
-        self.mass_capacity_j_k = spec.room_mass_capacity_j_k
-        self.mass_conductance_w_k = spec.room_mass_conductance_w_k
+        #: The room's solid nodes that hold heat (servers' mass, racks' steel): capacities and
+        #: conductances to the air. [J/K], [W/K]
+        solids = [
+            (c, g)
+            for c, g in (
+                (spec.room_mass_capacity_j_k, spec.room_mass_conductance_w_k),
+                (spec.room_rack_capacity_j_k, spec.room_rack_conductance_w_k),
+            )
+            if c > 0.0
+        ]
+        self.solid_capacities_j_k = np.array([c for c, _ in solids])
+        self.solid_conductances_w_k = np.array([g for _, g in solids])
+        self._modes: dict[float, RoomModes] = {}
         self.loop_excess_k = 0.0
         self.room_excess_k = 0.0
-        #: Servers' solid mass above the CRAH supply air (0 while it has no capacity). [K]
-        self.mass_excess_k = 0.0
+        #: The solids above the CRAH supply air. [K]
+        self.solids_k = np.zeros(len(solids))
         self.storage_j = self.storage_capacity_j
         #: Facility supply and CRAH supply air above their setpoints now (plants without chillers;
         #: :meth:`see_weather`). [K]
@@ -228,7 +241,7 @@ class PhysicalPlant:
             and not self.floats_on_weather
             and self.loop_excess_k == 0.0
             and self.room_excess_k == 0.0
-            and self.mass_excess_k == 0.0
+            and not self.solids_k.any()
             and self.storage_j >= self.storage_capacity_j
             and self._rate_k_s == 0.0
         )
@@ -327,8 +340,8 @@ class PhysicalPlant:
             unmet_l = unmet_l - from_store * share_l
             unmet_a = unmet_a - from_store * (1.0 - share_l)
             storage = min(storage - float(supplied.sum()), self.storage_capacity_j)
-        loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
-        drift, rates = self._drift_rate(loop, room, mass, dts)
+        loop, room, solids = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
+        drift, rates = self._drift_rate(loop, room, dts)
         ones = np.ones_like(dts)
         powers = {
             "chiller": res.chiller_power_w * ones,
@@ -344,7 +357,7 @@ class PhysicalPlant:
             unmet_w=unmet_l + unmet_a,
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
-            mass_excess_k=float(mass[-1]),
+            solids_k=tuple(solids[-1].tolist()),
             storage_j=storage,
             drift_k=drift,
             rate_k_s=float(rates[-1]),
@@ -356,7 +369,7 @@ class PhysicalPlant:
         """Accept a computed block: move the nodes to their new state."""
         self.loop_excess_k = step.loop_excess_k
         self.room_excess_k = step.room_excess_k
-        self.mass_excess_k = step.mass_excess_k
+        self.solids_k = np.array(step.solids_k)
         self.storage_j = step.storage_j
         self._rate_k_s = step.rate_k_s
 
@@ -376,8 +389,8 @@ class PhysicalPlant:
         ones = np.ones_like(dts)
         unmet_l = np.asarray(heat_liquid_w, dtype=np.float64) * ones
         unmet_a = np.asarray(heat_air_w, dtype=np.float64) * ones
-        loop, room, mass = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
-        drift, rates = self._drift_rate(loop, room, mass, dts)
+        loop, room, solids = self._nodes(unmet_l, unmet_a * white, dts, excess_k)
+        drift, rates = self._drift_rate(loop, room, dts)
         zeros = np.zeros_like(dts)
         return PlantStep(
             powers_w=dict.fromkeys(self.components, zeros),
@@ -386,7 +399,7 @@ class PhysicalPlant:
             unmet_w=unmet_l + unmet_a,
             loop_excess_k=float(loop[-1]),
             room_excess_k=float(room[-1]),
-            mass_excess_k=float(mass[-1]),
+            solids_k=tuple(solids[-1].tolist()),
             storage_j=self.storage_j,
             drift_k=drift,
             rate_k_s=float(rates[-1]),
@@ -415,12 +428,15 @@ class PhysicalPlant:
             pressure_pa=weather.get("pressure_pa", STANDARD_PRESSURE_PA),
         )
 
-    def _drift_rate(
-        self, loop: FloatArray, room: FloatArray, mass: FloatArray, dts: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Largest node drift from the block start per tick, and the nodes' fastest rate in each tick."""
-        start = np.array([[self.loop_excess_k], [self.room_excess_k], [self.mass_excess_k]])
-        nodes = np.stack((loop, room, mass))
+    def _drift_rate(self, loop: FloatArray, room: FloatArray, dts: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Largest node drift from the block start per tick, and the nodes' fastest rate in each tick.
+
+        The nodes the devices breathe or drink from (loop, room air), not the room's solids: those
+        reach the inlets only through the air, whose steps already carry them, and a warm rack
+        cooling over tens of minutes must not hold the engine at one tick per step.
+        """
+        start = np.array([[self.loop_excess_k], [self.room_excess_k]])
+        nodes = np.stack((loop, room))
         drift = np.max(np.abs(nodes - start), axis=0)
         rates = np.max(np.abs(np.diff(nodes, axis=1, prepend=start)), axis=0) / dts
         return drift, rates
@@ -428,7 +444,7 @@ class PhysicalPlant:
     def _nodes(
         self, unmet_l: FloatArray, unmet_a: FloatArray, dts: FloatArray, excess_k: FloatArray | None
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Loop, room air and server mass excess after each tick, from the unmet heat into loop and room.
+        """Loop, room air and the room's solids (ticks x solids) after each tick, from the unmet heat.
 
         The unmet heat includes the controller's pull-back, asked at the block's start state or at
         ``excess_k`` (each tick's start, as guessed: :meth:`compute`). Where heat is unmet the
@@ -441,38 +457,44 @@ class PhysicalPlant:
             pull_l = np.where(unmet_l > 0, excess_k[0], np.nan)
             pull_a = np.where(unmet_a > 0, excess_k[1], np.nan)
         loop = self._node(self.loop_excess_k, unmet_l, self.loop_capacity_j_k, dts, pull_l)
-        room, mass = self._room(unmet_a, dts, pull_a)
-        return loop, room, mass
+        room, solids = self._room(unmet_a, dts, pull_a)
+        return loop, room, solids
 
     def _room(
         self, unmet_w: FloatArray, dts: FloatArray, pulled_k: FloatArray | None = None
     ) -> tuple[FloatArray, FloatArray]:
-        """Room air and server mass excess after each tick: one node, or two with the servers' mass.
+        """Room air after each tick, and each solid node's excess (ticks x solids): exact steps.
 
         ``pulled_k``: the air excess each tick's pull-back was asked at (NaN: none unmet; :meth:`_nodes`).
         """
-        if self.mass_capacity_j_k <= 0.0:
+        n = self.solids_k.size
+        if n == 0:
             air = self._node(self.room_excess_k, unmet_w, self.room_capacity_j_k, dts, pulled_k)
-            return air, np.zeros_like(dts)
-        air, mass = np.empty_like(dts), np.empty_like(dts)
-        if self.room_excess_k <= AT_SETPOINT_K and self.mass_excess_k <= AT_SETPOINT_K and not np.any(unmet_w > 0):
-            air[:], mass[:] = 0.0, 0.0
-            return air, mass
-        a, m = self.room_excess_k, self.mass_excess_k
-        for k in range(dts.size):
-            a_k, m_k = air_mass_step(
-                a,
-                m,
-                _pulled(unmet_w[k], a, pulled_k, k, self.room_capacity_j_k, self.tau_s),
-                self.room_capacity_j_k,
-                self.mass_capacity_j_k,
-                self.mass_conductance_w_k,
-                self.tau_s,
-                dts[k],
+            return air, np.zeros((dts.size, 0))
+        out = np.zeros((dts.size, n + 1))
+        x = np.concatenate(([self.room_excess_k], self.solids_k))
+        if not np.any(x > AT_SETPOINT_K) and not np.any(unmet_w > 0):
+            return out[:, 0], out[:, 1:]
+        if pulled_k is not None and not np.all(np.isnan(pulled_k)):  # corrected tick by tick
+            for k in range(dts.size):
+                modes = self._room_modes(float(dts[k]))
+                q = _pulled(unmet_w[k], float(x[0]), pulled_k, k, self.room_capacity_j_k, self.tau_s)
+                x = out[k] = np.maximum(modes.phi @ x + modes.gamma * q, 0.0)
+            return out[:, 0], out[:, 1:]
+        # runs of equal ticks, each one vectorised trajectory
+        edges = np.concatenate(([0], np.flatnonzero(np.diff(dts)) + 1, [dts.size]))
+        for a, b in itertools.pairwise(edges):
+            out[a:b] = room_trajectory(float(x[0]), x[1:], unmet_w[a:b], self._room_modes(float(dts[a])))
+            x = out[b - 1]
+        return out[:, 0], out[:, 1:]
+
+    def _room_modes(self, dt_s: float) -> RoomModes:
+        """The room's exact step over ``dt_s`` (cached: a run's ticks share a few lengths)."""
+        if dt_s not in self._modes:
+            self._modes[dt_s] = room_modes(
+                self.room_capacity_j_k, self.solid_capacities_j_k, self.solid_conductances_w_k, self.tau_s, dt_s
             )
-            a, m = max(float(a_k), 0.0), max(float(m_k), 0.0)
-            air[k], mass[k] = a, m
-        return air, mass
+        return self._modes[dt_s]
 
     def _node(
         self,
@@ -492,6 +514,9 @@ class PhysicalPlant:
         dt = excess_k
         tau = self.tau_s
         for k in range(dts.size):
+            if dt <= AT_SETPOINT_K and unmet_w[k] <= 0.0:  # at its setpoint, as a block starting here finds it
+                dt = out[k] = 0.0
+                continue
             unmet = _pulled(unmet_w[k], dt, pulled_k, k, capacity_j_k, tau)
             dt = max(float(rc_step(dt, unmet * tau / capacity_j_k, tau, dts[k])), 0.0)
             out[k] = dt

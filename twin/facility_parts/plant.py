@@ -51,8 +51,10 @@ class PlantSpec:
     chiller_restart_s : float
         Power back to chillers running. [s]
     room_mass_capacity_j_k, room_mass_conductance_w_k : float
-        Heat capacity of the servers' solid mass (heat sinks, chassis), a second room node, and its
-        conductance to the room air (0: the air alone). [J/K], [W/K]
+        Heat capacity of the servers' solid mass (heat sinks, chassis), a room node of its own, and
+        its conductance to the room air (0: none). [J/K], [W/K]
+    room_rack_capacity_j_k, room_rack_conductance_w_k : float
+        The same for the rack enclosures' steel (0: none). [J/K], [W/K]
     """
 
     params: PlantParams
@@ -68,6 +70,8 @@ class PlantSpec:
     chiller_restart_s: float
     room_mass_capacity_j_k: float = 0.0
     room_mass_conductance_w_k: float = 0.0
+    room_rack_capacity_j_k: float = 0.0
+    room_rack_conductance_w_k: float = 0.0
 
 
 CoolingSpec = PlantSpec | IdealPlantSpec

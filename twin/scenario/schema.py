@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from twin import catalog
 from twin.physics import cooling_plant as cp
 from twin.physics import interconnect as ic
-from twin.physics.thermal import SERVER_AIR_CONDUCTANCE_W_K
+from twin.physics.thermal import RACK_AIR_CONDUCTANCE_W_K, RACK_HEAT_CAPACITY_J_K, SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
 from twin.scenario.plant_overrides import PlantOverrides
@@ -214,13 +214,28 @@ class PlantCooling(StrictModel):
         12.0, gt=0, description="[EST] white-space air per rack: about 3 m2 of floor (rack + aisles) x 4 m."
     )
     room_extra_heat_capacity_j_k_per_rack: Float = Field(
-        0.0, ge=0, description="Rack and building mass coupled to the room air (0: air alone, the fastest rise)."
+        0.0,
+        ge=0,
+        description="Mass in close contact with the room air, warming with it (0: none; the racks' steel "
+        "is rack_heat_capacity_j_k).",
+    )
+    rack_heat_capacity_j_k: Float = Field(
+        RACK_HEAT_CAPACITY_J_K,
+        ge=0,
+        description="[EST] heat capacity of one rack enclosure's steel (~100 kg of a 42U 0.6 x 1.07 x 2 m cabinet "
+        "x 434 J/kg/K), a room node behind rack_air_conductance_w_k (0: none; twin.physics.thermal).",
+    )
+    rack_air_conductance_w_k: Float = Field(
+        RACK_AIR_CONDUCTANCE_W_K,
+        gt=0,
+        description="[EST] conductance between one rack enclosure and the room air: h ~ 5 W/m2/K (free and fan-driven "
+        "convection) over ~8.3 m2 of sheet washed by the room's air.",
     )
     server_heat_capacity_j_k: Float = Field(
         0.0,
         ge=0,
         description="Heat capacity of one server's solid mass (heat sinks, chassis: mass x c_p, steel 500, "
-        "aluminium 900, copper 385 J/kg/K), a second room node behind server_air_conductance_w_k (0: air alone).",
+        "aluminium 900, copper 385 J/kg/K), a room node behind server_air_conductance_w_k (0: none).",
     )
     server_air_conductance_w_k: Float = Field(
         SERVER_AIR_CONDUCTANCE_W_K,
