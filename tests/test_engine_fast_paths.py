@@ -14,10 +14,9 @@ import pytest
 
 from twin import load_scenario, simulate
 from twin.engine import columns, kernel
-from twin.engine.kernel import _die_steps
 from twin.engine.pool_stats import QUANTILES, WeightedHistogram, _Binned, _segment_stats
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.physics.thermal import rc_step
+from twin.physics.thermal import die_steps, rc_step
 
 
 def busy_day():
@@ -211,7 +210,7 @@ def test_die_steps_are_the_exact_rc_step_tick_by_tick():
         dts = np.full(700, dt)
         dts[0], dts[-1] = 0.3 * dt, 0.7 * dt  # partial first and last ticks
         live = np.array([True, True, False, True, True])
-        end, hottest = _die_steps(die0, steady, tau, dts, live)
+        end, hottest = die_steps(die0, steady, tau, dts, live)
         die, expect = die0, []
         for k in range(dts.size):
             die = rc_step(die, steady[k], tau, dts[k])

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from twin._types import BoolArray, FloatArray
+from twin._types import FloatArray
 from twin.engine.block import Block, BlockExtras
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
@@ -61,7 +61,7 @@ from twin.ledger import BASE_CATEGORIES, Ledger
 from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, thermal_power_limit_w
 from twin.physics.governor import GovernorMemory, governed_clock
 from twin.physics.silicon import boost_clock_fraction, leakage_excess_w
-from twin.physics.thermal import rc_step, rc_time_to_threshold_s
+from twin.physics.thermal import die_steps, rc_time_to_threshold_s
 from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
 #: Most (tick x column) cells handled in one vectorised block (bounds memory per block).
@@ -592,9 +592,7 @@ class Engine:
                     break
                 frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
         gpus = cols.take(st.gpus_up) * live.astype(np.float64)
-        die_end, die_max = _die_steps(
-            cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live
-        )
+        die_end, die_max = die_steps(cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live)
         site["_gpu_w"] = p_gpu
         # Ticks whose boost power (the die's settling point above) started from the queues the
         # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
@@ -883,52 +881,3 @@ def _finite_or_nan(x: FloatArray) -> FloatArray:
     """``x`` with infinities (a maximum over no live device) as NaN."""
     x = np.asarray(x, dtype=np.float64)
     return np.where(np.isfinite(x), x, np.nan)
-
-
-def _die_steps(
-    die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray, live: BoolArray
-) -> tuple[FloatArray, FloatArray]:
-    """Exact RC steps of the die over the block's ticks: temperature at the end and hottest live die per tick.
-
-    Over a run of equal ticks the exact step ``T_k = a T_(k-1) + (1 - a) T_ss,k`` with
-    ``a = exp(-dt/tau)`` is a first-order linear recurrence, evaluated for all ticks at once
-    (:func:`_rc_run`) instead of one Python step per tick.
-    """
-    k_ticks = dts.size
-    if k_ticks == 1:
-        die = rc_step(die0, steady_c[0], tau_s, dts[0])
-        return die, np.array([np.max(die, where=live, initial=-np.inf)])
-    temps = np.empty_like(steady_c)
-    breaks = np.flatnonzero(np.diff(dts) != 0.0) + 1
-    prev = np.asarray(die0, dtype=np.float64)
-    for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [k_ticks])), strict=True):
-        temps[lo:hi] = _rc_run(prev, steady_c[lo:hi], math.exp(-float(dts[lo]) / tau_s))
-        prev = temps[hi - 1]
-    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
-
-
-#: Longest run of ticks summed in one scaled cumulative sum (the scale ``a**-j`` stays below e**RC_SCALE_LN).
-RC_CHUNK = 256
-RC_SCALE_LN = 300.0
-
-
-def _rc_run(y0: FloatArray, x: FloatArray, a: float) -> FloatArray:
-    """``y_k = a y_(k-1) + (1 - a) x_k`` for the rows of ``x`` ``(L, G)``, from ``y_(-1) = y0``.
-
-    In closed form ``y_i = a**i (a y0 + (1 - a) sum_(j <= i) a**-j x_j)``: a cumulative sum per
-    chunk of ticks short enough that ``a**-j`` stays finite. When ``a`` is negligible (a tick much
-    longer than the time constant) ``y_k = x_k + a (x_(k-1) - x_k)``, exact to ``a**2``.
-    """
-    if a < 1e-12:
-        prev = np.concatenate((y0[None, :], x[:-1]))
-        return np.asarray(x + a * (prev - x))
-    out = np.empty_like(x)
-    chunk = max(1, min(RC_CHUNK, int(RC_SCALE_LN / -math.log(a)) if a < 1.0 else RC_CHUNK))
-    y = y0
-    for s in range(0, x.shape[0], chunk):
-        xs = x[s : s + chunk]
-        j = np.arange(xs.shape[0], dtype=np.float64)
-        acc = np.cumsum(xs * ((1.0 - a) * a**-j)[:, None], axis=0)
-        out[s : s + chunk] = (a**j)[:, None] * (a * y + acc)
-        y = out[s + xs.shape[0] - 1]
-    return out

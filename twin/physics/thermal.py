@@ -10,12 +10,13 @@ this closed form instead of small Euler steps, so a quiet hour costs one step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from twin._types import FloatArray, Numeric
+from twin._types import BoolArray, FloatArray, Numeric
 
 #: [EST] Conductance between one server's solid mass and the air through it: forced convection at
 #: h ~ 50 W/m2/K (fan-driven air over fins and sheet metal; Incropera et al. 2011 table 1.1 gives
@@ -401,3 +402,52 @@ def rc_adiabatic_time_to_threshold_s(
     shape = np.broadcast(gap, q, c).shape
     t = np.divide(c * gap, q, out=np.full(shape, np.inf), where=gap * q > 0)
     return np.asarray(np.where(gap == 0, 0.0, t))
+
+
+def die_steps(
+    die0: FloatArray, steady_c: FloatArray, tau_s: float, dts: FloatArray, live: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """Exact RC steps of the die over the block's ticks: temperature at the end and hottest live die per tick.
+
+    Over a run of equal ticks the exact step ``T_k = a T_(k-1) + (1 - a) T_ss,k`` with
+    ``a = exp(-dt/tau)`` is a first-order linear recurrence, evaluated for all ticks at once
+    (:func:`rc_run`) instead of one Python step per tick.
+    """
+    k_ticks = dts.size
+    if k_ticks == 1:
+        die = rc_step(die0, steady_c[0], tau_s, dts[0])
+        return die, np.array([np.max(die, where=live, initial=-np.inf)])
+    temps = np.empty_like(steady_c)
+    breaks = np.flatnonzero(np.diff(dts) != 0.0) + 1
+    prev = np.asarray(die0, dtype=np.float64)
+    for lo, hi in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [k_ticks])), strict=True):
+        temps[lo:hi] = rc_run(prev, steady_c[lo:hi], math.exp(-float(dts[lo]) / tau_s))
+        prev = temps[hi - 1]
+    return np.array(temps[-1]), np.max(temps, axis=1, where=live[None, :], initial=-np.inf)
+
+
+#: Longest run of ticks summed in one scaled cumulative sum (the scale ``a**-j`` stays below e**RC_SCALE_LN).
+RC_CHUNK = 256
+RC_SCALE_LN = 300.0
+
+
+def rc_run(y0: FloatArray, x: FloatArray, a: float) -> FloatArray:
+    """``y_k = a y_(k-1) + (1 - a) x_k`` for the rows of ``x`` ``(L, G)``, from ``y_(-1) = y0``.
+
+    In closed form ``y_i = a**i (a y0 + (1 - a) sum_(j <= i) a**-j x_j)``: a cumulative sum per
+    chunk of ticks short enough that ``a**-j`` stays finite. When ``a`` is negligible (a tick much
+    longer than the time constant) ``y_k = x_k + a (x_(k-1) - x_k)``, exact to ``a**2``.
+    """
+    if a < 1e-12:
+        prev = np.concatenate((y0[None, :], x[:-1]))
+        return np.asarray(x + a * (prev - x))
+    out = np.empty_like(x)
+    chunk = max(1, min(RC_CHUNK, int(RC_SCALE_LN / -math.log(a)) if a < 1.0 else RC_CHUNK))
+    y = y0
+    for s in range(0, x.shape[0], chunk):
+        xs = x[s : s + chunk]
+        j = np.arange(xs.shape[0], dtype=np.float64)
+        acc = np.cumsum(xs * ((1.0 - a) * a**-j)[:, None], axis=0)
+        out[s : s + chunk] = (a**j)[:, None] * (a * y + acc)
+        y = out[s + xs.shape[0] - 1]
+    return out
