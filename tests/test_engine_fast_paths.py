@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from twin import load_scenario, simulate
-from twin.engine import columns, kernel
+from twin.engine import columns, kernel, transient
 from twin.engine.pool_stats import QUANTILES, WeightedHistogram, _Binned, _segment_stats
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.physics.thermal import die_steps, rc_step
@@ -196,7 +196,7 @@ def test_transient_blocks_give_the_one_tick_results(build, monkeypatch):
     assert max(ticks) >= 30  # the transient really went in blocks of many ticks
     if build is outage_with_traces:  # a tick served below boost left other queues than the clock-1 solve's
         assert any(boost_cut)
-    monkeypatch.setattr(kernel, "TRANSIENT_TICKS", 1)
+    monkeypatch.setattr(transient, "TRANSIENT_TICKS", 1)
     one_tick = simulate(build(), debug=True)
     assert blocks.kpis["unmet_heat_j"] > 0 and blocks.events["event"].eq("thermal_shutdown").any()
     assert_same(blocks, one_tick, rtol=1e-9, event_rtol=1e-12)

@@ -61,7 +61,7 @@ class Block:
     cols: Columns
     extra: BlockExtras
     #: The plant's loop and room excess at each tick's start ``(2, K)`` the block was computed
-    #: with, or None: held at the committed state (:meth:`~twin.engine.kernel.Engine._transient_block`).
+    #: with, or None: held at the committed state (:meth:`~twin.engine.transient.TransientStepper.block`).
     excess_k: FloatArray | None = None
     #: Leading ticks whose boost power was found from their own queues: the first tick, and each
     #: next while the clock-1 solve's queues are still the block's (after a tick served slower
@@ -83,3 +83,8 @@ class EngineView(Protocol):
     def log_event(self, kind: str, **detail: Any) -> None:
         """Record a discrete event with its time."""
         ...
+
+
+def head_excess(excess_k: FloatArray | None, k: int) -> FloatArray | None:
+    """The nodes' states of a block's first ``k`` ticks (None stays None)."""
+    return None if excess_k is None else excess_k[:, :k]

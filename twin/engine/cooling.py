@@ -225,7 +225,7 @@ class PhysicalPlant:
         """True while a node changes faster than :data:`FINE_RATE_K_S`.
 
         The engine then computes each tick from the nodes' state at its start, so temperature,
-        throttling and heat feed back every tick (:meth:`twin.engine.kernel.Engine._transient_block`).
+        throttling and heat feed back every tick (:meth:`twin.engine.transient.TransientStepper.block`).
         """
         return self._rate_k_s > FINE_RATE_K_S
 
@@ -304,7 +304,7 @@ class PhysicalPlant:
         that room, not the air the servers draw, so the room node takes only the white space's
         share of the unmet air heat. The controller pulls back the loop and room excess of the
         block's start, or, given ``excess_k`` ``(2, K)``, those at each tick's start (the kernel's
-        transient blocks, :meth:`twin.engine.kernel.Engine._transient_block`).
+        transient blocks, :meth:`twin.engine.transient.TransientStepper.block`).
         """
         loop0, room0 = (self.loop_excess_k, self.room_excess_k) if excess_k is None else excess_k
         q_rec_l = self.loop_capacity_j_k * loop0 / self.tau_s

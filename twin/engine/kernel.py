@@ -15,8 +15,8 @@ span is one tick per report interval. A block is *computed* without touching the
 die reaches its shutdown temperature) it is cut at that tick. While a thermal node is away from its
 setpoint, temperatures, throttling and heat feed back every tick: each tick is computed from the
 nodes' state at its start. A transient block computes many such ticks at once, passing over them
-until each starts where the last ended (:meth:`Engine._transient_block`, the one-tick-at-a-time
-result to :data:`TRANSIENT_TOL_K`), and ends where stepping tick by tick would change course; a die
+until each starts where the last ended (:mod:`twin.engine.transient`, the one-tick-at-a-time
+result to its ``TRANSIENT_TOL_K``), and ends where stepping tick by tick would change course; a die
 crossing its shutdown temperature inside a tick is solved for exactly and scheduled as an event at
 that instant.
 
@@ -44,7 +44,7 @@ import numpy as np
 import simpy
 
 from twin._types import FloatArray
-from twin.engine.block import Block, BlockExtras
+from twin.engine.block import Block, BlockExtras, head_excess
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
 from twin.engine.cooling import FINE_RATE_K_S, SERVER_AIR_SHUTDOWN_C, PhysicalPlant, PlantStep, build_plant
@@ -56,6 +56,7 @@ from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
+from twin.engine.transient import TransientStepper
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
 from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, thermal_power_limit_w
@@ -75,18 +76,6 @@ TIME_EPS_S = 1e-9
 #: Solves of a site-limited block at most: the share the bisection found, then lowered by the
 #: excess where the governor's re-solve lands above the limit (:meth:`Engine._block`).
 SITE_REPAIR_ROUNDS = 6
-#: Most ticks of a transient block (1: the plant's nodes are stepped one tick at a time, each
-#: tick computed on its own; see :meth:`Engine._transient_block`).
-TRANSIENT_TICKS = 4096
-#: Passes over a transient block before its exact first ticks are kept (each pass makes at least
-#: one more tick exact; a weak feedback settles in two to four).
-TRANSIENT_PASSES = 8
-#: Node excess within this of the state a tick was computed from counts as the same. [K]
-TRANSIENT_TOL_K = 1e-11
-#: A transient block that keeps fewer ticks than this sends the next ones one at a time, for as
-#: many ticks, doubled after each such block up to TRANSIENT_BACKOFF_MAX (reset by a longer block).
-TRANSIENT_MIN_TICKS = 8
-TRANSIENT_BACKOFF_MAX = 512
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
@@ -153,8 +142,7 @@ class Engine:
         self._const_cols = self.const
         self._since_grouped = REGROUP_EVERY
         #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
-        self._transient_retry_s = -math.inf
-        self._transient_backoff = TRANSIENT_MIN_TICKS
+        self._transient = TransientStepper(self.step_s)
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -286,7 +274,8 @@ class Engine:
             edges = self._tick_edges(t, stop, fine=transient)
             n = min(k_max, edges.size - 1)
             if transient:
-                block = self._transient_block(edges[:n], edges[1 : n + 1])
+                ticks = (edges[:n], edges[1 : n + 1])
+                block = self._transient.block(self._compute, self._transient_cut, self.plant, *ticks)
             else:
                 block = self._compute(edges[:n], edges[1 : n + 1])
             if span:
@@ -307,71 +296,6 @@ class Engine:
             t = float(block.t1[-1])
             self._room_air_check(t)
         self.state.t_s = t
-
-    def _transient_block(self, t0: FloatArray, t1: FloatArray) -> Block:
-        """A block of ticks while the plant's nodes move fast: what stepping one tick at a time gives.
-
-        Stepped one tick at a time, each tick is computed with the inlets and the controller's
-        pull-back of the nodes' state at its start (temperatures, throttling and heat feed back
-        every tick). Here the whole block is computed at once with the nodes' state at every tick's
-        start taken from the previous pass (the first holds the state at the block's start): a
-        fixed-point iteration whose fixed point is the tick-by-tick result. A pass whose nodes
-        start each tick where the previous tick ended (to :data:`TRANSIENT_TOL_K`) is that result;
-        ticks up to the first that does not are exact in any pass, so after
-        :data:`TRANSIENT_PASSES` those are kept. Where there is no feedback (servers down, or a
-        heat that does not depend on the inlets) the second pass settles it.
-
-        The block then ends where stepping tick by tick would have changed course: after the
-        first tick where the nodes settle below :data:`~twin.engine.cooling.FINE_RATE_K_S`
-        (coarse blocks follow), where the room air crosses the cold-plate servers' trip
-        (:meth:`_room_air_check`), before a tick where a die reaches its shutdown temperature
-        (the crossing is solved on that tick alone, :meth:`_cut`), or before a tick where the
-        power governor holds a serving GPU (:meth:`_transient_end`). A chilled-water store that
-        is not full (its recharge is decided per block) keeps one tick at a time.
-        """
-        plant = self.plant
-        first = self._compute(t0[:1], t1[:1])
-        n = min(t0.size, TRANSIENT_TICKS)
-        if n == 1 or not isinstance(plant, PhysicalPlant) or not plant.store_full or t0[0] < self._transient_retry_s:
-            return first
-        if self._transient_cut(first) is not None:  # the block ends after its first tick anyway
-            return first
-        b = self._transient_passes(plant, t0[:n], t1[:n])
-        # Where blocks keep ending within a few ticks (queues and GPU Boost bins changing every
-        # tick), the passes cost more than they save: one tick at a time for a while, longer
-        # after each such block.
-        kept = 1 if b is None else b.dts.size
-        if kept < TRANSIENT_MIN_TICKS:
-            self._transient_retry_s = float(t0[0]) + self._transient_backoff * self.step_s
-            self._transient_backoff = min(2 * self._transient_backoff, TRANSIENT_BACKOFF_MAX)
-        else:
-            self._transient_backoff = TRANSIENT_MIN_TICKS
-        return first if b is None else b
-
-    def _transient_passes(self, plant: PhysicalPlant, t0: FloatArray, t1: FloatArray) -> Block | None:
-        """The passes of :meth:`_transient_block` over ``[t0, t1)``; None: only its first tick is to be kept."""
-        n = t0.size
-        x0 = np.array([[plant.loop_excess_k], [plant.room_excess_k]])
-        guess = np.repeat(x0, n, axis=1)
-        for _ in range(TRANSIENT_PASSES):
-            b = self._compute(t0, t1, guess)
-            assert b.plant.nodes_k is not None
-            starts = np.concatenate((x0, b.plant.nodes_k[:, :-1]), axis=1)
-            off = np.flatnonzero(np.any(np.abs(starts - guess) > TRANSIENT_TOL_K, axis=0))
-            if not off.size:
-                break
-            exact, guess = int(off[0]), starts
-            cut = self._transient_cut(b)
-            if cut is not None and cut < t0.size:  # the block is likely to end there: no need to go on past it
-                t0, t1, guess = t0[: cut + 1], t1[: cut + 1], guess[:, : cut + 1]
-        else:  # not settled: keep the ticks computed from the states they really start at
-            b = self._compute(b.t0[:exact], b.t1[:exact], _head(b.excess_k, exact))
-        if b.plant.storage_j < plant.storage_capacity_j:
-            return None  # the store was drawn on: its recharge is decided per block
-        cut = self._transient_cut(b)
-        if cut is None:
-            return b
-        return None if cut <= 1 else self._compute(b.t0[:cut], b.t1[:cut], _head(b.excess_k, cut))
 
     def _transient_cut(self, b: Block) -> int | None:
         """Ticks of a transient block to keep: where stepping one tick at a time changes course (None: all).
@@ -454,7 +378,7 @@ class Engine:
     def _cut(self, b: Block, k: int) -> Block | None:
         """Recompute the block up to tick ``k``; at a die crossing, up to the crossing instant."""
         if k > 0:
-            return self._compute(b.t0[:k], b.t1[:k], _head(b.excess_k, k))
+            return self._compute(b.t0[:k], b.t1[:k], head_excess(b.excess_k, k))
         shut = self.fac.accelerator.shutdown_temp_c
         st, cols = self.state, b.cols
         if b.die_max[0] < shut:  # a node drifts fast from the first tick: step one fine tick
@@ -481,7 +405,7 @@ class Engine:
     def _truncate(self, b: Block, t_end: float) -> Block:
         """Recompute the block up to ``t_end`` (the ticks before it and the part of the tick it falls in)."""
         k = int(np.count_nonzero(b.t1 < t_end - TIME_EPS_S))
-        return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])), _head(b.excess_k, k + 1))
+        return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])), head_excess(b.excess_k, k + 1))
 
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.
@@ -852,11 +776,6 @@ class Engine:
         self.interval_index += n
         if self.progress is not None:
             self.progress(min(float(self.report_ends[self.interval_index - 1]), self.duration_s), self.duration_s)
-
-
-def _head(excess_k: FloatArray | None, k: int) -> FloatArray | None:
-    """The nodes' states of a block's first ``k`` ticks (None stays None)."""
-    return None if excess_k is None else excess_k[:, :k]
 
 
 def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
