@@ -128,6 +128,52 @@ def test_moe_reads_active_experts_at_one_token_and_all_at_large_batch():
     assert experts_touched_fraction(1, 8, 2) == pytest.approx(0.25)
 
 
+def test_whole_prompts_leave_dense_steps_as_they_were():
+    """A dense step is linear in its prompt tokens (sum roofline): the stream's mean step is the mean step."""
+    c = step_costs(L8, Layout(), H100)
+    dev = ideal_device(roofline_exponent=1.0, overhead_s=0.003)
+    fluid = step(c, dev, 16.0, 40.0, 1500.0, 640.0)
+    whole = step(c, dev, 16.0, 40.0, 1500.0, 640.0, prompt_tokens=1280.0)
+    for f in ("time_s", "bytes", "flops", "kernel_s"):
+        assert float(getattr(whole, f)) == pytest.approx(float(getattr(fluid, f)), rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=st.floats(1.0, 512.0),
+    prefill=st.floats(1.0, 4000.0),
+    prompt=st.floats(16.0, 8192.0),
+)
+def test_whole_prompts_read_fewer_experts_than_the_mean_step(batch, prefill, prompt):
+    """Jensen: the experts touched saturate in the tokens, so the mean over steps with and without a
+    prompt reads no more than one step carrying the mean tokens; FLOPs (linear) are the same; and
+    tiny prompts (many per step) give back the mean step."""
+    mix = model_spec("Qwen/Qwen3-30B-A3B-Instruct-2507")
+    c = step_costs(mix, Layout(), H100)
+    dev = ideal_device()
+    fluid = step(c, dev, batch, prefill, 1000.0, 0.5 * prompt)
+    whole = step(c, dev, batch, prefill, 1000.0, 0.5 * prompt, prompt_tokens=prompt)
+    assert float(whole.bytes) <= float(fluid.bytes) * (1 + 1e-12)
+    assert float(whole.flops) == pytest.approx(float(fluid.flops), rel=1e-12)
+    many = step(c, dev, batch, prefill, 1000.0, 0.5 * prompt, prompt_tokens=prefill / 200.0)
+    assert float(many.bytes) == pytest.approx(float(fluid.bytes), rel=1e-6)
+
+
+def test_whole_prompts_by_hand():
+    """One step in 32 prefills a 1 280-token prompt: exp(-1/32) of the steps read what 8 decode
+    tokens touch, the rest all 128 experts (uniform routing, 8 per token)."""
+    mix = model_spec("Qwen/Qwen3-30B-A3B-Instruct-2507")
+    c = step_costs(mix, Layout(), H100)
+    dev = ideal_device()
+    expert = float(c.expert_bytes)
+    q8 = 1.0 - (120.0 / 128.0) ** 8
+    p0 = np.exp(-1.0 / 32.0)
+    want = p0 * q8 * expert + (1.0 - p0) * expert * (1.0 - (120.0 / 128.0) ** (8 + 40.0 / (1.0 - p0)))
+    got = step(c, dev, 8.0, 40.0, 0.0, 640.0, prompt_tokens=1280.0).bytes - step(c, dev, 8.0, 40.0, 0.0, 640.0).bytes
+    fluid_expert = expert * (1.0 - (120.0 / 128.0) ** 48)
+    assert float(got) + fluid_expert == pytest.approx(want, rel=1e-9)
+
+
 def test_expert_parallel_waits_for_its_busiest_gpu():
     # Blom: E[max of n standard normals] ~ 0.564 (n=2), 1.029 (n=4), 1.424 (n=8) exactly.
     assert busiest_share(0.0, 1.0, [2, 4, 8]) == pytest.approx([0.564, 1.029, 1.424], abs=0.03)

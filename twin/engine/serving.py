@@ -255,13 +255,15 @@ def full_rank(
     """A full rank at the mix of ``prefill`` and ``decode`` tokens: (sequences, prompt tokens, step time) per step.
 
     ``most`` is :func:`max_sequences` at ``context_len``. With no output tokens to decode the step
-    carries one token budget of prompts.
+    carries one token budget of prompts. Prompts arrive whole (``2 position`` tokens each: the mean
+    position of a prefilled token is half its prompt), so the step is the mean of
+    :func:`twin.physics.serving.step` over a stream.
     """
     rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
     cap = np.minimum(most, c.token_budget / (1.0 + rho))
     seqs = np.where(decode > 0, cap, 0.0)
     chunk = np.where(decode > 0, rho * seqs, c.token_budget)
-    t = step(c.costs, c.device, seqs, chunk, context_len, position, clock).time_s
+    t = step(c.costs, c.device, seqs, chunk, context_len, position, clock, 2.0 * position).time_s
     return seqs, chunk, t
 
 
@@ -392,7 +394,7 @@ def _serve_inference(
     most = np.broadcast_to(max_sequences(c, context_len), p_in.shape)
     p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock, most)
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock)
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock, prompt_len)
     chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
     small = (d_srv > 0) & (seqs < 1.0)
@@ -402,7 +404,7 @@ def _serve_inference(
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
     if np.any(prefill_only):
         chunk = np.where(prefill_only, _prefill_chunk(c, chunk, lam_p, context_len, position, clock), chunk)
-    st = step(c.costs, c.device, seqs, chunk, context_len, position, clock)
+    st = step(c.costs, c.device, seqs, chunk, context_len, position, clock, prompt_len)
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)

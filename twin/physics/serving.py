@@ -405,8 +405,9 @@ def step(
     context_tokens: Numeric,
     prefill_position: Numeric,
     clock_fraction: Numeric = 1.0,
+    prompt_tokens: Numeric | None = None,
 ) -> Step:
-    """Time, bytes and FLOPs of one step (module docstring).
+    """Time, bytes and FLOPs of one step (module docstring), or the mean step of a steady stream.
 
     The step's time is its slowest GPU's; its bytes, FLOPs and kernel time are the mean GPU's
     (they differ only in an expert-parallel group, whose busiest GPU sets the time while the
@@ -429,6 +430,11 @@ def step(
         whole prompts). [1]
     clock_fraction : numeric
         SM clock over boost. [1]
+    prompt_tokens : numeric, optional
+        Tokens of one whole prompt, ``P``: ``C`` is then the mean over a steady stream of steps in
+        which prompts arrive whole, and the result is the mean step (:func:`_expert_group`). The
+        terms linear in ``C`` are the same either way; the routed experts' are not. Default: one
+        step carrying ``C``. [1]
 
     Returns
     -------
@@ -457,7 +463,7 @@ def step(
     n, linear = dev.roofline_exponent, dev.linear_roofline
     t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n, linear)
     if c.has_experts:
-        expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, f, n)
+        expert_read, expert_flops, t_expert, t_expert_mean = _expert_mean(c, dev, b, p, prompt_tokens, f, n)
     else:  # dense models only (the same numbers, without the work)
         expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
     if c.has_windows:
@@ -486,6 +492,63 @@ def step(
         flops=np.asarray(dense_flops + expert_flops + attn_flops),
         kernel_s=np.asarray(np.where(active, t_dense + t_expert_mean + t_attn, 0.0)),
     )
+
+
+def _expert_mean(
+    c: StepCosts,
+    dev: ServingDevice,
+    decode: FloatArray,
+    prefill: FloatArray,
+    prompt_tokens: Numeric | None,
+    f: FloatArray,
+    n: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:func:`_expert_group` of one step, or the mean over a stream whose prompts arrive whole.
+
+    An engine admits a prompt whole (chunked only past its token budget), so with ``C`` prompt
+    tokens per step on average, prompts of ``P`` tokens, the steps carry ``N ~ Poisson(C / P)``
+    of them [1]_. The experts a step reads saturate in its tokens (:func:`experts_touched_fraction`):
+    a step that prefills reads nearly all of them, the steps between read only what the decode
+    batch touches, and the mean read is less than the read of the mean step. Two points carry
+    it: the share ``exp(-C / P)`` of steps with no prompt, and the others with
+    ``C / (1 - exp(-C / P))`` prompt tokens, which keeps the mean tokens ``C``. With ``P``
+    unknown (``None``), or no decode batch (a prefill-only step always carries its prompts), the
+    one step carrying ``C``.
+
+    References
+    ----------
+    .. [1] W. Kwon et al., SOSP 2023, and the vLLM V1 scheduler (a waiting request is scheduled
+       with its whole prompt when the token budget allows).
+
+    Examples
+    --------
+    Qwen3-30B-A3B-like experts (128, 8 per token, uniform routing), 8 decoding sequences and 40
+    prompt tokens a step in prompts of 1 280. One step reading for 48 tokens touches
+    ``1 - (120/128)**48 = 0.955`` of the experts. Whole prompts: ``exp(-1/32) = 0.969`` of the
+    steps touch ``1 - (120/128)**8 = 0.403``, the rest (1 308 tokens) all, a mean of 0.422:
+
+    >>> import numpy as np
+    >>> from dataclasses import replace
+    >>> c = replace(example_costs(), expert_bytes=np.array(57.98e9), n_experts=np.array(128.0),
+    ...             experts_per_token=np.array(8.0), expert_flops_per_token=np.array(3.6e9))
+    >>> d, one = example_device(), np.ones(())
+    >>> fluid = _expert_mean(c, d, 8.0 * one, 40.0 * one, None, one, one)[0]
+    >>> whole = _expert_mean(c, d, 8.0 * one, 40.0 * one, 1280.0, one, one)[0]
+    >>> round(float(fluid / 57.98e9), 3), round(float(whole / 57.98e9), 3)
+    (0.955, 0.422)
+    """
+    if prompt_tokens is None:
+        return _expert_group(c, dev, decode + prefill, f, n)
+    arrivals = np.divide(prefill, prompt_tokens, out=np.zeros_like(prefill * decode), where=prompt_tokens > 0)
+    mixed = (decode > 0) & (arrivals > 0)
+    if not np.any(mixed):
+        return _expert_group(c, dev, decode + prefill, f, n)
+    quiet = np.where(mixed, np.exp(-arrivals), 0.0)  # share of steps without a prompt
+    with_prompt = np.where(mixed, prefill / np.where(mixed, -np.expm1(-arrivals), 1.0), prefill)
+    none = _expert_group(c, dev, decode + 0.0 * prefill, f, n)
+    some = _expert_group(c, dev, decode + with_prompt, f, n)
+    out = tuple(np.asarray(quiet * a + (1.0 - quiet) * b) for a, b in zip(none, some, strict=True))
+    return out[0], out[1], out[2], out[3]
 
 
 def _expert_group(
@@ -523,6 +586,7 @@ def batch_for_rates(
     prefill_position: Numeric,
     max_seqs: Numeric,
     clock_fraction: Numeric = 1.0,
+    prompt_tokens: Numeric | None = None,
 ) -> FloatArray:
     """Sequences a replica runs to sustain a decode and a prefill token rate.
 
@@ -537,7 +601,7 @@ def batch_for_rates(
         As in :func:`step`.
     decode_rate, prefill_rate : numeric
         Output and prompt tokens per second the replica serves (``decode_rate > 0``). [1/s]
-    context_tokens, prefill_position, clock_fraction : numeric
+    context_tokens, prefill_position, clock_fraction, prompt_tokens : numeric
         As in :func:`step`.
     max_seqs : numeric
         Most sequences the replica holds; returned where even they do not reach the rate. [1]
@@ -564,7 +628,8 @@ def batch_for_rates(
     lam, rho, hi = (np.broadcast_to(a, shape).copy() for a in (lam, rho, hi))
 
     def h(b: FloatArray) -> FloatArray:
-        return np.asarray(b - lam * step(c, dev, b, rho * b, context_tokens, prefill_position, clock_fraction).time_s)
+        t = step(c, dev, b, rho * b, context_tokens, prefill_position, clock_fraction, prompt_tokens).time_s
+        return np.asarray(b - lam * t)
 
     lo = np.zeros(shape)
     tiny = np.maximum(hi * 1e-9, 1e-12)
