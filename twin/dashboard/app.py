@@ -329,31 +329,32 @@ def schematic_chart(nodes: list[schematic.Node], edges: list[schematic.Edge], ti
 
     at = {n.key: n for n in nodes}
     half_w, half_h = 0.48, 0.34
-    figure = go.Figure()
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for e in edges:
         a, b = at[e.source], at[e.target]
         dash = {"power": "solid", "heat": "dot", "coolant": "solid"}[e.kind]
         colour = {"power": "#555555", "heat": "#d62728", "coolant": "#1f77b4"}[e.kind]
-        figure.add_shape(
-            type="line", x0=a.x, y0=a.y, x1=b.x, y1=b.y, line={"color": colour, "width": 2, "dash": dash}, layer="below"
-        )
+        line = {"color": colour, "width": 2, "dash": dash}
+        shapes.append({"type": "line", "x0": a.x, "y0": a.y, "x1": b.x, "y1": b.y, "line": line, "layer": "below"})
     for n in nodes:
-        figure.add_shape(
-            type="rect",
-            x0=n.x - half_w,
-            x1=n.x + half_w,
-            y0=n.y - half_h,
-            y1=n.y + half_h,
-            fillcolor=fill(n)[0],
-            line={"color": "#333333", "width": 1},
+        box, text = fill(n)
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": n.x - half_w,
+                "x1": n.x + half_w,
+                "y0": n.y - half_h,
+                "y1": n.y + half_h,
+                "fillcolor": box,
+                "line": {"color": "#333333", "width": 1},
+            }
         )
-        figure.add_annotation(
-            x=n.x,
-            y=n.y,
-            text="<br>".join([f"<b>{n.label}</b>", *n.lines]),
-            showarrow=False,
-            font={"size": 10, "color": fill(n)[1]},
-        )
+        label = "<br>".join([f"<b>{n.label}</b>", *n.lines])
+        annotations.append({"x": n.x, "y": n.y, "text": label, "showarrow": False, "font": {"size": 10, "color": text}})
+    # One layout update for every shape and label: plotly copies and validates the whole list on
+    # each add_shape / add_annotation, which made the schematics a quarter of a cached rerun.
+    figure = go.Figure(layout={"shapes": shapes, "annotations": annotations})
     # Invisible points: the hover details, and one colour bar per scale (the legend).
     figure.add_trace(
         go.Scatter(
