@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -62,6 +63,28 @@ SET_HELP = (
     "Override a field: --set fleet.rows=2 (the workloads' servers and request rates follow the fleet "
     "size unless also set; see twin/scenario/edits.py)"
 )
+
+
+#: Help of ``--threads``.
+THREADS_HELP = (
+    "Threads that compute a run's columns (default: the TWIN_THREADS environment variable, else every core; "
+    "1: serial). Results are the same to the bit."
+)
+
+
+def _use_threads(threads: int | None) -> None:
+    """``--threads`` for the runs this command makes (as ``TWIN_THREADS``, which worker processes inherit).
+
+    A bad ``TWIN_THREADS`` exits 2 before anything runs.
+    """
+    from twin.engine.threads import THREADS_ENV, resolve_threads
+
+    if threads is not None:
+        os.environ[THREADS_ENV] = str(threads)
+    try:
+        resolve_threads()
+    except InvalidInputError as exc:
+        _invalid(exc)
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -193,12 +216,14 @@ def run(
             "request_level with ranks N): latency KPIs, latency.csv, histogram.csv.",
         ),
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a scenario and write its report."""
     from twin.report import write_report
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
+    _use_threads(threads)
     sc = _load(scenario, [*(set_ or []), *([f"request_level.ranks={request_level}"] if request_level else [])])
     try:  # before simulating: a file, or a folder with other files, is refused, not found out after the run
         previous = check_output_dir(out)
@@ -265,6 +290,7 @@ def latency(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for latency.csv and requests.parquet.")
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a scenario, then replay a sample of each inference pool request by request: TTFT/TPOT percentiles."""
     import pandas as pd
@@ -272,6 +298,7 @@ def latency(
     from twin.latency import busiest_start_s, fluid_latency, latency_frames, replay_latency
     from twin.simulation import simulate
 
+    _use_threads(threads)
     sc = _load(scenario, set_)
     try:
         with console.status(f"simulating {sc.name}"):
@@ -397,14 +424,28 @@ def sweep(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the points; run nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads of each point's run (default: TWIN_THREADS, else 1 with worker processes, every core "
+            "with --workers 0). Results are the same to the bit.",
+        ),
+    ] = None,
 ) -> None:
     """Run every point of a sweep on Dask; one Parquet per point and a summary table.
 
     Finished points are skipped and failed ones retried when the sweep is run again. Exit codes:
     0 every point finished, 1 a point failed, 2 the spec is invalid, 130 interrupted.
     """
+    from twin.engine.threads import THREADS_ENV
     from twin.sweep import load_sweep, run_sweep
     from twin.sweep.store import INVALID, point_problem, status
+
+    if threads is None and workers != 0 and not os.environ.get(THREADS_ENV, "").strip():
+        threads = 1  # the points already run side by side, one worker process per core
+    _use_threads(threads)
 
     try:
         sw = load_sweep(spec)
