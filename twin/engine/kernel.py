@@ -32,6 +32,10 @@ Performance (see ``benchmarks/`` and the README's Performance section):
   pool with identical inputs and state are computed once, and every sum over servers is weighted.
 * **Die temperatures** over a run of equal ticks are one linear recurrence solved by
   ``scipy.signal.lfilter`` (the exact RC step, not a Python loop over ticks).
+* **Wide blocks on threads** (:mod:`twin.engine.threads`): the serving solve and the governor of a
+  block of at least ``2 x MIN_CHUNK_CELLS`` cells run on contiguous chunks of columns, one per
+  thread (each column is computed on its own); the chunks join before any sum over columns, so a
+  run is the same to the bit on any number of threads.
 """
 
 from __future__ import annotations
