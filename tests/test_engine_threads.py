@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_reference import cases
 
 import twin
 from benchmarks.cases import TINY_MIX, mix_case
 from twin.engine import kernel
 from twin.engine.threads import THREADS_ENV, ThreadsError, chunks, cores, resolve_threads
 from twin.errors import InvalidInputError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_reference import _faults_mixed  # noqa: E402
 
 TWIN = [sys.executable, "-m", "twin.cli"]
 
@@ -69,7 +66,7 @@ def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypat
 def test_threaded_faults_floor_and_site_limit_equal_serial_to_the_bit(monkeypatch):
     # Paused training (checkpoint restarts), a training power floor, a demand-response window (a
     # site limit: computed serially while it holds), battery and generator, random faults.
-    serial, threaded, split = _runs(_faults_mixed(), monkeypatch)
+    serial, threaded, split = _runs(cases()["faults-mixed"], monkeypatch)
     assert split > 10
     _assert_same(serial, threaded)
 
@@ -124,3 +121,17 @@ def test_cli_run_with_threads_option(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert (out / "summary.json").exists()
+
+
+def test_cli_threads_option_holds_for_the_command_only(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    seen = []
+    monkeypatch.setattr(twin.simulation, "run_checks", lambda *a, **k: seen.append(os.environ[THREADS_ENV]) or [])
+    res = CliRunner().invoke(app, ["run", "-q", "--threads", "1", "--set", "duration_s=600", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert seen == ["1"]  # the run saw it
+    assert THREADS_ENV not in os.environ  # and the process is as it was

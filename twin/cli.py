@@ -72,15 +72,24 @@ THREADS_HELP = (
 )
 
 
-def _use_threads(threads: int | None) -> None:
-    """``--threads`` for the runs this command makes (as ``TWIN_THREADS``, which worker processes inherit).
+def _use_threads(ctx: typer.Context, threads: int | None) -> None:
+    """``--threads`` for the runs this command makes: ``TWIN_THREADS`` (which worker processes inherit) until it ends.
 
     A bad ``TWIN_THREADS`` exits 2 before anything runs.
     """
     from twin.engine.threads import THREADS_ENV, resolve_threads
 
     if threads is not None:
+        before = os.environ.get(THREADS_ENV)
         os.environ[THREADS_ENV] = str(threads)
+
+        def restore() -> None:
+            if before is None:
+                os.environ.pop(THREADS_ENV, None)
+            else:
+                os.environ[THREADS_ENV] = before
+
+        ctx.call_on_close(restore)
     try:
         resolve_threads()
     except InvalidInputError as exc:
@@ -198,6 +207,7 @@ def _row(kpis: dict[str, float], key: str, label: str, fmt: str) -> tuple[str, s
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: Annotated[
         str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
     ] = None,
@@ -223,7 +233,7 @@ def run(
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
-    _use_threads(threads)
+    _use_threads(ctx, threads)
     sc = _load(scenario, [*(set_ or []), *([f"request_level.ranks={request_level}"] if request_level else [])])
     try:  # before simulating: a file, or a folder with other files, is refused, not found out after the run
         previous = check_output_dir(out)
@@ -270,6 +280,7 @@ def run(
 
 @app.command()
 def latency(
+    ctx: typer.Context,
     scenario: Annotated[
         str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
     ] = None,
@@ -298,7 +309,7 @@ def latency(
     from twin.latency import busiest_start_s, fluid_latency, latency_frames, replay_latency
     from twin.simulation import simulate
 
-    _use_threads(threads)
+    _use_threads(ctx, threads)
     sc = _load(scenario, set_)
     try:
         with console.status(f"simulating {sc.name}"):
@@ -413,6 +424,7 @@ def catalog_cmd() -> None:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Sweep spec YAML (base scenario + grid/points of dotted paths).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep folder (default: sweeps/<spec name>).")] = None,
     scheduler: Annotated[
@@ -443,9 +455,7 @@ def sweep(
     from twin.sweep import load_sweep, run_sweep
     from twin.sweep.store import INVALID, point_problem, status
 
-    if threads is None and workers != 0 and not os.environ.get(THREADS_ENV, "").strip():
-        threads = 1  # the points already run side by side, one worker process per core
-    _use_threads(threads)
+    _use_threads(ctx, threads)
 
     try:
         sw = load_sweep(spec)
@@ -467,6 +477,8 @@ def sweep(
             err_console.print(f"[yellow]invalid[/] {line}", highlight=False)
         console.print(f"{len(sw.points)} points, folder {folder}")
         return
+    if threads is None and workers != 0 and not os.environ.get(THREADS_ENV, "").strip():
+        _use_threads(ctx, 1)  # the points already run side by side, one worker process per core
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
