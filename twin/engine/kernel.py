@@ -87,8 +87,8 @@ SITE_REPAIR_ROUNDS = 6
 #: Fewest (tick x column) cells a thread computes, else the block is computed serially: half a
 #: block of MAX_BLOCK_CELLS. Each numpy call releases the GIL only while it runs, and the serving
 #: solve makes hundreds of them per block, some per tick on a row of columns: on smaller chunks the
-#: threads mostly wait for each other (measured on mix-38k, 9 472 columns in blocks of 10 ticks:
-#: two chunks of ~47 000 cells took 20-40 % longer than one thread), so in practice only fleets of
+#: threads mostly wait for each other (measured on mix-38k, 9 472 columns in blocks of 10 ticks, on
+#: a busy 2-core VM: two chunks of ~47 000 cells took 20-45 % longer than one thread), so only fleets of
 #: more columns than MAX_BLOCK_CELLS (one-tick blocks) are split, into chunks of at least this.
 MIN_CHUNK_CELLS = MAX_BLOCK_CELLS // 2
 #: Token tallies kept per pool and interval.
