@@ -11,7 +11,10 @@ Each case runs in its own Python process (so its peak RSS is its own) and report
 * ``peak_rss_mb``: the process's peak resident memory (``getrusage``), and ``rss_start_mb`` before
   the run; ``rss_mb_at``: resident memory sampled at 25/50/75/100 % of simulated time (flat in
   simulated time when the run's memory does not grow with it);
-* ``blocks`` and ``events``: vectorised blocks the engine computed and simpy events it processed.
+* ``blocks`` and ``events``: vectorised blocks the engine computed and simpy events it processed;
+  ``threads``: the threads the engine computed a block's columns with, ``chunked_blocks``: the
+  blocks it split into chunks of columns, one per thread (``--threads N`` sets ``TWIN_THREADS``
+  for the cases; default every core).
 
 The table is printed and the whole record (machine, load average, commit) written as JSON
 (``benchmarks/results/latest.json`` by default). ``--bandwidth`` adds the memory-bandwidth bound
@@ -66,25 +69,34 @@ class _Counters:
         from twin.engine import kernel
 
         self.blocks = 0
+        self.chunked = 0
         self.events = 0
         compute = kernel.Engine._compute
+        chunks = kernel.Engine._chunks
         step = simpy.Environment.step
 
         def counted_compute(eng: Any, *a: Any, **kw: Any) -> Any:
             self.blocks += 1
             return compute(eng, *a, **kw)
 
+        def counted_chunks(eng: Any, *a: Any, **kw: Any) -> Any:
+            parts = chunks(eng, *a, **kw)
+            self.chunked += parts is not None
+            return parts
+
         def counted_step(env: Any) -> None:
             self.events += 1
             step(env)
 
         kernel.Engine._compute = counted_compute  # type: ignore[method-assign]
+        kernel.Engine._chunks = counted_chunks  # type: ignore[method-assign]
         simpy.Environment.step = counted_step  # type: ignore[method-assign]
 
 
 def run_simulation(case: Case) -> dict[str, Any]:
     """Run one simulation case in this process and measure it."""
     import twin
+    from twin.engine.threads import resolve_threads
 
     counters = _Counters()
     folder = tempfile.TemporaryDirectory()  # the job trace a case writes, read when the run builds
@@ -121,6 +133,8 @@ def run_simulation(case: Case) -> dict[str, Any]:
         "peak_rss_mb": round(_peak_rss_mb(), 1),
         "rss_mb_at": at,
         "blocks": counters.blocks,
+        "threads": resolve_threads(),
+        "chunked_blocks": counters.chunked,
         "events": counters.events,
         "rows": len(result.timeseries),
         "tokens_out": k["tokens_out"],
@@ -173,12 +187,15 @@ def _worker(name: str, tiny: bool, duration_s: float | None) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def _run_case(case: Case, tiny: bool, timeout_s: float, duration_s: float | None) -> dict[str, Any]:
+def _run_case(
+    case: Case, tiny: bool, timeout_s: float, duration_s: float | None, threads: int | None = None
+) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks", "--worker", case.name] + (["--tiny"] if tiny else [])
     if duration_s is not None:
         cmd += ["--duration-s", str(duration_s)]
+    env = os.environ | ({} if threads is None else {"TWIN_THREADS": str(threads)})
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:g} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -204,7 +221,7 @@ def _fmt(x: Any, spec: str) -> str:
 def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
     """The figures, one line per case."""
     head = f"{'case':<16} {'wall s':>8} {'CPU s':>8} {'dev-steps/s':>12} {'sim s/wall s':>13} {'peak RSS MB':>12}"
-    head += f" {'blocks':>8}"
+    head += f" {'blocks':>8} {'threads':>7}"
     print(head)
     print("-" * len(head))
     for c in cases:
@@ -216,7 +233,7 @@ def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
             f"{c.name:<16} {_fmt(r.get('wall_s'), '8.2f')} {_fmt(r.get('cpu_s'), '8.2f')} "
             f"{_fmt(r.get('device_steps_per_s'), '12.3g')} "
             f"{_fmt(r.get('sim_s_per_wall_s'), '13,.0f')} {_fmt(r.get('peak_rss_mb'), '12.0f')} "
-            f"{_fmt(r.get('blocks'), '8d')}"
+            f"{_fmt(r.get('blocks'), '8d')} {_fmt(r.get('threads'), '7d')}"
         )
 
 
@@ -231,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         "--duration-s", type=float, default=None, help="shorten the simulated time of the cases run (extrapolate!)"
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per case")
+    p.add_argument("--threads", type=int, default=None, help="engine threads (TWIN_THREADS; default every core)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads: expected a whole number of threads >= 1, got {args.threads}")
     if args.worker:
         _worker(args.worker, args.tiny, args.duration_s)
         return 0
@@ -251,12 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         "commit": _git_commit(),
         "tiny": args.tiny,
         "duration_s_override": args.duration_s,
+        "threads": args.threads,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "cases": {},
     }
     for c in cases:
         print(f"running {c.name}: {c.what} ...", flush=True)
-        r = _run_case(c, args.tiny, args.timeout, args.duration_s)
+        r = _run_case(c, args.tiny, args.timeout, args.duration_s, args.threads)
         r["what"] = c.what
         record["cases"][c.name] = r
     if args.bandwidth:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -62,6 +63,37 @@ SET_HELP = (
     "Override a field: --set fleet.rows=2 (the workloads' servers and request rates follow the fleet "
     "size unless also set; see twin/scenario/edits.py)"
 )
+
+
+#: Help of ``--threads``.
+THREADS_HELP = (
+    "Threads that compute a run's columns (default: the TWIN_THREADS environment variable, else every core; "
+    "1: serial). Results are the same to the bit."
+)
+
+
+def _use_threads(ctx: typer.Context, threads: int | None) -> None:
+    """``--threads`` for the runs this command makes: ``TWIN_THREADS`` (which worker processes inherit) until it ends.
+
+    A bad ``TWIN_THREADS`` exits 2 before anything runs.
+    """
+    from twin.engine.threads import THREADS_ENV, resolve_threads
+
+    if threads is not None:
+        before = os.environ.get(THREADS_ENV)
+        os.environ[THREADS_ENV] = str(threads)
+
+        def restore() -> None:
+            if before is None:
+                os.environ.pop(THREADS_ENV, None)
+            else:
+                os.environ[THREADS_ENV] = before
+
+        ctx.call_on_close(restore)
+    try:
+        resolve_threads()
+    except InvalidInputError as exc:
+        _invalid(exc)
 
 
 def _parse_sets(sets: list[str] | None) -> dict[str, Any]:
@@ -175,6 +207,7 @@ def _row(kpis: dict[str, float], key: str, label: str, fmt: str) -> tuple[str, s
 
 @app.command()
 def run(
+    ctx: typer.Context,
     scenario: Annotated[
         str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
     ] = None,
@@ -193,12 +226,14 @@ def run(
             "request_level with ranks N): latency KPIs, latency.csv, histogram.csv.",
         ),
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a scenario and write its report."""
     from twin.report import write_report
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
 
+    _use_threads(ctx, threads)
     sc = _load(scenario, [*(set_ or []), *([f"request_level.ranks={request_level}"] if request_level else [])])
     try:  # before simulating: a file, or a folder with other files, is refused, not found out after the run
         previous = check_output_dir(out)
@@ -245,6 +280,7 @@ def run(
 
 @app.command()
 def latency(
+    ctx: typer.Context,
     scenario: Annotated[
         str | None, typer.Argument(help="Scenario YAML or preset name (default: built-in default).")
     ] = None,
@@ -265,6 +301,7 @@ def latency(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for latency.csv and requests.parquet.")
     ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a scenario, then replay a sample of each inference pool request by request: TTFT/TPOT percentiles."""
     import pandas as pd
@@ -272,6 +309,7 @@ def latency(
     from twin.latency import busiest_start_s, fluid_latency, latency_frames, replay_latency
     from twin.simulation import simulate
 
+    _use_threads(ctx, threads)
     sc = _load(scenario, set_)
     try:
         with console.status(f"simulating {sc.name}"):
@@ -386,6 +424,7 @@ def catalog_cmd() -> None:
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Sweep spec YAML (base scenario + grid/points of dotted paths).")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep folder (default: sweeps/<spec name>).")] = None,
     scheduler: Annotated[
@@ -397,14 +436,26 @@ def sweep(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the points; run nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table.")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads of each point's run (default: TWIN_THREADS, else 1 with worker processes, every core "
+            "with --workers 0). Results are the same to the bit.",
+        ),
+    ] = None,
 ) -> None:
     """Run every point of a sweep on Dask; one Parquet per point and a summary table.
 
     Finished points are skipped and failed ones retried when the sweep is run again. Exit codes:
     0 every point finished, 1 a point failed, 2 the spec is invalid, 130 interrupted.
     """
+    from twin.engine.threads import THREADS_ENV
     from twin.sweep import load_sweep, run_sweep
     from twin.sweep.store import INVALID, point_problem, status
+
+    _use_threads(ctx, threads)
 
     try:
         sw = load_sweep(spec)
@@ -426,6 +477,8 @@ def sweep(
             err_console.print(f"[yellow]invalid[/] {line}", highlight=False)
         console.print(f"{len(sw.points)} points, folder {folder}")
         return
+    if threads is None and workers != 0 and not os.environ.get(THREADS_ENV, "").strip():
+        _use_threads(ctx, 1)  # the points already run side by side, one worker process per core
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),

@@ -89,11 +89,17 @@ class Controls:
         self.eng.log_event("demand_response" if limit_w is not None else "demand_response_end", limit_w=self.limit_w)
 
     # ------------------------------------------------------------- kernel hooks
-    def apply_floor(self, p_gpu_w: FloatArray, limit_w: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Raise training GPUs to their floor (never above their limit); return power and the extra."""
+    def apply_floor(
+        self, p_gpu_w: FloatArray, limit_w: FloatArray, part: slice | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Raise training GPUs to their floor (never above their limit); return power and the extra.
+
+        ``p_gpu_w`` and ``limit_w`` hold the columns ``part`` (None: all).
+        """
         if not self.has_floor:
             return p_gpu_w, np.zeros_like(p_gpu_w)
-        floor = np.minimum(self.eng.cols.take(self.floor_w), limit_w)
+        floor_w = self.eng.cols.take(self.floor_w)
+        floor = np.minimum(floor_w if part is None else floor_w[part], limit_w)
         raised = np.maximum(p_gpu_w, floor)
         return raised, raised - p_gpu_w
 

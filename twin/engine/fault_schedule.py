@@ -354,9 +354,9 @@ class FaultSystem:
         """Spread each inference pool's arrivals over its servers that are up (:func:`route_demand`)."""
         return route_demand(dem, self.eng.cols, self.eng.state.server_up, self.inference_pools)
 
-    def pause_training(self, res: ServeResult) -> ServeResult:
-        """Servers of a training job that is restarting or writing a checkpoint sit idle."""
-        return self.jobs.pause_training(res, self.eng.cols)
+    def pause_training(self, res: ServeResult, part: slice | None = None) -> ServeResult:
+        """Servers of a training job that is restarting or writing a checkpoint sit idle (``res``: columns ``part``)."""
+        return self.jobs.pause_training(res, self.eng.cols, part)
 
     def commit(self, b: Block, seg: Segments) -> None:
         """Advance the battery, the jobs' work since their checkpoints and the fault tallies over a committed block."""

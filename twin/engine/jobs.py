@@ -90,11 +90,12 @@ class TrainingJobs:
             if job.paused_until == np.inf and (server_up & job.servers).any():
                 self._restart(job)
 
-    def pause_training(self, res: ServeResult, cols: Columns) -> ServeResult:
-        """Servers of a training job that is restarting or writing a checkpoint sit idle."""
+    def pause_training(self, res: ServeResult, cols: Columns, part: slice | None = None) -> ServeResult:
+        """Servers of a training job that is restarting or writing a checkpoint sit idle (``res``: columns ``part``)."""
         if not self.paused.any():
             return res
         p = cols.take(self.paused)
+        p = p if part is None else p[part]
         return replace(
             res,
             busy=np.where(p, 0.0, res.busy),

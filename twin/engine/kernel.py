@@ -32,12 +32,19 @@ Performance (see ``benchmarks/`` and the README's Performance section):
   pool with identical inputs and state are computed once, and every sum over servers is weighted.
 * **Die temperatures** over a run of equal ticks are one linear recurrence solved by
   ``scipy.signal.lfilter`` (the exact RC step, not a Python loop over ticks).
+* **Wide blocks on threads** (:mod:`twin.engine.threads`): the serving solve and the governor of a
+  block of at least ``2 x MIN_CHUNK_CELLS`` cells run on contiguous chunks of columns, one per
+  thread (each column is computed on its own); the chunks join before any sum over columns, so a
+  run is the same to the bit on any number of threads.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
+from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,7 +55,7 @@ from twin.engine.block import Block, BlockExtras, head_excess
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
 from twin.engine.cooling import FINE_RATE_K_S, SERVER_AIR_SHUTDOWN_C, PhysicalPlant, PlantStep, build_plant
-from twin.engine.demand import DemandModel
+from twin.engine.demand import Demand, DemandModel
 from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.segments import IntervalAccumulator, Kind, Segments
@@ -56,6 +63,7 @@ from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
+from twin.engine.threads import chunks, native_limits, resolve_threads, run_all
 from twin.engine.transient import TransientStepper
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
@@ -76,6 +84,13 @@ TIME_EPS_S = 1e-9
 #: Solves of a site-limited block at most: the share the bisection found, then lowered by the
 #: excess where the governor's re-solve lands above the limit (:meth:`Engine._block`).
 SITE_REPAIR_ROUNDS = 6
+#: Fewest (tick x column) cells a thread computes, else the block is computed serially: half a
+#: block of MAX_BLOCK_CELLS. Each numpy call releases the GIL only while it runs, and the serving
+#: solve makes hundreds of them per block, some per tick on a row of columns: on smaller chunks the
+#: threads mostly wait for each other (measured on mix-38k, 9 472 columns in blocks of 10 ticks, on
+#: a busy 2-core VM: two chunks of ~47 000 cells took 20-45 % longer than one thread), so only fleets of
+#: more columns than MAX_BLOCK_CELLS (one-tick blocks) are split, into chunks of at least this.
+MIN_CHUNK_CELLS = MAX_BLOCK_CELLS // 2
 #: Token tallies kept per pool and interval.
 TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
@@ -94,6 +109,9 @@ class Engine:
         intervals, with the end of the last one closed.
     debug : bool
         Check the energy ledger after every interval.
+    threads : int, optional
+        Threads that compute a block's columns (:mod:`twin.engine.threads`); default
+        ``TWIN_THREADS``, else every core. 1 computes serially; results are the same to the bit.
     """
 
     def __init__(
@@ -102,6 +120,7 @@ class Engine:
         rng: np.random.Generator,
         progress: Callable[[float, float], None] | None = None,
         debug: bool = False,
+        threads: int | None = None,
     ) -> None:
         run = fac.run
         self.fac = fac
@@ -143,10 +162,17 @@ class Engine:
         self._since_grouped = REGROUP_EVERY
         #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
         self._transient = TransientStepper(self.step_s)
+        self.threads = resolve_threads(threads)
+        #: The columns' chunks (and their constants) of the current grouping, by chunk count.
+        self._parts: tuple[ServerConstants, dict[int, list[tuple[slice, ServerConstants]]]] | None = None
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
         """Advance to the end of the scenario, processing events in time order."""
+        with native_limits(self.threads):  # BLAS and OpenMP pools held to the same cap
+            self._run()
+
+    def _run(self) -> None:
         end = self.duration_s
         self._room_air_check(0.0)  # a plant without chillers can start in weather too hot for its room
         while True:
@@ -407,6 +433,24 @@ class Engine:
         k = int(np.count_nonzero(b.t1 < t_end - TIME_EPS_S))
         return self._compute(b.t0[: k + 1], np.concatenate((b.t1[:k], [t_end])), head_excess(b.excess_k, k + 1))
 
+    def _chunks(self, n_ticks: int) -> list[tuple[slice, ServerConstants]] | None:
+        """The chunks of columns a block of ``n_ticks`` is computed in, one per thread, with their constants.
+
+        None computes it serially: one thread, a chunk below :data:`MIN_CHUNK_CELLS`, or a site
+        power limit (its bisection couples every column in each tick). Chunks are contiguous, of
+        about equal numbers of columns.
+        """
+        n = min(self.threads, n_ticks * self.cols.n // MIN_CHUNK_CELLS)
+        if n < 2 or self.controls.limit_w is not None:
+            return None
+        c = self._const_cols
+        if self._parts is None or self._parts[0] is not c:
+            self._parts = (c, {})
+        made = self._parts[1]
+        if n not in made:
+            made[n] = [(part, c.columns(operator.itemgetter(part))) for part in chunks(self.cols.n, n)]
+        return made[n]
+
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.
 
@@ -414,14 +458,98 @@ class Engine:
         the controller's pull-back follow them); None holds them at the committed state.
         """
         fac, st, cols, acc = self.fac, self.state, self.cols, self.fac.accelerator
-        c = self._const_cols
         dts = t1 - t0
         weather = self.weather.at_times(t0)
         dem = self.demand.block(t0, t1, None if cols.identity else cols.rep)
         dem, dropped = self.faults.route_demand(dem)  # arrivals go to the servers that are up
-        serve_args = (dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len)
-        queues = (cols.take(st.backlog_prefill_tokens), cols.take(st.backlog_decode_tokens), dts)
-        ones = np.ones_like(dem.requests)
+        inlet = self.plant.inlet_temp_c(cols.n, excess_k)
+        parts = self._chunks(dts.size)
+        if parts is None:
+            g = self._governed(self._const_cols, dem, inlet, dts, None)
+        else:  # each chunk of columns on its own thread; the fleet's sums are taken after they join
+            g = Governed.join(
+                run_all(self.threads, [partial(self._governed, c, dem, inlet, dts, part) for part, c in parts])
+            )
+        res, clock, p_gpu, floor_extra, p_full = g.res, g.clock, g.p_gpu, g.floor_extra, g.p_full
+        thermal_w, limit_w, cap_w = g.thermal_w, g.limit_w, cols.take(st.power_cap_w)
+        r_th = fac.thermal_resistance_k_w
+        live = cols.take(st.server_up)
+        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
+        site_limited = np.zeros(dts.size, dtype=bool)
+        if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
+            run_at = g.run_at
+            assert run_at is not None  # a run under a site limit computes its columns serially
+
+            def metered_at(share: FloatArray) -> FloatArray:
+                r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
+                return self._chain(p, r, dts, weather, excess_k)[1]
+
+            frac = self.controls.solve_fraction(metered_at, metered_w)
+            site_limited = frac < 1.0
+            capped_w, site_w = limit_w, float(self.controls.limit_w or 0.0)
+            for round_ in range(SITE_REPAIR_ROUNDS):
+                limit_w = np.minimum(capped_w, frac[:, None] * p_full)
+                res, clock, p_gpu, floor_extra = run_at(limit_w)
+                site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
+                # The governor's solve at the share found can land on another clock than the
+                # bisection's did where the power is not monotonic in the clock (busy time, and the
+                # memory side's power with it, grows as the clock falls): lower those ticks' share
+                # by their excess, doubled each round, and solve again.
+                over = site_limited & (metered_w > site_w * (1.0 + LIMIT_RTOL))
+                if not np.any(over):
+                    break
+                frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
+        gpus = cols.take(st.gpus_up) * live.astype(np.float64)
+        die_end, die_max = die_steps(cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live)
+        site["_gpu_w"] = p_gpu
+        # Ticks whose boost power (the die's settling point above) started from the queues the
+        # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
+        # after a tick whose GPUs ran slower its later ticks start from other queues.
+        prefill0, decode0 = g.backlogs0
+        apart = np.flatnonzero(
+            np.any(prefill0[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
+            | np.any(decode0[:-1] != res.backlog_decode_tokens[:-1], axis=1)
+        )
+        return Block(
+            t0=t0,
+            t1=t1,
+            dts=dts,
+            site_w=site,
+            metered_w=metered_w,
+            serve=res,
+            requests=dem.requests,
+            gpus=gpus,
+            clock=clock,
+            throttled=(p_full > thermal_w) & (thermal_w <= cap_w),
+            capped=(p_full > limit_w) & (limit_w < thermal_w),
+            die_end=die_end,
+            die_max=die_max,
+            inlet_c=inlet,
+            plant=plant,
+            cols=cols,
+            extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
+            excess_k=excess_k,
+            boost_ticks=int(apart[0]) + 1 if apart.size else dts.size,
+        )
+
+    def _governed(
+        self, c: ServerConstants, dem: Demand, inlet: FloatArray, dts: FloatArray, part: slice | None
+    ) -> Governed:
+        """The serving solve and the power governor over the columns ``part`` of a block (None: all).
+
+        Each column is computed on its own (its queues, clocks and die), so a part computes its
+        columns as the whole block does, to the bit; ``c`` holds the part's constants.
+        """
+        fac, st, cols, acc = self.fac, self.state, self.cols, self.fac.accelerator
+
+        def cut(x: Any) -> Any:
+            """The part's columns of a per-column array (None stays None)."""
+            return x if part is None or x is None else x[..., part]
+
+        requests, train_fraction, replay_busy = cut(dem.requests), cut(dem.train_fraction), cut(dem.replay_busy)
+        serve_args = (cut(dem.prefill_tokens), cut(dem.decode_tokens), cut(dem.prompt_len), cut(dem.context_len))
+        queues = (cut(cols.take(st.backlog_prefill_tokens)), cut(cols.take(st.backlog_decode_tokens)), dts)
+        ones = np.ones_like(requests)
         solved: list[tuple[FloatArray, ServeResult]] = []  # serving GPUs' clocks and their solve (first, last)
 
         def serve(clock: FloatArray) -> ServeResult:
@@ -434,24 +562,22 @@ class Engine:
                 *serve_args,
                 clock,
                 *queues,
-                requests=dem.requests,
-                train_fraction=dem.train_fraction,
-                replay_busy=dem.replay_busy,
+                requests=requests,
+                train_fraction=train_fraction,
+                replay_busy=replay_busy,
                 reuse=reuse,
             )
             if reuse is None:
                 solved[1:] = [(on, res)]  # keeps the first (boost) solve and the latest
-            return self.faults.pause_training(res)
+            return self.faults.pause_training(res, part)
 
         res0 = serve(ones)
         board = acc.power_params
         p_boost = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
-        inlet = self.plant.inlet_temp_c(cols.n, excess_k)
+        inlet = cut(inlet)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
-        cap_w = cols.take(st.power_cap_w)
-        limit_w = np.minimum(cap_w, thermal_w)
-        live = cols.take(st.server_up)
+        limit_w = np.minimum(cut(cols.take(st.power_cap_w)), thermal_w)
         # The die settles in seconds (die_time_constant_s), within a tick: GPU Boost's top bin and
         # the leakage beyond the fit follow the temperature it settles at under the power the tick
         # draws before the die responds (boost, or its limit where lower). One explicit pass, no
@@ -488,64 +614,12 @@ class Engine:
                     limit_w - extra_w, activity_at, params=board, at_boost=at_top, memory=memory, max_clock=top
                 )
                 p_gpu = p_model + extra_w
-            p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w)
+            p_gpu, floor_extra = self.controls.apply_floor(p_gpu, limit_w, part)
             return res, clock, p_gpu, floor_extra
 
         res, clock, p_gpu, floor_extra = run_at(limit_w)
-        site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
-        site_limited = np.zeros(dts.size, dtype=bool)
-        if self.controls.over_limit(metered_w):  # site limit: cap every GPU to a share of its demand
-
-            def metered_at(share: FloatArray) -> FloatArray:
-                r, _, p, _ = run_at(np.minimum(limit_w, share[:, None] * p_full))
-                return self._chain(p, r, dts, weather, excess_k)[1]
-
-            frac = self.controls.solve_fraction(metered_at, metered_w)
-            site_limited = frac < 1.0
-            capped_w, site_w = limit_w, float(self.controls.limit_w or 0.0)
-            for round_ in range(SITE_REPAIR_ROUNDS):
-                limit_w = np.minimum(capped_w, frac[:, None] * p_full)
-                res, clock, p_gpu, floor_extra = run_at(limit_w)
-                site, metered_w, plant, chain = self._chain(p_gpu, res, dts, weather, excess_k)
-                # The governor's solve at the share found can land on another clock than the
-                # bisection's did where the power is not monotonic in the clock (busy time, and the
-                # memory side's power with it, grows as the clock falls): lower those ticks' share
-                # by their excess, doubled each round, and solve again.
-                over = site_limited & (metered_w > site_w * (1.0 + LIMIT_RTOL))
-                if not np.any(over):
-                    break
-                frac = np.where(over, frac * (site_w / metered_w) ** (2.0**round_), frac)
-        gpus = cols.take(st.gpus_up) * live.astype(np.float64)
-        die_end, die_max = die_steps(cols.take(st.die_temp_c), inlet + r_th * p_gpu, acc.die_time_constant_s, dts, live)
-        site["_gpu_w"] = p_gpu
-        # Ticks whose boost power (the die's settling point above) started from the queues the
-        # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
-        # after a tick whose GPUs ran slower its later ticks start from other queues.
-        apart = np.flatnonzero(
-            np.any(res0.backlog_prefill_tokens[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
-            | np.any(res0.backlog_decode_tokens[:-1] != res.backlog_decode_tokens[:-1], axis=1)
-        )
-        return Block(
-            t0=t0,
-            t1=t1,
-            dts=dts,
-            site_w=site,
-            metered_w=metered_w,
-            serve=res,
-            requests=dem.requests,
-            gpus=gpus,
-            clock=clock,
-            throttled=(p_full > thermal_w) & (thermal_w <= cap_w),
-            capped=(p_full > limit_w) & (limit_w < thermal_w),
-            die_end=die_end,
-            die_max=die_max,
-            inlet_c=inlet,
-            plant=plant,
-            cols=cols,
-            extra=BlockExtras(chain, dropped, floor_extra, site_limited, weather),
-            excess_k=excess_k,
-            boost_ticks=int(apart[0]) + 1 if apart.size else dts.size,
-        )
+        backlogs = (res0.backlog_prefill_tokens, res0.backlog_decode_tokens)
+        return Governed(backlogs, res, clock, p_gpu, floor_extra, p_full, thermal_w, limit_w, run_at)
 
     def _chain(
         self,
@@ -800,3 +874,41 @@ def _finite_or_nan(x: FloatArray) -> FloatArray:
     """``x`` with infinities (a maximum over no live device) as NaN."""
     x = np.asarray(x, dtype=np.float64)
     return np.where(np.isfinite(x), x, np.nan)
+
+
+@dataclass(frozen=True)
+class Governed:
+    """What :meth:`Engine._governed` finds for a block's columns (see there)."""
+
+    #: Prefill and decode backlogs of the solve at clock 1 (boost), per tick and column.
+    backlogs0: tuple[FloatArray, FloatArray]
+    res: ServeResult
+    clock: FloatArray
+    p_gpu: FloatArray
+    floor_extra: FloatArray
+    p_full: FloatArray
+    thermal_w: FloatArray
+    limit_w: FloatArray
+    #: Serves the columns under other per-GPU limits (the site limit's solve); None once joined.
+    run_at: Callable[[FloatArray], tuple[ServeResult, FloatArray, FloatArray, FloatArray]] | None
+
+    @classmethod
+    def join(cls, parts: list[Governed]) -> Governed:
+        """The parts of contiguous chunks of columns, in order, as one."""
+        res = ServeResult(**{f.name: _join([getattr(p.res, f.name) for p in parts]) for f in fields(ServeResult)})
+        backlogs0 = (_join([p.backlogs0[0] for p in parts]), _join([p.backlogs0[1] for p in parts]))
+        arrays = ("clock", "p_gpu", "floor_extra", "p_full", "thermal_w", "limit_w")
+        joined = {name: _join([getattr(p, name) for p in parts]) for name in arrays}
+        return cls(backlogs0, res, run_at=None, **joined)
+
+
+def _join(xs: list[np.ndarray]) -> np.ndarray:
+    """Per-column arrays of contiguous chunks side by side, laid out in memory as each chunk is.
+
+    Later sums over columns then run in the order they run on the array computed whole.
+    """
+    a = xs[0]
+    fortran = a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous
+    shape = (*a.shape[:-1], sum(x.shape[-1] for x in xs))
+    out = np.empty(shape, dtype=np.result_type(*xs), order="F" if fortran else "C")
+    return np.concatenate(xs, axis=-1, out=out)
