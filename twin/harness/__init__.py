@@ -11,6 +11,8 @@ imports it lazily, inside its functions):
 - :mod:`~twin.harness.summary`: ``HarnessSummary``, the run summary, and ``read_summary``.
 - :mod:`~twin.harness.calibrate`: fits an accelerator catalog entry from harness output.
 - :mod:`~twin.harness.follow`: tails a running harness's CSV.
+- :mod:`~twin.harness.intervals`: the measured device (``device_source``) and its samples cut into
+  report intervals of metered energy and tokens (``device_intervals``).
 - :mod:`~twin.harness.mirror`: mirrors the measured device on every GPU of a simulated fleet
   (``mirror_frame``, ``mirror_file``, ``follow_mirror``; imports the simulator).
 - :mod:`~twin.harness.io`: file layout, atomic writes, reading harness output.
