@@ -53,9 +53,9 @@ from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
+    StepPlan,
     batch_for_rates,
     sequences_that_fit,
-    step,
     training_tokens_per_s,
 )
 from twin.replica import expert_format, serving_device
@@ -244,25 +244,19 @@ def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
 
 
 def full_rank(
-    c: ServerConstants,
-    prefill: FloatArray,
-    decode: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-    most: FloatArray,
+    token_budget: FloatArray, plan: StepPlan, prefill: FloatArray, decode: FloatArray, most: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """A full rank at the mix of ``prefill`` and ``decode`` tokens: (sequences, prompt tokens, step time) per step.
 
-    ``most`` is :func:`max_sequences` at ``context_len``. With no output tokens to decode the step
-    carries one token budget of prompts.
+    ``plan`` steps the ranks at the tick's context, prompt position and clock; ``most`` is
+    :func:`max_sequences` at that context. With no output tokens to decode the step carries one
+    token budget of prompts.
     """
     rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
-    cap = np.minimum(most, c.token_budget / (1.0 + rho))
+    cap = np.minimum(most, token_budget / (1.0 + rho))
     seqs = np.where(decode > 0, cap, 0.0)
-    chunk = np.where(decode > 0, rho * seqs, c.token_budget)
-    t = step(c.costs, c.device, seqs, chunk, context_len, position, clock).time_s
-    return seqs, chunk, t
+    chunk = np.where(decode > 0, rho * seqs, token_budget)
+    return seqs, chunk, plan.time_s(seqs, chunk)
 
 
 def serve_block(
@@ -390,9 +384,10 @@ def _serve_inference(
     qp0 = np.where(c.inference, backlog_prefill / rep, 0.0)
     qd0 = np.where(c.inference, backlog_decode / rep, 0.0)
     most = np.broadcast_to(max_sequences(c, context_len), p_in.shape)
-    p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock, most)
+    plan = StepPlan.at(c.costs, c.device, context_len, position, clock)  # every step below is at these
+    p_srv, d_srv, qp, qd = _fluid_queue(c, plan, p_in, d_in, qp0, qd0, dt, most)
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock)
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock, plan=plan)
     chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
     small = (d_srv > 0) & (seqs < 1.0)
@@ -401,8 +396,8 @@ def _serve_inference(
     chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
     if np.any(prefill_only):
-        chunk = np.where(prefill_only, _prefill_chunk(c, chunk, lam_p, context_len, position, clock), chunk)
-    st = step(c.costs, c.device, seqs, chunk, context_len, position, clock)
+        chunk = np.where(prefill_only, _prefill_chunk(c.token_budget, plan, chunk, lam_p), chunk)
+    st = plan.step(seqs, chunk)
     made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
     rate = np.where(d_srv > 0, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
@@ -413,10 +408,10 @@ def _serve_inference(
         prompt_per_request = np.divide(
             prefill_demand, requests, out=np.array(prompt_len, dtype=np.float64), where=requests > 0
         )
-    full_seqs, full_chunk, t_full = full_rank(c, p_in + qp, d_in + qd, context_len, position, clock, most)
+    full_seqs, full_chunk, t_full = full_rank(c.token_budget, plan, p_in + qp, d_in + qd, most)
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
-    first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
+    first = plan.time_s(seqs, chunk + prompt_per_request)
     ttft = np.where(c.inference, wait + first, 0.0)
     kv_w = np.zeros_like(ttft)
     if np.any(c.kv_bytes_per_token):  # a disaggregated pool's prefill servers send KV caches
@@ -442,14 +437,7 @@ def _serve_inference(
 PREFILL_CHUNK_STEPS = 30
 
 
-def _prefill_chunk(
-    c: ServerConstants,
-    one: FloatArray,
-    rate: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-) -> FloatArray:
+def _prefill_chunk(token_budget: FloatArray, plan: StepPlan, one: FloatArray, rate: FloatArray) -> FloatArray:
     """Prompt tokens per step of a rank that only prefills, at ``rate`` prompt tokens per second.
 
     One prompt (``one`` tokens) per step while that keeps up; beyond, prompts wait and are
@@ -457,10 +445,10 @@ def _prefill_chunk(
     (Illinois false position on ``[one, budget]``, as :func:`twin.physics.serving.batch_for_rates`),
     so the rank is busy all the time.
     """
-    budget = np.broadcast_to(np.maximum(c.token_budget, one), one.shape)
+    budget = np.broadcast_to(np.maximum(token_budget, one), one.shape)
 
     def f(chunk: FloatArray) -> FloatArray:
-        return np.asarray(chunk - rate * step(c.costs, c.device, 0.0, chunk, context_len, position, clock).time_s)
+        return np.asarray(chunk - rate * plan.time_s(0.0, chunk))
 
     lo, hi = np.array(one, dtype=np.float64), np.array(budget, dtype=np.float64)
     f_lo, f_hi = f(lo), f(hi)
@@ -484,17 +472,10 @@ def _prefill_chunk(
 
 
 def _capacity(
-    c: ServerConstants,
-    prefill: FloatArray,
-    decode: FloatArray,
-    dt: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-    most: FloatArray,
+    token_budget: FloatArray, plan: StepPlan, prefill: FloatArray, decode: FloatArray, dt: FloatArray, most: FloatArray
 ) -> FloatArray:
     """Share of ``prefill`` and ``decode`` tokens a full rank serves in ``dt`` (at most 1)."""
-    seqs, chunk, t = full_rank(c, prefill, decode, context_len, position, clock, most)
+    seqs, chunk, t = full_rank(token_budget, plan, prefill, decode, most)
     made = np.where(decode > 0, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
     want = np.where(decode > 0, decode, prefill)
     return np.asarray(np.minimum(1.0, np.divide(made, want, out=np.ones_like(want), where=want > 0)))
@@ -502,55 +483,60 @@ def _capacity(
 
 def _fluid_queue(
     c: ServerConstants,
+    plan: StepPlan,
     p_in: FloatArray,
     d_in: FloatArray,
     qp0: FloatArray,
     qd0: FloatArray,
     dt: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
     most: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Serve demand plus backlog within each tick's time; return served and backlog per tick.
 
     A tick that starts with no backlog anywhere serves what arrives in the share ``r0`` its
-    capacity allows, computed for every tick at once; only ticks that start with a backlog are
-    solved one by one (the backlog changes the mix a full rank serves).
+    capacity allows, computed for every tick at once. A column that starts the block without a
+    backlog and whose share ``r0`` is 1 in every tick never queues: it serves its arrivals. The
+    other columns are stepped tick by tick, together (their constants taken once per block): a
+    tick that starts with a backlog is solved again (the backlog changes the mix a full rank
+    serves); one without takes its share ``r0``.
     """
-    r0 = _capacity(c, p_in, d_in, dt, context_len, position, clock, most)
-    if not (np.any(qp0 > 0) or np.any(qd0 > 0)) and np.all(r0 >= 1.0):
+    r0 = _capacity(c.token_budget, plan, p_in, d_in, dt, most)
+    queued = (qp0 > 0) | (qd0 > 0)
+    if not np.any(queued) and np.all(r0 >= 1.0):
         zeros = np.zeros_like(p_in)
         return p_in, d_in, zeros, zeros.copy()
-    k_ticks = p_in.shape[0]
-    p_srv = np.empty_like(p_in)
-    d_srv = np.empty_like(d_in)
-    qp_out = np.empty_like(p_in)
-    qd_out = np.empty_like(d_in)
-    qp, qd = qp0.copy(), qd0.copy()
-    ctx = np.broadcast_to(context_len, p_in.shape)
-    pos = np.broadcast_to(position, p_in.shape)
-    clk = np.broadcast_to(clock, p_in.shape)
-    dts = np.broadcast_to(dt, p_in.shape)
-    # Picking the backlogged columns costs ~0.1 ms a tick: it pays on wide blocks with few of them.
-    n_cols = p_in.shape[1]
-    idx_limit = n_cols // 4 if n_cols >= 512 else 0
-    for k in range(k_ticks):
-        tp = qp + p_in[k]
-        td = qd + d_in[k]
-        idx = np.flatnonzero((qp > 0) | (qd > 0))
-        if idx.size == 0:  # no backlog: the share computed for every tick at once
-            r = r0[k]
-        elif idx.size > idx_limit:
-            r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k], most[k])
-        else:  # solve the backlogged columns only; the others serve their arrivals' share
-            sub = c.columns(operator.itemgetter(idx))
-            r = r0[k].copy()
-            r[idx] = _capacity(sub, tp[idx], td[idx], dts[k][idx], ctx[k][idx], pos[k][idx], clk[k][idx], most[k][idx])
-        p_srv[k] = r * tp
-        d_srv[k] = r * td
-        qp = tp - p_srv[k]
-        qd = td - d_srv[k]
-        qp_out[k] = qp
-        qd_out[k] = qd
+    shape = p_in.shape
+    # Columns that may queue in this block; the others serve what arrives (r0 = 1, no backlog).
+    cols = np.flatnonzero(np.broadcast_to(queued, shape[1:]) | np.any(r0 < 1.0, axis=0))
+    p_srv = np.array(p_in, dtype=np.float64)
+    d_srv = np.array(d_in, dtype=np.float64)
+    qp_out = np.zeros(shape)
+    qd_out = np.zeros(shape)
+
+    def part(x: FloatArray) -> FloatArray:
+        """The queuing columns of a ``(K, S)`` (or broadcast) array, ``(K, U)`` and contiguous."""
+        return np.ascontiguousarray(np.broadcast_to(x, shape)[:, cols])
+
+    sub = c.columns(operator.itemgetter(cols))
+    p_u, d_u, r0_u, dts, most_u = (part(x) for x in (p_in, d_in, r0, dt, most))
+    budget = sub.token_budget
+    at = (part(x) for x in (plan.context_tokens, plan.prefill_position, plan.clock))
+    plan_u = StepPlan.at(sub.costs, sub.device, *at)
+    qp = np.broadcast_to(qp0, shape[1:])[cols].astype(np.float64)
+    qd = np.broadcast_to(qd0, shape[1:])[cols].astype(np.float64)
+    ps, ds, qps, qds = (np.empty_like(p_u) for _ in range(4))
+    for k in range(shape[0]):
+        tp = qp + p_u[k]
+        td = qd + d_u[k]
+        backlog = (qp > 0) | (qd > 0)
+        r = r0_u[k]
+        if backlog.any():
+            r = np.where(backlog, _capacity(budget, plan_u.row(k), tp, td, dts[k], most_u[k]), r)
+        ps[k] = r * tp
+        ds[k] = r * td
+        qp = tp - ps[k]
+        qd = td - ds[k]
+        qps[k] = qp
+        qds[k] = qd
+    p_srv[:, cols], d_srv[:, cols], qp_out[:, cols], qd_out[:, cols] = ps, ds, qps, qds
     return p_srv, d_srv, qp_out, qd_out

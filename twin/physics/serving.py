@@ -44,7 +44,7 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 
 import numpy as np
@@ -446,46 +446,144 @@ def step(
     >>> round(float(s.time_s) * 1e3, 2)
     8.73
     """
-    b = np.asarray(decode_seqs, dtype=np.float64)
-    p = np.asarray(prefill_tokens, dtype=np.float64)
-    ctx = np.asarray(context_tokens, dtype=np.float64)
-    x = np.asarray(prefill_position, dtype=np.float64)
-    f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
-    bw, fl = dev.bandwidth_b_s, dev.flop_s * f
-    tokens = b + p
-    dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
-    n, linear = dev.roofline_exponent, dev.linear_roofline
-    t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n, linear)
-    if c.has_experts:
-        expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, f, n)
-    else:  # dense models only (the same numbers, without the work)
-        expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
-    if c.has_windows:
-        kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
-        attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
-            x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens
+    return StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction).step(decode_seqs, prefill_tokens)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """:func:`step` at a given context, prefill position and clock, for any batch.
+
+    A serving solve steps the same ranks at many batches and prompt chunks (the rate solve of
+    :func:`batch_for_rates`, a queue's capacity, the latency estimate) at one context, position
+    and clock: the terms these fix (the clocked FLOP/s, the weight-read time, attention FLOPs and
+    KV bytes per sequence and per prompt token) are computed once here. ``plan.step(B, C)`` is
+    ``step(c, dev, B, C, L, x, f)`` to the bit (it is how :func:`step` computes), and
+    ``plan.time_s(B, C)`` its time alone.
+    """
+
+    costs: StepCosts
+    device: ServingDevice
+    #: The context ``L`` and prefill position ``x`` it was made at. [1]
+    context_tokens: FloatArray
+    prefill_position: FloatArray
+    #: SM clock fraction, clipped to ``[1e-6, 1]``. [1]
+    clock: FloatArray
+    #: Achieved FLOP/s of dense kernels and attention at that clock. [FLOP/s]
+    flop_s: FloatArray
+    #: Time to read the dense weights at the achieved bandwidth. [s]
+    dense_read_s: FloatArray
+    #: Decode attention FLOPs per sequence, and prefill attention FLOPs per prompt token. [FLOP]
+    attn_flops_per_seq: FloatArray
+    attn_flops_per_prompt_token: FloatArray
+    #: KV-cache (and SSM state) bytes read per decoding sequence. [B]
+    attn_bytes_per_seq: FloatArray
+
+    @classmethod
+    def at(
+        cls,
+        c: StepCosts,
+        dev: ServingDevice,
+        context_tokens: Numeric,
+        prefill_position: Numeric,
+        clock_fraction: Numeric = 1.0,
+    ) -> StepPlan:
+        """The plan of ranks with costs ``c`` on ``dev`` (arguments as in :func:`step`)."""
+        ctx = np.asarray(context_tokens, dtype=np.float64)
+        x = np.asarray(prefill_position, dtype=np.float64)
+        f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
+        if c.has_windows:
+            kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
+            per_seq = _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens)
+            per_prompt = _windowed(x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens)
+        else:  # full attention only (the same numbers, without the work)
+            kv = c.kv_bytes_per_token * ctx
+            per_seq, per_prompt = c.attention_flops * ctx, c.prefill_attention_flops * x
+        return cls(
+            costs=c,
+            device=dev,
+            context_tokens=ctx,
+            prefill_position=x,
+            clock=f,
+            flop_s=np.asarray(dev.flop_s * f),
+            dense_read_s=np.asarray(c.dense_bytes / dev.bandwidth_b_s),
+            attn_flops_per_seq=np.asarray(per_seq),
+            attn_flops_per_prompt_token=np.asarray(per_prompt),
+            attn_bytes_per_seq=np.asarray(kv + c.state_bytes_per_sequence),
         )
-    else:  # full attention only (the same numbers, without the work)
-        kv = c.kv_bytes_per_token * ctx
-        attn_flops = b * (c.attention_flops * ctx) + p * (c.prefill_attention_flops * x)
-    attn_bytes = b * (kv + c.state_bytes_per_sequence)
-    t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
-    active = tokens > 0
-    t_coll = collective_time_s(
-        c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
-    )
-    t_coll = np.where(active, t_coll, 0.0)
-    t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
-    t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
-    moved = np.where(active, c.dense_bytes + expert_read + attn_bytes, 0.0)
-    return Step(
-        time_s=np.asarray(t_kern + t_coll + t_host),
-        host_s=np.asarray(t_host),
-        collective_s=np.asarray(t_coll),
-        bytes=np.asarray(moved),
-        flops=np.asarray(dense_flops + expert_flops + attn_flops),
-        kernel_s=np.asarray(np.where(active, t_dense + t_expert_mean + t_attn, 0.0)),
-    )
+
+    def row(self, k: int) -> StepPlan:
+        """The plan of tick ``k`` of a plan over ``(K, S)`` ticks and ranks (per-rank arrays kept)."""
+
+        def take(a: FloatArray) -> FloatArray:
+            return a[k] if a.ndim == 2 else a
+
+        return replace(
+            self,
+            context_tokens=take(self.context_tokens),
+            prefill_position=take(self.prefill_position),
+            clock=take(self.clock),
+            flop_s=take(self.flop_s),
+            attn_flops_per_seq=take(self.attn_flops_per_seq),
+            attn_flops_per_prompt_token=take(self.attn_flops_per_prompt_token),
+            attn_bytes_per_seq=take(self.attn_bytes_per_seq),
+        )
+
+    def _terms(self, b: FloatArray, p: FloatArray) -> dict[str, FloatArray]:
+        """The step's groups of kernels at ``B = b`` sequences and ``C = p`` prompt tokens (module docstring)."""
+        c, dev, fl = self.costs, self.device, self.flop_s
+        tokens = b + p
+        dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
+        n, linear = dev.roofline_exponent, dev.linear_roofline
+        t_dense = roofline_time_s(self.dense_read_s, dense_flops / fl, n, linear)
+        if c.has_experts:
+            expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, self.clock, n)
+        else:  # dense models only (the same numbers, without the work)
+            expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
+        attn_flops = b * self.attn_flops_per_seq + p * self.attn_flops_per_prompt_token
+        attn_bytes = b * self.attn_bytes_per_seq
+        t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
+        active = tokens > 0
+        t_coll = collective_time_s(
+            c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
+        )
+        t_coll = np.where(active, t_coll, 0.0)
+        t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
+        t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
+        return {
+            "time_s": np.asarray(t_kern + t_coll + t_host),
+            "host_s": np.asarray(t_host),
+            "collective_s": np.asarray(t_coll),
+            "active": active,
+            "t_dense": t_dense,
+            "t_attn": t_attn,
+            "t_expert_mean": t_expert_mean,
+            "dense_flops": dense_flops,
+            "attn_flops": attn_flops,
+            "attn_bytes": attn_bytes,
+            "expert_read": expert_read,
+            "expert_flops": expert_flops,
+        }
+
+    def time_s(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> FloatArray:
+        """The step's time at ``B`` sequences and ``C`` prompt tokens (that of :meth:`step`). [s]"""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        return self._terms(b, np.asarray(prefill_tokens, dtype=np.float64))["time_s"]
+
+    def step(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> Step:
+        """The step at ``B`` sequences and ``C`` prompt tokens (as :func:`step`)."""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        p = np.asarray(prefill_tokens, dtype=np.float64)
+        s = self._terms(b, p)
+        active = s["active"]
+        moved = np.where(active, self.costs.dense_bytes + s["expert_read"] + s["attn_bytes"], 0.0)
+        return Step(
+            time_s=s["time_s"],
+            host_s=s["host_s"],
+            collective_s=s["collective_s"],
+            bytes=np.asarray(moved),
+            flops=np.asarray(s["dense_flops"] + s["expert_flops"] + s["attn_flops"]),
+            kernel_s=np.asarray(np.where(active, s["t_dense"] + s["t_expert_mean"] + s["t_attn"], 0.0)),
+        )
 
 
 def _expert_group(
@@ -523,6 +621,7 @@ def batch_for_rates(
     prefill_position: Numeric,
     max_seqs: Numeric,
     clock_fraction: Numeric = 1.0,
+    plan: StepPlan | None = None,
 ) -> FloatArray:
     """Sequences a replica runs to sustain a decode and a prefill token rate.
 
@@ -541,6 +640,9 @@ def batch_for_rates(
         As in :func:`step`.
     max_seqs : numeric
         Most sequences the replica holds; returned where even they do not reach the rate. [1]
+    plan : StepPlan, optional
+        ``StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction)``, when the caller
+        has it already.
 
     Returns
     -------
@@ -563,8 +665,10 @@ def batch_for_rates(
     shape = np.broadcast_shapes(lam.shape, hi.shape, np.shape(context_tokens), np.shape(clock_fraction))
     lam, rho, hi = (np.broadcast_to(a, shape).copy() for a in (lam, rho, hi))
 
+    at = StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction) if plan is None else plan
+
     def h(b: FloatArray) -> FloatArray:
-        return np.asarray(b - lam * step(c, dev, b, rho * b, context_tokens, prefill_position, clock_fraction).time_s)
+        return np.asarray(b - lam * at.time_s(b, rho * b))
 
     lo = np.zeros(shape)
     tiny = np.maximum(hi * 1e-9, 1e-12)
