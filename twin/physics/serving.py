@@ -529,60 +529,58 @@ class StepPlan:
         )
 
     def _terms(self, b: FloatArray, p: FloatArray) -> dict[str, FloatArray]:
-        """The step's groups of kernels at ``B = b`` sequences and ``C = p`` prompt tokens (module docstring)."""
+        """The step's groups of kernels at ``B = b`` sequences and ``C = p`` prompt tokens (module docstring).
+
+        Times are those of an active step (``active``: some token in it); an empty step takes none.
+        """
         c, dev, fl = self.costs, self.device, self.flop_s
         tokens = b + p
         dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
         n, linear = dev.roofline_exponent, dev.linear_roofline
         t_dense = roofline_time_s(self.dense_read_s, dense_flops / fl, n, linear)
-        if c.has_experts:
-            expert_read, expert_flops, t_expert, t_expert_mean = _expert_group(c, dev, tokens, self.clock, n)
-        else:  # dense models only (the same numbers, without the work)
-            expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
         attn_flops = b * self.attn_flops_per_seq + p * self.attn_flops_per_prompt_token
         attn_bytes = b * self.attn_bytes_per_seq
         t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
-        active = tokens > 0
-        t_coll = collective_time_s(
+        terms = {"tokens": tokens, "t_dense": t_dense, "t_attn": t_attn, "dense_flops": dense_flops}
+        terms |= {"attn_flops": attn_flops, "attn_bytes": attn_bytes}
+        if c.has_experts:
+            read, flops, t_busiest, t_mean = _expert_group(c, dev, tokens, self.clock, n)
+            terms |= {"expert_read": read, "expert_flops": flops, "t_expert": t_busiest, "t_expert_mean": t_mean}
+            terms["t_kern"] = t_dense + t_busiest + t_attn
+        else:  # dense models only (the same numbers, without the work)
+            terms["t_kern"] = t_dense + t_attn
+        terms["t_coll"] = collective_time_s(
             c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
         )
-        t_coll = np.where(active, t_coll, 0.0)
-        t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
-        t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
-        return {
-            "time_s": np.asarray(t_kern + t_coll + t_host),
-            "host_s": np.asarray(t_host),
-            "collective_s": np.asarray(t_coll),
-            "active": active,
-            "t_dense": t_dense,
-            "t_attn": t_attn,
-            "t_expert_mean": t_expert_mean,
-            "dense_flops": dense_flops,
-            "attn_flops": attn_flops,
-            "attn_bytes": attn_bytes,
-            "expert_read": expert_read,
-            "expert_flops": expert_flops,
-        }
+        terms["t_host"] = dev.overhead_s + dev.overhead_per_sequence_s * b
+        return terms
 
     def time_s(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> FloatArray:
         """The step's time at ``B`` sequences and ``C`` prompt tokens (that of :meth:`step`). [s]"""
         b = np.asarray(decode_seqs, dtype=np.float64)
-        return self._terms(b, np.asarray(prefill_tokens, dtype=np.float64))["time_s"]
+        s = self._terms(b, np.asarray(prefill_tokens, dtype=np.float64))
+        return np.asarray(np.where(s["tokens"] > 0, s["t_kern"] + s["t_coll"] + s["t_host"], 0.0))
 
     def step(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> Step:
         """The step at ``B`` sequences and ``C`` prompt tokens (as :func:`step`)."""
         b = np.asarray(decode_seqs, dtype=np.float64)
         p = np.asarray(prefill_tokens, dtype=np.float64)
         s = self._terms(b, p)
-        active = s["active"]
-        moved = np.where(active, self.costs.dense_bytes + s["expert_read"] + s["attn_bytes"], 0.0)
+        active = s["tokens"] > 0
+        t_coll = np.where(active, s["t_coll"], 0.0)
+        t_host = np.where(active, s["t_host"], 0.0)
+        t_kern = np.where(active, s["t_kern"], 0.0)
+        zero = np.zeros(())
+        read, flops = s.get("expert_read", zero), s.get("expert_flops", zero)
+        moved = np.where(active, self.costs.dense_bytes + read + s["attn_bytes"], 0.0)
+        kernel_s = np.where(active, s["t_dense"] + s.get("t_expert_mean", zero) + s["t_attn"], 0.0)
         return Step(
-            time_s=s["time_s"],
-            host_s=s["host_s"],
-            collective_s=s["collective_s"],
+            time_s=np.asarray(t_kern + t_coll + t_host),
+            host_s=np.asarray(t_host),
+            collective_s=np.asarray(t_coll),
             bytes=np.asarray(moved),
-            flops=np.asarray(s["dense_flops"] + s["expert_flops"] + s["attn_flops"]),
-            kernel_s=np.asarray(np.where(active, s["t_dense"] + s["t_expert_mean"] + s["t_attn"], 0.0)),
+            flops=np.asarray(s["dense_flops"] + flops + s["attn_flops"]),
+            kernel_s=np.asarray(kernel_s),
         )
 
 
