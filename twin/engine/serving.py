@@ -252,10 +252,11 @@ def full_rank(
     :func:`max_sequences` at that context. With no output tokens to decode the step carries one
     token budget of prompts.
     """
-    rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
+    decoding = decode > 0
+    rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decoding)
     cap = np.minimum(most, token_budget / (1.0 + rho))
-    seqs = np.where(decode > 0, cap, 0.0)
-    chunk = np.where(decode > 0, rho * seqs, token_budget)
+    seqs = np.where(decoding, cap, 0.0)
+    chunk = np.where(decoding, rho * seqs, token_budget)
     return seqs, chunk, plan.time_s(seqs, chunk)
 
 
@@ -507,8 +508,9 @@ def _capacity(
 ) -> FloatArray:
     """Share of ``prefill`` and ``decode`` tokens a full rank serves in ``dt`` (at most 1)."""
     seqs, chunk, t = full_rank(token_budget, plan, prefill, decode, most)
-    made = np.where(decode > 0, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
-    want = np.where(decode > 0, decode, prefill)
+    decoding = decode > 0
+    made = np.where(decoding, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
+    want = np.where(decoding, decode, prefill)
     return np.asarray(np.minimum(1.0, np.divide(made, want, out=np.ones_like(want), where=want > 0)))
 
 
