@@ -675,7 +675,7 @@ def batch_for_rates(
     todo = (lam > 0) & (f_hi > 0)
     side = np.zeros(shape)
     b = np.where(todo, hi, np.where(lam > 0, hi, 0.0))
-    for _ in range(RATE_SOLVER_STEPS):
+    for i in range(RATE_SOLVER_STEPS):
         if not np.any(todo):
             break
         den = np.where(todo, f_hi - f_lo, 1.0)
@@ -685,11 +685,12 @@ def batch_for_rates(
         up = todo & (fx > 0)
         down = todo & (fx <= 0)
         # Which end moves is a coin toss per cell: selected without branches (_pick), and the
-        # Illinois halving of the end kept twice as a factor of 0.5 or exactly 1.
-        hi, f_hi = _pick(up, x, hi), _pick(up, fx, f_hi)
-        lo, f_lo = _pick(down, x, lo), _pick(down, fx, f_lo)
-        f_lo = f_lo * (1.0 - 0.5 * (up & (side > 0)))
-        f_hi = f_hi * (1.0 - 0.5 * (down & (side < 0)))
+        # Illinois halving of the end kept twice (none on the first step) as a factor of 0.5 or 1.
+        hi, f_hi = _pick(up, (x, hi), (fx, f_hi))
+        lo, f_lo = _pick(down, (x, lo), (fx, f_lo))
+        if i > 0:
+            f_lo = f_lo * (1.0 - 0.5 * (up & (side > 0)))
+            f_hi = f_hi * (1.0 - 0.5 * (down & (side < 0)))
         side = np.where(todo, np.subtract(up, down, dtype=np.float64), side)  # +1 up, -1 down
         b = np.where(todo, x, b)
         todo &= (hi - lo > RATE_SOLVER_RTOL * np.maximum(hi, 1.0)) & (
@@ -698,8 +699,8 @@ def batch_for_rates(
     return np.asarray(b)
 
 
-def _pick(mask: BoolArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    """``np.where(mask, a, b)`` for float arrays of one shape, to the bit, without a branch per element.
+def _pick(mask: BoolArray, *pairs: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, ...]:
+    """``np.where(mask, a, b)`` for each pair of float arrays of the mask's shape, to the bit, without branches.
 
     :func:`numpy.where` branches on each element; where the mask is true about half the time at
     random (which end of a root's bracket moves) most branches are mispredicted, and selecting
@@ -707,15 +708,18 @@ def _pick(mask: BoolArray, a: FloatArray, b: FloatArray) -> FloatArray:
 
     Examples
     --------
-    >>> _pick(np.array([True, False, True]), np.array([1.0, 2.0, np.nan]), np.array([-0.0, -0.0, 3.0]))
-    array([ 1., -0., nan])
+    >>> _pick(np.array([True, False, True]), (np.array([1.0, 2.0, np.nan]), np.array([-0.0, -0.0, 3.0])))
+    (array([ 1., -0., nan]),)
     """
     ones = -np.asarray(mask).view(np.int8).astype(np.int64)  # every bit set where true
-    a_bits, b_bits = np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64)
-    bits = np.bitwise_xor(a_bits, b_bits)
-    bits &= ones
-    bits ^= b_bits
-    return np.asarray(bits.view(np.float64))
+    out = []
+    for a, b in pairs:
+        a_bits, b_bits = np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64)
+        bits = np.bitwise_xor(a_bits, b_bits)
+        bits &= ones
+        bits ^= b_bits
+        out.append(bits.view(np.float64))
+    return tuple(out)
 
 
 def median_prefills_per_step(arrivals_per_step: Numeric) -> FloatArray:
