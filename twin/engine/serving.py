@@ -389,20 +389,22 @@ def _serve_inference(
     p_srv, d_srv, qp, qd = _fluid_queue(c, plan, p_in, d_in, qp0, qd0, dt, most)
     lam_d, lam_p = d_srv / dt, p_srv / dt
     seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock, plan=plan)
-    chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
+    mix = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0)  # prompt per output token
+    chunk = mix * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
-    small = (d_srv > 0) & (seqs < 1.0)
+    decoding = d_srv > 0
+    small = decoding & (seqs < 1.0)
     prefill_only = (d_srv <= 0) & (p_srv > 0)
     seqs = np.where(small, 1.0, seqs)
-    chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
+    chunk = np.where(small, mix, chunk)
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
     if np.any(prefill_only):
         chunk = np.where(prefill_only, _prefill_chunk(c.token_budget, plan, chunk, lam_p), chunk)
     st = plan.step(seqs, chunk)
-    made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
-    rate = np.where(d_srv > 0, lam_d, lam_p)
+    made = np.where(decoding, seqs, chunk)  # tokens a step makes of the kind that sets the pace
+    rate = np.where(decoding, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
-    step_s = np.where(d_srv > 0, st.time_s, 0.0)
+    step_s = np.where(decoding, st.time_s, 0.0)
     # Latency estimates (module docstring).
     prompt_per_request = prompt_len
     if requests is not None:
@@ -422,7 +424,7 @@ def _serve_inference(
         "busy": duty * st.busy,
         "mem": duty * st.mem_activity(c.device),
         "sm": duty * st.sm_activity(c.device),
-        "batch": np.where(d_srv > 0, seqs, 0.0),
+        "batch": np.where(decoding, seqs, 0.0),
         "step": step_s,
         "backlog_prefill": qp * rep,
         "backlog_decode": qd * rep,

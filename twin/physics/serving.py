@@ -207,18 +207,26 @@ class Step:
         In an expert-parallel group the step waits for the busiest GPU; the mean GPU's own
         kernels end sooner (``kernel_s``), and it waits the rest, like a collective.
         """
-        t = np.where(self.time_s > 0, self.time_s, 1.0)
-        return np.asarray(np.where(self.time_s > 0, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
+        t = np.where(self._ran, self.time_s, 1.0)
+        return np.asarray(np.where(self._ran, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
 
     def mem_activity(self, dev: ServingDevice) -> FloatArray:
         """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
-        t = np.where(self.time_s > 0, self.time_s, np.inf)
-        return np.asarray(np.clip(self.bytes / (t * dev.peak_bandwidth_b_s), 0.0, 1.0))
+        return np.asarray(np.clip(self.bytes / (self._time_or_inf * dev.peak_bandwidth_b_s), 0.0, 1.0))
 
     def sm_activity(self, dev: ServingDevice) -> FloatArray:
         """SM activity the step's FLOPs need at boost clock, as a share of the achievable. [1]"""
-        t = np.where(self.time_s > 0, self.time_s, np.inf)
-        return np.asarray(np.clip(self.flops / (t * dev.flop_s), 0.0, 1.0))
+        return np.asarray(np.clip(self.flops / (self._time_or_inf * dev.flop_s), 0.0, 1.0))
+
+    @cached_property
+    def _ran(self) -> BoolArray:
+        """Where the step takes time (taken once for its shares above)."""
+        return np.asarray(self.time_s > 0)
+
+    @cached_property
+    def _time_or_inf(self) -> FloatArray:
+        """The step's time, infinite where it takes none (its rates are then 0)."""
+        return np.asarray(np.where(self._ran, self.time_s, np.inf))
 
 
 def experts_touched_fraction(
