@@ -528,12 +528,12 @@ def _fluid_queue(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Serve demand plus backlog within each tick's time; return served and backlog per tick.
 
-    A tick that starts with no backlog anywhere serves what arrives in the share ``r0`` its
-    capacity allows, computed for every tick at once. A column that starts the block without a
-    backlog and whose share ``r0`` is 1 in every tick never queues: it serves its arrivals. The
-    other columns are stepped tick by tick, together (their constants taken once per block): a
-    tick that starts with a backlog is solved again (the backlog changes the mix a full rank
-    serves); one without takes its share ``r0``.
+    A tick that starts without a backlog serves what arrives in the share ``r0`` its capacity
+    allows, computed for every tick at once. A tick that starts with one (queued before the block,
+    or left by the tick before) is solved again: the backlog changes the mix a full rank serves.
+    Those ticks are found column by column, all columns at once: each column's queue is followed
+    from one backlogged tick to the next, jumping over the ticks it starts without a backlog (on
+    most columns a queue lasts a few ticks, so this takes fewer steps than the block has ticks).
     """
     r0 = _capacity(c.token_budget, plan, p_in, d_in, dt, most)
     queued = (qp0 > 0) | (qd0 > 0)
@@ -541,39 +541,62 @@ def _fluid_queue(
         zeros = np.zeros_like(p_in)
         return p_in, d_in, zeros, zeros.copy()
     shape = p_in.shape
+    n_k = shape[0]
     # Columns that may queue in this block; the others serve what arrives (r0 = 1, no backlog).
     cols = np.flatnonzero(np.broadcast_to(queued, shape[1:]) | np.any(r0 < 1.0, axis=0))
+    n_u = cols.size
     p_srv = np.array(p_in, dtype=np.float64, order="C")  # C order: written through ravel() below
     d_srv = np.array(d_in, dtype=np.float64, order="C")
     qp_out = np.zeros(shape)
     qd_out = np.zeros(shape)
 
     def part(x: FloatArray) -> FloatArray:
-        """The queuing columns of a ``(K, S)`` (or broadcast) array, ``(K, U)``."""
-        return np.take(np.broadcast_to(x, shape), cols, axis=1)  # (faster than x[:, cols])
+        """The queuing columns of a ``(K, S)`` (or broadcast) array, ``(K, U)`` flattened."""
+        return np.take(np.broadcast_to(x, shape), cols, axis=1).ravel()  # (faster than x[:, cols])
 
-    sub = c.columns(operator.itemgetter(cols))
     p_u, d_u, r0_u, dts, most_u = (part(x) for x in (p_in, d_in, r0, dt, most))
-    budget = sub.token_budget
-    at = (part(x) for x in (plan.context_tokens, plan.prefill_position, plan.clock))
-    plan_u = StepPlan.at(sub.costs, sub.device, *at)
-    qp = np.broadcast_to(qp0, shape[1:])[cols].astype(np.float64)
-    qd = np.broadcast_to(qd0, shape[1:])[cols].astype(np.float64)
-    ps, ds, qps, qds = (np.empty_like(p_u) for _ in range(4))
-    for k in range(shape[0]):
-        tp = qp + p_u[k]
-        td = qd + d_u[k]
-        backlog = (qp > 0) | (qd > 0)
-        r = r0_u[k]
-        if backlog.any():
-            r = np.where(backlog, _capacity(budget, plan_u.row(k), tp, td, dts[k], most_u[k]), r)
-        ps[k] = r * tp
-        ds[k] = r * td
-        qp = tp - ps[k]
-        qd = td - ds[k]
-        qps[k] = qp
-        qds[k] = qd
-    cells = (np.arange(shape[0])[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
-    for out, u in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):
-        out.ravel()[cells] = u.ravel()  # (faster than out[:, cols] = u)
+    ctx, pos, clk = (part(x) for x in (plan.context_tokens, plan.prefill_position, plan.clock))
+    # Every tick as if it started without a backlog; then the backlog each leaves.
+    ps, ds = r0_u * p_u, r0_u * d_u
+    qps, qds = p_u - ps, d_u - ds
+    left = ((qps > 0) | (qds > 0)).reshape(n_k, n_u)
+    # First tick from k on that leaves a backlog having started without one (n_k: none).
+    ticks = np.where(left, np.arange(n_k)[:, None], n_k)
+    leaves = np.vstack((np.minimum.accumulate(ticks[::-1], axis=0)[::-1], np.full((1, n_u), n_k)))
+    # One slot per column: the tick its queue is at, and the backlog that tick starts with.
+    u = np.arange(n_u)
+    start = np.broadcast_to(queued, shape[1:])[cols]
+    first = leaves[0]
+    k = np.where(start, 0, first + 1)
+    at_first = np.minimum(first, n_k - 1) * n_u + u
+    qp = np.where(start, np.broadcast_to(qp0, shape[1:])[cols], qps[at_first])
+    qd = np.where(start, np.broadcast_to(qd0, shape[1:])[cols], qds[at_first])
+    alive = k < n_k
+    sub = c
+    while np.any(alive):
+        if sub is c or alive.sum() < 0.5 * u.size:  # keep the slots still queuing (and their constants)
+            u, k, qp, qd = u[alive], k[alive], qp[alive], qd[alive]
+            sub = c.columns(operator.itemgetter(cols[u]))
+        cell = np.minimum(k, n_k - 1) * n_u + u
+        at = StepPlan.at(sub.costs, sub.device, ctx[cell], pos[cell], clk[cell])
+        tp = qp + p_u[cell]
+        td = qd + d_u[cell]
+        r = _capacity(sub.token_budget, at, tp, td, dts[cell], most_u[cell])
+        p_s, d_s = r * tp, r * td
+        qp_s, qd_s = tp - p_s, td - d_s
+        alive = k < n_k
+        done = cell[alive]
+        ps[done], ds[done], qps[done], qds[done] = p_s[alive], d_s[alive], qp_s[alive], qd_s[alive]
+        # The next tick starts with the backlog left, or (none left) the next that leaves one does.
+        k = k + 1
+        carried = (qp_s > 0) | (qd_s > 0)
+        nxt = leaves[np.minimum(k, n_k), u]
+        at_nxt = np.minimum(nxt, n_k - 1) * n_u + u
+        qp = np.where(carried, qp_s, qps[at_nxt])
+        qd = np.where(carried, qd_s, qds[at_nxt])
+        k = np.where(carried, k, nxt + 1)
+        alive &= k < n_k
+    cells = (np.arange(n_k)[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
+    for out, v in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):
+        out.ravel()[cells] = v  # (faster than out[:, cols] = v)
     return p_srv, d_srv, qp_out, qd_out

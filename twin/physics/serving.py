@@ -44,7 +44,7 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -517,23 +517,6 @@ class StepPlan:
             attn_flops_per_seq=np.asarray(per_seq),
             attn_flops_per_prompt_token=np.asarray(per_prompt),
             attn_bytes_per_seq=np.asarray(kv + c.state_bytes_per_sequence),
-        )
-
-    def row(self, k: int) -> StepPlan:
-        """The plan of tick ``k`` of a plan over ``(K, S)`` ticks and ranks (per-rank arrays kept)."""
-
-        def take(a: FloatArray) -> FloatArray:
-            return a[k] if a.ndim == 2 else a
-
-        return replace(
-            self,
-            context_tokens=take(self.context_tokens),
-            prefill_position=take(self.prefill_position),
-            clock=take(self.clock),
-            flop_s=take(self.flop_s),
-            attn_flops_per_seq=take(self.attn_flops_per_seq),
-            attn_flops_per_prompt_token=take(self.attn_flops_per_prompt_token),
-            attn_bytes_per_seq=take(self.attn_bytes_per_seq),
         )
 
     def _terms(self, b: FloatArray, p: FloatArray) -> dict[str, FloatArray]:
