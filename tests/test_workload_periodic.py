@@ -5,10 +5,12 @@ import doctest
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import twin.workload.periodic as periodic
 from twin.workload import AZURE_LLM_2023, bin_requests, loop_trace, read_trace, resample_telemetry, trace_period_s
-from twin.workload.periodic import PeriodicEvents, PeriodicSignal
+from twin.workload.periodic import MAX_BUCKET, BucketedSearch, PeriodicEvents, PeriodicSignal
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +103,55 @@ def test_rejects_bad_inputs():
         PeriodicEvents([0.0, 5.0], {}, 5.0, True)
     with pytest.raises(ValueError, match="starts_s"):
         PeriodicSignal([1.0], [0.0], 5.0, True)
+
+
+# --- BucketedSearch: the O(1) lookup must give np.searchsorted's answer exactly ----------------
+
+_values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_subnormal=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.lists(_values, min_size=1, max_size=200),
+    v=st.lists(st.one_of(_values, st.sampled_from([-np.inf, np.inf, 0.0, -0.0])), min_size=1, max_size=200),
+    side=st.sampled_from(["left", "right"]),
+)
+def test_bucketed_search_equals_searchsorted(a, v, side):
+    # Irregular arrays, ties, a single value, queries on and between the values and far outside.
+    arr = np.sort(np.asarray(a))
+    q = np.concatenate((np.asarray(v), arr, np.nextafter(arr, np.inf), np.nextafter(arr, -np.inf)))
+    np.testing.assert_array_equal(BucketedSearch(arr, side)(q), np.searchsorted(arr, q, side))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.floats(min_value=-1e4, max_value=1e4),
+    step=st.floats(min_value=1e-3, max_value=1e3),
+    n=st.integers(min_value=1, max_value=500),
+    frac=st.lists(st.floats(min_value=-0.5, max_value=1.5), min_size=1, max_size=50),
+    side=st.sampled_from(["left", "right"]),
+)
+def test_bucketed_search_on_regular_grids(start, step, n, frac, side):
+    # A resampled signal's starts: a regular grid, queried on its points and anywhere in its span.
+    grid = start + step * np.arange(n)
+    q = np.concatenate((grid, start + step * n * np.asarray(frac)))
+    search = BucketedSearch(grid, side)
+    assert search.fast
+    np.testing.assert_array_equal(search(q), np.searchsorted(grid, q, side))
+
+
+def test_bucketed_search_shapes_and_fallback(conv):
+    t = np.sort(conv["arrival_s"].to_numpy() - conv["arrival_s"].min())
+    search = BucketedSearch(t, "left")
+    assert search.fast  # the trace's requests spread over the buckets
+    q = np.random.default_rng(3).uniform(-1.0, t[-1] + 1.0, size=(7, 11))  # a (servers, edges) block
+    np.testing.assert_array_equal(search(q), np.searchsorted(t, q))
+    assert search(np.float64(t[5])).shape == ()
+    ties = np.zeros(MAX_BUCKET + 1)  # one bucket holding more than MAX_BUCKET values: binary search
+    assert not BucketedSearch(ties).fast
+    np.testing.assert_array_equal(BucketedSearch(ties, "right")([-1.0, 0.0, 1.0]), [0, MAX_BUCKET + 1, MAX_BUCKET + 1])
+    for extreme in ([0.0, 5e-324], [-1e308, 1e308], [1.0]):  # a span too small or too large to scale
+        arr = np.asarray(extreme)
+        q = np.array([-np.inf, -1e308, 0.0, 5e-324, 1.0, 1e308, np.inf])
+        for side in ("left", "right"):
+            np.testing.assert_array_equal(BucketedSearch(arr, side)(q), np.searchsorted(arr, q, side))

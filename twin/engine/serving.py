@@ -53,9 +53,9 @@ from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
+    StepPlan,
     batch_for_rates,
     sequences_that_fit,
-    step,
     training_tokens_per_s,
 )
 from twin.replica import expert_format, serving_device
@@ -244,27 +244,20 @@ def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
 
 
 def full_rank(
-    c: ServerConstants,
-    prefill: FloatArray,
-    decode: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-    most: FloatArray,
+    token_budget: FloatArray, plan: StepPlan, prefill: FloatArray, decode: FloatArray, most: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """A full rank at the mix of ``prefill`` and ``decode`` tokens: (sequences, prompt tokens, step time) per step.
 
-    ``most`` is :func:`max_sequences` at ``context_len``. With no output tokens to decode the step
-    carries one token budget of prompts. Prompts arrive whole (``2 position`` tokens each: the mean
-    position of a prefilled token is half its prompt), so the step is the mean of
-    :func:`twin.physics.serving.step` over a stream.
+    ``plan`` steps the ranks at the tick's context, prompt position and clock; ``most`` is
+    :func:`max_sequences` at that context. With no output tokens to decode the step carries one
+    token budget of prompts.
     """
-    rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decode > 0)
-    cap = np.minimum(most, c.token_budget / (1.0 + rho))
-    seqs = np.where(decode > 0, cap, 0.0)
-    chunk = np.where(decode > 0, rho * seqs, c.token_budget)
-    t = step(c.costs, c.device, seqs, chunk, context_len, position, clock, 2.0 * position).time_s
-    return seqs, chunk, t
+    decoding = decode > 0
+    rho = np.divide(prefill, decode, out=np.zeros_like(prefill), where=decoding)
+    cap = np.minimum(most, token_budget / (1.0 + rho))
+    seqs = np.where(decoding, cap, 0.0)
+    chunk = np.where(decoding, rho * seqs, token_budget)
+    return seqs, chunk, plan.time_s(seqs, chunk)
 
 
 def serve_block(
@@ -392,33 +385,35 @@ def _serve_inference(
     qp0 = np.where(c.inference, backlog_prefill / rep, 0.0)
     qd0 = np.where(c.inference, backlog_decode / rep, 0.0)
     most = np.broadcast_to(max_sequences(c, context_len), p_in.shape)
-    p_srv, d_srv, qp, qd = _fluid_queue(c, p_in, d_in, qp0, qd0, dt, context_len, position, clock, most)
+    # Every step below is at these; prompts arrive whole (the steps are a stream's mean).
+    plan = StepPlan.at(c.costs, c.device, context_len, position, clock, prompt_len)
+    p_srv, d_srv, qp, qd = _fluid_queue(c, plan, p_in, d_in, qp0, qd0, dt, most)
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock, prompt_len)
-    chunk = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0) * seqs
+    seqs = batch_for_rates(c.costs, c.device, lam_d, lam_p, context_len, position, most, clock, plan=plan)
+    mix = np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0)  # prompt per output token
+    chunk = mix * seqs
     # Below one sequence the rank runs single-sequence steps part of the time.
-    small = (d_srv > 0) & (seqs < 1.0)
+    decoding = d_srv > 0
+    small = decoding & (seqs < 1.0)
     prefill_only = (d_srv <= 0) & (p_srv > 0)
     seqs = np.where(small, 1.0, seqs)
-    chunk = np.where(small, np.divide(lam_p, lam_d, out=np.zeros_like(lam_p), where=lam_d > 0), chunk)
+    chunk = np.where(small, mix, chunk)
     chunk = np.where(prefill_only, np.minimum(c.token_budget, np.maximum(prompt_len, 1.0)), chunk)
     if np.any(prefill_only):
-        chunk = np.where(prefill_only, _prefill_chunk(c, chunk, lam_p, context_len, position, clock), chunk)
-    st = step(c.costs, c.device, seqs, chunk, context_len, position, clock, prompt_len)
-    made = np.where(d_srv > 0, seqs, chunk)  # tokens a step makes of the kind that sets the pace
-    rate = np.where(d_srv > 0, lam_d, lam_p)
+        chunk = np.where(prefill_only, _prefill_chunk(c.token_budget, plan, chunk, lam_p), chunk)
+    st = plan.step(seqs, chunk)
+    made = np.where(decoding, seqs, chunk)  # tokens a step makes of the kind that sets the pace
+    rate = np.where(decoding, lam_d, lam_p)
     duty = np.clip(np.divide(rate * st.time_s, made, out=np.zeros_like(rate), where=made > 0), 0.0, 1.0)
-    step_s = np.where(d_srv > 0, st.time_s, 0.0)
+    step_s = np.where(decoding, st.time_s, 0.0)
     # Latency estimates (module docstring).
     prompt_per_request = prompt_len
     if requests is not None:
         prompt_per_request = np.divide(
             prefill_demand, requests, out=np.array(prompt_len, dtype=np.float64), where=requests > 0
         )
-    full_seqs, full_chunk, t_full = full_rank(c, p_in + qp, d_in + qd, context_len, position, clock, most)
-    capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
-    wait = np.divide(qp + qd, capacity, out=np.zeros_like(capacity), where=capacity > 0)
-    first = step(c.costs, c.device, seqs, chunk + prompt_per_request, context_len, position, clock).time_s
+    wait = _queue_wait(c, plan, p_in, d_in, qp, qd, most)
+    first = replace(plan, prompt_tokens=None).time_s(seqs, chunk + prompt_per_request)  # carries its prompt
     ttft = np.where(c.inference, wait + first, 0.0)
     kv_w = np.zeros_like(ttft)
     if np.any(c.kv_bytes_per_token):  # a disaggregated pool's prefill servers send KV caches
@@ -430,7 +425,7 @@ def _serve_inference(
         "busy": duty * st.busy,
         "mem": duty * st.mem_activity(c.device),
         "sm": duty * st.sm_activity(c.device),
-        "batch": np.where(d_srv > 0, seqs, 0.0),
+        "batch": np.where(decoding, seqs, 0.0),
         "step": step_s,
         "backlog_prefill": qp * rep,
         "backlog_decode": qd * rep,
@@ -439,19 +434,47 @@ def _serve_inference(
     }
 
 
+def _whole_prompts(plan: StepPlan, position: FloatArray) -> FloatArray | None:
+    """Prompt tokens of columns' plans cut from ``plan``: twice the prefill position where its prompts arrive whole."""
+    return None if plan.prompt_tokens is None else 2.0 * position
+
+
+def _queue_wait(
+    c: ServerConstants,
+    plan: StepPlan,
+    p_in: FloatArray,
+    d_in: FloatArray,
+    qp: FloatArray,
+    qd: FloatArray,
+    most: FloatArray,
+) -> FloatArray:
+    """Time the work queued at each tick's end takes to drain at a full rank's capacity. [s]
+
+    Computed on the ticks and columns with a queue only (a few per cent of them): the others wait
+    for nothing.
+    """
+    wait = np.zeros(np.shape(qp))
+    k, s = np.nonzero((qp > 0) | (qd > 0))
+    if not k.size:
+        return wait
+    sub = c.columns(operator.itemgetter(s))
+    shape = wait.shape
+    ctx, pos, clk = (np.broadcast_to(x, shape)[k, s] for x in (plan.context_tokens, plan.prefill_position, plan.clock))
+    at = StepPlan.at(sub.costs, sub.device, ctx, pos, clk, _whole_prompts(plan, pos))
+    qp_ks, qd_ks = qp[k, s], qd[k, s]
+    p_ks, d_ks, most_ks = (np.broadcast_to(x, shape)[k, s] for x in (p_in, d_in, most))
+    full_seqs, full_chunk, t_full = full_rank(sub.token_budget, at, p_ks + qp_ks, d_ks + qd_ks, most_ks)
+    capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
+    wait[k, s] = np.divide(qp_ks + qd_ks, capacity, out=np.zeros_like(capacity), where=capacity > 0)
+    return wait
+
+
 #: False-position steps of :func:`_prefill_chunk` (a prompt-only step is close to affine in its
 #: tokens beyond the weight read, so it settles in a few).
 PREFILL_CHUNK_STEPS = 30
 
 
-def _prefill_chunk(
-    c: ServerConstants,
-    one: FloatArray,
-    rate: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-) -> FloatArray:
+def _prefill_chunk(token_budget: FloatArray, plan: StepPlan, one: FloatArray, rate: FloatArray) -> FloatArray:
     """Prompt tokens per step of a rank that only prefills, at ``rate`` prompt tokens per second.
 
     One prompt (``one`` tokens) per step while that keeps up; beyond, prompts wait and are
@@ -459,10 +482,10 @@ def _prefill_chunk(
     (Illinois false position on ``[one, budget]``, as :func:`twin.physics.serving.batch_for_rates`),
     so the rank is busy all the time.
     """
-    budget = np.broadcast_to(np.maximum(c.token_budget, one), one.shape)
+    budget = np.broadcast_to(np.maximum(token_budget, one), one.shape)
 
     def f(chunk: FloatArray) -> FloatArray:
-        return np.asarray(chunk - rate * step(c.costs, c.device, 0.0, chunk, context_len, position, clock).time_s)
+        return np.asarray(chunk - rate * plan.time_s(0.0, chunk))
 
     lo, hi = np.array(one, dtype=np.float64), np.array(budget, dtype=np.float64)
     f_lo, f_hi = f(lo), f(hi)
@@ -486,73 +509,97 @@ def _prefill_chunk(
 
 
 def _capacity(
-    c: ServerConstants,
-    prefill: FloatArray,
-    decode: FloatArray,
-    dt: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
-    most: FloatArray,
+    token_budget: FloatArray, plan: StepPlan, prefill: FloatArray, decode: FloatArray, dt: FloatArray, most: FloatArray
 ) -> FloatArray:
     """Share of ``prefill`` and ``decode`` tokens a full rank serves in ``dt`` (at most 1)."""
-    seqs, chunk, t = full_rank(c, prefill, decode, context_len, position, clock, most)
-    made = np.where(decode > 0, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
-    want = np.where(decode > 0, decode, prefill)
+    seqs, chunk, t = full_rank(token_budget, plan, prefill, decode, most)
+    decoding = decode > 0
+    made = np.where(decoding, seqs, chunk) * np.divide(dt, t, out=np.zeros_like(t), where=t > 0)
+    want = np.where(decoding, decode, prefill)
     return np.asarray(np.minimum(1.0, np.divide(made, want, out=np.ones_like(want), where=want > 0)))
 
 
 def _fluid_queue(
     c: ServerConstants,
+    plan: StepPlan,
     p_in: FloatArray,
     d_in: FloatArray,
     qp0: FloatArray,
     qd0: FloatArray,
     dt: FloatArray,
-    context_len: FloatArray,
-    position: FloatArray,
-    clock: FloatArray,
     most: FloatArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Serve demand plus backlog within each tick's time; return served and backlog per tick.
 
-    A tick that starts with no backlog anywhere serves what arrives in the share ``r0`` its
-    capacity allows, computed for every tick at once; only ticks that start with a backlog are
-    solved one by one (the backlog changes the mix a full rank serves).
+    A tick that starts without a backlog serves what arrives in the share ``r0`` its capacity
+    allows, computed for every tick at once. A tick that starts with one (queued before the block,
+    or left by the tick before) is solved again: the backlog changes the mix a full rank serves.
+    Those ticks are found column by column, all columns at once: each column's queue is followed
+    from one backlogged tick to the next, jumping over the ticks it starts without a backlog (on
+    most columns a queue lasts a few ticks, so this takes fewer steps than the block has ticks).
     """
-    r0 = _capacity(c, p_in, d_in, dt, context_len, position, clock, most)
-    if not (np.any(qp0 > 0) or np.any(qd0 > 0)) and np.all(r0 >= 1.0):
+    r0 = _capacity(c.token_budget, plan, p_in, d_in, dt, most)
+    queued = (qp0 > 0) | (qd0 > 0)
+    if not np.any(queued) and np.all(r0 >= 1.0):
         zeros = np.zeros_like(p_in)
         return p_in, d_in, zeros, zeros.copy()
-    k_ticks = p_in.shape[0]
-    p_srv = np.empty_like(p_in)
-    d_srv = np.empty_like(d_in)
-    qp_out = np.empty_like(p_in)
-    qd_out = np.empty_like(d_in)
-    qp, qd = qp0.copy(), qd0.copy()
-    ctx = np.broadcast_to(context_len, p_in.shape)
-    pos = np.broadcast_to(position, p_in.shape)
-    clk = np.broadcast_to(clock, p_in.shape)
-    dts = np.broadcast_to(dt, p_in.shape)
-    # Picking the backlogged columns costs ~0.1 ms a tick: it pays on wide blocks with few of them.
-    n_cols = p_in.shape[1]
-    idx_limit = n_cols // 4 if n_cols >= 512 else 0
-    for k in range(k_ticks):
-        tp = qp + p_in[k]
-        td = qd + d_in[k]
-        idx = np.flatnonzero((qp > 0) | (qd > 0))
-        if idx.size == 0:  # no backlog: the share computed for every tick at once
-            r = r0[k]
-        elif idx.size > idx_limit:
-            r = _capacity(c, tp, td, dts[k], ctx[k], pos[k], clk[k], most[k])
-        else:  # solve the backlogged columns only; the others serve their arrivals' share
-            sub = c.columns(operator.itemgetter(idx))
-            r = r0[k].copy()
-            r[idx] = _capacity(sub, tp[idx], td[idx], dts[k][idx], ctx[k][idx], pos[k][idx], clk[k][idx], most[k][idx])
-        p_srv[k] = r * tp
-        d_srv[k] = r * td
-        qp = tp - p_srv[k]
-        qd = td - d_srv[k]
-        qp_out[k] = qp
-        qd_out[k] = qd
+    shape = p_in.shape
+    n_k = shape[0]
+    # Columns that may queue in this block; the others serve what arrives (r0 = 1, no backlog).
+    cols = np.flatnonzero(np.broadcast_to(queued, shape[1:]) | np.any(r0 < 1.0, axis=0))
+    n_u = cols.size
+    p_srv = np.array(p_in, dtype=np.float64, order="C")  # C order: written through ravel() below
+    d_srv = np.array(d_in, dtype=np.float64, order="C")
+    qp_out = np.zeros(shape)
+    qd_out = np.zeros(shape)
+
+    def part(x: FloatArray) -> FloatArray:
+        """The queuing columns of a ``(K, S)`` (or broadcast) array, ``(K, U)`` flattened."""
+        return np.take(np.broadcast_to(x, shape), cols, axis=1).ravel()  # (faster than x[:, cols])
+
+    p_u, d_u, r0_u, dts, most_u = (part(x) for x in (p_in, d_in, r0, dt, most))
+    ctx, pos, clk = (part(x) for x in (plan.context_tokens, plan.prefill_position, plan.clock))
+    # Every tick as if it started without a backlog; then the backlog each leaves.
+    ps, ds = r0_u * p_u, r0_u * d_u
+    qps, qds = p_u - ps, d_u - ds
+    left = ((qps > 0) | (qds > 0)).reshape(n_k, n_u)
+    # First tick from k on that leaves a backlog having started without one (n_k: none).
+    ticks = np.where(left, np.arange(n_k)[:, None], n_k)
+    leaves = np.vstack((np.minimum.accumulate(ticks[::-1], axis=0)[::-1], np.full((1, n_u), n_k)))
+    # One slot per column: the tick its queue is at, and the backlog that tick starts with.
+    u = np.arange(n_u)
+    start = np.broadcast_to(queued, shape[1:])[cols]
+    first = leaves[0]
+    k = np.where(start, 0, first + 1)
+    at_first = np.minimum(first, n_k - 1) * n_u + u
+    qp = np.where(start, np.broadcast_to(qp0, shape[1:])[cols], qps[at_first])
+    qd = np.where(start, np.broadcast_to(qd0, shape[1:])[cols], qds[at_first])
+    alive = k < n_k
+    sub = c
+    while np.any(alive):
+        if sub is c or alive.sum() < 0.5 * u.size:  # keep the slots still queuing (and their constants)
+            u, k, qp, qd = u[alive], k[alive], qp[alive], qd[alive]
+            sub = c.columns(operator.itemgetter(cols[u]))
+        cell = np.minimum(k, n_k - 1) * n_u + u
+        at = StepPlan.at(sub.costs, sub.device, ctx[cell], pos[cell], clk[cell], _whole_prompts(plan, pos[cell]))
+        tp = qp + p_u[cell]
+        td = qd + d_u[cell]
+        r = _capacity(sub.token_budget, at, tp, td, dts[cell], most_u[cell])
+        p_s, d_s = r * tp, r * td
+        qp_s, qd_s = tp - p_s, td - d_s
+        alive = k < n_k
+        done = cell[alive]
+        ps[done], ds[done], qps[done], qds[done] = p_s[alive], d_s[alive], qp_s[alive], qd_s[alive]
+        # The next tick starts with the backlog left, or (none left) the next that leaves one does.
+        k = k + 1
+        carried = (qp_s > 0) | (qd_s > 0)
+        nxt = leaves[np.minimum(k, n_k), u]
+        at_nxt = np.minimum(nxt, n_k - 1) * n_u + u
+        qp = np.where(carried, qp_s, qps[at_nxt])
+        qd = np.where(carried, qd_s, qds[at_nxt])
+        k = np.where(carried, k, nxt + 1)
+        alive &= k < n_k
+    cells = (np.arange(n_k)[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
+    for out, v in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):
+        out.ravel()[cells] = v  # (faster than out[:, cols] = v)
     return p_srv, d_srv, qp_out, qd_out

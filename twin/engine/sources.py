@@ -180,7 +180,8 @@ class RequestSource:
             sums = self._copy_sums(t0, t1, self.offsets[:, 0], 0)
             for j in range(1, n_copies):
                 more = self._copy_sums(t0, t1, self.offsets[:, j], j)
-                sums = {k: v + more[k] for k, v in sums.items()}
+                for k, v in sums.items():
+                    v += more[k]  # in place: the first copy's sums are this block's own arrays
             c = self.scale / n_copies
         shape = (t0.size, self.n_servers)
         n, p, o = sums["count"], sums["prompt"], sums["output"]

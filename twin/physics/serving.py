@@ -49,7 +49,7 @@ from functools import cached_property
 
 import numpy as np
 
-from twin._types import FloatArray, Numeric
+from twin._types import BoolArray, FloatArray, Numeric
 from twin.physics.interconnect import collective_time_s
 
 #: Most false-position steps of :func:`batch_for_rates` (it settles in a handful: the rate is
@@ -207,18 +207,26 @@ class Step:
         In an expert-parallel group the step waits for the busiest GPU; the mean GPU's own
         kernels end sooner (``kernel_s``), and it waits the rest, like a collective.
         """
-        t = np.where(self.time_s > 0, self.time_s, 1.0)
-        return np.asarray(np.where(self.time_s > 0, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
+        t = np.where(self._ran, self.time_s, 1.0)
+        return np.asarray(np.where(self._ran, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
 
     def mem_activity(self, dev: ServingDevice) -> FloatArray:
         """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
-        t = np.where(self.time_s > 0, self.time_s, np.inf)
-        return np.asarray(np.clip(self.bytes / (t * dev.peak_bandwidth_b_s), 0.0, 1.0))
+        return np.asarray(np.clip(self.bytes / (self._time_or_inf * dev.peak_bandwidth_b_s), 0.0, 1.0))
 
     def sm_activity(self, dev: ServingDevice) -> FloatArray:
         """SM activity the step's FLOPs need at boost clock, as a share of the achievable. [1]"""
-        t = np.where(self.time_s > 0, self.time_s, np.inf)
-        return np.asarray(np.clip(self.flops / (t * dev.flop_s), 0.0, 1.0))
+        return np.asarray(np.clip(self.flops / (self._time_or_inf * dev.flop_s), 0.0, 1.0))
+
+    @cached_property
+    def _ran(self) -> BoolArray:
+        """Where the step takes time (taken once for its shares above)."""
+        return np.asarray(self.time_s > 0)
+
+    @cached_property
+    def _time_or_inf(self) -> FloatArray:
+        """The step's time, infinite where it takes none (its rates are then 0)."""
+        return np.asarray(np.where(self._ran, self.time_s, np.inf))
 
 
 def experts_touched_fraction(
@@ -452,46 +460,131 @@ def step(
     >>> round(float(s.time_s) * 1e3, 2)
     8.73
     """
-    b = np.asarray(decode_seqs, dtype=np.float64)
-    p = np.asarray(prefill_tokens, dtype=np.float64)
-    ctx = np.asarray(context_tokens, dtype=np.float64)
-    x = np.asarray(prefill_position, dtype=np.float64)
-    f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
-    bw, fl = dev.bandwidth_b_s, dev.flop_s * f
-    tokens = b + p
-    dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
-    n, linear = dev.roofline_exponent, dev.linear_roofline
-    t_dense = roofline_time_s(c.dense_bytes / bw, dense_flops / fl, n, linear)
-    if c.has_experts:
-        expert_read, expert_flops, t_expert, t_expert_mean = _expert_mean(c, dev, b, p, prompt_tokens, f, n)
-    else:  # dense models only (the same numbers, without the work)
-        expert_read = expert_flops = t_expert = t_expert_mean = np.zeros(())
-    if c.has_windows:
-        kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
-        attn_flops = b * _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens) + p * _windowed(
-            x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens
+    plan = StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction, prompt_tokens)
+    return plan.step(decode_seqs, prefill_tokens)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """:func:`step` at a given context, prefill position and clock, for any batch.
+
+    A serving solve steps the same ranks at many batches and prompt chunks (the rate solve of
+    :func:`batch_for_rates`, a queue's capacity, the latency estimate) at one context, position
+    and clock: the terms these fix (the clocked FLOP/s, the weight-read time, attention FLOPs and
+    KV bytes per sequence and per prompt token) are computed once here. ``plan.step(B, C)`` is
+    ``step(c, dev, B, C, L, x, f)`` to the bit (it is how :func:`step` computes), and
+    ``plan.time_s(B, C)`` its time alone.
+    """
+
+    costs: StepCosts
+    device: ServingDevice
+    #: The context ``L`` and prefill position ``x`` it was made at. [1]
+    context_tokens: FloatArray
+    prefill_position: FloatArray
+    #: SM clock fraction, clipped to ``[1e-6, 1]``. [1]
+    clock: FloatArray
+    #: Achieved FLOP/s of dense kernels and attention at that clock. [FLOP/s]
+    flop_s: FloatArray
+    #: Time to read the dense weights at the achieved bandwidth. [s]
+    dense_read_s: FloatArray
+    #: Decode attention FLOPs per sequence, and prefill attention FLOPs per prompt token. [FLOP]
+    attn_flops_per_seq: FloatArray
+    attn_flops_per_prompt_token: FloatArray
+    #: KV-cache (and SSM state) bytes read per decoding sequence. [B]
+    attn_bytes_per_seq: FloatArray
+    #: Tokens of one whole prompt where prompts arrive whole (the steps are a stream's mean:
+    #: :func:`_expert_mean`), or None (one step carrying its prompt tokens). [1]
+    prompt_tokens: FloatArray | None = None
+
+    @classmethod
+    def at(
+        cls,
+        c: StepCosts,
+        dev: ServingDevice,
+        context_tokens: Numeric,
+        prefill_position: Numeric,
+        clock_fraction: Numeric = 1.0,
+        prompt_tokens: Numeric | None = None,
+    ) -> StepPlan:
+        """The plan of ranks with costs ``c`` on ``dev`` (arguments as in :func:`step`)."""
+        ctx = np.asarray(context_tokens, dtype=np.float64)
+        x = np.asarray(prefill_position, dtype=np.float64)
+        f = np.clip(np.asarray(clock_fraction, dtype=np.float64), 1e-6, 1.0)
+        if c.has_windows:
+            kv = _windowed(ctx, c.kv_bytes_per_token, c.window_kv_bytes_per_token, c.window_tokens)
+            per_seq = _windowed(ctx, c.attention_flops, c.window_attention_flops, c.window_tokens)
+            per_prompt = _windowed(x, c.prefill_attention_flops, c.prefill_window_attention_flops, c.window_tokens)
+        else:  # full attention only (the same numbers, without the work)
+            kv = c.kv_bytes_per_token * ctx
+            per_seq, per_prompt = c.attention_flops * ctx, c.prefill_attention_flops * x
+        return cls(
+            costs=c,
+            device=dev,
+            context_tokens=ctx,
+            prefill_position=x,
+            clock=f,
+            flop_s=np.asarray(dev.flop_s * f),
+            dense_read_s=np.asarray(c.dense_bytes / dev.bandwidth_b_s),
+            attn_flops_per_seq=np.asarray(per_seq),
+            attn_flops_per_prompt_token=np.asarray(per_prompt),
+            attn_bytes_per_seq=np.asarray(kv + c.state_bytes_per_sequence),
+            prompt_tokens=None if prompt_tokens is None else np.asarray(prompt_tokens, dtype=np.float64),
         )
-    else:  # full attention only (the same numbers, without the work)
-        kv = c.kv_bytes_per_token * ctx
-        attn_flops = b * (c.attention_flops * ctx) + p * (c.prefill_attention_flops * x)
-    attn_bytes = b * (kv + c.state_bytes_per_sequence)
-    t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
-    active = tokens > 0
-    t_coll = collective_time_s(
-        c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
-    )
-    t_coll = np.where(active, t_coll, 0.0)
-    t_host = np.where(active, dev.overhead_s + dev.overhead_per_sequence_s * b, 0.0)
-    t_kern = np.where(active, t_dense + t_expert + t_attn, 0.0)
-    moved = np.where(active, c.dense_bytes + expert_read + attn_bytes, 0.0)
-    return Step(
-        time_s=np.asarray(t_kern + t_coll + t_host),
-        host_s=np.asarray(t_host),
-        collective_s=np.asarray(t_coll),
-        bytes=np.asarray(moved),
-        flops=np.asarray(dense_flops + expert_flops + attn_flops),
-        kernel_s=np.asarray(np.where(active, t_dense + t_expert_mean + t_attn, 0.0)),
-    )
+
+    def _terms(self, b: FloatArray, p: FloatArray) -> dict[str, FloatArray]:
+        """The step's groups of kernels at ``B = b`` sequences and ``C = p`` prompt tokens (module docstring).
+
+        Times are those of an active step (``active``: some token in it); an empty step takes none.
+        """
+        c, dev, fl = self.costs, self.device, self.flop_s
+        tokens = b + p
+        dense_flops = b * c.decode_flops_per_token + p * c.prefill_flops_per_token
+        n, linear = dev.roofline_exponent, dev.linear_roofline
+        t_dense = roofline_time_s(self.dense_read_s, dense_flops / fl, n, linear)
+        attn_flops = b * self.attn_flops_per_seq + p * self.attn_flops_per_prompt_token
+        attn_bytes = b * self.attn_bytes_per_seq
+        t_attn = roofline_time_s(attn_bytes / dev.kv_bandwidth_b_s, attn_flops / fl, n, linear)
+        terms = {"tokens": tokens, "t_dense": t_dense, "t_attn": t_attn, "dense_flops": dense_flops}
+        terms |= {"attn_flops": attn_flops, "attn_bytes": attn_bytes}
+        if c.has_experts:
+            read, flops, t_busiest, t_mean = _expert_mean(c, dev, b, p, self.prompt_tokens, self.clock, n)
+            terms |= {"expert_read": read, "expert_flops": flops, "t_expert": t_busiest, "t_expert_mean": t_mean}
+            terms["t_kern"] = t_dense + t_busiest + t_attn
+        else:  # dense models only (the same numbers, without the work)
+            terms["t_kern"] = t_dense + t_attn
+        terms["t_coll"] = collective_time_s(
+            c.collective_steps, tokens * c.collective_bytes_per_token, dev.link_bandwidth_b_s, dev.link_latency_s
+        )
+        terms["t_host"] = dev.overhead_s + dev.overhead_per_sequence_s * b
+        return terms
+
+    def time_s(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> FloatArray:
+        """The step's time at ``B`` sequences and ``C`` prompt tokens (that of :meth:`step`). [s]"""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        s = self._terms(b, np.asarray(prefill_tokens, dtype=np.float64))
+        return np.asarray(np.where(s["tokens"] > 0, s["t_kern"] + s["t_coll"] + s["t_host"], 0.0))
+
+    def step(self, decode_seqs: Numeric, prefill_tokens: Numeric) -> Step:
+        """The step at ``B`` sequences and ``C`` prompt tokens (as :func:`step`)."""
+        b = np.asarray(decode_seqs, dtype=np.float64)
+        p = np.asarray(prefill_tokens, dtype=np.float64)
+        s = self._terms(b, p)
+        active = s["tokens"] > 0
+        t_coll = np.where(active, s["t_coll"], 0.0)
+        t_host = np.where(active, s["t_host"], 0.0)
+        t_kern = np.where(active, s["t_kern"], 0.0)
+        zero = np.zeros(())
+        read, flops = s.get("expert_read", zero), s.get("expert_flops", zero)
+        moved = np.where(active, self.costs.dense_bytes + read + s["attn_bytes"], 0.0)
+        kernel_s = np.where(active, s["t_dense"] + s.get("t_expert_mean", zero) + s["t_attn"], 0.0)
+        return Step(
+            time_s=np.asarray(t_kern + t_coll + t_host),
+            host_s=np.asarray(t_host),
+            collective_s=np.asarray(t_coll),
+            bytes=np.asarray(moved),
+            flops=np.asarray(s["dense_flops"] + flops + s["attn_flops"]),
+            kernel_s=np.asarray(kernel_s),
+        )
 
 
 def _expert_mean(
@@ -587,6 +680,7 @@ def batch_for_rates(
     max_seqs: Numeric,
     clock_fraction: Numeric = 1.0,
     prompt_tokens: Numeric | None = None,
+    plan: StepPlan | None = None,
 ) -> FloatArray:
     """Sequences a replica runs to sustain a decode and a prefill token rate.
 
@@ -605,6 +699,9 @@ def batch_for_rates(
         As in :func:`step`.
     max_seqs : numeric
         Most sequences the replica holds; returned where even they do not reach the rate. [1]
+    plan : StepPlan, optional
+        ``StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction, prompt_tokens)``,
+        when the caller has it already.
 
     Returns
     -------
@@ -627,9 +724,10 @@ def batch_for_rates(
     shape = np.broadcast_shapes(lam.shape, hi.shape, np.shape(context_tokens), np.shape(clock_fraction))
     lam, rho, hi = (np.broadcast_to(a, shape).copy() for a in (lam, rho, hi))
 
+    at = StepPlan.at(c, dev, context_tokens, prefill_position, clock_fraction, prompt_tokens) if plan is None else plan
+
     def h(b: FloatArray) -> FloatArray:
-        t = step(c, dev, b, rho * b, context_tokens, prefill_position, clock_fraction, prompt_tokens).time_s
-        return np.asarray(b - lam * t)
+        return np.asarray(b - lam * at.time_s(b, rho * b))
 
     lo = np.zeros(shape)
     tiny = np.maximum(hi * 1e-9, 1e-12)
@@ -638,7 +736,7 @@ def batch_for_rates(
     todo = (lam > 0) & (f_hi > 0)
     side = np.zeros(shape)
     b = np.where(todo, hi, np.where(lam > 0, hi, 0.0))
-    for _ in range(RATE_SOLVER_STEPS):
+    for i in range(RATE_SOLVER_STEPS):
         if not np.any(todo):
             break
         den = np.where(todo, f_hi - f_lo, 1.0)
@@ -647,16 +745,42 @@ def batch_for_rates(
         fx = h(x)
         up = todo & (fx > 0)
         down = todo & (fx <= 0)
-        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
-        lo, f_lo = np.where(down, x, lo), np.where(down, fx, f_lo)
-        f_lo = np.where(up & (side > 0), 0.5 * f_lo, f_lo)  # Illinois: the end kept twice is halved
-        f_hi = np.where(down & (side < 0), 0.5 * f_hi, f_hi)
-        side = np.where(up, 1.0, np.where(down, -1.0, side))
+        # Which end moves is a coin toss per cell: selected without branches (_pick), and the
+        # Illinois halving of the end kept twice (none on the first step) as a factor of 0.5 or 1.
+        hi, f_hi = _pick(up, (x, hi), (fx, f_hi))
+        lo, f_lo = _pick(down, (x, lo), (fx, f_lo))
+        if i > 0:
+            f_lo = f_lo * (1.0 - 0.5 * (up & (side > 0)))
+            f_hi = f_hi * (1.0 - 0.5 * (down & (side < 0)))
+        side = np.where(todo, np.subtract(up, down, dtype=np.float64), side)  # +1 up, -1 down
         b = np.where(todo, x, b)
         todo &= (hi - lo > RATE_SOLVER_RTOL * np.maximum(hi, 1.0)) & (
             np.abs(fx) > RATE_SOLVER_RTOL * np.maximum(x, 1.0)
         )
     return np.asarray(b)
+
+
+def _pick(mask: BoolArray, *pairs: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, ...]:
+    """``np.where(mask, a, b)`` for each pair of float arrays of the mask's shape, to the bit, without branches.
+
+    :func:`numpy.where` branches on each element; where the mask is true about half the time at
+    random (which end of a root's bracket moves) most branches are mispredicted, and selecting
+    the bits through an integer mask is about 3 times faster.
+
+    Examples
+    --------
+    >>> _pick(np.array([True, False, True]), (np.array([1.0, 2.0, np.nan]), np.array([-0.0, -0.0, 3.0])))
+    (array([ 1., -0., nan]),)
+    """
+    ones = -np.asarray(mask).view(np.int8).astype(np.int64)  # every bit set where true
+    out = []
+    for a, b in pairs:
+        a_bits, b_bits = np.asarray(a, dtype=np.float64).view(np.int64), np.asarray(b, dtype=np.float64).view(np.int64)
+        bits = np.bitwise_xor(a_bits, b_bits)
+        bits &= ones
+        bits ^= b_bits
+        out.append(bits.view(np.float64))
+    return tuple(out)
 
 
 def median_prefills_per_step(arrivals_per_step: Numeric) -> FloatArray:

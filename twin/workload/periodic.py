@@ -23,11 +23,78 @@ means are the zero-order-hold means of :func:`twin.workload.binning.resample_tel
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from twin._types import FloatArray
+
+#: Buckets of :class:`BucketedSearch` per value searched (more: shorter scans, more memory).
+BUCKETS_PER_VALUE = 2
+#: Most values of ``a`` a bucket of :class:`BucketedSearch` may hold (more: it keeps the binary search).
+MAX_BUCKET = 64
+
+
+class BucketedSearch:
+    """``np.searchsorted(a, v, side)`` for one sorted ``a`` and many ``v``, in O(1) per query.
+
+    ``a``'s range is cut into ``M`` equal buckets (:data:`BUCKETS_PER_VALUE` per value); a query's
+    bucket is found by index arithmetic (no search) and the values of ``a`` below it in its bucket
+    by a scan, which on a regular grid (a resampled signal's starts) or a trace of spread events
+    passes about one value. Exact: the bucket ``floor((v - a[0]) * M / span)`` (clipped to
+    ``[0, M)``) is computed the same way for ``a`` and for the queries and never decreases with
+    ``v``, so every value in a lower bucket is below the query and every value in a higher one
+    above it. Where a bucket would hold more than :data:`MAX_BUCKET` values (ties, bursts) or
+    ``a`` is not finite, the binary search is used instead.
+
+    Examples
+    --------
+    >>> a = np.array([0.0, 1.0, 1.0, 2.5, 4.0])
+    >>> v = np.array([-1.0, 0.0, 1.0, 3.0, 4.0, 9.0])
+    >>> BucketedSearch(a, "left")(v).tolist(), np.searchsorted(a, v, "left").tolist()
+    ([0, 0, 1, 4, 4, 5], [0, 0, 1, 4, 4, 5])
+    """
+
+    def __init__(self, a: ArrayLike, side: Literal["left", "right"] = "left") -> None:
+        self.a = np.asarray(a, dtype=np.float64)
+        if side not in ("left", "right"):
+            raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+        self.side = side
+        n = self.a.size
+        m = max(BUCKETS_PER_VALUE * n, 1)
+        span = float(self.a[-1]) - float(self.a[0]) if n else 0.0  # inf past the float range
+        self._base = float(self.a[0]) if n else 0.0
+        self._top = float(m - 1)
+        scale = m / span if span > 0 else 0.0
+        self._scale = scale if np.isfinite(scale) else 0.0  # 0: one bucket
+        counts = np.bincount(self._bucket(self.a), minlength=m)
+        #: Values of ``a`` in the buckets below each bucket (and all of them at the end).
+        self._first = np.concatenate(([0], np.cumsum(counts)))
+        # A NaN after the last value ends every scan there (it compares false with everything).
+        self._padded = np.append(self.a, np.nan)
+        self.fast = n > 0 and int(counts.max()) <= MAX_BUCKET and bool(np.all(np.isfinite(self.a)))
+
+    def _bucket(self, v: FloatArray) -> np.ndarray:
+        """The bucket of each value (non-decreasing in ``v``). [index]"""
+        if self._scale == 0.0:
+            return np.zeros(np.shape(v), dtype=np.intp)
+        with np.errstate(over="ignore"):  # a query beyond the float range from a[0] is in the end bucket
+            return np.clip((v - self._base) * self._scale, 0.0, self._top).astype(np.intp)
+
+    def __call__(self, v: ArrayLike) -> np.ndarray:
+        """Where ``v`` would go in ``a`` (as :func:`numpy.searchsorted`; ``v`` holds no NaN)."""
+        v = np.asarray(v, dtype=np.float64)
+        if not self.fast:
+            return np.asarray(np.searchsorted(self.a, v, side=self.side))
+        before = np.less if self.side == "left" else np.less_equal
+        flat_v = v.reshape(-1)
+        pos = self._first[self._bucket(flat_v)]
+        moving = np.flatnonzero(before(self._padded[pos], flat_v))
+        while moving.size:  # the values of a query's bucket below it, one at a time
+            pos[moving] += 1
+            moving = moving[before(self._padded[pos[moving]], flat_v[moving])]
+        return pos.reshape(v.shape)
 
 
 def _check_period(period_s: float) -> None:
@@ -109,6 +176,7 @@ class PeriodicEvents(_Periodic):
             cols[name] = arr[order]
         self._cum = {name: np.concatenate(([0.0], np.cumsum(w))) for name, w in cols.items()}
         self.totals = {name: float(c[-1]) for name, c in self._cum.items()}
+        self._search = BucketedSearch(t, "left")
 
     @property
     def mean_rate_per_s(self) -> float:
@@ -118,8 +186,9 @@ class PeriodicEvents(_Periodic):
     def cumulative(self, tau_s: ArrayLike) -> dict[str, FloatArray]:
         """``G(tau)``: sums over the periodic extension's events in ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        idx = np.searchsorted(self.t_s, r, side="left")
-        return {name: q * self.totals[name] + c[idx] for name, c in self._cum.items()}
+        idx = self._search(r)
+        # The running count at an event is its index (a sum of ones): no lookup needed.
+        return {name: q * self.totals[name] + (idx if name == "count" else c[idx]) for name, c in self._cum.items()}
 
     def window_sums(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> dict[str, FloatArray]:
         """Sums over the events of the copy shifted by ``offset_s`` in ``[t0, t1)``.
@@ -189,6 +258,7 @@ class PeriodicSignal(_Periodic):
         widths = np.diff(np.append(b, self.period_s))
         self._cum = np.concatenate(([0.0], np.cumsum(v * widths)))
         self.total = float(self._cum[-1])
+        self._search = BucketedSearch(b, "right")
 
     @property
     def mean(self) -> float:
@@ -205,7 +275,7 @@ class PeriodicSignal(_Periodic):
     def integral(self, tau_s: ArrayLike) -> FloatArray:
         """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        j = np.searchsorted(self.starts_s, r, side="right") - 1
+        j = self._search(r) - 1
         return np.asarray(q * self.total + self._cum[j] + self.values[j] * (r - self.starts_s[j]))
 
     def window_mean(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> FloatArray:
