@@ -38,6 +38,7 @@ def ideal_device(acc=H100, **kw) -> ServingDevice:
         "link_latency_s": 0.0,
         "overhead_s": 0.0,
         "overhead_per_sequence_s": 0.0,
+        "gap_power_fraction": 0.0,
         "roofline_exponent": 1e6,
         "expert_routing_skew": 0.0,
     }
@@ -172,6 +173,21 @@ def test_whole_prompts_by_hand():
     got = step(c, dev, 8.0, 40.0, 0.0, 640.0, prompt_tokens=1280.0).bytes - step(c, dev, 8.0, 40.0, 0.0, 640.0).bytes
     fluid_expert = expert * (1.0 - (120.0 / 128.0) ** 48)
     assert float(got) + fluid_expert == pytest.approx(want, rel=1e-9)
+
+
+@settings(max_examples=50, deadline=None)
+@given(gap=st.floats(0.0, 1.0), batch=st.floats(1.0, 256.0), overhead=st.floats(0.0, 0.02))
+def test_power_busy_keeps_a_share_of_the_gaps(gap, batch, overhead):
+    """The power model's busy share is the kernels' share plus ``gap`` of the rest, by hand:
+    ``b + g (1 - b)``; 0 keeps the kernels' share, 1 the whole step; an empty step draws none."""
+    c = no_collectives(step_costs(L8, Layout(), H100))
+    dev = ideal_device(overhead_s=overhead, gap_power_fraction=gap)
+    s = step(c, dev, batch, 0.0, 1000.0, 0.0)
+    b = float(s.busy)
+    assert b == pytest.approx(float(s.kernel_s / s.time_s), rel=1e-12)
+    assert float(s.power_busy(dev)) == pytest.approx(b + gap * (1.0 - b), rel=1e-12, abs=1e-15)
+    assert b <= float(s.power_busy(dev)) <= 1.0
+    assert float(step(c, dev, 0.0, 0.0, 1000.0, 0.0).power_busy(dev)) == 0.0
 
 
 def test_expert_parallel_waits_for_its_busiest_gpu():

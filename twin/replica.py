@@ -231,6 +231,7 @@ def serving_device(acc: AcceleratorSpec, expert_formats: Sequence[str] | str = "
         link_latency_s=arr(acc.link_latency_s),
         overhead_s=arr(acc.step_overhead_s),
         overhead_per_sequence_s=arr(acc.step_overhead_per_sequence_s),
+        gap_power_fraction=arr(acc.gap_power_fraction),
         roofline_exponent=arr(acc.roofline_exponent),
         expert_routing_skew=arr(acc.expert_routing_skew),
     )

@@ -86,6 +86,7 @@ class AcceleratorSpec:
     roofline_exponent: float
     expert_routing_skew: float
     step_overhead_s: float
+    gap_power_fraction: float
     step_overhead_per_sequence_s: float
     link_bandwidth_b_s: float
     achieved_link_fraction: float

@@ -99,6 +99,7 @@ class TrainingJobs:
         return replace(
             res,
             busy=np.where(p, 0.0, res.busy),
+            power_busy=np.where(p, 0.0, res.power_busy),
             mem_activity=np.where(p, 0.0, res.mem_activity),
             sm_activity=np.where(p, 0.0, res.sm_activity),
             training_tokens=np.where(p, 0.0, res.training_tokens),

@@ -573,7 +573,7 @@ class Engine:
 
         res0 = serve(ones)
         board = acc.power_params
-        p_boost = accelerator_power_w(res0.busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
+        p_boost = accelerator_power_w(res0.power_busy, res0.mem_activity, res0.sm_activity, 1.0, params=board)
         r_th = fac.thermal_resistance_k_w
         inlet = cut(inlet)
         thermal_w = thermal_power_limit_w(inlet, acc.slowdown_temp_c, r_th)
@@ -589,14 +589,14 @@ class Engine:
         top = np.where(modelled, boost_clock_fraction(die_c, params=acc.die_params), 1.0)
         extra_w = np.where(modelled, leakage_excess_w(die_c, inlet, r_th, params=acc.die_params), 0.0)
         res_top = res0 if np.all(top >= 1.0) else serve(top)
-        p_full = accelerator_power_w(res_top.busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
+        p_full = accelerator_power_w(res_top.power_busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
         p_full = p_full + extra_w
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             res = serve(clock)
-            return res, res.busy, res.mem_activity, res.sm_activity
+            return res, res.power_busy, res.mem_activity, res.sm_activity
 
-        at_top = (res_top, res_top.busy, res_top.mem_activity, res_top.sm_activity)
+        at_top = (res_top, res_top.power_busy, res_top.mem_activity, res_top.sm_activity)
         memory = GovernorMemory()  # the site limit's bisection solves again over the same block
 
         def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:

@@ -228,6 +228,9 @@ class ServeResult:
     busy: FloatArray
     mem_activity: FloatArray
     sm_activity: FloatArray
+    #: The busy share the power model takes (:meth:`twin.physics.serving.Step.power_busy`;
+    #: ``busy`` on training and replay columns). [1]
+    power_busy: FloatArray
     batch: FloatArray
     step_time_s: FloatArray
     backlog_prefill_tokens: FloatArray
@@ -313,6 +316,7 @@ def serve_block(
     part = c.inference_part
     if reuse is not None:  # training and replay columns are overwritten below
         inf = {"prefill": reuse.prefill_tokens, "decode": reuse.decode_tokens, "busy": reuse.busy,
+               "power_busy": reuse.power_busy,
                "mem": reuse.mem_activity, "sm": reuse.sm_activity, "batch": reuse.batch, "step": reuse.step_time_s,
                "backlog_prefill": reuse.backlog_prefill_tokens, "backlog_decode": reuse.backlog_decode_tokens,
                "ttft": reuse.ttft_s, "kv_w": reuse.kv_transfer_w}  # fmt: skip
@@ -347,11 +351,13 @@ def serve_block(
         busy = np.where(tel, replay_busy, busy)
         mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
         sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
+    power_busy = np.where(c.inference, inf["power_busy"], busy)
     return ServeResult(
         prefill_tokens=inf["prefill"],
         decode_tokens=inf["decode"],
         training_tokens=train_tok,
         busy=np.clip(busy, 0.0, 1.0),
+        power_busy=np.clip(power_busy, 0.0, 1.0),
         mem_activity=np.clip(mem, 0.0, 1.0),
         sm_activity=np.clip(sm, 0.0, 1.0),
         batch=inf["batch"],
@@ -423,6 +429,7 @@ def _serve_inference(
         "prefill": p_srv * rep,
         "decode": d_srv * rep,
         "busy": duty * st.busy,
+        "power_busy": duty * st.power_busy(c.device),
         "mem": duty * st.mem_activity(c.device),
         "sm": duty * st.sm_activity(c.device),
         "batch": np.where(decoding, seqs, 0.0),

@@ -163,6 +163,11 @@ class ServingDevice:
         Host time per step in which the GPU idles (scheduling, sampling, launch). [s]
     overhead_per_sequence_s : ndarray
         Host time per running sequence and step. [s]
+    gap_power_fraction : ndarray
+        Share of the power a GPU draws whenever its kernels run (the power model's ``k_static`` and
+        ``k_uncore``) that it keeps drawing in the gaps of a step it is not computing in (host
+        time, collectives' waits, an expert-parallel group's wait for its busiest GPU): the
+        clocks stay up across gaps of milliseconds (:meth:`Step.power_busy`). [1]
     roofline_exponent : ndarray
         ``n`` of the smooth roofline (:func:`roofline_time_s`; large: the sharp maximum). [1]
     expert_routing_skew : ndarray
@@ -180,6 +185,7 @@ class ServingDevice:
     link_latency_s: FloatArray
     overhead_s: FloatArray
     overhead_per_sequence_s: FloatArray
+    gap_power_fraction: FloatArray
     roofline_exponent: FloatArray
     expert_routing_skew: FloatArray
 
@@ -209,6 +215,23 @@ class Step:
         """
         t = np.where(self._ran, self.time_s, 1.0)
         return np.asarray(np.where(self._ran, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
+
+    def power_busy(self, dev: ServingDevice) -> FloatArray:
+        """The busy share the power model takes: :attr:`busy` and ``gap_power_fraction`` of the rest. [1]
+
+        Between a step's kernels (host time, collectives, the wait for an expert-parallel group's
+        busiest GPU) the GPU stays at its clocks: gaps of milliseconds are far shorter than the
+        driver's drop to a lower performance state, so part of the power drawn while kernels run
+        (clock tree, L2, memory controllers) goes on [1]_. The share is fitted with the rest of
+        the power model (``twin calibrate``), not measured directly.
+
+        References
+        ----------
+        .. [1] NVIDIA, *NVML API Reference*, ``nvmlDeviceGetPerformanceState`` (P0 is held while the
+           GPU is in use; the lower P-states follow seconds of idleness, not milliseconds).
+        """
+        b = self.busy
+        return np.asarray(np.where(self._ran, b + dev.gap_power_fraction * (1.0 - b), 0.0))
 
     def mem_activity(self, dev: ServingDevice) -> FloatArray:
         """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
@@ -909,6 +932,7 @@ def example_device() -> ServingDevice:
         link_latency_s=np.asarray(10e-6),
         overhead_s=np.zeros(()),
         overhead_per_sequence_s=np.zeros(()),
+        gap_power_fraction=np.zeros(()),
         roofline_exponent=np.asarray(50.0),
         expert_routing_skew=np.zeros(()),
     )

@@ -154,7 +154,7 @@ def run_setup(s: Setup) -> dict[str, np.ndarray]:
 
     def activity_at(clock: np.ndarray) -> tuple[ServeResult, np.ndarray, np.ndarray, np.ndarray]:
         res = serve(clock)
-        return res, res.busy, res.mem_activity, res.sm_activity
+        return res, res.power_busy, res.mem_activity, res.sm_activity
 
     board = acc.power_params
     at_boost = activity_at(np.ones((1, n)))

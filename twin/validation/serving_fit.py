@@ -24,6 +24,10 @@ Fitted (:data:`FIT_PARAMETERS`):
     expert-parallel GPUs: :func:`twin.physics.serving.experts_touched_fraction`);
 ``step_overhead_s``
     host time per step in which the GPU waits (scheduling, sampling, launches);
+``gap_power_fraction``
+    the share of the power drawn while kernels run that a GPU keeps drawing in a step's gaps
+    (host time, collectives), its clocks held across milliseconds
+    (:meth:`twin.physics.serving.Step.power_busy`);
 ``link_latency_s``
     the latency of one step of a ring collective as the engine runs it;
 ``static_power_fraction``
@@ -70,6 +74,7 @@ FIT_PARAMETERS: tuple[str, ...] = (
     "roofline_exponent",
     "expert_routing_skew",
     "step_overhead_s",
+    "gap_power_fraction",
     "link_latency_s",
     "static_power_fraction",
     "uncore_power_fraction",
@@ -125,11 +130,14 @@ HBM_ENERGY_J_PER_BIT = 3.9e-12
 #: outside the graphics clock domain (``k_uncore``). Serving at default clocks cannot tell the two
 #: apart (both follow the busy time); only runs that change the SM clock at fixed work can. The
 #: catalog holds two: the largest decode-energy saving from locking the SM clock of an H200, 32 %
-#: (Ma et al., arXiv 2605.11999, 2026; the twin gives 38 % with 0.28, 30 % with 0.40), and the
-#: energy saved by capping LLaMA-65B GPUs from 250 W to 175 W, -23 % (Samsi et al., arXiv
-#: 2310.03003, 2023; -24 % with 0.28, -15 % with 0.40). 0.3 meets both within 16 % (`twin
-#: validate-anchors`: cases ma-h200-clock-lock-saving and samsi-power-cap-energy, which are
-#: therefore not independent of it).
+#: (Ma et al., arXiv 2605.11999, 2026; the twin gives 39.5 % with 0.3, 35.9 % with 0.35, 32.6 %
+#: with 0.4), and the energy saved by capping LLaMA-65B GPUs from 250 W to 175 W, -23 % (Samsi et
+#: al., arXiv 2310.03003, 2023; -24.3 % with 0.3, -20.3 % with 0.35, -16.2 % with 0.4: the catalog's
+#: busy power re-split, not refitted). 0.3 meets both within 24 % (`twin validate-anchors`: cases
+#: ma-h200-clock-lock-saving and samsi-power-cap-energy, which are therefore not independent of
+#: it). 0.35 would balance the two (+12 % each) but shortens the Opengate 5 kW/rack shutdown time
+#: (GPUs throttled by the warming room keep more of their power) from 145 to 141 s, -25.3 %, out of
+#: its band: the share is held at 0.3, with the anchors' bands known (disclosed in the README).
 UNCORE_SHARE_OF_BUSY = 0.3
 
 
@@ -149,7 +157,7 @@ def _unpack(x: np.ndarray, base: AcceleratorSpec) -> dict[str, float]:
     Overhead in ms, latency in us, busy share of what HBM leaves, HBM power over its floor, power
     over TDP.
     """
-    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, lat, a, hbm, full = (float(v) for v in x)
+    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, gap, lat, a, hbm, full = (float(v) for v in x)
     full_w = full * base.max_power_w
     m = min(0.9, hbm * hbm_floor_w(base) / (full_w - base.idle_power_w))
     busy = a * (1.0 - m)
@@ -164,6 +172,7 @@ def _unpack(x: np.ndarray, base: AcceleratorSpec) -> dict[str, float]:
         "roofline_exponent": rn,
         "expert_routing_skew": sk,
         "step_overhead_s": t0 * 1e-3,
+        "gap_power_fraction": gap,
         "link_latency_s": lat * 1e-6,
         "static_power_fraction": busy * (1.0 - UNCORE_SHARE_OF_BUSY),
         "uncore_power_fraction": busy * UNCORE_SHARE_OF_BUSY,
@@ -185,6 +194,7 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
             acc.roofline_exponent,
             acc.expert_routing_skew,
             acc.step_overhead_s * 1e3,
+            acc.gap_power_fraction,
             acc.link_latency_s * 1e6,
             (acc.static_power_fraction + acc.uncore_power_fraction) / (1.0 - acc.mem_power_fraction),
             acc.mem_power_fraction * (acc.full_power_w - acc.idle_power_w) / hbm_floor_w(acc),
@@ -193,15 +203,16 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
     )
 
 
-#: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, latency in us,
+#: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, gap power share (0-1),
+#: latency in us,
 #: static power share of what HBM leaves, HBM power at full bandwidth over its floor
 #: (:func:`hbm_floor_w`; up to 3x, 11.7 pJ/bit [EST], a loose ceiling), full-activity power over TDP. The
 #: ceilings are what the best kernels measured reach: 0.92 of peak HBM
 #: bandwidth (Azure's bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on
 #: H800), 0.85 of peak FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
 #: compute/accelerator), and 1.5 x TDP at full activity (a power virus, not a workload).
-_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
-_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 20.0, 1.0, 3.0, 1.5])
+_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
+_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 1.0, 20.0, 1.0, 3.0, 1.5])
 
 
 def _with(s: Setup, acc: AcceleratorSpec) -> Setup:

@@ -173,7 +173,7 @@ def decode_point(
     board = acc.power_params
     if voltage_floor is not None:
         board = replace(board, voltage_floor_fraction=voltage_floor)
-    power = accelerator_power_w(res.busy, res.mem_activity, res.sm_activity, clock, params=board)
+    power = accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, clock, params=board)
     return power[:, 0], res.decode_tokens[:, 0] / fac.gpus_per_server
 
 
