@@ -249,7 +249,8 @@ def test_capped_inference_by_hand_through_the_serving_model():
             ServerConstants.build(fac), dem.prefill_tokens, dem.decode_tokens, dem.prompt_len, dem.context_len,
             np.full((1, 1), f), zero, zero, np.full(1, 600.0), requests=dem.requests,
         )  # fmt: skip
-        return res, float(catalog_power(res.busy, res.mem_activity, res.sm_activity, f)[0, 0])
+        # The power model takes the busy share with the fitted share of the step's gaps (power_busy).
+        return res, float(catalog_power(res.power_busy, res.mem_activity, res.sm_activity, f)[0, 0])
 
     # The die leaks beyond the fitted model (twin.physics.silicon) at the temperature it settles at
     # under the cap, 30 + 0.04 x 400 = 46 C; the model's power meets the cap less that (a cold plate

@@ -78,7 +78,8 @@ def test_hot_room_air_powers_cold_plate_servers_off() -> None:
     shut = r.events[r.events["event"] == "thermal_shutdown"]
     assert len(shut) == 1 and "room_air_c" in str(shut["detail"].iloc[0])
     air_c = float(str(shut["detail"].iloc[0]).split("room_air_c=")[1])
-    assert SERVER_AIR_SHUTDOWN_C < air_c < SERVER_AIR_SHUTDOWN_C + 1.0  # caught at the tick it crossed
+    # Caught at the tick it crossed (the event's detail holds the air to 0.01 K, so 45.0 is a crossing).
+    assert SERVER_AIR_SHUTDOWN_C <= air_c < SERVER_AIR_SHUTDOWN_C + 1.0
     assert r.kpis["max_die_temp_c"] < 89.0  # not by the dies
     assert r.kpis["min_servers_up"] == 0
     assert abs(r.kpis["ledger_residual_j"]) < 1e-9 * r.kpis["facility_energy_j"]
