@@ -179,6 +179,14 @@ class PowerChain(StrictModel):
     generator: Generator | None = Field(None, description="Standby generator (None: none).")
 
 
+#: Largest plant design heat a scenario may set: 10 GW, twice the largest AI campus announced (5 GW
+#: class). Past it the chiller staging (every count of equally loaded chillers is tried each step)
+#: runs for hours: 2.4e16 W asked for 3e10 chillers and never finished. [W]
+MAX_DESIGN_HEAT_W = 1e10
+#: Most chillers a plant may install: 10 GW of 742 kW units with N+1 is 13 478, rounded up. [1]
+MAX_CHILLERS = 20_000
+
+
 class PlantCooling(StrictModel):
     """A cooling plant whose energy comes from physics (``twin.physics.cooling_plant``)."""
 
@@ -202,11 +210,17 @@ class PlantCooling(StrictModel):
     n_chillers: Int | None = Field(
         None,
         ge=0,
+        le=MAX_CHILLERS,
         description="Chillers installed (default: N+1 on the design heat); 0: economiser only, the supply floats "
         "on the weather.",
     )
     economiser: bool = True
-    design_heat_w: Float | None = Field(None, gt=0, description="Design heat (default: nameplate IT power).")
+    design_heat_w: Float | None = Field(
+        None,
+        gt=0,
+        le=MAX_DESIGN_HEAT_W,
+        description="Design heat (default: nameplate IT power); at most 10 GW, twice the largest campus planned.",
+    )
     loop_volume_l_per_kw: Float = Field(
         1.0, gt=0, description="TCS coolant per kW of design liquid heat (parameters.md 4: 100 L per 100 kW rack)."
     )
