@@ -463,7 +463,7 @@ def step(
         SM clock over boost. [1]
     prompt_tokens : numeric, optional
         Tokens of one whole prompt, ``P``: ``C`` is then the mean over a steady stream of steps in
-        which prompts arrive whole, and the result is the mean step (:func:`_expert_group`). The
+        which prompts arrive whole, and the result is the mean step (:func:`_expert_mean`). The
         terms linear in ``C`` are the same either way; the routed experts' are not. Default: one
         step carrying ``C``. [1]
 
