@@ -132,6 +132,7 @@ def test_immersion_node_power_by_hand(results):
     # explicit pass from the power before that leakage, at most the limit (kernel._governed:
     # T = 30 + min(P_model, TDP) R_th), so no algebraic loop and the same answer on any tick.
     from twin.physics.silicon import leakage_excess_w
+
     model = hand_power_w(1.0, 0.5, min(0.40 / H100.achieved_flop_fraction, 1.0), cap=False)
     r_th = H100.thermal_resistance_liquid_k_w
     die_c = 30.0 + min(model, H100.max_power_w) * r_th
