@@ -58,7 +58,8 @@ from twin.engine.cooling import FINE_RATE_K_S, SERVER_AIR_SHUTDOWN_C, PhysicalPl
 from twin.engine.demand import Demand, DemandModel
 from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
-from twin.engine.segments import IntervalAccumulator, Kind, Segments
+from twin.engine.report_rows import interval_kinds, interval_rows, report_columns
+from twin.engine.segments import IntervalAccumulator, Segments
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
@@ -71,7 +72,6 @@ from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, the
 from twin.physics.governor import GovernorMemory, governed_clock
 from twin.physics.silicon import boost_clock_fraction, leakage_excess_w
 from twin.physics.thermal import die_steps, rc_time_to_threshold_s
-from twin.units import L_PER_M3, WATER_DENSITY_KG_M3
 
 #: Most (tick x column) cells handled in one vectorised block (bounds memory per block).
 MAX_BLOCK_CELLS = 100_000
@@ -91,8 +91,6 @@ SITE_REPAIR_ROUNDS = 6
 #: a busy 2-core VM: two chunks of ~47 000 cells took 20-45 % longer than one thread), so only fleets of
 #: more columns than MAX_BLOCK_CELLS (one-tick blocks) are split, into chunks of at least this.
 MIN_CHUNK_CELLS = MAX_BLOCK_CELLS // 2
-#: Token tallies kept per pool and interval.
-TOKEN_KEYS = ("prefill", "generated", "training", "step_x_tokens", "batch_x_tokens", "requests")
 
 
 class Engine:
@@ -152,9 +150,10 @@ class Engine:
         self.categories = (*BASE_CATEGORIES, *cooling_cats, *self.supply.categories)
         self.ledger = Ledger(self.n_reports, self.categories)
         self.pool_names = [p.name for p in fac.pools]
-        self.recorder = Recorder(self.n_reports, self._columns())
+        columns = report_columns(self.categories, self.pool_names, self.faults.columns() + self.controls.columns())
+        self.recorder = Recorder(self.n_reports, columns + self.pool_stats.columns())
         self.interval_index = 0
-        self.acc = IntervalAccumulator(self._kinds())
+        self.acc = IntervalAccumulator(interval_kinds(self.categories, self.pool_names))
         self._classes = self.demand.server_classes()
         self._groupable = np.unique(self._classes).size <= 0.5 * fac.n_servers
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
@@ -732,44 +731,6 @@ class Engine:
             self._emit(point)
 
     # -------------------------------------------------------------------- reports
-    def _kinds(self) -> dict[str, Kind]:
-        kinds: dict[str, Kind] = {
-            "duration_s": "sum",
-            "metered_j": "sum",
-            "peak_facility_power_w": "max",
-            "max_die_temp_c": "max",
-            "max_inlet_temp_c": "max",
-            "throttled_gpu_s": "sum",
-            "capped_gpu_s": "sum",
-            "clock_gpu_s": "sum",
-            "gpu_s": "sum",
-            "water_kg": "sum",
-            "free_cooling_s": "sum",
-            "unmet_heat_j": "sum",
-        }
-        kinds.update({f"e:{name}": "sum" for name in self.categories})
-        kinds.update({f"{name}:{key}": "sum" for name in self.pool_names for key in TOKEN_KEYS})
-        return kinds
-
-    def _columns(self) -> list[str]:
-        cols = [
-            "time_s", "duration_s", "facility_power_w", "facility_peak_power_w", "it_power_w",
-            "cooling_power_w", "losses_power_w", "pue", "gpu_power_mean_w", "clock_fraction_mean",
-            "die_temp_max_c", "inlet_temp_max_c", "throttled_gpu_s", "capped_gpu_s", "servers_up",
-            "dry_bulb_c", "wet_bulb_c", "free_cooling_fraction", "water_l", "unmet_heat_w",
-            "loop_excess_k", "room_excess_k",
-            "tokens_generated", "tokens_prefill", "tokens_training", "tokens_out",
-        ]  # fmt: skip
-        cols += [f"{c}_power_w" for c in self.categories]
-        cols += self.faults.columns() + self.controls.columns()
-        for name in self.pool_names:
-            cols += [
-                f"{name}_requests", f"{name}_tokens_prefill", f"{name}_tokens_generated",
-                f"{name}_tokens_training", f"{name}_backlog_tokens", f"{name}_batch_mean",
-                f"{name}_step_time_mean_s",
-            ]  # fmt: skip
-        return cols + self.pool_stats.columns()
-
     def _close_open(self) -> None:
         """Close the open interval at the end of the run."""
         self.acc.close_open()
@@ -789,91 +750,23 @@ class Engine:
     def _emit(self, point: dict[str, FloatArray]) -> None:
         """Write the rows of the intervals closed since the last call."""
         v = self.acc.take()
-        dur = v["duration_s"]
-        n = dur.size
+        n = v["duration_s"].size
         i0 = self.interval_index
-        e = {name: v[f"e:{name}"] for name in self.categories}
-        for name, energy in e.items():
-            self.ledger.book_rows(i0, name, energy)
+        for name in self.categories:
+            self.ledger.book_rows(i0, name, v[f"e:{name}"])
         self.ledger.meter_rows(i0, v["metered_j"])
         if self.debug:
             self.ledger.check(upto=i0 + n)
-        it_j = e["accelerators"] + e["server_other"]
-        cooling_j = sum((x for k, x in e.items() if k.startswith("cooling")), np.zeros(n))
-        losses_j = e["psu_loss"] + e["pdu_loss"] + e["ups_loss"] + e["transformer_loss"]
-        gpu_s = v["gpu_s"]
-        plant = self.plant
-        row: dict[str, Any] = {
-            "time_s": (i0 + np.arange(n)) * self.report_s,
-            "duration_s": dur,
-            "facility_power_w": v["metered_j"] / dur,
-            "facility_peak_power_w": v["peak_facility_power_w"],
-            "it_power_w": it_j / dur,
-            "cooling_power_w": cooling_j / dur,
-            "losses_power_w": losses_j / dur,
-            "pue": _interval_pue(v["metered_j"], it_j, e.get("battery_net")),
-            "gpu_power_mean_w": _ratio(e["accelerators"], gpu_s, np.nan),  # no GPU up: undefined
-            "clock_fraction_mean": _ratio(v["clock_gpu_s"], gpu_s, np.nan),
-            "die_temp_max_c": _finite_or_nan(v["max_die_temp_c"]),  # no GPU up: undefined, not -inf
-            "inlet_temp_max_c": _finite_or_nan(v["max_inlet_temp_c"]),
-            "throttled_gpu_s": v["throttled_gpu_s"],
-            "capped_gpu_s": v["capped_gpu_s"],
-            "servers_up": float(self.state.server_up.sum()),
-            "dry_bulb_c": point["dry_bulb_c"],
-            "wet_bulb_c": point["wet_bulb_c"],
-            "free_cooling_fraction": v["free_cooling_s"] / dur,
-            "water_l": v["water_kg"] / WATER_DENSITY_KG_M3 * L_PER_M3,
-            "unmet_heat_w": v["unmet_heat_j"] / dur,
-            "loop_excess_k": getattr(plant, "loop_excess_k", 0.0),
-            "room_excess_k": getattr(plant, "room_excess_k", 0.0),
-        }
-        row.update({f"{c}_power_w": e[c] / dur for c in self.categories})
-        totals = {"prefill": np.zeros(n), "generated": np.zeros(n), "training": np.zeros(n)}
-        for name in self.pool_names:
-            for kind in totals:
-                x = v[f"{name}:{kind}"]
-                totals[kind] = totals[kind] + x
-                row[f"{name}_tokens_{kind}"] = x
-            gen = v[f"{name}:generated"]
-            row[f"{name}_requests"] = v[f"{name}:requests"]
-            row[f"{name}_backlog_tokens"] = point[f"{name}_backlog_tokens"]
-            row[f"{name}_batch_mean"] = _ratio(v[f"{name}:batch_x_tokens"], gen, 0.0)
-            row[f"{name}_step_time_mean_s"] = _ratio(v[f"{name}:step_x_tokens"], gen, np.nan)
-        row["tokens_prefill"] = totals["prefill"]
-        row["tokens_generated"] = totals["generated"]
-        row["tokens_training"] = totals["training"]
-        row["tokens_out"] = totals["generated"] + totals["training"]
+        row = interval_rows(
+            v, point, i0, self.report_s, self.categories, self.pool_names, float(self.state.server_up.sum()), self.plant
+        )
         row.update(self.pool_stats.rows())
-        row.update(self.faults.rows(dur))
-        row.update(self.controls.rows(dur))
+        row.update(self.faults.rows(v["duration_s"]))
+        row.update(self.controls.rows(v["duration_s"]))
         self.recorder.record_rows(i0, n, row)
         self.interval_index += n
         if self.progress is not None:
             self.progress(min(float(self.report_ends[self.interval_index - 1]), self.duration_s), self.duration_s)
-
-
-def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
-    """``num / den`` where ``den > 0``, else ``empty``."""
-    return np.divide(num, den, out=np.full(np.shape(num), empty), where=np.asarray(den) > 0)
-
-
-def _interval_pue(metered_j: FloatArray, it_j: FloatArray, battery_net_j: FloatArray | None) -> FloatArray:
-    """Metered facility input over IT energy per interval; NaN where that ratio means nothing.
-
-    Undefined: no IT energy (every server down), nothing metered (the UPS battery carried the
-    whole site: the ratio would read 0), or the battery discharging for part of the interval (the
-    meter misses part of what the facility drew: the ratio would read below its true value).
-    """
-    defined = (np.asarray(it_j) > 0) & (np.asarray(metered_j) > 0)
-    if battery_net_j is not None:
-        defined &= np.asarray(battery_net_j) >= 0
-    return np.divide(metered_j, it_j, out=np.full(np.shape(metered_j), np.nan), where=defined)
-
-
-def _finite_or_nan(x: FloatArray) -> FloatArray:
-    """``x`` with infinities (a maximum over no live device) as NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(np.isfinite(x), x, np.nan)
 
 
 @dataclass(frozen=True)
