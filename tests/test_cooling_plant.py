@@ -130,6 +130,41 @@ def test_staging_picks_the_least_power() -> None:
     assert float(one.chiller_power_w) == pytest.approx(candidates[1])
 
 
+def _scan_by_the_rule(power_w, ks, best_w, running):
+    """The staging rule as a plain loop, cell by cell (the specification of ``_scan_least``)."""
+    best, run = best_w.copy(), running.copy()
+    for c in range(best.size):
+        for i, k in enumerate(ks):
+            if not np.isnan(power_w[i, c]) and power_w[i, c] < best[c] * (1.0 - 1e-9):
+                best[c], run[c] = power_w[i, c], k
+    return best, run
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from([np.nan, 1.0, 2.0, 3.0, 2.0 * (1 - 5e-10), 2.0 * (1 - 2e-9), 7.5]), min_size=3, max_size=3
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from([np.inf, 2.0, 0.0]),
+)
+def test_staging_scan_keeps_the_rule_to_the_bit(rows: list[list[float]], start: float) -> None:
+    # Exact ties go to the fewer chillers, near ties (within 1e-9) keep the unit held: the
+    # argmin shortcut and its cell-by-cell fallback give what the loop does, to the bit.
+    from twin.physics.cooling_plant import _scan_least
+
+    power_w = np.array(rows)
+    ks = np.arange(1.0, power_w.shape[0] + 1.0)
+    best_w, running = np.full(3, start), np.zeros(3)
+    got = _scan_least(power_w, ks, best_w, running)
+    want = _scan_by_the_rule(power_w, ks, best_w, running)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     heat_liquid=st.floats(0.0, 1.5 * DESIGN_W),

@@ -525,8 +525,9 @@ def _staged_chiller_power_w(
     """Least total power over the feasible numbers of equally loaded chillers.
 
     The candidate counts ``k = 1 .. n_max`` are evaluated together, broadcast along a leading
-    axis (a large plant has hundreds of chillers); the choice then scans them in order, so ties
-    (all units cycling below PLR_min draw the same) go to the fewer chillers.
+    axis (a large plant has hundreds of chillers), and chosen as a scan in order would: a count
+    replaces the one held where it draws less by more than a relative 1e-9, so ties (all units
+    cycling below PLR_min draw the same) go to the fewer chillers (:func:`_scan_least`).
     """
     best_w = np.where(load_w > 0.0, np.inf, 0.0)
     running = np.zeros_like(load_w)
@@ -538,11 +539,39 @@ def _staged_chiller_power_w(
         k = ks.reshape((-1,) + (1,) * np.ndim(best_w))
         feasible = (load_w > 0.0) & (k <= n_available) & (load_w <= k * unit_capacity_w * (1.0 + 1e-12))
         power_w = k * params.unit_power_w(load_w / k, t_cond_c)
-        for i, kk in enumerate(ks):
-            better = feasible[i] & (power_w[i] < best_w * (1.0 - 1e-9))
-            best_w = np.where(better, power_w[i], best_w)
-            running = np.where(better, kk, running)
+        best_w, running = _scan_least(np.where(feasible, power_w, np.nan), ks, best_w, running)
     return np.where(np.isfinite(best_w), best_w, 0.0), running
+
+
+#: A candidate replaces the one held only where it draws less by more than this (relative).
+_STAGING_RTOL = 1e-9
+
+
+def _scan_least(
+    power_w: FloatArray, ks: FloatArray, best_w: FloatArray, running: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The scan of candidates ``ks`` in order (NaN: infeasible) from the held ``best_w``, ``running``.
+
+    Candidate ``i`` replaces the one held where ``P_i < best (1 - rtol)``. Only a strict running
+    minimum can (the one held is never below the least seen so far), so where no new minimum lies
+    within ``rtol`` of the one before it the scan keeps every new minimum and ends on the first
+    candidate with the least power: an ``argmin``, no loop. Where such a near tie lies the
+    candidates are scanned one at a time, as the rule says.
+    """
+    p = np.where(np.isnan(power_w), np.inf, power_w)
+    before = np.minimum.accumulate(np.concatenate((best_w[None], p[:-1])), axis=0)  # least seen before i
+    new = p < before
+    near = new & (p >= before * (1.0 - _STAGING_RTOL))
+    if np.any(near):
+        for i, kk in enumerate(ks):
+            better = p[i] < best_w * (1.0 - _STAGING_RTOL)
+            best_w = np.where(better, p[i], best_w)
+            running = np.where(better, kk, running)
+        return best_w, running
+    first = np.argmin(p, axis=0)
+    least = np.take_along_axis(p, first[None], axis=0)[0]
+    better = least < best_w
+    return np.where(better, least, best_w), np.where(better, ks[first], running)
 
 
 def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: PlantParams) -> FloatArray:
