@@ -235,6 +235,7 @@ def test_capped_inference_by_hand_through_the_serving_model():
     # 400 W cap. At a lower clock the replica must be busy a larger share of the time to serve the
     # same requests, so the clock chosen in one step from the activity at boost draws more than the
     # cap (slightly: the 70B replica's decode is mostly memory-bound, which the clock barely slows).
+    # (The one step takes the power model's busy share, power_busy, as the governor does.)
     cap_w = 400.0
     over = _node(CHAT_70B, cap_w, step_s=600.0)
     r = run(over)
@@ -260,9 +261,8 @@ def test_capped_inference_by_hand_through_the_serving_model():
     assert acc.min_clock_fraction < clock < 1.0
     assert p_at(clock)[1] + extra == pytest.approx(cap_w, rel=1e-6)
     boost, _ = p_at(1.0)
-    one_step = float(
-        clock_for_power_limit(cap_w - extra, boost.busy, boost.mem_activity, boost.sm_activity, params=CATALOG)[0, 0]
-    )
+    held = (boost.power_busy, boost.mem_activity, boost.sm_activity)
+    one_step = float(clock_for_power_limit(cap_w - extra, *held, params=CATALOG)[0, 0])
     assert p_at(clock)[0].busy[0, 0] > boost.busy[0, 0]
     assert one_step > clock
     assert p_at(one_step)[1] > cap_w * (1 + 1e-4)
