@@ -10,10 +10,12 @@ from twin.physics.interconnect import allreduce_bytes_per_gpu, allreduce_steps, 
 from twin.physics.serving import (
     ServingDevice,
     StepCosts,
+    StepPlan,
     batch_for_rates,
     busiest_share,
     experts_touched_fraction,
     median_prefills_per_step,
+    prefill_chunk_for_rate,
     roofline_time_s,
     step,
     training_tokens_per_s,
@@ -106,6 +108,20 @@ def test_batch_for_rates_reproduces_rate(rate, mix, ctx, clock):
         assert made == pytest.approx(rate, rel=1e-6)
     else:  # even the largest batch does not reach the rate: it runs flat out
         assert made <= rate * (1 + 1e-9)
+
+
+def test_prefill_chunk_for_rate_keeps_up_or_runs_flat_out():
+    """One prompt a step while it keeps up; then the chunk whose steps make the rate; the budget beyond."""
+    c = step_costs(model_spec("Mixtral-8x7B"), Layout(tensor_parallel=2, expert_parallel=True), H100)
+    plan = StepPlan.at(c, serving_device(H100), 0.0, 500.0, 0.8, 1000.0)
+    one_rate = 1000.0 / float(plan.time_s(0.0, 1000.0))
+    full_rate = 8192.0 / float(plan.time_s(0.0, 8192.0))
+    rates = np.array([0.5 * one_rate, 0.5 * (one_rate + full_rate), 1.1 * full_rate])
+    chunk = prefill_chunk_for_rate(plan, 1000.0, 8192.0, rates)
+    assert chunk[0] == 1000.0
+    assert 1000.0 < chunk[1] < 8192.0
+    assert chunk[1] / plan.time_s(0.0, chunk[1]) == pytest.approx(rates[1], rel=1e-8)
+    assert chunk[2] == 8192.0
 
 
 def test_clock_slows_compute_bound_work_not_memory_bound():
