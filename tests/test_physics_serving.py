@@ -1,4 +1,4 @@
-from dataclasses import replace
+from dataclasses import astuple, fields, replace
 
 import numpy as np
 import pytest
@@ -122,6 +122,49 @@ def test_prefill_chunk_for_rate_keeps_up_or_runs_flat_out():
     assert 1000.0 < chunk[1] < 8192.0
     assert chunk[1] / plan.time_s(0.0, chunk[1]) == pytest.approx(rates[1], rel=1e-8)
     assert chunk[2] == 8192.0
+
+
+@pytest.mark.parametrize("columns", [[1, 0, 2, 1, 2], [0, 1, 1, 0, 0]])
+def test_a_plan_taken_at_cells_is_the_plan_made_there(columns):
+    """StepPlan.take: a block's plan indexed at cells equals the plan made at them, to the bit.
+
+    The columns: an expert-parallel MoE, a dense model and the dense model with windowed layers
+    (the second set of cells has no windowed column: the plan made there skips their terms).
+    """
+    dense = step_costs(L8, Layout(), H100)
+    half = 0.5 * dense.kv_bytes_per_token
+    windowed = replace(
+        dense,
+        kv_bytes_per_token=half,
+        window_kv_bytes_per_token=half,
+        window_tokens=np.asarray(1024.0),
+        window_attention_flops=dense.attention_flops,
+        prefill_window_attention_flops=dense.prefill_attention_flops,
+    )
+    moe = step_costs(model_spec("Mixtral-8x7B"), Layout(tensor_parallel=2, expert_parallel=True), H100)
+    costs = StepCosts.stack([moe, dense, windowed])
+    dev = serving_device(H100)
+    dev = replace(dev, flop_s=dev.flop_s * np.array([1.0, 0.9, 0.8]))
+    rng = np.random.default_rng(3)
+    ctx, pos, clock = rng.uniform(0, 8000, (4, 3)), rng.uniform(0, 2000, (4, 3)), rng.uniform(0.3, 1.0, (4, 3))
+    plan = StepPlan.at(costs, dev, ctx, pos, clock, 2.0 * pos)
+    k, s = np.array([0, 3, 2, 2, 1]), np.array(columns)
+
+    def rank(x):
+        return x[s] if np.ndim(x) else x
+
+    taken = plan.take(lambda x: np.broadcast_to(x, ctx.shape)[k, s], rank)
+    made = StepPlan.at(
+        StepCosts(**{f.name: rank(getattr(costs, f.name)) for f in fields(StepCosts)}),
+        ServingDevice(**{f.name: rank(getattr(dev, f.name)) for f in fields(ServingDevice)}),
+        ctx[k, s],
+        pos[k, s],
+        clock[k, s],
+        2.0 * pos[k, s],
+    )
+    b, p = rng.uniform(0, 256, k.size), rng.uniform(0, 4096, k.size)
+    for got, want in zip(astuple(taken.step(b, p)), astuple(made.step(b, p)), strict=True):
+        assert got.tobytes() == want.tobytes()
 
 
 def test_clock_slows_compute_bound_work_not_memory_bound():

@@ -443,9 +443,9 @@ def _serve_inference(
     }
 
 
-def _whole_prompts(plan: StepPlan, position: FloatArray) -> FloatArray | None:
-    """Prompt tokens of columns' plans cut from ``plan``: twice the prefill position where its prompts arrive whole."""
-    return None if plan.prompt_tokens is None else 2.0 * position
+def _plan_at(plan: StepPlan, shape: tuple[int, ...], k: IntArray, s: IntArray) -> StepPlan:
+    """The block's ``plan`` (of ``shape``: ticks, columns) at the cells ``(k, s)``."""
+    return plan.take(lambda x: np.broadcast_to(x, shape)[k, s], operator.itemgetter(s))
 
 
 def _queue_wait(
@@ -466,13 +466,11 @@ def _queue_wait(
     k, s = np.nonzero((qp > 0) | (qd > 0))
     if not k.size:
         return wait
-    sub = c.columns(operator.itemgetter(s))
     shape = wait.shape
-    ctx, pos, clk = (np.broadcast_to(x, shape)[k, s] for x in (plan.context_tokens, plan.prefill_position, plan.clock))
-    at = StepPlan.at(sub.costs, sub.device, ctx, pos, clk, _whole_prompts(plan, pos))
     qp_ks, qd_ks = qp[k, s], qd[k, s]
     p_ks, d_ks, most_ks = (np.broadcast_to(x, shape)[k, s] for x in (p_in, d_in, most))
-    full_seqs, full_chunk, t_full = full_rank(sub.token_budget, at, p_ks + qp_ks, d_ks + qd_ks, most_ks)
+    at = _plan_at(plan, shape, k, s)
+    full_seqs, full_chunk, t_full = full_rank(c.token_budget[s], at, p_ks + qp_ks, d_ks + qd_ks, most_ks)
     capacity = np.divide(full_seqs + full_chunk, t_full, out=np.zeros_like(t_full), where=t_full > 0)  # tokens/s
     wait[k, s] = np.divide(qp_ks + qd_ks, capacity, out=np.zeros_like(capacity), where=capacity > 0)
     return wait
@@ -528,7 +526,6 @@ def _fluid_queue(
         return np.take(np.broadcast_to(x, shape), cols, axis=1).ravel()  # (faster than x[:, cols])
 
     p_u, d_u, r0_u, dts, most_u = (part(x) for x in (p_in, d_in, r0, dt, most))
-    ctx, pos, clk = (part(x) for x in (plan.context_tokens, plan.prefill_position, plan.clock))
     # Every tick as if it started without a backlog; then the backlog each leaves.
     ps, ds = r0_u * p_u, r0_u * d_u
     qps, qds = p_u - ps, d_u - ds
@@ -536,7 +533,7 @@ def _fluid_queue(
     # First tick from k on that leaves a backlog having started without one (n_k: none).
     ticks = np.where(left, np.arange(n_k)[:, None], n_k)
     leaves = np.vstack((np.minimum.accumulate(ticks[::-1], axis=0)[::-1], np.full((1, n_u), n_k)))
-    # One slot per column: the tick its queue is at, and the backlog that tick starts with.
+    # One slot per column that queues: the tick its queue is at, and the backlog that tick starts with.
     u = np.arange(n_u)
     start = np.broadcast_to(queued, shape[1:])[cols]
     first = leaves[0]
@@ -545,30 +542,25 @@ def _fluid_queue(
     qp = np.where(start, np.broadcast_to(qp0, shape[1:])[cols], qps[at_first])
     qd = np.where(start, np.broadcast_to(qd0, shape[1:])[cols], qds[at_first])
     alive = k < n_k
-    sub = c
     while np.any(alive):
-        if sub is c or alive.sum() < 0.5 * u.size:  # keep the slots still queuing (and their constants)
-            u, k, qp, qd = u[alive], k[alive], qp[alive], qd[alive]
-            sub = c.columns(operator.itemgetter(cols[u]))
-        cell = np.minimum(k, n_k - 1) * n_u + u
-        at = StepPlan.at(sub.costs, sub.device, ctx[cell], pos[cell], clk[cell], _whole_prompts(plan, pos[cell]))
+        u, k, qp, qd = u[alive], k[alive], qp[alive], qd[alive]  # the slots still queuing
+        cell = k * n_u + u
+        s = cols[u]
         tp = qp + p_u[cell]
         td = qd + d_u[cell]
-        r = _capacity(sub.token_budget, at, tp, td, dts[cell], most_u[cell])
+        r = _capacity(c.token_budget[s], _plan_at(plan, shape, k, s), tp, td, dts[cell], most_u[cell])
         p_s, d_s = r * tp, r * td
         qp_s, qd_s = tp - p_s, td - d_s
-        alive = k < n_k
-        done = cell[alive]
-        ps[done], ds[done], qps[done], qds[done] = p_s[alive], d_s[alive], qp_s[alive], qd_s[alive]
+        ps[cell], ds[cell], qps[cell], qds[cell] = p_s, d_s, qp_s, qd_s
         # The next tick starts with the backlog left, or (none left) the next that leaves one does.
         k = k + 1
         carried = (qp_s > 0) | (qd_s > 0)
-        nxt = leaves[np.minimum(k, n_k), u]
+        nxt = leaves[k, u]
         at_nxt = np.minimum(nxt, n_k - 1) * n_u + u
         qp = np.where(carried, qp_s, qps[at_nxt])
         qd = np.where(carried, qd_s, qds[at_nxt])
         k = np.where(carried, k, nxt + 1)
-        alive &= k < n_k
+        alive = k < n_k
     cells = (np.arange(n_k)[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
     for out, v in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):
         out.ravel()[cells] = v  # (faster than out[:, cols] = v)

@@ -560,6 +560,32 @@ class StepPlan:
             prompt_tokens=None if prompt_tokens is None else np.asarray(prompt_tokens, dtype=np.float64),
         )
 
+    def take(self, cells: Callable[[np.ndarray], np.ndarray], ranks: Callable[[np.ndarray], np.ndarray]) -> StepPlan:
+        """The plan at some of its cells: that :meth:`at` makes there, to the bit, without recomputing it.
+
+        ``cells`` maps a figure of the cells (the context, position and clock, and the terms they
+        fix) to the cells wanted; ``ranks`` maps a figure of the ranks (the costs, the device, the
+        weight-read time) to those cells' ranks, and a figure that is one number stays one.
+        """
+
+        def rank(x: np.ndarray) -> np.ndarray:
+            return ranks(x) if np.ndim(x) else x
+
+        c, dev = self.costs, self.device
+        return StepPlan(
+            costs=StepCosts(**{f.name: rank(getattr(c, f.name)) for f in fields(StepCosts)}),
+            device=ServingDevice(**{f.name: rank(getattr(dev, f.name)) for f in fields(ServingDevice)}),
+            context_tokens=cells(self.context_tokens),
+            prefill_position=cells(self.prefill_position),
+            clock=cells(self.clock),
+            flop_s=cells(self.flop_s),
+            dense_read_s=rank(self.dense_read_s),
+            attn_flops_per_seq=cells(self.attn_flops_per_seq),
+            attn_flops_per_prompt_token=cells(self.attn_flops_per_prompt_token),
+            attn_bytes_per_seq=cells(self.attn_bytes_per_seq),
+            prompt_tokens=None if self.prompt_tokens is None else cells(self.prompt_tokens),
+        )
+
     def _terms(self, b: FloatArray, p: FloatArray) -> dict[str, FloatArray]:
         """The step's groups of kernels at ``B = b`` sequences and ``C = p`` prompt tokens (module docstring).
 
