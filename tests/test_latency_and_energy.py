@@ -7,7 +7,8 @@ from twin import simulate
 from twin.catalog import accelerator_spec, model_spec
 from twin.engine.pool_stats import BINS_PER_DECADE, WeightedHistogram
 from twin.physics.accelerator import accelerator_power_w
-from twin.physics.serving import batch_for_rates, step
+from twin.physics.serving import step
+from twin.physics.serving_rates import batch_for_rates
 from twin.replica import Layout, serving_device, step_costs
 
 H100 = accelerator_spec("H100-SXM")

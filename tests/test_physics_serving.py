@@ -11,15 +11,14 @@ from twin.physics.serving import (
     ServingDevice,
     StepCosts,
     StepPlan,
-    batch_for_rates,
     busiest_share,
     experts_touched_fraction,
     median_prefills_per_step,
-    prefill_chunk_for_rate,
     roofline_time_s,
     step,
     training_tokens_per_s,
 )
+from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
 from twin.replica import Layout, serving_device, step_costs
 
 H100 = accelerator_spec("H100-SXM")

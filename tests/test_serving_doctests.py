@@ -9,13 +9,13 @@ import pytest
 
 from twin import replica
 from twin.catalog import architecture
-from twin.physics import accelerator, governor, interconnect, serving
+from twin.physics import accelerator, governor, interconnect, serving, serving_rates
 from twin.validation import serving_data, serving_fit
 
 
 @pytest.mark.parametrize(
     "module",
-    [serving, interconnect, accelerator, governor, replica, architecture, serving_data, serving_fit],
+    [serving, serving_rates, interconnect, accelerator, governor, replica, architecture, serving_data, serving_fit],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

@@ -11,7 +11,7 @@ when a rank spans servers), each running steps of the continuous-batching model 
   step time of that step. Demand plus backlog beyond it waits (the fluid queue), first-come in
   proportion.
 * **Batch.** The sequences ``B`` whose steps make the served output rate, ``B / t(B, C) =
-  lambda_d`` with ``C = (lambda_p / lambda_d) B`` (:func:`twin.physics.serving.batch_for_rates`).
+  lambda_d`` with ``C = (lambda_p / lambda_d) B`` (:func:`twin.physics.serving_rates.batch_for_rates`).
   Below one sequence the rank runs single-sequence steps part of the time (its duty cycle).
 * **Activity.** The step's busy share, HBM and SM activity (times the duty cycle) go to the
   accelerator power model.
@@ -54,11 +54,10 @@ from twin.physics.serving import (
     ServingDevice,
     StepCosts,
     StepPlan,
-    batch_for_rates,
-    prefill_chunk_for_rate,
     sequences_that_fit,
     training_tokens_per_s,
 )
+from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
 from twin.replica import expert_format, serving_device
 
 #: The serving solve runs on the inference columns alone when they are at most this share of all.
