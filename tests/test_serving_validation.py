@@ -16,6 +16,7 @@ from twin.validation.serving import predict
 from twin.validation.serving_data import BUILTIN_DATASET, mean_context_tokens, read_serving_dataset
 from twin.validation.serving_fit import (
     FIT_PARAMETERS,
+    at_bounds,
     fit_accelerator,
     slower_than_on_a_weaker_gpu,
     split_models,
@@ -160,6 +161,8 @@ def test_cli_validate_serving_writes_its_report(tmp_path):
     assert last.startswith("serving accuracy: ") and "configurations; MAPE power" in last
     text = out.read_text()
     assert "Held-out half" in text and "serving-parity.png" in text
+    # The catalog's fitted boards each sit on some bound of the fit: the report names them.
+    assert "## Fitted parameters on a bound of the fit" in text and "* H100-SXM: " in text
     assert (tmp_path / "report" / "serving-parity.png").stat().st_size > 10_000
     table = pd.read_csv(out.with_suffix(".csv"))
     assert len(table) == raw["model_id"].isin(models).sum()
@@ -224,6 +227,21 @@ def test_cli_calibrate_takes_a_serving_dataset_and_a_harness_file_apart(tmp_path
     other.write_text("a,b\n1,2\n")
     res = CliRunner().invoke(app, ["calibrate", str(other)])
     assert res.exit_code == 2 and "error:" in res.output
+
+
+def test_parameters_on_a_bound_of_the_fit_are_named():
+    # Inside every bound: nothing named. Then one at each end, by its name, value and bound.
+    h100 = catalog.accelerator_spec("H100-SXM")
+    inside = h100.with_overrides(
+        achieved_bandwidth_fraction=0.8, roofline_exponent=2.0, expert_routing_skew=1.0,
+        mem_power_fraction=2.0 * 3.9e-12 * 8 * h100.hbm_bandwidth_b_s / (h100.full_power_w - h100.idle_power_w),
+    )  # fmt: skip
+    assert at_bounds(inside) == []
+    named = at_bounds(inside.with_overrides(achieved_flop_fraction=0.1, full_power_w=1.5 * h100.max_power_w))
+    assert named == [
+        "achieved_flop_fraction = 0.1 (lower bound 0.1)",
+        "full_power_w over TDP = 1.5 (upper bound 1.5)",
+    ]
 
 
 def test_slower_than_on_a_weaker_gpu_pairs_only_the_same_configuration():

@@ -257,4 +257,6 @@ def _calibrate_serving(dataset: Path, out: Path | None) -> None:
         typer.echo(f"{gpu}: {f.configurations} configurations of {len(f.models)} models")
         for key, value in f.values.items():
             typer.echo(f"  {key} = {fmt(value)}")
+        if f.at_bounds:
+            typer.echo(f"  on a bound of the fit (the data push past it): {'; '.join(f.at_bounds)}")
         typer.echo(f"wrote {path}")

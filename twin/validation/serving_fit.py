@@ -112,6 +112,8 @@ class ServingFit:
     configurations: int
     models: list[str]
     rms_log_error: dict[str, float]
+    #: Fitted parameters on a bound of the fit (:func:`at_bounds`).
+    at_bounds: list[str]
 
     def spec(self, base: AcceleratorSpec) -> AcceleratorSpec:
         """``base`` with the fitted values."""
@@ -213,6 +215,48 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
 #: compute/accelerator), and 1.5 x TDP at full activity (a power virus, not a workload).
 _LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
 _UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 1.0, 20.0, 1.0, 3.0, 1.5])
+#: What each entry of the optimiser's vector is (:func:`_pack`), as :func:`at_bounds` names it.
+_VECTOR = (
+    "achieved_bandwidth_fraction",
+    "achieved_kv_bandwidth_fraction",
+    "achieved_expert_bandwidth_fraction",
+    "achieved_block_fp8_expert_bandwidth_fraction",
+    "achieved_mxfp4_expert_bandwidth_fraction",
+    "achieved_flop_fraction",
+    "achieved_expert_flop_fraction",
+    "roofline_exponent",
+    "expert_routing_skew",
+    "step_overhead_s (ms)",
+    "gap_power_fraction",
+    "link_latency_s (us)",
+    "busy share of the power HBM leaves (static + uncore)",
+    "HBM power at full bandwidth over its floor",
+    "full_power_w over TDP",
+)
+
+
+def at_bounds(acc: AcceleratorSpec, rtol: float = 1e-3) -> list[str]:
+    """The fitted parameters of ``acc`` that sit on a bound of the fit, each as ``name = value (bound)``.
+
+    A parameter on its bound is one the data would push past what the bounds allow (the best
+    kernels' measured fractions, 1.5 x TDP at full activity, ...: :data:`_LOWER`, :data:`_UPPER`);
+    the other parameters then absorb what it cannot, so a report names it beside its errors.
+    ``rtol``: the share of a bound's range within which a value counts as on it.
+
+    >>> from twin.catalog import accelerator_spec
+    >>> h100 = accelerator_spec("H100-SXM")
+    >>> at_bounds(h100.with_overrides(full_power_w=1.5 * h100.max_power_w))[-1]
+    'full_power_w over TDP = 1.5 (upper bound 1.5)'
+    """
+    x = _pack(acc)
+    width = _UPPER - _LOWER
+    out = []
+    for name, v, lo, hi, w in zip(_VECTOR, x, _LOWER, _UPPER, width, strict=True):
+        if v <= lo + rtol * w:
+            out.append(f"{name} = {v:.4g} (lower bound {lo:g})")
+        elif v >= hi - rtol * w:
+            out.append(f"{name} = {v:.4g} (upper bound {hi:g})")
+    return out
 
 
 def _with(s: Setup, acc: AcceleratorSpec) -> Setup:
@@ -259,6 +303,7 @@ def fit_accelerator(configs: pd.DataFrame, base: AcceleratorSpec, seed: int = 1)
         configurations=len(configs),
         models=sorted(set(configs["model_id"])),
         rms_log_error=rms,
+        at_bounds=at_bounds(base.with_overrides(**values)),
     )
 
 
@@ -352,5 +397,6 @@ def calibration_entry(fit: ServingFit, base: AcceleratorSpec, dataset: str) -> d
         "configurations": fit.configurations,
         "models": fit.models,
         "rms_log_error": {k: round(v, 4) for k, v in fit.rms_log_error.items()},
+        "at_bounds": list(fit.at_bounds),
     }
     return entry

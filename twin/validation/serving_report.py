@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from twin.validation.serving_data import TASK_PROMPT_TOKENS
-from twin.validation.serving_fit import STALL_RATIO, slower_than_on_a_weaker_gpu, split_models, stalled
+from twin.validation.serving_fit import STALL_RATIO, at_bounds, slower_than_on_a_weaker_gpu, split_models, stalled
 
 #: Measured column, predicted column and label of each compared quantity.
 METRICS: tuple[tuple[str, str, str], ...] = (
@@ -257,6 +257,7 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
         "* Power: the board's power limit (TDP) held by the engine's closed-loop governor, as vLLM ran at default "
         "clocks.",
     ]
+    lines += _bounds_section(errors)
     skipped = errors[(errors["reason"] != "")]
     if not skipped.empty:
         lines += ["", "## Not run", "", "| reason | configurations |", "|---|--:|"]
@@ -272,6 +273,28 @@ def markdown(errors: pd.DataFrame, dataset: str, command: str, plot: str | None)
             lines.append(f"| {r.model} | {r.gpu} | {r.gpus} | {r.task} | {r.configurations} | {r.worst} | {r.reason} |")
     lines += ["", "Every configuration, measured and predicted, is in the CSV written beside this file.", ""]
     return "\n".join(lines)
+
+
+def _bounds_section(errors: pd.DataFrame) -> list[str]:
+    """The catalog's fitted parameters that sit on a bound of the fit, per accelerator of the data."""
+    from twin import catalog
+
+    names = sorted({str(a) for a in errors.get("accelerator", pd.Series(dtype=str)).dropna() if str(a)})
+    found = {name: at_bounds(catalog.accelerator_spec(name)) for name in names}
+    if not any(found.values()):
+        return []
+    lines = [
+        "",
+        "## Fitted parameters on a bound of the fit",
+        "",
+        "A parameter on a bound is one the data would push past what the fit allows (the best kernels' measured "
+        "fractions, a sum of memory and compute time at the slowest, uniform expert routing at the most even, "
+        "HBM at its 3.9 pJ/bit floor, 1.5 x TDP at full activity: twin.validation.serving_fit, with sources); "
+        "the other parameters absorb what it cannot, and the errors above carry the rest.",
+        "",
+    ]
+    lines += [f"* {name}: " + "; ".join(items) + "." for name, items in found.items() if items]
+    return lines
 
 
 CSV_COLUMNS = (
