@@ -217,15 +217,7 @@ _LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0, 0.1, 
 _UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 1.0, 20.0, 1.0, 3.0, 1.5])
 #: What each entry of the optimiser's vector is (:func:`_pack`), as :func:`at_bounds` names it.
 _VECTOR = (
-    "achieved_bandwidth_fraction",
-    "achieved_kv_bandwidth_fraction",
-    "achieved_expert_bandwidth_fraction",
-    "achieved_block_fp8_expert_bandwidth_fraction",
-    "achieved_mxfp4_expert_bandwidth_fraction",
-    "achieved_flop_fraction",
-    "achieved_expert_flop_fraction",
-    "roofline_exponent",
-    "expert_routing_skew",
+    *FIT_PARAMETERS[:9],  # the achieved fractions, the roofline exponent and the routing skew, as they are
     "step_overhead_s (ms)",
     "gap_power_fraction",
     "link_latency_s (us)",
