@@ -1,7 +1,8 @@
 """Plants without chillers (``cooling.n_chillers: 0``): the facility water floats on the weather.
 
-Hand values: W32 towers (4 K approach) and dry coolers (10 K approach) behind a 2 K economiser
-exchanger, a 5 K CDU approach and an 8 K CRAH coil approach (``twin.physics.cooling``).
+Hand values: W32 towers (4 K approach) and dry coolers (10 K approach,
+``twin.physics.heat_rejection``) behind a 2 K economiser exchanger, a 5 K CDU approach and an 8 K
+CRAH coil approach (``twin.physics.cooling``).
 """
 
 from pathlib import Path

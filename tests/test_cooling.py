@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from twin.catalog.cooling import ChillerCurve, chiller_curve, chiller_names
 from twin.errors import UnknownNameError
 from twin.physics import cooling as cl
+from twin.physics import heat_rejection as hr
 
 FLAT = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 LINEAR = (0.0, 1.0, 0.0)
@@ -197,22 +198,22 @@ def test_chiller_scalar_equals_vector() -> None:
 
 def test_tower_and_dry_cooler_leaving_temperatures() -> None:
     # aadtech.in (parameters.md 3.3): wet-bulb 28 C with a 4 K approach gives 32 C cold water.
-    assert float(cl.tower_leaving_water_c(28.0)) == 32.0
-    np.testing.assert_allclose(cl.dry_cooler_leaving_c(np.array([0.0, 35.0]), 10.0), [10.0, 45.0])
+    assert float(hr.tower_leaving_water_c(28.0)) == 32.0
+    np.testing.assert_allclose(hr.dry_cooler_leaving_c(np.array([0.0, 35.0]), 10.0), [10.0, 45.0])
 
 
 def test_tower_fan_default_from_ashrae_90_1() -> None:
     # 3.23 L/s of water per kW of fan at a 95 -> 85 F (5.556 K) range:
     # 3.23e-3 m3/s * 997.05 kg/m3 * 4181.3 J/kgK * 5.556 K = 74.81 kW rejected per kW of fan.
-    assert pytest.approx(1.0 / 74.81, rel=1e-3) == cl.TOWER_FAN_POWER_FRACTION
+    assert pytest.approx(1.0 / 74.81, rel=1e-3) == hr.TOWER_FAN_POWER_FRACTION
     # inside the 0.012-0.021 kW_el/kW_th of open wet towers (Energies 16(9) 3661, 2023)
-    assert 0.012 <= cl.TOWER_FAN_POWER_FRACTION <= 0.021
+    assert 0.012 <= hr.TOWER_FAN_POWER_FRACTION <= 0.021
 
 
 @pytest.mark.parametrize(("fraction", "expected"), [(0.0, 0.0), (0.5, 0.125), (1.0, 1.0), (1.5, 1.0)])
 def test_heat_rejection_fans_follow_the_cube_law(fraction: float, expected: float) -> None:
     rated_heat, f = 2e6, 0.02
-    power = float(cl.heat_rejection_fan_power_w(fraction * rated_heat, rated_heat, f))
+    power = float(hr.heat_rejection_fan_power_w(fraction * rated_heat, rated_heat, f))
     assert power == pytest.approx(expected * f * rated_heat)
 
 
@@ -221,15 +222,15 @@ def test_tower_water_by_hand() -> None:
     # cycles 5 -> blowdown 0.10238; drift 1e-5 x circulating 1e6/(4181.3 x 5.556) = 43.05 kg/s
     # -> 4.305e-4 kg/s.
     expected = 0.40950 + 0.10238 + 4.305e-4
-    assert float(cl.tower_water_kg_s(1e6, 1.0)) == pytest.approx(expected, rel=1e-4)
+    assert float(hr.tower_water_kg_s(1e6, 1.0)) == pytest.approx(expected, rel=1e-4)
     # per kWh of heat: 1.84 L, the industry-average site WUE of 1.8-1.9 L/kWh (parameters.md 3.5)
-    assert float(cl.tower_water_kg_s(1000.0, 1.0)) * 3600.0 == pytest.approx(1.84, abs=0.01)
+    assert float(hr.tower_water_kg_s(1000.0, 1.0)) * 3600.0 == pytest.approx(1.84, abs=0.01)
     # evaporation and blowdown scale with the evaporated share, drift does not
     half = 0.5 * (0.40950 + 0.10238) + 4.305e-4
-    assert float(cl.tower_water_kg_s(1e6, 0.5)) == pytest.approx(half, rel=1e-4)
+    assert float(hr.tower_water_kg_s(1e6, 0.5)) == pytest.approx(half, rel=1e-4)
     # no blowdown at infinitely many cycles; guards give inf at cycles <= 1 without warnings
-    assert float(cl.tower_water_kg_s(1e6, 1.0, 1e12, 0.0)) == pytest.approx(0.40950, rel=1e-4)
-    assert np.isinf(cl.tower_water_kg_s(1e6, 1.0, 1.0, 0.0))
+    assert float(hr.tower_water_kg_s(1e6, 1.0, 1e12, 0.0)) == pytest.approx(0.40950, rel=1e-4)
+    assert np.isinf(hr.tower_water_kg_s(1e6, 1.0, 1.0, 0.0))
 
 
 # --- economiser ------------------------------------------------------------------------------
@@ -324,11 +325,11 @@ def test_water_flow_by_hand() -> None:
 @settings(max_examples=100, deadline=None)
 @given(heat=st.floats(-1e6, 1e7), rated=st.floats(1.0, 1e7), dt=st.floats(0.1, 20.0))
 def test_component_powers_are_non_negative(heat: float, rated: float, dt: float) -> None:
-    assert float(cl.tower_fan_power_w(heat, rated)) >= 0.0
-    assert float(cl.dry_cooler_fan_power_w(heat, rated)) >= 0.0
+    assert float(hr.tower_fan_power_w(heat, rated)) >= 0.0
+    assert float(hr.dry_cooler_fan_power_w(heat, rated)) >= 0.0
     assert float(cl.cdu_pump_power_w(heat)) >= 0.0
     assert float(cl.crah_fan_power_w(heat, dt, 10.0, 1e4)) >= 0.0
-    assert float(cl.tower_water_kg_s(heat, 0.8)) >= 0.0
+    assert float(hr.tower_water_kg_s(heat, 0.8)) >= 0.0
     assert float(cl.chiller_power_w(heat, 7.0, 25.0, rated, 6.0, FLAT, FLAT, LINEAR, 0.1)) >= 0.0
 
 

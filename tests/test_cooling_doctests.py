@@ -9,12 +9,12 @@ import pytest
 
 from twin import weather
 from twin.catalog import cooling as catalog_cooling
-from twin.physics import cooling, cooling_plant, psychrometrics
+from twin.physics import cooling, cooling_plant, heat_rejection, psychrometrics
 
 
 @pytest.mark.parametrize(
     "module",
-    [psychrometrics, cooling, cooling_plant, catalog_cooling, weather],
+    [psychrometrics, cooling, heat_rejection, cooling_plant, catalog_cooling, weather],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from twin.catalog.cooling import chiller_curve, chiller_names
 from twin.errors import UnknownNameError
-from twin.physics import cooling as cl
+from twin.physics import heat_rejection as hr
 from twin.physics.cooling_plant import (
     ASHRAE_AIR_CLASSES,
     ASHRAE_LIQUID_CLASSES,
@@ -82,7 +82,7 @@ def test_hand_calculated_plant() -> None:
     # water: the evaporated share f of 30 C / 24 C air on 28 C water (tests/test_tower_water.py
     # checks it by hand); evaporation f x 1.2e6/2.442e6 = f x 0.491400; blowdown /4 = f x 0.122850;
     # drift 1e-5 x 1.2e6/(4181.3 x 5.5556) = 0.000517 kg/s
-    f = float(cl.tower_evaporated_fraction(30.0, 24.0, 28.0))
+    f = float(hr.tower_evaporated_fraction(30.0, 24.0, 28.0))
     assert float(r.water_kg_s) == pytest.approx(f * 0.614250 + 0.000517, rel=1e-3)
     assert float(r.heat_rejected_evaporative_w) == pytest.approx(f * 1.2e6)
     assert float(r.chiller_load_w) == pytest.approx(1e6)

@@ -53,7 +53,7 @@ def test_the_default_pod_power_boxes_are_peak_load_over_rating() -> None:
     assert nodes["fws"].temp_c == pytest.approx(32.0)  # the setpoint: chillers hold it
     assert nodes["chillers"].lines[1] == f"{ts['cooling_chiller_power_w'].max() / 1e3:,.0f} kW"
     assert nodes["rejection"].label == "cooling towers"
-    # Tower water = wet-bulb + the tower's approach (4 K [EST], twin.physics.cooling.TOWER_APPROACH_K).
+    # Tower water = wet-bulb + the tower's approach (4 K [EST], twin.physics.heat_rejection.TOWER_APPROACH_K).
     assert nodes["rejection"].temp_c == pytest.approx(ts["wet_bulb_c"].max() + 4.0)
     assert {("cdu", "fws"), ("crah", "chw"), ("chillers", "rejection")} <= lines
     assert {"generator", "battery", "ideal"}.isdisjoint(nodes)

@@ -8,7 +8,7 @@ import pytest
 from twin.catalog.cooling import chiller_curve
 from twin.errors import ScenarioError
 from twin.facility import build_facility
-from twin.physics import cooling as cl
+from twin.physics import heat_rejection as hr
 from twin.physics import psychrometrics as psy
 from twin.physics.cooling_plant import PlantParams, plant_power
 from twin.scenario import load_scenario
@@ -30,7 +30,7 @@ def _plant(kind: str = "tower", **overrides: object) -> PlantParams:
 def _fraction_at(dry_bulb_c: float, rh: float) -> float:
     """Evaporated share for air at a dry-bulb and relative humidity, water at wet-bulb + 4 K."""
     wet = float(psy.wet_bulb_from_rh_c(dry_bulb_c, rh))
-    return float(cl.tower_evaporated_fraction(dry_bulb_c, wet, wet + cl.TOWER_APPROACH_K))
+    return float(hr.tower_evaporated_fraction(dry_bulb_c, wet, wet + hr.TOWER_APPROACH_K))
 
 
 def test_evaporated_share_by_hand() -> None:
@@ -43,19 +43,19 @@ def test_evaporated_share_by_hand() -> None:
     # 30.0 C (W_s = 0.027207) and 100.27 kJ/kg at 30.1 C (W_s = 0.027370): t_out = 30.015 C,
     # W_out = 0.027232, below the 33.56 C hot water (no cap).
     # f = h_fg (W_out - W_in) / dh = 2442 x 0.010896 / 27.875 = 0.9545.
-    assert float(cl.tower_evaporated_fraction(30.0, 24.0, 28.0)) == pytest.approx(0.9545, rel=2e-3)
+    assert float(hr.tower_evaporated_fraction(30.0, 24.0, 28.0)) == pytest.approx(0.9545, rel=2e-3)
 
 
 def test_cold_air_leaves_no_warmer_than_the_hot_water() -> None:
     # 0 C air, -2 C wet-bulb, water 2 -> 7.56 C: Merkel's 27.9 kJ/kg would saturate the air at
     # about 12 C, above the hottest water it meets, so it leaves saturated at 7.56 C instead.
-    t_hot = 2.0 + cl.TOWER_RANGE_K
+    t_hot = 2.0 + hr.TOWER_RANGE_K
     w_in = psy.humidity_ratio_from_wet_bulb(0.0, -2.0)
     w_out = psy.humidity_ratio(psy.saturation_vapor_pressure_pa(t_hot))
     dh = psy.saturated_air_enthalpy_j_kg(t_hot) - psy.moist_air_enthalpy_j_kg(0.0, w_in)
-    assert float(dh) < cl.TOWER_WATER_AIR_RATIO * 4181.3 * cl.TOWER_RANGE_K
+    assert float(dh) < hr.TOWER_WATER_AIR_RATIO * 4181.3 * hr.TOWER_RANGE_K
     expected = WATER_LATENT_HEAT_J_KG * float(w_out - w_in) / float(dh)
-    assert float(cl.tower_evaporated_fraction(0.0, -2.0, 2.0)) == pytest.approx(expected, rel=1e-9)
+    assert float(hr.tower_evaporated_fraction(0.0, -2.0, 2.0)) == pytest.approx(expected, rel=1e-9)
     assert 0.4 < expected < 0.7  # about half the heat leaves sensibly in freezing air
 
 
@@ -64,7 +64,7 @@ def test_colder_air_evaporates_a_smaller_share() -> None:
         shares = [_fraction_at(t, rh) for t in (-10.0, 0.0, 10.0, 20.0, 30.0)]
         assert np.all(np.diff(shares) > 0), (rh, shares)
     # and so fewer litres per kWh, as evaporation and blowdown scale with the share
-    water = [float(cl.tower_water_kg_s(1e6, _fraction_at(t, 0.6))) for t in (0.0, 15.0, 30.0)]
+    water = [float(hr.tower_water_kg_s(1e6, _fraction_at(t, 0.6))) for t in (0.0, 15.0, 30.0)]
     assert np.all(np.diff(water) > 0)
 
 
@@ -100,16 +100,16 @@ def test_rejected_heat_is_split_without_loss() -> None:
 def test_blowdown_from_cycles_by_hand(cycles: float, blowdown_per_evaporation: float) -> None:
     # 1 MW, 80 % evaporative: E = 0.8 x 1e6 / 2.442e6 = 0.327600 kg/s; B = E / (C - 1); no drift.
     evaporation = 0.8e6 / 2.442e6
-    got = float(cl.tower_water_kg_s(1e6, 0.8, cycles, 0.0))
+    got = float(hr.tower_water_kg_s(1e6, 0.8, cycles, 0.0))
     assert got == pytest.approx(evaporation * (1.0 + blowdown_per_evaporation), rel=1e-9)
 
 
 def test_drift_is_a_fraction_of_the_circulating_water() -> None:
     # 1 MW over a 5.556 K range circulates 1e6 / (4181.3 x 5.5556) = 43.05 kg/s; 0.001 % of it
     # is 4.305e-4 kg/s, whatever the weather (it is liquid carried out, not evaporation).
-    dry = float(cl.tower_water_kg_s(1e6, 0.0, 5.0, 1e-5))
+    dry = float(hr.tower_water_kg_s(1e6, 0.0, 5.0, 1e-5))
     assert dry == pytest.approx(4.305e-4, rel=1e-3)
-    assert cl.DRIFT_FRACTION == 1e-5
+    assert hr.DRIFT_FRACTION == 1e-5
 
 
 def test_dry_cooler_uses_no_water() -> None:
@@ -134,7 +134,7 @@ def test_adiabatic_cooler_uses_water_only_above_its_switch_point() -> None:
     # W(35, 20) = (2454.48 x 0.014698 - 1.006 x 15) / 2482.38 = 0.008454,
     # W(23, 20) = (2454.48 x 0.014698 - 1.006 x 3) / 2460.06 = 0.013438, dW = 0.004984;
     # E = 99.404 x 0.004984 = 0.4954 kg/s; with 5 cycles x 1.25 = 0.6193 kg/s.
-    assert float(cl.adiabatic_water_kg_s(1e6, 35.0, 20.0, 0.8, 26.0, 5.0)) == pytest.approx(0.6193, rel=1e-3)
+    assert float(hr.adiabatic_water_kg_s(1e6, 35.0, 20.0, 0.8, 26.0, 5.0)) == pytest.approx(0.6193, rel=1e-3)
 
 
 def _annual_wue(site: str, kind: str = "tower") -> float:

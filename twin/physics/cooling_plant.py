@@ -34,7 +34,8 @@ References
    (liquid classes W17-W45, W+), 2021; via parameters.md 3.1.
 .. [2] ASHRAE TC 9.9, *Thermal Guidelines for Data Processing Environments*, 5th ed.:
    recommended 18-27 C; allowable A1 15-32, A2 10-35, A3 5-40, A4 5-45 C (parameters.md 3.1).
-.. [3] parameters.md 3.2-3.4 for the component models and defaults (``twin.physics.cooling``).
+.. [3] parameters.md 3.2-3.4 for the component models and defaults (``twin.physics.cooling``,
+   ``twin.physics.heat_rejection``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import numpy as np
 from twin._types import FloatArray, Numeric
 from twin.errors import UnknownNameError
 from twin.physics import cooling as cl
+from twin.physics import heat_rejection as hr
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, STANDARD_PRESSURE_PA
 
 #: Maximum facility-water supply temperature of each ASHRAE liquid class [C] ([1]; the number
@@ -177,7 +179,7 @@ class PlantParams:
         Tower (and adiabatic pad) water treatment, > 1, and tower drift, 0..1. [-]
     tower_water_air_ratio : float
         Tower L/G, water over dry-air mass flow; sets the air's enthalpy rise and so the
-        evaporated share (:func:`~twin.physics.cooling.tower_evaporated_fraction`). [-]
+        evaporated share (:func:`~twin.physics.heat_rejection.tower_evaporated_fraction`). [-]
     adiabatic_effectiveness, adiabatic_switch_c : float
         Pad saturation effectiveness, 0..1 [-], and the dry-bulb above which the pads are wet [C].
     economiser_enabled : bool
@@ -220,17 +222,17 @@ class PlantParams:
     air_inlet_allowable_min_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][0]
     air_inlet_allowable_max_c: float = ASHRAE_AIR_CLASSES[DEFAULT_AIR_CLASS][1]
     heat_rejection: str = DEFAULT_HEAT_REJECTION
-    tower_approach_k: float = cl.TOWER_APPROACH_K
-    dry_cooler_approach_k: float = cl.DRY_COOLER_APPROACH_K
+    tower_approach_k: float = hr.TOWER_APPROACH_K
+    dry_cooler_approach_k: float = hr.DRY_COOLER_APPROACH_K
     heat_rejection_capacity_factor: float = HEAT_REJECTION_CAPACITY_FACTOR
-    tower_fan_power_fraction: float = cl.TOWER_FAN_POWER_FRACTION
-    dry_cooler_fan_power_fraction: float = cl.DRY_COOLER_FAN_POWER_FRACTION
-    tower_range_k: float = cl.TOWER_RANGE_K
-    cycles_of_concentration: float = cl.CYCLES_OF_CONCENTRATION
-    drift_fraction: float = cl.DRIFT_FRACTION
-    tower_water_air_ratio: float = cl.TOWER_WATER_AIR_RATIO
-    adiabatic_effectiveness: float = cl.ADIABATIC_EFFECTIVENESS
-    adiabatic_switch_c: float = cl.ADIABATIC_SWITCH_C
+    tower_fan_power_fraction: float = hr.TOWER_FAN_POWER_FRACTION
+    dry_cooler_fan_power_fraction: float = hr.DRY_COOLER_FAN_POWER_FRACTION
+    tower_range_k: float = hr.TOWER_RANGE_K
+    cycles_of_concentration: float = hr.CYCLES_OF_CONCENTRATION
+    drift_fraction: float = hr.DRIFT_FRACTION
+    tower_water_air_ratio: float = hr.TOWER_WATER_AIR_RATIO
+    adiabatic_effectiveness: float = hr.ADIABATIC_EFFECTIVENESS
+    adiabatic_switch_c: float = hr.ADIABATIC_SWITCH_C
     economiser_enabled: bool = True
     hx_approach_k: float = cl.HX_APPROACH_K
     crah_capacity_factor: float = CRAH_CAPACITY_FACTOR
@@ -578,7 +580,7 @@ def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: P
     """Water leaving the tower (wet-bulb + approach) or dry cooler (air + approach). [C]
 
     An adiabatic dry cooler's air is pre-cooled toward the wet-bulb above its switch point
-    (:func:`~twin.physics.cooling.adiabatic_air_c`).
+    (:func:`~twin.physics.heat_rejection.adiabatic_air_c`).
 
     Parameters
     ----------
@@ -593,12 +595,12 @@ def heat_rejection_leaving_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: P
         Leaving water temperature. [C]
     """
     if params.heat_rejection == "tower":
-        return cl.tower_leaving_water_c(wet_bulb_c, params.tower_approach_k)
+        return hr.tower_leaving_water_c(wet_bulb_c, params.tower_approach_k)
     if params.heat_rejection == "adiabatic_dry_cooler":
-        dry_bulb_c = cl.adiabatic_air_c(
+        dry_bulb_c = hr.adiabatic_air_c(
             dry_bulb_c, wet_bulb_c, effectiveness=params.adiabatic_effectiveness, switch_c=params.adiabatic_switch_c
         )
-    return cl.dry_cooler_leaving_c(dry_bulb_c, params.dry_cooler_approach_k)
+    return hr.dry_cooler_leaving_c(dry_bulb_c, params.dry_cooler_approach_k)
 
 
 def facility_supply_c(dry_bulb_c: Numeric, wet_bulb_c: Numeric, params: PlantParams) -> FloatArray:
@@ -676,8 +678,8 @@ def _heat_rejection(
         new = np.ones(air.shape[1], dtype=bool)
         new[1:] = np.any(air[:, 1:] != air[:, :-1], axis=0)
         air = air[:, new]
-        t_cold = cl.tower_leaving_water_c(air[1], params.tower_approach_k)
-        fraction = cl.tower_evaporated_fraction(
+        t_cold = hr.tower_leaving_water_c(air[1], params.tower_approach_k)
+        fraction = hr.tower_evaporated_fraction(
             air[0],
             air[1],
             t_cold,
@@ -685,18 +687,18 @@ def _heat_rejection(
             water_air_ratio=params.tower_water_air_ratio,
             range_k=params.tower_range_k,
         )[np.cumsum(new) - 1].reshape(db.shape)
-        water = cl.tower_water_kg_s(
+        water = hr.tower_water_kg_s(
             heat_w,
             fraction,
             cycles_of_concentration=params.cycles_of_concentration,
             drift_fraction=params.drift_fraction,
             range_k=params.tower_range_k,
         )
-        return cl.tower_fan_power_w(heat_w, rated_w, params.tower_fan_power_fraction), zeros, fraction * heat_w, water
-    fans = cl.dry_cooler_fan_power_w(heat_w, rated_w, params.dry_cooler_fan_power_fraction)
+        return hr.tower_fan_power_w(heat_w, rated_w, params.tower_fan_power_fraction), zeros, fraction * heat_w, water
+    fans = hr.dry_cooler_fan_power_w(heat_w, rated_w, params.dry_cooler_fan_power_fraction)
     if params.heat_rejection == "dry_cooler":
         return zeros, fans, zeros, zeros
-    water = cl.adiabatic_water_kg_s(
+    water = hr.adiabatic_water_kg_s(
         heat_w,
         dry_bulb_c,
         wet_bulb_c,
@@ -768,9 +770,9 @@ def plant_power(
        compressor power is not proportional to load): the rest is unmet, in each loop's share.
        Tower/dry-cooler fans follow the cube law on the rejected heat. Tower water = evaporation
        + blowdown + drift, the evaporation being the share of the heat the air takes up as
-       vapour (:func:`~twin.physics.cooling.tower_evaporated_fraction`: Merkel's balance with
+       vapour (:func:`~twin.physics.heat_rejection.tower_evaporated_fraction`: Merkel's balance with
        the air leaving saturated); an adiabatic cooler's water is what its pads evaporate
-       (:func:`~twin.physics.cooling.adiabatic_water_kg_s`).
+       (:func:`~twin.physics.heat_rejection.adiabatic_water_kg_s`).
     7. Pumps (constant head, flow from heat and loop rise): facility loop on ``Q_L``,
        chilled-water loop on air heat + liquid trim, condenser loop on heat rejected; CDU
        pumps at 1.5 L/min/kW. Fan and pump heat is not added back to the loads.
@@ -780,7 +782,8 @@ def plant_power(
 
     References
     ----------
-    .. [1] Component models and their sources: :mod:`twin.physics.cooling`.
+    .. [1] Component models and their sources: :mod:`twin.physics.cooling`,
+       :mod:`twin.physics.heat_rejection`.
     .. [2] upsite.com water-side economiser series; Taylor, ASHRAE J. 2014 (series economiser).
 
     Examples
