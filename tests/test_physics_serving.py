@@ -109,6 +109,24 @@ def test_batch_for_rates_reproduces_rate(rate, mix, ctx, clock):
         assert made <= rate * (1 + 1e-9)
 
 
+def test_batch_for_rates_settles_in_one_step_where_the_step_is_affine(monkeypatch):
+    # A dense model on H100 (linear roofline: the step is affine in the batch along a fixed prompt
+    # mix): the secant through the bracket's two ends is the root, so the solve takes the two ends
+    # and one step, and the batch found makes the rate.
+    c = step_costs(model_spec("Llama-3.1-8B"), Layout(tensor_parallel=1), H100)
+    dev = serving_device(H100)
+    assert dev.linear_roofline
+    rates = np.array([500.0, 3000.0, 9000.0])
+    calls = []
+    real = StepPlan.time_s
+    monkeypatch.setattr(StepPlan, "time_s", lambda plan, b, p: calls.append(1) or real(plan, b, p))
+    b = batch_for_rates(c, dev, rates, 0.6 * rates, 1000.0, 125.0, 512)
+    assert len(calls) == 3
+    monkeypatch.undo()
+    made = b / step(c, dev, b, 0.6 * b, 1000.0, 125.0).time_s
+    np.testing.assert_allclose(made, rates, rtol=1e-9)
+
+
 def test_prefill_chunk_for_rate_keeps_up_or_runs_flat_out():
     """One prompt a step while it keeps up; then the chunk whose steps make the rate; the budget beyond."""
     c = step_costs(model_spec("Mixtral-8x7B"), Layout(tensor_parallel=2, expert_parallel=True), H100)

@@ -92,14 +92,18 @@ def batch_for_rates(
     def h(b: FloatArray) -> FloatArray:
         return np.asarray(b - lam * at.time_s(b, rho * b))
 
+    # The empty step takes no time: the bracket starts at a vanishing batch, where its residual is
+    # taken (so the first secant is exact where the step is affine in the batch: dense models on a
+    # linear roofline settle in one step).
     tiny = np.maximum(hi * 1e-9, 1e-12)
-    f_lo = h(tiny)  # the empty step takes no time: start from a vanishing batch
+    f_lo = h(tiny)
     f_hi = h(hi)
-    b = np.where(lam > 0, hi, 0.0)  # max_seqs where they do not reach the rate
-    todo = (lam > 0) & (f_hi > 0)
+    reach = (lam > 0) & (f_hi > 0)  # max_seqs reach the rate (else they are the answer)
+    b = np.where(reach & (f_lo >= 0), 0.0, np.where(lam > 0, hi, 0.0))  # a vanishing batch keeps up: none
+    todo = reach & (f_lo < 0)
     rtol = RATE_SOLVER_RTOL
     return _false_position(
-        h, np.zeros(shape), hi, f_lo, f_hi, b, todo, steps=RATE_SOLVER_STEPS, rtol=rtol, floor=1.0, bracket_rtol=rtol
+        h, tiny, hi, f_lo, f_hi, b, todo, steps=RATE_SOLVER_STEPS, rtol=rtol, floor=1.0, bracket_rtol=rtol
     )
 
 
