@@ -23,6 +23,7 @@ import numpy as np
 
 from twin._types import FloatArray
 from twin.engine.demand import DemandModel
+from twin.engine.report_rows import ratio
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.facility_parts.fleet import Facility
 from twin.units import S_PER_HOUR
@@ -284,16 +285,16 @@ class PoolStats:
             n = p.name
             s = v[n]
             gpu_s = s["gpu_s"]
-            out[f"{n}_gpu_power_mean_w"] = _ratio(s["gpu_j"], gpu_s)
-            out[f"{n}_busy_mean"] = _ratio(s["busy_gpu_s"], gpu_s)
+            out[f"{n}_gpu_power_mean_w"] = ratio(s["gpu_j"], gpu_s)
+            out[f"{n}_busy_mean"] = ratio(s["busy_gpu_s"], gpu_s)
             if p in self.inference and not run:  # the request-level replay shares requests among the ranks up
-                out[f"{n}_gpus_up_mean"] = _ratio(gpu_s, s["duration_s"])
+                out[f"{n}_gpus_up_mean"] = ratio(gpu_s, s["duration_s"])
             if n in self.jobs:
                 dur = s["duration_s"]
                 demanded, placed = s["demanded_gpu_s"], s["busy_gpu_s"]
                 if not run:
-                    out[f"{n}_gpus_demanded_mean"] = _ratio(demanded, dur)
-                    out[f"{n}_gpus_in_jobs_mean"] = _ratio(placed, dur)
+                    out[f"{n}_gpus_demanded_mean"] = ratio(demanded, dur)
+                    out[f"{n}_gpus_in_jobs_mean"] = ratio(placed, dur)
                 else:
                     out[f"{n}_job_gpu_h_demanded"] = demanded / S_PER_HOUR
                     out[f"{n}_job_gpu_h_run"] = placed / S_PER_HOUR
@@ -325,10 +326,3 @@ class PoolStats:
         for (name, m), h in self.run_hist.items():
             hist[f"{name}:{m}"] = {q: h.quantile(frac) for q, frac in QUANTILES.items()} | {"mean": h.mean()}
         return {k: float(x) for k, x in self._values(v, hist, run=True).items()}
-
-
-def _ratio(num: Any, den: Any) -> Any:
-    """``num / den`` where ``den > 0``, else NaN (scalars or arrays)."""
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    out = np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den > 0)
-    return out if out.ndim else float(out)

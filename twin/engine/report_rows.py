@@ -93,8 +93,8 @@ def interval_rows(
         "cooling_power_w": cooling_j / dur,
         "losses_power_w": losses_j / dur,
         "pue": interval_pue(v["metered_j"], it_j, e.get("battery_net")),
-        "gpu_power_mean_w": _ratio(e["accelerators"], gpu_s, np.nan),  # no GPU up: undefined
-        "clock_fraction_mean": _ratio(v["clock_gpu_s"], gpu_s, np.nan),
+        "gpu_power_mean_w": ratio(e["accelerators"], gpu_s),  # no GPU up: undefined
+        "clock_fraction_mean": ratio(v["clock_gpu_s"], gpu_s),
         "die_temp_max_c": _finite_or_nan(v["max_die_temp_c"]),  # no GPU up: undefined, not -inf
         "inlet_temp_max_c": _finite_or_nan(v["max_inlet_temp_c"]),
         "throttled_gpu_s": v["throttled_gpu_s"],
@@ -118,8 +118,8 @@ def interval_rows(
         gen = v[f"{name}:generated"]
         row[f"{name}_requests"] = v[f"{name}:requests"]
         row[f"{name}_backlog_tokens"] = point[f"{name}_backlog_tokens"]
-        row[f"{name}_batch_mean"] = _ratio(v[f"{name}:batch_x_tokens"], gen, 0.0)
-        row[f"{name}_step_time_mean_s"] = _ratio(v[f"{name}:step_x_tokens"], gen, np.nan)
+        row[f"{name}_batch_mean"] = ratio(v[f"{name}:batch_x_tokens"], gen, 0.0)
+        row[f"{name}_step_time_mean_s"] = ratio(v[f"{name}:step_x_tokens"], gen)
     row["tokens_prefill"] = totals["prefill"]
     row["tokens_generated"] = totals["generated"]
     row["tokens_training"] = totals["training"]
@@ -127,9 +127,11 @@ def interval_rows(
     return row
 
 
-def _ratio(num: FloatArray, den: FloatArray, empty: float) -> FloatArray:
-    """``num / den`` where ``den > 0``, else ``empty``."""
-    return np.divide(num, den, out=np.full(np.shape(num), empty), where=np.asarray(den) > 0)
+def ratio(num: Any, den: Any, empty: float = np.nan) -> Any:
+    """``num / den`` where ``den > 0``, else ``empty`` (NaN: undefined); a float for scalars."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    out = np.divide(num, den, out=np.full(np.shape(num), empty), where=den > 0)
+    return out if out.ndim else float(out)
 
 
 def interval_pue(metered_j: FloatArray, it_j: FloatArray, battery_net_j: FloatArray | None) -> FloatArray:
