@@ -155,3 +155,29 @@ def test_bucketed_search_shapes_and_fallback(conv):
         q = np.array([-np.inf, -1e308, 0.0, 5e-324, 1.0, 1e308, np.inf])
         for side in ("left", "right"):
             np.testing.assert_array_equal(BucketedSearch(arr, side)(q), np.searchsorted(arr, q, side))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), min_size=1, max_size=6),
+    st.booleans(),
+    st.floats(0.0, 25.0),
+    st.floats(0.01, 25.0),
+)
+def test_value_range_is_that_of_the_values_held_in_the_window(values, loop, from_s, width_s):
+    """Least and greatest value over [from, to): those of the pieces a fine sampling of the window meets."""
+    n = len(values)
+    starts = np.arange(n) * 2.0  # pieces of 2 s; period 2 n s
+    sig = PeriodicSignal(starts, np.asarray(values, dtype=float), 2.0 * n, loop=loop, after=-7.0)
+    to_s = from_s + width_s
+    # A piece is held where the window covers any of it: sample the window and each piece's edges in it.
+    t = np.union1d(np.linspace(from_s, to_s, 4001)[:-1], [to_s - 1e-9])
+    q, r = np.divmod(t, 2.0 * n)
+    held = np.asarray(values, dtype=float)[np.minimum((r // 2.0).astype(int), n - 1)]
+    if not loop:
+        held = np.where(t >= 2.0 * n, -7.0, held)
+    lo, hi = sig.value_range(to_s, from_s)
+    assert lo <= held.min() and hi >= held.max()  # never narrower than what the window holds
+    edges = np.arange(0.0, to_s + 2.0 * n + 2.0, 2.0)
+    if not np.any(np.abs(edges - to_s) < 0.01) and not np.any(np.abs(edges - from_s) < 0.01):
+        assert (lo, hi) == (held.min(), held.max())  # away from a piece's edge: exactly it

@@ -15,14 +15,45 @@ identity and every operation is the plain per-server one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from twin._types import BoolArray, FloatArray, IntArray
 
 #: Group only when it at least halves the columns.
 GROUP_WHEN_BELOW = 0.5
+#: Odd 64-bit multiplier that mixes each key's hash into a row's (the golden ratio's, as in Fibonacci hashing).
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def distinct_rows(keys: Sequence[FloatArray]) -> tuple[IntArray, IntArray]:
+    """The distinct rows of equal-length key arrays: the first row of each, and each row's distinct row.
+
+    Distinct rows are numbered in order of first appearance, so their first rows ascend. Rows are
+    told apart by a 64-bit hash of their values (``pandas.util.hash_array``, mixed key by key) and
+    factorised in one pass; the grouping is then checked value by value, and a hash that two
+    unequal rows share (or a NaN, never equal to itself) falls back to numpy's sort of the rows.
+    A large fleet regroups in milliseconds, where sorting its rows took a tenth of a second.
+
+    >>> first, row = distinct_rows([np.array([1.0, 2.0, 1.0, 3.0]), np.array([5.0, 5.0, 5.0, 5.0])])
+    >>> first.tolist(), row.tolist()
+    ([0, 1, 3], [0, 1, 0, 2])
+    """
+    h = np.zeros(keys[0].size, dtype=np.uint64)
+    for x in keys:
+        h = (h ^ pd.util.hash_array(np.ascontiguousarray(x, dtype=np.float64))) * _MIX
+    row = np.asarray(pd.factorize(h)[0], dtype=np.int64)
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(row), prepend=-1) > 0)
+    if all(np.array_equal(x, x[first][row]) for x in keys):
+        return first, row
+    _, first, row = np.unique(np.column_stack(keys), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order].astype(np.int64), rank[row.reshape(-1)].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -67,34 +98,25 @@ class Columns:
         by_rack = idx.reshape(n_racks, servers_per_rack)
         return cls(idx, idx, np.ones(n_servers), True, by_rack, racks, np.ones(n_racks), racks)
 
+    @staticmethod
+    def may_group(classes: FloatArray) -> bool:
+        """Whether servers of these demand classes could share few enough columns to group them."""
+        return bool(np.unique(classes).size <= GROUP_WHEN_BELOW * classes.size)
+
     @classmethod
-    def group(cls, server_keys: FloatArray, rack_keys: FloatArray, servers_per_rack: int) -> Columns:
-        """Group servers with equal rows of ``server_keys`` ``(S, m)``, racks with equal ``rack_keys`` ``(R, n)``."""
-        n_servers = server_keys.shape[0]
-        _, rep, col = np.unique(server_keys, axis=0, return_index=True, return_inverse=True)
+    def group(
+        cls, server_keys: Sequence[FloatArray], rack_keys: Sequence[FloatArray], servers_per_rack: int
+    ) -> Columns:
+        """Group servers with equal values in every array of ``server_keys`` (each ``(S,)``), racks likewise."""
+        n_servers = server_keys[0].size
+        rep, col = distinct_rows(server_keys)
         if rep.size > GROUP_WHEN_BELOW * n_servers:
             return cls.single(n_servers, servers_per_rack)
-        order = np.argsort(rep)  # columns in server order (a pool's columns are then contiguous)
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        rep = rep[order]
-        col = rank[col.reshape(-1)].astype(np.int64)
         weight = np.bincount(col, minlength=rep.size).astype(np.float64)
         by_rack = col.reshape(-1, servers_per_rack)
-        keys = np.column_stack((by_rack.astype(np.float64), rack_keys))
-        _, rack_rep, rack_col = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        rack_col = rack_col.reshape(-1).astype(np.int64)
+        rack_rep, rack_col = distinct_rows([*by_rack.T.astype(np.float64), *rack_keys])
         rack_weight = np.bincount(rack_col, minlength=rack_rep.size).astype(np.float64)
-        return cls(
-            rep.astype(np.int64),
-            col,
-            weight,
-            False,
-            by_rack[rack_rep],
-            rack_rep.astype(np.int64),
-            rack_weight,
-            rack_col,
-        )
+        return cls(rep, col, weight, False, by_rack[rack_rep], rack_rep, rack_weight, rack_col)
 
     @property
     def n(self) -> int:
@@ -113,12 +135,13 @@ class Columns:
         """Per-server values of a per-column array (last axis)."""
         return per_column if self.identity else per_column[..., self.col]
 
-    def is_current(self, server_keys: FloatArray, rack_keys: FloatArray) -> bool:
-        """True when every server still has its column's key (nothing split the groups)."""
+    def is_current(self, server_keys: Sequence[FloatArray], rack_keys: Sequence[FloatArray]) -> bool:
+        """True when every server still has its column's keys (nothing split the groups)."""
         if self.identity:
             return False
-        keys_ok = np.array_equal(server_keys, server_keys[self.rep][self.col])
-        return bool(keys_ok and np.array_equal(rack_keys, rack_keys[self.rack_rep][self.rack_col]))
+        return all(np.array_equal(x, x[self.rep][self.col]) for x in server_keys) and all(
+            np.array_equal(x, x[self.rack_rep][self.rack_col]) for x in rack_keys
+        )
 
     def pool_columns(self, servers: IntArray, n_servers: int) -> BoolArray | slice:
         """The columns of a pool's ``servers`` (ascending): a slice (views) where contiguous, else a mask.

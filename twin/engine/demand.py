@@ -66,6 +66,7 @@ class DemandModel:
         self.requests: list[tuple[Pool, RequestSource | FluidSource]] = []
         self.telemetry: list[tuple[Pool, SignalSource]] = []
         self.jobs: list[tuple[Pool, JobSource]] = []
+        self._classes: FloatArray | None = None  # server_classes without the job pools' windows
         for pool in fac.pools:
             if pool.requests is not None:
                 self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour)))
@@ -91,31 +92,35 @@ class DemandModel:
         """True when some input changes within a tick grid (a tick-by-tick advance is needed)."""
         return any(src.varies for _, src in (*self.requests, *self.telemetry, *self.jobs))
 
-    def server_classes(self) -> FloatArray:
-        """Per server, a number equal for servers that always receive identical demand.
+    def server_classes(self, t_s: float, from_s: float = 0.0) -> FloatArray:
+        """Per server, a number equal for servers that receive identical demand in every tick of ``[from_s, t_s)``.
 
         Servers of a pool share their pool's class when its source gives every server the same
         column (a fluid profile, an unshifted trace or signal); a shifted copy per server, or a job
         trace packed onto servers in order, makes each server (or replica sharing an offset) its own,
-        except a job pool's servers that are in jobs throughout the run (one class) or idle
+        except a job pool's servers that are in jobs throughout the window (one class) or idle
         throughout it (another).
         """
-        out = np.arange(self.fac.n_servers, dtype=np.float64) + len(self.fac.pools)
-        for pool in self.fac.pools:
-            out[_span(pool)] = pool.index
-        for pool, src in (*self.requests, *self.telemetry):
-            offsets = getattr(src, "offsets", None)
-            if offsets is not None:
-                rows = np.asarray(offsets, dtype=np.float64).reshape(pool.n_servers, -1)
-                _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-                out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
+        if self._classes is None:  # all but the job pools' parts holds for the whole run
+            out = np.arange(self.fac.n_servers, dtype=np.float64) + len(self.fac.pools)
+            for pool in self.fac.pools:
+                out[_span(pool)] = pool.index
+            for pool, src in (*self.requests, *self.telemetry):
+                offsets = getattr(src, "offsets", None)
+                if offsets is not None:
+                    rows = np.asarray(offsets, dtype=np.float64).reshape(pool.n_servers, -1)
+                    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+                    out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
+            for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
+                out[_span(pool)] += 0.5 * pool.prefill_role
+            self._classes = out
+        out = self._classes.copy() if self.jobs else self._classes
         for pool, job in self.jobs:
-            out[_span(pool)] = len(self.fac.pools) + pool.servers
-            full, idle = job.steady(self.fac.run.duration_s)  # each part takes its first server's class
-            out[pool.servers[:full]] = out[pool.servers[0]]
-            out[pool.servers[idle:]] = out[pool.servers[min(idle, pool.n_servers - 1)]]
-        for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
-            out[_span(pool)] += 0.5 * pool.prefill_role
+            own = len(self.fac.pools) + pool.servers + 0.5 * pool.prefill_role
+            full, idle = job.steady(t_s, from_s)  # each part takes its first server's class
+            own[:full] = own[0]
+            own[idle:] = own[min(idle, pool.n_servers - 1)]
+            out[_span(pool)] = own
         return out
 
     def block(self, t0: FloatArray, t1: FloatArray, servers: np.ndarray | None = None) -> Demand:

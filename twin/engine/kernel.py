@@ -154,8 +154,6 @@ class Engine:
         self.recorder = Recorder(self.n_reports, columns + self.pool_stats.columns())
         self.interval_index = 0
         self.acc = IntervalAccumulator(interval_kinds(self.categories, self.pool_names))
-        self._classes = self.demand.server_classes()
-        self._groupable = np.unique(self._classes).size <= 0.5 * fac.n_servers
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
         self._const_cols = self.const
         self._since_grouped = REGROUP_EVERY
@@ -212,40 +210,51 @@ class Engine:
         self.env.timeout(max(delay_s, 0.0)).callbacks.append(lambda _: self.faults.restart_when_cool())
 
     # ------------------------------------------------------------------- columns
-    def _keys(self) -> tuple[FloatArray, FloatArray]:
-        """Per-server and per-rack rows that must match for servers (racks) to share a column."""
+    def _keys(self, classes: FloatArray) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Per-server and per-rack values that must match for servers (racks) to share a column."""
         st, units = self.state, self.supply.units
-        server = np.column_stack(
-            (
-                self._classes,
-                st.die_temp_c,
-                st.backlog_prefill_tokens,
-                st.backlog_decode_tokens,
-                st.gpus_up,
-                st.server_up,
-                st.power_cap_w,
-                self.faults.jobs.paused,
-                units.psu,
-            )
-        )
-        rack = np.asarray(units.pdu, dtype=np.float64).reshape(-1, 1)
-        return server, rack
+        server = [
+            classes,
+            st.die_temp_c,
+            st.backlog_prefill_tokens,
+            st.backlog_decode_tokens,
+            st.gpus_up,
+            st.server_up,
+            st.power_cap_w,
+            self.faults.jobs.paused,
+            units.psu,
+        ]
+        return [np.asarray(x, dtype=np.float64) for x in server], [np.asarray(units.pdu, dtype=np.float64)]
 
-    def _regroup(self) -> None:
-        """Group identical servers into columns (kept while no event splits a group)."""
-        if not self._groupable:
-            return
-        server, rack = self._keys()
+    def _regroup(self, t_from: float, t_to: float, advance: bool) -> None:
+        """Group the servers identical over the ticks of ``[t_from, t_to)`` into columns.
+
+        Called before each block (``advance``: the first of an advance, after events). Within an
+        advance the servers of a column keep equal state (each is written from its column), so a
+        group splits only where the demand's classes do (a job trace's servers joining or leaving
+        jobs); after events the state is checked too. Groups are looked for afresh every
+        REGROUP_EVERY calls (to merge servers whose state has come together again, a die settled).
+        """
+        cols, n = self.cols, self.fac.n_servers
+        classes = self.demand.server_classes(t_to, t_from)
         self._since_grouped += 1
-        if self._since_grouped < REGROUP_EVERY and self.cols.is_current(server, rack):
-            return  # no group was split (merges are looked for every REGROUP_EVERY advances)
+        if self._since_grouped < REGROUP_EVERY:
+            if cols.identity:
+                if not advance:
+                    return
+            elif advance:
+                if cols.is_current(*self._keys(classes)):
+                    return
+            elif np.array_equal(classes, cols.expand(cols.take(classes))):
+                return
         self._since_grouped = 0
-        self.cols = Columns.group(server, rack, self.fac.servers_per_rack)
-        c = self.const
-        if self.cols.identity:
-            self._const_cols = c
+        if Columns.may_group(classes):
+            self.cols = Columns.group(*self._keys(classes), self.fac.servers_per_rack)
+        else:
+            self.cols = Columns.single(n, self.fac.servers_per_rack)
+        if self.cols is cols or (self.cols.identity and cols.identity):
             return
-        self._const_cols = c.columns(self.cols.take)
+        self._const_cols = self.const if self.cols.identity else self.const.columns(self.cols.take)
 
     # ------------------------------------------------------------- continuous part
     def _boundaries(self, t_from: float, t_to: float) -> FloatArray:
@@ -283,9 +292,11 @@ class Engine:
         """Whether a block may run across report boundaries (see the module docstring)."""
         return bool(self.plant.at_rest and self.supply.steady)
 
+    def _k_max(self) -> int:
+        """Most ticks in a block of the current columns."""
+        return max(1, min(MAX_BLOCK_TICKS, MAX_BLOCK_CELLS // max(self.cols.n, self.cols.rack_rep.size, 1)))
+
     def _advance(self, t_from: float, t_to: float) -> None:
-        self._regroup()
-        k_max = max(1, min(MAX_BLOCK_TICKS, MAX_BLOCK_CELLS // max(self.cols.n, self.cols.rack_rep.size, 1)))
         t = t_from
         # An event scheduled while advancing (a shutdown crossing) ends the advance at its time.
         while t < min(t_to, self.env.peek()) - TIME_EPS_S:
@@ -295,9 +306,10 @@ class Engine:
                 stop = min(stop, self._next_boundary(t))
             transient = self.plant.transient
             if transient or self.demand.varies:  # ticks on the step grid: build no more than a block of them
-                stop = min(stop, (math.floor(t / self.step_s + 1e-9) + k_max + 1) * self.step_s)
+                stop = min(stop, (math.floor(t / self.step_s + 1e-9) + self._k_max() + 1) * self.step_s)
+            self._regroup(t, stop, advance=t == t_from)  # the columns of a block within [t, stop)
             edges = self._tick_edges(t, stop, fine=transient)
-            n = min(k_max, edges.size - 1)
+            n = min(self._k_max(), edges.size - 1)
             if transient:
                 ticks = (edges[:n], edges[1 : n + 1])
                 block = self._transient.block(self._compute, self._transient_cut, self.plant, *ticks)

@@ -248,13 +248,13 @@ class JobSource:
         self.gpus_per_server = gpus_per_server
         self.n_servers = n_servers
 
-    def steady(self, duration_s: float) -> tuple[int, int]:
-        """Servers ``[0, full)`` in jobs and ``[idle, S_pool)`` idle in every tick of ``[0, duration_s)``.
+    def steady(self, t_s: float, from_s: float = 0.0) -> tuple[int, int]:
+        """Servers ``[0, full)`` in jobs and ``[idle, S_pool)`` idle in every tick of ``[from_s, t_s)``.
 
         Packing fills servers in order, so these parts hold whatever the jobs do; a server's margin
         on each side keeps the rounding of a tick's mean from filling a server of them in part.
         """
-        lo, hi = self.placed.value_range(duration_s)
+        lo, hi = self.placed.value_range(t_s, from_s)
         full = int(np.clip(np.floor(lo / self.gpus_per_server) - 1, 0, self.n_servers))
         idle = int(np.clip(np.ceil(hi / self.gpus_per_server) + 1, full, self.n_servers))
         return full, idle

@@ -265,11 +265,25 @@ class PeriodicSignal(_Periodic):
         """Mean of the signal over one period."""
         return self.total / self.period_s
 
-    def value_range(self, t_s: float) -> tuple[float, float]:
-        """Least and greatest value the unshifted copy holds over ``[0, t_s)`` (``t_s > 0``)."""
-        held = self.values if self.loop and t_s >= self.period_s else self.values[self.starts_s < t_s]
-        if not self.loop and t_s > self.period_s:
-            held = np.append(held, self.after)
+    def value_range(self, t_s: float, from_s: float = 0.0) -> tuple[float, float]:
+        """Least and greatest value the unshifted copy holds over ``[from_s, t_s)`` (``t_s > from_s >= 0``).
+
+        >>> sig = PeriodicSignal([0.0, 1.0, 2.0], [5.0, 7.0, 6.0], 3.0, loop=True)
+        >>> sig.value_range(2.0), sig.value_range(2.5, 1.5), sig.value_range(3.5, 2.5), sig.value_range(9.0, 4.0)
+        ((5.0, 7.0), (6.0, 7.0), (5.0, 6.0), (5.0, 7.0))
+        """
+        p = self.period_s
+        ends = np.append(self.starts_s[1:], p)
+        if self.loop:
+            if t_s - from_s >= p:
+                return float(self.values.min()), float(self.values.max())
+            a = from_s % p
+            b = a + (t_s - from_s)  # past p where the window wraps into the next period
+            held = self.values[((self.starts_s < b) & (ends > a)) | (self.starts_s < b - p)]
+        else:
+            held = self.values[(self.starts_s < t_s) & (ends > from_s)]
+            if t_s > p:
+                held = np.append(held, self.after)
         return float(held.min()), float(held.max())
 
     def integral(self, tau_s: ArrayLike) -> FloatArray:
