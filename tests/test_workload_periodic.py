@@ -170,9 +170,9 @@ def test_value_range_is_that_of_the_values_held_in_the_window(values, loop, from
     starts = np.arange(n) * 2.0  # pieces of 2 s; period 2 n s
     sig = PeriodicSignal(starts, np.asarray(values, dtype=float), 2.0 * n, loop=loop, after=-7.0)
     to_s = from_s + width_s
-    # A piece is held where the window covers any of it: sample the window and each piece's edges in it.
+    # A piece is held where the window covers any of it: sample the window finely, and its last instant.
     t = np.union1d(np.linspace(from_s, to_s, 4001)[:-1], [to_s - 1e-9])
-    q, r = np.divmod(t, 2.0 * n)
+    r = np.mod(t, 2.0 * n)
     held = np.asarray(values, dtype=float)[np.minimum((r // 2.0).astype(int), n - 1)]
     if not loop:
         held = np.where(t >= 2.0 * n, -7.0, held)

@@ -67,6 +67,8 @@ class DemandModel:
         self.telemetry: list[tuple[Pool, SignalSource]] = []
         self.jobs: list[tuple[Pool, JobSource]] = []
         self._classes: FloatArray | None = None  # server_classes without the job pools' windows
+        #: The job pools' parts (in jobs, idle) of the last window and the classes they gave.
+        self._job_parts: tuple[list[tuple[int, int]], FloatArray] = ([], np.empty(0))
         for pool in fac.pools:
             if pool.requests is not None:
                 self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour)))
@@ -99,7 +101,7 @@ class DemandModel:
         column (a fluid profile, an unshifted trace or signal); a shifted copy per server, or a job
         trace packed onto servers in order, makes each server (or replica sharing an offset) its own,
         except a job pool's servers that are in jobs throughout the window (one class) or idle
-        throughout it (another).
+        throughout it (another). Windows whose job pools split alike return the same array.
         """
         if self._classes is None:  # all but the job pools' parts holds for the whole run
             out = np.arange(self.fac.n_servers, dtype=np.float64) + len(self.fac.pools)
@@ -114,13 +116,16 @@ class DemandModel:
             for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
                 out[_span(pool)] += 0.5 * pool.prefill_role
             self._classes = out
-        out = self._classes.copy() if self.jobs else self._classes
-        for pool, job in self.jobs:
+        parts = [job.steady(t_s, from_s) for _, job in self.jobs]  # in jobs [0, full), idle [idle, S)
+        if not self.jobs or parts == self._job_parts[0]:
+            return self._job_parts[1] if self.jobs else self._classes
+        out = self._classes.copy()
+        for (pool, _), (full, idle) in zip(self.jobs, parts, strict=True):
             own = len(self.fac.pools) + pool.servers + 0.5 * pool.prefill_role
-            full, idle = job.steady(t_s, from_s)  # each part takes its first server's class
-            own[:full] = own[0]
+            own[:full] = own[0]  # each part takes its first server's class
             own[idle:] = own[min(idle, pool.n_servers - 1)]
             out[_span(pool)] = own
+        self._job_parts = (parts, out)
         return out
 
     def block(self, t0: FloatArray, t1: FloatArray, servers: np.ndarray | None = None) -> Demand:

@@ -157,6 +157,7 @@ class Engine:
         self.cols = Columns.single(fac.n_servers, fac.servers_per_rack)
         self._const_cols = self.const
         self._since_grouped = REGROUP_EVERY
+        self._grouped_by: FloatArray | None = None  # the classes the columns were last found to hold
         #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
         self._transient = TransientStepper(self.step_s)
         self.threads = resolve_threads(threads)
@@ -245,9 +246,11 @@ class Engine:
             elif advance:
                 if cols.is_current(*self._keys(classes)):
                     return
-            elif np.array_equal(classes, cols.expand(cols.take(classes))):
+            elif classes is self._grouped_by or np.array_equal(classes, cols.expand(cols.take(classes))):
+                self._grouped_by = classes
                 return
         self._since_grouped = 0
+        self._grouped_by = classes
         if Columns.may_group(classes):
             self.cols = Columns.group(*self._keys(classes), self.fac.servers_per_rack)
         else:
