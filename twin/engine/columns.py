@@ -1,13 +1,16 @@
 """Servers as columns: identical servers are computed once, with a count.
 
-Servers of a pool that receive identical inputs (a fluid or unshifted source), in identical state
-(die temperature, queues, GPUs and power units up, cap, paused) evolve identically, so the engine
+Servers of a pool that receive identical inputs over a block (a fluid or unshifted source; a job
+trace's servers in jobs, or idle, throughout it), in identical state (die temperature, queues,
+GPUs and power units up, cap, paused) evolve identically, so the engine
 computes one *column* per group of them and weights every sum over servers by the group's count
 (ARCHITECTURE: "identical accelerators under identical load may be simulated as groups with a
 count; per-device state only where it differs"). Racks likewise: racks holding the same columns
 with the same PDUs up are one rack column. The state stays per server; a block reads its
 columns' representatives and writes each server's value back from its column, so a fault that
-touches some servers of a group simply splits it at the next block.
+touches some servers of a group simply splits it at the next block, and so does a job starting or
+ending on some of them (the engine regroups before each block where the demand's classes split a
+group, and afresh every few dozen blocks to merge servers whose state has come together again).
 
 When grouping would save little (more than half as many columns as servers) the mapping is the
 identity and every operation is the plain per-server one.
