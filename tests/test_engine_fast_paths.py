@@ -81,9 +81,9 @@ def case(request):
     return build, simulate(build(), debug=True)
 
 
-def test_grouped_servers_give_the_per_server_results(case, monkeypatch):
-    build, run = case
-    sizes = []
+def group_sizes(monkeypatch) -> list[int]:
+    """The number of columns of every grouping the engine makes from here on (appended as made)."""
+    sizes: list[int] = []
     group = columns.Columns.group.__func__
 
     def recording(cls, *a, **kw):
@@ -92,6 +92,12 @@ def test_grouped_servers_give_the_per_server_results(case, monkeypatch):
         return c
 
     monkeypatch.setattr(columns.Columns, "group", classmethod(recording))
+    return sizes
+
+
+def test_grouped_servers_give_the_per_server_results(case, monkeypatch):
+    build, run = case
+    sizes = group_sizes(monkeypatch)
     grouped = simulate(build())
     assert min(sizes) <= 3  # the two pools, and a split-off server or two: the run really was grouped
     assert len(run.events) > 10
@@ -116,15 +122,7 @@ def test_servers_leaving_and_joining_jobs_regroup_with_the_per_server_results(tm
             "reliability": {"server": {"mtbf_h": 20.0, "mttr_h": 0.3}}}  # fmt: skip
     build = lambda: load_scenario("default", over)  # noqa: E731
     monkeypatch.setattr(kernel, "MAX_BLOCK_CELLS", 32 * 40)  # blocks of 40 ticks or more: ~36 of them
-    sizes: list[int] = []
-    group = columns.Columns.group.__func__
-
-    def recording(cls, *a, **kw):
-        c = group(cls, *a, **kw)
-        sizes.append(c.n)
-        return c
-
-    monkeypatch.setattr(columns.Columns, "group", classmethod(recording))
+    sizes = group_sizes(monkeypatch)
     grouped = simulate(build())
     # a column per chat server (its own offset); the job pool's servers in jobs, idle, and those
     # next to the edge between them (JobSource.steady keeps them apart): 4 columns for 24 servers
