@@ -15,7 +15,8 @@ from twin.catalog.cooling import chiller_curve
 from twin.cli import app
 from twin.errors import ScenarioError
 from twin.facility import build_facility
-from twin.physics.cooling_plant import PlantParams, facility_supply_c, plant_power
+from twin.physics.cooling_plant import facility_supply_c, plant_power
+from twin.physics.plant_params import PlantParams
 from twin.scenario import Scenario
 
 SHIPPED = Path(__file__).resolve().parent.parent / "scenarios" / "chillerless-w32-tower.yaml"

@@ -12,7 +12,7 @@ from twin.catalog import AcceleratorSpec, accelerator_units
 from twin.cli import app
 from twin.errors import ScenarioError
 from twin.facility import build_facility
-from twin.physics.cooling_plant import PlantParams
+from twin.physics.plant_params import PlantParams
 from twin.scenario import TrainingWorkload, load_scenario
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.plant_overrides import OWN_KEYS, PlantOverrides

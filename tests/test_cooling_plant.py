@@ -13,13 +13,8 @@ from hypothesis import strategies as st
 from twin.catalog.cooling import chiller_curve, chiller_names
 from twin.errors import UnknownNameError
 from twin.physics import heat_rejection as hr
-from twin.physics.cooling_plant import (
-    ASHRAE_AIR_CLASSES,
-    ASHRAE_LIQUID_CLASSES,
-    PlantParams,
-    PlantResult,
-    plant_power,
-)
+from twin.physics.cooling_plant import PlantResult, plant_power
+from twin.physics.plant_params import ASHRAE_AIR_CLASSES, ASHRAE_LIQUID_CLASSES, PlantParams
 from twin.weather import builtin_weather
 
 FLAT = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -154,7 +149,7 @@ def _scan_by_the_rule(power_w, ks, best_w, running):
 def test_staging_scan_keeps_the_rule_to_the_bit(rows: list[list[float]], start: float) -> None:
     # Exact ties go to the fewer chillers, near ties (within 1e-9) keep the unit held: the
     # argmin shortcut and its cell-by-cell fallback give what the loop does, to the bit.
-    from twin.physics.cooling_plant import _scan_least
+    from twin.physics.chiller_staging import _scan_least
 
     power_w = np.array(rows)
     ks = np.arange(1.0, power_w.shape[0] + 1.0)

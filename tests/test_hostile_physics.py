@@ -15,7 +15,8 @@ from twin.cli import app
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C
 from twin.errors import ConsistencyError, ScenarioError
 from twin.facility import build_facility
-from twin.physics.cooling_plant import PlantParams, plant_power
+from twin.physics.cooling_plant import plant_power
+from twin.physics.plant_params import PlantParams
 
 FLAT = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 LINEAR = (0.0, 1.0, 0.0)

@@ -10,7 +10,8 @@ from twin.errors import ScenarioError
 from twin.facility import build_facility
 from twin.physics import heat_rejection as hr
 from twin.physics import psychrometrics as psy
-from twin.physics.cooling_plant import PlantParams, plant_power
+from twin.physics.cooling_plant import plant_power
+from twin.physics.plant_params import PlantParams
 from twin.scenario import load_scenario
 from twin.units import WATER_LATENT_HEAT_J_KG
 from twin.weather import builtin_weather

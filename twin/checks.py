@@ -13,7 +13,7 @@ from twin.errors import ConsistencyError
 from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
-from twin.physics.cooling_plant import ASHRAE_AIR_CLASSES
+from twin.physics.plant_params import ASHRAE_AIR_CLASSES
 from twin.replica import kv_capacity_sequences
 from twin.scenario.schema import RequestLevel
 

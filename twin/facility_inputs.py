@@ -26,7 +26,7 @@ from twin.facility_parts.power import (
     SupplySpec,
 )
 from twin.facility_parts.weather import WeatherBoundary
-from twin.physics.cooling_plant import PlantParams
+from twin.physics.plant_params import PlantParams
 from twin.physics.power import battery_capacity_for_runtime_j
 from twin.scenario.faults import (
     DEFAULT_RECHARGE_FRACTION,

@@ -55,14 +55,8 @@ import numpy as np
 
 from twin._types import FloatArray
 from twin.facility_parts.plant import CoolingSpec, IdealPlantSpec, PlantSpec
-from twin.physics.cooling_plant import (
-    ASHRAE_AIR_CLASSES,
-    PlantParams,
-    PlantResult,
-    crah_supply_air_c,
-    facility_supply_c,
-    plant_power,
-)
+from twin.physics.cooling_plant import PlantResult, crah_supply_air_c, facility_supply_c, plant_power
+from twin.physics.plant_params import ASHRAE_AIR_CLASSES, PlantParams
 from twin.physics.thermal import RoomModes, rc_step, room_modes, room_trajectory
 from twin.units import STANDARD_PRESSURE_PA
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from twin.physics.cooling_plant import PlantParams
+from twin.physics.plant_params import PlantParams
 
 
 @dataclass(frozen=True)

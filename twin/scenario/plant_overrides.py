@@ -1,6 +1,6 @@
 """``cooling.plant_overrides``: the cooling-plant parameters a scenario may set beyond its own keys.
 
-One optional field per :class:`twin.physics.cooling_plant.PlantParams` parameter that has no key
+One optional field per :class:`twin.physics.plant_params.PlantParams` parameter that has no key
 of its own in ``cooling:`` (those set there: ``heat_rejection``, ``design_heat_w``,
 ``crah_supply_air_c``, ``economiser``, ``facility_supply_c``, ``n_chillers``). Unset fields keep
 the plant's preset value. Bounds are the plant's own (``PlantParams`` refuses a negative capacity
@@ -31,7 +31,7 @@ def _opt(description: str) -> Any:
 
 
 class PlantOverrides(Overrides):
-    """Cooling-plant parameters that replace the preset's (see :class:`twin.physics.cooling_plant.PlantParams`)."""
+    """Cooling-plant parameters that replace the preset's (see :class:`twin.physics.plant_params.PlantParams`)."""
 
     chiller_q_ref_w: Float | None = _opt("Reference capacity of one chiller. [W]")
     chiller_cop_ref: Float | None = _opt("Reference COP of one chiller. [W/W]")

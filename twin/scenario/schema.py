@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from twin import catalog
-from twin.physics import cooling_plant as cp
 from twin.physics import interconnect as ic
+from twin.physics import plant_params as pp
 from twin.physics.thermal import RACK_AIR_CONDUCTANCE_W_K, RACK_HEAT_CAPACITY_J_K, SERVER_AIR_CONDUCTANCE_W_K
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.faults import Battery, Controls, FaultEvent, Generator, Reliability
@@ -196,13 +196,13 @@ class PlantCooling(StrictModel):
     )
     liquid_fraction: Float | None = Field(None, ge=0, le=1, description="Server heat to liquid (default by type).")
     liquid_class: Literal["W17", "W27", "W32", "W40", "W45"] = Field(
-        cp.DEFAULT_LIQUID_CLASS, description="ASHRAE liquid class: facility-water supply setpoint in C."
+        pp.DEFAULT_LIQUID_CLASS, description="ASHRAE liquid class: facility-water supply setpoint in C."
     )
     facility_supply_c: Float | None = Field(None, ge=2, le=60, description="Overrides the class setpoint.")
-    air_class: Literal["A1", "A2", "A3", "A4"] = Field(cp.DEFAULT_AIR_CLASS, description="ASHRAE air class.")
-    crah_supply_air_c: Float = Field(cp.CRAH_SUPPLY_AIR_C, ge=10, le=45, description="CRAH supply-air setpoint.")
+    air_class: Literal["A1", "A2", "A3", "A4"] = Field(pp.DEFAULT_AIR_CLASS, description="ASHRAE air class.")
+    crah_supply_air_c: Float = Field(pp.CRAH_SUPPLY_AIR_C, ge=10, le=45, description="CRAH supply-air setpoint.")
     heat_rejection: Literal["tower", "dry_cooler", "adiabatic_dry_cooler"] = Field(
-        cp.DEFAULT_HEAT_REJECTION,
+        pp.DEFAULT_HEAT_REJECTION,
         description="Towers (water from the weather), dry coolers (no water) or adiabatic dry coolers (pads wetted "
         "above plant_overrides.adiabatic_switch_c).",
     )
@@ -291,7 +291,7 @@ class PlantCooling(StrictModel):
             raise ValueError("n_chillers 0 rejects all heat through the economiser: economiser must be true")
         supply_c = self.facility_supply_c if self.facility_supply_c is not None else self.liquid_class_c
         coil_k = self.plant_overrides.crah_coil_approach_k
-        lowest_c = supply_c + (cp.CRAH_COIL_APPROACH_K if coil_k is None else coil_k)
+        lowest_c = supply_c + (pp.CRAH_COIL_APPROACH_K if coil_k is None else coil_k)
         if self.crah_supply_air_c < lowest_c:
             raise ValueError(
                 f"without chillers the CRAH coils take the {supply_c:g} C facility water, so their supply air "
@@ -303,14 +303,14 @@ class PlantCooling(StrictModel):
     @property
     def liquid_class_c(self) -> float:
         """Facility-water supply setpoint of the ASHRAE liquid class. [C]"""
-        return cp.ASHRAE_LIQUID_CLASSES[self.liquid_class]
+        return pp.ASHRAE_LIQUID_CLASSES[self.liquid_class]
 
     @property
     def liquid_share(self) -> float:
         """Share of server heat taken by liquid."""
         if self.liquid_fraction is not None:
             return 0.0 if self.type == "air" else self.liquid_fraction
-        return cp.LIQUID_FRACTION_BY_TYPE[self.type]
+        return pp.LIQUID_FRACTION_BY_TYPE[self.type]
 
 
 #: Ideal cooling's inlet temperature bounds. [C] Water-based coolant is liquid between 0 and 100 C
@@ -336,7 +336,7 @@ class IdealCooling(StrictModel):
     @property
     def liquid_share(self) -> float:
         """Share of server heat taken by liquid."""
-        return cp.LIQUID_FRACTION_BY_TYPE[self.type]
+        return pp.LIQUID_FRACTION_BY_TYPE[self.type]
 
 
 CoolingSpec = Annotated[PlantCooling | IdealCooling, Field(discriminator="model")]
