@@ -141,6 +141,22 @@ def test_prefill_chunk_for_rate_keeps_up_or_runs_flat_out():
     assert chunk[2] == 8192.0
 
 
+def test_costs_and_device_taken_at_replicas_pick_every_field_with_an_axis_and_keep_single_numbers():
+    """StepCosts.take, ServingDevice.take: every field over replicas is picked; one number (ndim 0) stays."""
+    costs = StepCosts.stack([step_costs(L8, Layout(), H100), step_costs(L70, Layout(tensor_parallel=4), H100)])
+    dev = replace(serving_device(H100), flop_s=np.array([1.0e15, 0.9e15]))
+    pick = np.array([1, 1, 0])
+    for whole in (costs, dev):
+        part = whole.take(lambda x: x[pick])
+        assert type(part) is type(whole)
+        for f in fields(whole):
+            v, got = getattr(whole, f.name), getattr(part, f.name)
+            if np.ndim(v):
+                assert got.tolist() == v[pick].tolist(), f.name
+            else:
+                assert got is v, f.name
+
+
 @pytest.mark.parametrize("columns", [[1, 0, 2, 1, 2], [0, 1, 1, 0, 0]])
 def test_a_plan_taken_at_cells_is_the_plan_made_there(columns):
     """StepPlan.take: a block's plan indexed at cells equals the plan made at them, to the bit.
@@ -168,12 +184,12 @@ def test_a_plan_taken_at_cells_is_the_plan_made_there(columns):
     k, s = np.array([0, 3, 2, 2, 1]), np.array(columns)
 
     def rank(x):
-        return x[s] if np.ndim(x) else x
+        return x[s]
 
     taken = plan.take(lambda x: np.broadcast_to(x, ctx.shape)[k, s], rank)
     made = StepPlan.at(
-        StepCosts(**{f.name: rank(getattr(costs, f.name)) for f in fields(StepCosts)}),
-        ServingDevice(**{f.name: rank(getattr(dev, f.name)) for f in fields(ServingDevice)}),
+        costs.take(rank),
+        dev.take(rank),
         ctx[k, s],
         pos[k, s],
         clock[k, s],

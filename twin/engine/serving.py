@@ -211,11 +211,7 @@ class ServerConstants:
         arrays = {
             f.name: take(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)
         }
-        costs = StepCosts(**{f.name: take(getattr(self.costs, f.name)) for f in fields(StepCosts)})
-        dev = ServingDevice(
-            **{f.name: take(v) if np.ndim(v := getattr(self.device, f.name)) else v for f in fields(ServingDevice)}
-        )
-        return replace(self, costs=costs, device=dev, **arrays)
+        return replace(self, costs=self.costs.take(take), device=self.device.take(take), **arrays)
 
 
 @dataclass

@@ -46,7 +46,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cache, cached_property
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -54,8 +55,32 @@ from twin._types import BoolArray, FloatArray, Numeric
 from twin.physics.interconnect import collective_time_s
 
 
+def _replicas(pick: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """``pick`` of a figure with an axis of replicas; one number (``ndim`` 0) is every replica's and stays."""
+    return pick(x) if (x.ndim if isinstance(x, np.ndarray) else np.ndim(x)) else x  # (np.ndim of an array: slower)
+
+
+class _PerReplica:
+    """A dataclass of figures per replica: arrays over replicas, or one number for all (:meth:`take`)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses' (@dataclass): fields() takes them
+
+    def take(self, pick: Callable[[np.ndarray], np.ndarray]) -> Self:
+        """The figures of some replicas: ``pick`` maps a figure of all replicas to those (:func:`_replicas`).
+
+        Every field is taken, so a field added later is too.
+        """
+        return type(self)(**{k: _replicas(pick, getattr(self, k)) for k in self._field_names()})
+
+    @classmethod
+    @cache
+    def _field_names(cls) -> tuple[str, ...]:
+        """The fields' names, once per class (:func:`dataclasses.fields` takes microseconds, per block)."""
+        return tuple(f.name for f in fields(cls))
+
+
 @dataclass(frozen=True)
-class StepCosts:
+class StepCosts(_PerReplica):
     """Per-GPU costs of one serving step of a replica (arrays broadcast over replicas).
 
     Attributes
@@ -133,7 +158,7 @@ class StepCosts:
 
 
 @dataclass(frozen=True)
-class ServingDevice:
+class ServingDevice(_PerReplica):
     """What one GPU of a replica achieves (arrays broadcast like :class:`StepCosts`).
 
     Attributes
@@ -556,19 +581,14 @@ class StepPlan:
         fix) to the cells wanted; ``ranks`` maps a figure of the ranks (the costs, the device, the
         weight-read time) to those cells' ranks, and a figure that is one number stays one.
         """
-
-        def rank(x: np.ndarray) -> np.ndarray:
-            return ranks(x) if np.ndim(x) else x
-
-        c, dev = self.costs, self.device
         return StepPlan(
-            costs=StepCosts(**{f.name: rank(getattr(c, f.name)) for f in fields(StepCosts)}),
-            device=ServingDevice(**{f.name: rank(getattr(dev, f.name)) for f in fields(ServingDevice)}),
+            costs=self.costs.take(ranks),
+            device=self.device.take(ranks),
             context_tokens=cells(self.context_tokens),
             prefill_position=cells(self.prefill_position),
             clock=cells(self.clock),
             flop_s=cells(self.flop_s),
-            dense_read_s=rank(self.dense_read_s),
+            dense_read_s=_replicas(ranks, self.dense_read_s),
             attn_flops_per_seq=cells(self.attn_flops_per_seq),
             attn_flops_per_prompt_token=cells(self.attn_flops_per_prompt_token),
             attn_bytes_per_seq=cells(self.attn_bytes_per_seq),
