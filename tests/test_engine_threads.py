@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -12,8 +13,8 @@ from engine_reference import cases
 
 import twin
 from benchmarks.cases import TINY_MIX, mix_case
-from twin.engine import kernel
-from twin.engine.threads import THREADS_ENV, ThreadsError, chunks, cores, resolve_threads
+from twin.engine import kernel, threads
+from twin.engine.threads import THREADS_ENV, ThreadsError, chunks, cores, rebalanced, resolve_threads
 from twin.errors import InvalidInputError
 
 TWIN = [sys.executable, "-m", "twin.cli"]
@@ -61,6 +62,39 @@ def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypat
     serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)  # many blocks of 16 ticks
     assert split > 30  # the 10 minutes' blocks were computed in chunks
     _assert_same(serial, threaded)
+
+
+def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_path, monkeypatch):
+    """The chunks' edges follow the time each chunk took; given random times they move every block,
+    and the run is still the serial one to the bit (a column computes the same in any chunk)."""
+    rng = np.random.default_rng(7)
+    monkeypatch.setattr(kernel, "timed", lambda task: (task(), float(rng.uniform(0.1, 1.0))))
+    monkeypatch.setattr(threads, "REBALANCE_TOLERANCE", 0.0)
+    edges = set()
+    set_parts = kernel.Engine._set_parts
+
+    def recording(self, e):
+        edges.add(tuple(e))
+        set_parts(self, e)
+
+    monkeypatch.setattr(kernel.Engine, "_set_parts", recording)
+    case = mix_case("mix-tiny", TINY_MIX)
+    sc = twin.load_scenario("default", case.with_files(tmp_path))
+    serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)
+    assert split > 30 and len(edges) > 4  # many blocks, between many of the edges 8 columns allow
+    _assert_same(serial, threaded)
+
+
+def test_rebalanced_edges_share_the_time_and_keep_every_chunk():
+    # Columns 0-99 cost 3, 100-199 cost 1: the even share of 400 is at column 66.7. Each edge moves
+    # halfway toward where the last times put it, until the chunks' times are within the tolerance.
+    cost = np.where(np.arange(200) < 100, 3.0, 1.0)
+    edges = [0, 100, 200]
+    for _ in range(12):
+        edges = rebalanced(edges, [cost[a:b].sum() for a, b in itertools.pairwise(edges)])
+    times = [cost[a:b].sum() for a, b in itertools.pairwise(edges)]
+    assert 66 <= edges[1] < 100 and max(times) - min(times) <= threads.REBALANCE_TOLERANCE * np.mean(times)
+    assert rebalanced([0, 1, 2, 3], [5.0, 0.0, 0.0]) == [0, 1, 2, 3]  # never an empty chunk
 
 
 def test_threaded_faults_floor_and_site_limit_equal_serial_to_the_bit(monkeypatch):

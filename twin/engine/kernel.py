@@ -40,6 +40,7 @@ Performance (see ``benchmarks/`` and the README's Performance section):
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Callable
@@ -64,7 +65,7 @@ from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
-from twin.engine.threads import chunks, native_limits, resolve_threads, run_all
+from twin.engine.threads import chunks, native_limits, rebalanced, resolve_threads, run_all, timed
 from twin.engine.transient import TransientStepper
 from twin.facility_parts.fleet import Facility
 from twin.ledger import BASE_CATEGORIES, Ledger
@@ -161,8 +162,8 @@ class Engine:
         #: Transient blocks go one tick at a time before this time, for this many ticks after the next short one.
         self._transient = TransientStepper(self.step_s)
         self.threads = resolve_threads(threads)
-        #: The columns' chunks (and their constants) of the current grouping, by chunk count.
-        self._parts: tuple[ServerConstants, dict[int, list[tuple[slice, ServerConstants]]]] | None = None
+        #: The current grouping's constants, the chunks' edges, and the chunks with their constants.
+        self._parts: tuple[ServerConstants, list[int], list[tuple[slice, ServerConstants]]] | None = None
 
     # ----------------------------------------------------------------- event loop
     def run(self) -> None:
@@ -451,19 +452,30 @@ class Engine:
         """The chunks of columns a block of ``n_ticks`` is computed in, one per thread, with their constants.
 
         None computes it serially: one thread, a chunk below :data:`MIN_CHUNK_CELLS`, or a site
-        power limit (its bisection couples every column in each tick). Chunks are contiguous, of
-        about equal numbers of columns.
+        power limit (its bisection couples every column in each tick). Chunks are contiguous: of
+        equal numbers of columns at first, then with edges that follow the time each chunk took
+        (:meth:`_rebalance`; a column computes the same in any chunk).
         """
-        n = min(self.threads, n_ticks * self.cols.n // MIN_CHUNK_CELLS)
+        n = min(self.threads, self.cols.n, n_ticks * self.cols.n // MIN_CHUNK_CELLS)
         if n < 2 or self.controls.limit_w is not None:
             return None
+        if self._parts is None or self._parts[0] is not self._const_cols or len(self._parts[2]) != n:
+            self._set_parts([p.start for p in chunks(self.cols.n, n)] + [self.cols.n])
+        assert self._parts is not None
+        return self._parts[2]
+
+    def _set_parts(self, edges: list[int]) -> None:
+        """Chunks of the current columns between ``edges``, with their constants."""
         c = self._const_cols
-        if self._parts is None or self._parts[0] is not c:
-            self._parts = (c, {})
-        made = self._parts[1]
-        if n not in made:
-            made[n] = [(part, c.columns(operator.itemgetter(part))) for part in chunks(self.cols.n, n)]
-        return made[n]
+        parts = [slice(a, b) for a, b in itertools.pairwise(edges)]
+        self._parts = (c, edges, [(part, c.columns(operator.itemgetter(part))) for part in parts])
+
+    def _rebalance(self, seconds: list[float]) -> None:
+        """Move the chunks' edges toward an even share of the time the last block's chunks took."""
+        assert self._parts is not None
+        edges = rebalanced(self._parts[1], seconds)
+        if edges != self._parts[1]:
+            self._set_parts(edges)
 
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.
@@ -481,9 +493,10 @@ class Engine:
         if parts is None:
             g = self._governed(self._const_cols, dem, inlet, dts, None)
         else:  # each chunk of columns on its own thread; the fleet's sums are taken after they join
-            g = Governed.join(
-                run_all(self.threads, [partial(self._governed, c, dem, inlet, dts, part) for part, c in parts])
-            )
+            tasks = [partial(timed, partial(self._governed, c, dem, inlet, dts, part)) for part, c in parts]
+            done = run_all(self.threads, tasks)
+            g = Governed.join([r for r, _ in done])
+            self._rebalance([s for _, s in done])
         res, clock, p_gpu, floor_extra, p_full = g.res, g.clock, g.p_gpu, g.floor_extra, g.p_full
         thermal_w, limit_w, cap_w = g.thermal_w, g.limit_w, cols.take(st.power_cap_w)
         r_th = fac.thermal_resistance_k_w
