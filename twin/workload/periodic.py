@@ -255,7 +255,8 @@ class PeriodicSignal(_Periodic):
         self.starts_s = b
         self.values = v
         self.after = float(after)
-        widths = np.diff(np.append(b, self.period_s))
+        self._ends = np.append(b[1:], self.period_s)  # each piece's end
+        widths = self._ends - b
         self._cum = np.concatenate(([0.0], np.cumsum(v * widths)))
         self.total = float(self._cum[-1])
         self._search = BucketedSearch(b, "right")
@@ -272,8 +273,7 @@ class PeriodicSignal(_Periodic):
         >>> sig.value_range(2.0), sig.value_range(2.5, 1.5), sig.value_range(3.5, 2.5), sig.value_range(9.0, 4.0)
         ((5.0, 7.0), (6.0, 7.0), (5.0, 6.0), (5.0, 7.0))
         """
-        p = self.period_s
-        ends = np.append(self.starts_s[1:], p)
+        p, ends = self.period_s, self._ends
         if self.loop:
             if t_s - from_s >= p:
                 return float(self.values.min()), float(self.values.max())
