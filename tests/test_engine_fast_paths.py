@@ -133,6 +133,24 @@ def test_servers_leaving_and_joining_jobs_regroup_with_the_per_server_results(tm
     assert_same(grouped, simulate(build()))
 
 
+def test_servers_on_one_trace_phase_share_a_column_with_the_per_server_results(monkeypatch):
+    """Trace offsets fall on the tick grid: at 5-minute ticks the Azure hour holds 12 phases, so 48
+    chat servers (each merging three shifted copies) replay at most 12 distinct streams and are
+    computed as that many columns, with every figure of the one-column-per-server run."""
+    arrivals = {"kind": "trace", "path": "azure-llm-2023-conv", "requests_per_s": 400.0, "copies": 3}
+    chat = {"name": "chat", "kind": "inference", "model": "Llama-3.1-8B", "max_batch": 64, "servers": 48,
+            "arrivals": arrivals}  # fmt: skip
+    over = {"fleet.gpus_per_server": 4, "fleet.servers_per_rack": 4, "fleet.racks_per_row": 3, "fleet.rows": 4,
+            "duration_s": 3 * 3600, "step_s": 300, "report_interval_s": 900, "workloads": [chat]}  # fmt: skip
+    build = lambda: load_scenario("default", over)  # noqa: E731
+    sizes = group_sizes(monkeypatch)
+    grouped = simulate(build())
+    assert max(sizes) <= 12
+    monkeypatch.setattr(columns, "GROUP_WHEN_BELOW", 0.0)  # never group: one column per server
+    per_server = simulate(build())
+    assert_same(grouped, per_server)
+
+
 def test_blocks_across_report_intervals_give_the_per_interval_results(case, monkeypatch):
     build, run = case
     monkeypatch.setattr(kernel.Engine, "_may_span", lambda self: False)

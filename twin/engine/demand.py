@@ -63,6 +63,7 @@ class DemandModel:
         start = fac.run.start
         start_hour = start.hour + start.minute / 60.0 + start.second / 3600.0
         gps = fac.gpus_per_server
+        step = fac.run.step_s
         self.requests: list[tuple[Pool, RequestSource | FluidSource]] = []
         self.telemetry: list[tuple[Pool, SignalSource]] = []
         self.jobs: list[tuple[Pool, JobSource]] = []
@@ -71,9 +72,9 @@ class DemandModel:
         self._job_parts: tuple[list[tuple[int, int]], FloatArray] = ([], np.empty(0))
         for pool in fac.pools:
             if pool.requests is not None:
-                self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour)))
+                self.requests.append((pool, request_source(pool, pool.requests, gps, rng, start_hour, step)))
             elif pool.replay is not None:
-                self.telemetry.append((pool, signal_source(pool, pool.replay, gps, rng)))
+                self.telemetry.append((pool, signal_source(pool, pool.replay, gps, rng, step)))
             elif pool.jobs is not None:
                 self.jobs.append((pool, JobSource(pool.jobs.demanded, pool.jobs.placed, gps, pool.n_servers)))
         # A disaggregated pool's prompts go to its prefill servers, its output tokens to its decode
@@ -108,11 +109,9 @@ class DemandModel:
             for pool in self.fac.pools:
                 out[_span(pool)] = pool.index
             for pool, src in (*self.requests, *self.telemetry):
-                offsets = getattr(src, "offsets", None)
-                if offsets is not None:
-                    rows = np.asarray(offsets, dtype=np.float64).reshape(pool.n_servers, -1)
-                    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-                    out[_span(pool)] = len(self.fac.pools) + pool.servers[first][inverse.reshape(-1)]
+                phases = getattr(src, "phases", None)
+                if phases is not None:  # servers on one offset row share its class
+                    out[_span(pool)] = len(self.fac.pools) + pool.servers[phases.first][phases.row_of]
             for pool in self.fac.pools:  # a disaggregated pool's prefill servers get other demand
                 out[_span(pool)] += 0.5 * pool.prefill_role
             self._classes = out
@@ -146,12 +145,12 @@ class DemandModel:
         context = np.ones((n_k, n_s))
         for pool, src in self.requests:
             s, local = cols(pool)
-            b = src.block(t0, t1)
-            out["requests"][:, s] = b.requests[:, local]
-            out["prefill_tokens"][:, s] = b.prefill_tokens[:, local]
-            out["decode_tokens"][:, s] = b.decode_tokens[:, local]
-            prompt[:, s] = b.prompt_len[:, local]
-            context[:, s] = b.context_len[:, local]
+            b = src.block(t0, t1, local)
+            out["requests"][:, s] = b.requests
+            out["prefill_tokens"][:, s] = b.prefill_tokens
+            out["decode_tokens"][:, s] = b.decode_tokens
+            prompt[:, s] = b.prompt_len
+            context[:, s] = b.context_len
         if self.role_weights is not None:
             pw, dw = (w if servers is None else w[servers] for w in self.role_weights)
             out["requests"] *= pw
@@ -162,7 +161,7 @@ class DemandModel:
             demand.replay_busy = np.zeros((n_k, n_s))
             for pool, sig in self.telemetry:
                 s, local = cols(pool)
-                demand.replay_busy[:, s] = sig.block(t0, t1)[:, local]
+                demand.replay_busy[:, s] = sig.block(t0, t1, local)
         if self.jobs:
             demand.train_fraction = np.ones((n_k, n_s))
             demand.gpus_demanded = {}

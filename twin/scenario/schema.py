@@ -408,7 +408,9 @@ class TraceArrivals(StrictModel):
     rate_scale: Float | None = Field(None, gt=0, description="Pool rate / trace rate (default 1).")
     requests_per_s: Float | None = Field(None, gt=0, description="Target mean request rate of the whole pool.")
     loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else no requests after).")
-    offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
+    offsets: bool = Field(
+        True, description="Shift each server's copy by its own random offset within the period (whole ticks)."
+    )
     copies: Int | None = Field(
         None, ge=1, le=64, description="Shifted copies superposed per server (default: the rate's need, at most 8)."
     )
@@ -675,7 +677,9 @@ class TelemetryWorkload(StrictModel):
     )
     time_scale: Float = Field(1.0, gt=0, description="Stretch sample times by this factor.")
     loop: bool = Field(True, description="Repeat the trace when the run outlasts it (else idle after).")
-    offsets: bool = Field(True, description="Shift each server's copy by its own random offset within the period.")
+    offsets: bool = Field(
+        True, description="Shift each server's copy by its own random offset within the period (whole ticks)."
+    )
     mem_activity_per_busy: Float = Field(1.0, ge=0, le=1, description="HBM activity per unit of utilisation.")
     sm_activity_per_busy: Float = Field(1.0, ge=0, le=1, description="SM activity per unit of utilisation.")
 
