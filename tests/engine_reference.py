@@ -77,6 +77,10 @@ are another realisation (facility energy +0.10 % and -0.03 %; the tail latencies
 seed-to-seed spread, see :func:`twin.engine.sources.server_offsets_s`) and were rewritten with
 ``python tests/engine_reference.py azure-llm-trace telemetry-replay``; the other five agree to
 1e-12 and were kept.
+
+Block-scaled FP8 expert kernels' SM activity (issue 14: ``block_fp8_expert_sm_activity``, fitted
+with the rest of the H100 and B200 serving parameters on the fit half) refits every H100 parameter:
+all seven were rewritten with ``python tests/engine_reference.py``.
 """
 
 from __future__ import annotations

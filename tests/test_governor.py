@@ -233,8 +233,11 @@ def test_capped_gpus_draw_their_cap(workload, cap_w):
 def test_capped_inference_by_hand_through_the_serving_model():
     # The engine's clock, fed back through the serving model for the same 600 s tick, draws the
     # 400 W cap. At a lower clock the replica must be busy a larger share of the time to serve the
-    # same requests, so the clock chosen in one step from the activity at boost draws more than the
-    # cap (slightly: the 70B replica's decode is mostly memory-bound, which the clock barely slows).
+    # same requests, and moves its bytes over longer steps (less HBM activity): the activity moves
+    # with the clock, so the clock chosen in one step from the activity at boost misses the cap
+    # (slightly: the 70B replica's decode is mostly memory-bound, which the clock barely slows; with
+    # the H100 fit the busier SMs and the quieter HBM nearly cancel, and the one step lands a hair
+    # low, drawing less than the cap). The closed loop meets it.
     # (The one step takes the power model's busy share, power_busy, as the governor does.)
     cap_w = 400.0
     over = _node(CHAT_70B, cap_w, step_s=600.0)
@@ -264,8 +267,9 @@ def test_capped_inference_by_hand_through_the_serving_model():
     held = (boost.power_busy, boost.mem_activity, boost.sm_activity)
     one_step = float(clock_for_power_limit(cap_w - extra, *held, params=CATALOG)[0, 0])
     assert p_at(clock)[0].busy[0, 0] > boost.busy[0, 0]
-    assert one_step > clock
-    assert p_at(one_step)[1] > cap_w * (1 + 1e-4)
+    assert p_at(clock)[0].mem_activity[0, 0] < boost.mem_activity[0, 0]
+    assert abs(one_step - clock) > 1e-3
+    assert abs(p_at(one_step)[1] + extra - cap_w) > cap_w * 1e-3  # one step misses; the loop above meets it
 
 
 def test_thermal_throttling_holds_the_die_at_its_slowdown_temperature():

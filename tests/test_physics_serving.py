@@ -9,9 +9,11 @@ from twin.catalog import accelerator_spec, model_spec
 from twin.physics.interconnect import allreduce_bytes_per_gpu, allreduce_steps, collective_time_s
 from twin.physics.serving import (
     ServingDevice,
+    Step,
     StepCosts,
     StepPlan,
     busiest_share,
+    example_device,
     experts_touched_fraction,
     median_prefills_per_step,
     roofline_time_s,
@@ -19,7 +21,7 @@ from twin.physics.serving import (
     training_tokens_per_s,
 )
 from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
-from twin.replica import Layout, serving_device, step_costs
+from twin.replica import Layout, expert_sm_activity, serving_device, step_costs
 
 H100 = accelerator_spec("H100-SXM")
 L70 = model_spec("Llama-3-70B")
@@ -35,6 +37,7 @@ def ideal_device(acc=H100, **kw) -> ServingDevice:
         "peak_bandwidth_b_s": acc.hbm_bandwidth_b_s,
         "flop_s": acc.bf16_flop_s,
         "expert_flop_s": acc.bf16_flop_s,
+        "expert_sm_activity": 0.0,
         "link_bandwidth_b_s": acc.link_bandwidth_b_s,
         "link_latency_s": 0.0,
         "overhead_s": 0.0,
@@ -329,3 +332,33 @@ def test_training_six_n_rule():
     expected = 0.4 * 8 * 989.4e12 / (6 * 8.03e9)
     assert float(training_tokens_per_s(8.03e9, 8 * 989.4e12, 0.4)) == pytest.approx(expected)
     assert float(training_tokens_per_s(8.03e9, 8 * 989.4e12, 0.4, 0.5)) == pytest.approx(expected / 2)
+
+
+def test_block_fp8_expert_kernels_add_their_sm_activity():
+    # A 10 ms step whose FLOPs need 0.2 of the achievable FLOP/s, 4 ms of it in grouped expert
+    # kernels: block-scaled FP8 experts busy the SMs beyond their FLOPs by the device's share
+    # while they run (0.5 x 4 / 10 = 0.2 more), other formats add nothing; the sum is clipped at 1.
+    dev = example_device()
+    flops = 0.2 * 0.01 * float(dev.flop_s)
+    st = Step(time_s=np.asarray(0.01), host_s=np.asarray(0.0), collective_s=np.asarray(0.0), bytes=np.asarray(1e9),
+              flops=np.asarray(flops), kernel_s=np.asarray(0.01), expert_s=np.asarray(0.004))  # fmt: skip
+    assert float(st.sm_activity(dev)) == pytest.approx(0.2)
+    assert float(st.sm_activity(replace(dev, expert_sm_activity=np.asarray(0.5)))) == pytest.approx(0.4)
+    assert float(st.sm_activity(replace(dev, expert_sm_activity=np.asarray(1.0)))) == pytest.approx(0.6)
+    full = replace(st, flops=np.asarray(0.9 * 0.01 * float(dev.flop_s)))
+    assert float(full.sm_activity(replace(dev, expert_sm_activity=np.asarray(1.0)))) == 1.0
+
+
+def test_only_block_scaled_fp8_experts_take_the_extra_sm_activity():
+    h100 = accelerator_spec("H100-SXM")
+    assert expert_sm_activity(h100, "fp8-block") == h100.block_fp8_expert_sm_activity > 0
+    assert all(expert_sm_activity(h100, f) == 0.0 for f in ("bf16", "fp8", "mxfp4"))
+    dev = serving_device(h100, ["bf16", "fp8-block", "mxfp4"])
+    np.testing.assert_array_equal(dev.expert_sm_activity, [0.0, h100.block_fp8_expert_sm_activity, 0.0])
+    # A dense model's steps have no expert kernels: its SM activity is its FLOPs' alone.
+    dense = step(step_costs(L8, Layout(), h100), serving_device(h100, "fp8-block"), 32.0, 64.0, 1000.0, 500.0)
+    assert float(dense.expert_s) == 0.0
+    # A mixture-of-experts step's expert kernels take part of its kernel time.
+    moe = step(step_costs(model_spec("Mixtral-8x7B"), Layout(tensor_parallel=2), h100), serving_device(h100), 32.0,
+               64.0, 1000.0, 500.0)  # fmt: skip
+    assert 0.0 < float(moe.expert_s) < float(moe.kernel_s)

@@ -68,11 +68,12 @@ def test_every_text_configuration_runs(errors):
 
 
 def test_held_out_errors_do_not_regress(errors):
-    # Regression guard on the figures docs/serving-accuracy.md reports (not the issue's targets,
-    # which the held-out B200 rows miss; the misses are named there).
+    # The held-out H100 rows meet the issue's targets (power <= 10 %, J/token <= 15 %, tokens/s
+    # <= 15 %, ITL p50 <= 20 %); the B200 rows miss them and are guarded against regressing (the
+    # misses are named in docs/serving-accuracy.md).
     s = summary(errors).set_index(["half", "gpu"])
     h100 = s.loc[("held-out", "H100")]
-    assert h100["power"] < 15.0 and h100["J/token"] < 21.0 and h100["tokens/s"] < 14.0 and h100["ITL p50"] < 11.0
+    assert h100["power"] <= 10.0 and h100["J/token"] <= 15.0 and h100["tokens/s"] <= 15.0 and h100["ITL p50"] <= 20.0
     both = s.loc[("held-out", "H100+B200")]
     assert both["power"] < 17.0 and both["J/token"] < 26.0 and both["tokens/s"] < 38.0 and both["ITL p50"] < 23.0
 
@@ -120,6 +121,17 @@ def test_the_engine_serves_a_configuration_as_the_validation_does():
     # from the row's (prompt per output token), so allow a few per cent.
     assert tokens_s == pytest.approx(pred["pred_tokens_per_s"], rel=0.05)
     assert gpu_w == pytest.approx(pred["pred_power_w_per_gpu"], rel=0.03)
+
+
+def test_block_scaled_fp8_experts_are_powered_as_measured(errors):
+    # The fit half's block-FP8 models on H100 (Qwen3-235B-A22B FP8 on 4 and 8 GPUs) read 11-21 %
+    # low at batch 8-16 (13 % over all their batches) before their expert kernels' SM
+    # activity was modelled; now at most 14 % (batch 8 on 8 GPUs), 5 % over all.
+    fp8 = errors[errors["model_id"].str.endswith("-2507-FP8") & (errors["gpu_model"] == "H100")]
+    assert len(fp8) >= 20
+    low_batch = fp8[fp8["max_num_seqs"] <= 16]
+    assert (low_batch["err_power"].abs() < 0.14).all()
+    assert fp8["err_power"].abs().mean() < 0.07
 
 
 def test_stalled_runs_are_flagged():

@@ -206,6 +206,21 @@ def expert_bandwidth_fraction(acc: AcceleratorSpec, fmt: str) -> float:
     return acc.achieved_expert_bandwidth_fraction
 
 
+def expert_sm_activity(acc: AcceleratorSpec, fmt: str) -> float:
+    """SM activity the grouped expert kernels on weights of ``fmt`` add while they run, beyond their FLOPs.
+
+    Block-scaled FP8 experts (vLLM 0.11's Triton fused-MoE kernel with 128 x 128 block scales)
+    rescale every weight block on the SMs' CUDA cores as they stream it: the kernels run at a
+    quarter of the HBM bandwidth on H100 (``achieved_block_fp8_expert_bandwidth_fraction``) with
+    their SMs busy, not idling on memory. On H100 the fit half's two block-FP8 models (Qwen3-235B-A22B
+    FP8, four and eight GPUs) drew 11-21 % more power at batch 8-16 than the power model gave them
+    without it, while every other multi-GPU model of that half drew less than it gave (Llama-3.1/3.3-70B,
+    Llama-4-Scout, Qwen3-30B-A3B: 13-30 % less). The share is fitted per accelerator (``twin calibrate``);
+    other formats add none.
+    """
+    return acc.block_fp8_expert_sm_activity if fmt == "fp8-block" else 0.0
+
+
 def serving_device(acc: AcceleratorSpec, expert_formats: Sequence[str] | str = "bf16") -> ServingDevice:
     """What one GPU of ``acc`` achieves in serving (the catalog's fitted fractions).
 
@@ -218,12 +233,15 @@ def serving_device(acc: AcceleratorSpec, expert_formats: Sequence[str] | str = "
 
     if isinstance(expert_formats, str):
         expert_bw = arr(expert_bandwidth_fraction(acc, expert_formats) * acc.hbm_bandwidth_b_s)
+        expert_sm = arr(expert_sm_activity(acc, expert_formats))
     else:
         expert_bw = np.array([expert_bandwidth_fraction(acc, f) * acc.hbm_bandwidth_b_s for f in expert_formats])
+        expert_sm = np.array([expert_sm_activity(acc, f) for f in expert_formats])
     return ServingDevice(
         bandwidth_b_s=arr(acc.achieved_bandwidth_fraction * acc.hbm_bandwidth_b_s),
         kv_bandwidth_b_s=arr(acc.achieved_kv_bandwidth_fraction * acc.hbm_bandwidth_b_s),
         expert_bandwidth_b_s=expert_bw,
+        expert_sm_activity=expert_sm,
         peak_bandwidth_b_s=arr(acc.hbm_bandwidth_b_s),
         flop_s=arr(acc.achieved_flop_fraction * acc.bf16_flop_s),
         expert_flop_s=arr(acc.achieved_expert_flop_fraction * acc.bf16_flop_s),

@@ -81,6 +81,7 @@ class AcceleratorSpec:
     achieved_expert_bandwidth_fraction: float
     achieved_block_fp8_expert_bandwidth_fraction: float
     achieved_mxfp4_expert_bandwidth_fraction: float
+    block_fp8_expert_sm_activity: float
     achieved_flop_fraction: float
     achieved_expert_flop_fraction: float
     roofline_exponent: float

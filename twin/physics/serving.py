@@ -183,6 +183,9 @@ class ServingDevice(_PerReplica):
         Host time per step in which the GPU idles (scheduling, sampling, launch). [s]
     overhead_per_sequence_s : ndarray
         Host time per running sequence and step. [s]
+    expert_sm_activity : ndarray
+        SM activity the grouped expert kernels add while they run, beyond what their FLOPs need
+        (block-scaled FP8 weights rescaled on the CUDA cores; 0 for other formats). [1]
     gap_power_fraction : ndarray
         Share of the power a GPU draws whenever its kernels run (the power model's ``k_static`` and
         ``k_uncore``) that it keeps drawing in the gaps of a step it is not computing in (host
@@ -201,6 +204,7 @@ class ServingDevice(_PerReplica):
     peak_bandwidth_b_s: FloatArray
     flop_s: FloatArray
     expert_flop_s: FloatArray
+    expert_sm_activity: FloatArray
     link_bandwidth_b_s: FloatArray
     link_latency_s: FloatArray
     overhead_s: FloatArray
@@ -225,6 +229,8 @@ class Step:
     bytes: FloatArray
     flops: FloatArray
     kernel_s: FloatArray
+    #: The mean GPU's grouped expert kernels' time (0 for a dense model). [s]
+    expert_s: FloatArray
 
     @property
     def busy(self) -> FloatArray:
@@ -258,8 +264,13 @@ class Step:
         return np.asarray(np.clip(self.bytes / (self._time_or_inf * dev.peak_bandwidth_b_s), 0.0, 1.0))
 
     def sm_activity(self, dev: ServingDevice) -> FloatArray:
-        """SM activity the step's FLOPs need at boost clock, as a share of the achievable. [1]"""
-        return np.asarray(np.clip(self.flops / (self._time_or_inf * dev.flop_s), 0.0, 1.0))
+        """SM activity over the step, as a share of the achievable at boost clock. [1]
+
+        What its FLOPs need, and what its expert kernels add while they run (``dev.expert_sm_activity``).
+        """
+        t = self._time_or_inf
+        extra = dev.expert_sm_activity * self.expert_s / t
+        return np.asarray(np.clip(self.flops / (t * dev.flop_s) + extra, 0.0, 1.0))
 
     @cached_property
     def _ran(self) -> BoolArray:
@@ -640,6 +651,7 @@ class StepPlan:
         zero = np.zeros(())
         read, flops = s.get("expert_read", zero), s.get("expert_flops", zero)
         moved = np.where(active, self.costs.dense_bytes + read + s["attn_bytes"], 0.0)
+        expert_s = np.where(active, s.get("t_expert_mean", zero), 0.0)
         kernel_s = np.where(active, s["t_dense"] + s.get("t_expert_mean", zero) + s["t_attn"], 0.0)
         return Step(
             time_s=np.asarray(t_kern + t_coll + t_host),
@@ -648,6 +660,7 @@ class StepPlan:
             bytes=np.asarray(moved),
             flops=np.asarray(s["dense_flops"] + flops + s["attn_flops"]),
             kernel_s=np.asarray(kernel_s),
+            expert_s=np.asarray(expert_s),
         )
 
 
@@ -853,6 +866,7 @@ def example_device() -> ServingDevice:
         bandwidth_b_s=np.asarray(0.8 * 3.35e12),
         kv_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
         expert_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
+        expert_sm_activity=np.asarray(0.0),
         peak_bandwidth_b_s=np.asarray(3.35e12),
         flop_s=np.asarray(0.6 * 989.4e12),
         expert_flop_s=np.asarray(0.6 * 989.4e12),

@@ -15,6 +15,9 @@ Fitted (:data:`FIT_PARAMETERS`):
     the same for grouped expert kernels on block-scaled FP8 and on MXFP4 weights (the engine
     runs them through other kernels: the data show block-scaled FP8 experts no faster than BF16
     ones on H100, though they move half the bytes);
+``block_fp8_expert_sm_activity``
+    the SM activity block-scaled FP8 expert kernels add while they run (their weights rescaled
+    block by block on the CUDA cores: :func:`twin.replica.expert_sm_activity`);
 ``achieved_expert_flop_fraction``
     what grouped expert kernels achieve of the BF16 FLOP/s;
 ``roofline_exponent``
@@ -69,6 +72,7 @@ FIT_PARAMETERS: tuple[str, ...] = (
     "achieved_expert_bandwidth_fraction",
     "achieved_block_fp8_expert_bandwidth_fraction",
     "achieved_mxfp4_expert_bandwidth_fraction",
+    "block_fp8_expert_sm_activity",
     "achieved_flop_fraction",
     "achieved_expert_flop_fraction",
     "roofline_exponent",
@@ -159,7 +163,7 @@ def _unpack(x: np.ndarray, base: AcceleratorSpec) -> dict[str, float]:
     Overhead in ms, latency in us, busy share of what HBM leaves, HBM power over its floor, power
     over TDP.
     """
-    bw, kv, ex, ex8, ex4, fl, fe, rn, sk, t0, gap, lat, a, hbm, full = (float(v) for v in x)
+    bw, kv, ex, ex8, ex4, sm8, fl, fe, rn, sk, t0, gap, lat, a, hbm, full = (float(v) for v in x)
     full_w = full * base.max_power_w
     m = min(0.9, hbm * hbm_floor_w(base) / (full_w - base.idle_power_w))
     busy = a * (1.0 - m)
@@ -169,6 +173,7 @@ def _unpack(x: np.ndarray, base: AcceleratorSpec) -> dict[str, float]:
         "achieved_expert_bandwidth_fraction": ex,
         "achieved_block_fp8_expert_bandwidth_fraction": ex8,
         "achieved_mxfp4_expert_bandwidth_fraction": ex4,
+        "block_fp8_expert_sm_activity": sm8,
         "achieved_flop_fraction": fl,
         "achieved_expert_flop_fraction": fe,
         "roofline_exponent": rn,
@@ -191,6 +196,7 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
             acc.achieved_expert_bandwidth_fraction,
             acc.achieved_block_fp8_expert_bandwidth_fraction,
             acc.achieved_mxfp4_expert_bandwidth_fraction,
+            acc.block_fp8_expert_sm_activity,
             acc.achieved_flop_fraction,
             acc.achieved_expert_flop_fraction,
             acc.roofline_exponent,
@@ -205,7 +211,8 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
     )
 
 
-#: Bounds of the optimiser's vector: fractions, roofline exponent, overhead in ms, gap power share (0-1),
+#: Bounds of the optimiser's vector: fractions, block-FP8 expert SM activity (0-1), roofline exponent, overhead
+#: in ms, gap power share (0-1),
 #: latency in us,
 #: static power share of what HBM leaves, HBM power at full bandwidth over its floor
 #: (:func:`hbm_floor_w`; up to 3x, 11.7 pJ/bit [EST], a loose ceiling), full-activity power over TDP. The
@@ -213,11 +220,11 @@ def _pack(acc: AcceleratorSpec) -> np.ndarray:
 #: bandwidth (Azure's bandwidth test on GB200, parameters.md 1.1; FlashMLA 3 000 of 3 350 GB/s on
 #: H800), 0.85 of peak FLOP/s (best-shape BF16 GEMMs: 80 % on H100, 78 % on B200, stas00/ml-engineering
 #: compute/accelerator), and 1.5 x TDP at full activity (a power virus, not a workload).
-_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
-_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 0.85, 0.85, 50.0, 4.0, 20.0, 1.0, 20.0, 1.0, 3.0, 1.5])
+_LOWER = np.array([0.2, 0.2, 0.1, 0.1, 0.1, 0.0, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0, 0.1, 0.0, 1.0, 0.8])
+_UPPER = np.array([0.92, 0.92, 0.92, 0.92, 0.92, 1.0, 0.85, 0.85, 50.0, 4.0, 20.0, 1.0, 20.0, 1.0, 3.0, 1.5])
 #: What each entry of the optimiser's vector is (:func:`_pack`), as :func:`at_bounds` names it.
 _VECTOR = (
-    *FIT_PARAMETERS[:9],  # the achieved fractions, the roofline exponent and the routing skew, as they are
+    *FIT_PARAMETERS[:10],  # the achieved fractions and activity, roofline exponent and routing skew, as they are
     "step_overhead_s (ms)",
     "gap_power_fraction",
     "link_latency_s (us)",
