@@ -16,8 +16,9 @@ per-interval recorder and ledger (``twin.engine.telemetry.Recorder``, ``twin.led
 preallocate one float64 per report interval for every timeseries column and ledger category;
 the results hold them once more when written (Parquet) and plotted: 1.15 kB per report row with
 76 columns and 12 categories (720,000 rows took 0.94 GB above the interpreter). Ticks are not
-preallocated: the engine builds blocks of at most ``MAX_BLOCK_CELLS`` server-ticks
-(``twin.engine.kernel``), so time costs run time, not memory. Per-server state and one-tick
+preallocated: the engine builds blocks of at most ``MAX_BLOCK_CELLS`` server-ticks and
+``MAX_BLOCK_RACK_CELLS`` rack-ticks (``twin.engine.kernel``), so time costs run time, not memory
+(383,872 servers in ~44,000 rack columns, blocks of 9 ticks: 348 MB peak). Per-server state and one-tick
 blocks of a large fleet took 0.5-0.8 kB per server (96,000-320,000 servers). Drawn request
 streams are capped at ``MAX_DRAWN_REQUESTS`` per workload (``twin.facility_traces``).
 """
