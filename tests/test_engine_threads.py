@@ -68,7 +68,10 @@ def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_pa
     """The chunks' edges follow the time each chunk took; given random times they move every block,
     and the run is still the serial one to the bit (a column computes the same in any chunk)."""
     rng = np.random.default_rng(7)
-    monkeypatch.setattr(kernel, "timed", lambda task: (task(), float(rng.uniform(0.1, 1.0))))
+    rebalance = kernel.Engine._rebalance  # called once per block after the chunks join: the draws keep their order
+    monkeypatch.setattr(
+        kernel.Engine, "_rebalance", lambda self, seconds: rebalance(self, list(rng.uniform(0.1, 1.0, len(seconds))))
+    )
     monkeypatch.setattr(threads, "REBALANCE_TOLERANCE", 0.0)
     edges = set()
     set_parts = kernel.Engine._set_parts
