@@ -129,9 +129,10 @@ class _Phases:
         self.first, self.row_of = distinct_rows([offsets[:, j] for j in range(offsets.shape[1])])
         self.rows = offsets[self.first]
 
-    def spread(self, x: FloatArray, servers: slice | IntArray) -> FloatArray:
-        """Per-row columns ``(K, U)`` given to the ``servers`` (positions in the pool)."""
-        return np.take(x, self.row_of[servers], axis=1)
+    def spread(self, xs: list[FloatArray], servers: slice | IntArray) -> list[FloatArray]:
+        """Per-row columns ``(K, U)`` given to the ``servers`` (positions in the pool), the rows picked once."""
+        rows = self.row_of[servers]
+        return [np.take(x, rows, axis=1) for x in xs]
 
 
 def _count(servers: slice | IntArray, n: int) -> int:
@@ -240,7 +241,7 @@ class RequestSource:
             shape = (t0.size, _count(servers, self.n_servers))
             got = [np.broadcast_to(x, shape) for x in per_row]
         else:
-            got = [self.phases.spread(x, servers) for x in per_row]
+            got = self.phases.spread(list(per_row), servers)
         return RequestBlock(*got)
 
 
@@ -285,7 +286,7 @@ class SignalSource:
         if self.phases is None:
             mean = _shifted(self.signal.window_mean, t0, t1, None)
             return np.asarray(np.broadcast_to(mean, (t0.size, _count(servers, self.n_servers))))
-        return self.phases.spread(_shifted(self.signal.window_mean, t0, t1, self.phases.rows[:, 0]), servers)
+        return self.phases.spread([_shifted(self.signal.window_mean, t0, t1, self.phases.rows[:, 0])], servers)[0]
 
 
 class JobSource:
