@@ -93,7 +93,7 @@ from typing import Any
 
 import numpy as np
 
-from twin import load_scenario, simulate
+from twin import Result, load_scenario, simulate
 from twin.scenario import Scenario
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,6 +156,18 @@ def cases() -> dict[str, Scenario]:
         "telemetry-replay": load_scenario(scen / "telemetry-replay.yaml"),
         "faults-mixed": _faults_mixed(),
     }
+
+
+def assert_same_run(a: Result, b: Result) -> None:
+    """Every time-series column, KPI and event of two runs equal to the bit (NaN where NaN)."""
+    assert list(a.timeseries.columns) == list(b.timeseries.columns)
+    for col in a.timeseries.columns:
+        x, y = a.timeseries[col].to_numpy(), b.timeseries[col].to_numpy()
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), col
+    assert a.kpis.keys() == b.kpis.keys()
+    for key, value in a.kpis.items():
+        assert value == b.kpis[key] or (np.isnan(value) and np.isnan(b.kpis[key])), key
+    assert a.events.equals(b.events)
 
 
 def _num(x: Any) -> float | None:

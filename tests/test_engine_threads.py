@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from engine_reference import cases
+from engine_reference import assert_same_run, cases
 
 import twin
 from benchmarks.cases import TINY_MIX, mix_case
@@ -42,18 +42,6 @@ def _runs(
     return serial, threaded, len(split)
 
 
-def _assert_same(a: twin.Result, b: twin.Result) -> None:
-    """Every time-series column, KPI and event equal to the bit (NaN where NaN)."""
-    assert list(a.timeseries.columns) == list(b.timeseries.columns)
-    for col in a.timeseries.columns:
-        x, y = a.timeseries[col].to_numpy(), b.timeseries[col].to_numpy()
-        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), col
-    assert a.kpis.keys() == b.kpis.keys()
-    for key, value in a.kpis.items():
-        assert value == b.kpis[key] or (np.isnan(value) and np.isnan(b.kpis[key])), key
-    assert a.events.equals(b.events)
-
-
 def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypatch):
     # Servers on their own trace offsets (chat and code pools) and training jobs: nothing groups,
     # every column has its own queues, governor solve and die.
@@ -61,7 +49,7 @@ def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypat
     sc = twin.load_scenario("default", case.with_files(tmp_path))
     serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)  # many blocks of 16 ticks
     assert split > 30  # the 10 minutes' blocks were computed in chunks
-    _assert_same(serial, threaded)
+    assert_same_run(serial, threaded)
 
 
 def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_path, monkeypatch):
@@ -85,7 +73,7 @@ def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_pa
     sc = twin.load_scenario("default", case.with_files(tmp_path))
     serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)
     assert split > 30 and len(edges) > 4  # many blocks, between many of the edges 8 columns allow
-    _assert_same(serial, threaded)
+    assert_same_run(serial, threaded)
 
 
 def test_rebalanced_edges_share_the_time_and_keep_every_chunk():
@@ -105,7 +93,7 @@ def test_threaded_faults_floor_and_site_limit_equal_serial_to_the_bit(monkeypatc
     # site limit: computed serially while it holds), battery and generator, random faults.
     serial, threaded, split = _runs(cases()["faults-mixed"], monkeypatch)
     assert split > 10
-    _assert_same(serial, threaded)
+    assert_same_run(serial, threaded)
 
 
 def test_small_blocks_stay_serial():

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from twin._types import BoolArray, FloatArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.engine.block import Block, EngineView
 from twin.engine.cooling import SERVER_AIR_SHUTDOWN_C
 from twin.engine.demand import Demand, DroppedTokens, route_demand
@@ -354,7 +354,7 @@ class FaultSystem:
         """Spread each inference pool's arrivals over its servers that are up (:func:`route_demand`)."""
         return route_demand(dem, self.eng.cols, self.eng.state.server_up, self.inference_pools)
 
-    def pause_training(self, res: ServeResult, part: slice | None = None) -> ServeResult:
+    def pause_training(self, res: ServeResult, part: slice | IntArray | None = None) -> ServeResult:
         """Servers of a training job that is restarting or writing a checkpoint sit idle (``res``: columns ``part``)."""
         return self.jobs.pause_training(res, self.eng.cols, part)
 

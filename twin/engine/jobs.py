@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import simpy
 
-from twin._types import BoolArray
+from twin._types import BoolArray, IntArray
 from twin.engine.block import Block
 from twin.engine.columns import Columns
 from twin.engine.serving import ServeResult
@@ -90,7 +90,7 @@ class TrainingJobs:
             if job.paused_until == np.inf and (server_up & job.servers).any():
                 self._restart(job)
 
-    def pause_training(self, res: ServeResult, cols: Columns, part: slice | None = None) -> ServeResult:
+    def pause_training(self, res: ServeResult, cols: Columns, part: slice | IntArray | None = None) -> ServeResult:
         """Servers of a training job that is restarting or writing a checkpoint sit idle (``res``: columns ``part``)."""
         if not self.paused.any():
             return res

@@ -51,8 +51,9 @@ from typing import Any
 import numpy as np
 import simpy
 
-from twin._types import FloatArray
+from twin._types import FloatArray, IntArray
 from twin.engine.block import Block, BlockExtras, head_excess
+from twin.engine.clock_solves import ClockSolves, governed_columns
 from twin.engine.columns import Columns
 from twin.engine.controls import LIMIT_RTOL, Controls
 from twin.engine.cooling import FINE_RATE_K_S, SERVER_AIR_SHUTDOWN_C, PhysicalPlant, PlantStep, build_plant
@@ -61,7 +62,7 @@ from twin.engine.fault_schedule import FaultSystem
 from twin.engine.pool_stats import PoolStats
 from twin.engine.report_rows import interval_kinds, interval_rows, report_columns
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.engine.serving import ServerConstants, ServeResult, serve_block
+from twin.engine.serving import ServerConstants, ServeResult
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
@@ -97,6 +98,9 @@ SITE_REPAIR_ROUNDS = 6
 #: a busy 2-core VM: two chunks of ~47 000 cells took 20-45 % longer than one thread), so only fleets of
 #: more columns than MAX_BLOCK_CELLS (one-tick blocks) are split, into chunks of at least this.
 MIN_CHUNK_CELLS = MAX_BLOCK_CELLS // 2
+#: The governor steps the columns with a cell over its limit alone where they are at most this share
+#: of a block's (:func:`twin.engine.clock_solves.governed_columns`); more, and it steps them all.
+GOVERN_COLUMNS_BELOW = 0.7
 
 
 class Engine:
@@ -581,28 +585,19 @@ class Engine:
 
         requests, train_fraction, replay_busy = cut(dem.requests), cut(dem.train_fraction), cut(dem.replay_busy)
         serve_args = (cut(dem.prefill_tokens), cut(dem.decode_tokens), cut(dem.prompt_len), cut(dem.context_len))
-        queues = (cut(cols.take(st.backlog_prefill_tokens)), cut(cols.take(st.backlog_decode_tokens)), dts)
+        queues = (cut(cols.take(st.backlog_prefill_tokens)), cut(cols.take(st.backlog_decode_tokens)))
         ones = np.ones_like(requests)
-        solved: list[tuple[FloatArray, ServeResult]] = []  # serving GPUs' clocks and their solve (first, last)
+        # The governor's steps move some columns' clocks: only those are solved again (clock_solves).
+        solves = ClockSolves(
+            c, serve_args, queues, dts, requests=requests, train_fraction=train_fraction, replay_busy=replay_busy
+        )
 
         def serve(clock: FloatArray) -> ServeResult:
-            # Where the serving GPUs' clocks are those of a solve already made, it is reused (the
-            # governor slowing only training or replay GPUs needs no second serving solve).
-            on = np.broadcast_to(clock, ones.shape)[:, c.inference]
-            reuse = next((r for k, r in solved if np.array_equal(k, on)), None)
-            res = serve_block(
-                c,
-                *serve_args,
-                clock,
-                *queues,
-                requests=requests,
-                train_fraction=train_fraction,
-                replay_busy=replay_busy,
-                reuse=reuse,
-            )
-            if reuse is None:
-                solved[1:] = [(on, res)]  # keeps the first (boost) solve and the latest
-            return self.faults.pause_training(res, part)
+            return self.faults.pause_training(solves(clock), part)
+
+        def pause_columns(res: ServeResult, idx: IntArray) -> ServeResult:
+            """``pause_training`` of the columns ``idx`` of this part."""
+            return self.faults.pause_training(res, idx if part is None else np.arange(cols.n)[part][idx])
 
         res0 = serve(ones)
         board = acc.power_params
@@ -622,8 +617,8 @@ class Engine:
         top = np.where(modelled, boost_clock_fraction(die_c, params=acc.die_params), 1.0)
         extra_w = np.where(modelled, leakage_excess_w(die_c, inlet, r_th, params=acc.die_params), 0.0)
         res_top = res0 if np.all(top >= 1.0) else serve(top)
-        p_full = accelerator_power_w(res_top.power_busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
-        p_full = p_full + extra_w
+        p_top = accelerator_power_w(res_top.power_busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
+        p_full = p_top + extra_w
 
         def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
             res = serve(clock)
@@ -642,7 +637,15 @@ class Engine:
             everywhere nothing is recomputed.
             """
             clock, res, p_gpu = top, res_top, p_full
-            if np.any(p_full > limit_w):
+            over = np.flatnonzero(np.any(p_full > limit_w, axis=0))
+            if over.size and self.controls.limit_w is None and over.size <= GOVERN_COLUMNS_BELOW * p_full.shape[1]:
+                # The columns with a cell over its limit alone (no site limit's bisection to come,
+                # which starts from the last solve of every column: `memory`).
+                clock, p_model, res = governed_columns(
+                    solves, over, limit_w - extra_w, top, res_top, p_top, board, pause_columns
+                )
+                p_gpu = p_model + extra_w
+            elif over.size:
                 clock, p_model, res = governed_clock(
                     limit_w - extra_w, activity_at, params=board, at_boost=at_top, memory=memory, max_clock=top
                 )

@@ -44,6 +44,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
+from typing import overload
 
 import numpy as np
 
@@ -236,6 +237,19 @@ class ServeResult:
     kv_transfer_w: FloatArray
 
 
+@overload
+def column_cut(x: FloatArray, idx: IntArray, n: int) -> FloatArray: ...
+
+
+@overload
+def column_cut(x: None, idx: IntArray, n: int) -> None: ...
+
+
+def column_cut(x: FloatArray | None, idx: IntArray, n: int) -> FloatArray | None:
+    """The columns ``idx`` of an array over ``n`` columns (last axis); one broadcast along them, or None, as is."""
+    return np.asarray(x)[..., idx] if x is not None and np.shape(x)[-1:] == (n,) else x
+
+
 def max_sequences(c: ServerConstants, context_len: FloatArray) -> FloatArray:
     """Most sequences a rank runs: its ``max_batch``, or fewer where their KV cache does not fit."""
     fit = sequences_that_fit(c.kv_free_bytes, c.costs, context_len)
@@ -273,7 +287,6 @@ def serve_block(
     requests: FloatArray | None = None,
     train_fraction: FloatArray | None = None,
     replay_busy: FloatArray | None = None,
-    reuse: ServeResult | None = None,
 ) -> ServeResult:
     """Serve a block of ticks.
 
@@ -297,10 +310,6 @@ def serve_block(
         Share of a training server's GPUs in jobs (default 1). [1]
     replay_busy : ndarray (K, S), optional
         Measured busy fraction of telemetry servers (default 0). [1]
-    reuse : ServeResult, optional
-        This block's result at another clock that equals ``clock`` on every inference column: their
-        serving solve is taken from it, not redone (the governor's second look at a block whose
-        serving GPUs kept their clock).
 
     Returns
     -------
@@ -310,28 +319,20 @@ def serve_block(
     shape = np.broadcast_shapes(np.shape(prefill_demand), (dts.size, c.inference.size))
     args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
     part = c.inference_part
-    if reuse is not None:  # training and replay columns are overwritten below
-        inf = {"prefill": reuse.prefill_tokens, "decode": reuse.decode_tokens, "busy": reuse.busy,
-               "power_busy": reuse.power_busy,
-               "mem": reuse.mem_activity, "sm": reuse.sm_activity, "batch": reuse.batch, "step": reuse.step_time_s,
-               "backlog_prefill": reuse.backlog_prefill_tokens, "backlog_decode": reuse.backlog_decode_tokens,
-               "ttft": reuse.ttft_s, "kv_w": reuse.kv_transfer_w}  # fmt: skip
-    elif part is None:  # every column serves (or grouping left few): solve them all as they are
+    if part is None:  # every column serves (or grouping left few): solve them all as they are
         inf = _serve_inference(c, *args, dt, requests)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
         n = c.inference.size
-
-        def cut(x: FloatArray) -> FloatArray:
-            """The inference columns of a per-column array (one broadcast along columns as it is)."""
-            return np.asarray(x)[..., idx] if np.shape(x)[-1:] == (n,) else x
-
-        p, d, prompt, context, clk, qp, qd = (cut(x) for x in args)
-        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, None if requests is None else cut(requests))
+        got: dict[str, FloatArray] = {}
+        if idx.size:
+            p, d, prompt, context, clk, qp, qd = (column_cut(x, idx, n) for x in args)
+            got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n))
         inf = {}
-        for k, v in got.items():
+        for k in _INFERENCE_OUT:
             full = np.zeros(shape)
-            full[:, idx] = v
+            if idx.size:
+                full[:, idx] = got[k]
             inf[k] = full
     busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
     # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
@@ -364,6 +365,13 @@ def serve_block(
         tpot_s=inf["step"],
         kv_transfer_w=inf["kv_w"],
     )
+
+
+#: What :func:`_serve_inference` returns, per tick and column.
+_INFERENCE_OUT = (
+    "prefill", "decode", "busy", "power_busy", "mem", "sm", "batch", "step", "backlog_prefill", "backlog_decode",
+    "ttft", "kv_w",
+)  # fmt: skip
 
 
 def _serve_inference(
@@ -440,7 +448,14 @@ def _serve_inference(
 
 def _plan_at(plan: StepPlan, shape: tuple[int, ...], k: IntArray, s: IntArray) -> StepPlan:
     """The block's ``plan`` (of ``shape``: ticks, columns) at the cells ``(k, s)``."""
-    return plan.take(lambda x: np.broadcast_to(x, shape)[k, s], operator.itemgetter(s))
+
+    def cell(x: FloatArray) -> FloatArray:
+        """``broadcast_to(x, shape)[k, s]``, without the broadcast where ``x`` is 2-D (each axis full or 1)."""
+        if x.ndim == 2:
+            return np.asarray(x[k if x.shape[0] > 1 else 0, s if x.shape[1] > 1 else 0])
+        return np.asarray(np.broadcast_to(x, shape)[k, s])
+
+    return plan.take(cell, operator.itemgetter(s))
 
 
 def _queue_wait(

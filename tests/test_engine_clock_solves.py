@@ -1,0 +1,71 @@
+"""The governor's steps solve again only the columns whose clocks moved: the same run to the bit, for less work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from engine_reference import assert_same_run, cases
+
+import twin
+from benchmarks.cases import TINY_MIX, mix_case
+from twin.engine import clock_solves, kernel
+from twin.engine.clock_solves import ClockSolves
+
+
+def _runs(sc: twin.Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[twin.Result, twin.Result, list[int]]:
+    """``sc`` run solving every column at every governor step, then the moved columns only; the cells each solved."""
+    solved: list[int] = []
+    serve_block = clock_solves.serve_block
+
+    def counted(c, prefill, *a, **kw):
+        solved[-1] += int(np.prod(np.shape(prefill)))
+        return serve_block(c, prefill, *a, **kw)
+
+    monkeypatch.setattr(clock_solves, "serve_block", counted)
+    monkeypatch.setattr(clock_solves, "WHOLE_ABOVE", -1.0)  # every call solves every column
+    monkeypatch.setattr(kernel, "GOVERN_COLUMNS_BELOW", -1.0)  # the governor steps every column
+    solved.append(0)
+    whole = twin.simulate(sc)
+    monkeypatch.setattr(clock_solves, "WHOLE_ABOVE", 1.0)  # every call after the first: the moved columns only
+    monkeypatch.setattr(kernel, "GOVERN_COLUMNS_BELOW", 1.0)  # the governor steps the columns over their limits
+    solved.append(0)
+    moved = twin.simulate(sc)
+    return whole, moved, solved
+
+
+def test_heterogeneous_mix_solving_moved_columns_only_is_the_run_to_the_bit(tmp_path, monkeypatch):
+    # Servers on their own trace offsets, chat and code pools and training jobs, under the
+    # thermal limit and the default caps: the governor searches on some columns of many blocks.
+    sc = twin.load_scenario("default", mix_case("mix-tiny", TINY_MIX).with_files(tmp_path))
+    whole, moved, solved = _runs(sc, monkeypatch)
+    assert_same_run(whole, moved)
+    assert solved[1] < 0.8 * solved[0], solved
+
+
+@pytest.mark.parametrize("name", ["faults-mixed", "site-cap-2mw"])
+def test_site_limit_faults_and_floor_solving_moved_columns_only_is_the_run_to_the_bit(name, monkeypatch):
+    # A site limit's bisection calls the governor again and again over one block; paused training,
+    # a training power floor, battery and generator, random faults.
+    whole, moved, solved = _runs(cases()[name], monkeypatch)
+    assert_same_run(whole, moved)
+    assert solved[1] < solved[0], solved
+
+
+def test_the_same_clocks_again_solve_nothing_and_one_moved_column_solves_one():
+    eng = twin.simulation.build_engine(twin.load_scenario("default"))
+    c = eng.const
+    n, k = c.inference.size, 4
+    rng = np.random.default_rng(3)
+    demand = tuple(rng.uniform(1.0, 2.0, (k, n)) * s for s in (2.0e4, 4.0e3, 1.0e3, 1.5e3))
+    solves = ClockSolves(c, demand, (np.zeros(n), np.zeros(n)), np.ones(k))
+    first = solves(np.ones((k, n)))
+    assert solves.columns_solved == n
+    assert solves(np.ones((k, n))) is first and solves.columns_solved == n
+    clock = np.ones((k, n))
+    clock[2, 5] = 0.7
+    got = solves(clock)
+    assert solves.columns_solved == n + 1
+    alone = ClockSolves(c, demand, (np.zeros(n), np.zeros(n)), np.ones(k))(clock)
+    for f in ("decode_tokens", "busy", "power_busy", "backlog_decode_tokens", "ttft_s"):
+        assert np.array_equal(getattr(got, f), getattr(alone, f)), f
+    assert not np.array_equal(got.busy[:, 5], first.busy[:, 5])  # the slower column is busier

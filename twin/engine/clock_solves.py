@@ -1,0 +1,165 @@
+"""One block's serving solve at successive clocks, redone only on the columns whose clocks changed.
+
+The power governor (:func:`twin.physics.governor.governed_clock`) evaluates a block's serving
+model again at every step of its search, but it moves the clocks of the cells still searching
+only; the columns it leaves alone would come out as they did. Each column (server) is solved on
+its own: its queue carries work from tick to tick within the column, never across columns, and
+every vector iteration of the solve stops per cell. So a column solved alone is the column solved
+with the others, to the bit (``tests/test_engine_threads.py`` relies on the same fact to split
+a block over threads), and :class:`ClockSolves` solves the changed columns alone and takes the
+others from the last solve.
+
+In the heterogeneous benchmark fleets a governor step moves the clocks of 2-56 of ~250 serving
+columns (median 35, ``mix-4k``), so the steps after the first cost a fraction of a whole solve.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import fields, replace
+
+import numpy as np
+
+from twin._types import FloatArray, IntArray
+from twin.engine.serving import ServerConstants, ServeResult, column_cut, serve_block
+from twin.physics.accelerator import AcceleratorPowerParams
+from twin.physics.governor import governed_clock
+
+#: A solve of more than this share of the columns solves them all (splicing costs a copy per field).
+WHOLE_ABOVE = 0.7
+
+#: ``pause(result, columns)``: the result of those columns with paused training servers idle.
+Pause = Callable[[ServeResult, IntArray], ServeResult]
+
+
+class ClockSolves:
+    """``serve(clock)`` over one block: :func:`~twin.engine.serving.serve_block` at ``clock`` ``(K, S)``.
+
+    ``demand`` holds the block's ``(prefill, decode, prompt_len, context_len)`` tick by column,
+    ``backlogs`` the queues each column starts with ``(S,)``; the keywords are
+    :func:`serve_block`'s. The last solve is kept; a call solves the columns whose clock differs
+    from it in some tick and copies the rest.
+    """
+
+    def __init__(
+        self,
+        c: ServerConstants,
+        demand: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+        backlogs: tuple[FloatArray, FloatArray],
+        dts: FloatArray,
+        *,
+        requests: FloatArray | None = None,
+        train_fraction: FloatArray | None = None,
+        replay_busy: FloatArray | None = None,
+    ) -> None:
+        self.c, self.demand, self.backlogs, self.dts = c, demand, backlogs, dts
+        self.extra = (requests, train_fraction, replay_busy)
+        self.shape = (dts.size, c.inference.size)
+        self.last: tuple[FloatArray, ServeResult] | None = None
+        #: Columns solved, over all calls (a measure of the work done).
+        self.columns_solved = 0
+
+    def __call__(self, clock: FloatArray) -> ServeResult:
+        """The block's serving result at ``clock`` (ticks by columns, or broadcast to them)."""
+        full = np.broadcast_to(clock, self.shape)
+        last = self.last
+        changed = None if last is None else np.flatnonzero(np.any(full != last[0], axis=0))
+        if last is None or changed is None or changed.size > WHOLE_ABOVE * self.shape[1]:
+            res = self._solve(full)
+        elif changed.size == 0:
+            res = last[1]
+        else:
+            res = spliced(last[1], changed, self._solve(full[:, changed], changed))
+        self.last = (np.array(full), res)
+        return res
+
+    def on(self, cols: IntArray, *, seeded: bool = True) -> ClockSolves:
+        """The columns ``cols`` alone, as a solve of their own (``seeded``: whose last solve is this one's there)."""
+        n = self.shape[1]
+        prefill, decode, prompt, context = (column_cut(x, cols, n) for x in self.demand)
+        qp, qd = (column_cut(x, cols, n) for x in self.backlogs)
+        r, tf, rb = (column_cut(v, cols, n) for v in self.extra)
+        c = self.c.columns(operator.itemgetter(cols))
+        sub = ClockSolves(
+            c, (prefill, decode, prompt, context), (qp, qd), self.dts, requests=r, train_fraction=tf, replay_busy=rb
+        )
+        if seeded and self.last is not None:
+            sub.last = (self.last[0][:, cols], result_columns(self.last[1], cols))
+        return sub
+
+    def _solve(self, clock: FloatArray, cols: IntArray | None = None) -> ServeResult:
+        """:func:`serve_block` at ``clock`` on the columns ``cols`` (None: all; ``clock`` holds those columns)."""
+        if cols is not None:
+            sub = self.on(cols, seeded=False)
+            self.columns_solved += cols.size
+            return sub._solve(clock)
+        self.columns_solved += self.shape[1]
+        r, tf, rb = self.extra
+        return serve_block(
+            self.c, *self.demand, clock, *self.backlogs, self.dts, requests=r, train_fraction=tf, replay_busy=rb
+        )
+
+
+def spliced(base: ServeResult, cols: IntArray, sub: ServeResult) -> ServeResult:
+    """``base`` with the columns ``cols`` taken from ``sub`` (a solve of those columns alone)."""
+    shape = np.shape(base.busy)
+    out: dict[str, FloatArray] = {}
+    for f in fields(ServeResult):
+        whole = np.array(np.broadcast_to(getattr(base, f.name), shape), order="K")  # (C or F as the solve made it)
+        whole[:, cols] = getattr(sub, f.name)
+        out[f.name] = whole
+    return replace(base, **out)
+
+
+def result_columns(res: ServeResult, cols: IntArray) -> ServeResult:
+    """The columns ``cols`` of a block's result."""
+    shape = np.shape(res.busy)
+    return replace(res, **{f.name: np.broadcast_to(getattr(res, f.name), shape)[:, cols] for f in fields(ServeResult)})
+
+
+
+def governed_columns(
+    solves: ClockSolves,
+    over: IntArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    at_top: ServeResult,
+    p_top_w: FloatArray,
+    params: AcceleratorPowerParams,
+    pause: Pause,
+) -> tuple[FloatArray, FloatArray, ServeResult]:
+    """:func:`~twin.physics.governor.governed_clock` on the columns ``over`` alone: clock, power and result.
+
+    ``solves``' last solve is at the top clocks ``top`` (ticks by columns), with the result
+    ``at_top`` (paused servers idle) and the model's power ``p_top_w`` there; ``limit_w`` is the
+    model's limit per cell. Every cell of the other columns fits at the top clock, so the governor
+    leaves them there, on their top result: it is solved on ``over`` only, as it would come out
+    there with all columns (it steps each cell on its own), and costs its steps on those columns.
+    """
+    shape = np.shape(p_top_w)
+    last = solves.last
+    assert last is not None, "no solve at the top clocks"
+    assert np.array_equal(last[0], np.broadcast_to(top, shape)), "the last solve is not at the top clocks"
+    sub = solves.on(over)
+
+    def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
+        res = pause(sub(clock), over)
+        return res, res.power_busy, res.mem_activity, res.sm_activity
+
+    def cut(x: FloatArray) -> FloatArray:
+        return np.broadcast_to(x, shape)[:, over]
+
+    res = result_columns(at_top, over)
+    f, p, res = governed_clock(
+        cut(limit_w),
+        activity_at,
+        params=params,
+        at_boost=(res, res.power_busy, res.mem_activity, res.sm_activity),
+        max_clock=cut(top),
+    )
+    clock = np.array(np.broadcast_to(top, shape))
+    clock[:, over] = f
+    power_w = np.array(p_top_w)
+    power_w[:, over] = p
+    return clock, power_w, spliced(at_top, over, res)
