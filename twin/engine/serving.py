@@ -63,6 +63,8 @@ from twin.replica import expert_format, serving_device
 
 #: The serving solve runs on the inference columns alone when they are at most this share of all.
 SOLVE_PART_BELOW = 0.8
+#: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
+COMPACT_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -448,14 +450,18 @@ def _serve_inference(
 
 def _plan_at(plan: StepPlan, shape: tuple[int, ...], k: IntArray, s: IntArray) -> StepPlan:
     """The block's ``plan`` (of ``shape``: ticks, columns) at the cells ``(k, s)``."""
+    return plan.with_ranks(operator.itemgetter(s)).at_cells(_cells(shape, k, s))
+
+
+def _cells(shape: tuple[int, ...], k: IntArray, s: IntArray) -> Callable[[FloatArray], FloatArray]:
+    """``x -> broadcast_to(x, shape)[k, s]``, without the broadcast where ``x`` is 2-D (each axis full or 1)."""
 
     def cell(x: FloatArray) -> FloatArray:
-        """``broadcast_to(x, shape)[k, s]``, without the broadcast where ``x`` is 2-D (each axis full or 1)."""
         if x.ndim == 2:
             return np.asarray(x[k if x.shape[0] > 1 else 0, s if x.shape[1] > 1 else 0])
         return np.asarray(np.broadcast_to(x, shape)[k, s])
 
-    return plan.take(cell, operator.itemgetter(s))
+    return cell
 
 
 def _queue_wait(
@@ -552,24 +558,33 @@ def _fluid_queue(
     qp = np.where(start, np.broadcast_to(qp0, shape[1:])[cols], qps[at_first])
     qd = np.where(start, np.broadcast_to(qd0, shape[1:])[cols], qds[at_first])
     alive = k < n_k
+    # The slots' ranks are taken once, and again each time fewer than half the slots still queue
+    # (then those alone are kept); their cells, tick by tick. A slot done is computed (elementwise,
+    # at its last tick) until then, and not kept.
+    ranks = plan.with_ranks(operator.itemgetter(cols[u]))
+    budget = c.token_budget[cols[u]]
     while np.any(alive):
-        u, k, qp, qd = u[alive], k[alive], qp[alive], qd[alive]  # the slots still queuing
-        cell = k * n_u + u
-        s = cols[u]
+        if np.count_nonzero(alive) < COMPACT_BELOW * alive.size:
+            keep = np.flatnonzero(alive)
+            u, k, qp, qd, alive, budget = u[keep], k[keep], qp[keep], qd[keep], alive[keep], budget[keep]
+            ranks = ranks.with_ranks(operator.itemgetter(keep))
+        kk = np.minimum(k, n_k - 1)
+        cell = kk * n_u + u
         tp = qp + p_u[cell]
         td = qd + d_u[cell]
-        r = _capacity(c.token_budget[s], _plan_at(plan, shape, k, s), tp, td, dts[cell], most_u[cell])
+        r = _capacity(budget, ranks.at_cells(_cells(shape, kk, cols[u])), tp, td, dts[cell], most_u[cell])
         p_s, d_s = r * tp, r * td
         qp_s, qd_s = tp - p_s, td - d_s
-        ps[cell], ds[cell], qps[cell], qds[cell] = p_s, d_s, qp_s, qd_s
+        w = cell[alive]
+        ps[w], ds[w], qps[w], qds[w] = p_s[alive], d_s[alive], qp_s[alive], qd_s[alive]
         # The next tick starts with the backlog left, or (none left) the next that leaves one does.
-        k = k + 1
+        k1 = kk + 1
         carried = (qp_s > 0) | (qd_s > 0)
-        nxt = leaves[k, u]
+        nxt = leaves[k1, u]
         at_nxt = np.minimum(nxt, n_k - 1) * n_u + u
         qp = np.where(carried, qp_s, qps[at_nxt])
         qd = np.where(carried, qd_s, qds[at_nxt])
-        k = np.where(carried, k, nxt + 1)
+        k = np.where(alive, np.where(carried, k1, nxt + 1), k)
         alive = k < n_k
     cells = (np.arange(n_k)[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
     for out, v in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):

@@ -45,7 +45,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 from typing import Any, ClassVar, Self
 
@@ -592,14 +592,30 @@ class StepPlan:
         fix) to the cells wanted; ``ranks`` maps a figure of the ranks (the costs, the device, the
         weight-read time) to those cells' ranks, and a figure that is one number stays one.
         """
-        return StepPlan(
+        return self.with_ranks(ranks).at_cells(cells)
+
+    def with_ranks(self, ranks: Callable[[np.ndarray], np.ndarray]) -> StepPlan:
+        """The figures of the ranks mapped by ``ranks`` (as in :meth:`take`), the cells' as they are.
+
+        Until :meth:`at_cells` maps the cells to those ranks' cells, the two need not broadcast.
+        """
+        return replace(
+            self,
             costs=self.costs.take(ranks),
             device=self.device.take(ranks),
+            dense_read_s=_replicas(ranks, self.dense_read_s),
+        )
+
+    def at_cells(self, cells: Callable[[np.ndarray], np.ndarray]) -> StepPlan:
+        """The figures of the cells mapped by ``cells`` (as in :meth:`take`), the ranks' as they are."""
+        return StepPlan(
+            costs=self.costs,
+            device=self.device,
             context_tokens=cells(self.context_tokens),
             prefill_position=cells(self.prefill_position),
             clock=cells(self.clock),
             flop_s=cells(self.flop_s),
-            dense_read_s=_replicas(ranks, self.dense_read_s),
+            dense_read_s=self.dense_read_s,
             attn_flops_per_seq=cells(self.attn_flops_per_seq),
             attn_flops_per_prompt_token=cells(self.attn_flops_per_prompt_token),
             attn_bytes_per_seq=cells(self.attn_bytes_per_seq),
