@@ -118,7 +118,6 @@ def result_columns(res: ServeResult, cols: IntArray) -> ServeResult:
     return replace(res, **{f.name: np.broadcast_to(getattr(res, f.name), shape)[:, cols] for f in fields(ServeResult)})
 
 
-
 def governed_columns(
     solves: ClockSolves,
     over: IntArray,
