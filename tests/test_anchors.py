@@ -129,7 +129,7 @@ def test_immersion_node_power_by_hand(results):
     # Training on H100: busy 1, HBM 0.5, SM activity MFU / achieved FLOP fraction = 0.40 / eta_f,
     # plus the leakage its die (coolant 30 C, liquid R_th: cooler than the fit's air-cooled boards)
     # does not draw; node DC = 8 P_gpu + host 2800 W. The engine takes the die temperature in one
-    # explicit pass from the power before that leakage, at most the limit (kernel._governed:
+    # explicit pass from the power before that leakage, at most the limit (engine.governed.govern:
     # T = 30 + min(P_model, TDP) R_th), so no algebraic loop and the same answer on any tick.
     from twin.physics.silicon import leakage_excess_w
 

@@ -8,7 +8,7 @@ from engine_reference import assert_same_run, cases
 
 import twin
 from benchmarks.cases import TINY_MIX, mix_case
-from twin.engine import clock_solves, kernel
+from twin.engine import clock_solves, governed
 from twin.engine.clock_solves import ClockSolves
 
 
@@ -23,11 +23,11 @@ def _runs(sc: twin.Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[twin.Resu
 
     monkeypatch.setattr(clock_solves, "serve_block", counted)
     monkeypatch.setattr(clock_solves, "WHOLE_ABOVE", -1.0)  # every call solves every column
-    monkeypatch.setattr(kernel, "GOVERN_COLUMNS_BELOW", -1.0)  # the governor steps every column
+    monkeypatch.setattr(governed, "GOVERN_COLUMNS_BELOW", -1.0)  # the governor steps every column
     solved.append(0)
     whole = twin.simulate(sc)
     monkeypatch.setattr(clock_solves, "WHOLE_ABOVE", 1.0)  # every call after the first: the moved columns only
-    monkeypatch.setattr(kernel, "GOVERN_COLUMNS_BELOW", 1.0)  # the governor steps the columns over their limits
+    monkeypatch.setattr(governed, "GOVERN_COLUMNS_BELOW", 1.0)  # the governor steps the columns over their limits
     solved.append(0)
     moved = twin.simulate(sc)
     return whole, moved, solved
