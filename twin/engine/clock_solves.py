@@ -139,7 +139,7 @@ def governed_columns(
     shape = np.shape(p_top_w)
     last = solves.last
     assert last is not None, "no solve at the top clocks"
-    assert np.array_equal(last[0], np.broadcast_to(top, shape)), "the last solve is not at the top clocks"
+    assert np.array_equal(last[0], np.broadcast_to(top, shape), equal_nan=True), "the last solve is not at top"
     sub = solves.on(over)
 
     def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
