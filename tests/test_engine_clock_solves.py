@@ -83,3 +83,23 @@ def test_queue_slots_compacted_or_not_give_the_run_to_the_bit(monkeypatch):
     monkeypatch.setattr(serving, "COMPACT_BELOW", 1.01)
     dropped = twin.simulate(sc)
     assert_same_run(kept, dropped)
+
+
+def test_a_solve_of_training_columns_alone_serves_nothing_and_trains_at_its_clock(tmp_path):
+    # A governor step that moves training GPUs only solves columns with no inference among them.
+    import operator
+
+    from twin.engine.serving import serve_block
+
+    sc = twin.load_scenario("default", mix_case("mix-tiny", TINY_MIX).with_files(tmp_path))
+    c = twin.simulation.build_engine(sc).const
+    idx = np.flatnonzero(c.training)
+    assert idx.size and not c.inference[idx].any()
+    sub = c.columns(operator.itemgetter(idx))
+    k, n = 3, idx.size
+    zeros, dts = np.zeros((k, n)), np.full(k, 2.0)
+    res = serve_block(sub, zeros, zeros, zeros + 1.0, zeros + 1.0, np.full((k, n), 0.5), np.zeros(n), np.zeros(n), dts)
+    # Training tokens by hand: per-GPU rate x clock x tick x duty (all GPUs in jobs).
+    want = sub.train_tokens_per_s_per_gpu * 0.5 * 2.0 * sub.train_duty
+    assert np.allclose(res.training_tokens, want, rtol=1e-12) and np.all(want > 0)
+    assert not res.decode_tokens.any() and not res.prefill_tokens.any() and not res.batch.any()

@@ -326,15 +326,12 @@ def serve_block(
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
         n = c.inference.size
-        got: dict[str, FloatArray] = {}
-        if idx.size:
-            p, d, prompt, context, clk, qp, qd = (column_cut(x, idx, n) for x in args)
-            got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n))
+        p, d, prompt, context, clk, qp, qd = (column_cut(x, idx, n) for x in args)
+        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n))
         inf = {}
-        for k in _INFERENCE_OUT:
+        for k, v in got.items():
             full = np.zeros(shape)
-            if idx.size:
-                full[:, idx] = got[k]
+            full[:, idx] = v
             inf[k] = full
     busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
     # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
@@ -367,13 +364,6 @@ def serve_block(
         tpot_s=inf["step"],
         kv_transfer_w=inf["kv_w"],
     )
-
-
-#: What :func:`_serve_inference` returns, per tick and column.
-_INFERENCE_OUT = (
-    "prefill", "decode", "busy", "power_busy", "mem", "sm", "batch", "step", "backlog_prefill", "backlog_decode",
-    "ttft", "kv_w",
-)  # fmt: skip
 
 
 def _serve_inference(
@@ -450,7 +440,7 @@ def _serve_inference(
 
 def _plan_at(plan: StepPlan, shape: tuple[int, ...], k: IntArray, s: IntArray) -> StepPlan:
     """The block's ``plan`` (of ``shape``: ticks, columns) at the cells ``(k, s)``."""
-    return plan.with_ranks(operator.itemgetter(s)).at_cells(_cells(shape, k, s))
+    return plan.take(_cells(shape, k, s), operator.itemgetter(s))
 
 
 def _cells(shape: tuple[int, ...], k: IntArray, s: IntArray) -> Callable[[FloatArray], FloatArray]:
