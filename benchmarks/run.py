@@ -14,11 +14,19 @@ Each case runs in its own Python process (so its peak RSS is its own) and report
 * ``blocks`` and ``events``: vectorised blocks the engine computed and simpy events it processed;
   ``threads``: the threads the engine computed a block's columns with, ``chunked_blocks``: the
   blocks it split into chunks of columns, one per thread (``--threads N`` sets ``TWIN_THREADS``
-  for the cases; default every core).
+  for the cases; default every core);
+* ``serve_cells``: tick x column cells the serving model solved (every call of
+  :func:`twin.engine.serving.serve_block`: a block's first solve, its solve at GPU Boost's top
+  clocks, each governor step), and ``serve_cells_per_server_tick`` that over servers x ticks. It is
+  the work, not the time: the same on any machine and under any load, so a change that makes the
+  engine solve more (a refit that puts more GPUs over their power cap, each governed block then
+  solved ~9 times) shows in it exactly where the CPU time's noise would hide a 20 % change.
 
 The table is printed and the whole record (machine, load average, commit) written as JSON
 (``benchmarks/results/latest.json`` by default). ``--bandwidth`` adds the memory-bandwidth bound
-(:mod:`benchmarks.bandwidth`). Benchmarks are not tests: the test suite only runs ``--tiny``.
+(:mod:`benchmarks.bandwidth`). ``--compare BASE.json`` sets the cases run beside a record of the
+same cases (another commit's) and flags those that got slower (:func:`compare`); exit status 1
+if one did. Benchmarks are not tests: the test suite only runs ``--tiny``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.cases import Case, all_cases
 
@@ -61,19 +71,30 @@ def _peak_rss_mb() -> float:
 
 
 class _Counters:
-    """Counts the engine's computed blocks and processed events (patched in the worker only)."""
+    """Counts the engine's computed blocks, serving cells and processed events (patched in the worker only)."""
 
     def __init__(self) -> None:
+        import threading
+
         import simpy
 
-        from twin.engine import kernel
+        from twin.engine import clock_solves, kernel
 
         self.blocks = 0
         self.chunked = 0
         self.events = 0
+        self.serve_cells = 0
+        lock = threading.Lock()  # the engine's threads solve chunks of a block at once
         compute = kernel.Engine._compute
         chunks = kernel.Engine._chunks
         step = simpy.Environment.step
+        serve = clock_solves.serve_block
+
+        def counted_serve(*a: Any, **kw: Any) -> Any:
+            res = serve(*a, **kw)
+            with lock:
+                self.serve_cells += int(np.prod(np.shape(res.busy)))
+            return res
 
         def counted_compute(eng: Any, *a: Any, **kw: Any) -> Any:
             self.blocks += 1
@@ -88,9 +109,10 @@ class _Counters:
             self.events += 1
             step(env)
 
-        kernel.Engine._compute = counted_compute  # type: ignore[method-assign]
-        kernel.Engine._chunks = counted_chunks  # type: ignore[method-assign]
-        simpy.Environment.step = counted_step  # type: ignore[method-assign]
+        clock_solves.serve_block = counted_serve  # (the one caller of serve_block in the engine)
+        kernel.Engine._compute = counted_compute  # type: ignore[method-assign,assignment]
+        kernel.Engine._chunks = counted_chunks  # type: ignore[method-assign,assignment]
+        simpy.Environment.step = counted_step  # type: ignore[method-assign,assignment]
 
 
 def run_simulation(case: Case) -> dict[str, Any]:
@@ -136,6 +158,8 @@ def run_simulation(case: Case) -> dict[str, Any]:
         "threads": resolve_threads(),
         "chunked_blocks": counters.chunked,
         "events": counters.events,
+        "serve_cells": counters.serve_cells,
+        "serve_cells_per_server_tick": counters.serve_cells / (result.meta["n_servers"] * ticks),
         "rows": len(result.timeseries),
         "tokens_out": k["tokens_out"],
         "facility_energy_j": k["facility_energy_j"],
@@ -237,6 +261,47 @@ def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
         )
 
 
+#: A case whose CPU time grew by more than this share against the base counts as slower (two runs of
+#: one commit on this shared 2-core VM differ by up to ~15 %, 25 % under load).
+CPU_SLOWER = 0.3
+#: A case whose serving cells grew by more than this share counts as doing more work (the count is
+#: exact: any growth is the engine's or the model's doing).
+WORK_MORE = 0.1
+
+
+def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Lines setting each case of ``now`` beside ``base`` (two records' ``cases``), and the cases flagged.
+
+    A case is flagged where its CPU time grew by more than :data:`CPU_SLOWER` or its serving cells
+    by more than :data:`WORK_MORE`; cases of another simulated duration are not compared.
+    """
+    lines = [f"{'case':<16} {'base CPU s':>10} {'CPU s':>8} {'x':>6} {'base cells':>12} {'cells':>12} {'x':>6}"]
+    flagged = []
+    for name, r in now.items():
+        b = base.get(name)
+        if b is None or "cpu_s" not in r or "cpu_s" not in b:
+            continue
+        if r.get("duration_s") != b.get("duration_s"):
+            lines.append(
+                f"{name:<16} not compared: {b.get('duration_s')} s simulated in the base, {r.get('duration_s')} s now"
+            )
+            continue
+        cpu = r["cpu_s"] / b["cpu_s"]
+        cells = r.get("serve_cells")
+        base_cells = b.get("serve_cells")
+        work = cells / base_cells if cells is not None and base_cells else None
+        flags = (["slower"] if cpu > 1.0 + CPU_SLOWER else []) + (
+            ["more work"] if work is not None and work > 1.0 + WORK_MORE else []
+        )
+        lines.append(
+            f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} {_fmt(base_cells, '12d')} "
+            f"{_fmt(cells, '12d')} {_fmt(work, '6.2f')}" + (f"  {' and '.join(flags).upper()}" if flags else "")
+        )
+        if flags:
+            flagged.append(name)
+    return lines, flagged
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
@@ -249,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per case")
     p.add_argument("--threads", type=int, default=None, help="engine threads (TWIN_THREADS; default every core)")
+    p.add_argument(
+        "--compare", type=Path, default=None, help="a record (JSON) of the same cases to flag slowdowns against"
+    )
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads is not None and args.threads < 1:
@@ -256,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         _worker(args.worker, args.tiny, args.duration_s)
         return 0
+    base = None
+    if args.compare is not None:
+        try:
+            base = json.loads(args.compare.read_text())["cases"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            p.error(f"--compare {args.compare}: expected a benchmark record (JSON with 'cases'): {exc}")
     cases = all_cases(args.tiny)
     if args.only:
         cases = [c for c in cases if any(c.name == o or c.name.startswith(o) for o in args.only)]
@@ -299,4 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     tmp.replace(out)
     print(f"wrote {out}")
-    return 1 if any("error" in r for r in record["cases"].values()) else 0
+    flagged: list[str] = []
+    if base is not None:
+        lines, flagged = compare(record["cases"], base)
+        print(f"against {args.compare}:")
+        print("\n".join(lines))
+    return 1 if flagged or any("error" in r for r in record["cases"].values()) else 0

@@ -43,6 +43,12 @@ def test_benchmark_runner_runs_every_case_at_tiny_size(tmp_path: Path) -> None:
     # The heterogeneous mix: work rate is servers x ticks per CPU second.
     mix = cases["mix-tiny"]
     assert mix["server_ticks_per_s"] == pytest.approx(8 * 600 / mix["cpu_s"], rel=1e-9)
+    # Serving cells per server-tick: the count over servers x ticks; every serving tick is solved at
+    # least once (the per-server traces group nothing: one column per server).
+    trace = cases["day-trace-tiny"]
+    n_servers = trace["n_gpus"] // 8
+    assert trace["serve_cells_per_server_tick"] == pytest.approx(trace["serve_cells"] / (n_servers * 600), rel=1e-12)
+    assert trace["serve_cells_per_server_tick"] >= 1.0
     # Ten server faults are events (fail, repair, boot): more blocks than the quiet run without them.
     assert cases["quiet-3d-10f"]["blocks"] > cases["quiet-3d"]["blocks"]
     assert cases["dashboard"]["rerun_s"] > 0
@@ -65,3 +71,29 @@ def test_random_jobs_are_drawn_from_the_seed_and_fit_the_pool() -> None:
     assert min(starts) == 0.0 and max(starts) < 86_400.0
     assert all(0 < d <= 12 * 3600.0 for d in durations)  # 1-12 h, less where clipped at the run's start
     assert all(8 <= g <= 128 * 8 and g % 8 == 0 for g in gpus)
+
+
+def test_compare_flags_cases_slower_or_doing_more_work() -> None:
+    from benchmarks.run import compare
+
+    base = {
+        "a": {"cpu_s": 10.0, "serve_cells": 1000, "duration_s": 3600.0},
+        "b": {"cpu_s": 10.0, "serve_cells": 1000, "duration_s": 3600.0},
+        "c": {"cpu_s": 10.0, "serve_cells": 1000, "duration_s": 3600.0},
+        "d": {"cpu_s": 10.0, "duration_s": 86400.0},
+        "e": {"cpu_s": 10.0, "duration_s": 3600.0},  # a record from before the cells were counted
+    }
+    now = {
+        "a": {"cpu_s": 12.9, "serve_cells": 1099, "duration_s": 3600.0},  # within both margins
+        "b": {"cpu_s": 13.1, "serve_cells": 1000, "duration_s": 3600.0},  # 31 % more CPU
+        "c": {"cpu_s": 9.0, "serve_cells": 1101, "duration_s": 3600.0},  # faster, but more cells solved
+        "d": {"cpu_s": 50.0, "duration_s": 3600.0},  # another simulated duration: not compared
+        "e": {"cpu_s": 10.0, "serve_cells": 5000, "duration_s": 3600.0},
+        "f": {"cpu_s": 1.0, "duration_s": 3600.0},  # not in the base
+    }
+    lines, flagged = compare(now, base)
+    assert flagged == ["b", "c"]
+    assert any(line.split()[0] == "d" and "not compared" in line for line in lines)
+    assert not any(line.split()[0] == "f" for line in lines)
+    assert "SLOWER" in next(line for line in lines if line.split()[0] == "b")
+    assert "MORE WORK" in next(line for line in lines if line.split()[0] == "c")
