@@ -8,7 +8,8 @@ import pytest
 from twin.errors import InvalidInputError, ScenarioError
 from twin.latency import replay_latency
 from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
-from twin.physics.serving import example_costs, example_device, roofline_time_s, step
+from twin.physics.serving import step
+from twin.physics.step_costs import example_costs, example_device, roofline_time_s
 from twin.scenario import load_scenario
 from twin.serving_requests import SchedulerConfig, simulate_rank
 from twin.simulation import simulate

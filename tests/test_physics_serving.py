@@ -6,21 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin.catalog import accelerator_spec, model_spec
+from twin.physics.experts import busiest_share, experts_touched_fraction
 from twin.physics.interconnect import allreduce_bytes_per_gpu, allreduce_steps, collective_time_s
-from twin.physics.serving import (
-    ServingDevice,
-    Step,
-    StepCosts,
-    StepPlan,
-    busiest_share,
-    example_device,
-    experts_touched_fraction,
-    median_prefills_per_step,
-    roofline_time_s,
-    step,
-    training_tokens_per_s,
-)
+from twin.physics.serving import StepPlan, median_prefills_per_step, step, training_tokens_per_s
 from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
+from twin.physics.step_costs import ServingDevice, Step, StepCosts, example_device, roofline_time_s
 from twin.replica import Layout, expert_sm_activity, serving_device, step_costs
 
 H100 = accelerator_spec("H100-SXM")

@@ -9,13 +9,25 @@ import pytest
 
 from twin import replica
 from twin.catalog import architecture
-from twin.physics import accelerator, governor, interconnect, serving, serving_rates
+from twin.physics import accelerator, experts, governor, interconnect, serving, serving_rates, step_costs
 from twin.validation import serving_data, serving_fit
 
 
 @pytest.mark.parametrize(
     "module",
-    [serving, serving_rates, interconnect, accelerator, governor, replica, architecture, serving_data, serving_fit],
+    [
+        serving,
+        step_costs,
+        experts,
+        serving_rates,
+        interconnect,
+        accelerator,
+        governor,
+        replica,
+        architecture,
+        serving_data,
+        serving_fit,
+    ],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

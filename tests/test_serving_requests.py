@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.physics.serving import example_costs, example_device, step
+from twin.physics.serving import step
+from twin.physics.step_costs import example_costs, example_device
 from twin.serving_requests import (
     SchedulerConfig,
     StreamingQuantiles,

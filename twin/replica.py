@@ -43,7 +43,8 @@ import numpy as np
 from twin.catalog import AcceleratorSpec
 from twin.catalog.architecture import BYTES_PER_VALUE, Architecture
 from twin.physics.interconnect import allreduce_bytes_per_gpu, allreduce_steps, alltoall_bytes_per_gpu, alltoall_steps
-from twin.physics.serving import ServingDevice, StepCosts, sequences_that_fit
+from twin.physics.serving import sequences_that_fit
+from twin.physics.step_costs import ServingDevice, StepCosts
 
 #: Bytes of one activation value crossing the link (BF16).
 ACTIVATION_BYTES = 2.0
@@ -106,7 +107,7 @@ def step_costs(
     kv_bytes_per_value: float = 2.0,
     state_bytes_per_value: float = 4.0,
 ) -> StepCosts:
-    """Per-GPU :class:`~twin.physics.serving.StepCosts` of a replica (module docstring).
+    """Per-GPU :class:`~twin.physics.step_costs.StepCosts` of a replica (module docstring).
 
     Examples
     --------

@@ -51,14 +51,9 @@ import numpy as np
 from twin._types import BoolArray, FloatArray, IntArray
 from twin.facility_parts.fleet import Facility
 from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
-from twin.physics.serving import (
-    ServingDevice,
-    StepCosts,
-    StepPlan,
-    sequences_that_fit,
-    training_tokens_per_s,
-)
+from twin.physics.serving import StepPlan, sequences_that_fit, training_tokens_per_s
 from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
+from twin.physics.step_costs import ServingDevice, StepCosts
 from twin.replica import expert_format, serving_device
 
 #: The serving solve runs on the inference columns alone when they are at most this share of all.
@@ -227,7 +222,7 @@ class ServeResult:
     busy: FloatArray
     mem_activity: FloatArray
     sm_activity: FloatArray
-    #: The busy share the power model takes (:meth:`twin.physics.serving.Step.power_busy`;
+    #: The busy share the power model takes (:meth:`twin.physics.step_costs.Step.power_busy`;
     #: ``busy`` on training and replay columns). [1]
     power_busy: FloatArray
     batch: FloatArray

@@ -21,7 +21,7 @@ from twin.facility_parts.power import ControlSpec, FaultSchedule, SupplySpec
 from twin.facility_parts.sources import Checkpoints, JobLoad, ReplaySignal, RequestSpec
 from twin.facility_parts.weather import WeatherBoundary
 from twin.physics.power import quadratic_loss_w, tabulated_loss_w
-from twin.physics.serving import StepCosts
+from twin.physics.step_costs import StepCosts
 from twin.replica import Layout
 
 

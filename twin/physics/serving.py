@@ -11,16 +11,16 @@ running sequence decodes one token (``B`` sequences) and queued prompts are pref
       + n_c alpha + (B + C) b_c / BW_link                     all-reduces, all-to-alls (n_c steps)
       + t_o + t_s B                                           host: scheduling, sampling, launch
 
-``R`` is the (smooth) roofline of a memory time and a compute time (:func:`roofline_time_s`).
+``R`` is the (smooth) roofline of a memory time and a compute time (:func:`~twin.physics.step_costs.roofline_time_s`).
 ``BW``, ``BW_e``, ``BW_kv`` and ``F`` are the GPU's achieved HBM bandwidths (dense weight reads,
 grouped expert kernels, attention) and FLOP/s (``F`` scales with the SM clock fraction ``f``; HBM
 does not), ``L`` the mean context of a decoding sequence and ``x`` the mean
 position of a prefilled token. ``u(T) = 1 - (1 - k/E)**T`` is the share of a GPU's experts that
 ``T`` tokens routed uniformly to ``k`` of ``E`` experts touch; with experts spread whole over
 ``G`` GPUs the step waits for the GPU that touched the most of its experts and got the most
-tokens (:func:`busiest_share`). The costs (``W_d``, ``c_d``, ...,
-:class:`StepCosts`) come from the model's architecture and the replica's parallel layout
-(:mod:`twin.serving_costs`); the device figures (:class:`ServingDevice`) from the accelerator's
+tokens (:mod:`twin.physics.experts`). The costs (``W_d``, ``c_d``, ...,
+:class:`~twin.physics.step_costs.StepCosts`) come from the model's architecture and the replica's parallel layout
+(:mod:`twin.serving_costs`); the device figures (:class:`~twin.physics.step_costs.ServingDevice`) from the accelerator's
 catalog entry, fitted once per accelerator (``twin calibrate``).
 
 Decode is memory-bound at small batch (the weights' read time is shared by the batch) and turns
@@ -45,367 +45,14 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
-from functools import cache, cached_property
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from twin._types import BoolArray, FloatArray, Numeric
+from twin._types import FloatArray, Numeric
+from twin.physics.experts import expert_mean
 from twin.physics.interconnect import collective_time_s
-
-
-def _replicas(pick: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """``pick`` of a figure with an axis of replicas; one number (``ndim`` 0) is every replica's and stays."""
-    return pick(x) if (x.ndim if isinstance(x, np.ndarray) else np.ndim(x)) else x  # (np.ndim of an array: slower)
-
-
-class _PerReplica:
-    """A dataclass of figures per replica: arrays over replicas, or one number for all (:meth:`take`)."""
-
-    __dataclass_fields__: ClassVar[dict[str, Any]]  # the subclasses' (@dataclass): fields() takes them
-
-    def take(self, pick: Callable[[np.ndarray], np.ndarray]) -> Self:
-        """The figures of some replicas: ``pick`` maps a figure of all replicas to those (:func:`_replicas`).
-
-        Every field is taken, so a field added later is too.
-        """
-        return type(self)(**{k: _replicas(pick, getattr(self, k)) for k in self._field_names()})
-
-    @classmethod
-    @cache
-    def _field_names(cls) -> tuple[str, ...]:
-        """The fields' names, once per class (:func:`dataclasses.fields` takes microseconds, per block)."""
-        return tuple(f.name for f in fields(cls))
-
-
-@dataclass(frozen=True)
-class StepCosts(_PerReplica):
-    """Per-GPU costs of one serving step of a replica (arrays broadcast over replicas).
-
-    Attributes
-    ----------
-    dense_bytes : ndarray
-        Weight bytes every step reads: attention, dense MLPs, shared experts, Mamba mixers and
-        the output head (per GPU). [B]
-    expert_bytes : ndarray
-        Routed-expert weight bytes the GPU holds (0 for a dense model). [B]
-    n_experts, experts_per_token : ndarray
-        ``E`` and ``k`` of the expert layers (1 and 1 for a dense model). [1]
-    expert_gpus : ndarray
-        GPUs the experts are spread over whole (expert parallel; 1 where each GPU holds a slice
-        of every expert). [1]
-    expert_token_scale : ndarray
-        Tokens routed in the expert group per token of this rank (the data-parallel ranks). [1]
-    decode_flops_per_token, prefill_flops_per_token : ndarray
-        Matrix-multiply FLOPs per token outside the routed experts, per GPU; decode includes the
-        output head, prefill computes it only for a sequence's last token. [FLOP]
-    expert_flops_per_token : ndarray
-        Routed-expert FLOPs per token on the GPU (``2 k`` experts' weights, per GPU share). [FLOP]
-    kv_bytes_per_token, window_kv_bytes_per_token : ndarray
-        KV-cache bytes per context token read in decode, in full-attention and in windowed
-        layers (per GPU). [B]
-    window_tokens : ndarray
-        Attention window of the windowed layers (0: none). [1]
-    attention_flops, window_attention_flops : ndarray
-        Decode attention FLOPs per token per context token, full and windowed layers. [FLOP]
-    prefill_attention_flops, prefill_window_attention_flops : ndarray
-        The same for prefilled tokens (MLA prefills in its expanded form). [FLOP]
-    state_bytes_per_sequence : ndarray
-        SSM state read and written per decoding sequence and step. [B]
-    collective_steps : ndarray
-        Latency-bound steps of the step's collectives (all-reduces, all-to-all dispatch and
-        combine; :func:`twin.physics.interconnect.allreduce_steps`). [1]
-    collective_bytes_per_token : ndarray
-        Bytes the GPU sends in them per token in the step. [B]
-    """
-
-    dense_bytes: FloatArray
-    expert_bytes: FloatArray
-    n_experts: FloatArray
-    experts_per_token: FloatArray
-    expert_gpus: FloatArray
-    expert_token_scale: FloatArray
-    decode_flops_per_token: FloatArray
-    prefill_flops_per_token: FloatArray
-    expert_flops_per_token: FloatArray
-    kv_bytes_per_token: FloatArray
-    window_kv_bytes_per_token: FloatArray
-    window_tokens: FloatArray
-    attention_flops: FloatArray
-    window_attention_flops: FloatArray
-    prefill_attention_flops: FloatArray
-    prefill_window_attention_flops: FloatArray
-    state_bytes_per_sequence: FloatArray
-    collective_steps: FloatArray
-    collective_bytes_per_token: FloatArray
-
-    @classmethod
-    def stack(cls, items: list[StepCosts]) -> StepCosts:
-        """One set of costs per item, stacked along a last axis."""
-        return cls(**{f.name: np.array([np.asarray(getattr(i, f.name)) for i in items]) for f in fields(cls)})
-
-    @cached_property
-    def has_experts(self) -> bool:
-        """Whether some column routes experts (else :func:`step` skips the expert group)."""
-        return bool(np.any(self.expert_bytes) or np.any(self.expert_flops_per_token))
-
-    @cached_property
-    def has_windows(self) -> bool:
-        """Whether some column has windowed-attention layers (else :func:`step` skips their terms)."""
-        windowed = (self.window_kv_bytes_per_token, self.window_attention_flops, self.prefill_window_attention_flops)
-        return bool(any(np.any(w) for w in windowed))
-
-
-@dataclass(frozen=True)
-class ServingDevice(_PerReplica):
-    """What one GPU of a replica achieves (arrays broadcast like :class:`StepCosts`).
-
-    Attributes
-    ----------
-    bandwidth_b_s : ndarray
-        Achieved HBM bandwidth of the weight reads of dense matrix multiplies. [B/s]
-    kv_bandwidth_b_s : ndarray
-        Achieved HBM bandwidth of attention reading the KV cache (and SSM state). [B/s]
-    expert_bandwidth_b_s : ndarray
-        Achieved HBM bandwidth of the grouped expert kernels reading routed experts. [B/s]
-    peak_bandwidth_b_s : ndarray
-        Datasheet HBM bandwidth (the memory activity is traffic over it). [B/s]
-    flop_s : ndarray
-        Achieved BF16 FLOP/s at boost clock of dense matrix multiplies and attention. [FLOP/s]
-    expert_flop_s : ndarray
-        Achieved BF16 FLOP/s at boost clock of the grouped expert kernels. [FLOP/s]
-    link_bandwidth_b_s : ndarray
-        Achieved per-GPU bandwidth of the scale-up link (NVLink). [B/s]
-    link_latency_s : ndarray
-        Latency of one step of a collective, ``alpha``. [s]
-    overhead_s : ndarray
-        Host time per step in which the GPU idles (scheduling, sampling, launch). [s]
-    overhead_per_sequence_s : ndarray
-        Host time per running sequence and step. [s]
-    expert_sm_activity : ndarray
-        SM activity the grouped expert kernels add while they run, beyond what their FLOPs need
-        (block-scaled FP8 weights rescaled on the CUDA cores; 0 for other formats). [1]
-    gap_power_fraction : ndarray
-        Share of the power a GPU draws whenever its kernels run (the power model's ``k_static`` and
-        ``k_uncore``) that it keeps drawing in the gaps of a step it is not computing in (host
-        time, collectives' waits, an expert-parallel group's wait for its busiest GPU): the
-        clocks stay up across gaps of milliseconds (:meth:`Step.power_busy`). [1]
-    roofline_exponent : ndarray
-        ``n`` of the smooth roofline (:func:`roofline_time_s`; large: the sharp maximum). [1]
-    expert_routing_skew : ndarray
-        Squared coefficient of variation of expert popularity (:func:`experts_touched_fraction`;
-        0: uniform routing). [1]
-    """
-
-    bandwidth_b_s: FloatArray
-    kv_bandwidth_b_s: FloatArray
-    expert_bandwidth_b_s: FloatArray
-    peak_bandwidth_b_s: FloatArray
-    flop_s: FloatArray
-    expert_flop_s: FloatArray
-    expert_sm_activity: FloatArray
-    link_bandwidth_b_s: FloatArray
-    link_latency_s: FloatArray
-    overhead_s: FloatArray
-    overhead_per_sequence_s: FloatArray
-    gap_power_fraction: FloatArray
-    roofline_exponent: FloatArray
-    expert_routing_skew: FloatArray
-
-    @cached_property
-    def linear_roofline(self) -> bool:
-        """Whether every column's roofline is the sum (``n = 1``: :func:`roofline_time_s` takes no powers)."""
-        return bool(np.all(np.asarray(self.roofline_exponent) == 1.0))
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step: its time and what it moved and computed (per GPU)."""
-
-    time_s: FloatArray
-    host_s: FloatArray
-    collective_s: FloatArray
-    bytes: FloatArray
-    flops: FloatArray
-    kernel_s: FloatArray
-    #: The mean GPU's grouped expert kernels' time (0 for a dense model). [s]
-    expert_s: FloatArray
-
-    @property
-    def busy(self) -> FloatArray:
-        """Share of the step in which a GPU's kernels run (not waiting on the host or on peers). [1]
-
-        In an expert-parallel group the step waits for the busiest GPU; the mean GPU's own
-        kernels end sooner (``kernel_s``), and it waits the rest, like a collective.
-        """
-        t = np.where(self._ran, self.time_s, 1.0)
-        return np.asarray(np.where(self._ran, np.clip(self.kernel_s / t, 0.0, 1.0), 0.0))
-
-    def power_busy(self, dev: ServingDevice) -> FloatArray:
-        """The busy share the power model takes: :attr:`busy` and ``gap_power_fraction`` of the rest. [1]
-
-        Between a step's kernels (host time, collectives, the wait for an expert-parallel group's
-        busiest GPU) the GPU stays at its clocks: gaps of milliseconds are far shorter than the
-        driver's drop to a lower performance state, so part of the power drawn while kernels run
-        (clock tree, L2, memory controllers) goes on [1]_. The share is fitted with the rest of
-        the power model (``twin calibrate``), not measured directly.
-
-        References
-        ----------
-        .. [1] NVIDIA, *NVML API Reference*, ``nvmlDeviceGetPerformanceState`` (P0 is held while the
-           GPU is in use; the lower P-states follow seconds of idleness, not milliseconds).
-        """
-        b = self.busy
-        return np.asarray(np.where(self._ran, b + dev.gap_power_fraction * (1.0 - b), 0.0))
-
-    def mem_activity(self, dev: ServingDevice) -> FloatArray:
-        """HBM traffic as a share of the datasheet bandwidth over the step. [1]"""
-        return np.asarray(np.clip(self.bytes / (self._time_or_inf * dev.peak_bandwidth_b_s), 0.0, 1.0))
-
-    def sm_activity(self, dev: ServingDevice) -> FloatArray:
-        """SM activity over the step, as a share of the achievable at boost clock. [1]
-
-        What its FLOPs need, and what its expert kernels add while they run (``dev.expert_sm_activity``).
-        """
-        t = self._time_or_inf
-        extra = dev.expert_sm_activity * self.expert_s / t
-        return np.asarray(np.clip(self.flops / (t * dev.flop_s) + extra, 0.0, 1.0))
-
-    @cached_property
-    def _ran(self) -> BoolArray:
-        """Where the step takes time (taken once for its shares above)."""
-        return np.asarray(self.time_s > 0)
-
-    @cached_property
-    def _time_or_inf(self) -> FloatArray:
-        """The step's time, infinite where it takes none (its rates are then 0)."""
-        return np.asarray(np.where(self._ran, self.time_s, np.inf))
-
-
-def experts_touched_fraction(
-    tokens: Numeric, n_experts: Numeric, experts_per_token: Numeric, skew: Numeric = 0.0
-) -> FloatArray:
-    """Share of a layer's experts that ``tokens`` tokens touch (an expert is read if any token picks it).
-
-    Parameters
-    ----------
-    tokens : numeric
-        Tokens in the step, ``T``. [1]
-    n_experts, experts_per_token : numeric
-        ``E`` and ``k``. [1]
-    skew : numeric
-        Squared coefficient of variation of the experts' popularity, ``s`` (0: uniform routing). [1]
-
-    Returns
-    -------
-    numpy.ndarray
-        Uniform routing: ``1 - (1 - k/E)**T``. With popularity spread as a gamma distribution of
-        squared coefficient of variation ``s`` (routers are not uniform: a few experts draw more
-        tokens, which is why expert-parallel engines rebalance them [1]_), the mean over experts
-        of ``1 - exp(-T r)``: ``1 - (1 + s T r)**(-1/s)`` with ``r = -ln(1 - k/E)``, fewer than
-        uniform. [1]
-
-    References
-    ----------
-    .. [1] DeepSeek-AI, EPLB README (expert-parallel load balancer: "different experts may have
-       varying loads"), github.com/deepseek-ai/EPLB.
-
-    Examples
-    --------
-    One token of Mixtral (2 of 8) reads a quarter of the experts; 256 tokens read all; skewed
-    routing touches fewer at 10 tokens:
-
-    >>> experts_touched_fraction([1, 256], 8, 2).round(6)
-    array([0.25, 1.  ])
-    >>> experts_touched_fraction(10, 128, 8, [0.0, 1.0]).round(3)
-    array([0.476, 0.392])
-    """
-    t = np.maximum(np.asarray(tokens, dtype=np.float64), 0.0)
-    miss = np.clip(
-        1.0 - np.asarray(experts_per_token, dtype=np.float64) / np.asarray(n_experts, dtype=np.float64), 0, 1
-    )
-    s = np.asarray(skew, dtype=np.float64)
-    uniform = 1.0 - np.power(miss, t)
-    rate = -np.log(np.maximum(miss, 1e-300))
-    skewed = 1.0 - np.power(1.0 + np.maximum(s, 1e-12) * t * rate, -1.0 / np.maximum(s, 1e-12))
-    return np.asarray(np.where(s > 0, skewed, uniform))
-
-
-def busiest_share(mean: Numeric, sd: Numeric, gpus: Numeric) -> FloatArray:
-    """Expected largest of ``gpus`` loads with a given mean and spread (Blom's approximation).
-
-    An expert-parallel step waits for its busiest GPU. With each GPU's load near-normal,
-    ``E[max] = mean + sd * z`` with ``z = Phi^-1((G - 0.375) / (G + 0.25))`` [1]_ (0 for one GPU).
-
-    Parameters
-    ----------
-    mean, sd : numeric
-        Mean and standard deviation of one GPU's load. [any]
-    gpus : numeric
-        GPUs, ``G``. [1]
-
-    Returns
-    -------
-    numpy.ndarray
-        [same unit as ``mean``]
-
-    References
-    ----------
-    .. [1] G. Blom, *Statistical Estimates and Transformed Beta-Variables*, Wiley, 1958
-       (plotting position ``(i - 3/8) / (n + 1/4)``; for ``n = 2, 4, 8`` it gives 0.59, 1.04,
-       1.43 against the exact 0.56, 1.03, 1.42 standard deviations).
-
-    Examples
-    --------
-    >>> busiest_share(10.0, 2.0, [1, 2, 8]).round(2)
-    array([10.  , 11.18, 12.87])
-    """
-    from scipy.special import ndtri
-
-    g = np.maximum(np.asarray(gpus, dtype=np.float64), 1.0)
-    z = np.where(g > 1.0, ndtri((g - 0.375) / (g + 0.25)), 0.0)
-    return np.asarray(np.asarray(mean, dtype=np.float64) + np.asarray(sd, dtype=np.float64) * z)
-
-
-def roofline_time_s(memory_s: Numeric, compute_s: Numeric, exponent: Numeric, linear: bool | None = None) -> FloatArray:
-    """Time of a kernel that moves data for ``memory_s`` and computes for ``compute_s``.
-
-    The roofline takes the larger of the two [1]_; a real kernel near the ridge overlaps them
-    imperfectly (a matrix multiply with few rows neither streams its weights at full bandwidth
-    nor keeps the tensor cores full), so the twin takes the smooth maximum
-    ``(t_m**n + t_c**n)**(1/n)``: the sum at ``n = 1``, the maximum as ``n`` grows. ``n`` is
-    fitted per accelerator with its achieved fractions.
-
-    Parameters
-    ----------
-    memory_s, compute_s : numeric
-        Times at the achieved bandwidth and at the achieved FLOP/s. [s]
-    exponent : numeric
-        ``n >= 1``. [1]
-    linear : bool, optional
-        Whether every ``n`` is 1 (:attr:`ServingDevice.linear_roofline`, known once per run);
-        None: looked at here.
-
-    Returns
-    -------
-    numpy.ndarray
-        [s]
-
-    Examples
-    --------
-    >>> roofline_time_s([3.0, 3.0, 3.0], [4.0, 4.0, 0.0], [1.0, 2.0, 2.0])
-    array([7., 5., 3.])
-    """
-    a = np.asarray(memory_s, dtype=np.float64)
-    b = np.asarray(compute_s, dtype=np.float64)
-    n = np.asarray(exponent, dtype=np.float64)
-    if np.all(n == 1.0) if linear is None else linear:  # the sum (no powers to take)
-        return np.asarray(a + b)
-    hi = np.maximum(a, b)
-    lo = np.minimum(a, b)
-    ratio = np.divide(lo, hi, out=np.zeros_like(hi), where=hi > 0)
-    return np.asarray(hi * (1.0 + ratio**n) ** (1.0 / n))
+from twin.physics.step_costs import ServingDevice, Step, StepCosts, roofline_time_s, take_replicas
 
 
 def _windowed(context: FloatArray, full: FloatArray, windowed: FloatArray, window: FloatArray) -> FloatArray:
@@ -440,7 +87,7 @@ def sequences_that_fit(free_bytes: Numeric, c: StepCosts, context_tokens: Numeri
     --------
     50 GB free for Llama-3.1-8B at 1 000 tokens of context, 131 072 B per token: 381 sequences.
 
-    >>> from twin.physics.serving import example_costs
+    >>> from twin.physics.step_costs import example_costs
     >>> int(sequences_that_fit(50e9, example_costs(), 1000.0))
     381
     """
@@ -494,7 +141,7 @@ def step(
         SM clock over boost. [1]
     prompt_tokens : numeric, optional
         Tokens of one whole prompt, ``P``: ``C`` is then the mean over a steady stream of steps in
-        which prompts arrive whole, and the result is the mean step (:func:`_expert_mean`). The
+        which prompts arrive whole, and the result is the mean step (:func:`twin.physics.experts.expert_mean`). The
         terms linear in ``C`` are the same either way; the routed experts' are not. Default: one
         step carrying ``C``. [1]
 
@@ -509,7 +156,7 @@ def step(
     the embedding table), KV 64 x 1000 x 131 kB = 8.39 GB, so 23.40 GB over 2.68 TB/s = 8.73 ms
     (compute 64 x 15 GFLOP / 594 TFLOP/s = 1.6 ms hides under it):
 
-    >>> from twin.physics.serving import example_costs, example_device
+    >>> from twin.physics.step_costs import example_costs, example_device
     >>> s = step(example_costs(), example_device(), 64, 0, 1000, 0)
     >>> round(float(s.time_s) * 1e3, 2)
     8.73
@@ -547,7 +194,7 @@ class StepPlan:
     #: KV-cache (and SSM state) bytes read per decoding sequence. [B]
     attn_bytes_per_seq: FloatArray
     #: Tokens of one whole prompt where prompts arrive whole (the steps are a stream's mean:
-    #: :func:`_expert_mean`), or None (one step carrying its prompt tokens). [1]
+    #: :func:`twin.physics.experts.expert_mean`), or None (one step carrying its prompt tokens). [1]
     prompt_tokens: FloatArray | None = None
 
     @classmethod
@@ -603,7 +250,7 @@ class StepPlan:
             self,
             costs=self.costs.take(ranks),
             device=self.device.take(ranks),
-            dense_read_s=_replicas(ranks, self.dense_read_s),
+            dense_read_s=take_replicas(ranks, self.dense_read_s),
         )
 
     def at_cells(self, cells: Callable[[np.ndarray], np.ndarray]) -> StepPlan:
@@ -638,7 +285,7 @@ class StepPlan:
         terms = {"tokens": tokens, "t_dense": t_dense, "t_attn": t_attn, "dense_flops": dense_flops}
         terms |= {"attn_flops": attn_flops, "attn_bytes": attn_bytes}
         if c.has_experts:
-            read, flops, t_busiest, t_mean = _expert_mean(c, dev, b, p, self.prompt_tokens, self.clock, n)
+            read, flops, t_busiest, t_mean = expert_mean(c, dev, b, p, self.prompt_tokens, self.clock, n)
             terms |= {"expert_read": read, "expert_flops": flops, "t_expert": t_busiest, "t_expert_mean": t_mean}
             terms["t_kern"] = t_dense + t_busiest + t_attn
         else:  # dense models only (the same numbers, without the work)
@@ -678,89 +325,6 @@ class StepPlan:
             kernel_s=np.asarray(kernel_s),
             expert_s=np.asarray(expert_s),
         )
-
-
-def _expert_mean(
-    c: StepCosts,
-    dev: ServingDevice,
-    decode: FloatArray,
-    prefill: FloatArray,
-    prompt_tokens: Numeric | None,
-    f: FloatArray,
-    n: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """:func:`_expert_group` of one step, or the mean over a stream whose prompts arrive whole.
-
-    An engine admits a prompt whole (chunked only past its token budget), so with ``C`` prompt
-    tokens per step on average, prompts of ``P`` tokens, the steps carry ``N ~ Poisson(C / P)``
-    of them [1]_. The experts a step reads saturate in its tokens (:func:`experts_touched_fraction`):
-    a step that prefills reads nearly all of them, the steps between read only what the decode
-    batch touches, and the mean read is less than the read of the mean step. Two points carry
-    it: the share ``exp(-C / P)`` of steps with no prompt, and the others with
-    ``C / (1 - exp(-C / P))`` prompt tokens, which keeps the mean tokens ``C``. With ``P``
-    unknown (``None``), or no decode batch (a prefill-only step always carries its prompts), the
-    one step carrying ``C``.
-
-    References
-    ----------
-    .. [1] W. Kwon et al., SOSP 2023, and the vLLM V1 scheduler (a waiting request is scheduled
-       with its whole prompt when the token budget allows).
-
-    Examples
-    --------
-    Qwen3-30B-A3B-like experts (128, 8 per token, uniform routing), 8 decoding sequences and 40
-    prompt tokens a step in prompts of 1 280. One step reading for 48 tokens touches
-    ``1 - (120/128)**48 = 0.955`` of the experts. Whole prompts: ``exp(-1/32) = 0.969`` of the
-    steps touch ``1 - (120/128)**8 = 0.403``, the rest (1 308 tokens) all, a mean of 0.422:
-
-    >>> import numpy as np
-    >>> from dataclasses import replace
-    >>> c = replace(example_costs(), expert_bytes=np.array(57.98e9), n_experts=np.array(128.0),
-    ...             experts_per_token=np.array(8.0), expert_flops_per_token=np.array(3.6e9))
-    >>> d, one = example_device(), np.ones(())
-    >>> fluid = _expert_mean(c, d, 8.0 * one, 40.0 * one, None, one, one)[0]
-    >>> whole = _expert_mean(c, d, 8.0 * one, 40.0 * one, 1280.0, one, one)[0]
-    >>> round(float(fluid / 57.98e9), 3), round(float(whole / 57.98e9), 3)
-    (0.955, 0.422)
-    """
-    if prompt_tokens is None:
-        return _expert_group(c, dev, decode + prefill, f, n)
-    arrivals = np.divide(prefill, prompt_tokens, out=np.zeros_like(prefill * decode), where=prompt_tokens > 0)
-    mixed = (decode > 0) & (arrivals > 0)
-    if not np.any(mixed):
-        return _expert_group(c, dev, decode + prefill, f, n)
-    quiet = np.where(mixed, np.exp(-arrivals), 0.0)  # share of steps without a prompt
-    with_prompt = np.where(mixed, prefill / np.where(mixed, -np.expm1(-arrivals), 1.0), prefill)
-    none = _expert_group(c, dev, decode + 0.0 * prefill, f, n)
-    some = _expert_group(c, dev, decode + with_prompt, f, n)
-    out = tuple(np.asarray(quiet * a + (1.0 - quiet) * b) for a, b in zip(none, some, strict=True))
-    return out[0], out[1], out[2], out[3]
-
-
-def _expert_group(
-    c: StepCosts, dev: ServingDevice, tokens: FloatArray, f: FloatArray, n: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Experts' bytes, FLOPs and time of a step on the mean GPU, and the busiest GPU's time.
-
-    An expert-parallel step waits for its busiest GPU (that time sets the step's); the others'
-    kernels end sooner, and a GPU's power follows its own work.
-    """
-    g = c.expert_gpus
-    held = c.n_experts / g  # experts per GPU
-    skew = dev.expert_routing_skew
-    q = experts_touched_fraction(tokens * c.expert_token_scale, c.n_experts, c.experts_per_token, skew)
-    touched = np.minimum(busiest_share(held * q, np.sqrt(held * q * (1.0 - q)), g), held)
-    per_expert = np.divide(c.expert_bytes, held, out=np.zeros_like(held * q), where=held > 0)
-    busiest_read = per_expert * touched
-    mean_read = per_expert * held * q
-    picks = tokens * c.expert_token_scale * c.experts_per_token / g  # expert-token pairs per GPU
-    spread = np.sqrt(picks + skew * picks**2 / np.maximum(held, 1.0))  # multinomial plus popularity spread
-    heavy = np.divide(busiest_share(picks, spread, g), picks, out=np.ones_like(picks), where=picks > 0)
-    mean_flops = tokens * c.expert_flops_per_token
-    bw, fl = dev.expert_bandwidth_b_s, dev.expert_flop_s * f
-    t_busiest = roofline_time_s(busiest_read / bw, mean_flops * heavy / fl, n)
-    t_mean = roofline_time_s(mean_read / bw, mean_flops / fl, n)
-    return mean_read, mean_flops, t_busiest, t_mean
 
 
 def median_prefills_per_step(arrivals_per_step: Numeric) -> FloatArray:
@@ -840,57 +404,4 @@ def training_tokens_per_s(
     return np.asarray(
         np.asarray(mfu) * np.asarray(flop_s_peak) * np.asarray(clock_fraction) / (6.0 * np.asarray(active_params)),
         dtype=np.float64,
-    )
-
-
-def example_costs() -> StepCosts:
-    """Llama-3.1-8B in BF16 on one GPU: the costs the docstring examples use (hand-computed).
-
-    8.03e9 weights (16.06 GB), of which 0.525e9 are the embedding table (not multiplied);
-    131 072 KV bytes per token (32 layers x 8 KV heads x 128 x 2 x 2 B); 4 x 32 heads x 128 x 32
-    layers = 524 288 attention FLOPs per token per context token.
-    """
-    z = np.zeros(())
-    one = np.ones(())
-    matmul = 2.0 * (8.03e9 - 0.525e9)
-    return StepCosts(
-        dense_bytes=np.asarray(2.0 * (8.03e9 - 0.525e9)),
-        expert_bytes=z,
-        n_experts=one,
-        experts_per_token=one,
-        expert_gpus=one,
-        expert_token_scale=one,
-        decode_flops_per_token=np.asarray(matmul),
-        prefill_flops_per_token=np.asarray(matmul - 2.0 * 0.525e9),
-        expert_flops_per_token=z,
-        kv_bytes_per_token=np.asarray(131072.0),
-        window_kv_bytes_per_token=z,
-        window_tokens=z,
-        attention_flops=np.asarray(524288.0),
-        window_attention_flops=z,
-        prefill_attention_flops=np.asarray(524288.0),
-        prefill_window_attention_flops=z,
-        state_bytes_per_sequence=z,
-        collective_steps=z,
-        collective_bytes_per_token=z,
-    )
-
-
-def example_device() -> ServingDevice:
-    """An H100 at 80 % of its HBM bandwidth and 60 % of its BF16 FLOP/s, no host time."""
-    return ServingDevice(
-        bandwidth_b_s=np.asarray(0.8 * 3.35e12),
-        kv_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
-        expert_bandwidth_b_s=np.asarray(0.8 * 3.35e12),
-        expert_sm_activity=np.asarray(0.0),
-        peak_bandwidth_b_s=np.asarray(3.35e12),
-        flop_s=np.asarray(0.6 * 989.4e12),
-        expert_flop_s=np.asarray(0.6 * 989.4e12),
-        link_bandwidth_b_s=np.asarray(370e9),
-        link_latency_s=np.asarray(10e-6),
-        overhead_s=np.zeros(()),
-        overhead_per_sequence_s=np.zeros(()),
-        gap_power_fraction=np.zeros(()),
-        roofline_exponent=np.asarray(50.0),
-        expert_routing_skew=np.zeros(()),
     )

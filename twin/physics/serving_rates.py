@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 from twin._types import BoolArray, FloatArray, Numeric
-from twin.physics.serving import ServingDevice, StepCosts, StepPlan
+from twin.physics.serving import StepPlan
+from twin.physics.step_costs import ServingDevice, StepCosts
 
 #: Most false-position steps of :func:`batch_for_rates` (it settles in a handful: the rate is
 #: piecewise linear in the batch but for the touched-expert share).
@@ -75,7 +76,8 @@ def batch_for_rates(
     --------
     The batch found reproduces the rate it was asked for:
 
-    >>> from twin.physics.serving import example_costs, example_device, step
+    >>> from twin.physics.serving import step
+    >>> from twin.physics.step_costs import example_costs, example_device
     >>> c, d = example_costs(), example_device()
     >>> b = batch_for_rates(c, d, 5000.0, 2000.0, 1000.0, 250.0, 1024)
     >>> round(float(b / step(c, d, b, 0.4 * b, 1000.0, 250.0).time_s), 6)
@@ -136,7 +138,7 @@ def prefill_chunk_for_rate(plan: StepPlan, one: Numeric, budget: Numeric, rate: 
     15.01 GB / 2.68 TB/s = 5.6 ms, so one prompt a step makes 17 800 tokens/s; 168 tokens a step
     (their 2.3 TFLOP take 4.0 ms: the read still sets the time) keep up:
 
-    >>> from twin.physics.serving import example_costs, example_device
+    >>> from twin.physics.step_costs import example_costs, example_device
     >>> plan = StepPlan.at(example_costs(), example_device(), 0.0, 50.0)
     >>> c = prefill_chunk_for_rate(plan, 100.0, 8192.0, 30000.0)
     >>> round(float(c), 1), round(float(c / plan.time_s(0.0, c)), 3)

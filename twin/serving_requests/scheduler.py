@@ -46,7 +46,8 @@ import pandas as pd
 
 from twin._types import FloatArray, IntArray
 from twin.errors import InvalidInputError
-from twin.physics.serving import ServingDevice, StepCosts, step
+from twin.physics.serving import step
+from twin.physics.step_costs import ServingDevice, StepCosts
 from twin.serving_requests.stats import StreamingQuantiles
 
 #: Tokens per KV-cache block (vLLM's default ``block_size``).

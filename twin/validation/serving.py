@@ -33,7 +33,8 @@ from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.errors import UnknownNameError
 from twin.physics.accelerator import accelerator_power_w
 from twin.physics.governor import governed_clock
-from twin.physics.serving import StepCosts, median_prefills_per_step, step
+from twin.physics.serving import median_prefills_per_step, step
+from twin.physics.step_costs import StepCosts
 from twin.replica import GPU_MEMORY_UTILIZATION, expert_format, serving_device, step_costs, weight_bytes_per_gpu
 from twin.validation.serving_data import TOKEN_BUDGET, layout_of, mean_context_tokens
 

@@ -21,16 +21,16 @@ Fitted (:data:`FIT_PARAMETERS`):
 ``achieved_expert_flop_fraction``
     what grouped expert kernels achieve of the BF16 FLOP/s;
 ``roofline_exponent``
-    how sharply a kernel turns from memory-bound to compute-bound (:func:`twin.physics.serving.roofline_time_s`);
+    how sharply a kernel turns from memory-bound to compute-bound (:func:`twin.physics.step_costs.roofline_time_s`);
 ``expert_routing_skew``
     how unevenly routers spread tokens over experts (fewer experts read per step, busier
-    expert-parallel GPUs: :func:`twin.physics.serving.experts_touched_fraction`);
+    expert-parallel GPUs: :func:`twin.physics.experts.experts_touched_fraction`);
 ``step_overhead_s``
     host time per step in which the GPU waits (scheduling, sampling, launches);
 ``gap_power_fraction``
     the share of the power drawn while kernels run that a GPU keeps drawing in a step's gaps
     (host time, collectives), its clocks held across milliseconds
-    (:meth:`twin.physics.serving.Step.power_busy`);
+    (:meth:`twin.physics.step_costs.Step.power_busy`);
 ``link_latency_s``
     the latency of one step of a ring collective as the engine runs it;
 ``static_power_fraction``
