@@ -269,6 +269,16 @@ CPU_SLOWER = 0.3
 WORK_MORE = 0.1
 
 
+def _positive(x: Any) -> bool:
+    """Whether ``x`` is a finite number above 0 (a figure a record may lack or hold wrong)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 < x < float("inf")
+
+
+def _count(x: Any) -> str:
+    """A count for the table, ``-`` where the record has none."""
+    return f"{x:12.0f}" if _positive(x) else f"{'-':>12}"
+
+
 def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Lines setting each case of ``now`` beside ``base`` (two records' ``cases``), and the cases flagged.
 
@@ -279,7 +289,10 @@ def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[
     flagged = []
     for name, r in now.items():
         b = base.get(name)
-        if b is None or "cpu_s" not in r or "cpu_s" not in b:
+        if not isinstance(b, dict) or not _positive(r.get("cpu_s")):
+            continue
+        if not _positive(b.get("cpu_s")):
+            lines.append(f"{name:<16} not compared: no CPU time in the base ({b.get('cpu_s')!r})")
             continue
         if r.get("duration_s") != b.get("duration_s"):
             lines.append(
@@ -289,13 +302,13 @@ def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[
         cpu = r["cpu_s"] / b["cpu_s"]
         cells = r.get("serve_cells")
         base_cells = b.get("serve_cells")
-        work = cells / base_cells if cells is not None and base_cells else None
+        work = cells / base_cells if _positive(cells) and _positive(base_cells) else None
         flags = (["slower"] if cpu > 1.0 + CPU_SLOWER else []) + (
             ["more work"] if work is not None and work > 1.0 + WORK_MORE else []
         )
         lines.append(
-            f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} {_fmt(base_cells, '12d')} "
-            f"{_fmt(cells, '12d')} {_fmt(work, '6.2f')}" + (f"  {' and '.join(flags).upper()}" if flags else "")
+            f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} {_count(base_cells)} {_count(cells)} "
+            f"{_fmt(work, '6.2f')}" + (f"  {' and '.join(flags).upper()}" if flags else "")
         )
         if flags:
             flagged.append(name)
@@ -328,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare is not None:
         try:
             base = json.loads(args.compare.read_text())["cases"]
+            if not isinstance(base, dict):
+                raise TypeError(f"'cases' is a {type(base).__name__}, not an object of cases")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             p.error(f"--compare {args.compare}: expected a benchmark record (JSON with 'cases'): {exc}")
     cases = all_cases(args.tiny)

@@ -82,6 +82,8 @@ def test_compare_flags_cases_slower_or_doing_more_work() -> None:
         "c": {"cpu_s": 10.0, "serve_cells": 1000, "duration_s": 3600.0},
         "d": {"cpu_s": 10.0, "duration_s": 86400.0},
         "e": {"cpu_s": 10.0, "duration_s": 3600.0},  # a record from before the cells were counted
+        "g": {"cpu_s": "fast", "serve_cells": 1000, "duration_s": 3600.0},  # a hand-edited record
+        "h": [1, 2],
     }
     now = {
         "a": {"cpu_s": 12.9, "serve_cells": 1099, "duration_s": 3600.0},  # within both margins
@@ -90,10 +92,45 @@ def test_compare_flags_cases_slower_or_doing_more_work() -> None:
         "d": {"cpu_s": 50.0, "duration_s": 3600.0},  # another simulated duration: not compared
         "e": {"cpu_s": 10.0, "serve_cells": 5000, "duration_s": 3600.0},
         "f": {"cpu_s": 1.0, "duration_s": 3600.0},  # not in the base
+        "g": {"cpu_s": 99.0, "serve_cells": 9999, "duration_s": 3600.0},
+        "h": {"cpu_s": 99.0, "duration_s": 3600.0},
     }
     lines, flagged = compare(now, base)
     assert flagged == ["b", "c"]
     assert any(line.split()[0] == "d" and "not compared" in line for line in lines)
-    assert not any(line.split()[0] == "f" for line in lines)
+    assert not any(line.split()[0] in ("f", "h") for line in lines)
+    assert "no CPU time in the base" in next(line for line in lines if line.split()[0] == "g")
     assert "SLOWER" in next(line for line in lines if line.split()[0] == "b")
     assert "MORE WORK" in next(line for line in lines if line.split()[0] == "c")
+
+
+def _json_values():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    figure = st.floats(min_value=0.5, max_value=1e6) | st.integers(min_value=1, max_value=10**6)
+    scalar = figure | figure | st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+    return st.recursive(scalar, lambda inner: st.lists(inner, max_size=3), max_leaves=5)
+
+
+def _records():  # type: ignore[no-untyped-def]
+    from hypothesis import strategies as st
+
+    keys = st.sampled_from(["cpu_s", "serve_cells", "duration_s", "x"])
+    case = st.dictionaries(keys, _json_values(), max_size=4) | _json_values()
+    return st.dictionaries(st.sampled_from(["a", "b", "c"]), case, max_size=3)
+
+
+def test_compare_takes_any_record_without_raising() -> None:
+    """Records are JSON files a user may hand-edit: ``compare`` skips what it cannot read, never raises."""
+    from hypothesis import given, settings
+
+    from benchmarks.run import compare
+
+    @settings(max_examples=300, deadline=None)
+    @given(_records(), _records())
+    def check(now: dict, base: dict) -> None:
+        now = {k: v for k, v in now.items() if isinstance(v, dict)}  # a run's own cases are objects
+        lines, flagged = compare(now, base)
+        assert set(flagged) <= set(now) and lines
+
+    check()
