@@ -31,7 +31,7 @@ RUNS = {
 
 def _request_level() -> Result:
     """The replayed latency KPIs of a small default (four servers, 5 min) with an SLO on chat-70b."""
-    from twin.scenario.edits import load_with_sets
+    from twin.scenario.set_rules import load_with_sets
 
     sc = load_with_sets(
         None,
@@ -48,7 +48,7 @@ def _request_level() -> Result:
 
 def _disaggregated() -> Result:
     """A small default (four servers, 5 min) whose chat-70b prefills on one server and decodes on two."""
-    from twin.scenario.edits import load_with_sets
+    from twin.scenario.set_rules import load_with_sets
 
     sc = load_with_sets(
         None,

@@ -20,7 +20,7 @@ from twin.latency import (
     request_level_report,
 )
 from twin.results import Result
-from twin.scenario.edits import load_with_sets
+from twin.scenario.set_rules import load_with_sets
 from twin.serving_requests import SchedulerConfig, simulate_rank, summarize
 from twin.simulation import simulate
 from twin.validation.latency import validate_latency

@@ -16,6 +16,7 @@ from twin.cli import _load, app
 from twin.dashboard import levers as lv
 from twin.errors import InvalidInputError, ScenarioError
 from twin.scenario import edits as ed
+from twin.scenario.set_rules import sets_between
 from twin.sweep import load_sweep
 
 # The default pod: 4 rows x 8 racks x 4 servers = 128 servers; chat-70b on 96 at 900 req/s,
@@ -223,5 +224,5 @@ def test_edits_are_pure_and_keep_what_they_do_not_touch(base: twin.Scenario) -> 
     chat, code = sc.workloads
     assert chat.arrivals.kind == "diurnal" and chat.arrivals.requests_per_s == 450.0  # type: ignore[union-attr]
     assert code.arrivals.kind == "poisson" and code.arrivals.requests_per_s == 1000.0  # type: ignore[union-attr]
-    assert ed.sets_between(base, base) == {}
+    assert sets_between(base, base) == {}
     assert ed.clear_faults(ed.clear_faults(sc)).events == []

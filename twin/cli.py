@@ -115,8 +115,8 @@ def _load(scenario: str | None, sets: list[str] | None) -> Any:
 
     Problems a ``--set`` caused are named after it.
     """
-    from twin.scenario.edits import load_with_sets
     from twin.scenario.loader import blame_overrides
+    from twin.scenario.set_rules import load_with_sets
 
     overrides: dict[str, Any] = {}
     try:

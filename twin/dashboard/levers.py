@@ -8,7 +8,7 @@ arrivals lever replaces a pool's arrivals at its request rate, the model lever s
 model in its own precision, the fault lever appends one event (``clear`` removes the scenario's),
 the battery and generator levers add, resize or remove them. :func:`what_if_overrides` applies
 every lever in table order to the baseline and returns the ``--set`` overrides between the
-baseline and the what-if (:func:`twin.scenario.edits.sets_between`), so the overrides dict is
+baseline and the what-if (:func:`twin.scenario.set_rules.sets_between`), so the overrides dict is
 both the cache key of a run and the ``--set`` flags that reproduce it with ``twin run``.
 
 To add a lever, append a :class:`Lever` to :data:`LEVERS`: its ``read`` gives the baseline
@@ -39,10 +39,11 @@ import yaml
 from twin import catalog
 from twin.scenario import Scenario, preset_names
 from twin.scenario import edits as ed
-from twin.scenario.edits import plain
 from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
 from twin.scenario.schema import Arrivals, InferenceWorkload
+from twin.scenario.set_rules import sets_between
+from twin.scenario.values import plain
 from twin.weather import BUILTIN_CLIMATES, BUILTIN_WEATHER
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]
@@ -733,9 +734,9 @@ def what_if_overrides(base: Scenario, values: Values) -> dict[str, Any]:
     """Overrides that turn ``base`` into the what-if of the lever ``values`` (:func:`what_if`).
 
     Only what differs from the baseline is kept (unchanged levers give ``{}``), as ``--set``
-    overrides (:func:`twin.scenario.edits.sets_between`); keys are sorted.
+    overrides (:func:`twin.scenario.set_rules.sets_between`); keys are sorted.
     """
-    return ed.sets_between(base, what_if(base, values))
+    return sets_between(base, what_if(base, values))
 
 
 # ----------------------------------------------------------------------------- scenarios

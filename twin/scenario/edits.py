@@ -1,4 +1,4 @@
-"""Scenario edits: the what-if rules the CLI's ``--set``, sweeps and the dashboard share.
+"""Scenario edits: the what-ifs the CLI's ``--set``, sweeps and the dashboard share.
 
 Each edit is a pure function ``Scenario -> Scenario``: it returns a validated copy and never
 changes its argument. A value the edit cannot honour raises a
@@ -26,44 +26,9 @@ Edits
 :func:`set_field`
     Any one dotted field, with nothing following.
 
-What follows a ``--set`` (:func:`follow_sets`, used by ``twin run``/``twin validate`` and by
-every sweep's ``overrides`` and points; :func:`load_with_sets`). A rule fills in only what the
-sets do not give themselves, and never replaces a value they give:
-
-* ``fleet.rows``, ``fleet.racks_per_row``, ``fleet.servers_per_rack`` (or ``fleet`` whole)
-  changing the number of servers: :func:`resize_fleet`. Each pool whose ``servers`` the sets do
-  not give scales with the servers, and its request rate (``requests_per_s``, or a trace's
-  ``rate_scale``) follows its servers, unless the sets give the rate. The transformer and UPS
-  are not resized: a fleet they cannot carry is refused by ``twin validate``. (``twin follow
-  --mirror --gpus N`` resizes otherwise: :func:`twin.harness.mirror.scale_fleet` scales the site
-  ratings and replaces the workloads.)
-* ``fleet.accelerator`` (another name): the base's calibrated ``fleet.accelerator_file`` is
-  dropped (before, the file silently won over the name).
-* ``power.generator.FIELD`` where the base has no generator: ``power.generator.rated_w`` is the
-  transformer stage's ``rated_w`` x ``count`` after the sets (before: an error).
-* ``power.ups.battery.runtime_s`` on a battery sized by ``energy_j`` (or the other way round):
-  the other size is dropped (before: "give exactly one of").
-
-Decisions:
-
-* The fleet rule changes what ``--set fleet.rows=N`` gave before (the pools kept their servers:
-  an error below them, idle servers above, at the same request rate). It is the what-if a fleet
-  size asks for, and the dashboard's; to keep the old result give the pools' sizes too, e.g.
-  ``--set workloads.0.servers=96``.
-* A pool's rate follows its servers only where the fleet rule sized the pool: ``--set
-  workloads.0.servers=48`` alone keeps the rate, as before.
-* The dashboard's other rules are UI conveniences and do not apply to ``--set``, which keeps
-  what it gave before: a utility outage brings no battery or generator (the dashboard offers them
-  switched on; ``--set power.ups.battery.runtime_s=300 --set power.generator.start_delay_s=10``
-  gives the same ones); ``--set workloads.N.model`` keeps the pool's ``precision`` (the
-  dashboard, without a precision widget, serves the model's own); ``--set events=[...]``
-  replaces the scenario's events (the dashboard appends one, :func:`add_fault`).
-* :func:`twin.load_scenario` applies overrides as given (scripts and tests that pin every field
-  rely on it); :func:`load_with_sets` is what ``--set`` does. A base that is invalid on its own
-  gets its sets as given: there is nothing valid to follow from.
-
-:func:`sets_between` goes the other way: the ``--set`` overrides that turn a scenario into an
-edited one, under these rules (the dashboard's cache key and its ``twin run`` line).
+What follows a ``--set`` (the rules ``twin run``'s ``--set`` and sweeps apply after the sets, with
+these edits) is in :mod:`twin.scenario.set_rules`; a scenario as plain data and the overrides
+between two scenarios in :mod:`twin.scenario.values`.
 """
 
 from __future__ import annotations
@@ -72,15 +37,11 @@ import copy
 import functools
 import math
 from collections.abc import Callable, Collection, Mapping
-from datetime import date, datetime, time
-from pathlib import Path
 from typing import Any, cast
-
-from pydantic import BaseModel, ValidationError
 
 from twin.errors import FieldProblem, ScenarioError
 from twin.scenario.faults import Generator
-from twin.scenario.loader import load_scenario, validate_mapping
+from twin.scenario.loader import validate_mapping
 from twin.scenario.schema import (
     BurstyArrivals,
     Fleet,
@@ -91,6 +52,7 @@ from twin.scenario.schema import (
     TraceArrivals,
     set_dotted,
 )
+from twin.scenario.values import Data, same, spelt, value_at
 
 #: Battery added without a size: 5 min at the UPS rating (30 s - 5 min typical: EnerSys via
 #: electricalreview.co.uk).
@@ -99,10 +61,6 @@ DEFAULT_BATTERY_RUNTIME_S = 300.0
 DEFAULT_GENERATOR_DELAY_S = float(Generator.model_fields["start_delay_s"].default)
 #: ``replace_arrivals`` source for a Poisson stream (any other source is a trace).
 POISSON = "poisson"
-#: Relative tolerance within which two numbers are the same value (float round-off of a rule).
-SAME_RTOL = 1e-12
-
-Data = dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- plumbing
@@ -117,19 +75,6 @@ def _data(sc: Scenario) -> Data:
     return sc.model_dump(mode="python", exclude_unset=True)
 
 
-def _spelt(value: Any) -> Any:
-    """A model as a mapping of its set fields, its union tag (``kind``/``model``) always among them."""
-    if isinstance(value, list):
-        return [_spelt(v) for v in value]
-    if isinstance(value, BaseModel):
-        out = value.model_dump(mode="python", exclude_unset=True)
-        for tag in _tags(type(value)):
-            if tag not in out:
-                out = {tag: getattr(value, tag), **out}
-        return out
-    return value
-
-
 def _at(data: Data, sc: Scenario, path: str) -> Any:
     """The mapping (or list) at ``path`` in ``data``, spelling out defaults the data leaves out."""
     node: Any = data
@@ -140,7 +85,7 @@ def _at(data: Data, sc: Scenario, path: str) -> Any:
             continue
         model = getattr(model, key)
         if node.get(key) is None:
-            node[key] = _spelt(model) if model is not None else {}
+            node[key] = spelt(model) if model is not None else {}
         node = node[key]
     return node
 
@@ -168,7 +113,7 @@ def set_field(sc: Scenario, path: str, value: Any) -> Scenario:
         A path that is no field, or a value the schema refuses, naming the field.
     """
     try:
-        if _same(_value_at(sc, path, whole=False), value):
+        if same(value_at(sc, path, whole=False), value):
             return sc
     except (AttributeError, IndexError, ValueError, TypeError):
         pass  # no such field: said below
@@ -267,7 +212,7 @@ def resize_fleet(
     given = {"rows": rows, "racks_per_row": racks_per_row, "servers_per_rack": servers_per_rack}
     shape = {k: v for k, v in given.items() if v is not None}
     try:
-        fleet: Fleet = validate_mapping({**_spelt(sc.fleet), **shape}, sc.source_name, model=Fleet)
+        fleet: Fleet = validate_mapping({**spelt(sc.fleet), **shape}, sc.source_name, model=Fleet)
     except ScenarioError as exc:
         raise ScenarioError(exc.source, [FieldProblem(f"fleet.{p.field}", p.message) for p in exc.problems]) from None
     if fleet.n_servers == sc.fleet.n_servers:
@@ -527,7 +472,7 @@ def set_battery(sc: Scenario, runtime_s: float | None = DEFAULT_BATTERY_RUNTIME_
     runtime_s = float(runtime_s)
     if bat is None or bat.runtime_s is not None:
         return set_field(sc, "power.ups.battery.runtime_s", runtime_s)
-    if _same(runtime_s, battery_runtime_s(sc)):
+    if same(runtime_s, battery_runtime_s(sc)):
         return sc
     spec = bat.model_dump(mode="python", exclude_none=True)
     spec.pop("energy_j")
@@ -553,258 +498,15 @@ def set_generator(sc: Scenario, start_delay_s: float | None = DEFAULT_GENERATOR_
     return set_field(sc, "power.generator", {"rated_w": site_rating_w(sc), "start_delay_s": float(start_delay_s)})
 
 
-# ----------------------------------------------------------------------------- --set rules
-
-
-def _given(path: str, keys: Collection[str]) -> bool:
-    """Whether the sets give ``path``: the key itself or a mapping above it."""
-    return any(path == k or path.startswith(k + ".") for k in keys)
-
-
-def _touches(path: str, keys: Collection[str]) -> bool:
-    """Whether a key gives ``path``, a mapping above it, or a field below it."""
-    return _given(path, keys) or any(k.startswith(path + ".") for k in keys)
-
-
-def _pool_size(workload: Any) -> int | None:
-    """The ``servers`` a workload mapping gives: None for the rest of the fleet, 0 for no valid size."""
-    n = workload.get("servers") if isinstance(workload, dict) else 0
-    if n is None:
-        return None
-    if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n) or n <= 0 or n != int(n):
-        return 0
-    return int(n)
-
-
-def _fleet_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
-    if not _touches("fleet", keys) or "workloads" in keys:
-        return {}
-    try:
-        fleet = Fleet.model_validate(data["fleet"])
-    except ValidationError:
-        return {}  # the loader names the bad value
-    if fleet.n_servers == base.fleet.n_servers or len(data["workloads"]) != len(base.workloads):
-        return {}
-    given = [i for i in range(len(base.workloads)) if _given(f"workloads.{i}.servers", keys)]
-    if len(given) == len(base.workloads):
-        return {}  # the sets size every pool
-    keep = {i: _pool_size(data["workloads"][i]) for i in given}
-    if any(n == 0 for n in keep.values()):
-        return {}  # the loader names the bad size
-    scaled_pool_servers(base, fleet.n_servers, keep)  # pools that cannot fit: the rule's own problem
-    shape = {"rows": fleet.rows, "racks_per_row": fleet.racks_per_row, "servers_per_rack": fleet.servers_per_rack}
-    try:
-        resized = resize_fleet(base, **shape, keep=keep)
-    except ScenarioError:
-        return {}  # the loader reports the sets as given (a fleet too large for the run, ...)
-    out = {k: v for k, v in _diff(base, resized).items() if not k.startswith("fleet.")}
-    for i in range(len(base.workloads)):  # a rate the sets give wins over the one that follows
-        rates = [f"workloads.{i}.arrivals.requests_per_s", f"workloads.{i}.arrivals.rate_scale"]
-        if any(_touches(r, keys) for r in rates):
-            out = {k: v for k, v in out.items() if k not in rates}
-    return out
-
-
-def _accelerator_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
-    if base.fleet.accelerator_file is None or _given("fleet.accelerator_file", keys) or "fleet" in keys:
-        return {}
-    if "fleet.accelerator" in keys and data["fleet"].get("accelerator") != base.fleet.accelerator:
-        return {"fleet.accelerator_file": None}
-    return {}
-
-
-def _generator_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
-    if base.power.generator is not None or _given("power.generator.rated_w", keys):
-        return {}
-    if not any(k.startswith("power.generator.") for k in keys):
-        return {}
-    tr = data["power"]["transformer"]
-    try:
-        return {"power.generator.rated_w": float(tr["rated_w"]) * int(tr["count"])}
-    except (TypeError, ValueError, KeyError):
-        return {}  # the loader names the bad transformer value
-
-
-def _battery_rule(base: Scenario, data: Data, keys: Collection[str]) -> Data:
-    bat = base.power.ups.battery
-    if bat is None:
-        return {}
-    for given, other in (("runtime_s", "energy_j"), ("energy_j", "runtime_s")):
-        path = f"power.ups.battery.{given}"
-        if path in keys and getattr(bat, other) is not None and not _given(f"power.ups.battery.{other}", keys):
-            return {f"power.ups.battery.{other}": None}
-    return {}
-
-
-#: The ``--set`` rules, in the order they apply (module docstring): ``rule(base, data, keys)``
-#: gives the overrides that follow, from the base, the sets applied to its fields and their keys.
-SET_RULES: tuple[Callable[[Scenario, Data, Collection[str]], Data], ...] = (
-    _fleet_rule,
-    _accelerator_rule,
-    _generator_rule,
-    _battery_rule,
-)
-
-
-def follow_sets(base: Scenario, sets: Mapping[str, Any]) -> dict[str, Any]:
-    """``sets`` (dotted path -> value) followed by the overrides that follow from them on ``base``.
-
-    The rules are :data:`SET_RULES` (the table in the module docstring). What follows comes after
-    the sets and never gives a path the sets give (or one below a mapping they give). Sets that do
-    not apply to ``base`` (a bad path, a bad value) are returned as they are: the loader names the
-    problem.
-
-    Raises
-    ------
-    ScenarioError
-        A fleet size the pools that follow it cannot fit, even at one server each (``fleet``).
-    """
-    data = base.model_dump(mode="python")
-    try:
-        for key, value in sets.items():
-            set_dotted(data, key, copy.deepcopy(value))
-    except PathError:
-        return dict(sets)
-    keys = list(sets)
-    follows: Data = {}
-    for rule in SET_RULES:
-        follows |= rule(base, data, keys)
-    return {**sets, **{k: v for k, v in follows.items() if not _given(k, keys)}}
-
-
-def load_with_sets(source: str | Path | None, sets: Mapping[str, Any] | None = None) -> Scenario:
-    """Load a scenario with ``--set`` overrides and what follows from them (:func:`follow_sets`).
-
-    Raises
-    ------
-    ScenarioError
-        As :func:`twin.scenario.load_scenario`; problems of an override carry no line.
-    """
-    if not sets:
-        return load_scenario(source)
-    try:
-        base = load_scenario(source)
-    except ScenarioError:  # valid only with the sets: nothing to follow from
-        return load_scenario(source, dict(sets))
-    return load_scenario(source, follow_sets(base, sets))
-
-
-# ----------------------------------------------------------------------------- edited scenario -> --set
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain YAML data: datetimes and dates as ISO text, paths as text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return datetime.combine(value, time()).isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values, numbers within :data:`SAME_RTOL` (a bool is never a number here)."""
-    if isinstance(a, BaseModel) and isinstance(b, BaseModel):
-        return type(a) is type(b) and all(_same(getattr(a, f), getattr(b, f)) for f in type(a).model_fields)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return math.isclose(float(a), float(b), rel_tol=SAME_RTOL, abs_tol=0.0)
-    return bool(a == b)
-
-
-def _whole(value: Any) -> Any:
-    return plain(_spelt(value))
-
-
-def _diff(base: BaseModel, edited: BaseModel, prefix: str = "") -> Data:
-    """Dotted overrides that turn ``base`` into ``edited`` (both of one model class).
-
-    A sub-model is compared field by field where the edit kept the fields it was given and its
-    fields alone read back: the base's input gave it (so its path exists where the overrides are
-    applied), or it needs no field and no union tag. Otherwise, and for a list whose length
-    changed, the edited value is given whole (its set fields).
-    """
-    out: Data = {}
-    for name, field in type(base).model_fields.items():
-        if field.exclude:
-            continue
-        a, b = getattr(base, name), getattr(edited, name)
-        if _same(a, b):
-            continue
-        path = prefix + name
-        if _comparable(a, b) and (name in base.model_fields_set or _from_leaves(type(a))):
-            out |= _diff(a, b, path + ".")
-        elif name in base.model_fields_set and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                if _comparable(x, y):
-                    out |= _diff(x, y, f"{path}.{i}.")
-                elif not _same(x, y):
-                    out[f"{path}.{i}"] = _whole(y)
-        else:
-            out[path] = _whole(b)
-    return out
-
-
-def _from_leaves(cls: type[BaseModel]) -> bool:
-    """Whether a mapping of any of ``cls``'s fields alone validates: no field required, no union tag."""
-    return all(not f.is_required() for f in cls.model_fields.values()) and not _tags(cls)
-
-
-def _tags(cls: type[BaseModel]) -> list[str]:
-    """The union tags (``kind``, ``model``) among ``cls``'s fields."""
-    return [tag for tag in ("kind", "model") if tag in cls.model_fields]
-
-
-def _comparable(a: Any, b: Any) -> bool:
-    return (
-        isinstance(a, BaseModel)
-        and type(a) is type(b)
-        and b.model_fields_set >= a.model_fields_set  # the edit rebuilt it otherwise: give it whole
-    )
-
-
-def _value_at(sc: Scenario, path: str, whole: bool = True) -> Any:
-    """The value at dotted ``path`` (``whole``: as plain data, a model as its set fields)."""
-    node: Any = sc
-    for key in path.split("."):
-        node = node[int(key)] if isinstance(node, list) else getattr(node, key)
-    return _whole(node) if whole else node
-
-
-def sets_between(base: Scenario, edited: Scenario) -> dict[str, Any]:
-    """The ``--set`` overrides (dotted path -> plain value, sorted) that turn ``base`` into ``edited``.
-
-    Only what differs is given, field by field where that reads back (a rebuilt sub-model or a
-    longer list whole). A value a ``--set`` rule would change (:func:`follow_sets`) is pinned at
-    ``edited``'s, so ``load_with_sets`` and ``load_scenario`` of the overrides both give ``edited``.
-    """
-    out = _diff(base, edited)
-    for path in follow_sets(base, out).keys() - out.keys():
-        out[path] = _value_at(edited, path)
-    return dict(sorted(out.items()))
-
-
 __all__ = [
     "DEFAULT_BATTERY_RUNTIME_S",
     "DEFAULT_GENERATOR_DELAY_S",
     "POISSON",
-    "SET_RULES",
     "add_fault",
     "arrivals_source",
     "battery_runtime_s",
     "change_accelerator",
     "clear_faults",
-    "follow_sets",
-    "load_with_sets",
-    "plain",
     "pool_servers",
     "replace_arrivals",
     "request_rate_per_s",
@@ -815,6 +517,5 @@ __all__ = [
     "set_battery",
     "set_field",
     "set_generator",
-    "sets_between",
     "site_rating_w",
 ]

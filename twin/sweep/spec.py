@@ -57,9 +57,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from twin.errors import FieldProblem, ScenarioError
-from twin.scenario.edits import follow_sets, load_with_sets
 from twin.scenario.loader import preset_names, preset_path, read_yaml, validate_mapping
 from twin.scenario.schema import PathError, Scenario, set_dotted
+from twin.scenario.set_rules import follow_sets, load_with_sets
 
 #: A dotted field path: ``cooling.liquid_class``, ``workloads.0.arrivals.requests_per_s``.
 DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.(\d+|[A-Za-z_]\w*))*$")
