@@ -18,7 +18,8 @@ Each case runs in its own Python process (so its peak RSS is its own) and report
 * ``serve_cells``: tick x column cells the serving model solved (every call of
   :func:`twin.engine.serving.serve_block`: a block's first solve, its solve at GPU Boost's top
   clocks, each governor step), and ``serve_cells_per_server_tick`` that over servers x ticks. It is
-  the work, not the time: the same on any machine and under any load, so a change that makes the
+  the work, not the time: the same on any machine and under any load at the same number of engine
+  threads (a block split over threads runs the governor on each chunk), so a change that makes the
   engine solve more (a refit that puts more GPUs over their power cap, each governed block then
   solved ~9 times) shows in it exactly where the CPU time's noise would hide a 20 % change.
 
@@ -283,7 +284,8 @@ def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[
     """Lines setting each case of ``now`` beside ``base`` (two records' ``cases``), and the cases flagged.
 
     A case is flagged where its CPU time grew by more than :data:`CPU_SLOWER` or its serving cells
-    by more than :data:`WORK_MORE`; cases of another simulated duration are not compared.
+    by more than :data:`WORK_MORE`; cases of another simulated duration are not compared, nor the
+    cells of runs on other numbers of threads (each chunk of a block runs its own governor).
     """
     lines = [f"{'case':<16} {'base CPU s':>10} {'CPU s':>8} {'x':>6} {'base cells':>12} {'cells':>12} {'x':>6}"]
     flagged = []
@@ -302,13 +304,16 @@ def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[
         cpu = r["cpu_s"] / b["cpu_s"]
         cells = r.get("serve_cells")
         base_cells = b.get("serve_cells")
-        work = cells / base_cells if _positive(cells) and _positive(base_cells) else None
+        same_threads = r.get("threads") == b.get("threads")
+        work = cells / base_cells if _positive(cells) and _positive(base_cells) and same_threads else None
         flags = (["slower"] if cpu > 1.0 + CPU_SLOWER else []) + (
             ["more work"] if work is not None and work > 1.0 + WORK_MORE else []
         )
         lines.append(
             f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} {_count(base_cells)} {_count(cells)} "
-            f"{_fmt(work, '6.2f')}" + (f"  {' and '.join(flags).upper()}" if flags else "")
+            f"{_fmt(work, '6.2f')}"
+            + (f"  {' and '.join(flags).upper()}" if flags else "")
+            + ("" if same_threads else f"  (threads {b.get('threads')} then, {r.get('threads')} now)")
         )
         if flags:
             flagged.append(name)

@@ -84,6 +84,7 @@ def test_compare_flags_cases_slower_or_doing_more_work() -> None:
         "e": {"cpu_s": 10.0, "duration_s": 3600.0},  # a record from before the cells were counted
         "g": {"cpu_s": "fast", "serve_cells": 1000, "duration_s": 3600.0},  # a hand-edited record
         "h": [1, 2],
+        "i": {"cpu_s": 10.0, "serve_cells": 1000, "duration_s": 3600.0, "threads": 1},
     }
     now = {
         "a": {"cpu_s": 12.9, "serve_cells": 1099, "duration_s": 3600.0},  # within both margins
@@ -94,11 +95,13 @@ def test_compare_flags_cases_slower_or_doing_more_work() -> None:
         "f": {"cpu_s": 1.0, "duration_s": 3600.0},  # not in the base
         "g": {"cpu_s": 99.0, "serve_cells": 9999, "duration_s": 3600.0},
         "h": {"cpu_s": 99.0, "duration_s": 3600.0},
+        "i": {"cpu_s": 10.0, "serve_cells": 2000, "duration_s": 3600.0, "threads": 2},  # cells of other threads
     }
     lines, flagged = compare(now, base)
     assert flagged == ["b", "c"]
     assert any(line.split()[0] == "d" and "not compared" in line for line in lines)
     assert not any(line.split()[0] in ("f", "h") for line in lines)
+    assert "(threads 1 then, 2 now)" in next(line for line in lines if line.split()[0] == "i")
     assert "no CPU time in the base" in next(line for line in lines if line.split()[0] == "g")
     assert "SLOWER" in next(line for line in lines if line.split()[0] == "b")
     assert "MORE WORK" in next(line for line in lines if line.split()[0] == "c")
