@@ -33,6 +33,7 @@ if one did. Benchmarks are not tests: the test suite only runs ``--tiny``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -240,13 +241,17 @@ def _git_commit() -> str:
 
 
 def _fmt(x: Any, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
+    """``x`` formatted, or ``-`` in the same width where the record has none."""
+    if x is not None:
+        return format(x, spec)
+    width = "".join(itertools.takewhile(str.isdigit, spec))
+    return format("-", f">{width}") if width else "-"
 
 
 def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
     """The figures, one line per case."""
     head = f"{'case':<16} {'wall s':>8} {'CPU s':>8} {'dev-steps/s':>12} {'sim s/wall s':>13} {'peak RSS MB':>12}"
-    head += f" {'blocks':>8} {'threads':>7}"
+    head += f" {'blocks':>8} {'threads':>7} {'cells/srv-tick':>14}"
     print(head)
     print("-" * len(head))
     for c in cases:
@@ -258,7 +263,8 @@ def print_table(results: dict[str, dict[str, Any]], cases: list[Case]) -> None:
             f"{c.name:<16} {_fmt(r.get('wall_s'), '8.2f')} {_fmt(r.get('cpu_s'), '8.2f')} "
             f"{_fmt(r.get('device_steps_per_s'), '12.3g')} "
             f"{_fmt(r.get('sim_s_per_wall_s'), '13,.0f')} {_fmt(r.get('peak_rss_mb'), '12.0f')} "
-            f"{_fmt(r.get('blocks'), '8d')} {_fmt(r.get('threads'), '7d')}"
+            f"{_fmt(r.get('blocks'), '8d')} {_fmt(r.get('threads'), '7d')} "
+            f"{_fmt(r.get('serve_cells_per_server_tick'), '14.3f')}"
         )
 
 
