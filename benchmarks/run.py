@@ -281,11 +281,6 @@ def _positive(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and 0.0 < x < float("inf")
 
 
-def _count(x: Any) -> str:
-    """A count for the table, ``-`` where the record has none."""
-    return f"{x:12.0f}" if _positive(x) else f"{'-':>12}"
-
-
 def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Lines setting each case of ``now`` beside ``base`` (two records' ``cases``), and the cases flagged.
 
@@ -316,7 +311,9 @@ def compare(now: dict[str, Any], base: dict[str, Any]) -> tuple[list[str], list[
             ["more work"] if work is not None and work > 1.0 + WORK_MORE else []
         )
         lines.append(
-            f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} {_count(base_cells)} {_count(cells)} "
+            f"{name:<16} {b['cpu_s']:10.2f} {r['cpu_s']:8.2f} {cpu:6.2f} "
+            f"{_fmt(base_cells if _positive(base_cells) else None, '12.0f')} "
+            f"{_fmt(cells if _positive(cells) else None, '12.0f')} "
             f"{_fmt(work, '6.2f')}"
             + (f"  {' and '.join(flags).upper()}" if flags else "")
             + ("" if same_threads else f"  (threads {b.get('threads')} then, {r.get('threads')} now)")
