@@ -16,7 +16,7 @@ from twin.physics.plant_params import PlantParams
 from twin.scenario import TrainingWorkload, load_scenario
 from twin.scenario.accelerator_overrides import AcceleratorOverrides
 from twin.scenario.plant_overrides import OWN_KEYS, PlantOverrides
-from twin.scenario.schema import JobColumns
+from twin.scenario.workload_schema import JobColumns
 from twin.workload.jobs import VARIABLE_MAP
 
 

@@ -15,7 +15,7 @@ import pytest
 from twin.dashboard.levers import WEATHER_SOURCES
 from twin.errors import TraceFormatError, UnknownNameError
 from twin.physics import psychrometrics as psy
-from twin.scenario.schema import Weather
+from twin.scenario.facility_schema import Weather
 from twin.weather import (
     BUILTIN_WEATHER,
     DATA_DIR,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.scenario.schema import JobTrace
+from twin.scenario.workload_schema import JobTrace
 from twin.workload import scheduler
 from twin.workload.scheduler import POLICIES, held_gpus, job_table, queue_kpis, schedule_jobs
 

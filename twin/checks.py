@@ -15,7 +15,7 @@ from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
 from twin.physics.plant_params import ASHRAE_AIR_CLASSES
 from twin.replica import kv_capacity_sequences
-from twin.scenario.schema import RequestLevel
+from twin.scenario.workload_schema import RequestLevel
 
 
 def check_power_cap(fac: Facility) -> list[str]:

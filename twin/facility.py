@@ -23,9 +23,11 @@ from twin.facility_parts.fleet import Disaggregation, Facility, Pool, RunTimes, 
 from twin.facility_traces import InputError, checkpoints, job_load, replay_signal, request_spec
 from twin.physics.interconnect import pipeline_bubble_fraction
 from twin.replica import GPU_MEMORY_UTILIZATION, Layout, kv_free_bytes, step_costs, weight_bytes_per_gpu
+from twin.scenario.facility_schema import PlantCooling, Stage
 from twin.scenario.faults import check_chillerless_faults, check_fault_references
 from twin.scenario.loader import read_yaml
-from twin.scenario.schema import InferenceWorkload, PlantCooling, Scenario, Stage, TelemetryWorkload, TrainingWorkload
+from twin.scenario.schema import Scenario
+from twin.scenario.workload_schema import InferenceWorkload, TelemetryWorkload, TrainingWorkload
 
 __all__ = ["Facility", "Pool", "StageModel", "build_facility"]
 

@@ -28,6 +28,7 @@ from twin.facility_parts.power import (
 from twin.facility_parts.weather import WeatherBoundary
 from twin.physics.plant_params import PlantParams
 from twin.physics.power import battery_capacity_for_runtime_j
+from twin.scenario.facility_schema import IdealCooling, PlantCooling, PowerChain, Weather
 from twin.scenario.faults import (
     DEFAULT_RECHARGE_FRACTION,
     SERVER_KINDS,
@@ -36,7 +37,6 @@ from twin.scenario.faults import (
     FaultEvent,
     Reliability,
 )
-from twin.scenario.schema import IdealCooling, PlantCooling, PowerChain, Weather
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3, L_PER_M3, S_PER_HOUR, WATER_CP_J_KG_K, WATER_DENSITY_KG_M3
 from twin.weather import (
     builtin_weather,

@@ -25,11 +25,11 @@ from twin.facility_parts.sources import (
     TraceRequests,
 )
 from twin.physics.accelerator import busy_for_power
-from twin.scenario.schema import (
+from twin.scenario.schema import Scenario
+from twin.scenario.workload_schema import (
     Arrivals,
     BurstyArrivals,
     PoissonArrivals,
-    Scenario,
     TelemetryWorkload,
     TraceArrivals,
     TrainingWorkload,

@@ -62,7 +62,8 @@ from twin.facility_parts.sources import DrawnRequests, TraceRequests
 from twin.physics.interconnect import kv_transfer_time_s
 from twin.replica import expert_format, serving_device
 from twin.results import Result
-from twin.scenario.schema import InferenceWorkload, Scenario
+from twin.scenario.schema import Scenario
+from twin.scenario.workload_schema import InferenceWorkload
 from twin.serving_requests import (
     LatencySummary,
     RequestRun,
@@ -341,7 +342,7 @@ def pool_slo(
 
     Examples
     --------
-    >>> from twin.scenario.schema import InferenceWorkload, Slo
+    >>> from twin.scenario.workload_schema import InferenceWorkload, Slo
     >>> w = InferenceWorkload(name="chat", model="Llama-3-70B", arrivals={"requests_per_s": 1.0})
     >>> pool_slo(w, default=None), pool_slo(w, tpot_s=0.1, default=None)
     (None, (inf, 0.1))

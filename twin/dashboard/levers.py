@@ -41,9 +41,9 @@ from twin.scenario import Scenario, preset_names
 from twin.scenario import edits as ed
 from twin.scenario.edits import scaled_pool_servers as scaled_pool_servers  # the fleet levers' pool sizes
 from twin.scenario.loader import preset_path
-from twin.scenario.schema import Arrivals, InferenceWorkload
 from twin.scenario.set_rules import sets_between
 from twin.scenario.values import plain
+from twin.scenario.workload_schema import Arrivals, InferenceWorkload
 from twin.weather import BUILTIN_CLIMATES, BUILTIN_WEATHER
 
 LeverKind = Literal["int", "float", "choice", "bool", "date", "optional_float"]

@@ -40,19 +40,12 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 from twin.errors import FieldProblem, ScenarioError
+from twin.scenario.facility_schema import Fleet
 from twin.scenario.faults import Generator
 from twin.scenario.loader import validate_mapping
-from twin.scenario.schema import (
-    BurstyArrivals,
-    Fleet,
-    InferenceWorkload,
-    PathError,
-    PoissonArrivals,
-    Scenario,
-    TraceArrivals,
-    set_dotted,
-)
+from twin.scenario.schema import PathError, Scenario, set_dotted
 from twin.scenario.values import Data, same, spelt, value_at
+from twin.scenario.workload_schema import BurstyArrivals, InferenceWorkload, PoissonArrivals, TraceArrivals
 
 #: Battery added without a size: 5 min at the UPS rating (30 s - 5 min typical: EnerSys via
 #: electricalreview.co.uk).

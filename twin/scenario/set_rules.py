@@ -52,8 +52,9 @@ from pydantic import ValidationError
 
 from twin.errors import ScenarioError
 from twin.scenario.edits import resize_fleet, scaled_pool_servers
+from twin.scenario.facility_schema import Fleet
 from twin.scenario.loader import load_scenario
-from twin.scenario.schema import Fleet, PathError, Scenario, set_dotted
+from twin.scenario.schema import PathError, Scenario, set_dotted
 from twin.scenario.values import Data, diff, value_at
 
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from twin import catalog
 from twin.physics.thermal import RACK_AIR_CONDUCTANCE_W_K, RACK_HEAT_CAPACITY_J_K, SERVER_AIR_CONDUCTANCE_W_K
-from twin.scenario.schema import PlantCooling, TrainingWorkload
+from twin.scenario.facility_schema import PlantCooling
+from twin.scenario.workload_schema import TrainingWorkload
 from twin.units import AIR_CP_J_KG_K, AIR_DENSITY_KG_M3
 from twin.validation.compare import TOLERANCE, AnchorResult, NotExpressible, relative_error
 from twin.validation.setups import decode_point, first_shutdown, inference, node, run, scenario
