@@ -156,7 +156,7 @@ def test_samsi_cap_lowers_power_and_slows_the_work():
     # Under the 175 W cap the governor lowers the clock until the power fits, or to its floor clock
     # where HBM traffic alone keeps the board above the cap; either way below the 250 W case, and
     # the same work takes longer.
-    from twin.validation.anchors import _samsi_cap_effects
+    from twin.validation.serving_anchors import _samsi_cap_effects
 
     d_energy, d_latency, _, gpu_w = _samsi_cap_effects()
     assert gpu_w < 250.0
@@ -358,7 +358,7 @@ def test_cli_rejects_bad_input(extra):
     assert res.exit_code == 2, res.output
 
 
-@pytest.mark.parametrize("module_name", ["compare", "telemetry", "anchors"])
+@pytest.mark.parametrize("module_name", ["compare", "telemetry", "serving_anchors"])
 def test_docstring_examples(module_name):
     import doctest
     import importlib

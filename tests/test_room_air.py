@@ -61,7 +61,7 @@ def test_a_run_warns_when_room_air_leaves_the_models_range(dark):
 def _cooling_loss(server_heat_capacity_j_k: float, conductance_w_k: float = 100.0, **cooling):
     """The Opengate set-up (all cooling lost at t = 0, 5 kW/rack), with the servers' mass alone
     behind the air unless ``cooling`` says otherwise."""
-    from twin.validation.anchors import _cooling_loss_scenario
+    from twin.validation.facility_anchors import _cooling_loss_scenario
 
     sc = _cooling_loss_scenario(1, 120.0)
     extra = {
@@ -84,7 +84,7 @@ def test_rack_steel_slows_the_room_by_default():
     # The default room: its air, and the racks' steel behind h A. Khankari (2011): with the same
     # heat, the air warms at Q / (C_a + C_s) (1 + (C_s / C_a) exp(-t / t_c)), t_c = C_a C_s /
     # (G (C_a + C_s)) = 262 s: over the air alone's Q / C_a, (1 + 3 exp(-t / t_c)) / 4 here.
-    from twin.validation.anchors import _cooling_loss_scenario
+    from twin.validation.facility_anchors import _cooling_loss_scenario
 
     sc = _cooling_loss_scenario(1, 120.0)
     plant = build_facility(sc).cooling
@@ -125,7 +125,7 @@ def test_room_nodes_hold_exactly_the_heat_put_in():
     # up in the air, the racks' steel and the servers' mass: C_a dT_a + sum C_s dT_s = Q t, block
     # after block, whatever the ticks.
     from twin.engine.cooling import build_plant
-    from twin.validation.anchors import _cooling_loss_scenario
+    from twin.validation.facility_anchors import _cooling_loss_scenario
 
     sc = _cooling_loss_scenario(2, 60.0)
     extra = {"control_time_constant_s": 1e15, "server_heat_capacity_j_k": 65e3}

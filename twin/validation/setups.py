@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from twin import catalog
 from twin._types import FloatArray
 from twin.engine.serving import ServerConstants, serve_block
 from twin.facility import build_facility
@@ -20,6 +21,15 @@ from twin.results import Result
 from twin.scenario import load_scenario
 from twin.scenario.schema import Scenario
 from twin.simulation import simulate
+
+#: The parameter table whose section 7 lists the anchors' published figures with their sources.
+PARAMS = "parameters.md"
+
+
+def accelerator(name: str) -> catalog.AcceleratorSpec:
+    """The catalog's accelerator ``name``."""
+    return catalog.accelerator_spec(name)
+
 
 #: Requests per second that no single server can keep up with: the queue never empties, so the
 #: batch stays at ``max_batch`` (an MLPerf "offline" run, a benchmark's steady state).
