@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from twin import load_scenario, simulate
+from twin import catalog, load_scenario, simulate
 from twin.errors import InvalidInputError
 
 #: A one-rack pod (two 8-GPU servers) for half an hour: each example runs in well under a second.
@@ -55,6 +55,36 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "duration_s": st.floats(1, 7200),
     "step_s": st.floats(0.1, 600),
     "report_interval_s": st.floats(1, 3600),
+    "fleet.accelerator": st.sampled_from(catalog.accelerator_names()),
+    # Catalog names and shipped Hugging Face ids: dense, MoE, FP8, MXFP4, hybrid SSM, windowed attention.
+    "workloads.0.model": st.sampled_from(
+        [
+            "Llama-3-70B",
+            "Mixtral-8x7B",
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8",
+            "deepseek-ai/DeepSeek-V3.1",
+            "openai/gpt-oss-20b",
+            "nvidia/NVIDIA-Nemotron-Nano-9B-v2",
+            "google/gemma-3-12b-it",
+        ]
+    ),
+    "workloads.0.arrivals": st.sampled_from(
+        [
+            {"kind": "poisson", "requests_per_s": 5, "prompt_tokens": 800, "output_tokens": 300},
+            {"kind": "bursty", "requests_per_s": 5, "cv": 3.0},
+            {"kind": "diurnal", "requests_per_s": 20, "peak_to_mean": 1.5},
+            {"kind": "trace", "path": "azure-llm-2023-code", "requests_per_s": 20},
+        ]
+    ),
+    "workloads": st.just(
+        [
+            TINY["workloads"][0] | {"servers": 1},
+            {"name": "train", "kind": "training", "model": "Llama-3-70B", "servers": 1},
+        ]
+    ),
+    "controls.site_power_limit_w": st.one_of(st.none(), st.floats(1e3, 2e5)),
+    "controls.training_power_floor_fraction": st.one_of(st.none(), st.floats(0, 1)),
     "events": st.sampled_from(
         [
             [{"time_s": 600, "kind": "utility_loss", "duration_s": 300}],
