@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from twin import catalog
+from twin.catalog.serving_accuracy import ACCURACY_CSV, COLUMNS, serving_accuracy
 from twin.cli import app
 from twin.errors import TraceFormatError
 from twin.validation.serving import predict
@@ -22,7 +23,7 @@ from twin.validation.serving_fit import (
     split_models,
     stalled,
 )
-from twin.validation.serving_report import accuracy_line, summary, with_errors
+from twin.validation.serving_report import accuracy_line, accuracy_table, summary, with_errors
 from twin.validation.setups import node, run
 
 DATA = read_serving_dataset()
@@ -90,6 +91,26 @@ def test_accuracy_line_format(errors):
     # No held-out configuration: nothing to average, so no number.
     none = accuracy_line(errors[errors["half"] == "fit"])
     assert none == "serving accuracy: 0 of 0 configurations; MAPE power n/a, J/token n/a, tokens/s n/a, ITL p50 n/a"
+
+
+def test_the_shipped_accuracy_table_is_what_the_shipped_dataset_gives(errors):
+    # Every serving run states these figures (twin.catalog.serving_accuracy): they must be the
+    # validation's own, per accelerator, over the held-out models (regenerate with
+    # `twin validate-serving --accuracy-table twin/catalog/serving_accuracy.csv`).
+    shipped = pd.read_csv(ACCURACY_CSV)
+    computed = accuracy_table(errors)
+    pd.testing.assert_frame_equal(shipped, computed, check_dtype=False)
+    assert list(shipped["accelerator"]) == ["B200", "H100-SXM"]
+    # By hand for H100: the mean absolute power error of its held-out rows that ran.
+    held = errors[(errors["half"] == "held-out") & (errors["reason"] == "") & (errors["accelerator"] == "H100-SXM")]
+    h100 = serving_accuracy("H100-SXM")
+    assert h100 is not None and h100.configurations == len(held)
+    assert h100.power_pct == round(100.0 * float(held["err_power"].abs().mean()), 1)
+    # The run's statement and the validation's summary agree.
+    s = summary(errors).set_index(["half", "gpu"]).loc[("held-out", "H100")]
+    assert h100.j_per_token_pct == pytest.approx(s["J/token"], abs=0.05)
+    assert h100.tokens_per_s_pct == pytest.approx(s["tokens/s"], abs=0.05)
+    assert serving_accuracy("MI300X") is None
 
 
 def test_the_engine_serves_a_configuration_as_the_validation_does():
@@ -167,8 +188,18 @@ def test_cli_validate_serving_writes_its_report(tmp_path):
     (tmp_path / "ds").mkdir()
     raw[raw["model_id"].isin(models)].to_csv(tmp_path / "ds" / "llm_configs.csv", index=False)
     out = tmp_path / "report" / "serving.md"
-    res = CliRunner().invoke(app, ["validate-serving", str(tmp_path / "ds"), "--out", str(out)])
+    acc = tmp_path / "report" / "accuracy.csv"
+    res = CliRunner().invoke(
+        app, ["validate-serving", str(tmp_path / "ds"), "--out", str(out), "--accuracy-table", str(acc)]
+    )
     assert res.exit_code == 0, res.output
+    # Two of the three models are held out (Llama-3.1-8B, gemma-3-12b): their H100 and B200 rows.
+    written = pd.read_csv(acc)
+    assert list(written.columns) == list(COLUMNS) and list(written["accelerator"]) == ["B200", "H100-SXM"]
+    subset = with_errors(predict(read_serving_dataset(tmp_path / "ds")))
+    pd.testing.assert_frame_equal(written, accuracy_table(subset), check_dtype=False)
+    bad = CliRunner().invoke(app, ["validate-serving", str(tmp_path / "ds"), "--accuracy-table", str(out)])
+    assert bad.exit_code == 2 and "expected a .csv file" in bad.output
     last = res.output.strip().splitlines()[-1]
     assert last.startswith("serving accuracy: ") and "configurations; MAPE power" in last
     text = out.read_text()

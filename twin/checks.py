@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin import catalog
+from twin.catalog.serving_accuracy import ServingAccuracy, serving_accuracy, validated_accelerators
 from twin.errors import ConsistencyError
-from twin.facility_parts.fleet import Facility
+from twin.facility_parts.fleet import Facility, Pool
 from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
 from twin.physics.plant_params import ASHRAE_AIR_CLASSES
@@ -129,6 +131,53 @@ def check_multimodal(fac: Facility) -> list[str]:
     ]
 
 
+def serving_error(fac: Facility) -> ServingAccuracy | None:
+    """The measured error of the serving model on the facility's accelerator, where it applies.
+
+    None where no pool serves, where the project has no measured serving runs on the accelerator,
+    or where the accelerator is not the catalog's entry of that name (``accelerator_overrides``
+    or an ``accelerator_file``): the error was measured on the catalog's device.
+    """
+    if not _serving_pools(fac):
+        return None
+    acc = fac.accelerator
+    found = serving_accuracy(acc.name)
+    if found is None or acc.name not in catalog.accelerator_names() or acc != catalog.accelerator_spec(acc.name):
+        return None
+    return found
+
+
+def check_serving_validated(fac: Facility) -> list[str]:
+    """A serving run on an accelerator whose serving model has no measured error: say so.
+
+    Every run that serves states the serving model's measured error on its accelerator
+    (:func:`serving_error`, :mod:`twin.catalog.serving_accuracy`); where there is none, its tokens
+    and energy per token come with no stated error, and the run warns.
+    """
+    pools = _serving_pools(fac)
+    if not pools or serving_error(fac) is not None:
+        return []
+    acc = fac.accelerator.name
+    measured = ", ".join(validated_accelerators())
+    if serving_accuracy(acc) is not None:
+        why = (
+            f"the serving model's error was measured on the catalog's {acc}, and this one is changed "
+            "(accelerator_overrides or accelerator_file)"
+        )
+    else:
+        why = f"the project has no measured serving runs on {acc} (its measured runs are on {measured})"
+    names = ", ".join(p.name for p in pools)
+    label, their = ("workload", "its") if len(pools) == 1 else ("workloads", "their")
+    return [
+        f"{label} {names}: {why}, so {their} tokens/s and J/token carry no stated error (published anchors: "
+        "twin validate-anchors)"
+    ]
+
+
+def _serving_pools(fac: Facility) -> list[Pool]:
+    return [p for p in fac.pools if p.kind == "inference" and p.model is not None]
+
+
 def check_workloads(fac: Facility) -> list[str]:
     """A scenario without workloads runs, idle: say so (``workloads: []`` is a legitimate idle baseline).
 
@@ -199,7 +248,14 @@ def check_request_level(fac: Facility, spec: RequestLevel | None) -> list[str]:
     ]
 
 
-CHECKS = (check_workloads, check_power_cap, check_model_fits, check_power_chain_capacity, check_multimodal)
+CHECKS = (
+    check_workloads,
+    check_power_cap,
+    check_model_fits,
+    check_power_chain_capacity,
+    check_multimodal,
+    check_serving_validated,
+)
 
 
 def run_checks(fac: Facility, strict: bool = False, request_level: RequestLevel | None = None) -> list[str]:

@@ -229,6 +229,7 @@ def run(
     threads: Annotated[int | None, typer.Option("--threads", min=1, help=THREADS_HELP)] = None,
 ) -> None:
     """Run a scenario and write its report."""
+    from twin.catalog.serving_accuracy import ServingAccuracy
     from twin.report import write_report
     from twin.results import OutputDirError, check_output_dir
     from twin.simulation import simulate
@@ -271,6 +272,8 @@ def run(
         err_console.print(f"[yellow]warning[/] {issue}", highlight=False)
     if not quiet:
         console.print(kpi_table(result.kpis, f"{sc.name} — {result.meta['n_gpus']} GPUs, {sc.duration_s / 3600:.1f} h"))
+        if result.meta.get("serving_error") is not None:
+            console.print(ServingAccuracy(**result.meta["serving_error"]).describe(), highlight=False, soft_wrap=True)
         if len(result.events):
             console.print(events_table(result.events))
         console.print(
@@ -388,7 +391,7 @@ def validate(
     set_: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Check a scenario file without running it."""
-    from twin.checks import run_checks
+    from twin.checks import run_checks, serving_error
     from twin.facility import build_facility
 
     sc = _load(scenario, set_)
@@ -401,6 +404,9 @@ def validate(
         f"[green]valid[/] {sc.name}: {fac.n_gpus} x {fac.accelerator.name} in {fac.n_servers} servers, "
         f"{len(fac.pools)} workload(s), {sc.duration_s:g} s at {sc.step_s:g} s ticks"
     )
+    err = serving_error(fac)
+    if err is not None:
+        console.print(err.describe(), highlight=False, soft_wrap=True)
     for issue in issues:
         console.print(f"[yellow]warning[/] {issue}")
 

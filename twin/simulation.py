@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from twin._version import __version__
-from twin.checks import check_room_air, run_checks
+from twin.checks import check_room_air, run_checks, serving_error
 from twin.engine.kernel import Engine
 from twin.facility import build_facility
 from twin.facility_parts.fleet import Facility
@@ -82,6 +83,9 @@ def simulate(
             "n_servers": fac.n_servers,
             "accelerator": fac.accelerator.name,
             "warnings": warnings,
+            # The serving model's measured error on this accelerator (None: no pool serves, or no
+            # measured error applies, which the warnings say).
+            "serving_error": None if (err := serving_error(fac)) is None else asdict(err),
         },
         events=events_frame(engine.events),
         jobs=jobs,

@@ -18,6 +18,7 @@ import streamlit as st
 import yaml
 
 import twin
+from twin.catalog.serving_accuracy import ServingAccuracy
 from twin.dashboard import explain, frames, sankey, schematic, sweeps
 from twin.dashboard import levers as lv
 from twin.errors import TwinError
@@ -470,6 +471,8 @@ def what_if_page(source: str, base_sc: twin.Scenario, duration_h: float, values:
     if not what_ov:
         st.info("The what-if equals the baseline: change a lever in the sidebar.")
     st.code(lv.cli_command(source, {**run_ov, **what_ov}), language="bash", wrap_lines=True)
+    if what_if.meta.get("serving_error") is not None:  # the serving model's measured error on this accelerator
+        st.caption(ServingAccuracy(**what_if.meta["serving_error"]).describe())
     for warning in what_if.meta.get("warnings", []):
         st.warning(warning)
     for reason in explain.no_effect(base, what_if, what_ov):

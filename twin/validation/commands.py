@@ -110,6 +110,14 @@ def validate_serving(
         Path | None,
         typer.Option("--out", "-o", help="Write the report FILE.md, with FILE.csv and FILE-parity.png beside it."),
     ] = None,
+    accuracy_table_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--accuracy-table",
+            help="Write the held-out error per accelerator to FILE.csv (the shipped one: "
+            "twin/catalog/serving_accuracy.csv, which every serving run states).",
+        ),
+    ] = None,
 ) -> None:
     """Run every measured serving configuration through the twin; state the error (held-out models)."""
     from twin.validation.serving import predict
@@ -118,6 +126,7 @@ def validate_serving(
         CSV_COLUMNS,
         TARGETS_PCT,
         accuracy_line,
+        accuracy_table,
         markdown,
         misses,
         parity_plot,
@@ -127,6 +136,11 @@ def validate_serving(
 
     if out is not None and out.suffix.lower() != ".md":
         err_console.print(f"[bold red]error[/] --out {out}: expected a .md file", highlight=False)
+        raise typer.Exit(EXIT_INVALID)
+    if accuracy_table_csv is not None and accuracy_table_csv.suffix.lower() != ".csv":
+        err_console.print(
+            f"[bold red]error[/] --accuracy-table {accuracy_table_csv}: expected a .csv file", highlight=False
+        )
         raise typer.Exit(EXIT_INVALID)
     try:
         configs = read_serving_dataset(dataset)
@@ -152,6 +166,10 @@ def validate_serving(
         out.write_text(markdown(errors, label, command, plot.name))
         errors.loc[:, list(CSV_COLUMNS)].to_csv(out.with_suffix(".csv"), index=False)
         console.print(f"wrote {out}, {out.with_suffix('.csv')}, {plot}")
+    if accuracy_table_csv is not None:
+        accuracy_table_csv.parent.mkdir(parents=True, exist_ok=True)
+        accuracy_table(errors).to_csv(accuracy_table_csv, index=False)
+        console.print(f"wrote {accuracy_table_csv}")
     console.print(accuracy_line(errors), highlight=False, soft_wrap=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twin.catalog.serving_accuracy import COLUMNS
 from twin.validation.serving_data import TASK_PROMPT_TOKENS
 from twin.validation.serving_fit import STALL_RATIO, at_bounds, slower_than_on_a_weaker_gpu, split_models, stalled
 
@@ -88,6 +89,28 @@ def accuracy_line(errors: pd.DataFrame) -> str:
         for _, _, label in METRICS
     ]
     return f"serving accuracy: {len(ran)} of {len(held)} configurations; MAPE " + ", ".join(parts)
+
+
+#: Where the held-out figures per accelerator come from, as :mod:`twin.catalog.serving_accuracy` states them.
+ACCURACY_SOURCE = "ML.ENERGY v3, vLLM; twin validate-serving"
+
+
+def accuracy_table(errors: pd.DataFrame) -> pd.DataFrame:
+    """The held-out MAPE per accelerator, rounded as stated, in the columns of :mod:`twin.catalog.serving_accuracy`.
+
+    What every run that serves on one of these accelerators states (``twin run`` prints it); an
+    accelerator without held-out configurations that ran has no row.
+    """
+    held = errors[(errors["half"] == "held-out") & (errors["reason"] == "")]
+    names = dict(zip(TARGETS_PCT, COLUMNS[2:6], strict=True))  # power, J/token, tokens/s, ITL p50
+    rows = []
+    for acc, part in sorted(held.groupby("accelerator"), key=lambda kv: str(kv[0])):
+        row: dict[str, object] = {"accelerator": acc, "configurations": len(part)}
+        for _, _, label in METRICS:
+            row[names[label]] = round(100.0 * float(part[f"err_{label}"].abs().mean()), 1)
+        row["source"] = ACCURACY_SOURCE
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _slower_text(errors: pd.DataFrame) -> str:
