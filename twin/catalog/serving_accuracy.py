@@ -54,7 +54,7 @@ class ServingAccuracy:
         """
         return (
             f"serving model error on {self.accelerator} (MAPE over {self.configurations} measured runs of models "
-            f"the fit never saw, {self.source}): power {self.power_pct:.1f} %, J/token {self.j_per_token_pct:.1f} %, "
+            f"the fit never saw; {self.source}): power {self.power_pct:.1f} %, J/token {self.j_per_token_pct:.1f} %, "
             f"tokens/s {self.tokens_per_s_pct:.1f} %, ITL p50 {self.itl_p50_pct:.1f} %"
         )
 
