@@ -310,11 +310,14 @@ def latency(
     import pandas as pd
 
     from twin.latency import busiest_start_s, fluid_latency, latency_frames, replay_latency
+    from twin.output_paths import check_output_folder
     from twin.simulation import simulate
 
     _use_threads(ctx, threads)
     sc = _load(scenario, set_)
     try:
+        if out is not None:  # refused before the run, not after it
+            check_output_folder(out, "--out")
         with console.status(f"simulating {sc.name}"):
             result = simulate(sc)
         start = busiest_start_s(result, duration_s) if start_s is None else start_s
@@ -367,11 +370,15 @@ def latency(
     )
     if out is not None:
         percentiles, requests = latency_frames(pools)
-        out.mkdir(parents=True, exist_ok=True)
-        percentiles.to_csv(out / "latency.csv", index=False)
-        requests.to_parquet(out / "requests.parquet", index=False)
-        pd.concat([p.histogram() for p in pools]).to_csv(out / "histogram.csv", index=False)
-        fluid.reset_index().to_csv(out / "fluid.csv", index=False)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            percentiles.to_csv(out / "latency.csv", index=False)
+            requests.to_parquet(out / "requests.parquet", index=False)
+            pd.concat([p.histogram() for p in pools]).to_csv(out / "histogram.csv", index=False)
+            fluid.reset_index().to_csv(out / "fluid.csv", index=False)
+        except OSError as exc:
+            err_console.print(f"[bold red]error[/] cannot write into {out}: {exc}", highlight=False)
+            raise typer.Exit(1) from None
         console.print(f"wrote {out}/latency.csv, {out}/histogram.csv, {out}/fluid.csv, {out}/requests.parquet")
     for p in pools:
         summ = p.summary

@@ -79,3 +79,7 @@ class UnknownNameError(InvalidInputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class OutputPathError(InvalidInputError):
+    """An output path a command cannot write: a folder given for a file, a file for a folder, a file on its way."""

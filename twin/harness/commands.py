@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from twin.errors import TwinError
+from twin.output_paths import check_output_file, check_output_folder
 
 T = TypeVar("T")
 
@@ -94,6 +95,7 @@ def harness(
     batches = _parse_list(sweep_batches, int, "--sweep-batches", "integers") if sweep_batches else None
     caps = _parse_list(power_limits, float, "--power-limits", "watts") if power_limits else None
     try:
+        (check_output_folder if batches or caps else check_output_file)(out, "--out")  # before the run, not after
         require_device(device)
         options: dict[str, Any] = {
             "prompt_len": prompt_len,

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from twin.errors import TraceFormatError, TwinError, UnknownNameError
+from twin.errors import OutputPathError, TraceFormatError, TwinError, UnknownNameError
+from twin.output_paths import check_output_file, check_output_folder
 
 console = Console()
 err_console = Console(stderr=True)
 
 #: Exit code for invalid input (as ``twin run``).
 EXIT_INVALID = 2
+
+
+def _writable(paths: list[tuple[Path | None, str]], folder: bool = False) -> None:
+    """Refuse, before any work, output paths that cannot be written (exit 2 naming the option and path)."""
+    check = check_output_folder if folder else check_output_file
+    try:
+        for path, option in paths:
+            if path is not None:
+                check(path, option)
+    except OutputPathError as exc:
+        err_console.print(f"[bold red]error[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> NoReturn:
+    """A write that failed after the work was done (the disk, a race): say which file, exit 1."""
+    err_console.print(f"[bold red]error[/] cannot write {path}: {exc}", highlight=False)
+    raise typer.Exit(1) from None
 
 
 def validate_anchors(
@@ -51,6 +70,7 @@ def validate_anchors(
         if path.suffix.lower() not in (".md", ".csv", ".json"):
             err_console.print(f"[bold red]error[/] --out {path}: expected a .md, .csv or .json file", highlight=False)
             raise typer.Exit(EXIT_INVALID)
+    _writable([(path, "--out") for path in out or []])
     results = []
     if not no_anchors:
         try:
@@ -98,6 +118,8 @@ def validate_anchors(
         except ValueError as exc:
             err_console.print(f"[bold red]error[/] {exc}", highlight=False)
             raise typer.Exit(EXIT_INVALID) from None
+        except OSError as exc:
+            _cannot_write(path, exc)
         console.print(f"wrote {written}")
 
 
@@ -142,6 +164,8 @@ def validate_serving(
             f"[bold red]error[/] --accuracy-table {accuracy_table_csv}: expected a .csv file", highlight=False
         )
         raise typer.Exit(EXIT_INVALID)
+    siblings = [] if out is None else [out, out.with_suffix(".csv"), out.with_name(out.stem + "-parity.png")]
+    _writable([*((path, "--out") for path in siblings), (accuracy_table_csv, "--accuracy-table")])
     try:
         configs = read_serving_dataset(dataset)
     except TraceFormatError as exc:
@@ -160,15 +184,21 @@ def validate_serving(
         console.print(f"held-out configurations missing a target: {int(m['configurations'].sum())} in {len(m)} groups")
     if out is not None:
         label = "twin/data/mlenergy-v3 (shipped)" if dataset is None else str(dataset)
-        plot = parity_plot(errors, out.with_name(out.stem + "-parity.png"))
         command = "twin validate-serving" + ("" if dataset is None else f" {dataset}") + f" --out {out}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown(errors, label, command, plot.name))
-        errors.loc[:, list(CSV_COLUMNS)].to_csv(out.with_suffix(".csv"), index=False)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            plot = parity_plot(errors, out.with_name(out.stem + "-parity.png"))
+            out.write_text(markdown(errors, label, command, plot.name))
+            errors.loc[:, list(CSV_COLUMNS)].to_csv(out.with_suffix(".csv"), index=False)
+        except OSError as exc:
+            _cannot_write(out, exc)
         console.print(f"wrote {out}, {out.with_suffix('.csv')}, {plot}")
     if accuracy_table_csv is not None:
-        accuracy_table_csv.parent.mkdir(parents=True, exist_ok=True)
-        accuracy_table(errors).to_csv(accuracy_table_csv, index=False)
+        try:
+            accuracy_table_csv.parent.mkdir(parents=True, exist_ok=True)
+            accuracy_table(errors).to_csv(accuracy_table_csv, index=False)
+        except OSError as exc:
+            _cannot_write(accuracy_table_csv, exc)
         console.print(f"wrote {accuracy_table_csv}")
     console.print(accuracy_line(errors), highlight=False, soft_wrap=True)
 
@@ -189,6 +219,7 @@ def validate_latency(
     if out is not None and out.suffix.lower() != ".md":
         err_console.print(f"[bold red]error[/] --out {out}: expected a .md file", highlight=False)
         raise typer.Exit(EXIT_INVALID)
+    _writable([(out, "--out")])
     try:
         with console.status("running configurations request by request (a few seconds each)"):
             result = validate_latency(dataset, subset=not all_configs)
@@ -206,8 +237,11 @@ def validate_latency(
         command = (
             "twin validate-latency" + ("" if dataset is None else f" {dataset}") + (" --all" if all_configs else "")
         )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(markdown(result, f"{command} --out {out}"))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(markdown(result, f"{command} --out {out}"))
+        except OSError as exc:
+            _cannot_write(out, exc)
         console.print(f"wrote {out}")
     console.print(result.last_line(), highlight=False, soft_wrap=True)
 
@@ -233,8 +267,10 @@ def calibrate(
     if not file.exists():
         harness.fail(f"{file} does not exist")
     if (file / "llm_configs.csv").exists() or (file.suffix == ".csv" and "model_id" in _head_text(file)):
+        _writable([(out, "--out")], folder=True)  # one YAML entry per GPU in it
         _calibrate_serving(file, out)
         return
+    _writable([(out, "--out")])
     harness.calibrate_file(file, out, base, name)
 
 
@@ -267,11 +303,14 @@ def _calibrate_serving(dataset: Path, out: Path | None) -> None:
     typer.echo(f"fitting {', '.join(names)} on the fit half of {dataset} (about 30 s per GPU)")
     fits = fit_dataset(configs, {n: catalog.accelerator_spec(n) for n in names})
     folder = out or Path("calibration-serving")
-    folder.mkdir(parents=True, exist_ok=True)
     for gpu, f in fits.items():
         entry = calibration_entry(f, catalog.accelerator_spec(gpu), str(dataset))
         path = folder / f"{gpu}.yaml"
-        atomic_write_text(path, yaml.safe_dump(entry, sort_keys=False))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, yaml.safe_dump(entry, sort_keys=False))
+        except OSError as exc:
+            _cannot_write(path, exc)
         typer.echo(f"{gpu}: {f.configurations} configurations of {len(f.models)} models")
         for key, value in f.values.items():
             typer.echo(f"  {key} = {fmt(value)}")
