@@ -51,6 +51,7 @@ def test_a_folder_without_write_access_is_named(tmp_path):
         (["calibrate", "twin/data/mlenergy-v3", "--out", "{file}"], "--out {file} is a file; give a folder"),
         (["latency", "default", "--out", "{file}"], "--out {file} is a file; give a folder"),
         (["harness", "--seconds", "1", "--out", "{dir}.md"], "--out {dir}.md is a folder"),
+        (["sweep", "scenarios/sweeps/power-cap-slo.yaml", "--out", "{file}/sub"], "{file} is a file, not a folder"),
     ],
 )
 def test_commands_refuse_an_output_they_cannot_write_before_working(tmp_path, monkeypatch, args, message):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from twin.errors import InvalidInputError, ScenarioError, TwinError
+from twin.errors import InvalidInputError, OutputPathError, ScenarioError, TwinError
 from twin.kpis import SITE_KPIS
 from twin.units import J_PER_KWH
 
@@ -465,6 +465,7 @@ def sweep(
     0 every point finished, 1 a point failed, 2 the spec is invalid, 130 interrupted.
     """
     from twin.engine.threads import THREADS_ENV
+    from twin.output_paths import check_output_folder
     from twin.sweep import load_sweep, run_sweep
     from twin.sweep.store import INVALID, point_problem, status
 
@@ -479,6 +480,10 @@ def sweep(
     if folder.exists() and not folder.is_dir():
         err_console.print(f"[bold red]invalid input[/] {folder} is a file, not a sweep folder", highlight=False)
         raise typer.Exit(EXIT_INVALID)
+    try:
+        check_output_folder(folder, "--out")  # a file on its way, or a folder it may not write in
+    except OutputPathError as exc:
+        _invalid(exc)
     if dry_run:
         problems = []
         for p in sw.points:
