@@ -351,6 +351,7 @@ def test_cli_telemetry_only(tmp_path, smi_file):
         ["--no-anchors", "--telemetry", str(DATA / "burstgpt_sample.csv"), "--accelerator", "H100-SXM"],
         ["--no-anchors", "--telemetry", str(DATA / "nvidia_smi_units.csv"), "--accelerator", "missing.yaml"],
         ["--no-anchors", "--telemetry", str(DATA / "nvidia_smi_units.csv")],  # no accelerator named
+        ["--no-anchors", "--telemetry", str(DATA), "--accelerator", "H100-SXM"],  # a folder (was a traceback)
     ],
 )
 def test_cli_rejects_bad_input(extra):

@@ -271,6 +271,8 @@ def read_power_telemetry(path: Path | str) -> tuple[pd.DataFrame, dict[str, Any]
     path = Path(path)
     if not path.exists():
         raise TraceFormatError(str(path), "no such file")
+    if path.is_dir():
+        raise TraceFormatError(str(path), "a folder; expected a telemetry file (nvidia-smi, DCGM or harness)")
     if _is_harness(path):
         from twin.harness.io import read_harness
 
