@@ -399,6 +399,18 @@ def test_a_binary_accelerator_file_is_a_named_error(tmp_path: Path) -> None:
         build_facility(sc)
 
 
+def test_a_folder_given_for_an_accelerator_file_or_a_trace_says_so(tmp_path: Path) -> None:
+    # Both were refused before, but as a scenario file that is a folder and as a trace that does
+    # not exist: the message named the wrong problem.
+    sc = load_scenario("default", {"fleet.accelerator_file": str(tmp_path)})
+    with pytest.raises(ScenarioError, match=re.escape("fleet.accelerator_file: a folder; expected a YAML file")):
+        build_facility(sc)
+    trace = {"kind": "trace", "path": str(tmp_path)}
+    sc = load_scenario("default", {"workloads.0.arrivals": trace})
+    with pytest.raises(ScenarioError, match="is a folder; expected a trace file or a built-in trace name"):
+        build_facility(sc)
+
+
 # ------------------------------------------------------------------------ cooling plant overrides
 @pytest.mark.parametrize(
     ("overrides", "message"),

@@ -113,6 +113,8 @@ def _accelerator(scenario: Scenario) -> AcceleratorSpec:
             path = scenario.source_dir / path
         if not path.exists():
             raise ScenarioError(str(path), [FieldProblem("fleet.accelerator_file", "no such file")])
+        if path.is_dir():
+            raise ScenarioError(str(path), [FieldProblem("fleet.accelerator_file", "a folder; expected a YAML file")])
         values, _ = read_yaml(path)  # UTF-8, size, depth and alias limits, as for a scenario
         if not isinstance(values, dict):
             raise ScenarioError(

@@ -23,13 +23,15 @@ def resolve_trace(ref: str, base_dir: Path | None) -> Path:
     Raises
     ------
     FileNotFoundError
-        No built-in of that name and no such file; the message lists the built-in names.
+        No built-in of that name and no such file (the message lists the built-in names), or a folder.
     """
     if ref in BUILTIN_TRACES:
         return BUILTIN_TRACES[ref]
     path = Path(ref).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
+    if path.is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is a folder; expected a trace file or a built-in trace name")
     if not path.is_file():
         names = ", ".join(sorted(BUILTIN_TRACES))
         raise FileNotFoundError(f"no such trace file {str(path)!r} and no built-in trace {ref!r} (built-ins: {names})")
