@@ -168,12 +168,12 @@ def test_validate_latency_on_two_configurations(tmp_path) -> None:
 def test_kv_capacity_is_the_replicas_cache() -> None:
     """A rank's cache in tokens, over a context, is the sequences twin.replica says fit (dense model, no windows)."""
     from twin.facility import build_facility
-    from twin.latency import inference_pools, kv_capacity_tokens
+    from twin.latency import kv_capacity_tokens
     from twin.replica import kv_capacity_sequences
 
     sc = load_with_sets(None, SMALL)
     fac = build_facility(sc)
-    for pool in inference_pools(fac):
+    for pool in fac.served_pools():
         assert pool.model is not None
         seqs = kv_capacity_sequences(pool.model, pool.layout, fac.accelerator, 1250.0, None, pool.kv_bytes_per_value)
         assert kv_capacity_tokens(pool) / 1250.0 == pytest.approx(seqs, rel=1e-9)

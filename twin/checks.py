@@ -12,7 +12,7 @@ import numpy as np
 from twin import catalog
 from twin.catalog.serving_accuracy import ServingAccuracy, serving_accuracy, validated_accelerators
 from twin.errors import ConsistencyError
-from twin.facility_parts.fleet import Facility, Pool
+from twin.facility_parts.fleet import Facility
 from twin.facility_parts.plant import PlantSpec
 from twin.facility_parts.sources import DrawnRequests, FluidRequests
 from twin.physics.plant_params import ASHRAE_AIR_CLASSES
@@ -138,7 +138,7 @@ def serving_error(fac: Facility) -> ServingAccuracy | None:
     or where the accelerator is not the catalog's entry of that name (``accelerator_overrides``
     or an ``accelerator_file``): the error was measured on the catalog's device.
     """
-    if not _serving_pools(fac):
+    if not fac.served_pools():
         return None
     acc = fac.accelerator
     found = serving_accuracy(acc.name)
@@ -154,7 +154,7 @@ def check_serving_validated(fac: Facility) -> list[str]:
     (:func:`serving_error`, :mod:`twin.catalog.serving_accuracy`); where there is none, its tokens
     and energy per token come with no stated error, and the run warns.
     """
-    pools = _serving_pools(fac)
+    pools = fac.served_pools()
     if not pools or serving_error(fac) is not None:
         return []
     acc = fac.accelerator.name
@@ -172,10 +172,6 @@ def check_serving_validated(fac: Facility) -> list[str]:
         f"{label} {names}: {why}, so {their} tokens/s and J/token carry no stated error (published anchors: "
         "twin validate-anchors)"
     ]
-
-
-def _serving_pools(fac: Facility) -> list[Pool]:
-    return [p for p in fac.pools if p.kind == "inference" and p.model is not None]
 
 
 def check_workloads(fac: Facility) -> list[str]:

@@ -197,11 +197,6 @@ def rank_share(up: FloatArray, rank: int) -> FloatArray:
     return np.divide(mine, up, out=np.zeros_like(up, dtype=np.float64), where=up > 0)
 
 
-def inference_pools(fac: Facility) -> list[Pool]:
-    """The pools served request by request (inference pools with a model and requests)."""
-    return [p for p in fac.pools if p.kind == "inference" and p.costs is not None and p.model is not None]
-
-
 def replay_latency(
     result: Result,
     scenario: Scenario,
@@ -230,7 +225,7 @@ def replay_latency(
         raise LatencyInputError(f"window [{lo}, {hi}) s is not inside the run's [0, {run_end}) s")
     if ranks is not None and ranks < 1:
         raise LatencyInputError(f"ranks must be >= 1, got {ranks}")
-    pools = inference_pools(fac)
+    pools = fac.served_pools()
     if not pools:
         raise LatencyInputError("the scenario has no inference pool to replay request by request")
     # the window's part of each interval
@@ -532,7 +527,6 @@ __all__ = [
     "LatencyInputError",
     "PoolLatency",
     "busiest_start_s",
-    "inference_pools",
     "kv_capacity_tokens",
     "latency_frames",
     "pool_slo",

@@ -227,6 +227,10 @@ class Facility:
         """Accelerators in the fleet."""
         return self.n_servers * self.gpus_per_server
 
+    def served_pools(self) -> list[Pool]:
+        """The inference pools the serving model runs (a model and its step costs)."""
+        return [p for p in self.pools if p.kind == "inference" and p.costs is not None and p.model is not None]
+
     def serving_groups(self) -> list[np.ndarray]:
         """Server masks a load balancer spreads requests over: each inference pool, or each role of a split one."""
         groups = []
