@@ -60,6 +60,9 @@ from twin.replica import expert_format, serving_device
 SOLVE_PART_BELOW = 0.8
 #: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
 COMPACT_BELOW = 0.5
+#: Whether :func:`_fluid_queue` walks ranks without routed experts compiled
+#: (:mod:`twin.engine.queue_walk`; the same to the bit as its numpy walk, which the tests compare).
+COMPILED_WALK = True
 
 
 @dataclass(frozen=True)
@@ -503,9 +506,10 @@ def _fluid_queue(
     A tick that starts without a backlog serves what arrives in the share ``r0`` its capacity
     allows, computed for every tick at once. A tick that starts with one (queued before the block,
     or left by the tick before) is solved again: the backlog changes the mix a full rank serves.
-    Those ticks are found column by column, all columns at once: each column's queue is followed
-    from one backlogged tick to the next, jumping over the ticks it starts without a backlog (on
-    most columns a queue lasts a few ticks, so this takes fewer steps than the block has ticks).
+    Those ticks are solved column by column: compiled, one loop per column, where the column's
+    ranks route no experts (:mod:`twin.engine.queue_walk`), in numpy otherwise (:func:`_walk`).
+    Each column is computed on its own, so a column comes out the same whatever other columns
+    are solved with it.
     """
     r0 = _capacity(c.token_budget, plan, p_in, d_in, dt, most)
     queued = (qp0 > 0) | (qd0 > 0)
@@ -513,20 +517,62 @@ def _fluid_queue(
         zeros = np.zeros_like(p_in)
         return p_in, d_in, zeros, zeros.copy()
     shape = p_in.shape
-    n_k = shape[0]
     # Columns that may queue in this block; the others serve what arrives (r0 = 1, no backlog).
     cols = np.flatnonzero(np.broadcast_to(queued, shape[1:]) | np.any(r0 < 1.0, axis=0))
-    n_u = cols.size
-    p_srv = np.array(p_in, dtype=np.float64, order="C")  # C order: written through ravel() below
-    d_srv = np.array(d_in, dtype=np.float64, order="C")
-    qp_out = np.zeros(shape)
-    qd_out = np.zeros(shape)
+    outs = (
+        np.array(p_in, dtype=np.float64, order="C"),  # C order: written through ravel() (_scatter)
+        np.array(d_in, dtype=np.float64, order="C"),
+        np.zeros(shape),
+        np.zeros(shape),
+    )
+    if COMPILED_WALK:  # the columns without routed experts compiled, one loop per column
+        from twin.engine.queue_walk import walk_queues
+
+        experts = np.broadcast_to(
+            (np.asarray(c.costs.expert_bytes) != 0) | (np.asarray(c.costs.expert_flops_per_token) != 0), shape[1:]
+        )[cols]
+        dense, cols = cols[~experts], cols[experts]
+        if dense.size:
+            walked = walk_queues(
+                plan, _columns_of(shape, dense), dense, c.token_budget, qp0, qd0, p_in, d_in, r0, dt, most
+            )
+            _scatter(dense, shape, outs, tuple(walked.reshape(4, -1)))
+    if cols.size:
+        _scatter(cols, shape, outs, _walk(c, plan, p_in, d_in, qp0, qd0, dt, most, r0, queued, cols))
+    return outs[0], outs[1], outs[2], outs[3]
+
+
+def _columns_of(shape: tuple[int, ...], cols: IntArray) -> Callable[[FloatArray], FloatArray]:
+    """The columns ``cols`` of a ``(K, S)`` (or broadcast) array, ``(K, U)`` flattened."""
 
     def part(x: FloatArray) -> FloatArray:
-        """The queuing columns of a ``(K, S)`` (or broadcast) array, ``(K, U)`` flattened."""
         return np.take(np.broadcast_to(x, shape), cols, axis=1).ravel()  # (faster than x[:, cols])
 
-    p_u, d_u, r0_u, dts, most_u = (part(x) for x in (p_in, d_in, r0, dt, most))
+    return part
+
+
+def _walk(
+    c: ServerConstants,
+    plan: StepPlan,
+    p_in: FloatArray,
+    d_in: FloatArray,
+    qp0: FloatArray,
+    qd0: FloatArray,
+    dt: FloatArray,
+    most: FloatArray,
+    r0: FloatArray,
+    queued: BoolArray,
+    cols: IntArray,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The queue of :func:`_fluid_queue` on the columns ``cols``, in numpy: served and backlogs, ``(K, U)`` flattened.
+
+    Each column's queue is followed from one backlogged tick to the next, all columns at once,
+    jumping over the ticks it starts without a backlog (on most columns a queue lasts a few
+    ticks, so this takes fewer steps than the block has ticks).
+    """
+    shape = np.shape(p_in)
+    n_k, n_u = shape[0], cols.size
+    p_u, d_u, r0_u, dts, most_u = map(_columns_of(shape, cols), (p_in, d_in, r0, dt, most))
     # Every tick as if it started without a backlog; then the backlog each leaves.
     ps, ds = r0_u * p_u, r0_u * d_u
     qps, qds = p_u - ps, d_u - ds
@@ -571,7 +617,13 @@ def _fluid_queue(
         qd = np.where(carried, qd_s, qds[at_nxt])
         k = np.where(alive, np.where(carried, k1, nxt + 1), k)
         alive = k < n_k
-    cells = (np.arange(n_k)[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
-    for out, v in ((p_srv, ps), (d_srv, ds), (qp_out, qps), (qd_out, qds)):
+    return ps, ds, qps, qds
+
+
+def _scatter(
+    cols: IntArray, shape: tuple[int, ...], outs: tuple[FloatArray, ...], values: tuple[FloatArray, ...]
+) -> None:
+    """Set the columns ``cols`` of ``outs`` (``(K, S)``, C order) to ``values`` (``(K, U)`` flattened)."""
+    cells = (np.arange(shape[0])[:, None] * shape[1] + cols).ravel()  # the queuing columns, flat
+    for out, v in zip(outs, values, strict=True):
         out.ravel()[cells] = v  # (faster than out[:, cols] = v)
-    return p_srv, d_srv, qp_out, qd_out

@@ -1,0 +1,136 @@
+"""The compiled queue walk (twin.engine.queue_walk) is the numpy walk of twin.engine.serving, to the bit."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import twin.engine.serving as serving
+from twin import catalog
+from twin.catalog.architecture import load_architecture
+from twin.engine.serving import ServerConstants, ServeResult, serve_block
+from twin.physics.step_costs import StepCosts
+from twin.replica import Layout, expert_format, serving_device, step_costs
+
+#: Dense models of every kind the walk covers: full attention (on one GPU and tensor parallel),
+#: windowed attention, a hybrid SSM; and the accelerators with a linear (H100) and a smooth (B200)
+#: roofline.
+RANKS = (
+    ("Llama-3.1-8B", 1),
+    ("Llama-3-70B", 8),
+    ("google/gemma-3-27b-it", 2),
+    ("nvidia/NVIDIA-Nemotron-Nano-12B-v2", 1),
+)
+ACCELERATORS = ("H100-SXM", "B200")
+
+
+def _constants(acc_name: str) -> ServerConstants:
+    acc = catalog.accelerator_spec(acc_name)
+    archs = [load_architecture(m) for m, _ in RANKS]
+    costs = StepCosts.stack(
+        [step_costs(a, Layout(tensor_parallel=tp), acc) for a, (_, tp) in zip(archs, RANKS, strict=True)]
+    )
+    assert not costs.has_experts
+    device = serving_device(acc, [expert_format(a) for a in archs])
+    n = len(RANKS)
+    return ServerConstants.for_ranks(
+        costs, device, np.array([256.0, 512.0, 128.0, 64.0][:n]), np.full(n, 8192.0), np.full(n, 40e9)
+    )
+
+
+CONSTANTS = {name: _constants(name) for name in ACCELERATORS}
+
+
+def _block(seed: int, n_ticks: int, load: float, queued: bool) -> tuple[np.ndarray, ...]:
+    """Demand around ``load`` times what a rank serves, some ticks idle, some prompt-only, clocks lowered."""
+    rng = np.random.default_rng(seed)
+    shape = (n_ticks, len(RANKS))
+    decode = rng.gamma(2.0, load * 1500.0, shape) * (rng.random(shape) > 0.1)
+    prefill = decode * rng.uniform(0.5, 20.0, shape)
+    prefill = np.where(rng.random(shape) < 0.1, rng.uniform(1e3, 1e5, shape), prefill)  # prompt-only ticks
+    prompt = rng.uniform(50.0, 4000.0, shape)
+    context = prompt + rng.uniform(10.0, 2000.0, shape)
+    clock = rng.choice([1.0, 0.8, 0.55], shape)
+    qp = rng.uniform(0.0, 5e4, len(RANKS)) * queued
+    qd = rng.uniform(0.0, 5e3, len(RANKS)) * queued * (rng.random(len(RANKS)) > 0.3)
+    dts = np.where(rng.random(n_ticks) < 0.2, 0.25, 1.0)
+    return prefill, decode, prompt, context, clock, qp, qd, dts
+
+
+def _serve(
+    compiled: bool, c: ServerConstants, block: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
+) -> ServeResult:
+    monkeypatch.setattr(serving, "COMPILED_WALK", compiled)
+    prefill, decode, prompt, context, clock, qp, qd, dts = block
+    return serve_block(c, prefill, decode, prompt, context, clock, qp, qd, dts, requests=prefill / prompt)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_ticks=st.integers(1, 40),
+    load=st.floats(0.01, 20.0),
+    queued=st.booleans(),
+    acc=st.sampled_from(ACCELERATORS),
+)
+def test_the_compiled_walk_serves_as_the_numpy_walk_to_the_bit(
+    seed: int, n_ticks: int, load: float, queued: bool, acc: str
+) -> None:
+    block = _block(seed, n_ticks, load, queued)
+    with pytest.MonkeyPatch.context() as mp:
+        numpy_walk = _serve(False, CONSTANTS[acc], block, mp)
+        compiled = _serve(True, CONSTANTS[acc], block, mp)
+    for f in fields(ServeResult):
+        a, b = getattr(numpy_walk, f.name), getattr(compiled, f.name)
+        if CONSTANTS[acc].device.linear_roofline:  # the same operations in the same order
+            assert np.array_equal(a, b, equal_nan=True), f.name
+        else:  # numpy's SIMD power differs from the C library's in the last bit now and then
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-9, err_msg=f.name)
+
+
+def test_the_walk_carries_queues_from_tick_to_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The case it exists for: demand over capacity queues, the queue drains once demand falls, tokens conserved."""
+    c = CONSTANTS["H100-SXM"]
+    block = list(_block(7, 30, 1.0, True))
+    block[0][:10] *= 50.0  # ten ticks far over capacity, then the usual load
+    block[1][:10] *= 50.0
+    res = _serve(True, c, tuple(block), monkeypatch)
+    assert np.all(res.backlog_decode_tokens[9] > 0)  # a queue at the end of the busy ticks
+    # Every token that arrived (with the queue at the start) is served or still queued.
+    for served, backlog, demand, q0 in (
+        (res.prefill_tokens, res.backlog_prefill_tokens, block[0], block[5]),
+        (res.decode_tokens, res.backlog_decode_tokens, block[1], block[6]),
+    ):
+        np.testing.assert_allclose(served.sum(axis=0) + backlog[-1], demand.sum(axis=0) + q0, rtol=1e-12)
+
+
+def test_a_dense_column_comes_out_the_same_beside_a_column_with_experts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk is chosen per column (compiled without experts, numpy with), so a column's result never
+    depends on the company it is solved in (the governor re-solves columns alone; threads split them)."""
+    acc = catalog.accelerator_spec("H100-SXM")
+    dense_arch, moe_arch = load_architecture("Llama-3.1-8B"), load_architecture("Qwen/Qwen3-30B-A3B-Instruct-2507")
+    costs = [step_costs(a, Layout(tensor_parallel=1), acc) for a in (dense_arch, moe_arch, dense_arch)]
+    fmts = [expert_format(a) for a in (dense_arch, moe_arch, dense_arch)]
+
+    def constants(idx: list[int]) -> ServerConstants:
+        n = len(idx)
+        stacked = StepCosts.stack([costs[i] for i in idx])
+        dev = serving_device(acc, [fmts[i] for i in idx])
+        return ServerConstants.for_ranks(stacked, dev, np.full(n, 256.0), np.full(n, 8192.0), np.full(n, 40e9))
+
+    prefill, decode, prompt, context, clock, qp, qd, dts = _block(11, 25, 3.0, True)
+
+    def cols(idx: list[int]) -> tuple[np.ndarray, ...]:
+        return (prefill[:, idx], decode[:, idx], prompt[:, idx], context[:, idx], clock[:, idx], qp[idx], qd[idx], dts)
+
+    mixed = _serve(True, constants([0, 1, 2]), cols([0, 1, 2]), monkeypatch)
+    dense = _serve(True, constants([0, 2]), cols([0, 2]), monkeypatch)
+    numpy_walk = _serve(False, constants([0, 1, 2]), cols([0, 1, 2]), monkeypatch)
+    assert np.any(mixed.backlog_decode_tokens > 0)
+    for f in fields(ServeResult):
+        assert np.array_equal(getattr(mixed, f.name)[:, [0, 2]], getattr(dense, f.name)), f.name
+        assert np.array_equal(getattr(mixed, f.name), getattr(numpy_walk, f.name)), f.name
