@@ -61,7 +61,7 @@ from twin.engine.governed import Governed, govern
 from twin.engine.pool_stats import PoolStats
 from twin.engine.report_rows import interval_kinds, interval_rows, report_columns
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.engine.serving import ServerConstants, ServeResult
+from twin.engine.serving import COMPILED_FROM_SERVER_TICKS, ServerConstants, ServeResult
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
@@ -138,7 +138,9 @@ class Engine:
         self.plant = build_plant(fac.cooling)
         self.weather = fac.weather
         self.boundary = self.weather.at(0.0)
-        self.const = ServerConstants.build(fac)
+        # The compiled serving solve where the run serves enough to repay loading it (same results).
+        served = sum(p.servers.size for p in fac.served_pools()) * self.duration_s / self.step_s
+        self.const = ServerConstants.build(fac, compiled=served >= COMPILED_FROM_SERVER_TICKS)
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
         self.plant.see_weather(self.boundary)

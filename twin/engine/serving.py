@@ -44,7 +44,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -60,9 +60,10 @@ from twin.replica import expert_format, serving_device
 SOLVE_PART_BELOW = 0.8
 #: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
 COMPACT_BELOW = 0.5
-#: Whether :func:`_fluid_queue` walks ranks without routed experts compiled
-#: (:mod:`twin.engine.queue_walk`; the same to the bit as its numpy walk, which the tests compare).
-COMPILED_WALK = True
+#: Runs whose inference servers serve at least this many server-ticks solve their columns without
+#: routed experts compiled (:mod:`twin.engine.serve_kernel`): enough to repay the ~0.5 s a process
+#: takes to load it; smaller runs keep numpy. [1]
+COMPILED_FROM_SERVER_TICKS = 2e6
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,13 @@ class ServerConstants:
     kv_s_per_token: FloatArray
     kv_latency_s: FloatArray
     kv_j_per_byte: FloatArray
+    #: Whether the serving solve takes the compiled kernel on the columns it covers
+    #: (:mod:`twin.engine.serve_kernel`: inference without routed experts); numpy otherwise.
+    compiled: bool = False
 
     @classmethod
-    def build(cls, fac: Facility) -> ServerConstants:
-        """Gather each pool's constants onto its servers."""
+    def build(cls, fac: Facility, compiled: bool = False) -> ServerConstants:
+        """Gather each pool's constants onto its servers (``compiled``: as the field)."""
         n = fac.n_servers
         acc = fac.accelerator
         cols: dict[str, FloatArray] = {
@@ -158,6 +162,7 @@ class ServerConstants:
             costs=StepCosts(**cost_cols),
             device=serving_device(acc, formats),
             **cols,
+            compiled=compiled,
         )
 
     @classmethod
@@ -207,9 +212,28 @@ class ServerConstants:
         idx = np.flatnonzero(self.inference)
         return idx, self.columns(operator.itemgetter(idx))
 
+    @cached_property
+    def kernel_columns(self) -> BoolArray:
+        """The columns the compiled solve covers where :attr:`compiled`: inference ranks that route no experts."""
+        experts = (np.asarray(self.costs.expert_bytes) != 0) | (np.asarray(self.costs.expert_flops_per_token) != 0)
+        return np.asarray(self.compiled & self.inference & ~np.broadcast_to(experts, self.inference.shape))
+
+    @cached_property
+    def kernel_split(self) -> tuple[IntArray, ServerConstants, IntArray, ServerConstants]:
+        """The columns the compiled solve covers and their constants, then the others and theirs."""
+        fast, slow = np.flatnonzero(self.kernel_columns), np.flatnonzero(~self.kernel_columns)
+        return fast, self.columns(operator.itemgetter(fast)), slow, self.columns(operator.itemgetter(slow))
+
+    @cached_property
+    def kernel_constants(self) -> FloatArray:
+        """The per-column figures the compiled solve takes (:func:`twin.engine.serve_kernel.constants`)."""
+        from twin.engine import serve_kernel
+
+        return serve_kernel.constants(self)
+
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
         """The constants of grouped columns (``take`` maps a per-server array to columns)."""
-        arrays = {
+        arrays: dict[str, Any] = {
             f.name: take(getattr(self, f.name)) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)
         }
         return replace(self, costs=self.costs.take(take), device=self.device.take(take), **arrays)
@@ -376,7 +400,51 @@ def _serve_inference(
     dt: FloatArray,
     requests: FloatArray | None,
 ) -> dict[str, FloatArray]:
-    """The serving solve of :func:`serve_block` (inference columns; others come out idle)."""
+    """The serving solve of :func:`serve_block` (inference columns; others come out idle).
+
+    Compiled on the columns :attr:`ServerConstants.kernel_columns` names
+    (:mod:`twin.engine.serve_kernel`), in numpy on the others (:func:`_serve_numpy`); a column's
+    result depends on its own inputs only, whichever solve and whatever company.
+    """
+    args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
+    fast = c.kernel_columns
+    if not fast.any():
+        return _serve_numpy(c, *args, dt, requests)
+    from twin.engine import serve_kernel
+
+    if fast.all():
+        return serve_kernel.serve(c, c.kernel_constants, *args, dt, requests)
+    idx_fast, c_fast, idx_slow, c_slow = c.kernel_split
+    n = fast.size
+    p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_fast, n) for x in args)
+    got_fast = serve_kernel.serve(
+        c_fast, c_fast.kernel_constants, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx_fast, n)
+    )
+    p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_slow, n) for x in args)
+    got_slow = _serve_numpy(c_slow, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx_slow, n))
+    shape = (np.shape(dt)[0], n)
+    out = {}
+    for key, v in got_fast.items():
+        whole = np.empty(shape)
+        whole[:, idx_fast] = v
+        whole[:, idx_slow] = got_slow[key]
+        out[key] = whole
+    return out
+
+
+def _serve_numpy(
+    c: ServerConstants,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    clock: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+) -> dict[str, FloatArray]:
+    """:func:`_serve_inference` in numpy: whole-array passes over the block's cells."""
     rep = np.where(c.inference, c.ranks, 1.0)
     position = 0.5 * prompt_len  # mean position of a prefilled token in its prompt
     # Per rank from here on.
@@ -506,10 +574,7 @@ def _fluid_queue(
     A tick that starts without a backlog serves what arrives in the share ``r0`` its capacity
     allows, computed for every tick at once. A tick that starts with one (queued before the block,
     or left by the tick before) is solved again: the backlog changes the mix a full rank serves.
-    Those ticks are solved column by column: compiled, one loop per column, where the column's
-    ranks route no experts (:mod:`twin.engine.queue_walk`), in numpy otherwise (:func:`_walk`).
-    Each column is computed on its own, so a column comes out the same whatever other columns
-    are solved with it.
+    Those ticks are solved column by column (:func:`_walk`).
     """
     r0 = _capacity(c.token_budget, plan, p_in, d_in, dt, most)
     queued = (qp0 > 0) | (qd0 > 0)
@@ -525,20 +590,7 @@ def _fluid_queue(
         np.zeros(shape),
         np.zeros(shape),
     )
-    if COMPILED_WALK:  # the columns without routed experts compiled, one loop per column
-        from twin.engine.queue_walk import walk_queues
-
-        experts = np.broadcast_to(
-            (np.asarray(c.costs.expert_bytes) != 0) | (np.asarray(c.costs.expert_flops_per_token) != 0), shape[1:]
-        )[cols]
-        dense, cols = cols[~experts], cols[experts]
-        if dense.size:
-            walked = walk_queues(
-                plan, _columns_of(shape, dense), dense, c.token_budget, qp0, qd0, p_in, d_in, r0, dt, most
-            )
-            _scatter(dense, shape, outs, tuple(walked.reshape(4, -1)))
-    if cols.size:
-        _scatter(cols, shape, outs, _walk(c, plan, p_in, d_in, qp0, qd0, dt, most, r0, queued, cols))
+    _scatter(cols, shape, outs, _walk(c, plan, p_in, d_in, qp0, qd0, dt, most, r0, queued, cols))
     return outs[0], outs[1], outs[2], outs[3]
 
 

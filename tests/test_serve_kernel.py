@@ -1,22 +1,23 @@
-"""The compiled queue walk (twin.engine.queue_walk) is the numpy walk of twin.engine.serving, to the bit."""
+"""The compiled serving solve (twin.engine.serve_kernel) is the numpy solve of twin.engine.serving, to the bit."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
+from engine_reference import assert_same_run, cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import twin.engine.serving as serving
-from twin import catalog
+import twin.engine.kernel as engine_kernel
+from twin import catalog, simulate
 from twin.catalog.architecture import load_architecture
 from twin.engine.serving import ServerConstants, ServeResult, serve_block
 from twin.physics.step_costs import StepCosts
 from twin.replica import Layout, expert_format, serving_device, step_costs
 
-#: Dense models of every kind the walk covers: full attention (on one GPU and tensor parallel),
+#: Dense models of every kind the compiled solve covers: full attention (on one GPU and tensor parallel),
 #: windowed attention, a hybrid SSM; and the accelerators with a linear (H100) and a smooth (B200)
 #: roofline.
 RANKS = (
@@ -37,8 +38,17 @@ def _constants(acc_name: str) -> ServerConstants:
     assert not costs.has_experts
     device = serving_device(acc, [expert_format(a) for a in archs])
     n = len(RANKS)
-    return ServerConstants.for_ranks(
+    const = ServerConstants.for_ranks(
         costs, device, np.array([256.0, 512.0, 128.0, 64.0][:n]), np.full(n, 8192.0), np.full(n, 40e9)
+    )
+    # The third column a disaggregated pool's prefill server: it sends each prompt's KV cache.
+    sent = np.array([0.0, 0.0, 1.0, 0.0])
+    return replace(
+        const,
+        kv_bytes_per_token=sent * 2.6e5,
+        kv_s_per_token=sent * 2.6e5 / 50e9,
+        kv_latency_s=sent * 2e-5,
+        kv_j_per_byte=sent * 8 * 5e-12,
     )
 
 
@@ -61,11 +71,9 @@ def _block(seed: int, n_ticks: int, load: float, queued: bool) -> tuple[np.ndarr
     return prefill, decode, prompt, context, clock, qp, qd, dts
 
 
-def _serve(
-    compiled: bool, c: ServerConstants, block: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
-) -> ServeResult:
-    monkeypatch.setattr(serving, "COMPILED_WALK", compiled)
+def _serve(compiled: bool, c: ServerConstants, block: tuple[np.ndarray, ...]) -> ServeResult:
     prefill, decode, prompt, context, clock, qp, qd, dts = block
+    c = replace(c, compiled=compiled)
     return serve_block(c, prefill, decode, prompt, context, clock, qp, qd, dts, requests=prefill / prompt)
 
 
@@ -77,28 +85,26 @@ def _serve(
     queued=st.booleans(),
     acc=st.sampled_from(ACCELERATORS),
 )
-def test_the_compiled_walk_serves_as_the_numpy_walk_to_the_bit(
+def test_the_compiled_solve_serves_as_the_numpy_solve_to_the_bit(
     seed: int, n_ticks: int, load: float, queued: bool, acc: str
 ) -> None:
     block = _block(seed, n_ticks, load, queued)
-    with pytest.MonkeyPatch.context() as mp:
-        numpy_walk = _serve(False, CONSTANTS[acc], block, mp)
-        compiled = _serve(True, CONSTANTS[acc], block, mp)
+    numpy_solve, compiled = _serve(False, CONSTANTS[acc], block), _serve(True, CONSTANTS[acc], block)
     for f in fields(ServeResult):
-        a, b = getattr(numpy_walk, f.name), getattr(compiled, f.name)
+        a, b = getattr(numpy_solve, f.name), getattr(compiled, f.name)
         if CONSTANTS[acc].device.linear_roofline:  # the same operations in the same order
             assert np.array_equal(a, b, equal_nan=True), f.name
         else:  # numpy's SIMD power differs from the C library's in the last bit now and then
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-9, err_msg=f.name)
 
 
-def test_the_walk_carries_queues_from_tick_to_tick(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The case it exists for: demand over capacity queues, the queue drains once demand falls, tokens conserved."""
+def test_the_compiled_solve_carries_queues_from_tick_to_tick() -> None:
+    """Demand over capacity queues, the queue drains once demand falls, tokens are conserved."""
     c = CONSTANTS["H100-SXM"]
     block = list(_block(7, 30, 1.0, True))
     block[0][:10] *= 50.0  # ten ticks far over capacity, then the usual load
     block[1][:10] *= 50.0
-    res = _serve(True, c, tuple(block), monkeypatch)
+    res = _serve(True, c, tuple(block))
     assert np.all(res.backlog_decode_tokens[9] > 0)  # a queue at the end of the busy ticks
     # Every token that arrived (with the queue at the start) is served or still queued.
     for served, backlog, demand, q0 in (
@@ -108,8 +114,8 @@ def test_the_walk_carries_queues_from_tick_to_tick(monkeypatch: pytest.MonkeyPat
         np.testing.assert_allclose(served.sum(axis=0) + backlog[-1], demand.sum(axis=0) + q0, rtol=1e-12)
 
 
-def test_a_dense_column_comes_out_the_same_beside_a_column_with_experts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The walk is chosen per column (compiled without experts, numpy with), so a column's result never
+def test_a_dense_column_comes_out_the_same_beside_a_column_with_experts() -> None:
+    """The solve is chosen per column (compiled without experts, numpy with), so a column's result never
     depends on the company it is solved in (the governor re-solves columns alone; threads split them)."""
     acc = catalog.accelerator_spec("H100-SXM")
     dense_arch, moe_arch = load_architecture("Llama-3.1-8B"), load_architecture("Qwen/Qwen3-30B-A3B-Instruct-2507")
@@ -127,10 +133,21 @@ def test_a_dense_column_comes_out_the_same_beside_a_column_with_experts(monkeypa
     def cols(idx: list[int]) -> tuple[np.ndarray, ...]:
         return (prefill[:, idx], decode[:, idx], prompt[:, idx], context[:, idx], clock[:, idx], qp[idx], qd[idx], dts)
 
-    mixed = _serve(True, constants([0, 1, 2]), cols([0, 1, 2]), monkeypatch)
-    dense = _serve(True, constants([0, 2]), cols([0, 2]), monkeypatch)
-    numpy_walk = _serve(False, constants([0, 1, 2]), cols([0, 1, 2]), monkeypatch)
+    mixed = _serve(True, constants([0, 1, 2]), cols([0, 1, 2]))
+    dense = _serve(True, constants([0, 2]), cols([0, 2]))
+    numpy_solve = _serve(False, constants([0, 1, 2]), cols([0, 1, 2]))
     assert np.any(mixed.backlog_decode_tokens > 0)
     for f in fields(ServeResult):
         assert np.array_equal(getattr(mixed, f.name)[:, [0, 2]], getattr(dense, f.name)), f.name
-        assert np.array_equal(getattr(mixed, f.name), getattr(numpy_walk, f.name)), f.name
+        assert np.array_equal(getattr(mixed, f.name), getattr(numpy_solve, f.name)), f.name
+
+
+@pytest.mark.parametrize("name", ["default", "azure-llm-trace", "site-cap-2mw", "faults-mixed"])
+def test_a_whole_run_is_the_same_compiled_or_not(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole runs (queues, the governor, the site limit's bisection, faults) give the same result either way."""
+    sc = cases()[name]
+    runs = []
+    for threshold in (0.0, float("inf")):  # every run compiled, then none
+        monkeypatch.setattr(engine_kernel, "COMPILED_FROM_SERVER_TICKS", threshold)
+        runs.append(simulate(sc))
+    assert_same_run(*runs)

@@ -1,0 +1,412 @@
+"""The serving solve of :mod:`twin.engine.serving`, compiled: one loop per column over its ticks.
+
+:func:`twin.engine.serving._serve_inference` solves a block of ticks by columns in numpy: some
+hundreds of whole-array passes per cell (the plan of each step, the fluid queue, the batch that
+serves the rates by false position, the step and its activities, the latency estimates), and the
+queue's walk from one backlogged tick to the next some tens of numpy calls per tick. Here each
+column is one compiled loop (numba) over its ticks that computes, cell by cell, what those passes
+compute, with the same floating-point operations in the same order: the result is the numpy
+solve's to the bit where the roofline is the sum (``n = 1``: H100 and the accelerators without
+serving measurements), and to the last bit of a power where it is smooth (numpy's vectorised power
+and the C library's differ there now and then). ``tests/test_serve_kernel.py`` holds the two
+against each other on random blocks of every kind of dense model and both rooflines.
+
+It covers inference columns whose ranks route no experts (dense, windowed-attention and
+hybrid-SSM models, disaggregated or not); columns with routed experts and the training and
+replay columns keep the numpy solve. Which solve a column takes depends on that column only, so a
+column comes out the same whatever others are solved with it (the governor re-solves columns
+alone; threads split them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+from numba import njit
+
+from twin._types import FloatArray
+from twin.physics.serving_rates import (
+    PREFILL_CHUNK_RTOL,
+    PREFILL_CHUNK_STEPS,
+    RATE_SOLVER_RTOL,
+    RATE_SOLVER_STEPS,
+)
+
+if TYPE_CHECKING:
+    from twin.engine.serving import ServerConstants
+
+#: The per-column figures the kernel takes, in its order: of the :class:`ServerConstants`, then
+#: their :class:`StepCosts`, then their :class:`ServingDevice`.
+CONSTANT_FIGURES = (
+    "ranks",
+    "max_batch",
+    "token_budget",
+    "kv_free_bytes",
+    "kv_bytes_per_token",
+    "kv_s_per_token",
+    "kv_latency_s",
+    "kv_j_per_byte",
+)
+COST_FIGURES = (
+    "dense_bytes",
+    "decode_flops_per_token",
+    "prefill_flops_per_token",
+    "kv_bytes_per_token",
+    "window_kv_bytes_per_token",
+    "window_tokens",
+    "attention_flops",
+    "window_attention_flops",
+    "prefill_attention_flops",
+    "prefill_window_attention_flops",
+    "state_bytes_per_sequence",
+    "collective_steps",
+    "collective_bytes_per_token",
+)
+DEVICE_FIGURES = (
+    "bandwidth_b_s",
+    "kv_bandwidth_b_s",
+    "peak_bandwidth_b_s",
+    "flop_s",
+    "link_bandwidth_b_s",
+    "link_latency_s",
+    "overhead_s",
+    "overhead_per_sequence_s",
+    "gap_power_fraction",
+    "roofline_exponent",
+)
+#: What the kernel returns per cell, in its order: :func:`twin.engine.serving._serve_inference`'s keys.
+OUTPUTS = (
+    "prefill",
+    "decode",
+    "busy",
+    "power_busy",
+    "mem",
+    "sm",
+    "batch",
+    "step",
+    "backlog_prefill",
+    "backlog_decode",
+    "ttft",
+    "kv_w",
+)
+
+
+# Indices of the figures in a column's row of :func:`constants` (module globals: numba compiles
+# them in as constants).
+RANKS, MAX_BATCH, TOKEN_BUDGET, KV_FREE, KV_SENT, KV_S_TOKEN, KV_LATENCY, KV_J_BYTE = range(8)
+(
+    DENSE_BYTES,
+    DECODE_FLOPS,
+    PREFILL_FLOPS,
+    KV_BYTES,
+    WINDOW_KV_BYTES,
+    WINDOW_TOKENS,
+    ATTN_FLOPS,
+    WINDOW_ATTN_FLOPS,
+    PREFILL_ATTN_FLOPS,
+    PREFILL_WINDOW_ATTN_FLOPS,
+    STATE_BYTES,
+    COLL_STEPS,
+    COLL_BYTES,
+) = range(8, 21)
+(
+    BANDWIDTH,
+    KV_BANDWIDTH,
+    PEAK_BANDWIDTH,
+    FLOP_S,
+    LINK_BANDWIDTH,
+    LINK_LATENCY,
+    OVERHEAD,
+    OVERHEAD_PER_SEQ,
+    GAP_POWER,
+    ROOFLINE_N,
+) = range(21, 31)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _roofline(memory_s: float, compute_s: float, n: float, linear: bool) -> float:
+    """:func:`twin.physics.step_costs.roofline_time_s` of one cell."""
+    if linear:
+        return memory_s + compute_s
+    hi = max(memory_s, compute_s)
+    lo = min(memory_s, compute_s)
+    ratio = lo / hi if hi > 0 else 0.0
+    return hi * (1.0 + ratio**n) ** (1.0 / n)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _terms(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> tuple[float, float, float, float, float]:
+    """``StepPlan._terms`` without experts: ``(t_dense, t_attn, t_coll, t_host, tokens)``.
+
+    ``k``: the column's figures (:func:`constants`), ``q``: the cell's plan (:func:`_serve`).
+    """
+    tokens = b + p
+    dense_flops = b * k[DECODE_FLOPS] + p * k[PREFILL_FLOPS]
+    t_dense = _roofline(q[1], dense_flops / q[0], k[ROOFLINE_N], linear)
+    attn_flops = b * q[2] + p * q[3]
+    attn_bytes = b * q[4]
+    t_attn = _roofline(attn_bytes / k[KV_BANDWIDTH], attn_flops / q[0], k[ROOFLINE_N], linear)
+    t_coll = k[COLL_STEPS] * k[LINK_LATENCY] + tokens * k[COLL_BYTES] / k[LINK_BANDWIDTH]
+    t_host = k[OVERHEAD] + k[OVERHEAD_PER_SEQ] * b
+    return t_dense, t_attn, t_coll, t_host, tokens
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _time_s(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
+    """``StepPlan.time_s(b, p)`` of one cell."""
+    t_dense, t_attn, t_coll, t_host, tokens = _terms(b, p, k, q, linear)
+    return t_dense + t_attn + t_coll + t_host if tokens > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _full_rank(
+    budget: float, prefill: float, decode: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool
+) -> tuple[float, float, float]:
+    """:func:`twin.engine.serving.full_rank` of one cell: (sequences, prompt tokens, step time)."""
+    decoding = decode > 0
+    rho = prefill / decode if decoding else 0.0
+    cap = min(most, budget / (1.0 + rho))
+    seqs = cap if decoding else 0.0
+    chunk = rho * seqs if decoding else budget
+    return seqs, chunk, _time_s(seqs, chunk, k, q, linear)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _false_position_step(
+    i: int, x: float, fx: float, lo: float, hi: float, f_lo: float, f_hi: float, side: float
+) -> tuple[float, float, float, float, float]:
+    """One cell's bracket after the point ``x`` (residual ``fx``) of step ``i`` of ``_false_position``."""
+    up = fx > 0
+    down = fx <= 0
+    if up:
+        hi, f_hi = x, fx
+    if down:
+        lo, f_lo = x, fx
+    if i > 0:
+        f_lo = f_lo * (0.5 if (up and side > 0) else 1.0)
+        f_hi = f_hi * (0.5 if (down and side < 0) else 1.0)
+    side = (1.0 if up else 0.0) - (1.0 if down else 0.0)
+    return lo, hi, f_lo, f_hi, side
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _secant(lo: float, hi: float, f_lo: float, f_hi: float) -> float:
+    """The false-position point of a bracket, clipped to it (``np.clip``)."""
+    return min(max((lo * f_hi - hi * f_lo) / (f_hi - f_lo), lo), hi)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _batch_for_rates(lam_d: float, lam_p: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
+    """:func:`twin.physics.serving_rates.batch_for_rates` of one cell."""
+    lam = max(lam_d, 0.0)
+    rho = lam_p / lam if lam > 0 else 0.0
+    hi = most
+    tiny = max(hi * 1e-9, 1e-12)
+    lo = tiny
+    f_lo = lo - lam * _time_s(lo, rho * lo, k, q, linear)
+    f_hi = hi - lam * _time_s(hi, rho * hi, k, q, linear)
+    reach = lam > 0 and f_hi > 0
+    x = 0.0 if (reach and f_lo >= 0) else (hi if lam > 0 else 0.0)
+    todo = reach and f_lo < 0
+    side = 0.0
+    rtol = RATE_SOLVER_RTOL
+    for i in range(RATE_SOLVER_STEPS):
+        if not todo:
+            break
+        x = _secant(lo, hi, f_lo, f_hi)
+        fx = x - lam * _time_s(x, rho * x, k, q, linear)
+        lo, hi, f_lo, f_hi, side = _false_position_step(i, x, fx, lo, hi, f_lo, f_hi, side)
+        todo = (hi - lo > rtol * max(hi, 1.0)) and (abs(fx) > rtol * max(x, 1.0))
+    return x
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _prefill_chunk(one: float, budget: float, rate: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
+    """:func:`twin.physics.serving_rates.prefill_chunk_for_rate` of one cell."""
+    lo, hi = one, budget
+    f_lo = lo - rate * _time_s(0.0, lo, k, q, linear)
+    f_hi = hi - rate * _time_s(0.0, hi, k, q, linear)
+    x = lo if f_lo >= 0 else hi
+    todo = f_lo < 0 and f_hi > 0
+    side = 0.0
+    for i in range(PREFILL_CHUNK_STEPS):
+        if not todo:
+            break
+        x = _secant(lo, hi, f_lo, f_hi)
+        fx = x - rate * _time_s(0.0, x, k, q, linear)
+        lo, hi, f_lo, f_hi, side = _false_position_step(i, x, fx, lo, hi, f_lo, f_hi, side)
+        todo = (hi - lo > 0.0 * max(hi, 1.0)) and (abs(fx) > PREFILL_CHUNK_RTOL * max(x, 0.0))
+    return x
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _windowed(context: float, full: float, windowed: float, window: float) -> float:
+    """``twin.physics.serving._windowed`` of one cell."""
+    seen = min(context, window) if window > 0 else context
+    return full * context + windowed * seen
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _serve(
+    prefill: np.ndarray,
+    decode: np.ndarray,
+    prompt_len: np.ndarray,
+    context_len: np.ndarray,
+    clock: np.ndarray,
+    requests: np.ndarray,
+    has_requests: bool,
+    dts: np.ndarray,
+    backlog: np.ndarray,
+    consts: np.ndarray,
+    linear: bool,
+    out: np.ndarray,
+) -> None:
+    """Serve ``U`` columns over ``K`` ticks into ``out[o, k, u]`` (:data:`OUTPUTS`).
+
+    Per cell ``(K, U)``: ``prefill`` ... ``requests``; per tick ``dts``; per column ``backlog``
+    ``(2, U)`` (prefill, decode at the start) and ``consts`` ``(F, U)``, the figures of
+    :data:`CONSTANT_FIGURES`, :data:`COST_FIGURES` and :data:`DEVICE_FIGURES` in that order.
+    """
+    n_k, n_u = prefill.shape
+    q = np.empty(
+        5
+    )  # the cell's plan: FLOP/s, dense read time, attention FLOPs per seq and per prompt token, bytes per seq
+    for u in range(n_u):
+        k = consts[:, u].copy()
+        rep, budget = k[RANKS], k[TOKEN_BUDGET]
+        q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
+        qp = backlog[0, u] / rep
+        qd = backlog[1, u] / rep
+        for t in range(n_k):
+            dt = dts[t]
+            # StepPlan.at: the cell's context, prompt position and clock.
+            ctx, length = context_len[t, u], prompt_len[t, u]
+            x = 0.5 * length
+            q[0] = k[FLOP_S] * min(max(clock[t, u], 1e-6), 1.0)
+            window = k[WINDOW_TOKENS]
+            q[2] = _windowed(ctx, k[ATTN_FLOPS], k[WINDOW_ATTN_FLOPS], window)
+            q[3] = _windowed(x, k[PREFILL_ATTN_FLOPS], k[PREFILL_WINDOW_ATTN_FLOPS], window)
+            kv = _windowed(ctx, k[KV_BYTES], k[WINDOW_KV_BYTES], window)
+            q[4] = kv + k[STATE_BYTES]
+            # max_sequences: the batch, or what the KV cache holds.
+            per_seq = kv + 0.5 * k[STATE_BYTES]
+            free = max(k[KV_FREE], 0.0)
+            most = min(k[MAX_BATCH], free / per_seq if per_seq > 0 else np.inf)
+            # The fluid queue: this tick's demand plus the backlog it starts with (_fluid_queue).
+            p_in, d_in = prefill[t, u] / rep, decode[t, u] / rep
+            tp, td = (qp + p_in, qd + d_in) if (qp > 0 or qd > 0) else (p_in, d_in)
+            seqs, chunk, st = _full_rank(budget, tp, td, most, k, q, linear)
+            decoding = td > 0
+            made = (seqs if decoding else chunk) * (dt / st if st > 0 else 0.0)
+            want = td if decoding else tp
+            r = min(1.0, made / want if want > 0 else 1.0)
+            p_srv, d_srv = r * tp, r * td
+            qp, qd = tp - p_srv, td - d_srv
+            # The batch that serves the rates, and the step it runs.
+            lam_d, lam_p = d_srv / dt, p_srv / dt
+            seqs = _batch_for_rates(lam_d, lam_p, most, k, q, linear)
+            mix = lam_p / lam_d if lam_d > 0 else 0.0
+            chunk = mix * seqs
+            decoding = d_srv > 0
+            if decoding and seqs < 1.0:  # single-sequence steps part of the time
+                seqs, chunk = 1.0, mix
+            if not decoding and p_srv > 0:  # prompt-only
+                chunk = min(budget, max(length, 1.0))
+                chunk = _prefill_chunk(chunk, max(budget, chunk), lam_p, k, q, linear)
+            # StepPlan.step and the Step's activities (no experts: their terms add zeros).
+            t_dense, t_attn, t_coll, t_host, tokens = _terms(seqs, chunk, k, q, linear)
+            if tokens > 0:
+                kernel_s = t_dense + 0.0 + t_attn
+                moved = k[DENSE_BYTES] + 0.0 + seqs * q[4]
+                t_step = t_dense + t_attn + t_coll + t_host
+            else:
+                kernel_s = moved = t_step = 0.0
+            flops = (seqs * k[DECODE_FLOPS] + chunk * k[PREFILL_FLOPS]) + 0.0 + (seqs * q[2] + chunk * q[3])
+            ran = t_step > 0
+            busy = min(max(kernel_s / t_step, 0.0), 1.0) if ran else 0.0
+            power_busy = busy + k[GAP_POWER] * (1.0 - busy) if ran else 0.0
+            t_or_inf = t_step if ran else np.inf
+            mem = min(max(moved / (t_or_inf * k[PEAK_BANDWIDTH]), 0.0), 1.0)
+            sm = min(max(flops / (t_or_inf * k[FLOP_S]) + 0.0, 0.0), 1.0)
+            made = seqs if decoding else chunk
+            rate = lam_d if decoding else lam_p
+            duty = min(max(rate * t_step / made if made > 0 else 0.0, 0.0), 1.0)
+            # Latency: the queue left drains at a full rank's capacity, then the prompt joins a step.
+            ppr = length
+            if has_requests and requests[t, u] > 0:
+                ppr = prefill[t, u] / requests[t, u]
+            wait = 0.0
+            if qp > 0 or qd > 0:
+                f_seqs, f_chunk, t_full = _full_rank(budget, p_in + qp, d_in + qd, most, k, q, linear)
+                capacity = (f_seqs + f_chunk) / t_full if t_full > 0 else 0.0
+                wait = (qp + qd) / capacity if capacity > 0 else 0.0
+            ttft = wait + _time_s(seqs, chunk + ppr, k, q, linear)
+            ttft = ttft + ((k[KV_LATENCY] + k[KV_S_TOKEN] * ppr) if p_srv > 0 else 0.0)
+            out[0, t, u] = p_srv * rep
+            out[1, t, u] = d_srv * rep
+            out[2, t, u] = duty * busy
+            out[3, t, u] = duty * power_busy
+            out[4, t, u] = duty * mem
+            out[5, t, u] = duty * sm
+            out[6, t, u] = seqs if decoding else 0.0
+            out[7, t, u] = t_step if decoding else 0.0
+            out[8, t, u] = qp * rep
+            out[9, t, u] = qd * rep
+            out[10, t, u] = ttft
+            out[11, t, u] = p_srv * rep * k[KV_SENT] * k[KV_J_BYTE] / dt
+
+
+def constants(c: ServerConstants) -> FloatArray:
+    """The per-column figures :func:`_serve` takes, ``(F, S)``."""
+    n = c.inference.size
+    rows = [getattr(c, name) for name in CONSTANT_FIGURES]
+    rows += [getattr(c.costs, name) for name in COST_FIGURES]
+    rows += [getattr(c.device, name) for name in DEVICE_FIGURES]
+    return np.array([np.broadcast_to(np.asarray(r, dtype=np.float64), (n,)) for r in rows])
+
+
+def serve(
+    c: ServerConstants,
+    consts: FloatArray,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    clock: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+) -> dict[str, FloatArray]:
+    """:func:`twin.engine.serving._serve_inference` of columns that all take the compiled solve.
+
+    ``consts`` is :func:`constants` of ``c``; the other arguments are that function's.
+    """
+    n_s = c.inference.size
+    n_k = np.shape(dt)[0]
+    shape = (n_k, n_s)
+
+    def cells(x: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
+
+    backlog = np.array(
+        [np.broadcast_to(np.asarray(b, dtype=np.float64), (n_s,)) for b in (backlog_prefill, backlog_decode)]
+    )
+    out = np.empty((len(OUTPUTS), n_k, n_s))
+    cast(Callable[..., None], _serve)(  # (numba's dispatcher types its own call)
+        cells(prefill_demand),
+        cells(decode_demand),
+        cells(prompt_len),
+        cells(context_len),
+        cells(clock),
+        cells(requests if requests is not None else np.zeros(())),
+        requests is not None,
+        np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0]),
+        backlog,
+        consts,
+        bool(c.device.linear_roofline),
+        out,
+    )
+    return dict(zip(OUTPUTS, out, strict=True))
