@@ -44,6 +44,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -61,7 +62,7 @@ from twin.engine.governed import Governed, govern
 from twin.engine.pool_stats import PoolStats
 from twin.engine.report_rows import interval_kinds, interval_rows, report_columns
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.engine.serving import COMPILED_FROM_SERVER_TICKS, ServerConstants, ServeResult
+from twin.engine.serving import COMPILED_FROM_CELLS, ServerConstants, ServeResult
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder
@@ -138,9 +139,10 @@ class Engine:
         self.plant = build_plant(fac.cooling)
         self.weather = fac.weather
         self.boundary = self.weather.at(0.0)
-        # The compiled serving solve where the run serves enough to repay loading it (same results).
-        served = sum(p.servers.size for p in fac.served_pools()) * self.duration_s / self.step_s
-        self.const = ServerConstants.build(fac, compiled=served >= COMPILED_FROM_SERVER_TICKS)
+        self.const = ServerConstants.build(fac)
+        #: Inference column-ticks solved so far: the serving solve goes compiled past
+        #: :data:`~twin.engine.serving.COMPILED_FROM_CELLS` (:meth:`_compile_serving`).
+        self._served_cells = 0
         self.demand = DemandModel(fac, rng)
         self.pool_stats = PoolStats(fac, self.demand)
         self.plant.see_weather(self.boundary)
@@ -482,6 +484,22 @@ class Engine:
         if edges != self._parts[1]:
             self._set_parts(edges)
 
+    def _compile_serving(self, n_ticks: int) -> None:
+        """Count a block's inference cells; past :data:`COMPILED_FROM_CELLS` in all, solve them compiled.
+
+        Loading the compiled solve (:mod:`twin.engine.serve_kernel`) costs a process ~0.5 s, about
+        what numpy takes for that many cells, so a small run never pays it. The count is of the
+        block's grouped inference columns times its ticks, the same on any number of threads, and
+        the two solves give the same run (to the bit on linear rooflines, to the last bit of a power
+        on smooth ones), so where a run switches changes its speed only.
+        """
+        if self.const.compiled:
+            return
+        self._served_cells += n_ticks * int(np.count_nonzero(self._const_cols.inference))
+        if self._served_cells >= COMPILED_FROM_CELLS:
+            self.const = replace(self.const, compiled=True)
+            self._const_cols = replace(self._const_cols, compiled=True)
+
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.
 
@@ -494,6 +512,7 @@ class Engine:
         dem = self.demand.block(t0, t1, None if cols.identity else cols.rep)
         dem, dropped = self.faults.route_demand(dem)  # arrivals go to the servers that are up
         inlet = self.plant.inlet_temp_c(cols.n, excess_k)
+        self._compile_serving(dts.size)
         parts = self._chunks(dts.size)
         if parts is None:
             g = self._governed(self._const_cols, dem, inlet, dts, None)

@@ -60,10 +60,10 @@ from twin.replica import expert_format, serving_device
 SOLVE_PART_BELOW = 0.8
 #: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
 COMPACT_BELOW = 0.5
-#: Runs whose inference servers serve at least this many server-ticks solve their columns without
-#: routed experts compiled (:mod:`twin.engine.serve_kernel`): enough to repay the ~0.5 s a process
-#: takes to load it; smaller runs keep numpy. [1]
-COMPILED_FROM_SERVER_TICKS = 2e6
+#: A run's serving solve goes compiled (:mod:`twin.engine.serve_kernel`, on the columns it covers)
+#: once it has solved this many inference cells (ticks x grouped columns) in numpy, about what
+#: numpy takes in the ~0.5 s a process takes to load the compiled solve (``Engine._compile_serving``). [1]
+COMPILED_FROM_CELLS = 2e6
 
 
 @dataclass(frozen=True)
