@@ -33,6 +33,10 @@ server decode-only ones. A prefill server's prompts leave as KV cache over the s
 its power gains ``tokens/s x bytes per token x 8 x J/bit`` (``kv_transfer_w``, booked with the
 server's other power) and its TTFT the transfer's time.
 
+The solve runs in numpy (whole-array passes over a block's cells) or, for inference columns
+whose ranks route no experts once a run has solved :data:`COMPILED_FROM_CELLS` cells, compiled
+(:mod:`twin.engine.serve_kernel`: one loop per column, the same operations in the same order).
+
 Training servers run at full activity on the share ``train_fraction`` of their GPUs (1 for a
 steady job, from a job trace otherwise), idle in the pipeline bubble; telemetry servers replay a
 measured busy fraction ``u`` with HBM and SM activity ``a_m u`` and ``a_s u``.
