@@ -169,3 +169,23 @@ def test_a_run_on_a_smooth_roofline_agrees_compiled_or_not(monkeypatch: pytest.M
         if x.dtype.kind == "f":
             np.testing.assert_allclose(y, x, rtol=1e-12, atol=1e-9, err_msg=col)
     assert a.kpis["tokens_per_kwh"] == pytest.approx(b.kpis["tokens_per_kwh"], rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_ticks=st.integers(1, 40), load=st.floats(0.01, 20.0), moved=st.floats(0, 1))
+def test_a_solve_from_a_previous_one_is_the_solve_afresh(seed: int, n_ticks: int, load: float, moved: float) -> None:
+    """The governor's next step copies the cells of its last whose clock and starting backlog did not change."""
+    prefill, decode, prompt, context, clock, qp, qd, dts = _block(seed, n_ticks, load, True)
+    c = replace(CONSTANTS["H100-SXM"], compiled=True)
+    rng = np.random.default_rng(seed)
+    clock2 = np.where(rng.random(clock.shape) < moved, clock * rng.uniform(0.7, 1.0, clock.shape), clock)
+
+    def serve(clk: np.ndarray, previous: tuple[np.ndarray, ServeResult] | None = None) -> ServeResult:
+        return serve_block(
+            c, prefill, decode, prompt, context, clk, qp, qd, dts, requests=prefill / prompt, previous=previous
+        )
+
+    first = serve(clock)
+    again, afresh = serve(clock2, (clock, first)), serve(clock2)
+    for f in fields(ServeResult):
+        assert np.array_equal(getattr(again, f.name), getattr(afresh, f.name)), f.name

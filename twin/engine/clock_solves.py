@@ -22,7 +22,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from twin._types import FloatArray, IntArray
-from twin.engine.serving import ServerConstants, ServeResult, column_cut, serve_block
+from twin.engine.serving import ServerConstants, ServeResult, column_cut, result_columns, serve_block
 from twin.physics.accelerator import AcceleratorPowerParams
 from twin.physics.governor import governed_clock
 
@@ -66,11 +66,12 @@ class ClockSolves:
         last = self.last
         changed = None if last is None else np.flatnonzero(np.any(full != last[0], axis=0))
         if last is None or changed is None or changed.size > WHOLE_ABOVE * self.shape[1]:
-            res = self._solve(full)
+            res = self._solve(full, previous=last)
         elif changed.size == 0:
             res = last[1]
         else:
-            res = spliced(last[1], changed, self._solve(full[:, changed], changed))
+            before = (last[0][:, changed], result_columns(last[1], changed))
+            res = spliced(last[1], changed, self._solve(full[:, changed], changed, previous=before))
         self.last = (np.array(full), res)
         return res
 
@@ -88,16 +89,30 @@ class ClockSolves:
             sub.last = (self.last[0][:, cols], result_columns(self.last[1], cols))
         return sub
 
-    def _solve(self, clock: FloatArray, cols: IntArray | None = None) -> ServeResult:
-        """:func:`serve_block` at ``clock`` on the columns ``cols`` (None: all; ``clock`` holds those columns)."""
+    def _solve(
+        self, clock: FloatArray, cols: IntArray | None = None, previous: tuple[FloatArray, ServeResult] | None = None
+    ) -> ServeResult:
+        """:func:`serve_block` at ``clock`` on the columns ``cols`` (None: all; ``clock`` holds those columns).
+
+        ``previous``: the clocks and result of a solve of the same columns (those columns only),
+        whose unchanged cells the compiled solve copies (:func:`serve_block`).
+        """
         if cols is not None:
             sub = self.on(cols, seeded=False)
             self.columns_solved += cols.size
-            return sub._solve(clock)
+            return sub._solve(clock, previous=previous)
         self.columns_solved += self.shape[1]
         r, tf, rb = self.extra
         return serve_block(
-            self.c, *self.demand, clock, *self.backlogs, self.dts, requests=r, train_fraction=tf, replay_busy=rb
+            self.c,
+            *self.demand,
+            clock,
+            *self.backlogs,
+            self.dts,
+            requests=r,
+            train_fraction=tf,
+            replay_busy=rb,
+            previous=previous,
         )
 
 
@@ -110,12 +125,6 @@ def spliced(base: ServeResult, cols: IntArray, sub: ServeResult) -> ServeResult:
         whole[:, cols] = getattr(sub, f.name)
         out[f.name] = whole
     return replace(base, **out)
-
-
-def result_columns(res: ServeResult, cols: IntArray) -> ServeResult:
-    """The columns ``cols`` of a block's result."""
-    shape = np.shape(res.busy)
-    return replace(res, **{f.name: np.broadcast_to(getattr(res, f.name), shape)[:, cols] for f in fields(ServeResult)})
 
 
 def governed_columns(

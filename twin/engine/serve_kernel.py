@@ -21,7 +21,7 @@ alone; threads split them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import Any, cast
 
 import numpy as np
 from numba import njit
@@ -34,10 +34,7 @@ from twin.physics.serving_rates import (
     RATE_SOLVER_STEPS,
 )
 
-if TYPE_CHECKING:
-    from twin.engine.serving import ServerConstants
-
-#: The per-column figures the kernel takes, in its order: of the :class:`ServerConstants`, then
+#: The per-column figures the kernel takes, in its order: of the :class:`twin.engine.serving.ServerConstants`, then
 #: their :class:`StepCosts`, then their :class:`ServingDevice`.
 CONSTANT_FIGURES = (
     "ranks",
@@ -90,6 +87,26 @@ OUTPUTS = (
     "backlog_decode",
     "ttft",
     "kv_w",
+    "rank_backlog_prefill",
+    "rank_backlog_decode",
+)
+#: The :class:`~twin.engine.serving.ServeResult` field each of :data:`OUTPUTS` becomes (a previous
+#: solve's cells are copied from them).
+RESULT_FIELDS = (
+    "prefill_tokens",
+    "decode_tokens",
+    "busy",
+    "power_busy",
+    "mem_activity",
+    "sm_activity",
+    "batch",
+    "step_time_s",
+    "backlog_prefill_tokens",
+    "backlog_decode_tokens",
+    "ttft_s",
+    "kv_transfer_w",
+    "rank_backlog_prefill",
+    "rank_backlog_decode",
 )
 
 
@@ -261,6 +278,9 @@ def _serve(
     backlog: np.ndarray,
     consts: np.ndarray,
     linear: bool,
+    prev_clock: np.ndarray,
+    prev: np.ndarray,
+    has_prev: bool,
     out: np.ndarray,
 ) -> None:
     """Serve ``U`` columns over ``K`` ticks into ``out[o, k, u]`` (:data:`OUTPUTS`).
@@ -268,6 +288,9 @@ def _serve(
     Per cell ``(K, U)``: ``prefill`` ... ``requests``; per tick ``dts``; per column ``backlog``
     ``(2, U)`` (prefill, decode at the start) and ``consts`` ``(F, U)``, the figures of
     :data:`CONSTANT_FIGURES`, :data:`COST_FIGURES` and :data:`DEVICE_FIGURES` in that order.
+    ``has_prev``: ``prev`` ``(O, K, U)`` is a solve of the same cells at the clocks ``prev_clock``;
+    a cell at the same clock that starts with the same backlogs per rank is that solve's cell
+    (its inputs are the same), copied.
     """
     n_k, n_u = prefill.shape
     q = np.empty(
@@ -279,7 +302,16 @@ def _serve(
         q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
         qp = backlog[0, u] / rep
         qd = backlog[1, u] / rep
+        qp_before, qd_before = qp, qd  # the backlogs the previous solve's tick started with
         for t in range(n_k):
+            if has_prev:
+                if clock[t, u] == prev_clock[t, u] and qp == qp_before and qd == qd_before:
+                    for o in range(out.shape[0]):
+                        out[o, t, u] = prev[o, t, u]
+                    qp, qd = prev[12, t, u], prev[13, t, u]
+                    qp_before, qd_before = qp, qd
+                    continue
+                qp_before, qd_before = prev[12, t, u], prev[13, t, u]
             dt = dts[t]
             # StepPlan.at: the cell's context, prompt position and clock.
             ctx, length = context_len[t, u], prompt_len[t, u]
@@ -356,20 +388,13 @@ def _serve(
             out[9, t, u] = qd * rep
             out[10, t, u] = ttft
             out[11, t, u] = p_srv * rep * k[KV_SENT] * k[KV_J_BYTE] / dt
-
-
-def constants(c: ServerConstants) -> FloatArray:
-    """The per-column figures :func:`_serve` takes, ``(F, S)``."""
-    n = c.inference.size
-    rows = [getattr(c, name) for name in CONSTANT_FIGURES]
-    rows += [getattr(c.costs, name) for name in COST_FIGURES]
-    rows += [getattr(c.device, name) for name in DEVICE_FIGURES]
-    return np.array([np.broadcast_to(np.asarray(r, dtype=np.float64), (n,)) for r in rows])
+            out[12, t, u] = qp
+            out[13, t, u] = qd
 
 
 def serve(
-    c: ServerConstants,
     consts: FloatArray,
+    linear: bool,
     prefill_demand: FloatArray,
     decode_demand: FloatArray,
     prompt_len: FloatArray,
@@ -379,12 +404,16 @@ def serve(
     backlog_decode: FloatArray,
     dt: FloatArray,
     requests: FloatArray | None,
+    previous: tuple[FloatArray, Any] | None = None,
 ) -> dict[str, FloatArray]:
     """:func:`twin.engine.serving._serve_inference` of columns that all take the compiled solve.
 
-    ``consts`` is :func:`constants` of ``c``; the other arguments are that function's.
+    ``consts``: the columns' figures ``(F, S)`` (:data:`CONSTANT_FIGURES`, :data:`COST_FIGURES`,
+    :data:`DEVICE_FIGURES`); ``linear``: whether every roofline is the sum; ``previous``: the clocks
+    and :class:`~twin.engine.serving.ServeResult` of a solve of the same cells (its
+    :data:`RESULT_FIELDS` are read). The other arguments are that function's.
     """
-    n_s = c.inference.size
+    n_s = consts.shape[1]
     n_k = np.shape(dt)[0]
     shape = (n_k, n_s)
 
@@ -395,6 +424,11 @@ def serve(
         [np.broadcast_to(np.asarray(b, dtype=np.float64), (n_s,)) for b in (backlog_prefill, backlog_decode)]
     )
     out = np.empty((len(OUTPUTS), n_k, n_s))
+    if previous is None:
+        prev_clock, prev = np.zeros((1, 1)), np.zeros((1, 1, 1))
+    else:
+        prev_clock = cells(previous[0])
+        prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
     cast(Callable[..., None], _serve)(  # (numba's dispatcher types its own call)
         cells(prefill_demand),
         cells(decode_demand),
@@ -406,7 +440,10 @@ def serve(
         np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0]),
         backlog,
         consts,
-        bool(c.device.linear_roofline),
+        bool(linear),
+        prev_clock,
+        prev,
+        previous is not None,
         out,
     )
     return dict(zip(OUTPUTS, out, strict=True))

@@ -230,10 +230,14 @@ class ServerConstants:
 
     @cached_property
     def kernel_constants(self) -> FloatArray:
-        """The per-column figures the compiled solve takes (:func:`twin.engine.serve_kernel.constants`)."""
-        from twin.engine import serve_kernel
+        """The per-column figures the compiled solve takes, ``(F, S)`` (:mod:`twin.engine.serve_kernel`)."""
+        from twin.engine import serve_kernel as k
 
-        return serve_kernel.constants(self)
+        rows = [getattr(self, name) for name in k.CONSTANT_FIGURES]
+        rows += [getattr(self.costs, name) for name in k.COST_FIGURES]
+        rows += [getattr(self.device, name) for name in k.DEVICE_FIGURES]
+        n = self.inference.size
+        return np.array([np.broadcast_to(np.asarray(r, dtype=np.float64), (n,)) for r in rows])
 
     def columns(self, take: Callable[[np.ndarray], np.ndarray]) -> ServerConstants:
         """The constants of grouped columns (``take`` maps a per-server array to columns)."""
@@ -263,6 +267,10 @@ class ServeResult:
     ttft_s: FloatArray
     tpot_s: FloatArray
     kv_transfer_w: FloatArray
+    #: The backlogs per rank a column's next tick starts with: the solve's state (the backlogs above
+    #: are these times the ranks; a rank's own figure is kept, not recovered by a division). [1]
+    rank_backlog_prefill: FloatArray
+    rank_backlog_decode: FloatArray
 
 
 @overload
@@ -315,6 +323,7 @@ def serve_block(
     requests: FloatArray | None = None,
     train_fraction: FloatArray | None = None,
     replay_busy: FloatArray | None = None,
+    previous: tuple[FloatArray, ServeResult] | None = None,
 ) -> ServeResult:
     """Serve a block of ticks.
 
@@ -338,6 +347,10 @@ def serve_block(
         Share of a training server's GPUs in jobs (default 1). [1]
     replay_busy : ndarray (K, S), optional
         Measured busy fraction of telemetry servers (default 0). [1]
+    previous : (ndarray (K, S), ServeResult), optional
+        The clocks and result of a solve of the same block (same demand and starting backlogs) at
+        other clocks: the compiled solve copies its cells whose clock and starting backlog are the
+        same (the same cell, so the same result), and solves the others.
 
     Returns
     -------
@@ -348,12 +361,13 @@ def serve_block(
     args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
     part = c.inference_part
     if part is None:  # every column serves (or grouping left few): solve them all as they are
-        inf = _serve_inference(c, *args, dt, requests)
+        inf = _serve_inference(c, *args, dt, requests, previous)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
         n = c.inference.size
         p, d, prompt, context, clk, qp, qd = (column_cut(x, idx, n) for x in args)
-        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n))
+        before = None if previous is None else (previous[0][:, idx], result_columns(previous[1], idx))
+        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n), before)
         inf = {}
         for k, v in got.items():
             full = np.zeros(shape)
@@ -389,7 +403,15 @@ def serve_block(
         ttft_s=inf["ttft"],
         tpot_s=inf["step"],
         kv_transfer_w=inf["kv_w"],
+        rank_backlog_prefill=inf["rank_backlog_prefill"],
+        rank_backlog_decode=inf["rank_backlog_decode"],
     )
+
+
+def result_columns(res: ServeResult, cols: IntArray) -> ServeResult:
+    """The columns ``cols`` of a block's result."""
+    shape = np.shape(res.busy)
+    return replace(res, **{f.name: np.broadcast_to(getattr(res, f.name), shape)[:, cols] for f in fields(res)})
 
 
 def _serve_inference(
@@ -403,6 +425,7 @@ def _serve_inference(
     backlog_decode: FloatArray,
     dt: FloatArray,
     requests: FloatArray | None,
+    previous: tuple[FloatArray, ServeResult] | None = None,
 ) -> dict[str, FloatArray]:
     """The serving solve of :func:`serve_block` (inference columns; others come out idle).
 
@@ -417,12 +440,24 @@ def _serve_inference(
     from twin.engine import serve_kernel
 
     if fast.all():
-        return serve_kernel.serve(c, c.kernel_constants, *args, dt, requests)
+        return serve_kernel.serve(c.kernel_constants, c.device.linear_roofline, *args, dt, requests, previous)
     idx_fast, c_fast, idx_slow, c_slow = c.kernel_split
     n = fast.size
     p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_fast, n) for x in args)
+    before = None if previous is None else (previous[0][:, idx_fast], result_columns(previous[1], idx_fast))
     got_fast = serve_kernel.serve(
-        c_fast, c_fast.kernel_constants, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx_fast, n)
+        c_fast.kernel_constants,
+        c_fast.device.linear_roofline,
+        p,
+        d,
+        prompt,
+        context,
+        clk,
+        qp,
+        qd,
+        dt,
+        column_cut(requests, idx_fast, n),
+        before,
     )
     p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_slow, n) for x in args)
     got_slow = _serve_numpy(c_slow, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx_slow, n))
@@ -505,6 +540,8 @@ def _serve_numpy(
         "backlog_decode": qd * rep,
         "ttft": ttft,
         "kv_w": kv_w,
+        "rank_backlog_prefill": qp,
+        "rank_backlog_decode": qd,
     }
 
 
