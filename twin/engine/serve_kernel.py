@@ -265,6 +265,108 @@ def _windowed(context: float, full: float, windowed: float, window: float) -> fl
     return full * context + windowed * seen
 
 
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _cell(
+    pre: float,
+    dec: float,
+    length_in: float,
+    ctx_in: float,
+    clk: float,
+    req: float,
+    has_requests: bool,
+    dt: float,
+    qp: float,
+    qd: float,
+    k: np.ndarray,
+    q: np.ndarray,
+    linear: bool,
+    res: np.ndarray,
+) -> None:
+    """One cell of :func:`_serve`: its :data:`OUTPUTS` into ``res``, from the backlogs per rank it starts with.
+
+    ``k``: the column's figures; ``q``: scratch for the cell's plan, with ``q[1]`` (the dense
+    read time, a figure of the column) set.
+    """
+    rep, budget = k[RANKS], k[TOKEN_BUDGET]
+    # StepPlan.at: the cell's context, prompt position and clock.
+    ctx, length = ctx_in, length_in
+    x = 0.5 * length
+    q[0] = k[FLOP_S] * min(max(clk, 1e-6), 1.0)
+    window = k[WINDOW_TOKENS]
+    q[2] = _windowed(ctx, k[ATTN_FLOPS], k[WINDOW_ATTN_FLOPS], window)
+    q[3] = _windowed(x, k[PREFILL_ATTN_FLOPS], k[PREFILL_WINDOW_ATTN_FLOPS], window)
+    kv = _windowed(ctx, k[KV_BYTES], k[WINDOW_KV_BYTES], window)
+    q[4] = kv + k[STATE_BYTES]
+    # max_sequences: the batch, or what the KV cache holds.
+    per_seq = kv + 0.5 * k[STATE_BYTES]
+    free = max(k[KV_FREE], 0.0)
+    most = min(k[MAX_BATCH], free / per_seq if per_seq > 0 else np.inf)
+    # The fluid queue: this tick's demand plus the backlog it starts with (_fluid_queue).
+    p_in, d_in = pre / rep, dec / rep
+    tp, td = (qp + p_in, qd + d_in) if (qp > 0 or qd > 0) else (p_in, d_in)
+    seqs, chunk, st = _full_rank(budget, tp, td, most, k, q, linear)
+    decoding = td > 0
+    made = (seqs if decoding else chunk) * (dt / st if st > 0 else 0.0)
+    want = td if decoding else tp
+    r = min(1.0, made / want if want > 0 else 1.0)
+    p_srv, d_srv = r * tp, r * td
+    qp, qd = tp - p_srv, td - d_srv
+    # The batch that serves the rates, and the step it runs.
+    lam_d, lam_p = d_srv / dt, p_srv / dt
+    seqs = _batch_for_rates(lam_d, lam_p, most, k, q, linear)
+    mix = lam_p / lam_d if lam_d > 0 else 0.0
+    chunk = mix * seqs
+    decoding = d_srv > 0
+    if decoding and seqs < 1.0:  # single-sequence steps part of the time
+        seqs, chunk = 1.0, mix
+    if not decoding and p_srv > 0:  # prompt-only
+        chunk = min(budget, max(length, 1.0))
+        chunk = _prefill_chunk(chunk, max(budget, chunk), lam_p, k, q, linear)
+    # StepPlan.step and the Step's activities (no experts: their terms add zeros).
+    t_dense, t_attn, t_coll, t_host, tokens = _terms(seqs, chunk, k, q, linear)
+    if tokens > 0:
+        kernel_s = t_dense + 0.0 + t_attn
+        moved = k[DENSE_BYTES] + 0.0 + seqs * q[4]
+        t_step = t_dense + t_attn + t_coll + t_host
+    else:
+        kernel_s = moved = t_step = 0.0
+    flops = (seqs * k[DECODE_FLOPS] + chunk * k[PREFILL_FLOPS]) + 0.0 + (seqs * q[2] + chunk * q[3])
+    ran = t_step > 0
+    busy = min(max(kernel_s / t_step, 0.0), 1.0) if ran else 0.0
+    power_busy = busy + k[GAP_POWER] * (1.0 - busy) if ran else 0.0
+    t_or_inf = t_step if ran else np.inf
+    mem = min(max(moved / (t_or_inf * k[PEAK_BANDWIDTH]), 0.0), 1.0)
+    sm = min(max(flops / (t_or_inf * k[FLOP_S]) + 0.0, 0.0), 1.0)
+    made = seqs if decoding else chunk
+    rate = lam_d if decoding else lam_p
+    duty = min(max(rate * t_step / made if made > 0 else 0.0, 0.0), 1.0)
+    # Latency: the queue left drains at a full rank's capacity, then the prompt joins a step.
+    ppr = length
+    if has_requests and req > 0:
+        ppr = pre / req
+    wait = 0.0
+    if qp > 0 or qd > 0:
+        f_seqs, f_chunk, t_full = _full_rank(budget, p_in + qp, d_in + qd, most, k, q, linear)
+        capacity = (f_seqs + f_chunk) / t_full if t_full > 0 else 0.0
+        wait = (qp + qd) / capacity if capacity > 0 else 0.0
+    ttft = wait + _time_s(seqs, chunk + ppr, k, q, linear)
+    ttft = ttft + ((k[KV_LATENCY] + k[KV_S_TOKEN] * ppr) if p_srv > 0 else 0.0)
+    res[0] = p_srv * rep
+    res[1] = d_srv * rep
+    res[2] = duty * busy
+    res[3] = duty * power_busy
+    res[4] = duty * mem
+    res[5] = duty * sm
+    res[6] = seqs if decoding else 0.0
+    res[7] = t_step if decoding else 0.0
+    res[8] = qp * rep
+    res[9] = qd * rep
+    res[10] = ttft
+    res[11] = p_srv * rep * k[KV_SENT] * k[KV_J_BYTE] / dt
+    res[12] = qp
+    res[13] = qd
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _serve(
     prefill: np.ndarray,
@@ -293,12 +395,10 @@ def _serve(
     (its inputs are the same), copied.
     """
     n_k, n_u = prefill.shape
-    q = np.empty(
-        5
-    )  # the cell's plan: FLOP/s, dense read time, attention FLOPs per seq and per prompt token, bytes per seq
+    q = np.empty(5)  # the cell's plan: FLOP/s, dense read time, attention FLOPs per seq and per prompt token, bytes
     for u in range(n_u):
         k = consts[:, u].copy()
-        rep, budget = k[RANKS], k[TOKEN_BUDGET]
+        rep = k[RANKS]
         q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
         qp = backlog[0, u] / rep
         qd = backlog[1, u] / rep
@@ -312,84 +412,23 @@ def _serve(
                     qp_before, qd_before = qp, qd
                     continue
                 qp_before, qd_before = prev[12, t, u], prev[13, t, u]
-            dt = dts[t]
-            # StepPlan.at: the cell's context, prompt position and clock.
-            ctx, length = context_len[t, u], prompt_len[t, u]
-            x = 0.5 * length
-            q[0] = k[FLOP_S] * min(max(clock[t, u], 1e-6), 1.0)
-            window = k[WINDOW_TOKENS]
-            q[2] = _windowed(ctx, k[ATTN_FLOPS], k[WINDOW_ATTN_FLOPS], window)
-            q[3] = _windowed(x, k[PREFILL_ATTN_FLOPS], k[PREFILL_WINDOW_ATTN_FLOPS], window)
-            kv = _windowed(ctx, k[KV_BYTES], k[WINDOW_KV_BYTES], window)
-            q[4] = kv + k[STATE_BYTES]
-            # max_sequences: the batch, or what the KV cache holds.
-            per_seq = kv + 0.5 * k[STATE_BYTES]
-            free = max(k[KV_FREE], 0.0)
-            most = min(k[MAX_BATCH], free / per_seq if per_seq > 0 else np.inf)
-            # The fluid queue: this tick's demand plus the backlog it starts with (_fluid_queue).
-            p_in, d_in = prefill[t, u] / rep, decode[t, u] / rep
-            tp, td = (qp + p_in, qd + d_in) if (qp > 0 or qd > 0) else (p_in, d_in)
-            seqs, chunk, st = _full_rank(budget, tp, td, most, k, q, linear)
-            decoding = td > 0
-            made = (seqs if decoding else chunk) * (dt / st if st > 0 else 0.0)
-            want = td if decoding else tp
-            r = min(1.0, made / want if want > 0 else 1.0)
-            p_srv, d_srv = r * tp, r * td
-            qp, qd = tp - p_srv, td - d_srv
-            # The batch that serves the rates, and the step it runs.
-            lam_d, lam_p = d_srv / dt, p_srv / dt
-            seqs = _batch_for_rates(lam_d, lam_p, most, k, q, linear)
-            mix = lam_p / lam_d if lam_d > 0 else 0.0
-            chunk = mix * seqs
-            decoding = d_srv > 0
-            if decoding and seqs < 1.0:  # single-sequence steps part of the time
-                seqs, chunk = 1.0, mix
-            if not decoding and p_srv > 0:  # prompt-only
-                chunk = min(budget, max(length, 1.0))
-                chunk = _prefill_chunk(chunk, max(budget, chunk), lam_p, k, q, linear)
-            # StepPlan.step and the Step's activities (no experts: their terms add zeros).
-            t_dense, t_attn, t_coll, t_host, tokens = _terms(seqs, chunk, k, q, linear)
-            if tokens > 0:
-                kernel_s = t_dense + 0.0 + t_attn
-                moved = k[DENSE_BYTES] + 0.0 + seqs * q[4]
-                t_step = t_dense + t_attn + t_coll + t_host
-            else:
-                kernel_s = moved = t_step = 0.0
-            flops = (seqs * k[DECODE_FLOPS] + chunk * k[PREFILL_FLOPS]) + 0.0 + (seqs * q[2] + chunk * q[3])
-            ran = t_step > 0
-            busy = min(max(kernel_s / t_step, 0.0), 1.0) if ran else 0.0
-            power_busy = busy + k[GAP_POWER] * (1.0 - busy) if ran else 0.0
-            t_or_inf = t_step if ran else np.inf
-            mem = min(max(moved / (t_or_inf * k[PEAK_BANDWIDTH]), 0.0), 1.0)
-            sm = min(max(flops / (t_or_inf * k[FLOP_S]) + 0.0, 0.0), 1.0)
-            made = seqs if decoding else chunk
-            rate = lam_d if decoding else lam_p
-            duty = min(max(rate * t_step / made if made > 0 else 0.0, 0.0), 1.0)
-            # Latency: the queue left drains at a full rank's capacity, then the prompt joins a step.
-            ppr = length
-            if has_requests and requests[t, u] > 0:
-                ppr = prefill[t, u] / requests[t, u]
-            wait = 0.0
-            if qp > 0 or qd > 0:
-                f_seqs, f_chunk, t_full = _full_rank(budget, p_in + qp, d_in + qd, most, k, q, linear)
-                capacity = (f_seqs + f_chunk) / t_full if t_full > 0 else 0.0
-                wait = (qp + qd) / capacity if capacity > 0 else 0.0
-            ttft = wait + _time_s(seqs, chunk + ppr, k, q, linear)
-            ttft = ttft + ((k[KV_LATENCY] + k[KV_S_TOKEN] * ppr) if p_srv > 0 else 0.0)
-            out[0, t, u] = p_srv * rep
-            out[1, t, u] = d_srv * rep
-            out[2, t, u] = duty * busy
-            out[3, t, u] = duty * power_busy
-            out[4, t, u] = duty * mem
-            out[5, t, u] = duty * sm
-            out[6, t, u] = seqs if decoding else 0.0
-            out[7, t, u] = t_step if decoding else 0.0
-            out[8, t, u] = qp * rep
-            out[9, t, u] = qd * rep
-            out[10, t, u] = ttft
-            out[11, t, u] = p_srv * rep * k[KV_SENT] * k[KV_J_BYTE] / dt
-            out[12, t, u] = qp
-            out[13, t, u] = qd
+            _cell(
+                prefill[t, u],
+                decode[t, u],
+                prompt_len[t, u],
+                context_len[t, u],
+                clock[t, u],
+                requests[t, u],
+                has_requests,
+                dts[t],
+                qp,
+                qd,
+                k,
+                q,
+                linear,
+                out[:, t, u],
+            )
+            qp, qd = out[12, t, u], out[13, t, u]
 
 
 def serve(
