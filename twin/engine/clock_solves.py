@@ -22,8 +22,8 @@ from dataclasses import fields, replace
 import numpy as np
 
 from twin._types import FloatArray, IntArray
-from twin.engine.serving import ServerConstants, ServeResult, column_cut, result_columns, serve_block
-from twin.physics.accelerator import AcceleratorPowerParams
+from twin.engine.serving import ServerConstants, ServeResult, column_cut, result_columns, serve_block, serve_governed
+from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
 from twin.physics.governor import governed_clock
 
 #: A solve of more than this share of the columns solves them all (splicing costs a copy per field).
@@ -89,6 +89,26 @@ class ClockSolves:
             sub.last = (self.last[0][:, cols], result_columns(self.last[1], cols))
         return sub
 
+    def governed(
+        self, limit_w: FloatArray, top: FloatArray, board: AcceleratorPowerParams
+    ) -> tuple[FloatArray, ServeResult]:
+        """:func:`serve_governed` of this block's columns (all the compiled solve's): clocks and result."""
+        self.columns_solved += self.shape[1]
+        prefill, decode, prompt, context = self.demand
+        return serve_governed(
+            self.c,
+            prefill,
+            decode,
+            prompt,
+            context,
+            *self.backlogs,
+            self.dts,
+            limit_w,
+            top,
+            board,
+            requests=self.extra[0],
+        )
+
     def _solve(
         self, clock: FloatArray, cols: IntArray | None = None, previous: tuple[FloatArray, ServeResult] | None = None
     ) -> ServeResult:
@@ -144,30 +164,71 @@ def governed_columns(
     model's limit per cell. Every cell of the other columns fits at the top clock, so the governor
     leaves them there, on their top result: it is solved on ``over`` only, as it would come out
     there with all columns (it steps each cell on its own), and costs its steps on those columns.
+    Of those, the columns the compiled solve covers (where it is on) are governed in one pass in
+    time (:meth:`ClockSolves.governed`), the others by :func:`governed_clock`'s steps.
     """
     shape = np.shape(p_top_w)
     last = solves.last
     assert last is not None, "no solve at the top clocks"
     assert np.array_equal(last[0], np.broadcast_to(top, shape), equal_nan=True), "the last solve is not at top"
-    sub = solves.on(over)
+    clock = np.array(np.broadcast_to(top, shape))
+    power_w = np.array(p_top_w)
+    res = at_top
+    c = solves.c
+    fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
+    for cols, compiled in ((over[fast], True), (over[~fast], False)):
+        if not cols.size:
+            continue
+        if compiled:
+            f, p, got = _governed_compiled(solves, cols, limit_w, top, params, pause)
+        else:
+            f, p, got = _governed_steps(solves, cols, limit_w, top, at_top, params, pause)
+        clock[:, cols] = f
+        power_w[:, cols] = p
+        res = spliced(res, cols, got)
+    return clock, power_w, res
+
+
+def _governed_compiled(
+    solves: ClockSolves,
+    cols: IntArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    params: AcceleratorPowerParams,
+    pause: Pause,
+) -> tuple[FloatArray, FloatArray, ServeResult]:
+    """The columns ``cols`` (all the compiled solve's) governed in one pass in time: clock, power, result."""
+    shape = solves.shape
+    f, res = solves.on(cols, seeded=False).governed(
+        np.broadcast_to(limit_w, shape)[:, cols], np.broadcast_to(top, shape)[:, cols], params
+    )
+    res = pause(res, cols)
+    return f, accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=params), res
+
+
+def _governed_steps(
+    solves: ClockSolves,
+    cols: IntArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    at_top: ServeResult,
+    params: AcceleratorPowerParams,
+    pause: Pause,
+) -> tuple[FloatArray, FloatArray, ServeResult]:
+    """The columns ``cols`` governed by :func:`governed_clock`'s steps: clock, power, result."""
+    shape = solves.shape
+    sub = solves.on(cols)
 
     def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
-        res = pause(sub(clock), over)
+        res = pause(sub(clock), cols)
         return res, res.power_busy, res.mem_activity, res.sm_activity
 
-    def cut(x: FloatArray) -> FloatArray:
-        return np.broadcast_to(x, shape)[:, over]
-
-    res = result_columns(at_top, over)
+    res = result_columns(at_top, cols)
     f, p, res = governed_clock(
-        cut(limit_w),
+        np.broadcast_to(limit_w, shape)[:, cols],
         activity_at,
         params=params,
         at_boost=(res, res.power_busy, res.mem_activity, res.sm_activity),
-        max_clock=cut(top),
+        max_clock=np.broadcast_to(top, shape)[:, cols],
     )
-    clock = np.array(np.broadcast_to(top, shape))
-    clock[:, over] = f
-    power_w = np.array(p_top_w)
-    power_w[:, over] = p
-    return clock, power_w, spliced(at_top, over, res)
+    return f, p, res

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from twin._types import FloatArray
+from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.serving_rates import (
     PREFILL_CHUNK_RTOL,
     PREFILL_CHUNK_STEPS,
@@ -109,6 +110,19 @@ RESULT_FIELDS = (
     "rank_backlog_decode",
 )
 
+
+#: The board's figures :func:`_power` takes, in its order (:class:`~twin.physics.accelerator.AcceleratorPowerParams`).
+POWER_FIGURES = (
+    "idle_power_w",
+    "full_power_w",
+    "static_power_fraction",
+    "mem_power_fraction",
+    "uncore_power_fraction",
+    "clock_exponent",
+    "voltage_floor_fraction",
+)
+#: Most false-position steps of a governed cell's clock (it settles in a few; then the best clock that fits).
+GOVERNOR_STEPS = 40
 
 # Indices of the figures in a column's row of :func:`constants` (module globals: numba compiles
 # them in as constants).
@@ -431,6 +445,99 @@ def _serve(
             qp, qd = out[12, t, u], out[13, t, u]
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _power(busy: float, mem: float, sm: float, clk: float, pw: np.ndarray) -> float:
+    """:func:`twin.physics.accelerator.accelerator_power_w` of one cell (``pw``: :data:`POWER_FIGURES`)."""
+    f = min(max(clk, 1e-6), 1.0)
+    s1 = min(max(sm, 0.0), 1.0)
+    s_f = min(1.0, s1 / f)
+    k_st, k_m, k_u = pw[2], pw[3], pw[4]
+    k_sm = 1.0 - k_st - k_u - k_m
+    fc = min(max(f, 0.0), 1.0)
+    v = max(pw[6], fc ** ((pw[5] - 1.0) / 2.0))
+    g = fc * v**2
+    b = min(max(busy, 0.0), 1.0)
+    core = (k_st * b + k_sm * s_f) * g
+    stretch = max(1.0, s1 / f)
+    dyn = core + (k_u * b + k_m * min(max(mem, 0.0), 1.0)) / stretch
+    return pw[0] + (pw[1] - pw[0]) * dyn
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _serve_governed(
+    prefill: np.ndarray,
+    decode: np.ndarray,
+    prompt_len: np.ndarray,
+    context_len: np.ndarray,
+    top: np.ndarray,
+    limit: np.ndarray,
+    requests: np.ndarray,
+    has_requests: bool,
+    dts: np.ndarray,
+    backlog: np.ndarray,
+    consts: np.ndarray,
+    linear: bool,
+    pw: np.ndarray,
+    f_min: float,
+    out: np.ndarray,
+    clock: np.ndarray,
+) -> None:
+    """:func:`_serve` under the power governor: each cell at the highest clock whose power fits its limit.
+
+    Tick by tick, each cell is served from the backlogs its tick really starts with (those the
+    tick before left at its own governed clock): at its top clock ``top`` where its power, at the
+    activity it has there, fits ``limit`` (to :data:`FIT_RTOL`); otherwise at the clock in
+    ``[f_min, top]`` where it meets the limit to :data:`CONVERGED_RTOL` from below (Illinois false
+    position on the power less the limit, the cell solved again at each clock), or at ``f_min``
+    where even that does not fit. ``clock`` receives the clocks, ``out`` the cells at them.
+    """
+    n_k, n_u = prefill.shape
+    q = np.empty(5)
+    trial = np.empty(out.shape[0])
+    best = np.empty(out.shape[0])
+    for u in range(n_u):
+        k = consts[:, u].copy()
+        rep = k[RANKS]
+        q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
+        qp = backlog[0, u] / rep
+        qd = backlog[1, u] / rep
+        for t in range(n_k):
+            pre, dec, length, ctx, dt = prefill[t, u], decode[t, u], prompt_len[t, u], context_len[t, u], dts[t]
+            req = requests[t, u]
+            lim = limit[t, u]
+            slack, reach = FIT_RTOL * abs(lim), CONVERGED_RTOL * abs(lim)
+            f = max(min(top[t, u], 1.0), f_min)
+            _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+            r_hi = _power(best[3], best[4], best[5], f, pw) - lim
+            if r_hi > slack:  # over its limit at the top clock: the governor's search
+                hi = f
+                f = f_min
+                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+                r_lo = _power(best[3], best[4], best[5], f, pw) - lim
+                if r_lo <= slack and r_lo < -reach:  # the floor fits below the limit: the crossing between
+                    lo = f
+                    side = 0.0
+                    for i in range(GOVERNOR_STEPS):
+                        if hi - lo <= CLOCK_EPS:
+                            break
+                        x = _secant(lo, hi, r_lo, r_hi)
+                        if not (lo < x < hi):
+                            x = 0.5 * (lo + hi)
+                        _cell(pre, dec, length, ctx, x, req, has_requests, dt, qp, qd, k, q, linear, trial)
+                        rx = _power(trial[3], trial[4], trial[5], x, pw) - lim
+                        if rx <= slack:  # fits: the best so far
+                            f = x
+                            for o in range(best.size):
+                                best[o] = trial[o]
+                            if rx >= -reach:
+                                break
+                        lo, hi, r_lo, r_hi, side = _false_position_step(i, x, rx, lo, hi, r_lo, r_hi, side)
+            for o in range(best.size):
+                out[o, t, u] = best[o]
+            clock[t, u] = f
+            qp, qd = best[12], best[13]
+
+
 def serve(
     consts: FloatArray,
     linear: bool,
@@ -486,3 +593,58 @@ def serve(
         out,
     )
     return dict(zip(OUTPUTS, out, strict=True))
+
+
+def serve_governed(
+    consts: FloatArray,
+    linear: bool,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+    limit_w: FloatArray,
+    top: FloatArray,
+    board: Any,
+) -> tuple[dict[str, FloatArray], FloatArray]:
+    """:func:`serve` under the power governor (:func:`_serve_governed`): the outputs and the clocks.
+
+    ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
+    :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor).
+    """
+    n_s = consts.shape[1]
+    n_k = np.shape(dt)[0]
+    shape = (n_k, n_s)
+
+    def cells(x: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
+
+    backlog = np.array(
+        [np.broadcast_to(np.asarray(b, dtype=np.float64), (n_s,)) for b in (backlog_prefill, backlog_decode)]
+    )
+    pw = np.array([float(getattr(board, name)) for name in POWER_FIGURES])
+    f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
+    out = np.empty((len(OUTPUTS), n_k, n_s))
+    clock = np.empty(shape)
+    cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
+        cells(prefill_demand),
+        cells(decode_demand),
+        cells(prompt_len),
+        cells(context_len),
+        cells(top),
+        cells(limit_w),
+        cells(requests if requests is not None else np.zeros(())),
+        requests is not None,
+        np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0]),
+        backlog,
+        consts,
+        bool(linear),
+        pw,
+        f_min,
+        out,
+        clock,
+    )
+    return dict(zip(OUTPUTS, out, strict=True)), clock

@@ -54,6 +54,7 @@ import numpy as np
 
 from twin._types import BoolArray, FloatArray, IntArray
 from twin.facility_parts.fleet import Facility
+from twin.physics.accelerator import AcceleratorPowerParams
 from twin.physics.interconnect import kv_transfer_energy_j, kv_transfer_time_s
 from twin.physics.serving import StepPlan, sequences_that_fit, training_tokens_per_s
 from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
@@ -373,6 +374,64 @@ def serve_block(
             full = np.zeros(shape)
             full[:, idx] = v
             inf[k] = full
+    return _result(c, inf, clock, dt, train_fraction, replay_busy)
+
+
+def serve_governed(
+    c: ServerConstants,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dts: FloatArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    board: AcceleratorPowerParams,
+    *,
+    requests: FloatArray | None = None,
+) -> tuple[FloatArray, ServeResult]:
+    """:func:`serve_block` of columns the compiled solve covers, under the power governor: clocks and result.
+
+    Each cell at the highest clock up to ``top`` whose model power (``board``), at the activity
+    it has there, fits ``limit_w``, solved tick by tick from the backlogs each tick really starts
+    with (:func:`twin.engine.serve_kernel._serve_governed`); the clock where the power meets the
+    limit (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s,
+    found in one pass in time instead of steps over the whole block. Every column must be one of
+    :attr:`ServerConstants.kernel_columns`.
+    """
+    from twin.engine import serve_kernel
+
+    assert c.kernel_columns.all(), "a governed compiled solve of columns it does not cover"
+    dt = dts[:, None]
+    inf, clock = serve_kernel.serve_governed(
+        c.kernel_constants,
+        c.device.linear_roofline,
+        prefill_demand,
+        decode_demand,
+        prompt_len,
+        context_len,
+        backlog_prefill,
+        backlog_decode,
+        dt,
+        requests,
+        limit_w,
+        top,
+        board,
+    )
+    return clock, _result(c, inf, clock, dt, None, None)
+
+
+def _result(
+    c: ServerConstants,
+    inf: dict[str, FloatArray],
+    clock: FloatArray,
+    dt: FloatArray,
+    train_fraction: FloatArray | None,
+    replay_busy: FloatArray | None,
+) -> ServeResult:
+    """The :class:`ServeResult` of the serving solve's outputs ``inf``, with the training and replay columns."""
     busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
     # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
     train = c.training
