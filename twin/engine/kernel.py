@@ -491,7 +491,9 @@ class Engine:
         what numpy takes for that many cells, so a small run never pays it. The count is of the
         block's grouped inference columns times its ticks, the same on any number of threads, and
         the two solves give the same run (to the bit on linear rooflines, to the last bit of a power
-        on smooth ones), so where a run switches changes its speed only.
+        on smooth ones) where no GPU reaches its power limit, so there where a run switches changes
+        its speed only; where the governor binds, the compiled one puts each cell on its limit more
+        closely (:mod:`twin.engine.serve_kernel`).
         """
         if self.const.compiled:
             return

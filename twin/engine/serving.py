@@ -65,9 +65,10 @@ from twin.replica import expert_format, serving_device
 SOLVE_PART_BELOW = 0.8
 #: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
 COMPACT_BELOW = 0.5
-#: A run's serving solve goes compiled (:mod:`twin.engine.serve_kernel`, on the columns it covers)
-#: once it has solved this many inference cells (ticks x grouped columns) in numpy, about what
-#: numpy takes in the ~0.5 s a process takes to load the compiled solve (``Engine._compile_serving``). [1]
+#: A run's serving solve (and its governor) goes compiled (:mod:`twin.engine.serve_kernel`, on the
+#: columns it covers) once it has solved this many inference cells (ticks x grouped columns) in
+#: numpy, about what numpy takes in the ~0.5 s a process takes to load the compiled solve
+#: (``Engine._compile_serving``). [1]
 COMPILED_FROM_CELLS = 2e6
 
 
