@@ -570,38 +570,17 @@ def serve(
     and :class:`~twin.engine.serving.ServeResult` of a solve of the same cells (its
     :data:`RESULT_FIELDS` are read). The other arguments are that function's.
     """
-    n_s = consts.shape[1]
-    n_k = np.shape(dt)[0]
-    shape = (n_k, n_s)
-
-    def cells(x: FloatArray) -> FloatArray:
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
-
-    backlog = np.array(
-        [np.broadcast_to(np.asarray(b, dtype=np.float64), (n_s,)) for b in (backlog_prefill, backlog_decode)]
+    shape, cells, demand, after = _inputs(
+        consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
     )
-    out = np.empty((len(OUTPUTS), n_k, n_s))
+    out = np.empty((len(OUTPUTS), *shape))
     if previous is None:
         prev_clock, prev = np.zeros((1, 1)), np.zeros((1, 1, 1))
     else:
         prev_clock = cells(previous[0])
         prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
     cast(Callable[..., None], _serve)(  # (numba's dispatcher types its own call)
-        cells(prefill_demand),
-        cells(decode_demand),
-        cells(prompt_len),
-        cells(context_len),
-        cells(clock),
-        cells(requests if requests is not None else np.zeros(())),
-        requests is not None,
-        np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0]),
-        backlog,
-        consts,
-        bool(linear),
-        prev_clock,
-        prev,
-        previous is not None,
-        out,
+        *demand, cells(clock), *after, bool(linear), prev_clock, prev, previous is not None, out
     )
     return dict(zip(OUTPUTS, out, strict=True))
 
@@ -626,6 +605,35 @@ def serve_governed(
     ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
     :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor).
     """
+    shape, cells, demand, after = _inputs(
+        consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
+    )
+    pw = np.array([float(getattr(board, name)) for name in POWER_FIGURES])
+    f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
+    out = np.empty((len(OUTPUTS), *shape))
+    clock = np.empty(shape)
+    cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
+        *demand, cells(top), cells(limit_w), *after, bool(linear), pw, f_min, out, clock
+    )
+    return dict(zip(OUTPUTS, out, strict=True)), clock
+
+
+def _inputs(
+    consts: FloatArray,
+    prefill_demand: FloatArray,
+    decode_demand: FloatArray,
+    prompt_len: FloatArray,
+    context_len: FloatArray,
+    backlog_prefill: FloatArray,
+    backlog_decode: FloatArray,
+    dt: FloatArray,
+    requests: FloatArray | None,
+) -> tuple[tuple[int, int], Callable[[FloatArray], FloatArray], tuple[FloatArray, ...], tuple[object, ...]]:
+    """What both kernels take: the block's shape, a cast of per-cell figures to it, and their arguments.
+
+    The demand before the clocks (prefill, decode, prompt and context lengths) and what follows
+    them (requests, whether there are any, tick lengths, starting backlogs, the columns' figures).
+    """
     n_s = consts.shape[1]
     n_k = np.shape(dt)[0]
     shape = (n_k, n_s)
@@ -636,26 +644,7 @@ def serve_governed(
     backlog = np.array(
         [np.broadcast_to(np.asarray(b, dtype=np.float64), (n_s,)) for b in (backlog_prefill, backlog_decode)]
     )
-    pw = np.array([float(getattr(board, name)) for name in POWER_FIGURES])
-    f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
-    out = np.empty((len(OUTPUTS), n_k, n_s))
-    clock = np.empty(shape)
-    cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
-        cells(prefill_demand),
-        cells(decode_demand),
-        cells(prompt_len),
-        cells(context_len),
-        cells(top),
-        cells(limit_w),
-        cells(requests if requests is not None else np.zeros(())),
-        requests is not None,
-        np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0]),
-        backlog,
-        consts,
-        bool(linear),
-        pw,
-        f_min,
-        out,
-        clock,
-    )
-    return dict(zip(OUTPUTS, out, strict=True)), clock
+    dts = np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0])
+    demand = tuple(cells(x) for x in (prefill_demand, decode_demand, prompt_len, context_len))
+    after = (cells(requests if requests is not None else np.zeros(())), requests is not None, dts, backlog, consts)
+    return shape, cells, demand, after
