@@ -52,6 +52,17 @@ def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypat
     assert_same_run(serial, threaded)
 
 
+def test_threaded_compiled_mix_equals_serial_to_the_bit(tmp_path, monkeypatch):
+    # The same with the compiled serving solve and governor from the first block (each column's
+    # pass is its own, so chunks of columns on threads give the serial run).
+    monkeypatch.setattr(kernel, "COMPILED_FROM_CELLS", 0.0)
+    case = mix_case("mix-tiny", TINY_MIX)
+    sc = twin.load_scenario("default", case.with_files(tmp_path))
+    serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)
+    assert split > 30
+    assert_same_run(serial, threaded)
+
+
 def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_path, monkeypatch):
     """The chunks' edges follow the time each chunk took; given random times they move every block,
     and the run is still the serial one to the bit (a column computes the same in any chunk)."""
