@@ -54,13 +54,15 @@ def test_threaded_heterogeneous_mix_equals_serial_to_the_bit(tmp_path, monkeypat
 
 def test_threaded_compiled_mix_equals_serial_to_the_bit(tmp_path, monkeypatch):
     # The same with the compiled serving solve and governor from the first block (each column's
-    # pass is its own, so chunks of columns on threads give the serial run).
+    # pass is its own, so chunks of columns on threads give the serial run, wherever the chunks'
+    # edges fall: they follow the time each chunk took, so two threaded runs split differently).
     monkeypatch.setattr(kernel, "COMPILED_FROM_CELLS", 0.0)
     case = mix_case("mix-tiny", TINY_MIX)
     sc = twin.load_scenario("default", case.with_files(tmp_path))
     serial, threaded, split = _runs(sc, monkeypatch, block_cells=128)
     assert split > 30
     assert_same_run(serial, threaded)
+    assert_same_run(serial, twin.simulate(sc))  # (still on 3 threads)
 
 
 def test_chunk_edges_moved_every_block_leave_the_run_unchanged_to_the_bit(tmp_path, monkeypatch):

@@ -114,9 +114,12 @@ def govern(
         """
         clock, res, p_gpu = top, res_top, p_full
         over = np.flatnonzero(np.any(p_full > limit_w, axis=0))
-        if over.size and controls.limit_w is None and over.size <= GOVERN_COLUMNS_BELOW * p_full.shape[1]:
+        alone = over.size <= GOVERN_COLUMNS_BELOW * p_full.shape[1] or c.compiled
+        if over.size and controls.limit_w is None and alone:
             # The columns with a cell over its limit alone (no site limit's bisection to come,
-            # which starts from the last solve of every column: `memory`).
+            # which starts from the last solve of every column: `memory`). Where the compiled
+            # solve is on, always: its columns are governed in one pass there, however many are
+            # over, so a column's clocks do not depend on the others in its chunk.
             clock, p_model, res = governed_columns(
                 solves, over, limit_w - extra_w, top, res_top, p_top, board, pause_columns
             )
