@@ -366,10 +366,7 @@ def serve_block(
         inf = _serve_inference(c, *args, dt, requests, previous)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
-        n = c.inference.size
-        p, d, prompt, context, clk, qp, qd = (column_cut(x, idx, n) for x in args)
-        before = None if previous is None else (previous[0][:, idx], result_columns(previous[1], idx))
-        got = _serve_inference(sub, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx, n), before)
+        got = _serve_inference(sub, *_cut(idx, c.inference.size, args, requests, previous, dt))
         inf = {}
         for k, v in got.items():
             full = np.zeros(shape)
@@ -503,32 +500,26 @@ def _serve_inference(
         return serve_kernel.serve(c.kernel_constants, c.device.linear_roofline, *args, dt, requests, previous)
     idx_fast, c_fast, idx_slow, c_slow = c.kernel_split
     n = fast.size
-    p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_fast, n) for x in args)
-    before = None if previous is None else (previous[0][:, idx_fast], result_columns(previous[1], idx_fast))
-    got_fast = serve_kernel.serve(
-        c_fast.kernel_constants,
-        c_fast.device.linear_roofline,
-        p,
-        d,
-        prompt,
-        context,
-        clk,
-        qp,
-        qd,
-        dt,
-        column_cut(requests, idx_fast, n),
-        before,
-    )
-    p, d, prompt, context, clk, qp, qd = (column_cut(x, idx_slow, n) for x in args)
-    got_slow = _serve_numpy(c_slow, p, d, prompt, context, clk, qp, qd, dt, column_cut(requests, idx_slow, n))
-    shape = (np.shape(dt)[0], n)
-    out = {}
-    for key, v in got_fast.items():
-        whole = np.empty(shape)
-        whole[:, idx_fast] = v
-        whole[:, idx_slow] = got_slow[key]
-        out[key] = whole
+    out: dict[str, FloatArray] = {}
+    for idx, sub, before in ((idx_fast, c_fast, previous), (idx_slow, c_slow, None)):  # compiled; numpy
+        for key, v in _serve_inference(sub, *_cut(idx, n, args, requests, before, dt)).items():
+            if key not in out:
+                out[key] = np.empty((np.shape(dt)[0], n))
+            out[key][:, idx] = v
     return out
+
+
+def _cut(
+    idx: IntArray,
+    n: int,
+    args: tuple[FloatArray, ...],
+    requests: FloatArray | None,
+    previous: tuple[FloatArray, ServeResult] | None,
+    dt: FloatArray,
+) -> tuple[Any, ...]:
+    """:func:`_serve_inference`'s arguments for the columns ``idx`` of ``n`` (``args``: its first seven)."""
+    before = None if previous is None else (previous[0][:, idx], result_columns(previous[1], idx))
+    return (*(column_cut(x, idx, n) for x in args), dt, column_cut(requests, idx, n), before)
 
 
 def _serve_numpy(
