@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,10 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import twin.engine.kernel as engine_kernel
+from benchmarks.cases import TINY_MIX, mix_case
 from twin import catalog, load_scenario, simulate
 from twin.catalog.architecture import load_architecture
+from twin.engine import clock_solves
+from twin.engine.serve_kernel import clocks_for_limits
 from twin.engine.serving import ServerConstants, ServeResult, serve_block, serve_governed
-from twin.physics.accelerator import accelerator_power_w
+from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.step_costs import StepCosts
 from twin.replica import Layout, expert_format, serving_device, step_costs
@@ -246,3 +251,61 @@ def test_a_solve_from_a_previous_one_is_the_solve_afresh(seed: int, n_ticks: int
     again, afresh = serve(clock2, (clock, first)), serve(clock2)
     for f in fields(ServeResult):
         assert np.array_equal(getattr(again, f.name), getattr(afresh, f.name)), f.name
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_ticks=st.integers(1, 30), acc=st.sampled_from(("H100-SXM", "B200", "MI300X")))
+def test_the_compiled_clock_for_a_power_limit_is_numpys(seed: int, n_ticks: int, acc: str) -> None:
+    """Cell by cell the same Newton iteration as clock_for_power_limit (to the last bit of a power), with ticks
+    that repeat their tick before's inputs (training columns) taking its clock; cells that fit at the top
+    clock, cells stuck at the floor and cells on flat stretches (no busy share) among them."""
+    rng = np.random.default_rng(seed)
+    board = catalog.accelerator_spec(acc).power_params
+    shape = (n_ticks, 6)
+    busy = np.where(rng.random(shape) < 0.2, 0.0, rng.uniform(0.0, 1.0, shape))
+    mem, sm = rng.uniform(0.0, 1.0, shape), rng.uniform(0.0, 1.0, shape)
+    top = np.where(rng.random(shape) < 0.5, 1.0, rng.uniform(0.3, 1.0, shape))
+    limit = rng.uniform(0.5 * board.idle_power_w, 1.1 * board.full_power_w, shape)
+    repeat = rng.random(shape) < 0.5
+    repeat[0] = False
+    for x in (busy, mem, sm, top, limit):
+        for t in range(1, n_ticks):
+            x[t] = np.where(repeat[t], x[t - 1], x[t])
+    got = clocks_for_limits(limit, busy, mem, sm, top, board)
+    want = clock_for_power_limit(limit, busy, mem, sm, params=board, max_clock=top)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0.0)
+    p = accelerator_power_w(busy, mem, sm, got, params=board)
+    slack = 2e-12 * (board.full_power_w - board.idle_power_w)  # the solve's rounding slack, with a margin
+    assert np.all((p <= limit + slack) | (got == board.min_clock_fraction))
+
+
+def test_training_columns_governed_in_closed_form_are_the_governor_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compiled run governs the columns that serve nothing (training under the thermal limit and the caps:
+    their activity does not depend on the clock) by the clock that meets the limit at that activity, as the
+    governor's first step finds it (exact there): the same run as the steps, to float tolerance."""
+    sc = load_scenario("default", mix_case("mix-tiny", TINY_MIX).with_files(tmp_path))
+    monkeypatch.setattr(engine_kernel, "COMPILED_FROM_CELLS", 0.0)
+    held = clock_solves._governed_held
+    taken: list[int] = []
+
+    def counted(solves: Any, cols: np.ndarray, *a: Any) -> Any:
+        taken.append(cols.size)
+        return held(solves, cols, *a)
+
+    monkeypatch.setattr(clock_solves, "_governed_held", counted)
+    closed_form = simulate(sc)
+    assert sum(taken) > 0
+
+    def steps(
+        solves: Any, cols: np.ndarray, limit_w: Any, top: Any, at_top: Any, p_top_w: Any, params: Any, pause: Any
+    ) -> Any:
+        return clock_solves._governed_steps(solves, cols, limit_w, top, at_top, params, pause)
+
+    monkeypatch.setattr(clock_solves, "_governed_held", steps)
+    stepped = simulate(sc)
+    a, b = closed_form.timeseries, stepped.timeseries
+    for col in a.columns:
+        if a[col].dtype.kind == "f":
+            np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=col)

@@ -24,7 +24,7 @@ import numpy as np
 from twin._types import FloatArray, IntArray
 from twin.engine.serving import ServerConstants, ServeResult, column_cut, result_columns, serve_block, serve_governed
 from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
-from twin.physics.governor import governed_clock
+from twin.physics.governor import FIT_RTOL, governed_clock
 
 #: A solve of more than this share of the columns solves them all (splicing costs a copy per field).
 WHOLE_ABOVE = 0.7
@@ -164,8 +164,10 @@ def governed_columns(
     model's limit per cell. Every cell of the other columns fits at the top clock, so the governor
     leaves them there, on their top result: it is solved on ``over`` only, as it would come out
     there with all columns (it steps each cell on its own), and costs its steps on those columns.
-    Of those, the columns the compiled solve covers (where it is on) are governed in one pass in
-    time (:meth:`ClockSolves.governed`), the others by :func:`governed_clock`'s steps.
+    Where the compiled solve is on, the columns it covers are governed in one pass in time
+    (:meth:`ClockSolves.governed`) and the columns that serve nothing (training, replay, idle:
+    their activity does not depend on the clock) in closed form (:func:`_governed_held`); the
+    others (and every column where it is off) by :func:`governed_clock`'s steps.
     """
     shape = np.shape(p_top_w)
     last = solves.last
@@ -176,11 +178,15 @@ def governed_columns(
     res = at_top
     c = solves.c
     fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
-    for cols, compiled in ((over[fast], True), (over[~fast], False)):
+    held = ~c.inference[over] & c.compiled
+    steps = ~fast & ~held
+    for cols, how in ((over[fast], "compiled"), (over[held], "held"), (over[steps], "steps")):
         if not cols.size:
             continue
-        if compiled:
+        if how == "compiled":
             f, p, got = _governed_compiled(solves, cols, limit_w, top, params, pause)
+        elif how == "held":
+            f, p, got = _governed_held(solves, cols, limit_w, top, at_top, p_top_w, params, pause)
         else:
             f, p, got = _governed_steps(solves, cols, limit_w, top, at_top, params, pause)
         clock[:, cols] = f
@@ -203,6 +209,40 @@ def _governed_compiled(
         np.broadcast_to(limit_w, shape)[:, cols], np.broadcast_to(top, shape)[:, cols], params
     )
     res = pause(res, cols)
+    return f, accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=params), res
+
+
+def _governed_held(
+    solves: ClockSolves,
+    cols: IntArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    at_top: ServeResult,
+    p_top_w: FloatArray,
+    params: AcceleratorPowerParams,
+    pause: Pause,
+) -> tuple[FloatArray, FloatArray, ServeResult]:
+    """The columns ``cols``, which serve nothing, governed in closed form: clock, power, result.
+
+    A training, replay or idle column's activity is the same at every clock
+    (:func:`twin.engine.serving.serve_block`: only its training tokens follow the clock), so the
+    governor's answer, the highest clock whose power fits the limit, is
+    :func:`~twin.physics.accelerator.clock_for_power_limit` at the activity it has at the top
+    clock (the first step of :func:`governed_clock`, exact there; compiled, as only a compiled
+    run takes this path) where the top clock does not fit to ``FIT_RTOL``; one solve at those
+    clocks gives the result.
+    """
+    from twin.engine.serve_kernel import clocks_for_limits
+
+    shape = solves.shape
+    lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
+    busy, mem, sm = (
+        np.broadcast_to(x, shape)[:, cols] for x in (at_top.power_busy, at_top.mem_activity, at_top.sm_activity)
+    )
+    f = np.where(
+        p_top_w[:, cols] - lim <= FIT_RTOL * np.abs(lim), hi, clocks_for_limits(lim, busy, mem, sm, hi, params)
+    )
+    res = pause(solves.on(cols, seeded=False)(f), cols)
     return f, accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=params), res
 
 

@@ -54,11 +54,11 @@ DEFAULT_VOLTAGE_FLOOR = 0.69
 
 #: Power tolerance of :func:`clock_for_power_limit`, in units of the dynamic range (1e-9 W on a
 #: 1 kW board).
-_TOLERANCE = 1e-12
+CLOCK_SOLVE_TOLERANCE = 1e-12
 
 #: Most solver steps of :func:`clock_for_power_limit` (Newton converges in a handful; bisection,
 #: its fallback on flat stretches, needs about 50 to reach float resolution).
-_MAX_SOLVER_STEPS = 80
+CLOCK_SOLVE_STEPS = 80
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,7 +344,7 @@ def clock_for_power_limit(
     f_floor = np.clip(f_min, 0.0, 1.0)
     top = np.clip(top, f_floor, 1.0)
     out = top.copy()
-    slack = _TOLERANCE * (pmax - idle)  # rounding slack in watts
+    slack = CLOCK_SOLVE_TOLERANCE * (pmax - idle)  # rounding slack in watts
     over = power(top) > limit + slack
     stuck = over & (power(f_floor) > limit + slack)
     out[stuck] = f_floor[stuck]
@@ -389,12 +389,12 @@ def _solve_clock(
     knee = np.where(gamma > 1.0, v_floor ** (2.0 / np.maximum(gamma - 1.0, 1e-12)), 1.0)
     lo, hi = f_lo.copy(), f_hi.copy()
     x = hi.copy()
-    tol = _TOLERANCE
+    tol = CLOCK_SOLVE_TOLERANCE
     # The one flat stretch: with no busy share (a = 0) the power is constant from f = s_1 up to
     # the voltage knee. Where it fits, the answer lies at or above the knee.
     flat = (a == 0.0) & (s1 < knee) & (knee > lo) & (knee < hi)
     lo = np.where(flat & (b * s1 * v2 + c <= target + tol), knee, lo)
-    for _ in range(_MAX_SOLVER_STEPS):
+    for _ in range(CLOCK_SOLVE_STEPS):
         above = x > knee
         g = np.where(above, x**gamma, v2 * x)
         dg = np.where(above, gamma * x ** (gamma - 1.0), v2)
