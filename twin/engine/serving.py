@@ -226,8 +226,12 @@ class ServerConstants:
 
     @cached_property
     def kernel_split(self) -> tuple[IntArray, ServerConstants, IntArray, ServerConstants]:
-        """The columns the compiled solve covers and their constants, then the others and theirs."""
-        fast, slow = np.flatnonzero(self.kernel_columns), np.flatnonzero(~self.kernel_columns)
+        """The columns the compiled solve covers and their constants, then the other inference columns and theirs.
+
+        The columns that serve nothing are in neither: the solve gives them zeros.
+        """
+        fast = np.flatnonzero(self.kernel_columns)
+        slow = np.flatnonzero(~self.kernel_columns & self.inference)
         return fast, self.columns(operator.itemgetter(fast)), slow, self.columns(operator.itemgetter(slow))
 
     @cached_property
@@ -502,9 +506,11 @@ def _serve_inference(
     n = fast.size
     out: dict[str, FloatArray] = {}
     for idx, sub, before in ((idx_fast, c_fast, previous), (idx_slow, c_slow, None)):  # compiled; numpy
+        if not idx.size:
+            continue
         for key, v in _serve_inference(sub, *_cut(idx, n, args, requests, before, dt)).items():
             if key not in out:
-                out[key] = np.empty((np.shape(dt)[0], n))
+                out[key] = np.zeros((np.shape(dt)[0], n))  # columns that serve nothing: zeros, as solved
             out[key][:, idx] = v
     return out
 
