@@ -71,7 +71,7 @@ class ClockSolves:
             res = last[1]
         else:
             before = (last[0][:, changed], result_columns(last[1], changed))
-            res = spliced(last[1], changed, self._solve(full[:, changed], changed, previous=before))
+            res = spliced(last[1], (changed, self._solve(full[:, changed], changed, previous=before)))
         self.last = (np.array(full), res)
         return res
 
@@ -136,13 +136,14 @@ class ClockSolves:
         )
 
 
-def spliced(base: ServeResult, cols: IntArray, sub: ServeResult) -> ServeResult:
-    """``base`` with the columns ``cols`` taken from ``sub`` (a solve of those columns alone)."""
+def spliced(base: ServeResult, *parts: tuple[IntArray, ServeResult]) -> ServeResult:
+    """``base`` with the columns of each part ``(cols, sub)`` taken from ``sub`` (a solve of those columns alone)."""
     shape = np.shape(base.busy)
     out: dict[str, FloatArray] = {}
     for f in fields(ServeResult):
         whole = np.array(np.broadcast_to(getattr(base, f.name), shape), order="K")  # (C or F as the solve made it)
-        whole[:, cols] = getattr(sub, f.name)
+        for cols, sub in parts:
+            whole[:, cols] = getattr(sub, f.name)
         out[f.name] = whole
     return replace(base, **out)
 
@@ -175,7 +176,7 @@ def governed_columns(
     assert np.array_equal(last[0], np.broadcast_to(top, shape), equal_nan=True), "the last solve is not at top"
     clock = np.array(np.broadcast_to(top, shape))
     power_w = np.array(p_top_w)
-    res = at_top
+    parts = []
     c = solves.c
     fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
     held = ~c.inference[over] & c.compiled
@@ -191,8 +192,8 @@ def governed_columns(
             f, p, got = _governed_steps(solves, cols, limit_w, top, at_top, params, pause)
         clock[:, cols] = f
         power_w[:, cols] = p
-        res = spliced(res, cols, got)
-    return clock, power_w, res
+        parts.append((cols, got))
+    return clock, power_w, spliced(at_top, *parts)
 
 
 def _governed_compiled(
