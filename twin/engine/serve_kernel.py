@@ -41,7 +41,7 @@ from typing import Any, cast
 import numpy as np
 from numba import njit
 
-from twin._types import FloatArray
+from twin._types import FloatArray, IntArray
 from twin.physics.accelerator import CLOCK_SOLVE_STEPS, CLOCK_SOLVE_TOLERANCE
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.serving_rates import (
@@ -413,9 +413,10 @@ def _serve(
     prev_clock: np.ndarray,
     prev: np.ndarray,
     has_prev: bool,
+    columns: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Serve ``U`` columns over ``K`` ticks into ``out[o, k, u]`` (:data:`OUTPUTS`).
+    """Serve the ``columns`` of ``U`` over ``K`` ticks into ``out[o, k, u]`` (:data:`OUTPUTS`; others untouched).
 
     Per cell ``(K, U)``: ``prefill`` ... ``requests``; per tick ``dts``; per column ``backlog``
     ``(2, U)`` (prefill, decode at the start) and ``consts`` ``(F, U)``, the figures of
@@ -424,9 +425,9 @@ def _serve(
     a cell at the same clock that starts with the same backlogs per rank is that solve's cell
     (its inputs are the same), copied.
     """
-    n_k, n_u = prefill.shape
+    n_k = prefill.shape[0]
     q = np.empty(5)  # the cell's plan: FLOP/s, dense read time, attention FLOPs per seq and per prompt token, bytes
-    for u in range(n_u):
+    for u in columns:
         k = consts[:, u].copy()
         rep = k[RANKS]
         q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
@@ -642,25 +643,28 @@ def serve(
     dt: FloatArray,
     requests: FloatArray | None,
     previous: tuple[FloatArray, Any] | None = None,
+    columns: IntArray | None = None,
 ) -> dict[str, FloatArray]:
-    """:func:`twin.engine.serving._serve_inference` of columns that all take the compiled solve.
+    """:func:`twin.engine.serving._serve_inference` of the ``columns`` (None: all) the compiled solve takes.
 
     ``consts``: the columns' figures ``(F, S)`` (:data:`CONSTANT_FIGURES`, :data:`COST_FIGURES`,
     :data:`DEVICE_FIGURES`); ``linear``: whether every roofline is the sum; ``previous``: the clocks
     and :class:`~twin.engine.serving.ServeResult` of a solve of the same cells (its
-    :data:`RESULT_FIELDS` are read). The other arguments are that function's.
+    :data:`RESULT_FIELDS` are read). The other arguments are that function's, over all ``S``
+    columns: the outputs are too, zeros on the columns not solved.
     """
     shape, cells, demand, after = _inputs(
         consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
     )
-    out = np.empty((len(OUTPUTS), *shape))
+    solved = np.arange(shape[1]) if columns is None else np.asarray(columns, dtype=np.intp)
+    out = (np.empty if columns is None else np.zeros)((len(OUTPUTS), *shape))
     if previous is None:
         prev_clock, prev = np.zeros((1, 1)), np.zeros((1, 1, 1))
     else:
         prev_clock = cells(previous[0])
         prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
     cast(Callable[..., None], _serve)(  # (numba's dispatcher types its own call)
-        *demand, cells(clock), *after, bool(linear), prev_clock, prev, previous is not None, out
+        *demand, cells(clock), *after, bool(linear), prev_clock, prev, previous is not None, solved, out
     )
     return dict(zip(OUTPUTS, out, strict=True))
 

@@ -225,14 +225,14 @@ class ServerConstants:
         return np.asarray(self.compiled & self.inference & ~np.broadcast_to(experts, self.inference.shape))
 
     @cached_property
-    def kernel_split(self) -> tuple[IntArray, ServerConstants, IntArray, ServerConstants]:
-        """The columns the compiled solve covers and their constants, then the other inference columns and theirs.
+    def kernel_split(self) -> tuple[IntArray, IntArray, ServerConstants]:
+        """The columns the compiled solve covers, then the other inference columns and their constants.
 
         The columns that serve nothing are in neither: the solve gives them zeros.
         """
         fast = np.flatnonzero(self.kernel_columns)
         slow = np.flatnonzero(~self.kernel_columns & self.inference)
-        return fast, self.columns(operator.itemgetter(fast)), slow, self.columns(operator.itemgetter(slow))
+        return fast, slow, self.columns(operator.itemgetter(slow))
 
     @cached_property
     def kernel_constants(self) -> FloatArray:
@@ -366,7 +366,9 @@ def serve_block(
     shape = np.broadcast_shapes(np.shape(prefill_demand), (dts.size, c.inference.size))
     args = (prefill_demand, decode_demand, prompt_len, context_len, clock, backlog_prefill, backlog_decode)
     part = c.inference_part
-    if part is None:  # every column serves (or grouping left few): solve them all as they are
+    if part is None or c.kernel_columns.any():
+        # Every column serves (or grouping left few), or the compiled solve, which skips the columns
+        # that serve nothing itself, is on: solve them all as they are.
         inf = _serve_inference(c, *args, dt, requests, previous)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
@@ -500,18 +502,21 @@ def _serve_inference(
         return _serve_numpy(c, *args, dt, requests)
     from twin.engine import serve_kernel
 
-    if fast.all():
-        return serve_kernel.serve(c.kernel_constants, c.device.linear_roofline, *args, dt, requests, previous)
-    idx_fast, c_fast, idx_slow, c_slow = c.kernel_split
-    n = fast.size
-    out: dict[str, FloatArray] = {}
-    for idx, sub, before in ((idx_fast, c_fast, previous), (idx_slow, c_slow, None)):  # compiled; numpy
-        if not idx.size:
-            continue
-        for key, v in _serve_inference(sub, *_cut(idx, n, args, requests, before, dt)).items():
-            if key not in out:
-                out[key] = np.zeros((np.shape(dt)[0], n))  # columns that serve nothing: zeros, as solved
-            out[key][:, idx] = v
+    idx_fast, idx_slow, c_slow = c.kernel_split
+    # The compiled columns in place (the others zeros, as the columns that serve nothing come out),
+    # then the other inference columns' numpy solve into theirs.
+    out = serve_kernel.serve(
+        c.kernel_constants,
+        c.device.linear_roofline,
+        *args,
+        dt,
+        requests,
+        previous,
+        columns=None if fast.all() else idx_fast,
+    )
+    if idx_slow.size:
+        for key, v in _serve_numpy(c_slow, *_cut(idx_slow, fast.size, args, requests, None, dt)[:-1]).items():
+            out[key][:, idx_slow] = v
     return out
 
 
