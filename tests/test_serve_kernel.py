@@ -191,7 +191,8 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     seed: int, n_ticks: int, load: float, limit_w: float
 ) -> None:
     """Each cell at its top clock where that fits, else on its limit from below (to CONVERGED_RTOL, or within
-    CLOCK_EPS of a clock that does not fit), or at the floor; and the result is the solve at those clocks."""
+    CLOCK_EPS of a clock that does not fit), or at the floor; the result is the solve at those clocks; and
+    started from the solve at the top clocks (copying the cells it keeps) it is the same."""
     prefill, decode, prompt, context, _, qp, qd, dts = _block(seed, n_ticks, load, True)
     c = replace(CONSTANTS["H100-SXM"], compiled=True)
     board = catalog.accelerator_spec("H100-SXM").power_params
@@ -215,6 +216,14 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     again = serve_block(c, prefill, decode, prompt, context, f, qp, qd, dts, requests=requests)
     for fld in fields(ServeResult):
         assert np.array_equal(getattr(res, fld.name), getattr(again, fld.name)), fld.name
+    # Started from the solve at the top clocks (the engine's), the cells it keeps are copied: the same.
+    at_top = serve_block(c, prefill, decode, prompt, context, top, qp, qd, dts, requests=requests)
+    f_seeded, seeded = serve_governed(
+        c, prefill, decode, prompt, context, qp, qd, dts, limit, top, board, requests=requests, previous=(top, at_top)
+    )
+    assert np.array_equal(f_seeded, f)
+    for fld in fields(ServeResult):
+        assert np.array_equal(getattr(seeded, fld.name), getattr(res, fld.name)), fld.name
 
 
 def test_a_run_on_a_smooth_roofline_agrees_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -92,7 +92,11 @@ class ClockSolves:
     def governed(
         self, limit_w: FloatArray, top: FloatArray, board: AcceleratorPowerParams
     ) -> tuple[FloatArray, ServeResult]:
-        """:func:`serve_governed` of this block's columns (all the compiled solve's): clocks and result."""
+        """:func:`serve_governed` of this block's columns (all the compiled solve's): clocks and result.
+
+        The last solve's cells (the top clocks', where the governor starts) that the governor keeps
+        are copied from it.
+        """
         self.columns_solved += self.shape[1]
         prefill, decode, prompt, context = self.demand
         return serve_governed(
@@ -107,6 +111,7 @@ class ClockSolves:
             top,
             board,
             requests=self.extra[0],
+            previous=self.last,
         )
 
     def _solve(
@@ -206,7 +211,7 @@ def _governed_compiled(
 ) -> tuple[FloatArray, FloatArray, ServeResult]:
     """The columns ``cols`` (all the compiled solve's) governed in one pass in time: clock, power, result."""
     shape = solves.shape
-    f, res = solves.on(cols, seeded=False).governed(
+    f, res = solves.on(cols).governed(
         np.broadcast_to(limit_w, shape)[:, cols], np.broadcast_to(top, shape)[:, cols], params
     )
     res = pause(res, cols)

@@ -571,6 +571,9 @@ def _serve_governed(
     linear: bool,
     pw: np.ndarray,
     f_min: float,
+    prev_clock: np.ndarray,
+    prev: np.ndarray,
+    has_prev: bool,
     out: np.ndarray,
     clock: np.ndarray,
 ) -> None:
@@ -582,6 +585,10 @@ def _serve_governed(
     ``[f_min, top]`` where it meets the limit to :data:`CONVERGED_RTOL` from below (Illinois false
     position on the power less the limit, the cell solved again at each clock), or at ``f_min``
     where even that does not fit. ``clock`` receives the clocks, ``out`` the cells at them.
+    ``has_prev``: ``prev`` is a solve of the same cells at the clocks ``prev_clock`` (the top clock,
+    mostly), whose cell is copied where the tick is at that clock and starts with its backlogs
+    (as in :func:`_serve`): only the cells the governor lowers, and the ticks their queues carry
+    that to, are solved.
     """
     n_k, n_u = prefill.shape
     q = np.empty(5)
@@ -593,13 +600,20 @@ def _serve_governed(
         q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
         qp = backlog[0, u] / rep
         qd = backlog[1, u] / rep
+        qp_before, qd_before = qp, qd  # the backlogs the previous solve's tick started with
         for t in range(n_k):
             pre, dec, length, ctx, dt = prefill[t, u], decode[t, u], prompt_len[t, u], context_len[t, u], dts[t]
             req = requests[t, u]
             lim = limit[t, u]
             slack, reach = FIT_RTOL * abs(lim), CONVERGED_RTOL * abs(lim)
             f = max(min(top[t, u], 1.0), f_min)
-            _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+            if has_prev and f == prev_clock[t, u] and qp == qp_before and qd == qd_before:
+                for o in range(best.size):
+                    best[o] = prev[o, t, u]
+            else:
+                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+            if has_prev:
+                qp_before, qd_before = prev[12, t, u], prev[13, t, u]
             r_hi = _power(best[3], best[4], best[5], f, pw) - lim
             if r_hi > slack:  # over its limit at the top clock: the governor's search
                 hi = f
@@ -658,11 +672,7 @@ def serve(
     )
     solved = np.arange(shape[1]) if columns is None else np.asarray(columns, dtype=np.intp)
     out = (np.empty if columns is None else np.zeros)((len(OUTPUTS), *shape))
-    if previous is None:
-        prev_clock, prev = np.zeros((1, 1)), np.zeros((1, 1, 1))
-    else:
-        prev_clock = cells(previous[0])
-        prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
+    prev_clock, prev = _previous(previous, shape, cells)
     cast(Callable[..., None], _serve)(  # (numba's dispatcher types its own call)
         *demand, cells(clock), *after, bool(linear), prev_clock, prev, previous is not None, solved, out
     )
@@ -683,11 +693,14 @@ def serve_governed(
     limit_w: FloatArray,
     top: FloatArray,
     board: Any,
+    previous: tuple[FloatArray, Any] | None = None,
 ) -> tuple[dict[str, FloatArray], FloatArray]:
     """:func:`serve` under the power governor (:func:`_serve_governed`): the outputs and the clocks.
 
     ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
-    :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor).
+    :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor);
+    ``previous``: as :func:`serve`'s (the solve at the top clocks, whose cells the governor keeps
+    are copied).
     """
     shape, cells, demand, after = _inputs(
         consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
@@ -696,8 +709,20 @@ def serve_governed(
     f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
     out = np.empty((len(OUTPUTS), *shape))
     clock = np.empty(shape)
+    prev_clock, prev = _previous(previous, shape, cells)
     cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
-        *demand, cells(top), cells(limit_w), *after, bool(linear), pw, f_min, out, clock
+        *demand,
+        cells(top),
+        cells(limit_w),
+        *after,
+        bool(linear),
+        pw,
+        f_min,
+        prev_clock,
+        prev,
+        previous is not None,
+        out,
+        clock,
     )
     return dict(zip(OUTPUTS, out, strict=True)), clock
 
@@ -719,6 +744,16 @@ def clocks_for_limits(
     f_min = float(board.min_clock_fraction)
     got = cast(Callable[..., np.ndarray], _clocks_for_limits)(*cells, pw, f_min)
     return np.asarray(got.reshape(shape))
+
+
+def _previous(
+    previous: tuple[FloatArray, Any] | None, shape: tuple[int, int], cells: Callable[[FloatArray], FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """A previous solve's clocks ``(K, U)`` and its :data:`RESULT_FIELDS` ``(O, K, U)`` as the kernels take them."""
+    if previous is None:
+        return np.zeros((1, 1)), np.zeros((1, 1, 1))
+    prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
+    return cells(previous[0]), prev
 
 
 def _inputs(

@@ -395,6 +395,7 @@ def serve_governed(
     board: AcceleratorPowerParams,
     *,
     requests: FloatArray | None = None,
+    previous: tuple[FloatArray, ServeResult] | None = None,
 ) -> tuple[FloatArray, ServeResult]:
     """:func:`serve_block` of columns the compiled solve covers, under the power governor: clocks and result.
 
@@ -403,7 +404,8 @@ def serve_governed(
     with (:func:`twin.engine.serve_kernel._serve_governed`); the clock where the power meets the
     limit (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s,
     found in one pass in time instead of steps over the whole block. Every column must be one of
-    :attr:`ServerConstants.kernel_columns`.
+    :attr:`ServerConstants.kernel_columns`. ``previous``: as :func:`serve_block`'s (the solve at the
+    top clocks: the cells the governor leaves there are copied from it).
     """
     from twin.engine import serve_kernel
 
@@ -423,6 +425,7 @@ def serve_governed(
         limit_w,
         top,
         board,
+        previous,
     )
     return clock, _result(c, inf, clock, dt, None, None)
 
