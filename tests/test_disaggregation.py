@@ -102,7 +102,8 @@ def test_prefill_only_step_is_the_roofline_by_hand() -> None:
 
 def test_a_prefill_server_batches_prompts_when_one_per_step_falls_behind() -> None:
     """Fluid prefill-only rank: one prompt per step while that keeps up, larger steps beyond, busy throughout."""
-    from twin.engine.serving import ServerConstants, serve_block
+    from twin.engine.server_constants import ServerConstants
+    from twin.engine.serving import serve_block
 
     c, d = example_costs(), example_device()
     const = ServerConstants.for_ranks(c, d, np.array([64.0]), np.array([8192.0]), np.array([50e9]))

@@ -75,12 +75,12 @@ def test_queue_slots_compacted_or_not_give_the_run_to_the_bit(monkeypatch):
     # The fluid queue follows each column's backlog tick by tick; slots whose queue ended are
     # computed on (elementwise, not kept) until few are left. Never dropping them, or dropping
     # them at every tick, is the same run (the Azure trace day queues in ~2 800 of its ticks' solves).
-    from twin.engine import serving
+    from twin.engine import serve_numpy
 
     sc = cases()["azure-llm-trace"]
-    monkeypatch.setattr(serving, "COMPACT_BELOW", 0.0)
+    monkeypatch.setattr(serve_numpy, "COMPACT_BELOW", 0.0)
     kept = twin.simulate(sc)
-    monkeypatch.setattr(serving, "COMPACT_BELOW", 1.01)
+    monkeypatch.setattr(serve_numpy, "COMPACT_BELOW", 1.01)
     dropped = twin.simulate(sc)
     assert_same_run(kept, dropped)
 

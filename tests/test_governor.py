@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from twin import load_scenario, simulate
 from twin.catalog import accelerator_spec
 from twin.engine.demand import DemandModel
-from twin.engine.serving import ServerConstants, serve_block
+from twin.engine.server_constants import ServerConstants
+from twin.engine.serving import serve_block
 from twin.facility import build_facility
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import FIT_RTOL, MAX_STEPS, REPAIR_MARGINS, GovernorMemory, governed_clock

@@ -18,7 +18,8 @@ from twin import catalog, load_scenario, simulate
 from twin.catalog.architecture import load_architecture
 from twin.engine import clock_solves
 from twin.engine.serve_kernel import clocks_for_limits
-from twin.engine.serving import ServerConstants, ServeResult, serve_block, serve_governed
+from twin.engine.server_constants import ServerConstants, ServeResult
+from twin.engine.serving import serve_block, serve_governed
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.step_costs import StepCosts

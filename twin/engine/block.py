@@ -18,7 +18,7 @@ from twin._types import BoolArray, FloatArray
 from twin.engine.columns import Columns
 from twin.engine.cooling import IdealPlant, PhysicalPlant, PlantStep
 from twin.engine.demand import DroppedTokens
-from twin.engine.serving import ServeResult
+from twin.engine.server_constants import ServeResult
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.facility_parts.fleet import Facility

@@ -22,7 +22,8 @@ from dataclasses import fields, replace
 import numpy as np
 
 from twin._types import FloatArray, IntArray
-from twin.engine.serving import ServerConstants, ServeResult, column_cut, result_columns, serve_block, serve_governed
+from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
+from twin.engine.serving import serve_block, serve_governed
 from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
 from twin.physics.governor import FIT_RTOL, governed_clock
 

@@ -32,7 +32,7 @@ from twin.engine.demand import Demand, DroppedTokens, route_demand
 from twin.engine.fault_tally import COLUMNS, Tally
 from twin.engine.jobs import Job, TrainingJobs
 from twin.engine.segments import Segments
-from twin.engine.serving import ServeResult
+from twin.engine.server_constants import ServeResult
 from twin.engine.state import at
 from twin.engine.supply import SIDES, PowerSupply
 from twin.facility_parts.power import ScheduledFault

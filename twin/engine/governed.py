@@ -22,7 +22,7 @@ from twin.engine.columns import Columns
 from twin.engine.controls import Controls
 from twin.engine.demand import Demand
 from twin.engine.fault_schedule import FaultSystem
-from twin.engine.serving import ServerConstants, ServeResult
+from twin.engine.server_constants import ServerConstants, ServeResult
 from twin.engine.state import FleetState
 from twin.facility_parts.fleet import Facility
 from twin.physics.accelerator import accelerator_power_w, die_steady_temp_c, thermal_power_limit_w

@@ -17,7 +17,7 @@ import simpy
 from twin._types import BoolArray, IntArray
 from twin.engine.block import Block
 from twin.engine.columns import Columns
-from twin.engine.serving import ServeResult
+from twin.engine.server_constants import ServeResult
 from twin.engine.state import at
 from twin.facility_parts.fleet import Facility
 

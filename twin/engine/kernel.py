@@ -62,7 +62,8 @@ from twin.engine.governed import Governed, govern
 from twin.engine.pool_stats import PoolStats
 from twin.engine.report_rows import interval_kinds, interval_rows, report_columns
 from twin.engine.segments import IntervalAccumulator, Segments
-from twin.engine.serving import COMPILED_FROM_CELLS, ServerConstants, ServeResult
+from twin.engine.server_constants import ServerConstants, ServeResult
+from twin.engine.serving import COMPILED_FROM_CELLS
 from twin.engine.state import FleetState
 from twin.engine.supply import ChainFlows
 from twin.engine.telemetry import Recorder

@@ -1,6 +1,6 @@
 """The serving solve of :mod:`twin.engine.serving`, compiled: one loop per column over its ticks.
 
-:func:`twin.engine.serving._serve_inference` solves a block of ticks by columns in numpy: some
+:func:`twin.engine.serve_numpy.serve_numpy` solves a block of ticks by columns in numpy: some
 hundreds of whole-array passes per cell (the plan of each step, the fluid queue, the batch that
 serves the rates by false position, the step and its activities, the latency estimates), and the
 queue's walk from one backlogged tick to the next some tens of numpy calls per tick. Here each
@@ -51,8 +51,9 @@ from twin.physics.serving_rates import (
     RATE_SOLVER_STEPS,
 )
 
-#: The per-column figures the kernel takes, in its order: of the :class:`twin.engine.serving.ServerConstants`, then
-#: their :class:`StepCosts`, then their :class:`ServingDevice`.
+#: The per-column figures the kernel takes, in its order: of the
+#: :class:`twin.engine.server_constants.ServerConstants`, then their :class:`StepCosts`, then their
+#: :class:`ServingDevice`.
 CONSTANT_FIGURES = (
     "ranks",
     "max_batch",
@@ -107,7 +108,7 @@ OUTPUTS = (
     "rank_backlog_prefill",
     "rank_backlog_decode",
 )
-#: The :class:`~twin.engine.serving.ServeResult` field each of :data:`OUTPUTS` becomes (a previous
+#: The :class:`~twin.engine.server_constants.ServeResult` field each of :data:`OUTPUTS` becomes (a previous
 #: solve's cells are copied from them).
 RESULT_FIELDS = (
     "prefill_tokens",
@@ -211,7 +212,7 @@ def _time_s(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> f
 def _full_rank(
     budget: float, prefill: float, decode: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool
 ) -> tuple[float, float, float]:
-    """:func:`twin.engine.serving.full_rank` of one cell: (sequences, prompt tokens, step time)."""
+    """:func:`twin.engine.serve_numpy.full_rank` of one cell: (sequences, prompt tokens, step time)."""
     decoding = decode > 0
     rho = prefill / decode if decoding else 0.0
     cap = min(most, budget / (1.0 + rho))
@@ -663,7 +664,7 @@ def serve(
 
     ``consts``: the columns' figures ``(F, S)`` (:data:`CONSTANT_FIGURES`, :data:`COST_FIGURES`,
     :data:`DEVICE_FIGURES`); ``linear``: whether every roofline is the sum; ``previous``: the clocks
-    and :class:`~twin.engine.serving.ServeResult` of a solve of the same cells (its
+    and :class:`~twin.engine.server_constants.ServeResult` of a solve of the same cells (its
     :data:`RESULT_FIELDS` are read). The other arguments are that function's, over all ``S``
     columns: the outputs are too, zeros on the columns not solved.
     """

@@ -29,7 +29,8 @@ import pandas as pd
 from twin import catalog
 from twin.catalog import AcceleratorSpec
 from twin.catalog.architecture import ArchitectureError, load_architecture
-from twin.engine.serving import ServerConstants, ServeResult, serve_block
+from twin.engine.server_constants import ServerConstants, ServeResult
+from twin.engine.serving import serve_block
 from twin.errors import UnknownNameError
 from twin.physics.accelerator import accelerator_power_w
 from twin.physics.governor import governed_clock

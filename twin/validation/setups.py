@@ -14,7 +14,8 @@ import numpy as np
 
 from twin import catalog
 from twin._types import FloatArray
-from twin.engine.serving import ServerConstants, serve_block
+from twin.engine.server_constants import ServerConstants
+from twin.engine.serving import serve_block
 from twin.facility import build_facility
 from twin.physics.accelerator import accelerator_power_w
 from twin.results import Result
