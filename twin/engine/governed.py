@@ -92,8 +92,11 @@ def govern(
     modelled = ~c.telemetry
     top = np.where(modelled, boost_clock_fraction(die_c, params=acc.die_params), 1.0)
     extra_w = np.where(modelled, leakage_excess_w(die_c, inlet, r_th, params=acc.die_params), 0.0)
-    res_top = res0 if np.all(top >= 1.0) else serve(top)
-    p_top = accelerator_power_w(res_top.power_busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
+    if np.all(top >= 1.0):  # (top is at most 1: the boost clock, its result and power)
+        res_top, p_top = res0, p_boost
+    else:
+        res_top = serve(top)
+        p_top = accelerator_power_w(res_top.power_busy, res_top.mem_activity, res_top.sm_activity, top, params=board)
     p_full = p_top + extra_w
 
     def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
