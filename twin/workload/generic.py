@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 
 from twin.errors import UnknownNameError
+from twin.workload._frames import request_frame, telemetry_frame
 from twin.workload._parse import (
     PathLike,
     Source,
     counts,
     numbers,
     read_csv,
-    request_frame,
-    telemetry_frame,
     times,
 )
 from twin.workload.jobs import parse_jobs

@@ -32,13 +32,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from twin.workload._frames import job_frame
 from twin.workload._parse import (
     MAX_ABS_TIME_S,
     PathLike,
     Source,
     check_range,
     counts,
-    job_frame,
     numbers,
     pick_columns,
     read_csv,

@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 
 from twin._types import IntArray
+from twin.workload._frames import request_frame
 from twin.workload._parse import (
     PathLike,
     Source,
     nonneg_ints,
     read_csv,
     read_jsonl,
-    request_frame,
     require_columns,
     times,
 )

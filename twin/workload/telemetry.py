@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from twin._types import IntArray
+from twin.workload._frames import telemetry_frame
 from twin.workload._parse import (
     PathLike,
     Source,
@@ -50,7 +51,6 @@ from twin.workload._parse import (
     regex_groups,
     require_columns,
     strip_unit,
-    telemetry_frame,
     times,
 )
 from twin.workload.schema import TELEMETRY_COLUMNS, TraceMeta
