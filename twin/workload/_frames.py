@@ -11,7 +11,7 @@ GPU, and a cumulative energy counter that decreases, raise a located
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,12 @@ from twin.workload._parse import PathLike, Source, TimeOrigin
 from twin.workload.schema import TELEMETRY_COLUMNS, TraceMeta
 
 
-def _start(origin: TimeOrigin | None, t0_s: float) -> datetime | None:
-    if origin is None:
-        return None
-    return origin.to_datetime() + timedelta(seconds=t0_s)
+def _meta(
+    path: PathLike, fmt: str, origin: TimeOrigin | None, t0_s: float, duration_s: float, extra: dict[str, object]
+) -> TraceMeta:
+    """The trace's metadata: its start is the origin's time ``t0_s`` after it (None without an origin)."""
+    start = None if origin is None else origin.to_datetime() + timedelta(seconds=t0_s)
+    return TraceMeta(source=str(path), format=fmt, start=start, duration_s=duration_s, extra=extra)
 
 
 def request_frame(
@@ -60,14 +62,7 @@ def request_frame(
             "output_tokens": np.asarray(output_tokens, dtype=np.int64)[order],
         }
     )
-    meta = TraceMeta(
-        source=str(path),
-        format=fmt,
-        start=_start(origin, t0),
-        duration_s=float(t.max()) if n else 0.0,
-        extra=extra,
-    )
-    return frame, meta
+    return frame, _meta(path, fmt, origin, t0, float(t.max()) if n else 0.0, extra)
 
 
 def telemetry_frame(
@@ -123,14 +118,7 @@ def telemetry_frame(
         frame[name] = values[order]
     frame = frame[list(TELEMETRY_COLUMNS)]
     extra["gpus"] = sorted(int(g) for g in np.unique(gpu))
-    meta = TraceMeta(
-        source=str(source.path),
-        format=fmt,
-        start=_start(origin, t0),
-        duration_s=float(t.max()) if n else 0.0,
-        extra=extra,
-    )
-    return frame, meta
+    return frame, _meta(source.path, fmt, origin, t0, float(t.max()) if n else 0.0, extra)
 
 
 def job_frame(
@@ -181,11 +169,4 @@ def job_frame(
             **{name: np.asarray(values)[order] for name, values in (optional or {}).items()},
         }
     )
-    meta = TraceMeta(
-        source=str(source.path),
-        format=fmt,
-        start=_start(origin, t0),
-        duration_s=float(end.max() - t0) if n else 0.0,
-        extra=extra,
-    )
-    return frame, meta
+    return frame, _meta(source.path, fmt, origin, t0, float(end.max() - t0) if n else 0.0, extra)
