@@ -319,3 +319,16 @@ def test_training_columns_governed_in_closed_form_are_the_governor_steps(
     for col in a.columns:
         if a[col].dtype.kind == "f":
             np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+def test_the_numpy_and_compiled_solves_give_the_same_outputs() -> None:
+    """The kernel's output names (its own copy: it imports nothing of the engine) are the numpy solve's, whose
+    dict the serving solve pads with zeros for columns that serve nothing."""
+    from twin.engine import serve_kernel, serve_numpy
+
+    assert serve_kernel.OUTPUTS == serve_numpy.OUTPUTS
+    prefill, decode, prompt, context, clock, qp, qd, dts = _block(1, 3, 1.0, True)
+    got = serve_numpy.serve_numpy(
+        CONSTANTS["H100-SXM"], prefill, decode, prompt, context, clock, qp, qd, dts[:, None], prefill / prompt
+    )
+    assert tuple(got) == serve_numpy.OUTPUTS

@@ -91,7 +91,9 @@ DEVICE_FIGURES = (
     "gap_power_fraction",
     "roofline_exponent",
 )
-#: What the kernel returns per cell, in its order: :func:`twin.engine.serving._serve_inference`'s keys.
+#: What the kernel returns per cell, in its order: the numpy solve's keys
+#: (:data:`twin.engine.serve_numpy.OUTPUTS`; a test holds the two equal; the kernel imports nothing of
+#: the engine).
 OUTPUTS = (
     "prefill",
     "decode",

@@ -19,6 +19,24 @@ from twin.engine.server_constants import ServerConstants
 from twin.physics.serving import StepPlan, sequences_that_fit
 from twin.physics.serving_rates import batch_for_rates, prefill_chunk_for_rate
 
+#: What the solve gives per cell, by key (numpy and compiled alike): the outputs
+#: :func:`twin.engine.serving._result` turns into a :class:`~twin.engine.server_constants.ServeResult`.
+OUTPUTS = (
+    "prefill",
+    "decode",
+    "busy",
+    "power_busy",
+    "mem",
+    "sm",
+    "batch",
+    "step",
+    "backlog_prefill",
+    "backlog_decode",
+    "ttft",
+    "kv_w",
+    "rank_backlog_prefill",
+    "rank_backlog_decode",
+)
 #: A queue's slots are compacted when fewer than this share of them still queue (:func:`_fluid_queue`).
 COMPACT_BELOW = 0.5
 

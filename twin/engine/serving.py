@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from twin._types import FloatArray, IntArray
-from twin.engine.serve_numpy import serve_numpy
+from twin.engine.serve_numpy import OUTPUTS, serve_numpy
 from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
 from twin.physics.accelerator import AcceleratorPowerParams
 
@@ -119,11 +119,12 @@ def serve_block(
         inf = _serve_inference(c, *args, dt, requests, previous)
     else:  # solve the inference columns only; the others serve nothing (zeros, as the solve gives them)
         idx, sub = part
-        got = _serve_inference(sub, *_cut(idx, c.inference.size, args, requests, previous, dt))
+        got = _serve_inference(sub, *_cut(idx, c.inference.size, args, requests, previous, dt)) if idx.size else {}
         inf = {}
-        for k, v in got.items():
+        for k in OUTPUTS:
             full = np.zeros(shape)
-            full[:, idx] = v
+            if idx.size:
+                full[:, idx] = got[k]
             inf[k] = full
     return _result(c, inf, clock, dt, train_fraction, replay_busy)
 
