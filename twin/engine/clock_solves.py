@@ -190,46 +190,34 @@ def governed_columns(
     for cols, how in ((over[fast], "compiled"), (over[held], "held"), (over[steps], "steps")):
         if not cols.size:
             continue
-        if how == "compiled":
-            f, p, got = _governed_compiled(solves, cols, limit_w, top, params, pause)
-        elif how == "held":
-            f, p, got = _governed_held(solves, cols, limit_w, top, at_top, p_top_w, params, pause)
+        lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
+        if how == "steps":
+            f, p, got = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
         else:
-            f, p, got = _governed_steps(solves, cols, limit_w, top, at_top, params, pause)
+            if how == "compiled":
+                f, got = solves.on(cols).governed(lim, hi, params)
+            else:
+                f, got = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params)
+            got = pause(got, cols)
+            p = accelerator_power_w(got.power_busy, got.mem_activity, got.sm_activity, f, params=params)
         clock[:, cols] = f
         power_w[:, cols] = p
         parts.append((cols, got))
     return clock, power_w, spliced(at_top, *parts)
 
 
-def _governed_compiled(
-    solves: ClockSolves,
-    cols: IntArray,
-    limit_w: FloatArray,
-    top: FloatArray,
-    params: AcceleratorPowerParams,
-    pause: Pause,
-) -> tuple[FloatArray, FloatArray, ServeResult]:
-    """The columns ``cols`` (all the compiled solve's) governed in one pass in time: clock, power, result."""
-    shape = solves.shape
-    f, res = solves.on(cols).governed(
-        np.broadcast_to(limit_w, shape)[:, cols], np.broadcast_to(top, shape)[:, cols], params
-    )
-    res = pause(res, cols)
-    return f, accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=params), res
-
-
 def _governed_held(
     solves: ClockSolves,
     cols: IntArray,
-    limit_w: FloatArray,
-    top: FloatArray,
+    lim: FloatArray,
+    hi: FloatArray,
     at_top: ServeResult,
     p_top_w: FloatArray,
     params: AcceleratorPowerParams,
-    pause: Pause,
-) -> tuple[FloatArray, FloatArray, ServeResult]:
-    """The columns ``cols``, which serve nothing, governed in closed form: clock, power, result.
+) -> tuple[FloatArray, ServeResult]:
+    """The columns ``cols``, which serve nothing, governed in closed form: clock and result (not paused).
+
+    ``lim`` and ``hi`` are their cells' limits on the model's power and top clocks.
 
     A training, replay or idle column's activity is the same at every clock
     (:func:`twin.engine.serving.serve_block`: only its training tokens follow the clock), so the
@@ -241,29 +229,28 @@ def _governed_held(
     """
     from twin.engine.serve_kernel import clocks_for_limits
 
-    shape = solves.shape
-    lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
     busy, mem, sm = (
-        np.broadcast_to(x, shape)[:, cols] for x in (at_top.power_busy, at_top.mem_activity, at_top.sm_activity)
+        np.broadcast_to(x, solves.shape)[:, cols] for x in (at_top.power_busy, at_top.mem_activity, at_top.sm_activity)
     )
     f = np.where(
         p_top_w[:, cols] - lim <= FIT_RTOL * np.abs(lim), hi, clocks_for_limits(lim, busy, mem, sm, hi, params)
     )
-    res = pause(solves.on(cols, seeded=False)(f), cols)
-    return f, accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=params), res
+    return f, solves.on(cols, seeded=False)(f)
 
 
 def _governed_steps(
     solves: ClockSolves,
     cols: IntArray,
-    limit_w: FloatArray,
-    top: FloatArray,
+    lim: FloatArray,
+    hi: FloatArray,
     at_top: ServeResult,
     params: AcceleratorPowerParams,
     pause: Pause,
 ) -> tuple[FloatArray, FloatArray, ServeResult]:
-    """The columns ``cols`` governed by :func:`governed_clock`'s steps: clock, power, result."""
-    shape = solves.shape
+    """The columns ``cols`` governed by :func:`governed_clock`'s steps: clock, power, result.
+
+    ``lim`` and ``hi`` are their cells' limits on the model's power and top clocks.
+    """
     sub = solves.on(cols)
 
     def activity_at(clock: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
@@ -272,10 +259,6 @@ def _governed_steps(
 
     res = result_columns(at_top, cols)
     f, p, res = governed_clock(
-        np.broadcast_to(limit_w, shape)[:, cols],
-        activity_at,
-        params=params,
-        at_boost=(res, res.power_busy, res.mem_activity, res.sm_activity),
-        max_clock=np.broadcast_to(top, shape)[:, cols],
+        lim, activity_at, params=params, at_boost=(res, res.power_busy, res.mem_activity, res.sm_activity), max_clock=hi
     )
     return f, p, res
