@@ -296,11 +296,17 @@ def test_a_long_run_over_a_large_pool_holds_one_trace(conv):
     )
     demand = DemandModel(build_facility(sc))
     src = demand.requests[0][1]
-    held = [src.events.t_s, *src.events._cum.values(), src.offsets]
+    held = [src.events.t_s, *src.events.running.values(), src.offsets]
     assert src.events.t_s.size == len(conv)
     assert src.offsets.shape == (4000, 1)
-    assert sum(a.nbytes for a in held) < 2e6  # one trace (19 366 rows x 6 arrays) + 4 000 offsets
+    assert sum(a.nbytes for a in held) < 1e6  # one trace (19 366 rows x 6 arrays) + 4 000 offsets
     t0 = np.arange(50_000.0, 50_100.0)
     block = demand.block(t0, t0 + 1.0)
     assert block.requests.shape == (100, 4000)
     assert block.requests.sum() == pytest.approx(20000 * 100, rel=0.2)
+    # Compiled, the source adds one table of the trace (5 columns), however many servers and ticks.
+    demand.compile()
+    again = demand.block(t0, t0 + 1.0)
+    np.testing.assert_array_equal(again.requests, block.requests)
+    assert src._consts is not None
+    assert sum(a.nbytes for a in (*held, *src._consts)) < 2e6

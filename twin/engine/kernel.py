@@ -494,7 +494,8 @@ class Engine:
         the two solves give the same run (to the bit on linear rooflines, to the last bit of a power
         on smooth ones) where no GPU reaches its power limit, so there where a run switches changes
         its speed only; where the governor binds, the compiled one puts each cell on its limit more
-        closely (:mod:`twin.engine.serve_kernel`).
+        closely (:mod:`twin.engine.serve_kernel`). The trace request sources then look up compiled
+        too (:meth:`twin.engine.demand.DemandModel.compile`, the same columns to the bit).
         """
         if self.const.compiled:
             return
@@ -502,6 +503,7 @@ class Engine:
         if self._served_cells >= COMPILED_FROM_CELLS:
             self.const = replace(self.const, compiled=True)
             self._const_cols = replace(self._const_cols, compiled=True)
+            self.demand.compile()
 
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.

@@ -22,6 +22,7 @@ Request streams (``arrivals.kind``)
   ``sqrt(c)``. With ``loop`` a copy repeats every ``P``; without, nothing arrives after it.
   Servers on one offset receive identical streams: the sources look the trace up once per
   distinct offset, and the engine computes such servers as one column while their states agree.
+  A large run looks its edges up compiled (:mod:`twin.engine.request_kernel`), to the bit.
 * ``poisson``, ``bursty``: a stream of rate ``R / S`` is drawn with the run's generator (Poisson,
   Gamma renewal or MMPP-2, :mod:`twin.workload.synthetic`) over the run (or, past
   :data:`twin.facility_traces.MAX_DRAWN_REQUESTS`, a shorter window that repeats) and handled as a trace with
@@ -172,6 +173,12 @@ class RequestSource:
         self.mean_context_len = tot["context_x_output"] / tot["output"] if tot["output"] > 0 else 1.0
         #: Per copy: the last edge looked up and its cumulative sums per server.
         self._last_edge: dict[int, tuple[float, dict[str, FloatArray]]] = {}
+        #: Look contiguous ticks up compiled (:mod:`twin.engine.request_kernel`, the same columns to
+        #: the bit): set with the run's compiled serving (:meth:`twin.engine.demand.DemandModel.compile`).
+        self.compiled = False
+        #: The compiled lookup's last edge and its ``G`` per copy and row (:func:`request_rows`).
+        self._kernel_edge: tuple[float, FloatArray] | None = None
+        self._consts: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
     @classmethod
     def from_frame(
@@ -220,8 +227,49 @@ class RequestSource:
             out[k] = d.T
         return out
 
-    def block(self, t0: FloatArray, t1: FloatArray, servers: slice | IntArray = slice(None)) -> RequestBlock:
-        """Arrivals per tick and server, ``(K, S)`` for the pool's ``servers`` (positions in the pool)."""
+    def _compiled_rows(self, t0: FloatArray, t1: FloatArray) -> tuple[FloatArray, ...] | None:
+        """The five per-row columns ``(K, U)`` from the compiled lookup, or None where numpy answers.
+
+        Numpy answers where the source is not :attr:`compiled` and a block whose ticks are not
+        contiguous: the two give the same columns to the bit.
+        """
+        if not (self.compiled and (t0.size == 1 or np.array_equal(t1[:-1], t0[1:]))):
+            self._kernel_edge = None
+            return None
+        rows = np.zeros((1, 1)) if self.phases is None else self.phases.rows
+        from twin.engine.request_kernel import request_rows
+
+        ev, search = self.events, self.events.search
+        if self._consts is None:  # per event its time and running sums; the search's buckets
+            table = np.column_stack([np.append(ev.t_s, np.inf)] + [ev.running[k] for k in _WEIGHTS])
+            totals = np.array([ev.totals[k] for k in ("count", *_WEIGHTS)])
+            buckets = np.array([search.base, search.scale if search.fast else -1.0, search.top])
+            self._consts = (table, totals, buckets)
+        table, totals, buckets = self._consts
+        kept = self._kernel_edge
+        reuse = kept is not None and kept[0] == t0[0]
+        g = kept[1] if kept is not None and reuse else np.empty((rows.shape[1], rows.shape[0], 5))
+        edges = np.append(t0, t1[-1])
+        out = request_rows(
+            table,
+            search.first,
+            buckets,
+            totals,
+            ev.period_s,
+            ev.loop,
+            edges,
+            rows,
+            g,
+            reuse,
+            self.scale / rows.shape[1],
+            self.mean_prompt_len,
+            self.mean_context_len,
+        )
+        self._kernel_edge = (float(edges[-1]), g)
+        return tuple(x.T for x in out)
+
+    def _numpy_rows(self, t0: FloatArray, t1: FloatArray) -> tuple[FloatArray, ...]:
+        """The five per-row columns ``(K, U)`` (``(K, 1)`` without offsets), looked up in numpy."""
         if self.phases is None:
             sums = self._copy_sums(t0, t1, None, 0)
             c = self.scale
@@ -236,7 +284,11 @@ class RequestSource:
         n, p, o = sums["count"], sums["prompt"], sums["output"]
         prompt_len = np.divide(sums["prompt_sq"], p, out=np.full(p.shape, self.mean_prompt_len), where=p > 0)
         context_len = np.divide(sums["context_x_output"], o, out=np.full(o.shape, self.mean_context_len), where=o > 0)
-        per_row = (c * n, c * p, c * o, np.maximum(prompt_len, 1.0), context_len)
+        return c * n, c * p, c * o, np.maximum(prompt_len, 1.0), context_len
+
+    def block(self, t0: FloatArray, t1: FloatArray, servers: slice | IntArray = slice(None)) -> RequestBlock:
+        """Arrivals per tick and server, ``(K, S)`` for the pool's ``servers`` (positions in the pool)."""
+        per_row = self._compiled_rows(t0, t1) or self._numpy_rows(t0, t1)
         if self.phases is None:  # one column, broadcast: no (K, S) copy
             shape = (t0.size, _count(servers, self.n_servers))
             got = [np.broadcast_to(x, shape) for x in per_row]

@@ -64,23 +64,26 @@ class BucketedSearch:
         n = self.a.size
         m = max(BUCKETS_PER_VALUE * n, 1)
         span = float(self.a[-1]) - float(self.a[0]) if n else 0.0  # inf past the float range
-        self._base = float(self.a[0]) if n else 0.0
-        self._top = float(m - 1)
+        # The buckets (read by the compiled request lookup, twin.engine.request_kernel, too): the
+        # first value's bucket starts at base, each is 1 / scale wide, the last is top.
+        self.base = float(self.a[0]) if n else 0.0
+        self.top = float(m - 1)
         scale = m / span if span > 0 else 0.0
-        self._scale = scale if np.isfinite(scale) else 0.0  # 0: one bucket
+        self.scale = scale if np.isfinite(scale) else 0.0  # 0: one bucket
         counts = np.bincount(self._bucket(self.a), minlength=m)
         #: Values of ``a`` in the buckets below each bucket (and all of them at the end).
-        self._first = np.concatenate(([0], np.cumsum(counts)))
+        self.first = np.concatenate(([0], np.cumsum(counts)))
         # A NaN after the last value ends every scan there (it compares false with everything).
         self._padded = np.append(self.a, np.nan)
+        #: Whether the bucketed search answers (else the binary search).
         self.fast = n > 0 and int(counts.max()) <= MAX_BUCKET and bool(np.all(np.isfinite(self.a)))
 
     def _bucket(self, v: FloatArray) -> np.ndarray:
         """The bucket of each value (non-decreasing in ``v``). [index]"""
-        if self._scale == 0.0:
+        if self.scale == 0.0:
             return np.zeros(np.shape(v), dtype=np.intp)
         with np.errstate(over="ignore"):  # a query beyond the float range from a[0] is in the end bucket
-            return np.clip((v - self._base) * self._scale, 0.0, self._top).astype(np.intp)
+            return np.clip((v - self.base) * self.scale, 0.0, self.top).astype(np.intp)
 
     def __call__(self, v: ArrayLike) -> np.ndarray:
         """Where ``v`` would go in ``a`` (as :func:`numpy.searchsorted`; ``v`` holds no NaN)."""
@@ -89,7 +92,7 @@ class BucketedSearch:
             return np.asarray(np.searchsorted(self.a, v, side=self.side))
         before = np.less if self.side == "left" else np.less_equal
         flat_v = v.reshape(-1)
-        pos = self._first[self._bucket(flat_v)]
+        pos = self.first[self._bucket(flat_v)]
         moving = np.flatnonzero(before(self._padded[pos], flat_v))
         while moving.size:  # the values of a query's bucket below it, one at a time
             pos[moving] += 1
@@ -174,9 +177,10 @@ class PeriodicEvents(_Periodic):
             if arr.shape != t.shape:
                 raise ValueError(f"weights {name!r} have shape {arr.shape}, expected {t.shape}")
             cols[name] = arr[order]
-        self._cum = {name: np.concatenate(([0.0], np.cumsum(w))) for name, w in cols.items()}
-        self.totals = {name: float(c[-1]) for name, c in self._cum.items()}
-        self._search = BucketedSearch(t, "left")
+        #: Running sums of each quantity over the sorted events, 0 first: ``(n + 1,)`` each.
+        self.running = {name: np.concatenate(([0.0], np.cumsum(w))) for name, w in cols.items()}
+        self.totals = {name: float(c[-1]) for name, c in self.running.items()}
+        self.search = BucketedSearch(t, "left")
 
     @property
     def mean_rate_per_s(self) -> float:
@@ -186,9 +190,9 @@ class PeriodicEvents(_Periodic):
     def cumulative(self, tau_s: ArrayLike) -> dict[str, FloatArray]:
         """``G(tau)``: sums over the periodic extension's events in ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        idx = self._search(r)
+        idx = self.search(r)
         # The running count at an event is its index (a sum of ones): no lookup needed.
-        return {name: q * self.totals[name] + (idx if name == "count" else c[idx]) for name, c in self._cum.items()}
+        return {name: q * self.totals[name] + (idx if name == "count" else c[idx]) for name, c in self.running.items()}
 
     def window_sums(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> dict[str, FloatArray]:
         """Sums over the events of the copy shifted by ``offset_s`` in ``[t0, t1)``.
@@ -259,7 +263,7 @@ class PeriodicSignal(_Periodic):
         widths = self._ends - b
         self._cum = np.concatenate(([0.0], np.cumsum(v * widths)))
         self.total = float(self._cum[-1])
-        self._search = BucketedSearch(b, "right")
+        self.search = BucketedSearch(b, "right")
 
     @property
     def mean(self) -> float:
@@ -289,7 +293,7 @@ class PeriodicSignal(_Periodic):
     def integral(self, tau_s: ArrayLike) -> FloatArray:
         """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        j = self._search(r) - 1
+        j = self.search(r) - 1
         return np.asarray(q * self.total + self._cum[j] + self.values[j] * (r - self.starts_s[j]))
 
     def window_mean(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> FloatArray:
