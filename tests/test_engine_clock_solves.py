@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
+
 import numpy as np
 import pytest
 from engine_reference import assert_same_run, cases
@@ -10,6 +12,7 @@ import twin
 from benchmarks.cases import TINY_MIX, mix_case
 from twin.engine import clock_solves, governed
 from twin.engine.clock_solves import ClockSolves
+from twin.engine.server_constants import ServeResult
 
 
 def _runs(sc: twin.Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[twin.Result, twin.Result, list[int]]:
@@ -103,3 +106,36 @@ def test_a_solve_of_training_columns_alone_serves_nothing_and_trains_at_its_cloc
     want = sub.train_tokens_per_s_per_gpu * 0.5 * 2.0 * sub.train_duty
     assert np.allclose(res.training_tokens, want, rtol=1e-12) and np.all(want > 0)
     assert not res.decode_tokens.any() and not res.prefill_tokens.any() and not res.batch.any()
+
+
+def test_a_splice_in_place_is_the_copy_and_spends_only_its_own_whole_arrays():
+    rng = np.random.default_rng(5)
+    shape = (4, 6)
+    names = [f.name for f in dataclass_fields(ServeResult)]
+
+    def result(shape: tuple[int, int]) -> ServeResult:
+        got = {n: rng.random(shape) for n in names}
+        got["tpot_s"] = got["step_time_s"]  # one array for two fields, as the solve gives them
+        got["kv_transfer_w"] = np.broadcast_to(rng.random((shape[0], 1)), shape)  # read-only, not whole
+        return ServeResult(**got)
+
+    base = result(shape)
+    kept = {n: np.array(getattr(base, n)) for n in names}
+    parts = [(np.array([1, 4]), result((4, 2))), (np.array([2]), result((4, 1)))]
+    sub = {n: [getattr(p, n) for _, p in parts] for n in names}
+    want = {n: kept[n].copy() for n in names}
+    for n in names:
+        for (cols, _), s in zip(parts, sub[n], strict=True):
+            want[n][:, cols] = s
+    copied = clock_solves.spliced(base, *parts)
+    for n in names:
+        np.testing.assert_array_equal(getattr(copied, n), want[n])
+        np.testing.assert_array_equal(getattr(base, n), kept[n])  # a copy leaves base as it was
+    in_place = clock_solves.spliced(base, *parts, in_place=clock_solves.SPLICED_IN_PLACE)
+    for n in names:
+        np.testing.assert_array_equal(getattr(in_place, n), want[n])
+    assert in_place.busy is base.busy and in_place.step_time_s is base.step_time_s
+    # The backlogs govern keeps, the second field of a shared array and a broadcast are copies.
+    for n in ("backlog_prefill_tokens", "backlog_decode_tokens", "tpot_s", "kv_transfer_w"):
+        assert getattr(in_place, n) is not getattr(base, n)
+    np.testing.assert_array_equal(base.backlog_prefill_tokens, kept["backlog_prefill_tokens"])

@@ -142,16 +142,37 @@ class ClockSolves:
         )
 
 
-def spliced(base: ServeResult, *parts: tuple[IntArray, ServeResult]) -> ServeResult:
-    """``base`` with the columns of each part ``(cols, sub)`` taken from ``sub`` (a solve of those columns alone)."""
+def spliced(
+    base: ServeResult, *parts: tuple[IntArray, ServeResult], in_place: frozenset[str] = frozenset()
+) -> ServeResult:
+    """``base`` with the columns of each part ``(cols, sub)`` taken from ``sub`` (a solve of those columns alone).
+
+    The fields named in ``in_place`` take them in ``base``'s own array where it is a whole,
+    writeable one that shares no memory with a field before it (``base`` is then spent); the
+    others, and those, are copies.
+    """
     shape = np.shape(base.busy)
     out: dict[str, FloatArray] = {}
     for f in fields(ServeResult):
-        whole = np.array(np.broadcast_to(getattr(base, f.name), shape), order="K")  # (C or F as the solve made it)
+        x = getattr(base, f.name)
+        own = (
+            f.name in in_place
+            and isinstance(x, np.ndarray)
+            and x.shape == shape
+            and x.flags.writeable
+            and not any(np.may_share_memory(x, y) for y in out.values())
+        )
+        whole = x if own else np.array(np.broadcast_to(x, shape), order="K")  # (C or F as the solve made it)
         for cols, sub in parts:
             whole[:, cols] = getattr(sub, f.name)
         out[f.name] = whole
     return replace(base, **out)
+
+
+#: The fields of the governor's top-clock result that take its governed columns in place
+#: (:func:`governed_columns`): all but the backlogs, which :func:`twin.engine.governed.govern`
+#: keeps from the solve at clock 1 (often that same result).
+SPLICED_IN_PLACE = frozenset(f.name for f in fields(ServeResult)) - {"backlog_prefill_tokens", "backlog_decode_tokens"}
 
 
 def governed_columns(
@@ -175,6 +196,11 @@ def governed_columns(
     (:meth:`ClockSolves.governed`) and the columns that serve nothing (training, replay, idle:
     their activity does not depend on the clock) in closed form (:func:`_governed_held`); the
     others (and every column where it is off) by :func:`governed_clock`'s steps.
+
+    ``at_top`` is spent: the governed columns are written into its arrays
+    (:data:`SPLICED_IN_PLACE`), as nothing solves from it again (``govern`` takes this path only
+    without a site limit, whose bisection would), nor asks ``solves`` for the top clocks again
+    (which would give it back).
     """
     shape = np.shape(p_top_w)
     last = solves.last
@@ -203,7 +229,7 @@ def governed_columns(
         clock[:, cols] = f
         power_w[:, cols] = p
         parts.append((cols, got))
-    return clock, power_w, spliced(at_top, *parts)
+    return clock, power_w, spliced(at_top, *parts, in_place=SPLICED_IN_PLACE)
 
 
 def _governed_held(
