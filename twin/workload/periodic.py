@@ -39,7 +39,7 @@ MAX_BUCKET = 64
 class BucketedSearch:
     """``np.searchsorted(a, v, side)`` for one sorted ``a`` and many ``v``, in O(1) per query.
 
-    ``a``'s range is cut into ``M`` equal buckets (:data:`BUCKETS_PER_VALUE` per value); a query's
+    ``a``'s range is cut into ``M`` equal buckets (``per_value`` per value); a query's
     bucket is found by index arithmetic (no search) and the values of ``a`` below it in its bucket
     by a scan, which on a regular grid (a resampled signal's starts) or a trace of spread events
     passes about one value. Exact: the bucket ``floor((v - a[0]) * M / span)`` (clipped to
@@ -56,13 +56,15 @@ class BucketedSearch:
     ([0, 0, 1, 4, 4, 5], [0, 0, 1, 4, 4, 5])
     """
 
-    def __init__(self, a: ArrayLike, side: Literal["left", "right"] = "left") -> None:
+    def __init__(
+        self, a: ArrayLike, side: Literal["left", "right"] = "left", per_value: int = BUCKETS_PER_VALUE
+    ) -> None:
         self.a = np.asarray(a, dtype=np.float64)
         if side not in ("left", "right"):
             raise ValueError(f"side must be 'left' or 'right', got {side!r}")
         self.side = side
         n = self.a.size
-        m = max(BUCKETS_PER_VALUE * n, 1)
+        m = max(per_value * n, 1)
         span = float(self.a[-1]) - float(self.a[0]) if n else 0.0  # inf past the float range
         # The buckets (read by the compiled request lookup, twin.engine.request_kernel, too): the
         # first value's bucket starts at base, each is 1 / scale wide, the last is top.
