@@ -248,17 +248,25 @@ def _secant(lo: float, hi: float, f_lo: float, f_hi: float) -> float:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _batch_for_rates(lam_d: float, lam_p: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
-    """:func:`twin.physics.serving_rates.batch_for_rates` of one cell."""
+def _batch_for_rates(
+    lam_d: float, lam_p: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool
+) -> tuple[float, bool, float, float, float, float, float]:
+    """:func:`twin.physics.serving_rates.batch_for_rates` of one cell, and the step there.
+
+    Out: the batch ``x``; whether the step's :func:`_terms` at ``(x, rho x)`` were computed on the
+    way (the last point tried, or the bracket's top where the rates reach it), and those terms.
+    """
     lam = max(lam_d, 0.0)
     rho = lam_p / lam if lam > 0 else 0.0
     hi = most
     tiny = max(hi * 1e-9, 1e-12)
     lo = tiny
     f_lo = lo - lam * _time_s(lo, rho * lo, k, q, linear)
-    f_hi = hi - lam * _time_s(hi, rho * hi, k, q, linear)
+    t_dense, t_attn, t_coll, t_host, tokens = _terms(hi, rho * hi, k, q, linear)
+    f_hi = hi - lam * (t_dense + t_attn + t_coll + t_host if tokens > 0 else 0.0)
     reach = lam > 0 and f_hi > 0
     x = 0.0 if (reach and f_lo >= 0) else (hi if lam > 0 else 0.0)
+    known = lam > 0 and not (reach and f_lo >= 0)  # x is the top, whose terms these are
     todo = reach and f_lo < 0
     side = 0.0
     rtol = RATE_SOLVER_RTOL
@@ -266,10 +274,12 @@ def _batch_for_rates(lam_d: float, lam_p: float, most: float, k: np.ndarray, q: 
         if not todo:
             break
         x = _secant(lo, hi, f_lo, f_hi)
-        fx = x - lam * _time_s(x, rho * x, k, q, linear)
+        t_dense, t_attn, t_coll, t_host, tokens = _terms(x, rho * x, k, q, linear)
+        known = True
+        fx = x - lam * (t_dense + t_attn + t_coll + t_host if tokens > 0 else 0.0)
         lo, hi, f_lo, f_hi, side = _false_position_step(i, x, fx, lo, hi, f_lo, f_hi, side)
         todo = (hi - lo > rtol * max(hi, 1.0)) and (abs(fx) > rtol * max(x, 1.0))
-    return x
+    return x, known, t_dense, t_attn, t_coll, t_host, tokens
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -346,17 +356,20 @@ def _cell(
     qp, qd = tp - p_srv, td - d_srv
     # The batch that serves the rates, and the step it runs.
     lam_d, lam_p = d_srv / dt, p_srv / dt
-    seqs = _batch_for_rates(lam_d, lam_p, most, k, q, linear)
+    seqs, known, t_dense, t_attn, t_coll, t_host, tokens = _batch_for_rates(lam_d, lam_p, most, k, q, linear)
     mix = lam_p / lam_d if lam_d > 0 else 0.0
-    chunk = mix * seqs
+    chunk = mix * seqs  # (rho x: the batch's own step, whose terms may be known, where lam_d > 0)
     decoding = d_srv > 0
     if decoding and seqs < 1.0:  # single-sequence steps part of the time
         seqs, chunk = 1.0, mix
+        known = False
     if not decoding and p_srv > 0:  # prompt-only
         chunk = min(budget, max(length, 1.0))
         chunk = _prefill_chunk(chunk, max(budget, chunk), lam_p, k, q, linear)
+        known = False
     # StepPlan.step and the Step's activities (no experts: their terms add zeros).
-    t_dense, t_attn, t_coll, t_host, tokens = _terms(seqs, chunk, k, q, linear)
+    if not (known and lam_d > 0):
+        t_dense, t_attn, t_coll, t_host, tokens = _terms(seqs, chunk, k, q, linear)
     if tokens > 0:
         kernel_s = t_dense + 0.0 + t_attn
         moved = k[DENSE_BYTES] + 0.0 + seqs * q[4]
