@@ -140,6 +140,9 @@ POWER_FIGURES = (
     "clock_exponent",
     "voltage_floor_fraction",
 )
+#: A cell's plan (:func:`_cell`): FLOP/s at its clock, the dense weights' read time, attention
+#: FLOPs per sequence and per prompt token, bytes read per sequence.
+Plan = tuple[float, float, float, float, float]
 #: Most false-position steps of a governed cell's clock (it settles in a few; then the best clock that fits).
 GOVERNOR_STEPS = 40
 
@@ -187,10 +190,10 @@ def _roofline(memory_s: float, compute_s: float, n: float, linear: bool) -> floa
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _terms(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> tuple[float, float, float, float, float]:
+def _terms(b: float, p: float, k: np.ndarray, q: Plan, linear: bool) -> tuple[float, float, float, float, float]:
     """``StepPlan._terms`` without experts: ``(t_dense, t_attn, t_coll, t_host, tokens)``.
 
-    ``k``: the column's figures (:func:`constants`), ``q``: the cell's plan (:func:`_serve`).
+    ``k``: the column's figures (:func:`constants`), ``q``: the cell's plan (:data:`Plan`).
     """
     tokens = b + p
     dense_flops = b * k[DECODE_FLOPS] + p * k[PREFILL_FLOPS]
@@ -204,7 +207,7 @@ def _terms(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> tu
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _time_s(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
+def _time_s(b: float, p: float, k: np.ndarray, q: Plan, linear: bool) -> float:
     """``StepPlan.time_s(b, p)`` of one cell."""
     t_dense, t_attn, t_coll, t_host, tokens = _terms(b, p, k, q, linear)
     return t_dense + t_attn + t_coll + t_host if tokens > 0 else 0.0
@@ -212,7 +215,7 @@ def _time_s(b: float, p: float, k: np.ndarray, q: np.ndarray, linear: bool) -> f
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _full_rank(
-    budget: float, prefill: float, decode: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool
+    budget: float, prefill: float, decode: float, most: float, k: np.ndarray, q: Plan, linear: bool
 ) -> tuple[float, float, float]:
     """:func:`twin.engine.serve_numpy.full_rank` of one cell: (sequences, prompt tokens, step time)."""
     decoding = decode > 0
@@ -249,7 +252,7 @@ def _secant(lo: float, hi: float, f_lo: float, f_hi: float) -> float:
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _batch_for_rates(
-    lam_d: float, lam_p: float, most: float, k: np.ndarray, q: np.ndarray, linear: bool
+    lam_d: float, lam_p: float, most: float, k: np.ndarray, q: Plan, linear: bool
 ) -> tuple[float, bool, float, float, float, float, float]:
     """:func:`twin.physics.serving_rates.batch_for_rates` of one cell, and the step there.
 
@@ -283,7 +286,7 @@ def _batch_for_rates(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _prefill_chunk(one: float, budget: float, rate: float, k: np.ndarray, q: np.ndarray, linear: bool) -> float:
+def _prefill_chunk(one: float, budget: float, rate: float, k: np.ndarray, q: Plan, linear: bool) -> float:
     """:func:`twin.physics.serving_rates.prefill_chunk_for_rate` of one cell."""
     lo, hi = one, budget
     f_lo = lo - rate * _time_s(0.0, lo, k, q, linear)
@@ -321,25 +324,28 @@ def _cell(
     qp: float,
     qd: float,
     k: np.ndarray,
-    q: np.ndarray,
+    dense_read_s: float,
     linear: bool,
     res: np.ndarray,
 ) -> None:
     """One cell of :func:`_serve`: its :data:`OUTPUTS` into ``res``, from the backlogs per rank it starts with.
 
-    ``k``: the column's figures; ``q``: scratch for the cell's plan, with ``q[1]`` (the dense
-    read time, a figure of the column) set.
+    ``k``: the column's figures; ``dense_read_s``: its dense weights' read time. The cell's plan
+    ``q`` is a tuple (values, not memory the compiler must reload after every store).
     """
     rep, budget = k[RANKS], k[TOKEN_BUDGET]
     # StepPlan.at: the cell's context, prompt position and clock.
     ctx, length = ctx_in, length_in
     x = 0.5 * length
-    q[0] = k[FLOP_S] * min(max(clk, 1e-6), 1.0)
     window = k[WINDOW_TOKENS]
-    q[2] = _windowed(ctx, k[ATTN_FLOPS], k[WINDOW_ATTN_FLOPS], window)
-    q[3] = _windowed(x, k[PREFILL_ATTN_FLOPS], k[PREFILL_WINDOW_ATTN_FLOPS], window)
     kv = _windowed(ctx, k[KV_BYTES], k[WINDOW_KV_BYTES], window)
-    q[4] = kv + k[STATE_BYTES]
+    q = (  # FLOP/s, dense read time, attention FLOPs per sequence and per prompt token, bytes per sequence
+        k[FLOP_S] * min(max(clk, 1e-6), 1.0),
+        dense_read_s,
+        _windowed(ctx, k[ATTN_FLOPS], k[WINDOW_ATTN_FLOPS], window),
+        _windowed(x, k[PREFILL_ATTN_FLOPS], k[PREFILL_WINDOW_ATTN_FLOPS], window),
+        kv + k[STATE_BYTES],
+    )
     # max_sequences: the batch, or what the KV cache holds.
     per_seq = kv + 0.5 * k[STATE_BYTES]
     free = max(k[KV_FREE], 0.0)
@@ -442,11 +448,10 @@ def _serve(
     (its inputs are the same), copied.
     """
     n_k = prefill.shape[0]
-    q = np.empty(5)  # the cell's plan: FLOP/s, dense read time, attention FLOPs per seq and per prompt token, bytes
     for u in columns:
         k = consts[:, u].copy()
         rep = k[RANKS]
-        q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
+        dense_read_s = k[DENSE_BYTES] / k[BANDWIDTH]
         qp = backlog[0, u] / rep
         qd = backlog[1, u] / rep
         qp_before, qd_before = qp, qd  # the backlogs the previous solve's tick started with
@@ -471,7 +476,7 @@ def _serve(
                 qp,
                 qd,
                 k,
-                q,
+                dense_read_s,
                 linear,
                 out[:, t, u],
             )
@@ -607,13 +612,12 @@ def _serve_governed(
     that to, are solved.
     """
     n_k, n_u = prefill.shape
-    q = np.empty(5)
     trial = np.empty(out.shape[0])
     best = np.empty(out.shape[0])
     for u in range(n_u):
         k = consts[:, u].copy()
         rep = k[RANKS]
-        q[1] = k[DENSE_BYTES] / k[BANDWIDTH]
+        dense_read_s = k[DENSE_BYTES] / k[BANDWIDTH]
         qp = backlog[0, u] / rep
         qd = backlog[1, u] / rep
         qp_before, qd_before = qp, qd  # the backlogs the previous solve's tick started with
@@ -627,14 +631,14 @@ def _serve_governed(
                 for o in range(best.size):
                     best[o] = prev[o, t, u]
             else:
-                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
             if has_prev:
                 qp_before, qd_before = prev[12, t, u], prev[13, t, u]
             r_hi = _power(best[3], best[4], best[5], f, pw) - lim
             if r_hi > slack:  # over its limit at the top clock: the governor's search
                 hi = f
                 f = f_min
-                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, q, linear, best)
+                _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
                 r_lo = _power(best[3], best[4], best[5], f, pw) - lim
                 if r_lo <= slack and r_lo < -reach:  # the floor fits below the limit: the crossing between
                     lo = f
@@ -645,7 +649,7 @@ def _serve_governed(
                         x = _secant(lo, hi, r_lo, r_hi)
                         if not (lo < x < hi):
                             x = 0.5 * (lo + hi)
-                        _cell(pre, dec, length, ctx, x, req, has_requests, dt, qp, qd, k, q, linear, trial)
+                        _cell(pre, dec, length, ctx, x, req, has_requests, dt, qp, qd, k, dense_read_s, linear, trial)
                         rx = _power(trial[3], trial[4], trial[5], x, pw) - lim
                         if rx <= slack:  # fits: the best so far
                             f = x
