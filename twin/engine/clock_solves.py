@@ -91,12 +91,17 @@ class ClockSolves:
         return sub
 
     def governed(
-        self, limit_w: FloatArray, top: FloatArray, board: AcceleratorPowerParams
+        self,
+        limit_w: FloatArray,
+        top: FloatArray,
+        board: AcceleratorPowerParams,
+        seed: tuple[FloatArray, ServeResult, IntArray] | None = None,
     ) -> tuple[FloatArray, ServeResult]:
         """:func:`serve_governed` of this block's columns (all the compiled solve's): clocks and result.
 
         The last solve's cells (the top clocks', where the governor starts) that the governor keeps
-        are copied from it.
+        are copied from it; or, given ``seed`` (the top clocks of these columns, the top solve of
+        the block they were cut from, and their columns there), from that.
         """
         self.columns_solved += self.shape[1]
         prefill, decode, prompt, context = self.demand
@@ -112,7 +117,7 @@ class ClockSolves:
             top,
             board,
             requests=self.extra[0],
-            previous=self.last,
+            previous=self.last if seed is None else seed,
         )
 
     def _solve(
@@ -205,8 +210,9 @@ def governed_columns(
     shape = np.shape(p_top_w)
     last = solves.last
     assert last is not None, "no solve at the top clocks"
-    assert np.array_equal(last[0], np.broadcast_to(top, shape), equal_nan=True), "the last solve is not at top"
     clock = np.array(np.broadcast_to(top, shape))
+    # (its first tick: the whole block's comparison cost 1 % of a run)
+    assert np.array_equal(last[0][0], clock[0], equal_nan=True), "the last solve is not at top"
     power_w = np.array(p_top_w)
     parts = []
     c = solves.c
@@ -220,8 +226,8 @@ def governed_columns(
         if how == "steps":
             f, p, got = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
         else:
-            if how == "compiled":
-                f, got = solves.on(cols).governed(lim, hi, params)
+            if how == "compiled":  # (the top solve's cells taken from it once: no cut result first)
+                f, got = solves.on(cols, seeded=False).governed(lim, hi, params, seed=(last[0][:, cols], last[1], cols))
             else:
                 f, got = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params)
             got = pause(got, cols)

@@ -713,14 +713,15 @@ def serve_governed(
     limit_w: FloatArray,
     top: FloatArray,
     board: Any,
-    previous: tuple[FloatArray, Any] | None = None,
+    previous: tuple[Any, ...] | None = None,
 ) -> tuple[dict[str, FloatArray], FloatArray]:
     """:func:`serve` under the power governor (:func:`_serve_governed`): the outputs and the clocks.
 
     ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
     :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor);
     ``previous``: as :func:`serve`'s (the solve at the top clocks, whose cells the governor keeps
-    are copied).
+    are copied), or the top clocks of these columns, the solve of a wider block and their columns
+    in it (:func:`_previous`).
     """
     shape, cells, demand, after = _inputs(
         consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
@@ -767,13 +768,24 @@ def clocks_for_limits(
 
 
 def _previous(
-    previous: tuple[FloatArray, Any] | None, shape: tuple[int, int], cells: Callable[[FloatArray], FloatArray]
+    previous: tuple[Any, ...] | None, shape: tuple[int, int], cells: Callable[[FloatArray], FloatArray]
 ) -> tuple[FloatArray, FloatArray]:
-    """A previous solve's clocks ``(K, U)`` and its :data:`RESULT_FIELDS` ``(O, K, U)`` as the kernels take them."""
+    """A previous solve's clocks ``(K, U)`` and its :data:`RESULT_FIELDS` ``(O, K, U)`` as the kernels take them.
+
+    ``previous``: its clocks and result, of these columns; or its clocks of these columns, its
+    result over a wider block and the columns ``(U,)`` of these in it (taken once, no cut first).
+    """
     if previous is None:
         return np.zeros((1, 1)), np.zeros((1, 1, 1))
-    prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
-    return cells(previous[0]), prev
+    if len(previous) == 2:
+        prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
+        return cells(previous[0]), prev
+    clock, res, cols = previous
+    prev = np.empty((len(RESULT_FIELDS), *shape))
+    wide = (shape[0], np.shape(res.busy)[-1])
+    for o, f in enumerate(RESULT_FIELDS):
+        np.take(np.broadcast_to(getattr(res, f), wide), cols, axis=1, out=prev[o], mode="clip")
+    return cells(clock), prev
 
 
 def _inputs(

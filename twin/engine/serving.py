@@ -143,7 +143,7 @@ def serve_governed(
     board: AcceleratorPowerParams,
     *,
     requests: FloatArray | None = None,
-    previous: tuple[FloatArray, ServeResult] | None = None,
+    previous: tuple[FloatArray, ServeResult] | tuple[FloatArray, ServeResult, IntArray] | None = None,
 ) -> tuple[FloatArray, ServeResult]:
     """:func:`serve_block` of columns the compiled solve covers, under the power governor: clocks and result.
 
@@ -153,7 +153,8 @@ def serve_governed(
     limit (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s,
     found in one pass in time instead of steps over the whole block. Every column must be one of
     :attr:`ServerConstants.kernel_columns`. ``previous``: as :func:`serve_block`'s (the solve at the
-    top clocks: the cells the governor leaves there are copied from it).
+    top clocks: the cells the governor leaves there are copied from it), or the top clocks of these
+    columns, the solve of a wider block and their columns in it.
     """
     from twin.engine import serve_kernel
 
