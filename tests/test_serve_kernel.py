@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,26 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     assert np.array_equal(f_seeded, f)
     for fld in fields(ServeResult):
         assert np.array_equal(getattr(seeded, fld.name), getattr(res, fld.name)), fld.name
+    # Some columns alone, seeded from the wider block's top solve and their places in it: the same cells.
+    cols = np.sort(rng.permutation(prefill.shape[1])[: max(1, prefill.shape[1] // 2)])
+    sub = [
+        np.asarray(x)[..., cols] if np.shape(x)[-1:] == (prefill.shape[1],) else x
+        for x in (prefill, decode, prompt, context, qp, qd)
+    ]
+    c_sub = c.columns(operator.itemgetter(cols))
+    f_sub, part = serve_governed(
+        c_sub,
+        *sub,
+        dts,
+        limit[:, cols],
+        top[:, cols],
+        board,
+        requests=requests[:, cols],
+        previous=(top[:, cols], at_top, cols),
+    )
+    assert np.array_equal(f_sub, f[:, cols])
+    for fld in fields(ServeResult):
+        assert np.array_equal(getattr(part, fld.name), getattr(res, fld.name)[:, cols]), fld.name
 
 
 def test_a_run_on_a_smooth_roofline_agrees_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
