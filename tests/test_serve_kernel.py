@@ -18,7 +18,7 @@ from benchmarks.cases import TINY_MIX, mix_case
 from twin import catalog, load_scenario, simulate
 from twin.catalog.architecture import load_architecture
 from twin.engine import clock_solves
-from twin.engine.serve_kernel import clocks_for_limits
+from twin.engine.power_kernel import clocks_for_limits
 from twin.engine.server_constants import ServerConstants, ServeResult
 from twin.engine.serving import serve_block, serve_governed
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit

@@ -259,7 +259,7 @@ def _governed_held(
     run takes this path) where the top clock does not fit to ``FIT_RTOL``; one solve at those
     clocks gives the result.
     """
-    from twin.engine.serve_kernel import clocks_for_limits
+    from twin.engine.power_kernel import clocks_for_limits
 
     busy, mem, sm = (
         np.broadcast_to(x, solves.shape)[:, cols] for x in (at_top.power_busy, at_top.mem_activity, at_top.sm_activity)

@@ -29,8 +29,10 @@ most 1.1e-7 (median 5.6e-9), the numpy steps' by up to 0.15 (34 cells more than 
 runs' energy differs by 1.4e-7.
 
 The columns that serve nothing (training, replay) are governed in closed form
-(:func:`twin.engine.clock_solves._governed_held`) by :func:`clocks_for_limits`, the cell-by-cell
-:func:`twin.physics.accelerator.clock_for_power_limit`.
+(:func:`twin.engine.clock_solves._governed_held`) by
+:func:`twin.engine.power_kernel.clocks_for_limits`, the cell-by-cell
+:func:`twin.physics.accelerator.clock_for_power_limit`; :mod:`twin.engine.power_kernel` holds the
+board's power of one cell the governor here calls too.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import numpy as np
 from numba import njit
 
 from twin._types import FloatArray, IntArray
-from twin.physics.accelerator import CLOCK_SOLVE_STEPS, CLOCK_SOLVE_TOLERANCE
+from twin.engine.power_kernel import cell_power_w, power_figures
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.serving_rates import (
     PREFILL_CHUNK_RTOL,
@@ -130,16 +132,6 @@ RESULT_FIELDS = (
 )
 
 
-#: The board's figures :func:`_power` takes, in its order (:class:`~twin.physics.accelerator.AcceleratorPowerParams`).
-POWER_FIGURES = (
-    "idle_power_w",
-    "full_power_w",
-    "static_power_fraction",
-    "mem_power_fraction",
-    "uncore_power_fraction",
-    "clock_exponent",
-    "voltage_floor_fraction",
-)
 #: A cell's plan (:func:`_cell`): FLOP/s at its clock, the dense weights' read time, attention
 #: FLOPs per sequence and per prompt token, bytes read per sequence.
 Plan = tuple[float, float, float, float, float]
@@ -484,99 +476,6 @@ def _serve(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _power(busy: float, mem: float, sm: float, clk: float, pw: np.ndarray) -> float:
-    """:func:`twin.physics.accelerator.accelerator_power_w` of one cell (``pw``: :data:`POWER_FIGURES`)."""
-    f = min(max(clk, 1e-6), 1.0)
-    s1 = min(max(sm, 0.0), 1.0)
-    s_f = min(1.0, s1 / f)
-    k_st, k_m, k_u = pw[2], pw[3], pw[4]
-    k_sm = 1.0 - k_st - k_u - k_m
-    fc = min(max(f, 0.0), 1.0)
-    v = max(pw[6], fc ** ((pw[5] - 1.0) / 2.0))
-    g = fc * v**2
-    b = min(max(busy, 0.0), 1.0)
-    core = (k_st * b + k_sm * s_f) * g
-    stretch = max(1.0, s1 / f)
-    dyn = core + (k_u * b + k_m * min(max(mem, 0.0), 1.0)) / stretch
-    return pw[0] + (pw[1] - pw[0]) * dyn
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _clock_for_limit(lim: float, busy: float, mem: float, sm: float, top: float, pw: np.ndarray, f_min: float) -> float:
-    """:func:`twin.physics.accelerator.clock_for_power_limit` of one cell (``pw``: :data:`POWER_FIGURES`).
-
-    The same safeguarded Newton iteration on the same bracket, cell by cell; ``f_min`` is the
-    board's ``min_clock_fraction``.
-    """
-    f_floor = min(max(f_min, 0.0), 1.0)
-    hi = min(max(top, f_floor), 1.0)
-    idle, span = pw[0], pw[1] - pw[0]
-    slack = CLOCK_SOLVE_TOLERANCE * span
-    if not _power(busy, mem, sm, hi, pw) > lim + slack:
-        return hi
-    if _power(busy, mem, sm, f_floor, pw) > lim + slack:
-        return f_floor
-    k_st, k_m, k_u, gamma, v_floor = pw[2], pw[3], pw[4], pw[5], pw[6]
-    b_t = min(max(busy, 0.0), 1.0)
-    target = (lim - idle) / span
-    a = k_st * b_t
-    b = 1.0 - k_st - k_u - k_m
-    c = k_u * b_t + k_m * min(max(mem, 0.0), 1.0)
-    s1 = min(max(sm, 0.0), 1.0)
-    # _solve_clock of one cell.
-    v2 = v_floor**2
-    knee = v_floor ** (2.0 / max(gamma - 1.0, 1e-12)) if gamma > 1.0 else 1.0
-    lo = f_floor
-    x = hi
-    tol = CLOCK_SOLVE_TOLERANCE
-    if a == 0.0 and s1 < knee and knee > lo and knee < hi and b * s1 * v2 + c <= target + tol:
-        lo = knee
-    for _ in range(CLOCK_SOLVE_STEPS):
-        if x > knee:
-            g, dg = x**gamma, gamma * x ** (gamma - 1.0)
-        else:
-            g, dg = v2 * x, v2
-        if x >= s1:
-            val = a * g + b * s1 * g / x + c
-            slope = a * dg + b * s1 * (dg / x - g / x**2)
-        else:
-            val = (a + b) * g + c * x / max(s1, 1e-300)
-            slope = (a + b) * dg + c / max(s1, 1e-300)
-        fits = val <= target + tol
-        if fits:
-            lo = x
-        else:
-            hi = x
-        if (fits and val >= target - tol and slope > 0) or hi - lo <= 4e-16:
-            break
-        newton = x - (val - target) / (slope if slope > 0 else np.inf)
-        x = newton if (slope > 0 and lo < newton < hi) else 0.5 * (lo + hi)
-    return lo
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _clocks_for_limits(
-    lim: np.ndarray, busy: np.ndarray, mem: np.ndarray, sm: np.ndarray, top: np.ndarray, pw: np.ndarray, f_min: float
-) -> np.ndarray:
-    """:func:`_clock_for_limit` of each cell ``(K, U)``; a cell with its tick before's inputs takes its clock."""
-    n_k, n_u = lim.shape
-    out = np.empty((n_k, n_u))
-    for u in range(n_u):
-        for t in range(n_k):
-            if t > 0 and (
-                lim[t, u] == lim[t - 1, u]
-                and busy[t, u] == busy[t - 1, u]
-                and mem[t, u] == mem[t - 1, u]
-                and sm[t, u] == sm[t - 1, u]
-                and top[t, u] == top[t - 1, u]
-            ):
-                out[t, u] = out[t - 1, u]
-            else:
-                out[t, u] = _clock_for_limit(lim[t, u], busy[t, u], mem[t, u], sm[t, u], top[t, u], pw, f_min)
-    return out
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def _serve_governed(
     prefill: np.ndarray,
     decode: np.ndarray,
@@ -634,12 +533,12 @@ def _serve_governed(
                 _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
             if has_prev:
                 qp_before, qd_before = prev[12, t, u], prev[13, t, u]
-            r_hi = _power(best[3], best[4], best[5], f, pw) - lim
+            r_hi = cell_power_w(best[3], best[4], best[5], f, pw) - lim
             if r_hi > slack:  # over its limit at the top clock: the governor's search
                 hi = f
                 f = f_min
                 _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
-                r_lo = _power(best[3], best[4], best[5], f, pw) - lim
+                r_lo = cell_power_w(best[3], best[4], best[5], f, pw) - lim
                 if r_lo <= slack and r_lo < -reach:  # the floor fits below the limit: the crossing between
                     lo = f
                     side = 0.0
@@ -650,7 +549,7 @@ def _serve_governed(
                         if not (lo < x < hi):
                             x = 0.5 * (lo + hi)
                         _cell(pre, dec, length, ctx, x, req, has_requests, dt, qp, qd, k, dense_read_s, linear, trial)
-                        rx = _power(trial[3], trial[4], trial[5], x, pw) - lim
+                        rx = cell_power_w(trial[3], trial[4], trial[5], x, pw) - lim
                         if rx <= slack:  # fits: the best so far
                             f = x
                             for o in range(best.size):
@@ -726,7 +625,7 @@ def serve_governed(
     shape, cells, demand, after = _inputs(
         consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
     )
-    pw = np.array([float(getattr(board, name)) for name in POWER_FIGURES])
+    pw = power_figures(board)
     f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
     out = np.empty((len(OUTPUTS), *shape))
     clock = np.empty(shape)
@@ -746,25 +645,6 @@ def serve_governed(
         clock,
     )
     return dict(zip(OUTPUTS, out, strict=True)), clock
-
-
-def clocks_for_limits(
-    limit_w: FloatArray, busy: FloatArray, mem: FloatArray, sm: FloatArray, top: FloatArray, board: Any
-) -> FloatArray:
-    """:func:`twin.physics.accelerator.clock_for_power_limit` of every cell, compiled (shapes broadcast).
-
-    Cells along the last axis are columns, along the others ticks: a cell with the inputs of the
-    tick before in its column takes its clock (training columns hold one activity for hours).
-    ``board``: the :class:`~twin.physics.accelerator.AcceleratorPowerParams` (one value per figure).
-    The same iteration as numpy's, cell by cell: equal but for the last bit of a power.
-    """
-    args = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (limit_w, busy, mem, sm, top)))
-    shape = args[0].shape
-    cells = [np.ascontiguousarray(a).reshape(-1, shape[-1] if shape else 1) for a in args]
-    pw = np.array([float(getattr(board, name)) for name in POWER_FIGURES])
-    f_min = float(board.min_clock_fraction)
-    got = cast(Callable[..., np.ndarray], _clocks_for_limits)(*cells, pw, f_min)
-    return np.asarray(got.reshape(shape))
 
 
 def _previous(
