@@ -504,6 +504,7 @@ class Engine:
             self.const = replace(self.const, compiled=True)
             self._const_cols = replace(self._const_cols, compiled=True)
             self.demand.compile()
+            self.pool_stats.compile()
 
     def _compute(self, t0: FloatArray, t1: FloatArray, excess_k: FloatArray | None = None) -> Block:
         """Compute the ticks ``[t0, t1)`` from the committed state.

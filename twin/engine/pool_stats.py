@@ -17,7 +17,8 @@ fixed however long the run, so the run's quantiles are exact to that resolution 
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from twin.engine.report_rows import ratio
 from twin.engine.segments import IntervalAccumulator, Segments
 from twin.facility_parts.fleet import Facility
 from twin.units import S_PER_HOUR
+
+if TYPE_CHECKING:
+    from twin.engine.latency_kernel import CompiledBinning
 
 LOW_S = 1e-6
 HIGH_S = 1e5
@@ -38,9 +42,27 @@ N_BINS = round(np.log10(HIGH_S / LOW_S) * BINS_PER_DECADE)
 
 
 def bin_index(values: FloatArray) -> np.ndarray:
-    """Histogram bin of each (finite) value."""
+    """Histogram bin of each (finite) value (clipped before the cast: a value past ~1.8e302 is inf here)."""
     pos = np.log10(np.maximum(values, LOW_S) / LOW_S) * BINS_PER_DECADE
-    return np.clip(pos.astype(np.int64), 0, N_BINS - 1)
+    return np.clip(pos, 0, N_BINS - 1).astype(np.int64)
+
+
+@cache
+def bin_edges() -> FloatArray:
+    """The least double :func:`bin_index` puts in each bin or above (``-inf`` for bin 0), ``(N_BINS,)``.
+
+    Found by bisection on the doubles' bit patterns (ordered like the doubles they encode where
+    positive), with :func:`bin_index` itself: where the binning rises with the value, a value's bin
+    is the number of edges after the first at or below it (:mod:`twin.engine.latency_kernel`).
+    """
+    k = np.arange(1, N_BINS)
+    lo = np.full(k.size, np.float64(LOW_S)).view(np.int64)  # bin 0 < k
+    hi = np.full(k.size, np.float64(HIGH_S)).view(np.int64)  # bin N_BINS - 1 (clipped) >= k
+    while np.any(hi - lo > 1):
+        mid = lo + (hi - lo) // 2
+        up = bin_index(mid.view(np.float64)) >= k
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    return np.concatenate(([-np.inf], hi.view(np.float64)))
 
 
 class WeightedHistogram:
@@ -114,9 +136,24 @@ class _Sums:
 
 
 class _Binned:
-    """A block's ``(K, n)`` values with positive weights and finite values, binned once."""
+    """A block's ``(K, n)`` values with positive weights and finite values, binned once.
 
-    def __init__(self, values: FloatArray, weights: FloatArray) -> None:
+    ``col_weight`` ``(n,)`` (None: ones) multiplies the weights. ``compiled``: binned in one compiled
+    pass (the same entries to the bit), into its scratch: valid until it bins again.
+    """
+
+    def __init__(
+        self,
+        values: FloatArray,
+        weights: FloatArray,
+        col_weight: FloatArray | None = None,
+        compiled: CompiledBinning | None = None,
+    ) -> None:
+        if compiled is not None:
+            self.tick, self.w, self.wv, self.idx = compiled(values, weights, col_weight)
+            return
+        if col_weight is not None:
+            weights = weights * col_weight
         v = np.asarray(values, dtype=np.float64).ravel()
         w = np.asarray(weights, dtype=np.float64).ravel()
         keep = np.flatnonzero((w > 0) & np.isfinite(v))
@@ -239,6 +276,15 @@ class PoolStats:
         self.sums = {p.name: _Sums() for p in self.pools}
         self.run_hist = {(p.name, m): WeightedHistogram() for p in self.inference for m in ("ttft", "tpot")}
         self.interval_hist = {(p.name, m): _IntervalHistograms() for p in self.inference for m in ("ttft", "tpot")}
+        #: Bins the latencies compiled (:mod:`twin.engine.latency_kernel`, the same entries to the
+        #: bit) once :meth:`compile` is called, with the run's compiled serving (numba loaded).
+        self.compiled: CompiledBinning | None = None
+
+    def compile(self) -> None:
+        """Bin the latencies compiled from now on (:mod:`twin.engine.latency_kernel`)."""
+        from twin.engine.latency_kernel import CompiledBinning
+
+        self.compiled = CompiledBinning(bin_edges(), LOW_S, HIGH_S)
 
     def columns(self) -> list[str]:
         """Time-series columns this recorder fills."""
@@ -270,12 +316,12 @@ class PoolStats:
                 per_tick["demanded_gpu_s"] = self.jobs[p.name].demanded.window_mean(b.t0, b.t1) * dts
             self.sums[p.name].add(seg, per_tick)
             if p in self.inference:
-                w = cols.weight[s]
+                w = None if cols.identity else cols.weight[s]
                 for m, values, weights in (
                     ("ttft", res.ttft_s[:, s], b.requests[:, s]),
                     ("tpot", res.tpot_s[:, s], res.decode_tokens[:, s]),
                 ):
-                    binned = _Binned(values, weights if cols.identity else weights * w)
+                    binned = _Binned(values, weights, w, self.compiled)
                     self.run_hist[(p.name, m)].add_binned(binned.idx, binned.w, binned.wv)
                     self.interval_hist[(p.name, m)].add(seg, binned)
 
