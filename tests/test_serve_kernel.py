@@ -19,7 +19,7 @@ from twin import catalog, load_scenario, simulate
 from twin.catalog.architecture import load_architecture
 from twin.engine import clock_solves
 from twin.engine.power_kernel import clocks_for_limits
-from twin.engine.server_constants import ServerConstants, ServeResult
+from twin.engine.server_constants import ServerConstants, ServeResult, result_columns
 from twin.engine.serving import serve_block, serve_governed
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
@@ -329,10 +329,15 @@ def test_training_columns_governed_in_closed_form_are_the_governor_steps(
     closed_form = simulate(sc)
     assert sum(taken) > 0
 
-    def steps(solves: Any, cols: np.ndarray, lim: Any, hi: Any, at_top: Any, p_top_w: Any, params: Any) -> Any:
-        # The governor's steps in its place (mix-tiny pauses no training server: nothing to pause in them).
-        f, _, res = clock_solves._governed_steps(solves, cols, lim, hi, at_top, params, lambda r, c: r)
-        return f, res
+    def steps(solves: Any, cols: np.ndarray, lim: Any, hi: Any, at_top: Any, p_top_w: Any, params: Any, pause: Any):
+        # The governor's steps in its place, solving the columns again at each clock; the closed form
+        # takes every field but the training tokens from the top clock's result: they are those.
+        f, p, res = clock_solves._governed_steps(solves, cols, lim, hi, at_top, params, pause)
+        top = result_columns(at_top, cols)
+        for field in fields(res):
+            if field.name != "training_tokens":
+                np.testing.assert_array_equal(getattr(res, field.name), getattr(top, field.name), err_msg=field.name)
+        return f, p, res.training_tokens
 
     monkeypatch.setattr(clock_solves, "_governed_held", steps)
     stepped = simulate(sc)
@@ -340,6 +345,46 @@ def test_training_columns_governed_in_closed_form_are_the_governor_steps(
     for col in a.columns:
         if a[col].dtype.kind == "f":
             np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-12, atol=1e-9, err_msg=col)
+
+
+def test_the_closed_form_of_paused_training_columns_is_the_governor_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where some training columns are paused (checkpoint, restart), the closed form takes the top clock's
+    result with the training tokens at its clocks, paused ones zero: what the governor's steps, solving those
+    columns again, give (blocks of a compiled mix-tiny run, every other column paused)."""
+    sc = load_scenario("default", mix_case("mix-tiny", TINY_MIX).with_files(tmp_path))
+    monkeypatch.setattr(engine_kernel, "COMPILED_FROM_CELLS", 0.0)
+    held = clock_solves._governed_held
+    calls: list[tuple[Any, ...]] = []
+
+    def kept(*args: Any) -> Any:
+        calls.append(args)
+        return held(*args)
+
+    monkeypatch.setattr(clock_solves, "_governed_held", kept)
+    simulate(sc)
+    assert calls
+    for solves, cols, lim, hi, at_top, _, params, _ in calls[:4]:
+        paused = np.arange(solves.shape[1]) % 2 == 0
+
+        def pause(res: ServeResult, idx: np.ndarray, paused: np.ndarray = paused) -> ServeResult:
+            p = paused[idx]
+            names = ("busy", "power_busy", "mem_activity", "sm_activity", "training_tokens")
+            return replace(res, **{n: np.where(p, 0.0, getattr(res, n)) for n in names})
+
+        top = pause(at_top, np.arange(solves.shape[1]))
+        p_top = accelerator_power_w(top.power_busy, top.mem_activity, top.sm_activity, solves.last[0], params=params)
+        f, p, tokens = held(solves, cols, lim, hi, top, p_top, params, pause)
+        f_steps, p_steps, res = clock_solves._governed_steps(solves, cols, lim, hi, top, params, pause)
+        np.testing.assert_allclose(f, f_steps, rtol=1e-12)
+        np.testing.assert_allclose(p, p_steps, rtol=1e-12)
+        np.testing.assert_allclose(tokens, res.training_tokens, rtol=1e-12, atol=0.0)
+        assert np.all(tokens[:, paused[cols]] == 0.0) and np.any(tokens[:, ~paused[cols]] > 0.0)
+        at_cols = result_columns(top, cols)
+        for field in fields(res):
+            if field.name != "training_tokens":
+                np.testing.assert_array_equal(getattr(res, field.name), getattr(at_cols, field.name), field.name)
 
 
 def test_the_numpy_and_compiled_solves_give_the_same_outputs() -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from twin._types import FloatArray, IntArray
 from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
-from twin.engine.serving import serve_block, serve_governed
+from twin.engine.serving import serve_block, serve_governed, training_tokens
 from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
 from twin.physics.governor import FIT_RTOL, governed_clock
 
@@ -148,9 +148,13 @@ class ClockSolves:
 
 
 def spliced(
-    base: ServeResult, *parts: tuple[IntArray, ServeResult], in_place: frozenset[str] = frozenset()
+    base: ServeResult,
+    *parts: tuple[IntArray, ServeResult | dict[str, FloatArray]],
+    in_place: frozenset[str] = frozenset(),
 ) -> ServeResult:
     """``base`` with the columns of each part ``(cols, sub)`` taken from ``sub`` (a solve of those columns alone).
+
+    ``sub`` may be some fields only (a dict): the others keep ``base``'s values on those columns.
 
     The fields named in ``in_place`` take them in ``base``'s own array where it is a whole,
     writeable one that shares no memory with a field before it (``base`` is then spent); the
@@ -169,7 +173,10 @@ def spliced(
         )
         whole = x if own else np.array(np.broadcast_to(x, shape), order="K")  # (C or F as the solve made it)
         for cols, sub in parts:
-            whole[:, cols] = getattr(sub, f.name)
+            if not isinstance(sub, dict):
+                whole[:, cols] = getattr(sub, f.name)
+            elif f.name in sub:
+                whole[:, cols] = sub[f.name]
         out[f.name] = whole
     return replace(base, **out)
 
@@ -214,7 +221,7 @@ def governed_columns(
     # (its first tick: the whole block's comparison cost 1 % of a run)
     assert np.array_equal(last[0][0], clock[0], equal_nan=True), "the last solve is not at top"
     power_w = np.array(p_top_w)
-    parts = []
+    parts: list[tuple[IntArray, ServeResult | dict[str, FloatArray]]] = []
     c = solves.c
     fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
     held = ~c.inference[over] & c.compiled
@@ -223,18 +230,19 @@ def governed_columns(
         if not cols.size:
             continue
         lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
+        part: ServeResult | dict[str, FloatArray]
         if how == "steps":
-            f, p, got = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
-        else:
-            if how == "compiled":  # (the top solve's cells taken from it once: no cut result first)
-                f, got = solves.on(cols, seeded=False).governed(lim, hi, params, seed=(last[0][:, cols], last[1], cols))
-            else:
-                f, got = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params)
-            got = pause(got, cols)
-            p = accelerator_power_w(got.power_busy, got.mem_activity, got.sm_activity, f, params=params)
+            f, p, part = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
+        elif how == "compiled":  # (the top solve's cells taken from it once: no cut result first)
+            f, res = solves.on(cols, seeded=False).governed(lim, hi, params, seed=(last[0][:, cols], last[1], cols))
+            part = pause(res, cols)
+            p = accelerator_power_w(part.power_busy, part.mem_activity, part.sm_activity, f, params=params)
+        else:  # (only the training tokens follow the clock: the other fields stay at_top's)
+            f, p, tokens = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params, pause)
+            part = {"training_tokens": tokens}
+        parts.append((cols, part))
         clock[:, cols] = f
         power_w[:, cols] = p
-        parts.append((cols, got))
     return clock, power_w, spliced(at_top, *parts, in_place=SPLICED_IN_PLACE)
 
 
@@ -246,18 +254,22 @@ def _governed_held(
     at_top: ServeResult,
     p_top_w: FloatArray,
     params: AcceleratorPowerParams,
-) -> tuple[FloatArray, ServeResult]:
-    """The columns ``cols``, which serve nothing, governed in closed form: clock and result (not paused).
+    pause: Pause,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The columns ``cols``, which serve nothing, governed in closed form: clock, the model's power, training tokens.
 
-    ``lim`` and ``hi`` are their cells' limits on the model's power and top clocks.
+    ``lim`` and ``hi`` are their cells' limits on the model's power and top clocks; ``at_top`` is the
+    block's result at the top clocks (paused servers idle).
 
     A training, replay or idle column's activity is the same at every clock
     (:func:`twin.engine.serving.serve_block`: only its training tokens follow the clock), so the
     governor's answer, the highest clock whose power fits the limit, is
     :func:`~twin.physics.accelerator.clock_for_power_limit` at the activity it has at the top
     clock (the first step of :func:`governed_clock`, exact there; compiled, as only a compiled
-    run takes this path) where the top clock does not fit to ``FIT_RTOL``; one solve at those
-    clocks gives the result.
+    run takes this path) where the top clock does not fit to ``FIT_RTOL``. The result there is the
+    top clock's but for the training tokens (:func:`~twin.engine.serving.training_tokens` at those
+    clocks, paused servers' zero): what solving those columns again at those clocks gives, to the
+    bit, without the solve.
     """
     from twin.engine.power_kernel import clocks_for_limits
 
@@ -267,7 +279,14 @@ def _governed_held(
     f = np.where(
         p_top_w[:, cols] - lim <= FIT_RTOL * np.abs(lim), hi, clocks_for_limits(lim, busy, mem, sm, hi, params)
     )
-    return f, solves.on(cols, seeded=False)(f)
+    c, n = solves.c, solves.shape[1]
+    train_fraction = column_cut(solves.extra[1], cols, n)
+    share = (1.0 if train_fraction is None else train_fraction) * c.train_duty[cols]
+    tokens = training_tokens(c.training[cols], c.train_tokens_per_s_per_gpu[cols], share, f, solves.dts[:, None])
+    row = np.zeros((1, cols.size))  # (the other fields, which pause() also zeroes, are at_top's already)
+    paused = pause(ServeResult(**{f.name: row for f in fields(ServeResult)} | {"training_tokens": tokens}), cols)
+    tokens = paused.training_tokens
+    return f, accelerator_power_w(busy, mem, sm, f, params=params), tokens
 
 
 def _governed_steps(

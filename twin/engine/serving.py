@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from twin._types import FloatArray, IntArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.engine.serve_numpy import OUTPUTS, serve_numpy
 from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
 from twin.physics.accelerator import AcceleratorPowerParams
@@ -179,6 +179,17 @@ def serve_governed(
     return clock, _result(c, inf, clock, dt, None, None)
 
 
+def training_tokens(
+    training: BoolArray, tokens_per_s_per_gpu: FloatArray, share: FloatArray, clock: FloatArray, dt: FloatArray
+) -> FloatArray:
+    """Tokens a training column's GPUs make in a tick: proportional to the clock (compute-bound steps).
+
+    ``training``: which columns train; ``share``: the share of the tick the GPUs train (the share
+    in jobs times the pipeline's duty); ``dt``: the ticks' lengths ``(K, 1)``. Zero elsewhere.
+    """
+    return np.where(training, tokens_per_s_per_gpu * clock * dt * share, 0.0)
+
+
 def _result(
     c: ServerConstants,
     inf: dict[str, FloatArray],
@@ -195,7 +206,7 @@ def _result(
     busy = np.where(train, tf, busy)
     mem = np.where(train, c.mem_activity * tf, mem)
     sm = np.where(train, c.mfu_over_eta * tf, sm)
-    train_tok = np.where(train, c.train_tokens_per_s_per_gpu * clock * dt * tf, 0.0)
+    train_tok = training_tokens(train, c.train_tokens_per_s_per_gpu, tf, clock, dt)
     # Telemetry servers: the measured busy fraction drives the power model.
     if replay_busy is not None:
         tel = c.telemetry
