@@ -42,6 +42,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -238,6 +239,20 @@ def crah_supply_air_c(supply_c: Numeric, params: PlantParams) -> FloatArray:
     return np.full(supply.shape, params.crah_supply_air_c)
 
 
+@lru_cache(maxsize=16)
+def _tower_fraction(air: bytes, n: int, approach_k: float, water_air_ratio: float, range_k: float) -> FloatArray:
+    """:func:`~twin.physics.heat_rejection.tower_evaporated_fraction` of ``n`` airs (dry bulb, wet bulb, pressure rows).
+
+    Kept for the airs last asked (read-only): the weather holds for hours of blocks, each asking
+    the same airs, and the solve (Newton steps until every air has settled) is the same for them.
+    """
+    db, wb, p = np.frombuffer(air, dtype=np.float64).reshape(3, n)
+    t_cold = hr.tower_leaving_water_c(wb, approach_k)
+    got = hr.tower_evaporated_fraction(db, wb, t_cold, pressure_pa=p, water_air_ratio=water_air_ratio, range_k=range_k)
+    got.flags.writeable = False
+    return got
+
+
 def _heat_rejection(
     heat_w: FloatArray, dry_bulb_c: FloatArray, wet_bulb_c: FloatArray, pressure_pa: Numeric, params: PlantParams
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -251,15 +266,8 @@ def _heat_rejection(
         new = np.ones(air.shape[1], dtype=bool)
         new[1:] = np.any(air[:, 1:] != air[:, :-1], axis=0)
         air = air[:, new]
-        t_cold = hr.tower_leaving_water_c(air[1], params.tower_approach_k)
-        fraction = hr.tower_evaporated_fraction(
-            air[0],
-            air[1],
-            t_cold,
-            pressure_pa=air[2],
-            water_air_ratio=params.tower_water_air_ratio,
-            range_k=params.tower_range_k,
-        )[np.cumsum(new) - 1].reshape(db.shape)
+        figures = (float(params.tower_approach_k), float(params.tower_water_air_ratio), float(params.tower_range_k))
+        fraction = _tower_fraction(air.tobytes(), air.shape[1], *figures)[np.cumsum(new) - 1].reshape(db.shape)
         water = hr.tower_water_kg_s(
             heat_w,
             fraction,
