@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from twin.catalog.architecture import load_architecture
 from twin.engine import clock_solves
 from twin.engine.power_kernel import clocks_for_limits
 from twin.engine.server_constants import ServerConstants, ServeResult, result_columns
-from twin.engine.serving import serve_block, serve_governed
+from twin.engine.serving import serve_block, serve_governed, serve_governed_into
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.step_costs import StepCosts
@@ -226,26 +225,29 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     assert np.array_equal(f_seeded, f)
     for fld in fields(ServeResult):
         assert np.array_equal(getattr(seeded, fld.name), getattr(res, fld.name)), fld.name
-    # Some columns alone, seeded from the wider block's top solve and their places in it: the same cells.
+    # Some columns governed in the top solve's own arrays (the engine's way): those columns' cells are the
+    # governed solve's, the others' are left as they were.
     cols = np.sort(rng.permutation(prefill.shape[1])[: max(1, prefill.shape[1] // 2)])
-    sub = [
-        np.asarray(x)[..., cols] if np.shape(x)[-1:] == (prefill.shape[1],) else x
-        for x in (prefill, decode, prompt, context, qp, qd)
-    ]
-    c_sub = c.columns(operator.itemgetter(cols))
-    f_sub, part = serve_governed(
-        c_sub,
-        *sub,
+    others = np.setdiff1d(np.arange(prefill.shape[1]), cols)
+    whole = clock_solves.wholes(at_top)
+    f_sub = serve_governed_into(
+        c,
+        cols,
+        (prefill, decode, prompt, context),
+        (qp, qd),
         dts,
         limit[:, cols],
         top[:, cols],
         board,
-        requests=requests[:, cols],
-        previous=(top[:, cols], at_top, cols),
+        whole,
+        requests=requests,
+        prev_clock=top[:, cols],
     )
     assert np.array_equal(f_sub, f[:, cols])
     for fld in fields(ServeResult):
-        assert np.array_equal(getattr(part, fld.name), getattr(res, fld.name)[:, cols]), fld.name
+        assert np.array_equal(whole[fld.name][:, cols], getattr(res, fld.name)[:, cols]), fld.name
+        before = np.broadcast_to(getattr(at_top, fld.name), prefill.shape)
+        assert np.array_equal(whole[fld.name][:, others], before[:, others]), fld.name
 
 
 def test_a_run_on_a_smooth_roofline_agrees_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:

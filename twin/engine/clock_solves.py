@@ -23,7 +23,7 @@ import numpy as np
 
 from twin._types import FloatArray, IntArray
 from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
-from twin.engine.serving import serve_block, serve_governed, training_tokens
+from twin.engine.serving import serve_block, serve_governed_into, training_tokens
 from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
 from twin.physics.governor import FIT_RTOL, governed_clock
 
@@ -90,34 +90,35 @@ class ClockSolves:
             sub.last = (self.last[0][:, cols], result_columns(self.last[1], cols))
         return sub
 
-    def governed(
+    def governed_into(
         self,
+        cols: IntArray,
         limit_w: FloatArray,
         top: FloatArray,
         board: AcceleratorPowerParams,
-        seed: tuple[FloatArray, ServeResult, IntArray] | None = None,
-    ) -> tuple[FloatArray, ServeResult]:
-        """:func:`serve_governed` of this block's columns (all the compiled solve's): clocks and result.
+        result: dict[str, FloatArray],
+    ) -> FloatArray:
+        """:func:`serve_governed_into`: the columns ``cols`` (the compiled solve's) governed in ``result``.
 
-        The last solve's cells (the top clocks', where the governor starts) that the governor keeps
-        are copied from it; or, given ``seed`` (the top clocks of these columns, the top solve of
-        the block they were cut from, and their columns there), from that.
+        ``result``: the last solve's (at the top clocks ``top``, ticks by ``cols``), as whole,
+        writeable, distinct arrays by field; the cells the governor moves are written there.
+        ``limit_w``: the columns' limits on the model's power. Returns their clocks.
         """
-        self.columns_solved += self.shape[1]
-        prefill, decode, prompt, context = self.demand
-        return serve_governed(
+        last = self.last
+        assert last is not None, "no solve at the top clocks"
+        self.columns_solved += cols.size
+        return serve_governed_into(
             self.c,
-            prefill,
-            decode,
-            prompt,
-            context,
-            *self.backlogs,
+            cols,
+            self.demand,
+            self.backlogs,
             self.dts,
             limit_w,
             top,
             board,
+            result,
             requests=self.extra[0],
-            previous=self.last if seed is None else seed,
+            prev_clock=last[0][:, cols],
         )
 
     def _solve(
@@ -155,10 +156,18 @@ def spliced(
     """``base`` with the columns of each part ``(cols, sub)`` taken from ``sub`` (a solve of those columns alone).
 
     ``sub`` may be some fields only (a dict): the others keep ``base``'s values on those columns.
-
     The fields named in ``in_place`` take them in ``base``'s own array where it is a whole,
     writeable one that shares no memory with a field before it (``base`` is then spent); the
     others, and those, are copies.
+    """
+    return replace(base, **_spliced_into(wholes(base, in_place), parts))
+
+
+def wholes(base: ServeResult, in_place: frozenset[str] = frozenset()) -> dict[str, FloatArray]:
+    """``base``'s fields as whole, writeable, distinct arrays.
+
+    Its own for the fields in ``in_place`` where they are such (``base`` is then spent), copies
+    (C or F as the solve made them) otherwise.
     """
     shape = np.shape(base.busy)
     out: dict[str, FloatArray] = {}
@@ -171,14 +180,21 @@ def spliced(
             and x.flags.writeable
             and not any(np.may_share_memory(x, y) for y in out.values())
         )
-        whole = x if own else np.array(np.broadcast_to(x, shape), order="K")  # (C or F as the solve made it)
+        out[f.name] = x if own else np.array(np.broadcast_to(x, shape), order="K")
+    return out
+
+
+def _spliced_into(
+    whole: dict[str, FloatArray], parts: tuple[tuple[IntArray, ServeResult | dict[str, FloatArray]], ...]
+) -> dict[str, FloatArray]:
+    """The columns of each part ``(cols, sub)`` written into ``whole``'s arrays (a dict ``sub``: its fields only)."""
+    for name, x in whole.items():
         for cols, sub in parts:
             if not isinstance(sub, dict):
-                whole[:, cols] = getattr(sub, f.name)
-            elif f.name in sub:
-                whole[:, cols] = sub[f.name]
-        out[f.name] = whole
-    return replace(base, **out)
+                x[:, cols] = getattr(sub, name)
+            elif name in sub:
+                x[:, cols] = sub[name]
+    return whole
 
 
 #: The fields of the governor's top-clock result that take its governed columns in place
@@ -205,14 +221,16 @@ def governed_columns(
     leaves them there, on their top result: it is solved on ``over`` only, as it would come out
     there with all columns (it steps each cell on its own), and costs its steps on those columns.
     Where the compiled solve is on, the columns it covers are governed in one pass in time
-    (:meth:`ClockSolves.governed`) and the columns that serve nothing (training, replay, idle:
-    their activity does not depend on the clock) in closed form (:func:`_governed_held`); the
-    others (and every column where it is off) by :func:`governed_clock`'s steps.
+    (:meth:`ClockSolves.governed_into`), in the result's own arrays: only the cells the governor
+    moves (and the ticks their queues carry that to) are written, the others are left as the top
+    solve made them; the columns that serve nothing (training, replay, idle: their activity does
+    not depend on the clock) are governed in closed form (:func:`_governed_held`); the others (and
+    every column where it is off) by :func:`governed_clock`'s steps.
 
     ``at_top`` is spent: the governed columns are written into its arrays
-    (:data:`SPLICED_IN_PLACE`), as nothing solves from it again (``govern`` takes this path only
-    without a site limit, whose bisection would), nor asks ``solves`` for the top clocks again
-    (which would give it back).
+    (:data:`SPLICED_IN_PLACE`, :func:`wholes`), as nothing solves from it again (``govern`` takes
+    this path only without a site limit, whose bisection would), nor asks ``solves`` for the top
+    clocks again (which would give it back).
     """
     shape = np.shape(p_top_w)
     last = solves.last
@@ -221,6 +239,7 @@ def governed_columns(
     # (its first tick: the whole block's comparison cost 1 % of a run)
     assert np.array_equal(last[0][0], clock[0], equal_nan=True), "the last solve is not at top"
     power_w = np.array(p_top_w)
+    whole = wholes(at_top, SPLICED_IN_PLACE)
     parts: list[tuple[IntArray, ServeResult | dict[str, FloatArray]]] = []
     c = solves.c
     fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
@@ -230,20 +249,20 @@ def governed_columns(
         if not cols.size:
             continue
         lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
-        part: ServeResult | dict[str, FloatArray]
-        if how == "steps":
-            f, p, part = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
-        elif how == "compiled":  # (the top solve's cells taken from it once: no cut result first)
-            f, res = solves.on(cols, seeded=False).governed(lim, hi, params, seed=(last[0][:, cols], last[1], cols))
-            part = pause(res, cols)
-            p = accelerator_power_w(part.power_busy, part.mem_activity, part.sm_activity, f, params=params)
+        if how == "compiled":  # written in place: the cells kept at the top clock are not touched
+            # (no pause: the compiled columns serve, and only training servers are paused)
+            f = solves.governed_into(cols, lim, hi, params, whole)
+            busy, mem, sm = (whole[k][:, cols] for k in ("power_busy", "mem_activity", "sm_activity"))
+            p = accelerator_power_w(busy, mem, sm, f, params=params)
+        elif how == "steps":
+            f, p, res = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
+            parts.append((cols, res))
         else:  # (only the training tokens follow the clock: the other fields stay at_top's)
             f, p, tokens = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params, pause)
-            part = {"training_tokens": tokens}
-        parts.append((cols, part))
+            parts.append((cols, {"training_tokens": tokens}))
         clock[:, cols] = f
         power_w[:, cols] = p
-    return clock, power_w, spliced(at_top, *parts, in_place=SPLICED_IN_PLACE)
+    return clock, power_w, replace(at_top, **_spliced_into(whole, tuple(parts)))
 
 
 def _governed_held(

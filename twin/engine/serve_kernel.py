@@ -26,7 +26,10 @@ its limit after its last step; here every governed cell ends within ``CLOCK_EPS`
 does not fit. So where the governor binds, a compiled run is not the numpy run to the bit: on an
 hour of ``day-trace-10k`` (41 600 governed cells) the compiled cells sit below their limit by at
 most 1.1e-7 (median 5.6e-9), the numpy steps' by up to 0.15 (34 cells more than 1e-3), and the
-runs' energy differs by 1.4e-7.
+runs' energy differs by 1.4e-7. The engine governs a block's columns in its top solve's own arrays
+(:func:`serve_governed_into`): the kernel reads the demand and the top solve's cells where they lie
+and writes only the cells it solves again, so a cell the governor leaves at its top clock is
+neither copied in nor out.
 
 The columns that serve nothing (training, replay) are governed in closed form
 (:func:`twin.engine.clock_solves._governed_held`) by
@@ -476,25 +479,45 @@ def _serve(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _clip01(x: float) -> float:
+    """``np.clip(x, 0.0, 1.0)`` of one value (NaN stays NaN, ``-0.0`` stays ``-0.0``)."""
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _serve_governed(
     prefill: np.ndarray,
     decode: np.ndarray,
     prompt_len: np.ndarray,
     context_len: np.ndarray,
-    top: np.ndarray,
-    limit: np.ndarray,
     requests: np.ndarray,
     has_requests: bool,
     dts: np.ndarray,
     backlog: np.ndarray,
     consts: np.ndarray,
+    top: np.ndarray,
+    limit: np.ndarray,
     linear: bool,
     pw: np.ndarray,
     f_min: float,
-    prev_clock: np.ndarray,
-    prev: np.ndarray,
+    cols: np.ndarray,
     has_prev: bool,
-    out: np.ndarray,
+    prev_clock: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
+    r2: np.ndarray,
+    r3: np.ndarray,
+    r4: np.ndarray,
+    r5: np.ndarray,
+    r6: np.ndarray,
+    r7: np.ndarray,
+    r8: np.ndarray,
+    r9: np.ndarray,
+    r10: np.ndarray,
+    r11: np.ndarray,
+    r12: np.ndarray,
+    r13: np.ndarray,
+    r_tpot: np.ndarray,
     clock: np.ndarray,
 ) -> None:
     """:func:`_serve` under the power governor: each cell at the highest clock whose power fits its limit.
@@ -504,16 +527,25 @@ def _serve_governed(
     activity it has there, fits ``limit`` (to :data:`FIT_RTOL`); otherwise at the clock in
     ``[f_min, top]`` where it meets the limit to :data:`CONVERGED_RTOL` from below (Illinois false
     position on the power less the limit, the cell solved again at each clock), or at ``f_min``
-    where even that does not fit. ``clock`` receives the clocks, ``out`` the cells at them.
-    ``has_prev``: ``prev`` is a solve of the same cells at the clocks ``prev_clock`` (the top clock,
-    mostly), whose cell is copied where the tick is at that clock and starts with its backlogs
-    (as in :func:`_serve`): only the cells the governor lowers, and the ticks their queues carry
-    that to, are solved.
+    where even that does not fit. ``clock`` ``(K, U)`` receives the clocks.
+
+    The ``U`` columns are the columns ``cols`` of the block's arrays ``(K, W)``: the demand
+    (``prefill`` ... ``requests``) and the result, ``r0`` ... ``r13`` its :data:`RESULT_FIELDS`
+    and ``r_tpot`` its TPOT, written in place: a cell solved here gets its :data:`OUTPUTS` there
+    (busy, power-busy, memory and SM activity clipped to ``[0, 1]``, the step time in both step
+    and TPOT, as :func:`twin.engine.serving._result` gives an inference column). ``backlog``
+    ``(2, U)``, ``consts`` ``(F, U)``, ``top``, ``limit`` ``(K, U)`` are the columns' own.
+    ``has_prev``: the result arrays hold a solve of these cells at the clocks ``prev_clock``
+    ``(K, U)`` (the top clock, mostly): a cell at that clock that starts with its backlogs per rank
+    is that solve's (its inputs are the same) and, where it fits, is left as it is; only the cells
+    the governor lowers, and the ticks their queues carry that to, are solved and written.
     """
-    n_k, n_u = prefill.shape
-    trial = np.empty(out.shape[0])
-    best = np.empty(out.shape[0])
+    n_k, n_u = top.shape
+    n_o = len(OUTPUTS)
+    trial = np.empty(n_o)
+    best = np.empty(n_o)
     for u in range(n_u):
+        w = cols[u]
         k = consts[:, u].copy()
         rep = k[RANKS]
         dense_read_s = k[DENSE_BYTES] / k[BANDWIDTH]
@@ -521,20 +553,24 @@ def _serve_governed(
         qd = backlog[1, u] / rep
         qp_before, qd_before = qp, qd  # the backlogs the previous solve's tick started with
         for t in range(n_k):
-            pre, dec, length, ctx, dt = prefill[t, u], decode[t, u], prompt_len[t, u], context_len[t, u], dts[t]
-            req = requests[t, u]
+            pre, dec, length, ctx, dt = prefill[t, w], decode[t, w], prompt_len[t, w], context_len[t, w], dts[t]
+            req = requests[t, w]
             lim = limit[t, u]
             slack, reach = FIT_RTOL * abs(lim), CONVERGED_RTOL * abs(lim)
             f = max(min(top[t, u], 1.0), f_min)
-            if has_prev and f == prev_clock[t, u] and qp == qp_before and qd == qd_before:
-                for o in range(best.size):
-                    best[o] = prev[o, t, u]
+            solved = not (has_prev and f == prev_clock[t, u] and qp == qp_before and qd == qd_before)
+            if not solved:  # the previous solve's cell, as it is there
+                best[0], best[1], best[2], best[3] = r0[t, w], r1[t, w], r2[t, w], r3[t, w]
+                best[4], best[5], best[6], best[7] = r4[t, w], r5[t, w], r6[t, w], r7[t, w]
+                best[8], best[9], best[10], best[11] = r8[t, w], r9[t, w], r10[t, w], r11[t, w]
+                best[12], best[13] = r12[t, w], r13[t, w]
             else:
                 _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
-            if has_prev:
-                qp_before, qd_before = prev[12, t, u], prev[13, t, u]
+            if has_prev:  # (read before this tick's cell is written over it)
+                qp_before, qd_before = r12[t, w], r13[t, w]
             r_hi = cell_power_w(best[3], best[4], best[5], f, pw) - lim
             if r_hi > slack:  # over its limit at the top clock: the governor's search
+                solved = True
                 hi = f
                 f = f_min
                 _cell(pre, dec, length, ctx, f, req, has_requests, dt, qp, qd, k, dense_read_s, linear, best)
@@ -552,13 +588,18 @@ def _serve_governed(
                         rx = cell_power_w(trial[3], trial[4], trial[5], x, pw) - lim
                         if rx <= slack:  # fits: the best so far
                             f = x
-                            for o in range(best.size):
+                            for o in range(n_o):
                                 best[o] = trial[o]
                             if rx >= -reach:
                                 break
                         lo, hi, r_lo, r_hi, side = _false_position_step(i, x, rx, lo, hi, r_lo, r_hi, side)
-            for o in range(best.size):
-                out[o, t, u] = best[o]
+            if solved:
+                r0[t, w], r1[t, w] = best[0], best[1]
+                r2[t, w], r3[t, w] = _clip01(best[2]), _clip01(best[3])
+                r4[t, w], r5[t, w] = _clip01(best[4]), _clip01(best[5])
+                r6[t, w], r7[t, w], r_tpot[t, w] = best[6], best[7], best[7]
+                r8[t, w], r9[t, w], r10[t, w], r11[t, w] = best[8], best[9], best[10], best[11]
+                r12[t, w], r13[t, w] = best[12], best[13]
             clock[t, u] = f
             qp, qd = best[12], best[13]
 
@@ -612,60 +653,108 @@ def serve_governed(
     limit_w: FloatArray,
     top: FloatArray,
     board: Any,
-    previous: tuple[Any, ...] | None = None,
+    previous: tuple[FloatArray, Any] | None = None,
 ) -> tuple[dict[str, FloatArray], FloatArray]:
     """:func:`serve` under the power governor (:func:`_serve_governed`): the outputs and the clocks.
 
     ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
     :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor);
     ``previous``: as :func:`serve`'s (the solve at the top clocks, whose cells the governor keeps
-    are copied), or the top clocks of these columns, the solve of a wider block and their columns
-    in it (:func:`_previous`).
+    are copied). The outputs' activities are clipped to ``[0, 1]``.
     """
-    shape, cells, demand, after = _inputs(
-        consts, prefill_demand, decode_demand, prompt_len, context_len, backlog_prefill, backlog_decode, dt, requests
+    shape = (np.shape(dt)[0], consts.shape[1])
+    result = {f: np.empty(shape) for f in RESULT_FIELDS}
+    if previous is not None:
+        for f in RESULT_FIELDS:
+            np.copyto(result[f], np.broadcast_to(getattr(previous[1], f), shape))
+    result["tpot_s"] = result["step_time_s"]
+    demand = (prefill_demand, decode_demand, prompt_len, context_len)
+    clock = serve_governed_into(
+        consts,
+        linear,
+        demand,
+        (backlog_prefill, backlog_decode),
+        dt,
+        requests,
+        limit_w,
+        top,
+        board,
+        np.arange(shape[1]),
+        result,
+        None if previous is None else previous[0],
     )
-    pw = power_figures(board)
-    f_min = float(np.clip(board.min_clock_fraction, 0.0, 1.0))
-    out = np.empty((len(OUTPUTS), *shape))
+    return {o: result[f] for o, f in zip(OUTPUTS, RESULT_FIELDS, strict=True)}, clock
+
+
+def serve_governed_into(
+    consts: FloatArray,
+    linear: bool,
+    demand: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    backlogs: tuple[FloatArray, FloatArray],
+    dt: FloatArray,
+    requests: FloatArray | None,
+    limit_w: FloatArray,
+    top: FloatArray,
+    board: Any,
+    cols: IntArray,
+    result: dict[str, FloatArray],
+    prev_clock: FloatArray | None,
+) -> FloatArray:
+    """The columns ``cols`` of a block governed in its result's own arrays (:func:`_serve_governed`): their clocks.
+
+    ``consts`` ``(F, U)``, ``backlogs`` ``(U,)``, ``limit_w`` and ``top`` ``(K, U)`` are these
+    columns'; ``demand`` (prefill, decode, prompt and context lengths) and ``requests`` the
+    block's ``(K, W)`` (or broadcast to it); ``result`` holds the block's result as whole, writeable,
+    distinct arrays ``(K, W)``, one per :data:`RESULT_FIELDS` and ``"tpot_s"`` (which may be the step
+    time's): the cells solved are written there. ``prev_clock``: the result holds a solve at these
+    clocks ``(K, U)`` (the top clocks), whose cells that fit at them are kept; None, it holds none.
+    """
+    n_k = np.shape(dt)[0]
+    wide = (n_k, np.shape(result["busy"])[1])
+    shape = (n_k, cols.size)
+
+    def view(x: FloatArray) -> FloatArray:
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), wide)
+
+    def cells(x: FloatArray) -> FloatArray:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=np.float64), shape))
+
+    backlog = np.array([np.broadcast_to(np.asarray(b, dtype=np.float64), (cols.size,)) for b in backlogs])
+    dts = np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0])
     clock = np.empty(shape)
-    prev_clock, prev = _previous(previous, shape, cells)
     cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
-        *demand,
+        *(view(x) for x in demand),
+        view(requests if requests is not None else np.zeros(())),
+        requests is not None,
+        dts,
+        backlog,
+        np.ascontiguousarray(consts),
         cells(top),
         cells(limit_w),
-        *after,
         bool(linear),
-        pw,
-        f_min,
-        prev_clock,
-        prev,
-        previous is not None,
-        out,
+        power_figures(board),
+        float(np.clip(board.min_clock_fraction, 0.0, 1.0)),
+        np.asarray(cols, dtype=np.intp),
+        prev_clock is not None,
+        cells(prev_clock) if prev_clock is not None else np.zeros((1, 1)),
+        *(result[f] for f in RESULT_FIELDS),
+        result["tpot_s"],
         clock,
     )
-    return dict(zip(OUTPUTS, out, strict=True)), clock
+    return clock
 
 
 def _previous(
     previous: tuple[Any, ...] | None, shape: tuple[int, int], cells: Callable[[FloatArray], FloatArray]
 ) -> tuple[FloatArray, FloatArray]:
-    """A previous solve's clocks ``(K, U)`` and its :data:`RESULT_FIELDS` ``(O, K, U)`` as the kernels take them.
+    """A previous solve's clocks ``(K, U)`` and its :data:`RESULT_FIELDS` ``(O, K, U)`` as :func:`_serve` takes them.
 
-    ``previous``: its clocks and result, of these columns; or its clocks of these columns, its
-    result over a wider block and the columns ``(U,)`` of these in it (taken once, no cut first).
+    ``previous``: its clocks and result, of these columns.
     """
     if previous is None:
         return np.zeros((1, 1)), np.zeros((1, 1, 1))
-    if len(previous) == 2:
-        prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
-        return cells(previous[0]), prev
-    clock, res, cols = previous
-    prev = np.empty((len(RESULT_FIELDS), *shape))
-    wide = (shape[0], np.shape(res.busy)[-1])
-    for o, f in enumerate(RESULT_FIELDS):
-        np.take(np.broadcast_to(getattr(res, f), wide), cols, axis=1, out=prev[o], mode="clip")
-    return cells(clock), prev
+    prev = np.array([np.broadcast_to(getattr(previous[1], f), shape) for f in RESULT_FIELDS], dtype=np.float64)
+    return cells(previous[0]), prev
 
 
 def _inputs(

@@ -143,7 +143,7 @@ def serve_governed(
     board: AcceleratorPowerParams,
     *,
     requests: FloatArray | None = None,
-    previous: tuple[FloatArray, ServeResult] | tuple[FloatArray, ServeResult, IntArray] | None = None,
+    previous: tuple[FloatArray, ServeResult] | None = None,
 ) -> tuple[FloatArray, ServeResult]:
     """:func:`serve_block` of columns the compiled solve covers, under the power governor: clocks and result.
 
@@ -153,8 +153,8 @@ def serve_governed(
     limit (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s,
     found in one pass in time instead of steps over the whole block. Every column must be one of
     :attr:`ServerConstants.kernel_columns`. ``previous``: as :func:`serve_block`'s (the solve at the
-    top clocks: the cells the governor leaves there are copied from it), or the top clocks of these
-    columns, the solve of a wider block and their columns in it.
+    top clocks: the cells the governor leaves there are copied from it). The engine governs a
+    block's columns in its top solve's own arrays instead (:func:`serve_governed_into`).
     """
     from twin.engine import serve_kernel
 
@@ -177,6 +177,51 @@ def serve_governed(
         previous,
     )
     return clock, _result(c, inf, clock, dt, None, None)
+
+
+def serve_governed_into(
+    c: ServerConstants,
+    cols: IntArray,
+    demand: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    backlogs: tuple[FloatArray, FloatArray],
+    dts: FloatArray,
+    limit_w: FloatArray,
+    top: FloatArray,
+    board: AcceleratorPowerParams,
+    result: dict[str, FloatArray],
+    *,
+    requests: FloatArray | None = None,
+    prev_clock: FloatArray | None = None,
+) -> FloatArray:
+    """:func:`serve_governed` of the block's columns ``cols`` written into its result's arrays: their clocks.
+
+    ``c``, ``demand``, ``requests`` are the block's (``(K, W)``), ``backlogs`` ``(W,)``; ``limit_w``
+    and ``top`` ``(K, U)`` are the columns'. ``result``: the block's result as whole, writeable,
+    distinct arrays, by :class:`ServeResult` field (the TPOT's may be the step time's), holding its
+    solve at the clocks ``prev_clock`` ``(K, U)`` on these columns: the cells the governor lowers,
+    and the ticks their queues carry that to, are solved again and written there (as
+    :func:`_result` gives an inference column), the others are left
+    (:func:`twin.engine.serve_kernel.serve_governed_into`). Every column must be one of
+    :attr:`ServerConstants.kernel_columns`.
+    """
+    from twin.engine import serve_kernel
+
+    assert c.kernel_columns[cols].all(), "a governed compiled solve of columns it does not cover"
+    n = c.inference.size
+    return serve_kernel.serve_governed_into(
+        c.kernel_constants[:, cols],
+        c.device.linear_roofline,
+        demand,
+        (column_cut(backlogs[0], cols, n), column_cut(backlogs[1], cols, n)),
+        dts[:, None],
+        requests,
+        limit_w,
+        top,
+        board,
+        cols,
+        result,
+        prev_clock,
+    )
 
 
 def training_tokens(
