@@ -400,3 +400,14 @@ def test_the_numpy_and_compiled_solves_give_the_same_outputs() -> None:
         CONSTANTS["H100-SXM"], prefill, decode, prompt, context, clock, qp, qd, dts[:, None], prefill / prompt
     )
     assert tuple(got) == serve_numpy.OUTPUTS
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([-0.0, 0.0, 1.0, -1e-300, 1.0 + 2e-16]))
+def test_the_kernels_clip_of_an_activity_is_numpys(x: float) -> None:
+    """The compiled governor clips the activities it writes as ``_result``'s ``np.clip`` does (signed zeros, NaN)."""
+    from twin.engine.serve_kernel import _clip01
+
+    want = np.clip(np.array([x]), 0.0, 1.0)[0]
+    got = _clip01(x)
+    assert (np.isnan(got) and np.isnan(want)) or (got == want and np.signbit(got) == np.signbit(want))
