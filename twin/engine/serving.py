@@ -246,19 +246,23 @@ def _result(
     """The :class:`ServeResult` of the serving solve's outputs ``inf``, with the training and replay columns."""
     busy, mem, sm = inf["busy"], inf["mem"], inf["sm"]
     # Training servers: compute-bound steps, throughput proportional to clock; idle in the bubble.
+    # (Each `where` is skipped where no column takes its other side: the same values.)
     train = c.training
-    tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
-    busy = np.where(train, tf, busy)
-    mem = np.where(train, c.mem_activity * tf, mem)
-    sm = np.where(train, c.mfu_over_eta * tf, sm)
-    train_tok = training_tokens(train, c.train_tokens_per_s_per_gpu, tf, clock, dt)
+    if train.any():
+        tf = (1.0 if train_fraction is None else train_fraction) * c.train_duty
+        busy = np.where(train, tf, busy)
+        mem = np.where(train, c.mem_activity * tf, mem)
+        sm = np.where(train, c.mfu_over_eta * tf, sm)
+        train_tok = training_tokens(train, c.train_tokens_per_s_per_gpu, tf, clock, dt)
+    else:
+        train_tok = np.zeros(np.shape(busy))
     # Telemetry servers: the measured busy fraction drives the power model.
-    if replay_busy is not None:
+    if replay_busy is not None and c.telemetry.any():
         tel = c.telemetry
         busy = np.where(tel, replay_busy, busy)
         mem = np.where(tel, c.replay_mem_per_busy * replay_busy, mem)
         sm = np.where(tel, c.replay_sm_per_busy * replay_busy, sm)
-    power_busy = np.where(c.inference, inf["power_busy"], busy)
+    power_busy = inf["power_busy"] if c.inference.all() else np.where(c.inference, inf["power_busy"], busy)
     return ServeResult(
         prefill_tokens=inf["prefill"],
         decode_tokens=inf["decode"],
