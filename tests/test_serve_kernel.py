@@ -230,7 +230,7 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     cols = np.sort(rng.permutation(prefill.shape[1])[: max(1, prefill.shape[1] // 2)])
     others = np.setdiff1d(np.arange(prefill.shape[1]), cols)
     whole = clock_solves.wholes(at_top)
-    f_sub = serve_governed_into(
+    f_sub, moved = serve_governed_into(
         c,
         cols,
         (prefill, decode, prompt, context),
@@ -248,6 +248,14 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
         assert np.array_equal(whole[fld.name][:, cols], getattr(res, fld.name)[:, cols]), fld.name
         before = np.broadcast_to(getattr(at_top, fld.name), prefill.shape)
         assert np.array_equal(whole[fld.name][:, others], before[:, others]), fld.name
+    # The ticks where a governed cell left other backlogs than the top solve's, as govern needs them.
+    tops = [
+        np.broadcast_to(getattr(at_top, n), prefill.shape) for n in ("backlog_prefill_tokens", "backlog_decode_tokens")
+    ]
+    want = np.any(whole["backlog_prefill_tokens"] != tops[0], axis=1) | np.any(
+        whole["backlog_decode_tokens"] != tops[1], axis=1
+    )
+    assert np.array_equal(moved, want)
 
 
 def test_a_run_on_a_smooth_roofline_agrees_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:

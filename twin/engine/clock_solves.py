@@ -21,7 +21,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from twin._types import FloatArray, IntArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.engine.server_constants import ServerConstants, ServeResult, column_cut, result_columns
 from twin.engine.serving import serve_block, serve_governed_into, training_tokens
 from twin.physics.accelerator import AcceleratorPowerParams, accelerator_power_w
@@ -97,12 +97,13 @@ class ClockSolves:
         top: FloatArray,
         board: AcceleratorPowerParams,
         result: dict[str, FloatArray],
-    ) -> FloatArray:
+    ) -> tuple[FloatArray, BoolArray]:
         """:func:`serve_governed_into`: the columns ``cols`` (the compiled solve's) governed in ``result``.
 
         ``result``: the last solve's (at the top clocks ``top``, ticks by ``cols``), as whole,
         writeable, distinct arrays by field; the cells the governor moves are written there.
-        ``limit_w``: the columns' limits on the model's power. Returns their clocks.
+        ``limit_w``: the columns' limits on the model's power. Returns their clocks, and the ticks
+        where a cell written leaves other backlogs than ``result`` held.
         """
         last = self.last
         assert last is not None, "no solve at the top clocks"
@@ -198,9 +199,9 @@ def _spliced_into(
 
 
 #: The fields of the governor's top-clock result that take its governed columns in place
-#: (:func:`governed_columns`): all but the backlogs, which :func:`twin.engine.governed.govern`
-#: keeps from the solve at clock 1 (often that same result).
-SPLICED_IN_PLACE = frozenset(f.name for f in fields(ServeResult)) - {"backlog_prefill_tokens", "backlog_decode_tokens"}
+#: (:func:`governed_columns`): all of them (:func:`governed_columns` says on which ticks the
+#: backlogs moved, which is what :func:`twin.engine.governed.govern` needs of the top solve's).
+SPLICED_IN_PLACE = frozenset(f.name for f in fields(ServeResult))
 
 
 def governed_columns(
@@ -212,8 +213,8 @@ def governed_columns(
     p_top_w: FloatArray,
     params: AcceleratorPowerParams,
     pause: Pause,
-) -> tuple[FloatArray, FloatArray, ServeResult]:
-    """:func:`~twin.physics.governor.governed_clock` on the columns ``over`` alone: clock, power and result.
+) -> tuple[FloatArray, FloatArray, ServeResult, BoolArray]:
+    """:func:`~twin.physics.governor.governed_clock` on the columns ``over`` alone: clock, power, result, moved.
 
     ``solves``' last solve is at the top clocks ``top`` (ticks by columns), with the result
     ``at_top`` (paused servers idle) and the model's power ``p_top_w`` there; ``limit_w`` is the
@@ -230,7 +231,8 @@ def governed_columns(
     ``at_top`` is spent: the governed columns are written into its arrays
     (:data:`SPLICED_IN_PLACE`, :func:`wholes`), as nothing solves from it again (``govern`` takes
     this path only without a site limit, whose bisection would), nor asks ``solves`` for the top
-    clocks again (which would give it back).
+    clocks again (which would give it back). ``moved`` ``(K,)``: the ticks where some column's
+    backlogs at the tick's end are not ``at_top``'s.
     """
     shape = np.shape(p_top_w)
     last = solves.last
@@ -241,6 +243,7 @@ def governed_columns(
     power_w = np.array(p_top_w)
     whole = wholes(at_top, SPLICED_IN_PLACE)
     parts: list[tuple[IntArray, ServeResult | dict[str, FloatArray]]] = []
+    moved = np.zeros(shape[0], dtype=np.bool_)
     c = solves.c
     fast = c.kernel_columns[over] if c.compiled else np.zeros(over.size, dtype=bool)
     held = ~c.inference[over] & c.compiled
@@ -251,18 +254,21 @@ def governed_columns(
         lim, hi = (np.broadcast_to(x, shape)[:, cols] for x in (limit_w, top))
         if how == "compiled":  # written in place: the cells kept at the top clock are not touched
             # (no pause: the compiled columns serve, and only training servers are paused)
-            f = solves.governed_into(cols, lim, hi, params, whole)
+            f, moved_here = solves.governed_into(cols, lim, hi, params, whole)
+            moved |= moved_here
             busy, mem, sm = (whole[k][:, cols] for k in ("power_busy", "mem_activity", "sm_activity"))
             p = accelerator_power_w(busy, mem, sm, f, params=params)
         elif how == "steps":
             f, p, res = _governed_steps(solves, cols, lim, hi, at_top, params, pause)
             parts.append((cols, res))
+            for name in ("backlog_prefill_tokens", "backlog_decode_tokens"):  # (before they are spliced in)
+                moved |= np.any(getattr(res, name) != whole[name][:, cols], axis=1)
         else:  # (only the training tokens follow the clock: the other fields stay at_top's)
             f, p, tokens = _governed_held(solves, cols, lim, hi, at_top, p_top_w, params, pause)
             parts.append((cols, {"training_tokens": tokens}))
         clock[:, cols] = f
         power_w[:, cols] = p
-    return clock, power_w, replace(at_top, **_spliced_into(whole, tuple(parts)))
+    return clock, power_w, replace(at_top, **_spliced_into(whole, tuple(parts))), moved
 
 
 def _governed_held(

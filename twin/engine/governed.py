@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from twin._types import FloatArray, IntArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.engine.clock_solves import ClockSolves, governed_columns
 from twin.engine.columns import Columns
 from twin.engine.controls import Controls
@@ -106,6 +106,8 @@ def govern(
     at_top = (res_top, res_top.power_busy, res_top.mem_activity, res_top.sm_activity)
     memory = GovernorMemory()  # the site limit's bisection solves again over the same block
 
+    moved: list[BoolArray] = []  # the ticks whose backlogs the in-place governor moved
+
     def run_at(limit_w: FloatArray) -> tuple[ServeResult, FloatArray, FloatArray, FloatArray]:
         """Serve under a per-GPU power limit: the governor's closed loop.
 
@@ -123,9 +125,10 @@ def govern(
             # which starts from the last solve of every column: `memory`). Where the compiled
             # solve is on, always: its columns are governed in one pass there, however many are
             # over, so a column's clocks do not depend on the others in its chunk.
-            clock, p_model, res = governed_columns(
+            clock, p_model, res, moved_at = governed_columns(
                 solves, over, limit_w - extra_w, top, res_top, p_top, board, pause_columns
             )
+            moved.append(moved_at)
             p_gpu = p_model + extra_w
         elif over.size:
             clock, p_model, res = governed_clock(
@@ -136,16 +139,31 @@ def govern(
         return res, clock, p_gpu, floor_extra
 
     res, clock, p_gpu, floor_extra = run_at(limit_w)
-    backlogs = (res0.backlog_prefill_tokens, res0.backlog_decode_tokens)
-    return Governed(backlogs, res, clock, p_gpu, floor_extra, p_full, thermal_w, limit_w, run_at)
+    if moved and res_top is res0:  # (res0's backlogs were written over: the governor said where)
+        apart = moved[0]
+    else:  # (res0's own arrays)
+        apart = _apart((res0.backlog_prefill_tokens, res0.backlog_decode_tokens), res)
+    backlogs = (res0.backlog_prefill_tokens, res0.backlog_decode_tokens) if not moved else None
+    return Governed(backlogs, apart, res, clock, p_gpu, floor_extra, p_full, thermal_w, limit_w, run_at)
+
+
+def _apart(backlogs0: tuple[FloatArray, FloatArray], res: ServeResult) -> BoolArray:
+    """The ticks where some column's backlogs at the tick's end are not the clock-1 solve's ``backlogs0``."""
+    prefill0, decode0 = backlogs0
+    return np.asarray(
+        np.any(prefill0 != res.backlog_prefill_tokens, axis=1) | np.any(decode0 != res.backlog_decode_tokens, axis=1)
+    )
 
 
 @dataclass(frozen=True)
 class Governed:
     """What :func:`govern` finds for a block's columns (see there)."""
 
-    #: Prefill and decode backlogs of the solve at clock 1 (boost), per tick and column.
-    backlogs0: tuple[FloatArray, FloatArray]
+    #: Prefill and decode backlogs of the solve at clock 1 (boost), per tick and column; None where
+    #: the governor wrote its columns over them (without a site limit: nothing solves again).
+    backlogs0: tuple[FloatArray, FloatArray] | None
+    #: The ticks ``(K,)`` where ``res``'s backlogs at the tick's end are not the clock-1 solve's.
+    apart: BoolArray
     res: ServeResult
     clock: FloatArray
     p_gpu: FloatArray
@@ -160,10 +178,14 @@ class Governed:
     def join(cls, parts: list[Governed]) -> Governed:
         """The parts of contiguous chunks of columns, in order, as one."""
         res = ServeResult(**{f.name: _join([getattr(p.res, f.name) for p in parts]) for f in fields(ServeResult)})
-        backlogs0 = (_join([p.backlogs0[0] for p in parts]), _join([p.backlogs0[1] for p in parts]))
+        kept = [p.backlogs0 for p in parts]
+        backlogs0 = None
+        if all(b is not None for b in kept):
+            backlogs0 = (_join([b[0] for b in kept if b]), _join([b[1] for b in kept if b]))
+        apart = np.logical_or.reduce([p.apart for p in parts])
         arrays = ("clock", "p_gpu", "floor_extra", "p_full", "thermal_w", "limit_w")
         joined = {name: _join([getattr(p, name) for p in parts]) for name in arrays}
-        return cls(backlogs0, res, run_at=None, **joined)
+        return cls(backlogs0, apart, res, run_at=None, **joined)
 
 
 def _join(xs: list[np.ndarray]) -> np.ndarray:

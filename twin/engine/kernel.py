@@ -562,11 +562,15 @@ class Engine:
         # Ticks whose boost power (the die's settling point above) started from the queues the
         # block really leaves them: the clock-1 solve runs the queues at clock 1 throughout, so
         # after a tick whose GPUs ran slower its later ticks start from other queues.
-        prefill0, decode0 = g.backlogs0
-        apart = np.flatnonzero(
-            np.any(prefill0[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
-            | np.any(decode0[:-1] != res.backlog_decode_tokens[:-1], axis=1)
-        )
+        if res is g.res:
+            apart = np.flatnonzero(g.apart[:-1])
+        else:  # (solved again under the site limit: the clock-1 solve's backlogs are kept for that)
+            assert g.backlogs0 is not None, "a block solved again after the governor spent its top solve"
+            prefill0, decode0 = g.backlogs0
+            apart = np.flatnonzero(
+                np.any(prefill0[:-1] != res.backlog_prefill_tokens[:-1], axis=1)
+                | np.any(decode0[:-1] != res.backlog_decode_tokens[:-1], axis=1)
+            )
         return Block(
             t0=t0,
             t1=t1,

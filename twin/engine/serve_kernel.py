@@ -46,7 +46,7 @@ from typing import Any, cast
 import numpy as np
 from numba import njit
 
-from twin._types import FloatArray, IntArray
+from twin._types import BoolArray, FloatArray, IntArray
 from twin.engine.power_kernel import cell_power_w, power_figures
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.serving_rates import (
@@ -519,6 +519,7 @@ def _serve_governed(
     r13: np.ndarray,
     r_tpot: np.ndarray,
     clock: np.ndarray,
+    moved: np.ndarray,
 ) -> None:
     """:func:`_serve` under the power governor: each cell at the highest clock whose power fits its limit.
 
@@ -527,7 +528,8 @@ def _serve_governed(
     activity it has there, fits ``limit`` (to :data:`FIT_RTOL`); otherwise at the clock in
     ``[f_min, top]`` where it meets the limit to :data:`CONVERGED_RTOL` from below (Illinois false
     position on the power less the limit, the cell solved again at each clock), or at ``f_min``
-    where even that does not fit. ``clock`` ``(K, U)`` receives the clocks.
+    where even that does not fit. ``clock`` ``(K, U)`` receives the clocks; ``moved`` ``(K,)`` is
+    set where a cell written leaves other backlogs than those it was written over.
 
     The ``U`` columns are the columns ``cols`` of the block's arrays ``(K, W)``: the demand
     (``prefill`` ... ``requests``) and the result, ``r0`` ... ``r13`` its :data:`RESULT_FIELDS`
@@ -598,6 +600,8 @@ def _serve_governed(
                 r2[t, w], r3[t, w] = _clip01(best[2]), _clip01(best[3])
                 r4[t, w], r5[t, w] = _clip01(best[4]), _clip01(best[5])
                 r6[t, w], r7[t, w], r_tpot[t, w] = best[6], best[7], best[7]
+                if r8[t, w] != best[8] or r9[t, w] != best[9]:
+                    moved[t] = True
                 r8[t, w], r9[t, w], r10[t, w], r11[t, w] = best[8], best[9], best[10], best[11]
                 r12[t, w], r13[t, w] = best[12], best[13]
             clock[t, u] = f
@@ -669,7 +673,7 @@ def serve_governed(
             np.copyto(result[f], np.broadcast_to(getattr(previous[1], f), shape))
     result["tpot_s"] = result["step_time_s"]
     demand = (prefill_demand, decode_demand, prompt_len, context_len)
-    clock = serve_governed_into(
+    clock, _ = serve_governed_into(
         consts,
         linear,
         demand,
@@ -699,8 +703,8 @@ def serve_governed_into(
     cols: IntArray,
     result: dict[str, FloatArray],
     prev_clock: FloatArray | None,
-) -> FloatArray:
-    """The columns ``cols`` of a block governed in its result's own arrays (:func:`_serve_governed`): their clocks.
+) -> tuple[FloatArray, BoolArray]:
+    """The columns ``cols`` of a block governed in its result's own arrays (:func:`_serve_governed`).
 
     ``consts`` ``(F, U)``, ``backlogs`` ``(U,)``, ``limit_w`` and ``top`` ``(K, U)`` are these
     columns'; ``demand`` (prefill, decode, prompt and context lengths) and ``requests`` the
@@ -708,6 +712,8 @@ def serve_governed_into(
     distinct arrays ``(K, W)``, one per :data:`RESULT_FIELDS` and ``"tpot_s"`` (which may be the step
     time's): the cells solved are written there. ``prev_clock``: the result holds a solve at these
     clocks ``(K, U)`` (the top clocks), whose cells that fit at them are kept; None, it holds none.
+    Returns the clocks ``(K, U)``, and the ticks ``(K,)`` where a cell written leaves other backlogs
+    than the result held.
     """
     n_k = np.shape(dt)[0]
     wide = (n_k, np.shape(result["busy"])[1])
@@ -722,6 +728,7 @@ def serve_governed_into(
     backlog = np.array([np.broadcast_to(np.asarray(b, dtype=np.float64), (cols.size,)) for b in backlogs])
     dts = np.ascontiguousarray(np.broadcast_to(np.asarray(dt, dtype=np.float64), (n_k, 1))[:, 0])
     clock = np.empty(shape)
+    moved = np.zeros(n_k, dtype=np.bool_)
     cast(Callable[..., None], _serve_governed)(  # (numba's dispatcher types its own call)
         *(view(x) for x in demand),
         view(requests if requests is not None else np.zeros(())),
@@ -740,8 +747,9 @@ def serve_governed_into(
         *(result[f] for f in RESULT_FIELDS),
         result["tpot_s"],
         clock,
+        moved,
     )
-    return clock
+    return clock, moved
 
 
 def _previous(

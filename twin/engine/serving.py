@@ -192,8 +192,8 @@ def serve_governed_into(
     *,
     requests: FloatArray | None = None,
     prev_clock: FloatArray | None = None,
-) -> FloatArray:
-    """:func:`serve_governed` of the block's columns ``cols`` written into its result's arrays: their clocks.
+) -> tuple[FloatArray, BoolArray]:
+    """:func:`serve_governed` of the block's columns ``cols`` written into its result's arrays.
 
     ``c``, ``demand``, ``requests`` are the block's (``(K, W)``), ``backlogs`` ``(W,)``; ``limit_w``
     and ``top`` ``(K, U)`` are the columns'. ``result``: the block's result as whole, writeable,
@@ -202,7 +202,8 @@ def serve_governed_into(
     and the ticks their queues carry that to, are solved again and written there (as
     :func:`_result` gives an inference column), the others are left
     (:func:`twin.engine.serve_kernel.serve_governed_into`). Every column must be one of
-    :attr:`ServerConstants.kernel_columns`.
+    :attr:`ServerConstants.kernel_columns`. Returns the clocks ``(K, U)`` and the ticks ``(K,)``
+    where a cell written leaves other backlogs than the result held.
     """
     from twin.engine import serve_kernel
 
