@@ -19,7 +19,7 @@ from twin.catalog.architecture import load_architecture
 from twin.engine import clock_solves
 from twin.engine.power_kernel import clocks_for_limits
 from twin.engine.server_constants import ServerConstants, ServeResult, result_columns
-from twin.engine.serving import serve_block, serve_governed, serve_governed_into
+from twin.engine.serving import serve_block, serve_governed_into
 from twin.physics.accelerator import accelerator_power_w, clock_for_power_limit
 from twin.physics.governor import CLOCK_EPS, CONVERGED_RTOL, FIT_RTOL
 from twin.physics.step_costs import StepCosts
@@ -201,7 +201,29 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     top = np.where(rng.random(prefill.shape) < 0.3, rng.uniform(0.9, 1.0, prefill.shape), 1.0)
     limit = np.full(prefill.shape, limit_w)
     requests = prefill / prompt
-    f, res = serve_governed(c, prefill, decode, prompt, context, qp, qd, dts, limit, top, board, requests=requests)
+    at_top = serve_block(c, prefill, decode, prompt, context, top, qp, qd, dts, requests=requests)
+
+    def governed(cols: np.ndarray, prev_clock: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray], Any]:
+        """The columns ``cols`` governed in a copy of the top solve's arrays (``prev_clock``: kept where they fit)."""
+        whole = clock_solves.wholes(at_top)
+        f, moved = serve_governed_into(
+            c,
+            cols,
+            (prefill, decode, prompt, context),
+            (qp, qd),
+            dts,
+            limit[:, cols],
+            top[:, cols],
+            board,
+            whole,
+            requests=requests,
+            prev_clock=prev_clock,
+        )
+        return f, whole, moved
+
+    every = np.arange(prefill.shape[1])
+    f, got, _ = governed(every, None)  # every cell solved afresh
+    res = ServeResult(**got)
     p = accelerator_power_w(res.power_busy, res.mem_activity, res.sm_activity, f, params=board)
     f_min = board.min_clock_fraction
     assert np.all((f >= f_min) & (f <= top))
@@ -217,32 +239,16 @@ def test_the_compiled_governor_puts_each_cell_on_its_limit(
     again = serve_block(c, prefill, decode, prompt, context, f, qp, qd, dts, requests=requests)
     for fld in fields(ServeResult):
         assert np.array_equal(getattr(res, fld.name), getattr(again, fld.name)), fld.name
-    # Started from the solve at the top clocks (the engine's), the cells it keeps are copied: the same.
-    at_top = serve_block(c, prefill, decode, prompt, context, top, qp, qd, dts, requests=requests)
-    f_seeded, seeded = serve_governed(
-        c, prefill, decode, prompt, context, qp, qd, dts, limit, top, board, requests=requests, previous=(top, at_top)
-    )
+    # Started from the solve at the top clocks (the engine's), the cells it keeps are left: the same.
+    f_seeded, seeded, _ = governed(every, top)
     assert np.array_equal(f_seeded, f)
     for fld in fields(ServeResult):
-        assert np.array_equal(getattr(seeded, fld.name), getattr(res, fld.name)), fld.name
+        assert np.array_equal(seeded[fld.name], getattr(res, fld.name)), fld.name
     # Some columns governed in the top solve's own arrays (the engine's way): those columns' cells are the
     # governed solve's, the others' are left as they were.
     cols = np.sort(rng.permutation(prefill.shape[1])[: max(1, prefill.shape[1] // 2)])
-    others = np.setdiff1d(np.arange(prefill.shape[1]), cols)
-    whole = clock_solves.wholes(at_top)
-    f_sub, moved = serve_governed_into(
-        c,
-        cols,
-        (prefill, decode, prompt, context),
-        (qp, qd),
-        dts,
-        limit[:, cols],
-        top[:, cols],
-        board,
-        whole,
-        requests=requests,
-        prev_clock=top[:, cols],
-    )
+    others = np.setdiff1d(every, cols)
+    f_sub, whole, moved = governed(cols, top[:, cols])
     assert np.array_equal(f_sub, f[:, cols])
     for fld in fields(ServeResult):
         assert np.array_equal(whole[fld.name][:, cols], getattr(res, fld.name)[:, cols]), fld.name

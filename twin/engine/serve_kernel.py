@@ -643,53 +643,6 @@ def serve(
     return dict(zip(OUTPUTS, out, strict=True))
 
 
-def serve_governed(
-    consts: FloatArray,
-    linear: bool,
-    prefill_demand: FloatArray,
-    decode_demand: FloatArray,
-    prompt_len: FloatArray,
-    context_len: FloatArray,
-    backlog_prefill: FloatArray,
-    backlog_decode: FloatArray,
-    dt: FloatArray,
-    requests: FloatArray | None,
-    limit_w: FloatArray,
-    top: FloatArray,
-    board: Any,
-    previous: tuple[FloatArray, Any] | None = None,
-) -> tuple[dict[str, FloatArray], FloatArray]:
-    """:func:`serve` under the power governor (:func:`_serve_governed`): the outputs and the clocks.
-
-    ``limit_w``: each cell's limit on the model's power; ``top``: its highest clock; ``board``: the
-    :class:`~twin.physics.accelerator.AcceleratorPowerParams` (its ``min_clock_fraction`` the floor);
-    ``previous``: as :func:`serve`'s (the solve at the top clocks, whose cells the governor keeps
-    are copied). The outputs' activities are clipped to ``[0, 1]``.
-    """
-    shape = (np.shape(dt)[0], consts.shape[1])
-    result = {f: np.empty(shape) for f in RESULT_FIELDS}
-    if previous is not None:
-        for f in RESULT_FIELDS:
-            np.copyto(result[f], np.broadcast_to(getattr(previous[1], f), shape))
-    result["tpot_s"] = result["step_time_s"]
-    demand = (prefill_demand, decode_demand, prompt_len, context_len)
-    clock, _ = serve_governed_into(
-        consts,
-        linear,
-        demand,
-        (backlog_prefill, backlog_decode),
-        dt,
-        requests,
-        limit_w,
-        top,
-        board,
-        np.arange(shape[1]),
-        result,
-        None if previous is None else previous[0],
-    )
-    return {o: result[f] for o, f in zip(OUTPUTS, RESULT_FIELDS, strict=True)}, clock
-
-
 def serve_governed_into(
     consts: FloatArray,
     linear: bool,

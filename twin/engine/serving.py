@@ -129,56 +129,6 @@ def serve_block(
     return _result(c, inf, clock, dt, train_fraction, replay_busy)
 
 
-def serve_governed(
-    c: ServerConstants,
-    prefill_demand: FloatArray,
-    decode_demand: FloatArray,
-    prompt_len: FloatArray,
-    context_len: FloatArray,
-    backlog_prefill: FloatArray,
-    backlog_decode: FloatArray,
-    dts: FloatArray,
-    limit_w: FloatArray,
-    top: FloatArray,
-    board: AcceleratorPowerParams,
-    *,
-    requests: FloatArray | None = None,
-    previous: tuple[FloatArray, ServeResult] | None = None,
-) -> tuple[FloatArray, ServeResult]:
-    """:func:`serve_block` of columns the compiled solve covers, under the power governor: clocks and result.
-
-    Each cell at the highest clock up to ``top`` whose model power (``board``), at the activity
-    it has there, fits ``limit_w``, solved tick by tick from the backlogs each tick really starts
-    with (:func:`twin.engine.serve_kernel._serve_governed`); the clock where the power meets the
-    limit (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s,
-    found in one pass in time instead of steps over the whole block. Every column must be one of
-    :attr:`ServerConstants.kernel_columns`. ``previous``: as :func:`serve_block`'s (the solve at the
-    top clocks: the cells the governor leaves there are copied from it). The engine governs a
-    block's columns in its top solve's own arrays instead (:func:`serve_governed_into`).
-    """
-    from twin.engine import serve_kernel
-
-    assert c.kernel_columns.all(), "a governed compiled solve of columns it does not cover"
-    dt = dts[:, None]
-    inf, clock = serve_kernel.serve_governed(
-        c.kernel_constants,
-        c.device.linear_roofline,
-        prefill_demand,
-        decode_demand,
-        prompt_len,
-        context_len,
-        backlog_prefill,
-        backlog_decode,
-        dt,
-        requests,
-        limit_w,
-        top,
-        board,
-        previous,
-    )
-    return clock, _result(c, inf, clock, dt, None, None)
-
-
 def serve_governed_into(
     c: ServerConstants,
     cols: IntArray,
@@ -193,7 +143,13 @@ def serve_governed_into(
     requests: FloatArray | None = None,
     prev_clock: FloatArray | None = None,
 ) -> tuple[FloatArray, BoolArray]:
-    """:func:`serve_governed` of the block's columns ``cols`` written into its result's arrays.
+    """:func:`serve_block` of the block's columns ``cols`` under the power governor, written into its result's arrays.
+
+    Each cell at the highest clock up to ``top`` whose model power (``board``), at the activity it
+    has there, fits ``limit_w``, solved tick by tick from the backlogs each tick really starts with
+    (:func:`twin.engine.serve_kernel._serve_governed`); the clock where the power meets the limit
+    (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s, found in
+    one pass in time instead of steps over the whole block.
 
     ``c``, ``demand``, ``requests`` are the block's (``(K, W)``), ``backlogs`` ``(W,)``; ``limit_w``
     and ``top`` ``(K, U)`` are the columns'. ``result``: the block's result as whole, writeable,
@@ -201,7 +157,8 @@ def serve_governed_into(
     solve at the clocks ``prev_clock`` ``(K, U)`` on these columns: the cells the governor lowers,
     and the ticks their queues carry that to, are solved again and written there (as
     :func:`_result` gives an inference column), the others are left
-    (:func:`twin.engine.serve_kernel.serve_governed_into`). Every column must be one of
+    (:func:`twin.engine.serve_kernel.serve_governed_into`); without ``prev_clock`` every cell of
+    the columns is solved and written. Every column must be one of
     :attr:`ServerConstants.kernel_columns`. Returns the clocks ``(K, U)`` and the ticks ``(K,)``
     where a cell written leaves other backlogs than the result held.
     """
