@@ -182,7 +182,7 @@ class PeriodicEvents(_Periodic):
         #: Running sums of each quantity over the sorted events, 0 first: ``(n + 1,)`` each.
         self.running = {name: np.concatenate(([0.0], np.cumsum(w))) for name, w in cols.items()}
         self.totals = {name: float(c[-1]) for name, c in self.running.items()}
-        self.search = BucketedSearch(t, "left")
+        self._search = BucketedSearch(t, "left")
 
     @property
     def mean_rate_per_s(self) -> float:
@@ -192,7 +192,7 @@ class PeriodicEvents(_Periodic):
     def cumulative(self, tau_s: ArrayLike) -> dict[str, FloatArray]:
         """``G(tau)``: sums over the periodic extension's events in ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        idx = self.search(r)
+        idx = self._search(r)
         # The running count at an event is its index (a sum of ones): no lookup needed.
         return {name: q * self.totals[name] + (idx if name == "count" else c[idx]) for name, c in self.running.items()}
 
@@ -265,7 +265,7 @@ class PeriodicSignal(_Periodic):
         widths = self._ends - b
         self._cum = np.concatenate(([0.0], np.cumsum(v * widths)))
         self.total = float(self._cum[-1])
-        self.search = BucketedSearch(b, "right")
+        self._search = BucketedSearch(b, "right")
 
     @property
     def mean(self) -> float:
@@ -295,7 +295,7 @@ class PeriodicSignal(_Periodic):
     def integral(self, tau_s: ArrayLike) -> FloatArray:
         """``I(tau)``: integral of the periodic extension over ``[0, tau)``, ``tau >= 0``."""
         q, r = _fold(np.asarray(tau_s, dtype=np.float64), self.period_s)
-        j = self.search(r) - 1
+        j = self._search(r) - 1
         return np.asarray(q * self.total + self._cum[j] + self.values[j] * (r - self.starts_s[j]))
 
     def window_mean(self, t0_s: ArrayLike, t1_s: ArrayLike, offset_s: ArrayLike = 0.0) -> FloatArray:
