@@ -420,7 +420,7 @@ def test_the_numpy_and_compiled_solves_give_the_same_outputs() -> None:
 @given(x=st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([-0.0, 0.0, 1.0, -1e-300, 1.0 + 2e-16]))
 def test_the_kernels_clip_of_an_activity_is_numpys(x: float) -> None:
     """The compiled governor clips the activities it writes as ``_result``'s ``np.clip`` does (signed zeros, NaN)."""
-    from twin.engine.serve_kernel import _clip01
+    from twin.engine.governor_kernel import _clip01
 
     want = np.clip(np.array([x]), 0.0, 1.0)[0]
     got = _clip01(x)

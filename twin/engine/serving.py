@@ -147,7 +147,7 @@ def serve_governed_into(
 
     Each cell at the highest clock up to ``top`` whose model power (``board``), at the activity it
     has there, fits ``limit_w``, solved tick by tick from the backlogs each tick really starts with
-    (:func:`twin.engine.serve_kernel._serve_governed`); the clock where the power meets the limit
+    (:func:`twin.engine.governor_kernel._serve_governed`); the clock where the power meets the limit
     (to ``CONVERGED_RTOL`` from below) is :func:`twin.physics.governor.governed_clock`'s, found in
     one pass in time instead of steps over the whole block.
 
@@ -157,16 +157,16 @@ def serve_governed_into(
     solve at the clocks ``prev_clock`` ``(K, U)`` on these columns: the cells the governor lowers,
     and the ticks their queues carry that to, are solved again and written there (as
     :func:`_result` gives an inference column), the others are left
-    (:func:`twin.engine.serve_kernel.serve_governed_into`); without ``prev_clock`` every cell of
+    (:func:`twin.engine.governor_kernel.serve_governed_into`); without ``prev_clock`` every cell of
     the columns is solved and written. Every column must be one of
     :attr:`ServerConstants.kernel_columns`. Returns the clocks ``(K, U)`` and the ticks ``(K,)``
     where a cell written leaves other backlogs than the result held.
     """
-    from twin.engine import serve_kernel
+    from twin.engine import governor_kernel
 
     assert c.kernel_columns[cols].all(), "a governed compiled solve of columns it does not cover"
     n = c.inference.size
-    return serve_kernel.serve_governed_into(
+    return governor_kernel.serve_governed_into(
         c.kernel_constants[:, cols],
         c.device.linear_roofline,
         demand,
